@@ -1,0 +1,43 @@
+"""indb: machine learning that lives in the database.
+
+>>> import indb
+>>> db = indb.connect()                       # ./indb.duckdb, or $INDB_URL
+>>> db.register_model("loans", pipeline, sample=X)
+>>> db.deploy("loans", table="loan_requests")
+>>> db.sql("SELECT predict_loans(income, debt, purpose) FROM applicants")
+"""
+
+from __future__ import annotations
+
+from indb.database import Database
+from indb.deployments import Deployment
+from indb.errors import (
+    DatabaseError,
+    DeploymentError,
+    IndbError,
+    IntegrityError,
+    InvalidNameError,
+    ModelError,
+    NotFoundError,
+    ScoringError,
+)
+from indb.registry import ModelVersion
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "connect", "Database", "Deployment", "ModelVersion", "IndbError", "DatabaseError",
+    "DeploymentError", "IntegrityError", "InvalidNameError", "ModelError", "NotFoundError",
+    "ScoringError",
+]
+
+
+def connect(url: str | None = None) -> Database:
+    """Open a database and create or upgrade its catalog.
+
+    ``url``: ``duckdb:///path/file.duckdb``, ``duckdb:///:memory:``; default ``$INDB_URL`` or
+    ``indb.duckdb`` in the working directory.
+    """
+    from indb.backends import open_backend
+
+    return Database(open_backend(url))

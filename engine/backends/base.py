@@ -1,0 +1,101 @@
+"""The small interface every backend implements.
+
+Code above ``backends/`` speaks to a database only through this class: it runs
+statements (values as bound parameters), opens transactions, and asks the backend
+to make a model version callable and to score inserts into a table. Capability
+flags say what a backend can do; nothing above asks which backend it is.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pandas as pd
+
+from indb.udfs.signature import Signature
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What a backend needs to make one model version callable."""
+
+    model: str
+    version: int
+    sha256: str
+    signature: Signature
+
+
+@dataclass(frozen=True)
+class ScoringTarget:
+    """Where a deployment's inserts go and what scores them."""
+
+    table: str
+    model: ModelRef
+    runtime: str
+    probability_columns: tuple[str, ...]  # one per class, in class order; empty for regression
+
+
+class Backend(ABC):
+    name: str
+    dialect: str
+    supports_python_udfs: bool = False
+    supports_statement_triggers: bool = False
+
+    url: str
+    user: str
+
+    # -- statements ---------------------------------------------------------------------------
+    @abstractmethod
+    def execute(self, sql: str, params: dict | Sequence | None = None) -> None:
+        """Run one statement whose result is not needed."""
+
+    @abstractmethod
+    def query(self, sql: str, params: dict | Sequence | None = None) -> pd.DataFrame:
+        """Run one statement and return its rows."""
+
+    @abstractmethod
+    def rows(self, sql: str, params: dict | Sequence | None = None) -> list[tuple]:
+        """Run one statement and return its rows as tuples (cheap for catalog look-ups)."""
+
+    @abstractmethod
+    def run_user_sql(self, sql: str, params: dict | Sequence | None = None) -> pd.DataFrame | None:
+        """Run SQL a user wrote: rows as a DataFrame when it returns any, else None."""
+
+    def script(self, text: str) -> None:
+        from indb.sql import split_script
+
+        for statement in split_script(text):
+            self.execute(statement)
+
+    @contextmanager
+    @abstractmethod
+    def transaction(self) -> Iterator[None]:
+        """All or nothing; nested calls join the outer transaction."""
+
+    @abstractmethod
+    def table_columns(self, table: str) -> dict[str, str] | None:
+        """Column name -> SQL type of a table in the default schema, None if there is none."""
+
+    @abstractmethod
+    def translate(self, error: Exception) -> Exception:
+        """The indb error for a driver exception (called inside ``except`` blocks)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # -- models -------------------------------------------------------------------------------
+    @abstractmethod
+    def prepare_model(self, ref: ModelRef) -> None:
+        """Make one version's runtime available on this connection (e.g. register its UDF)."""
+
+    @abstractmethod
+    def model_sql(self, ref: ModelRef, *, default: bool) -> list[str]:
+        """Statements that create ``predict_<model>_v<N>`` (and, if default, ``predict_<model>``)."""
+
+    @abstractmethod
+    def scoring_sql(self, target: ScoringTarget, *, backfill: bool) -> list[str]:
+        """Statements that score every insert into ``target.table`` (and, with backfill, the
+        rows already there that have no prediction)."""

@@ -1,0 +1,231 @@
+"""Embedded DuckDB (>= 2.0): models as Arrow UDFs behind macros, scoring by statement triggers.
+
+A Python UDF belongs to the DuckDB instance of this process, so every connection
+indb opens registers the scoring function of every model version; the public
+``predict_*`` macros live in the database file and call them.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import duckdb
+import pandas as pd
+
+from indb import errors
+from indb.backends.base import Backend, ModelRef, ScoringTarget
+from indb.identifiers import Quoted, fill, join, literal, quote
+from indb.sql import statement
+from indb.udfs import onnx_udf
+
+_UDF_ERROR = re.compile(r"Python exception occurred while executing the UDF: (\w+): (.*)", re.S)
+_OUR_ERRORS = {"ScoringError": errors.ScoringError, "IntegrityError": errors.IntegrityError}
+
+# Open backends per database file: a UDF outlives the connection that registered it, so
+# it loads model bytes through whichever connection to its database is still open.
+_open: dict[str, weakref.WeakSet] = {}
+_open_lock = threading.Lock()
+
+
+def scoring_function(ref: ModelRef) -> str:
+    """The UDF's name binds the stored bytes: a changed blob is never scored by a stale UDF."""
+    return f"indb_score_{ref.model}_v{ref.version}_{ref.sha256[:12]}"
+
+
+def model_functions(model: str, version: int | None = None) -> tuple[str, str]:
+    suffix = "" if version is None else f"_v{version}"
+    return f"predict_{model}{suffix}", f"predict_proba_{model}{suffix}"
+
+
+class DuckDBBackend(Backend):
+    name = "duckdb"
+    dialect = "duckdb"
+    supports_python_udfs = True
+    supports_statement_triggers = True
+
+    def __init__(self, path: str):
+        self.path = path
+        self.url = f"duckdb:///{path}" if path == ":memory:" else f"duckdb://{path}"
+        self.user = getpass.getuser()
+        try:
+            self.con = duckdb.connect(path)
+        except duckdb.Error as e:
+            raise errors.DatabaseError(f"cannot open DuckDB database {path!r}: {e}") from None
+        self._depth = 0
+        # Scope of cached sessions and of the open-connection registry.
+        self.scope = os.path.abspath(path) if path != ":memory:" else f":memory:{id(self)}"
+        with _open_lock:
+            _open.setdefault(self.scope, weakref.WeakSet()).add(self)
+
+    # -- statements ---------------------------------------------------------------------------
+    def execute(self, sql: str, params: dict | Sequence | None = None) -> None:
+        self.con.execute(sql, params)
+
+    def query(self, sql: str, params: dict | Sequence | None = None) -> pd.DataFrame:
+        return self.con.execute(sql, params).df()
+
+    def rows(self, sql: str, params: dict | Sequence | None = None) -> list[tuple]:
+        return self.con.execute(sql, params).fetchall()
+
+    def run_user_sql(self, sql: str, params: dict | Sequence | None = None) -> pd.DataFrame | None:
+        cursor = self.con.execute(sql, params)
+        if cursor.description is None:
+            return None
+        return cursor.df()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.con.begin()
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._depth = 0
+            self.con.rollback()
+            raise
+        self._depth = 0
+        self.con.commit()
+
+    def table_columns(self, table: str) -> dict[str, str] | None:
+        found = self.rows(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = $table "
+            "ORDER BY ordinal_position",
+            {"table": table},
+        )
+        return {name: data_type for name, data_type in found} or None
+
+    def translate(self, error: Exception) -> Exception:
+        if isinstance(error, errors.IndbError):
+            return error
+        if not isinstance(error, duckdb.Error):
+            return error
+        text = str(error)
+        match = _UDF_ERROR.search(text)
+        if match and match[1] in _OUR_ERRORS:
+            return _OUR_ERRORS[match[1]](match[2].strip() + " (statement rolled back)")
+        return errors.DatabaseError(text)
+
+    def close(self) -> None:
+        with _open_lock:
+            _open.get(self.scope, weakref.WeakSet()).discard(self)
+        self.con.close()
+
+    # -- models -------------------------------------------------------------------------------
+    def _load_bytes(self, model: str, version: int) -> bytes:
+        with _open_lock:
+            live = list(_open.get(self.scope, ()))
+        for backend in live:
+            try:
+                cursor = backend.con.cursor()
+            except duckdb.Error:
+                continue
+            try:
+                found = cursor.execute(
+                    "SELECT onnx FROM indb.model_versions WHERE model = $m AND version = $v",
+                    {"m": model, "v": version},
+                ).fetchone()
+            finally:
+                cursor.close()
+            if found is None:
+                raise errors.NotFoundError("model version", f"{model} v{version}")
+            return found[0]
+        raise errors.DatabaseError(f"no open indb connection to {self.path!r} to load {model!r}")
+
+    def _has_function(self, name: str) -> bool:
+        return bool(
+            self.rows("SELECT 1 FROM duckdb_functions() WHERE function_name = $n", {"n": name})
+        )
+
+    def register_udf(self, ref: ModelRef) -> None:
+        """Register the Arrow scoring UDF of one version unless this instance has it."""
+        name = scoring_function(ref)
+        if self._has_function(name):
+            return
+        sig = ref.signature
+        scorer = onnx_udf.make_scorer(
+            ref.model, ref.version, ref.sha256, sig,
+            lambda: self._load_bytes(ref.model, ref.version), self.scope,
+        )
+        self.con.create_function(
+            name, scorer, [i.sql_type for i in sig.inputs], onnx_udf.result_type(sig),
+            type="arrow", null_handling="special", side_effects=False,
+        )
+
+    def prepare_model(self, ref: ModelRef) -> None:
+        self.register_udf(ref)
+
+    def model_sql(self, ref: ModelRef, *, default: bool) -> list[str]:
+        result = self._macro_sql(ref, version=ref.version)
+        if default:
+            result += self._macro_sql(ref, version=None)
+        return result
+
+    def _macro_sql(self, ref: ModelRef, version: int | None) -> list[str]:
+        q = self._quote
+        sig = ref.signature
+        predict, proba = model_functions(ref.model, version)
+        parameters = join(q(c) for c in sig.columns)
+        function = q(scoring_function(ref))
+        todo = [(predict, "create_predict_macro")]
+        if sig.task == "classification":
+            todo.append((proba, "create_proba_macro"))
+        result = []
+        for name, which in todo:
+            template = statement("scoring", which, self.dialect)
+            result.append(fill(template, name=q(name), parameters=parameters, function=function))
+            pinned = "" if version is not None else " (default version)"
+            comment = f"indb model {ref.model} version {ref.version}{pinned}: " + sig.describe(name)
+            template = statement("scoring", "comment_macro", self.dialect)
+            result.append(fill(template, name=q(name), comment=literal(comment, self.dialect)))
+        return result
+
+    # -- scoring on insert --------------------------------------------------------------------
+    def _score_rows(self, target: ScoringTarget, source: Quoted) -> str:
+        q = self._quote
+        ref = target.model
+        columns = [q(c) for c in target.probability_columns]
+        values = [Quoted(f"result.probabilities[{i + 1}]") for i in range(len(columns))]
+        return fill(
+            statement("scoring", "score_rows", self.dialect),
+            predictions=q(f"{target.table}_predictions"),
+            probability_columns=join(columns, prefix=", ", separator=""),
+            probability_values=join(values, prefix=", ", separator=""),
+            model=literal(ref.model, self.dialect),
+            version=Quoted(str(int(ref.version))),
+            runtime=literal(target.runtime, self.dialect),
+            function=q(scoring_function(ref)),
+            arguments=join(q(c) for c in ref.signature.columns),
+            source=source,
+        )
+
+    def _quote(self, name: str) -> Quoted:
+        return quote(name, dialect=self.dialect)
+
+    def scoring_sql(self, target: ScoringTarget, *, backfill: bool) -> list[str]:
+        q = self._quote
+        body = self._score_rows(target, Quoted("new_rows"))
+        trigger = fill(
+            statement("scoring", "create_trigger", self.dialect),
+            trigger=q(f"{target.table}_score"), table=q(target.table), body=Quoted(body),
+        )
+        if not backfill:
+            return [trigger]
+        unscored = fill(
+            statement("scoring", "unscored_rows", self.dialect),
+            table=q(target.table), predictions=q(f"{target.table}_predictions"),
+        )
+        return [self._score_rows(target, Quoted(unscored)), trigger]

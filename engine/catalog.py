@@ -1,0 +1,29 @@
+"""Creates or upgrades the catalog (schema ``indb``) by applying numbered migrations once."""
+
+from __future__ import annotations
+
+from indb.backends.base import Backend
+from indb.sql import migrations, statement
+
+CATALOG_VERSION = max(m.version for m in migrations())
+
+
+def schema_version(backend: Backend) -> int:
+    (version,), = backend.rows(statement("catalog", "schema_version", backend.dialect))
+    return int(version)
+
+
+def ensure(backend: Backend) -> int:
+    """Apply missing migrations in one transaction; a no-op on an up-to-date catalog."""
+    with backend.transaction():
+        backend.script(statement("catalog", "bootstrap", backend.dialect))
+        current = schema_version(backend)
+        for migration in migrations():
+            if migration.version <= current:
+                continue
+            backend.script(migration.text)
+            backend.execute(
+                statement("catalog", "record_migration", backend.dialect),
+                {"version": migration.version, "name": migration.name},
+            )
+    return schema_version(backend)

@@ -1,0 +1,144 @@
+"""``Database``: the public Python face of indb over one backend connection."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from indb import catalog, deployments, registry
+from indb.backends.base import Backend
+from indb.deployments import Deployment
+from indb.errors import DatabaseError
+from indb.registry import ModelVersion
+from indb.sql import statement
+
+
+class Database:
+    """A connection with indb's catalog: register models, deploy them, run SQL."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        try:
+            self.schema_version = catalog.ensure(backend)
+            registry.install_all(backend)
+        except Exception as e:
+            backend.close()
+            raise backend.translate(e) from None
+
+    def __repr__(self) -> str:
+        return f"<indb.Database {self.backend.url}>"
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def _call(self, function, *args, **kwargs):
+        try:
+            return function(self.backend, *args, **kwargs)
+        except Exception as e:
+            raise self.backend.translate(e) from None
+
+    # -- SQL ------------------------------------------------------------------------------------
+    def sql(self, text: str, params: dict | Sequence | None = None) -> pd.DataFrame | None:
+        """Run SQL with bound parameters; rows come back as a DataFrame, else None."""
+        try:
+            return self.backend.run_user_sql(text, params)
+        except Exception as e:
+            error = self.backend.translate(e)
+            if isinstance(error, DatabaseError):
+                error = DatabaseError(str(error) + self._expected_columns_hint(text))
+            raise error from None
+
+    def _expected_columns_hint(self, text: str) -> str:
+        """For a failed INSERT into a deployed table, what the table expects."""
+        import sqlglot
+        from sqlglot import exp
+
+        try:
+            tree = sqlglot.parse_one(text, dialect=self.backend.dialect)
+        except Exception:
+            return ""
+        if not isinstance(tree, exp.Insert):
+            return ""
+        table = tree.find(exp.Table)
+        if table is None:
+            return ""
+        found = self.backend.rows(
+            statement("deployments", "get_deployment", self.backend.dialect),
+            {"table_name": table.name},
+        )
+        columns = self.backend.table_columns(table.name) if found else None
+        if not columns:
+            return ""
+        shown = ", ".join(f"{c} {t}" for c, t in columns.items() if c not in ("id", "created_at"))
+        return f"\n(table {table.name!r} is scored by model {found[0][1]!r}; it takes: {shown})"
+
+    # -- models ---------------------------------------------------------------------------------
+    def register_model(
+        self,
+        name: str,
+        model: Any,
+        *,
+        sample: pd.DataFrame,
+        metrics: dict | None = None,
+        tags: dict | None = None,
+        description: str | None = None,
+    ) -> ModelVersion:
+        """Store a fitted scikit-learn model (converted to ONNX) or ONNX bytes as a new version.
+
+        ``sample`` is a DataFrame of model inputs: its columns become the SQL arguments of
+        ``predict_<name>`` (in order) and the conversion is checked against it.
+        """
+        return self._call(
+            registry.register, name, model, sample=sample, metrics=metrics, tags=tags,
+            description=description,
+        )
+
+    def models(self) -> pd.DataFrame:
+        return self._call(lambda b: b.query(statement("registry", "list_models", b.dialect)))
+
+    def model_versions(self, name: str) -> list[ModelVersion]:
+        return self._call(registry.versions, name)
+
+    def get_model(self, name: str, version: int | str | None = None) -> ModelVersion:
+        """A version with its ONNX bytes (sha256-checked); None means the default version."""
+        return self._call(registry.get, name, version)
+
+    def set_alias(self, name: str, alias: str, version: int | str) -> int:
+        return self._call(registry.set_alias, name, alias, version)
+
+    def remove_alias(self, name: str, alias: str) -> None:
+        return self._call(registry.remove_alias, name, alias)
+
+    # -- deployments ----------------------------------------------------------------------------
+    def deploy(
+        self,
+        model: str,
+        *,
+        table: str,
+        version: int | str | None = None,
+        runtime: str = "auto",
+        dry_run: bool = False,
+    ) -> Deployment:
+        """Score every insert into ``table`` with a model version; ``dry_run`` only shows SQL."""
+        return self._call(
+            deployments.deploy, model, table=table, version=version, runtime=runtime,
+            dry_run=dry_run,
+        )
+
+    def deployment(self, table: str) -> Deployment:
+        return self._call(deployments.get, table)
+
+    def deployments(self) -> pd.DataFrame:
+        return self._call(lambda b: b.query(statement("deployments", "list_deployments", b.dialect)))

@@ -1,0 +1,92 @@
+"""Validation and quoting of the names users give to models, tables, columns and aliases.
+
+Only names that pass these checks ever reach SQL text, and they reach it quoted by
+sqlglot for the backend's dialect.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from indb.errors import InvalidNameError
+
+# Lowercase so that unquoted SQL written by users (which most engines fold) finds the object.
+_OBJECT_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_MODEL_NAME = 40  # leaves room for predict_proba_<model>_v<N> within PostgreSQL's 63 bytes
+MAX_NAME = 63
+
+
+def _check(value: object, kind: str, pattern: re.Pattern, max_length: int, hint: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidNameError(f"{kind} name must be a string, got {type(value).__name__}")
+    if not pattern.fullmatch(value) or len(value) > max_length:
+        raise InvalidNameError(
+            f"{kind} name {value!r} is not a plain identifier: expected {hint}, "
+            f"at most {max_length} characters"
+        )
+    return value
+
+
+def model_name(value: object) -> str:
+    return _check(
+        value, "model", _OBJECT_NAME, MAX_MODEL_NAME,
+        "lowercase letters, digits and underscores, starting with a letter or underscore",
+    )
+
+
+def table_name(value: object) -> str:
+    return _check(
+        value, "table", _OBJECT_NAME, MAX_NAME - len("_ground_truth"),
+        "lowercase letters, digits and underscores, starting with a letter or underscore",
+    )
+
+
+def alias_name(value: object) -> str:
+    return _check(
+        value, "alias", _OBJECT_NAME, MAX_NAME,
+        "lowercase letters, digits and underscores (e.g. 'production', 'staging')",
+    )
+
+
+def column_name(value: object) -> str:
+    return _check(
+        value, "column", _COLUMN_NAME, MAX_NAME,
+        "letters, digits and underscores, starting with a letter or underscore",
+    )
+
+
+@dataclass(frozen=True)
+class Quoted:
+    """SQL text of an identifier that was validated and quoted; the only thing templates accept."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def quote(*parts: str, dialect: str) -> Quoted:
+    """Quote a (possibly schema-qualified) identifier for ``dialect``."""
+    return Quoted(".".join(exp.to_identifier(p, quoted=True).sql(dialect=dialect) for p in parts))
+
+
+def literal(value: str, dialect: str) -> Quoted:
+    """A string literal for DDL positions that take no bound parameters (e.g. nextval('seq'))."""
+    return Quoted(exp.Literal.string(value).sql(dialect=dialect))
+
+
+def fill(template: str, **slots: Quoted) -> str:
+    """Fill a SQL template's ``{slots}``; only validated, quoted text is accepted."""
+    for name, value in slots.items():
+        if not isinstance(value, Quoted):
+            raise TypeError(f"slot {name!r} must be Quoted SQL text, got {type(value).__name__}")
+    return template.format(**{k: v.text for k, v in slots.items()})
+
+
+def join(parts, separator: str = ", ", prefix: str = "") -> Quoted:
+    """Join quoted pieces into one fragment, each preceded by ``prefix``."""
+    return Quoted(separator.join(prefix + p.text for p in parts))

@@ -1,0 +1,316 @@
+"""The model registry: versions of ONNX models in catalog tables, with aliases such as production."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from indb import audit, identifiers
+from indb.backends.base import Backend, ModelRef
+from indb.errors import ModelError, NotFoundError
+from indb.recipe import recipe as make_recipe
+from indb.sql import statement
+from indb.udfs import convert, sessions
+from indb.udfs.signature import Signature
+
+# Columns every request table or scored view has; a feature may not take these names.
+RESERVED_COLUMNS = (
+    "id", "created_at", "model", "model_version", "runtime", "prediction", "scored_at",
+    "label", "observed_at",
+)
+PARITY_ROWS = 1000
+PARITY_TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version of a model, as stored in ``indb.model_versions``."""
+
+    name: str
+    version: int
+    sha256: str
+    task: str
+    signature: Signature
+    size_bytes: int
+    recipe: dict
+    metrics: dict | None = None
+    tags: dict | None = None
+    description: str | None = None
+    created_by: str | None = None
+    created_at: datetime | None = None
+    conversion: dict | None = None
+    onnx: bytes | None = field(default=None, repr=False)
+
+    @property
+    def classes(self) -> tuple | None:
+        return self.signature.classes
+
+    @property
+    def ref(self) -> ModelRef:
+        return ModelRef(self.name, self.version, self.sha256, self.signature)
+
+    def describe(self) -> str:
+        return self.signature.describe(f"predict_{self.name}")
+
+
+def _sql(name: str, backend: Backend) -> str:
+    return statement("registry", name, backend.dialect)
+
+
+def _json_or_none(value: Any, what: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ModelError(f"{what} must be a dict, got {type(value).__name__}")
+    try:
+        return json.dumps(value, default=lambda v: v.item() if isinstance(v, np.generic) else str(v))
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"{what} cannot be stored as JSON: {e}") from None
+
+
+def _is_sklearn(model: Any) -> bool:
+    return hasattr(model, "fit") and hasattr(model, "get_params")
+
+
+def _check_columns(sample: pd.DataFrame) -> list[str]:
+    columns = []
+    for column in sample.columns:
+        name = identifiers.column_name(column)
+        if name.lower() in RESERVED_COLUMNS:
+            raise ModelError(
+                f"sample column {name!r} clashes with a column indb adds to request tables and "
+                f"views ({', '.join(RESERVED_COLUMNS)}); rename it"
+            )
+        columns.append(name)
+    if len({c.lower() for c in columns}) != len(columns):
+        raise ModelError(f"sample columns {columns} differ only by case; SQL cannot tell them apart")
+    return columns
+
+
+def _run_sample(sig: Signature, data: bytes, sample: pd.DataFrame) -> list:
+    try:
+        session = sessions.build(data)
+        outputs = [sig.prediction_output] + ([sig.probability_output] if sig.probability_output else [])
+        return session.run(outputs, convert.feeds(sig, sample))
+    except Exception as e:
+        raise ModelError(f"the model does not run on its sample: {e}") from None
+
+
+def _parity(estimator: Any, sig: Signature, results: list, sample: pd.DataFrame) -> dict:
+    """Compare the ONNX outputs with the estimator's own on the sample; refuse a bad conversion."""
+    expected = np.asarray(estimator.predict(sample))
+    got = np.asarray(results[0]).reshape(len(sample), -1)
+    report: dict[str, Any] = {"rows": len(sample), "tolerance": PARITY_TOLERANCE}
+    if sig.task == "classification":
+        mismatches = int(np.sum(got.ravel().astype(str) != expected.astype(str)))
+        difference = np.abs(np.asarray(results[1]) - estimator.predict_proba(sample))
+        report["label_mismatches"] = mismatches
+    else:
+        difference = np.abs(got.ravel() - expected.ravel()) / np.maximum(1.0, np.abs(expected.ravel()))
+        mismatches = 0
+    report["max_abs_diff"] = float(np.nanmax(difference)) if difference.size else 0.0
+    if mismatches or report["max_abs_diff"] > PARITY_TOLERANCE:
+        raise ModelError(
+            f"the ONNX conversion of {type(estimator).__name__} disagrees with scikit-learn on "
+            f"its sample ({mismatches} label mismatches, max difference "
+            f"{report['max_abs_diff']:.3g} > {PARITY_TOLERANCE}); it was not registered"
+        )
+    return report
+
+
+def prepare(model: Any, sample: pd.DataFrame) -> tuple[bytes, Signature, dict, dict | None]:
+    """ONNX bytes, signature, recipe and conversion report for a model and its sample."""
+    try:
+        convert.sample_types(sample)
+        columns = _check_columns(sample)
+        if isinstance(model, bytes | bytearray | memoryview):
+            proto = convert.fit_to_sample(convert.parse_onnx(bytes(model)), sample)
+            recipe = {"estimator": None, "features": columns, "label": None, "source": "onnx"}
+            estimator = None
+        elif _is_sklearn(model):
+            from sklearn.exceptions import NotFittedError
+            from sklearn.utils.validation import check_is_fitted
+
+            try:
+                check_is_fitted(model)
+            except NotFittedError:
+                raise ModelError(f"{type(model).__name__} is not fitted; call fit() first") from None
+            proto = convert.from_sklearn(model, sample)
+            recipe = make_recipe(model, columns)
+            estimator = model
+        else:
+            raise ModelError(
+                f"cannot register a {type(model).__name__}: give a fitted scikit-learn "
+                "estimator or pipeline, or ONNX bytes"
+            )
+        classes = getattr(estimator, "classes_", None)
+        classes = None if classes is None else convert.python_classes(classes)
+        sig = convert.signature(proto, sample, classes)
+    except convert.ConversionError as e:
+        raise ModelError(str(e)) from None
+    data = proto.SerializeToString()
+    check = sample.head(PARITY_ROWS)
+    results = _run_sample(sig, data, check)
+    conversion = _parity(estimator, sig, results, check) if estimator is not None else None
+    return data, sig, recipe, conversion
+
+
+def register(
+    backend: Backend,
+    name: str,
+    model: Any,
+    *,
+    sample: pd.DataFrame,
+    metrics: dict | None = None,
+    tags: dict | None = None,
+    description: str | None = None,
+) -> ModelVersion:
+    name = identifiers.model_name(name)
+    data, sig, recipe, conversion = prepare(model, sample)
+    sha256 = hashlib.sha256(data).hexdigest()
+    values = {
+        "model": name, "onnx": data, "sha256": sha256, "size_bytes": len(data),
+        "task": sig.task, "signature": sig.describe(f"predict_{name}"),
+        "inputs": sig.inputs_json(), "outputs": sig.outputs_json(),
+        "classes": sig.classes_json(), "recipe": json.dumps(recipe),
+        "metrics": _json_or_none(metrics, "metrics"), "tags": _json_or_none(tags, "tags"),
+        "conversion": None if conversion is None else json.dumps(conversion),
+        "description": description, "created_by": backend.user,
+    }
+    with backend.transaction():
+        if not backend.rows(_sql("get_model", backend), {"name": name}):
+            backend.execute(
+                _sql("insert_model", backend),
+                {"name": name, "description": description, "created_by": backend.user},
+            )
+        (version,), = backend.rows(_sql("next_version", backend), {"model": name})
+        backend.execute(_sql("insert_version", backend), {**values, "version": version})
+        ref = ModelRef(name, version, sha256, sig)
+        backend.prepare_model(ref)
+        is_default = default_version(backend, name) == version
+        for text in backend.model_sql(ref, default=is_default):
+            backend.execute(text)
+        audit.record(backend, "register_model", f"{name} v{version}", {"sha256": sha256})
+    return get(backend, name, version, with_bytes=False)
+
+
+def model_names(backend: Backend) -> list[str]:
+    return [r[0] for r in backend.rows(_sql("list_model_names", backend))]
+
+
+def _require_model(backend: Backend, name: str) -> None:
+    if not backend.rows(_sql("get_model", backend), {"name": name}):
+        raise NotFoundError("model", name, model_names(backend))
+
+
+def default_version(backend: Backend, name: str) -> int:
+    (version,), = backend.rows(_sql("default_version", backend), {"model": name})
+    if version is None:
+        _require_model(backend, name)
+        raise NotFoundError("a version of model", name, [])
+    return int(version)
+
+
+def resolve(backend: Backend, name: str, version: int | str | None) -> int:
+    """A version number from None (the default), a number, or an alias."""
+    identifiers.model_name(name)
+    _require_model(backend, name)
+    if version is None:
+        return default_version(backend, name)
+    if isinstance(version, str) and not version.isdigit():
+        found = backend.rows(
+            _sql("alias_version", backend), {"model": name, "alias": identifiers.alias_name(version)}
+        )
+        if not found:
+            raise NotFoundError(f"alias of model {name!r}", version, [])
+        return int(found[0][0])
+    if isinstance(version, bool) or not isinstance(version, int | str):
+        raise TypeError(f"version must be an int, an alias or None, got {type(version).__name__}")
+    return int(version)
+
+
+def _from_row(row: dict, with_bytes: bool) -> ModelVersion:
+    sig = Signature.from_catalog(row["inputs"], row["outputs"], row["classes"])
+    loads = lambda v: None if v is None else json.loads(v)  # noqa: E731
+    return ModelVersion(
+        name=row["model"], version=int(row["version"]), sha256=row["sha256"], task=row["task"],
+        signature=sig, size_bytes=int(row["size_bytes"]), recipe=loads(row["recipe"]),
+        metrics=loads(row["metrics"]), tags=loads(row["tags"]), description=row["description"],
+        created_by=row["created_by"], created_at=row["created_at"],
+        conversion=loads(row["conversion"]), onnx=bytes(row["onnx"]) if with_bytes else None,
+    )
+
+
+def get(
+    backend: Backend, name: str, version: int | str | None = None, *, with_bytes: bool = True
+) -> ModelVersion:
+    """One version; its bytes are loaded and checked against the recorded sha256."""
+    number = resolve(backend, name, version)
+    frame = backend.query(_sql("get_version", backend), {"model": name, "version": number})
+    if frame.empty:
+        known = [str(v) for v in versions_frame(backend, name)["version"]]
+        raise NotFoundError(f"version of model {name!r}", number, known)
+    row = frame.iloc[0].to_dict()
+    sessions.verify(name, number, bytes(row["onnx"]), row["sha256"])
+    return _from_row(row, with_bytes)
+
+
+def versions_frame(backend: Backend, name: str) -> pd.DataFrame:
+    return backend.query(_sql("list_versions", backend), {"model": name})
+
+
+def versions(backend: Backend, name: str) -> list[ModelVersion]:
+    """Every version of a model, oldest first; raises IntegrityError on a corrupted blob."""
+    identifiers.model_name(name)
+    _require_model(backend, name)
+    result = []
+    for row in versions_frame(backend, name).to_dict("records"):
+        if not row["integrity_ok"]:
+            sessions.verify(name, int(row["version"]), b"", row["sha256"])
+        result.append(_from_row(row, with_bytes=False))
+    return result
+
+
+def set_alias(backend: Backend, name: str, alias: str, version: int | str) -> int:
+    """Point ``alias`` at a version; moving production also moves ``predict_<model>``."""
+    alias = identifiers.alias_name(alias)
+    target = get(backend, name, version, with_bytes=False)
+    with backend.transaction():
+        backend.execute(_sql("delete_alias", backend), {"model": name, "alias": alias})
+        backend.execute(
+            _sql("insert_alias", backend), {"model": name, "alias": alias, "version": target.version}
+        )
+        _refresh_default(backend, name)
+        audit.record(backend, "set_alias", f"{name} v{target.version}", {"alias": alias})
+    return target.version
+
+
+def remove_alias(backend: Backend, name: str, alias: str) -> None:
+    alias = identifiers.alias_name(alias)
+    resolve(backend, name, alias)
+    with backend.transaction():
+        backend.execute(_sql("delete_alias", backend), {"model": name, "alias": alias})
+        _refresh_default(backend, name)
+        audit.record(backend, "remove_alias", name, {"alias": alias})
+
+
+def _refresh_default(backend: Backend, name: str) -> None:
+    current = get(backend, name, None, with_bytes=False)
+    backend.prepare_model(current.ref)
+    for text in backend.model_sql(current.ref, default=True):
+        backend.execute(text)
+
+
+def install_all(backend: Backend) -> None:
+    """Make every registered version callable on this connection (run at connect)."""
+    for row in backend.query(statement("registry", "all_versions", backend.dialect)).to_dict(
+        "records"
+    ):
+        sig = Signature.from_catalog(row["inputs"], row["outputs"], row["classes"])
+        backend.prepare_model(ModelRef(row["model"], int(row["version"]), row["sha256"], sig))

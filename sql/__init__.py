@@ -1,0 +1,71 @@
+"""The SQL indb runs, kept as files.
+
+A file holds the statements for one purpose, each introduced by a line
+``-- name: <statement>``. Statements are written once in DuckDB's dialect with
+``$name`` parameters; a backend whose dialect differs either ships its own copy
+under ``sql/<dialect>/`` or transpiles the text with sqlglot.
+
+Templates for per-deployment DDL (``sql/<dialect>/*.sql``) hold ``{slots}`` that
+are filled only with identifiers that were validated and quoted by
+:mod:`indb.identifiers`; values are always bound parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+_NAME_LINE = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+_MIGRATION_FILE = re.compile(r"^(\d{3})_(\w+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    text: str
+
+
+def _read(relative: str) -> str:
+    return resources.files(__name__).joinpath(relative).read_text(encoding="utf-8")
+
+
+@cache
+def statements(file: str, dialect: str = "duckdb") -> dict[str, str]:
+    """Named statements of ``<file>.sql``, preferring ``<dialect>/<file>.sql``."""
+    root = resources.files(__name__)
+    own = root.joinpath(dialect, f"{file}.sql")
+    text = own.read_text(encoding="utf-8") if own.is_file() else _read(f"{file}.sql")
+    parts = _NAME_LINE.split(text)
+    found = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        lines = [line for line in body.splitlines() if not line.lstrip().startswith("--")]
+        found[name] = "\n".join(lines).strip().removesuffix(";").strip()
+    return found
+
+
+def statement(file: str, name: str, dialect: str = "duckdb") -> str:
+    try:
+        return statements(file, dialect)[name]
+    except KeyError:
+        raise KeyError(f"sql/{file}.sql has no statement named {name!r}") from None
+
+
+@cache
+def migrations() -> tuple[Migration, ...]:
+    """Numbered catalog migrations, oldest first."""
+    folder = resources.files(__name__).joinpath("migrations")
+    found = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_FILE.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    return tuple(sorted(found, key=lambda m: m.version))
+
+
+def split_script(text: str) -> list[str]:
+    """Split a script into statements on semicolons that end a line."""
+    body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
+    return [part.strip() for part in re.split(r";\s*$", body, flags=re.MULTILINE) if part.strip()]

@@ -1,0 +1,48 @@
+-- Per-deployment objects: the request table, its predictions, its ground truth and the
+-- view over all three. {slots} take only identifiers quoted by indb.identifiers.
+
+-- name: create_sequence
+CREATE SEQUENCE IF NOT EXISTS {sequence};
+
+-- name: create_request_table
+CREATE TABLE {table} (
+    id BIGINT NOT NULL DEFAULT nextval({sequence_literal}),
+    {feature_columns},
+    created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+);
+
+-- name: add_id_column
+ALTER TABLE {table} ADD COLUMN id BIGINT DEFAULT nextval({sequence_literal});
+
+-- name: create_predictions_table
+CREATE TABLE IF NOT EXISTS {predictions} (
+    id BIGINT NOT NULL,
+    model VARCHAR NOT NULL,
+    model_version INTEGER NOT NULL,
+    runtime VARCHAR NOT NULL,
+    prediction {prediction_type},
+    scored_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+);
+
+-- name: add_probability_column
+ALTER TABLE {predictions} ADD COLUMN {column} DOUBLE;
+
+-- name: create_ground_truth_table
+CREATE TABLE IF NOT EXISTS {ground_truth} (
+    id BIGINT NOT NULL,
+    label {prediction_type} NOT NULL,
+    observed_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+);
+
+-- name: create_scored_view
+-- Request rows with their prediction and the latest label recorded for them.
+CREATE OR REPLACE VIEW {view} AS
+SELECT r.*,
+       p.model, p.model_version, p.runtime, p.prediction, {probability_columns}p.scored_at,
+       g.label, g.observed_at
+FROM {table} AS r
+LEFT JOIN {predictions} AS p ON p.id = r.id
+LEFT JOIN (
+    SELECT id, arg_max(label, observed_at) AS label, max(observed_at) AS observed_at
+    FROM {ground_truth} GROUP BY id
+) AS g ON g.id = r.id;

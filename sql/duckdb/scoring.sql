@@ -1,0 +1,25 @@
+-- DuckDB scoring: model functions as macros over the connection's Arrow UDF, and the
+-- statement-level trigger that scores every INSERT into a deployed table.
+
+-- name: create_predict_macro
+CREATE OR REPLACE MACRO {name}({parameters}) AS ({function}({parameters})).prediction;
+
+-- name: create_proba_macro
+CREATE OR REPLACE MACRO {name}({parameters}) AS ({function}({parameters})).probabilities;
+
+-- name: comment_macro
+COMMENT ON MACRO {name} IS {comment};
+
+-- name: score_rows
+-- Scores every row of {source} into {predictions}; one UDF call per batch of rows.
+INSERT INTO {predictions} (id, model, model_version, runtime, prediction{probability_columns})
+SELECT id, {model}, {version}, {runtime}, result.prediction{probability_values}
+FROM (SELECT id, {function}({arguments}) AS result FROM {source});
+
+-- name: create_trigger
+CREATE OR REPLACE TRIGGER {trigger} AFTER INSERT ON {table}
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+{body};
+
+-- name: unscored_rows
+(SELECT * FROM {table} AS r WHERE NOT EXISTS (SELECT 1 FROM {predictions} AS p WHERE p.id = r.id))

@@ -1,0 +1,1 @@
+"""Inference runtimes: ONNX conversion and signatures, onnxruntime sessions and Arrow UDFs."""

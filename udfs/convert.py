@@ -1,0 +1,231 @@
+"""Turn a fitted scikit-learn model, or ready ONNX bytes, into ONNX with one input per SQL column.
+
+One input per column lets SQL pass columns by name and type, strings included.
+skl2onnx takes per-column inputs only for pipelines that start with a
+ColumnTransformer; any other estimator is converted with one ``[None, n]``
+input and a Concat over the per-column inputs is put in front of its graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pandas as pd
+from onnx import TensorProto, helper
+
+from indb.udfs.signature import ONNX_NUMPY, Input, Signature, sql_type_of
+
+TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
+_ELEM_TYPES = {
+    TensorProto.FLOAT: "float",
+    TensorProto.DOUBLE: "double",
+    TensorProto.INT64: "int64",
+    TensorProto.STRING: "string",
+}
+_CLASS_ATTRIBUTES = ("classlabels_int64s", "classlabels_ints", "classlabels_strings")
+
+
+class ConversionError(ValueError):
+    """The model cannot be turned into per-column ONNX; the message says why."""
+
+
+def sample_types(sample: pd.DataFrame) -> dict[str, str]:
+    """SQL type per sample column; raises ConversionError naming a column that has none."""
+    if not isinstance(sample, pd.DataFrame):
+        raise ConversionError(
+            f"sample must be a pandas DataFrame with one column per model input, "
+            f"got {type(sample).__name__}"
+        )
+    if sample.empty:
+        raise ConversionError("sample is empty: give at least one row of model input")
+    try:
+        return {str(c): sql_type_of(sample[c]) for c in sample.columns}
+    except ValueError as e:
+        raise ConversionError(str(e)) from None
+
+
+def _starts_with_column_transformer(estimator) -> bool:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(estimator, ColumnTransformer):
+        return True
+    return isinstance(estimator, Pipeline) and isinstance(estimator.steps[0][1], ColumnTransformer)
+
+
+def from_sklearn(estimator, sample: pd.DataFrame) -> onnx.ModelProto:
+    """Convert with double precision where the converters allow it, else float."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
+    from sklearn.base import is_classifier
+
+    types = sample_types(sample)
+    options = {"zipmap": False} if is_classifier(estimator) else None
+    per_column = _starts_with_column_transformer(estimator)
+    if not per_column:
+        text = [c for c, t in types.items() if t == "VARCHAR"]
+        if text:
+            raise ConversionError(
+                f"{type(estimator).__name__} takes numbers only but sample column(s) {text} "
+                "hold strings; encode them in a Pipeline that starts with a ColumnTransformer "
+                "(e.g. OneHotEncoder)"
+            )
+    errors = []
+    for tensor in (DoubleTensorType, FloatTensorType):
+        if per_column:
+            initial = [
+                (c, StringTensorType([None, 1]) if t == "VARCHAR" else tensor([None, 1]))
+                for c, t in types.items()
+            ]
+        else:
+            initial = [("X", tensor([None, len(types)]))]
+        try:
+            model = convert_sklearn(
+                estimator, initial_types=initial, options=options, target_opset=TARGET_OPSET
+            )
+        except Exception as e:  # skl2onnx raises many types; keep the reason
+            errors.append(f"{tensor.__name__}: {e}")
+            continue
+        return model if per_column else concat_columns(model, list(types))
+    raise ConversionError(
+        f"skl2onnx could not convert {type(estimator).__name__}: " + " | ".join(errors)
+    )
+
+
+def _graph_names(graph: onnx.GraphProto) -> set[str]:
+    names = {i.name for i in graph.initializer} | {o.name for o in graph.output}
+    for node in graph.node:
+        names.update(node.input)
+        names.update(node.output)
+    return names
+
+
+def concat_columns(model: onnx.ModelProto, columns: list[str]) -> onnx.ModelProto:
+    """Replace the single ``[None, n]`` input by n ``[None, 1]`` inputs named after columns."""
+    graph = model.graph
+    (features,) = graph.input
+    elem_type = features.type.tensor_type.elem_type
+    taken = _graph_names(graph)
+    names = [c if c not in taken else f"indb_in_{c}" for c in columns]
+    inputs = [helper.make_tensor_value_info(n, elem_type, [None, 1]) for n in names]
+    concat = helper.make_node("Concat", names, [features.name], axis=1, name="indb_concat_columns")
+    del graph.input[:]
+    graph.input.extend(inputs)
+    graph.node.insert(0, concat)
+    return model
+
+
+def parse_onnx(data: bytes) -> onnx.ModelProto:
+    try:
+        model = onnx.load_from_string(data)
+        onnx.checker.check_model(model)
+    except Exception as e:
+        raise ConversionError(f"not a valid ONNX model: {e}") from None
+    return model
+
+
+def fit_to_sample(model: onnx.ModelProto, sample: pd.DataFrame) -> onnx.ModelProto:
+    """Make ready ONNX bytes take one input per sample column, matched by name."""
+    names = [i.name for i in model.graph.input]
+    columns = [str(c) for c in sample.columns]
+    if set(names) <= set(columns):
+        return model
+    only = model.graph.input[0].type.tensor_type.shape.dim if len(names) == 1 else None
+    if only is not None and len(only) == 2 and only[1].dim_value == len(columns):
+        return concat_columns(model, columns)
+    raise ConversionError(
+        f"ONNX inputs {names} do not match sample columns {columns}: give the model one "
+        "input per column with the column's name, or a single [None, n] input with "
+        "n = number of sample columns"
+    )
+
+
+def _classes(model: onnx.ModelProto) -> tuple | None:
+    for node in model.graph.node:
+        for attribute in node.attribute:
+            if attribute.name in _CLASS_ATTRIBUTES:
+                values = helper.get_attribute_value(attribute)
+                return tuple(v.decode() if isinstance(v, bytes) else int(v) for v in values)
+    return None
+
+
+def _classes_from_initializers(model: onnx.ModelProto) -> tuple | None:
+    """Class labels kept as a constant (e.g. skl2onnx's double-precision linear classifiers)."""
+    from onnx import numpy_helper
+
+    fed = {n.input[0] for n in model.graph.node if n.op_type == "ArrayFeatureExtractor"}
+    found = [
+        numpy_helper.to_array(i) for i in model.graph.initializer
+        if i.name in fed and i.data_type in (TensorProto.INT64, TensorProto.STRING)
+    ]
+    if len(found) != 1:
+        return None
+    return tuple(v.decode() if isinstance(v, bytes) else int(v) for v in found[0].ravel())
+
+
+def python_classes(values) -> tuple:
+    """Class labels as plain Python ints or strings, the types SQL will return."""
+    result = []
+    for v in values:
+        if isinstance(v, np.generic):
+            v = v.item()
+        if isinstance(v, bool):
+            v = int(v)
+        result.append(v if isinstance(v, int | str) else str(v))
+    return tuple(result)
+
+
+def signature(
+    model: onnx.ModelProto, sample: pd.DataFrame, classes: tuple | None = None
+) -> Signature:
+    types = sample_types(sample)
+    by_onnx_name = {i.name: i for i in model.graph.input}
+    inputs = []
+    for column, sql_type in types.items():
+        onnx_name = column if column in by_onnx_name else f"indb_in_{column}"
+        if onnx_name not in by_onnx_name:
+            continue  # ready ONNX that ignores this sample column
+        elem = by_onnx_name[onnx_name].type.tensor_type.elem_type
+        if elem not in _ELEM_TYPES:
+            raise ConversionError(
+                f"ONNX input {onnx_name!r} has element type {TensorProto.DataType.Name(elem)}; "
+                "indb feeds float, double, int64 or string tensors"
+            )
+        if (sql_type == "VARCHAR") != (_ELEM_TYPES[elem] == "string"):
+            raise ConversionError(
+                f"sample column {column!r} is {sql_type} but the model's input "
+                f"{onnx_name!r} takes {_ELEM_TYPES[elem]}"
+            )
+        nullable = bool(sample[column].isna().any())
+        inputs.append(Input(column, sql_type, onnx_name, _ELEM_TYPES[elem], nullable))
+    missing = set(by_onnx_name) - {i.onnx_name for i in inputs}
+    if missing:
+        raise ConversionError(f"sample has no column for ONNX input(s) {sorted(missing)}")
+
+    outputs = list(model.graph.output)
+    first = outputs[0].type.tensor_type.elem_type
+    if len(outputs) >= 2 and first in (TensorProto.INT64, TensorProto.STRING):
+        classes = classes or _classes(model) or _classes_from_initializers(model)
+        if classes is None:
+            raise ConversionError("classifier ONNX model carries no class labels")
+        label = "VARCHAR" if first == TensorProto.STRING else "BIGINT"
+        return Signature(
+            tuple(inputs), "classification", label, outputs[0].name, outputs[1].name, classes
+        )
+    if first not in (TensorProto.FLOAT, TensorProto.DOUBLE):
+        raise ConversionError(
+            f"model output {outputs[0].name!r} is neither class labels with probabilities "
+            "nor numeric values"
+        )
+    return Signature(tuple(inputs), "regression", "DOUBLE", outputs[0].name)
+
+
+def feeds(sig: Signature, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """onnxruntime inputs from a DataFrame (used to check a model against its sample)."""
+    result = {}
+    for i in sig.inputs:
+        values = frame[i.name].to_numpy()
+        if i.onnx_type == "string":
+            values = np.array(["" if pd.isna(v) else str(v) for v in values], dtype=object)
+        result[i.onnx_name] = values.astype(ONNX_NUMPY[i.onnx_type]).reshape(-1, 1)
+    return result
