@@ -26,8 +26,17 @@ from indb.registry import ModelVersion
 __version__ = "0.1.0"
 
 __all__ = [
-    "connect", "Database", "Deployment", "ModelVersion", "IndbError", "DatabaseError",
-    "DeploymentError", "IntegrityError", "InvalidNameError", "ModelError", "NotFoundError",
+    "connect",
+    "Database",
+    "Deployment",
+    "ModelVersion",
+    "IndbError",
+    "DatabaseError",
+    "DeploymentError",
+    "IntegrityError",
+    "InvalidNameError",
+    "ModelError",
+    "NotFoundError",
     "ScoringError",
 ]
 

@@ -9,7 +9,7 @@ CATALOG_VERSION = max(m.version for m in migrations())
 
 
 def schema_version(backend: Backend) -> int:
-    (version,), = backend.rows(statement("catalog", "schema_version", backend.dialect))
+    ((version,),) = backend.rows(statement("catalog", "schema_version", backend.dialect))
     return int(version)
 
 

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-
 from indb import catalog, deployments, registry
 from indb.backends.base import Backend
 from indb.deployments import Deployment
@@ -101,7 +100,12 @@ class Database:
         ``predict_<name>`` (in order) and the conversion is checked against it.
         """
         return self._call(
-            registry.register, name, model, sample=sample, metrics=metrics, tags=tags,
+            registry.register,
+            name,
+            model,
+            sample=sample,
+            metrics=metrics,
+            tags=tags,
             description=description,
         )
 
@@ -133,12 +137,30 @@ class Database:
     ) -> Deployment:
         """Score every insert into ``table`` with a model version; ``dry_run`` only shows SQL."""
         return self._call(
-            deployments.deploy, model, table=table, version=version, runtime=runtime,
+            deployments.deploy,
+            model,
+            table=table,
+            version=version,
+            runtime=runtime,
             dry_run=dry_run,
         )
+
+    def undeploy(self, table: str, *, drop_tables: bool = False) -> list[str]:
+        """Stop scoring ``table``; ``drop_tables`` also drops its predictions, ground truth
+        and view. Returns the statements run."""
+        return self._call(deployments.undeploy, table, drop_tables=drop_tables)
+
+    def write_table(self, name: str, frame: pd.DataFrame, *, replace: bool = False) -> None:
+        """Load a DataFrame into a table: create or replace it, or append by column name."""
+        from indb import identifiers
+
+        identifiers.table_name(name)
+        self._call(lambda b: b.write_table(name, frame, replace=replace))
 
     def deployment(self, table: str) -> Deployment:
         return self._call(deployments.get, table)
 
     def deployments(self) -> pd.DataFrame:
-        return self._call(lambda b: b.query(statement("deployments", "list_deployments", b.dialect)))
+        return self._call(
+            lambda b: b.query(statement("deployments", "list_deployments", b.dialect))
+        )

@@ -19,8 +19,21 @@ from indb.sql import statement
 RUNTIMES = ("auto", "onnx")
 # SQL types a request column may have for each input type the model takes.
 _COMPATIBLE = {
-    "DOUBLE": ("DOUBLE", "FLOAT", "REAL", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT",
-               "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT", "DECIMAL"),
+    "DOUBLE": (
+        "DOUBLE",
+        "FLOAT",
+        "REAL",
+        "BIGINT",
+        "INTEGER",
+        "SMALLINT",
+        "TINYINT",
+        "HUGEINT",
+        "UBIGINT",
+        "UINTEGER",
+        "USMALLINT",
+        "UTINYINT",
+        "DECIMAL",
+    ),
     "BIGINT": ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UINTEGER", "USMALLINT", "UTINYINT"),
     "BOOLEAN": ("BOOLEAN",),
     "VARCHAR": ("VARCHAR",),
@@ -80,7 +93,9 @@ def _check_request_table(table: str, columns: dict[str, str], sig) -> None:
                 f"column {table}.{spec.name} is {found}; the model needs {spec.sql_type}"
             )
     if "id" in lowered and _base_type(lowered["id"]) not in _COMPATIBLE["BIGINT"]:
-        raise DeploymentError(f"column {table}.id is {lowered['id']}; indb needs an integer row key")
+        raise DeploymentError(
+            f"column {table}.id is {lowered['id']}; indb needs an integer row key"
+        )
 
 
 def _table_statements(backend: Backend, table: str, mv, existing: dict | None) -> list[str]:
@@ -98,8 +113,12 @@ def _table_statements(backend: Backend, table: str, mv, existing: dict | None) -
             for i in sig.inputs
         )
         result.append(
-            sql("create_request_table", table=q(table), sequence_literal=literal(sequence, d),
-                feature_columns=features)
+            sql(
+                "create_request_table",
+                table=q(table),
+                sequence_literal=literal(sequence, d),
+                feature_columns=features,
+            )
         )
     elif "id" not in {c.lower() for c in existing}:
         result.append(sql("add_id_column", table=q(table), sequence_literal=literal(sequence, d)))
@@ -109,8 +128,11 @@ def _table_statements(backend: Backend, table: str, mv, existing: dict | None) -
     present = backend.table_columns(predictions)
     if present is None:
         result.append(
-            sql("create_predictions_table", predictions=q(predictions),
-                prediction_type=Quoted(sig.prediction_type))
+            sql(
+                "create_predictions_table",
+                predictions=q(predictions),
+                prediction_type=Quoted(sig.prediction_type),
+            )
         )
         present = {}
     elif _base_type(present.get("prediction", "")) != sig.prediction_type:
@@ -121,17 +143,27 @@ def _table_statements(backend: Backend, table: str, mv, existing: dict | None) -
         )
     for column in wanted:
         if column not in present:
-            result.append(sql("add_probability_column", predictions=q(predictions), column=q(column)))
+            result.append(
+                sql("add_probability_column", predictions=q(predictions), column=q(column))
+            )
     all_probabilities = [c for c in present if c.startswith("probability_")]
     all_probabilities += [c for c in wanted if c not in all_probabilities]
     result.append(
-        sql("create_ground_truth_table", ground_truth=q(f"{table}_ground_truth"),
-            prediction_type=Quoted(sig.prediction_type))
+        sql(
+            "create_ground_truth_table",
+            ground_truth=q(f"{table}_ground_truth"),
+            prediction_type=Quoted(sig.prediction_type),
+        )
     )
     result.append(
-        sql("create_scored_view", view=q(f"{table}_scored"), table=q(table),
-            predictions=q(predictions), ground_truth=q(f"{table}_ground_truth"),
-            probability_columns=Quoted("".join(f"p.{q(c)}, " for c in all_probabilities)))
+        sql(
+            "create_scored_view",
+            view=q(f"{table}_scored"),
+            table=q(table),
+            predictions=q(predictions),
+            ground_truth=q(f"{table}_ground_truth"),
+            probability_columns=Quoted("".join(f"p.{q(c)}, " for c in all_probabilities)),
+        )
     )
     return result
 
@@ -172,9 +204,17 @@ def deploy(
             {"table_name": table, "model": mv.name, "version": mv.version, "runtime": runtime},
         )
         audit.record(
-            backend, "deploy", table,
-            {"model": mv.name, "version": mv.version, "runtime": runtime,
-             "previous": None if not current else {"model": current[0][1], "version": current[0][2]}},
+            backend,
+            "deploy",
+            table,
+            {
+                "model": mv.name,
+                "version": mv.version,
+                "runtime": runtime,
+                "previous": None
+                if not current
+                else {"model": current[0][1], "version": current[0][2]},
+            },
         )
     return result
 
@@ -185,7 +225,32 @@ def get(backend: Backend, table: str) -> Deployment:
         statement("deployments", "get_deployment", backend.dialect), {"table_name": table}
     )
     if not found:
-        known = [r[0] for r in backend.rows(statement("deployments", "list_deployments", backend.dialect))]
+        known = [
+            r[0]
+            for r in backend.rows(statement("deployments", "list_deployments", backend.dialect))
+        ]
         raise NotFoundError("deployment on table", table, known)
     _, model, version, runtime, *_ = found[0]
     return Deployment(table, model, int(version), runtime)
+
+
+def undeploy(backend: Backend, table: str, *, drop_tables: bool = False) -> list[str]:
+    """Stop scoring inserts into ``table``; with ``drop_tables`` also drop its indb tables."""
+    deployment = get(backend, table)
+    d = backend.dialect
+    q = lambda name: quote(name, dialect=d)  # noqa: E731
+    run = backend.unscoring_sql(deployment.table)
+    if drop_tables:
+        sql = lambda name, **slots: fill(statement("deploy", name, d), **slots)  # noqa: E731
+        run.append(sql("drop_view", view=q(deployment.view)))
+        for name in (deployment.table, deployment.predictions_table, deployment.ground_truth_table):
+            run.append(sql("drop_table", table=q(name)))
+        run.append(sql("drop_sequence", sequence=q(f"{deployment.table}_id_seq")))
+    with backend.transaction():
+        for text in run:
+            backend.execute(text)
+        backend.execute(
+            statement("deployments", "delete_deployment", d), {"table_name": deployment.table}
+        )
+        audit.record(backend, "undeploy", deployment.table, {"drop_tables": drop_tables})
+    return run

@@ -9,9 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlglot import exp
-
 from indb.errors import InvalidNameError
+from sqlglot import exp
 
 # Lowercase so that unquoted SQL written by users (which most engines fold) finds the object.
 _OBJECT_NAME = re.compile(r"[a-z_][a-z0-9_]*")
@@ -33,28 +32,40 @@ def _check(value: object, kind: str, pattern: re.Pattern, max_length: int, hint:
 
 def model_name(value: object) -> str:
     return _check(
-        value, "model", _OBJECT_NAME, MAX_MODEL_NAME,
+        value,
+        "model",
+        _OBJECT_NAME,
+        MAX_MODEL_NAME,
         "lowercase letters, digits and underscores, starting with a letter or underscore",
     )
 
 
 def table_name(value: object) -> str:
     return _check(
-        value, "table", _OBJECT_NAME, MAX_NAME - len("_ground_truth"),
+        value,
+        "table",
+        _OBJECT_NAME,
+        MAX_NAME - len("_ground_truth"),
         "lowercase letters, digits and underscores, starting with a letter or underscore",
     )
 
 
 def alias_name(value: object) -> str:
     return _check(
-        value, "alias", _OBJECT_NAME, MAX_NAME,
+        value,
+        "alias",
+        _OBJECT_NAME,
+        MAX_NAME,
         "lowercase letters, digits and underscores (e.g. 'production', 'staging')",
     )
 
 
 def column_name(value: object) -> str:
     return _check(
-        value, "column", _COLUMN_NAME, MAX_NAME,
+        value,
+        "column",
+        _COLUMN_NAME,
+        MAX_NAME,
         "letters, digits and underscores, starting with a letter or underscore",
     )
 

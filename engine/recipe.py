@@ -11,7 +11,6 @@ import importlib
 from typing import Any
 
 import numpy as np
-
 from indb.errors import ModelError
 
 TRUSTED_PACKAGES = ("sklearn", "xgboost", "lightgbm", "numpy")
@@ -44,8 +43,11 @@ def to_json(value: Any) -> Any:
     if isinstance(value, dict):
         return {"dict": [[to_json(k), to_json(v)] for k, v in value.items()]}
     if isinstance(value, type) or callable(value):
-        return {"callable": class_path(value) if isinstance(value, type) else
-                f"{value.__module__}.{value.__qualname__}"}
+        return {
+            "callable": class_path(value)
+            if isinstance(value, type)
+            else f"{value.__module__}.{value.__qualname__}"
+        }
     if isinstance(value, slice):
         return {"slice": [value.start, value.stop, value.step]}
     return {"unsupported": repr(value)}

@@ -1,4 +1,4 @@
-"""The model registry: versions of ONNX models in catalog tables, with aliases such as production."""
+"""The model registry: versions of ONNX models in catalog tables, with aliases (production)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from indb import audit, identifiers
 from indb.backends.base import Backend, ModelRef
 from indb.errors import ModelError, NotFoundError
@@ -21,8 +20,15 @@ from indb.udfs.signature import Signature
 
 # Columns every request table or scored view has; a feature may not take these names.
 RESERVED_COLUMNS = (
-    "id", "created_at", "model", "model_version", "runtime", "prediction", "scored_at",
-    "label", "observed_at",
+    "id",
+    "created_at",
+    "model",
+    "model_version",
+    "runtime",
+    "prediction",
+    "scored_at",
+    "label",
+    "observed_at",
 )
 PARITY_ROWS = 1000
 PARITY_TOLERANCE = 1e-5
@@ -69,7 +75,9 @@ def _json_or_none(value: Any, what: str) -> str | None:
     if not isinstance(value, dict):
         raise ModelError(f"{what} must be a dict, got {type(value).__name__}")
     try:
-        return json.dumps(value, default=lambda v: v.item() if isinstance(v, np.generic) else str(v))
+        return json.dumps(
+            value, default=lambda v: v.item() if isinstance(v, np.generic) else str(v)
+        )
     except (TypeError, ValueError) as e:
         raise ModelError(f"{what} cannot be stored as JSON: {e}") from None
 
@@ -89,14 +97,18 @@ def _check_columns(sample: pd.DataFrame) -> list[str]:
             )
         columns.append(name)
     if len({c.lower() for c in columns}) != len(columns):
-        raise ModelError(f"sample columns {columns} differ only by case; SQL cannot tell them apart")
+        raise ModelError(
+            f"sample columns {columns} differ only by case; SQL cannot tell them apart"
+        )
     return columns
 
 
 def _run_sample(sig: Signature, data: bytes, sample: pd.DataFrame) -> list:
     try:
         session = sessions.build(data)
-        outputs = [sig.prediction_output] + ([sig.probability_output] if sig.probability_output else [])
+        outputs = [sig.prediction_output] + (
+            [sig.probability_output] if sig.probability_output else []
+        )
         return session.run(outputs, convert.feeds(sig, sample))
     except Exception as e:
         raise ModelError(f"the model does not run on its sample: {e}") from None
@@ -112,7 +124,9 @@ def _parity(estimator: Any, sig: Signature, results: list, sample: pd.DataFrame)
         difference = np.abs(np.asarray(results[1]) - estimator.predict_proba(sample))
         report["label_mismatches"] = mismatches
     else:
-        difference = np.abs(got.ravel() - expected.ravel()) / np.maximum(1.0, np.abs(expected.ravel()))
+        difference = np.abs(got.ravel() - expected.ravel()) / np.maximum(
+            1.0, np.abs(expected.ravel())
+        )
         mismatches = 0
     report["max_abs_diff"] = float(np.nanmax(difference)) if difference.size else 0.0
     if mismatches or report["max_abs_diff"] > PARITY_TOLERANCE:
@@ -140,7 +154,9 @@ def prepare(model: Any, sample: pd.DataFrame) -> tuple[bytes, Signature, dict, d
             try:
                 check_is_fitted(model)
             except NotFittedError:
-                raise ModelError(f"{type(model).__name__} is not fitted; call fit() first") from None
+                raise ModelError(
+                    f"{type(model).__name__} is not fitted; call fit() first"
+                ) from None
             proto = convert.from_sklearn(model, sample)
             recipe = make_recipe(model, columns)
             estimator = model
@@ -175,13 +191,21 @@ def register(
     data, sig, recipe, conversion = prepare(model, sample)
     sha256 = hashlib.sha256(data).hexdigest()
     values = {
-        "model": name, "onnx": data, "sha256": sha256, "size_bytes": len(data),
-        "task": sig.task, "signature": sig.describe(f"predict_{name}"),
-        "inputs": sig.inputs_json(), "outputs": sig.outputs_json(),
-        "classes": sig.classes_json(), "recipe": json.dumps(recipe),
-        "metrics": _json_or_none(metrics, "metrics"), "tags": _json_or_none(tags, "tags"),
+        "model": name,
+        "onnx": data,
+        "sha256": sha256,
+        "size_bytes": len(data),
+        "task": sig.task,
+        "signature": sig.describe(f"predict_{name}"),
+        "inputs": sig.inputs_json(),
+        "outputs": sig.outputs_json(),
+        "classes": sig.classes_json(),
+        "recipe": json.dumps(recipe),
+        "metrics": _json_or_none(metrics, "metrics"),
+        "tags": _json_or_none(tags, "tags"),
         "conversion": None if conversion is None else json.dumps(conversion),
-        "description": description, "created_by": backend.user,
+        "description": description,
+        "created_by": backend.user,
     }
     with backend.transaction():
         if not backend.rows(_sql("get_model", backend), {"name": name}):
@@ -189,7 +213,7 @@ def register(
                 _sql("insert_model", backend),
                 {"name": name, "description": description, "created_by": backend.user},
             )
-        (version,), = backend.rows(_sql("next_version", backend), {"model": name})
+        ((version,),) = backend.rows(_sql("next_version", backend), {"model": name})
         backend.execute(_sql("insert_version", backend), {**values, "version": version})
         ref = ModelRef(name, version, sha256, sig)
         backend.prepare_model(ref)
@@ -210,7 +234,7 @@ def _require_model(backend: Backend, name: str) -> None:
 
 
 def default_version(backend: Backend, name: str) -> int:
-    (version,), = backend.rows(_sql("default_version", backend), {"model": name})
+    ((version,),) = backend.rows(_sql("default_version", backend), {"model": name})
     if version is None:
         _require_model(backend, name)
         raise NotFoundError("a version of model", name, [])
@@ -225,7 +249,8 @@ def resolve(backend: Backend, name: str, version: int | str | None) -> int:
         return default_version(backend, name)
     if isinstance(version, str) and not version.isdigit():
         found = backend.rows(
-            _sql("alias_version", backend), {"model": name, "alias": identifiers.alias_name(version)}
+            _sql("alias_version", backend),
+            {"model": name, "alias": identifiers.alias_name(version)},
         )
         if not found:
             raise NotFoundError(f"alias of model {name!r}", version, [])
@@ -239,11 +264,20 @@ def _from_row(row: dict, with_bytes: bool) -> ModelVersion:
     sig = Signature.from_catalog(row["inputs"], row["outputs"], row["classes"])
     loads = lambda v: None if v is None else json.loads(v)  # noqa: E731
     return ModelVersion(
-        name=row["model"], version=int(row["version"]), sha256=row["sha256"], task=row["task"],
-        signature=sig, size_bytes=int(row["size_bytes"]), recipe=loads(row["recipe"]),
-        metrics=loads(row["metrics"]), tags=loads(row["tags"]), description=row["description"],
-        created_by=row["created_by"], created_at=row["created_at"],
-        conversion=loads(row["conversion"]), onnx=bytes(row["onnx"]) if with_bytes else None,
+        name=row["model"],
+        version=int(row["version"]),
+        sha256=row["sha256"],
+        task=row["task"],
+        signature=sig,
+        size_bytes=int(row["size_bytes"]),
+        recipe=loads(row["recipe"]),
+        metrics=loads(row["metrics"]),
+        tags=loads(row["tags"]),
+        description=row["description"],
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        conversion=loads(row["conversion"]),
+        onnx=bytes(row["onnx"]) if with_bytes else None,
     )
 
 
@@ -284,7 +318,8 @@ def set_alias(backend: Backend, name: str, alias: str, version: int | str) -> in
     with backend.transaction():
         backend.execute(_sql("delete_alias", backend), {"model": name, "alias": alias})
         backend.execute(
-            _sql("insert_alias", backend), {"model": name, "alias": alias, "version": target.version}
+            _sql("insert_alias", backend),
+            {"model": name, "alias": alias, "version": target.version},
         )
         _refresh_default(backend, name)
         audit.record(backend, "set_alias", f"{name} v{target.version}", {"alias": alias})

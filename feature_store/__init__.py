@@ -1,1 +1,1 @@
-"""Feature store: entities, feature sets, point-in-time training sets (coming in a later release)."""
+"""Feature store: entities, feature sets, point-in-time training sets (a later release)."""

@@ -46,3 +46,12 @@ LEFT JOIN (
     SELECT id, arg_max(label, observed_at) AS label, max(observed_at) AS observed_at
     FROM {ground_truth} GROUP BY id
 ) AS g ON g.id = r.id;
+
+-- name: drop_view
+DROP VIEW IF EXISTS {view};
+
+-- name: drop_table
+DROP TABLE IF EXISTS {table};
+
+-- name: drop_sequence
+DROP SEQUENCE IF EXISTS {sequence};

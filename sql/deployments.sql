@@ -16,3 +16,6 @@ VALUES ($table_name, $model, $version, $runtime);
 UPDATE indb.deployments
 SET model = $model, version = $version, runtime = $runtime, updated_at = current_timestamp
 WHERE table_name = $table_name;
+
+-- name: delete_deployment
+DELETE FROM indb.deployments WHERE table_name = $table_name;

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import indb
 import numpy as np
 import pandas as pd
 import pytest
-
-import indb
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pandas as pd
-from onnx import TensorProto, helper
-
 from indb.udfs.signature import ONNX_NUMPY, Input, Signature, sql_type_of
+from onnx import TensorProto, helper
 
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 _ELEM_TYPES = {
@@ -83,13 +82,25 @@ def from_sklearn(estimator, sample: pd.DataFrame) -> onnx.ModelProto:
             model = convert_sklearn(
                 estimator, initial_types=initial, options=options, target_opset=TARGET_OPSET
             )
-        except Exception as e:  # skl2onnx raises many types; keep the reason
+            model = model if per_column else concat_columns(model, list(types))
+            _check_runs(model, sample.head(5), getattr(estimator, "classes_", None))
+        except Exception as e:  # skl2onnx and onnxruntime raise many types; keep the reason
             errors.append(f"{tensor.__name__}: {e}")
             continue
-        return model if per_column else concat_columns(model, list(types))
+        return model
     raise ConversionError(
         f"skl2onnx could not convert {type(estimator).__name__}: " + " | ".join(errors)
     )
+
+
+def _check_runs(model: onnx.ModelProto, sample: pd.DataFrame, classes) -> None:
+    """Some converters emit double-precision graphs onnxruntime rejects; find out early."""
+    import onnxruntime as ort
+
+    classes = None if classes is None else python_classes(classes)
+    sig = signature(model, sample, classes)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    session.run(None, feeds(sig, sample))
 
 
 def _graph_names(graph: onnx.GraphProto) -> set[str]:
@@ -155,7 +166,8 @@ def _classes_from_initializers(model: onnx.ModelProto) -> tuple | None:
 
     fed = {n.input[0] for n in model.graph.node if n.op_type == "ArrayFeatureExtractor"}
     found = [
-        numpy_helper.to_array(i) for i in model.graph.initializer
+        numpy_helper.to_array(i)
+        for i in model.graph.initializer
         if i.name in fed and i.data_type in (TensorProto.INT64, TensorProto.STRING)
     ]
     if len(found) != 1:

@@ -12,7 +12,6 @@ import threading
 from collections import OrderedDict
 
 import onnxruntime as ort
-
 from indb.errors import IntegrityError
 
 MAX_SESSIONS = 64

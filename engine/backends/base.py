@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
-
 from indb.udfs.signature import Signature
 
 
@@ -76,6 +75,10 @@ class Backend(ABC):
         """All or nothing; nested calls join the outer transaction."""
 
     @abstractmethod
+    def write_table(self, table: str, frame: pd.DataFrame, *, replace: bool) -> None:
+        """Create a table from a DataFrame (or append to it unless ``replace``)."""
+
+    @abstractmethod
     def table_columns(self, table: str) -> dict[str, str] | None:
         """Column name -> SQL type of a table in the default schema, None if there is none."""
 
@@ -93,9 +96,13 @@ class Backend(ABC):
 
     @abstractmethod
     def model_sql(self, ref: ModelRef, *, default: bool) -> list[str]:
-        """Statements that create ``predict_<model>_v<N>`` (and, if default, ``predict_<model>``)."""
+        """Statements creating ``predict_<model>_v<N>`` (and, if default, ``predict_<model>``)."""
 
     @abstractmethod
     def scoring_sql(self, target: ScoringTarget, *, backfill: bool) -> list[str]:
         """Statements that score every insert into ``target.table`` (and, with backfill, the
         rows already there that have no prediction)."""
+
+    @abstractmethod
+    def unscoring_sql(self, table: str) -> list[str]:
+        """Statements that stop scoring inserts into ``table``."""

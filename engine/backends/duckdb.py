@@ -17,7 +17,6 @@ from contextlib import contextmanager
 
 import duckdb
 import pandas as pd
-
 from indb import errors
 from indb.backends.base import Backend, ModelRef, ScoringTarget
 from indb.identifiers import Quoted, fill, join, literal, quote
@@ -31,6 +30,52 @@ _OUR_ERRORS = {"ScoringError": errors.ScoringError, "IntegrityError": errors.Int
 # it loads model bytes through whichever connection to its database is still open.
 _open: dict[str, weakref.WeakSet] = {}
 _open_lock = threading.Lock()
+# One in-process DuckDB instance per file, shared by every indb connection to it.
+_instances: dict[str, tuple[duckdb.DuckDBPyConnection, str, int]] = {}
+_RESERVED_CATALOGS = ("indb", "memory", "system", "temp", "main")
+
+
+def _catalog_alias(path: str) -> str:
+    """DuckDB names a file's catalog after its stem; for indb.duckdb that would collide with the
+    schema indb (`indb.models` becomes ambiguous), so files are attached under another name."""
+    stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0]) or "db"
+    if stem[0].isdigit() or stem.lower() in _RESERVED_CATALOGS:
+        stem = f"{stem}_db"
+    return stem
+
+
+def _connect(path: str) -> duckdb.DuckDBPyConnection:
+    if path == ":memory:":
+        return duckdb.connect(":memory:")
+    key = os.path.abspath(path)
+    with _open_lock:
+        root, alias, users = _instances.get(key) or (None, _catalog_alias(key), 0)
+        if root is None:
+            root = duckdb.connect(":memory:")
+            try:
+                root.execute(f"ATTACH {literal(key, 'duckdb')} AS {quote(alias, dialect='duckdb')}")
+            except duckdb.Error:
+                root.close()
+                raise
+        _instances[key] = (root, alias, users + 1)
+    con = root.cursor()
+    con.execute(f"USE {quote(alias, dialect='duckdb')}")
+    return con
+
+
+def _disconnect(path: str, con: duckdb.DuckDBPyConnection) -> None:
+    con.close()
+    if path == ":memory:":
+        return
+    key = os.path.abspath(path)
+    with _open_lock:
+        root, alias, users = _instances[key]
+        if users > 1:
+            _instances[key] = (root, alias, users - 1)
+            return
+        del _instances[key]
+    root.execute(f"DETACH {quote(alias, dialect='duckdb')}")
+    root.close()
 
 
 def scoring_function(ref: ModelRef) -> str:
@@ -54,10 +99,11 @@ class DuckDBBackend(Backend):
         self.url = f"duckdb:///{path}" if path == ":memory:" else f"duckdb://{path}"
         self.user = getpass.getuser()
         try:
-            self.con = duckdb.connect(path)
+            self.con = _connect(path)
         except duckdb.Error as e:
             raise errors.DatabaseError(f"cannot open DuckDB database {path!r}: {e}") from None
         self._depth = 0
+        ((self.catalog,),) = self.rows("SELECT current_database()")
         # Scope of cached sessions and of the open-connection registry.
         self.scope = os.path.abspath(path) if path != ":memory:" else f":memory:{id(self)}"
         with _open_lock:
@@ -99,6 +145,18 @@ class DuckDBBackend(Backend):
         self._depth = 0
         self.con.commit()
 
+    def write_table(self, table: str, frame: pd.DataFrame, *, replace: bool) -> None:
+        name = self._quote(table).text
+        view = f"indb_frame_{id(frame)}"
+        self.con.register(view, frame)
+        try:
+            if replace:
+                self.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {view}")
+            else:
+                self.execute(f"INSERT INTO {name} BY NAME SELECT * FROM {view}")
+        finally:
+            self.con.unregister(view)
+
     def table_columns(self, table: str) -> dict[str, str] | None:
         found = self.rows(
             "SELECT column_name, data_type FROM information_schema.columns "
@@ -122,7 +180,7 @@ class DuckDBBackend(Backend):
     def close(self) -> None:
         with _open_lock:
             _open.get(self.scope, weakref.WeakSet()).discard(self)
-        self.con.close()
+        _disconnect(self.path, self.con)
 
     # -- models -------------------------------------------------------------------------------
     def _load_bytes(self, model: str, version: int) -> bytes:
@@ -131,6 +189,7 @@ class DuckDBBackend(Backend):
         for backend in live:
             try:
                 cursor = backend.con.cursor()
+                cursor.execute(f"USE {quote(backend.catalog, dialect=self.dialect)}")
             except duckdb.Error:
                 continue
             try:
@@ -157,12 +216,21 @@ class DuckDBBackend(Backend):
             return
         sig = ref.signature
         scorer = onnx_udf.make_scorer(
-            ref.model, ref.version, ref.sha256, sig,
-            lambda: self._load_bytes(ref.model, ref.version), self.scope,
+            ref.model,
+            ref.version,
+            ref.sha256,
+            sig,
+            lambda: self._load_bytes(ref.model, ref.version),
+            self.scope,
         )
         self.con.create_function(
-            name, scorer, [i.sql_type for i in sig.inputs], onnx_udf.result_type(sig),
-            type="arrow", null_handling="special", side_effects=False,
+            name,
+            scorer,
+            [i.sql_type for i in sig.inputs],
+            onnx_udf.result_type(sig),
+            type="arrow",
+            null_handling="special",
+            side_effects=False,
         )
 
     def prepare_model(self, ref: ModelRef) -> None:
@@ -220,12 +288,20 @@ class DuckDBBackend(Backend):
         body = self._score_rows(target, Quoted("new_rows"))
         trigger = fill(
             statement("scoring", "create_trigger", self.dialect),
-            trigger=q(f"{target.table}_score"), table=q(target.table), body=Quoted(body),
+            trigger=q(f"{target.table}_score"),
+            table=q(target.table),
+            body=Quoted(body),
         )
         if not backfill:
             return [trigger]
         unscored = fill(
             statement("scoring", "unscored_rows", self.dialect),
-            table=q(target.table), predictions=q(f"{target.table}_predictions"),
+            table=q(target.table),
+            predictions=q(f"{target.table}_predictions"),
         )
         return [self._score_rows(target, Quoted(unscored)), trigger]
+
+    def unscoring_sql(self, table: str) -> list[str]:
+        q = self._quote
+        template = statement("scoring", "drop_trigger", self.dialect)
+        return [fill(template, trigger=q(f"{table}_score"), table=q(table))]

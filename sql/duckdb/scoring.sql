@@ -23,3 +23,6 @@ REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
 
 -- name: unscored_rows
 (SELECT * FROM {table} AS r WHERE NOT EXISTS (SELECT 1 FROM {predictions} AS p WHERE p.id = r.id))
+
+-- name: drop_trigger
+DROP TRIGGER IF EXISTS {trigger} ON {table};

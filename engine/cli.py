@@ -1,0 +1,170 @@
+"""The ``indb`` command: demo, models, deploy, sql. ``--db URL`` picks the database."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import indb
+import pandas as pd
+from indb.errors import IndbError
+
+
+def _show(frame: pd.DataFrame | None) -> None:
+    if frame is None:
+        print("OK")
+    elif frame.empty:
+        print("(no rows)")
+    else:
+        with pd.option_context(
+            "display.max_rows",
+            200,
+            "display.width",
+            200,
+            "display.max_columns",
+            50,
+            "display.max_colwidth",
+            60,
+        ):
+            print(frame.to_string(index=False))
+
+
+def _version(text: str | None) -> int | str | None:
+    if text is None:
+        return None
+    return int(text) if text.isdigit() else text
+
+
+def cmd_demo(args) -> None:
+    from indb.demo import run_demo
+
+    run_demo(args.db, rows=args.rows, seed=args.seed)
+
+
+def cmd_models_list(args) -> None:
+    with indb.connect(args.db) as db:
+        _show(db.models())
+
+
+def cmd_models_show(args) -> None:
+    with indb.connect(args.db) as db:
+        versions = db.model_versions(args.name)
+        wanted = _version(args.version)
+        if wanted is not None:
+            versions = [db.get_model(args.name, wanted)]
+        aliases = db.sql(
+            "SELECT alias, version FROM indb.model_aliases WHERE model = $m ORDER BY alias",
+            {"m": args.name},
+        )
+        for mv in versions:
+            stages = [a for a, v in aliases.itertuples(index=False) if v == mv.version]
+            print(
+                f"{mv.name} version {mv.version}" + (f"  [{', '.join(stages)}]" if stages else "")
+            )
+            print(f"  sha256     {mv.sha256} (verified)")
+            print(
+                f"  task       {mv.task}" + (f", classes {list(mv.classes)}" if mv.classes else "")
+            )
+            print(f"  call       {mv.signature.describe(f'predict_{mv.name}_v{mv.version}')}")
+            estimator = (mv.recipe.get("estimator") or {}).get("estimator", "ONNX bytes")
+            print(f"  estimator  {estimator}")
+            for label, value in (
+                ("metrics", mv.metrics),
+                ("tags", mv.tags),
+                ("conversion", mv.conversion),
+            ):
+                if value:
+                    print(f"  {label:<10} {json.dumps(value)}")
+            print(f"  created    {mv.created_at} by {mv.created_by}, {mv.size_bytes:,} bytes")
+
+
+def cmd_models_alias(args) -> None:
+    with indb.connect(args.db) as db:
+        version = db.set_alias(args.name, args.alias, _version(args.version))
+        print(f"{args.name}: {args.alias} -> version {version}")
+
+
+def cmd_deploy(args) -> None:
+    with indb.connect(args.db) as db:
+        deployment = db.deploy(
+            args.model, table=args.table, version=_version(args.version), dry_run=args.dry_run
+        )
+        if args.dry_run:
+            print(";\n\n".join(deployment.statements) + ";")
+            return
+        print(
+            f"{deployment.model} version {deployment.version} now scores every insert into "
+            f"{deployment.table} -> {deployment.predictions_table}; ground truth goes to "
+            f"{deployment.ground_truth_table}; view {deployment.view}"
+        )
+
+
+def cmd_deployments(args) -> None:
+    with indb.connect(args.db) as db:
+        _show(db.deployments())
+
+
+def cmd_sql(args) -> None:
+    with indb.connect(args.db) as db:
+        _show(db.sql(args.query))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    db_help = "database URL (default: $INDB_URL, else the DuckDB file ./indb.duckdb)"
+    # --db works before or after the command; SUPPRESS keeps a sub-command from resetting it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="URL", default=argparse.SUPPRESS, help=db_help)
+    parser = argparse.ArgumentParser(
+        prog="indb", description="Machine learning inside the database."
+    )
+    parser.add_argument("--db", metavar="URL", default=None, help=db_help)
+    parser.add_argument("--version", action="version", version=f"indb {indb.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", parents=[common], help="run the whole loop on sample data")
+    demo.add_argument("--rows", type=int, default=30_000, help="loan applications to generate")
+    demo.add_argument("--seed", type=int, default=7)
+    demo.set_defaults(run=cmd_demo)
+
+    models = commands.add_parser("models", help="list and inspect registered models")
+    verbs = models.add_subparsers(dest="verb", required=True, metavar="VERB")
+    verbs.add_parser("list", parents=[common], help="all models").set_defaults(run=cmd_models_list)
+    show = verbs.add_parser("show", parents=[common], help="versions of one model")
+    show.add_argument("name")
+    show.add_argument("--version", dest="version", default=None, help="number or alias")
+    show.set_defaults(run=cmd_models_show)
+    alias = verbs.add_parser("alias", parents=[common], help="point an alias at a version")
+    alias.add_argument("name")
+    alias.add_argument("alias", help="e.g. production or staging")
+    alias.add_argument("version")
+    alias.set_defaults(run=cmd_models_alias)
+
+    deploy = commands.add_parser("deploy", parents=[common], help="score every insert into a table")
+    deploy.add_argument("model")
+    deploy.add_argument("--table", required=True)
+    deploy.add_argument("--version", dest="version", default=None, help="number or alias")
+    deploy.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
+    deploy.set_defaults(run=cmd_deploy)
+
+    deployments = commands.add_parser("deployments", parents=[common], help="list deployments")
+    deployments.set_defaults(run=cmd_deployments)
+
+    sql = commands.add_parser("sql", parents=[common], help="run one SQL statement")
+    sql.add_argument("query")
+    sql.set_defaults(run=cmd_sql)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except IndbError as e:
+        print(f"indb: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

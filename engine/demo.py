@@ -1,0 +1,233 @@
+"""``indb demo``: the whole loop on synthetic loan applications, in plain SQL where users would.
+
+Train on 30 days of history, register and deploy the model, stream 60 more days of
+applications into the request table in daily batches (each INSERT is scored by the
+trigger), record each outcome 14 days after its application, retrain mid-stream and
+switch versions, then report accuracy per week and per model version.
+"""
+
+from __future__ import annotations
+
+import time
+
+import indb
+import numpy as np
+import pandas as pd
+from indb.progress import Progress
+
+TABLE = "loan_applications"
+FEATURES = [
+    "income",
+    "debt",
+    "age",
+    "employment_years",
+    "credit_lines",
+    "purpose",
+    "home_ownership",
+]
+NUMERIC = ["income", "debt", "age", "employment_years", "credit_lines"]
+CATEGORICAL = ["purpose", "home_ownership"]
+DAYS, TRAIN_DAYS, RETRAIN_DAY, LABEL_DELAY_DAYS = 90, 30, 60, 14
+START = pd.Timestamp("2026-01-05")
+
+
+def applications(rows: int, seed: int) -> pd.DataFrame:
+    """Loan applications over DAYS days; a downturn from day 35 to 45 raises debt and defaults."""
+    rng = np.random.default_rng(seed)
+    day = np.sort(rng.uniform(0, DAYS, rows))
+    downturn = np.clip((day - 35) / 10, 0, 1)
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(1, rows + 1, dtype=np.int64),
+            "applied_at": START + pd.to_timedelta(day, unit="D"),
+            "income": rng.lognormal(10.8, 0.45, rows).round(2),
+            "debt": (rng.gamma(2.0, 7_000, rows) * (1 + 0.5 * downturn)).round(2),
+            "age": rng.integers(19, 75, rows).astype(np.int64),
+            "employment_years": rng.exponential(6, rows).round(1),
+            "credit_lines": rng.poisson(4, rows).astype(np.int64),
+            "purpose": rng.choice(
+                ["car", "home", "education", "business", "medical"],
+                rows,
+                p=[0.3, 0.25, 0.15, 0.2, 0.1],
+            ),
+            "home_ownership": rng.choice(["rent", "own", "mortgage"], rows, p=[0.45, 0.2, 0.35]),
+        }
+    )
+    risk = (
+        2.2 * frame.debt / frame.income
+        - 0.05 * frame.employment_years
+        + 0.08 * (frame.credit_lines - 4)
+        + 0.5 * (frame.purpose == "business") * (1 + 2 * downturn)
+        - 0.3 * (frame.home_ownership == "own")
+        - 0.01 * (frame.age - 40)
+        + 0.6 * downturn
+        + rng.normal(0, 0.35, rows)
+    )
+    frame["outcome"] = np.where(risk > 0.75, "default", "repaid")
+    return frame
+
+
+def train(history: pd.DataFrame):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.metrics import accuracy_score, roc_auc_score
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    cut = int(len(history) * 0.8)
+    fit, holdout = history.iloc[:cut], history.iloc[cut:]
+    pipeline = Pipeline(
+        [
+            (
+                "encode",
+                ColumnTransformer(
+                    [
+                        ("numeric", "passthrough", NUMERIC),
+                        ("categorical", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL),
+                    ]
+                ),
+            ),
+            ("model", GradientBoostingClassifier(n_estimators=60, max_depth=3, random_state=0)),
+        ]
+    )
+    pipeline.fit(fit[FEATURES], fit["outcome"])
+    proba = pipeline.predict_proba(holdout[FEATURES])[:, list(pipeline.classes_).index("default")]
+    metrics = {
+        "holdout_accuracy": round(
+            float(accuracy_score(holdout["outcome"], pipeline.predict(holdout[FEATURES]))), 4
+        ),
+        "holdout_auc": round(float(roc_auc_score(holdout["outcome"] == "default", proba)), 4),
+        "training_rows": len(fit),
+    }
+    pipeline.fit(history[FEATURES], history["outcome"])
+    return pipeline, metrics
+
+
+def _drop_previous_run(db: indb.Database) -> None:
+    if not db.sql("SELECT 1 FROM indb.deployments WHERE table_name = $t", {"t": TABLE}).empty:
+        db.undeploy(TABLE, drop_tables=True)
+        print(f"  removed the tables of an earlier demo run ({TABLE}*)")
+
+
+def _stream_day(db: indb.Database, day: int) -> int:
+    """Insert one day of applications with plain SQL and the labels that became known."""
+    start = START + pd.Timedelta(days=day)
+    end = start + pd.Timedelta(days=1)
+    delay = pd.Timedelta(days=LABEL_DELAY_DAYS)
+    columns = ", ".join(FEATURES)
+    db.sql(
+        f"INSERT INTO {TABLE} (id, {columns}, created_at) "
+        f"SELECT id, {columns}, applied_at FROM demo_incoming "
+        "WHERE applied_at >= $start AND applied_at < $end ORDER BY id",
+        {"start": start, "end": end},
+    )
+    db.sql(
+        f"INSERT INTO {TABLE}_ground_truth (id, label, observed_at) "
+        "SELECT id, outcome, applied_at + to_days($delay) FROM demo_incoming "
+        "WHERE applied_at >= $start AND applied_at < $end",
+        {"start": start - delay, "end": end - delay, "delay": LABEL_DELAY_DAYS},
+    )
+    ((count,),) = db.backend.rows(
+        "SELECT count(*) FROM demo_incoming WHERE applied_at >= $start AND applied_at < $end",
+        {"start": start, "end": end},
+    )
+    return int(count)
+
+
+ACCURACY_BY_WEEK = f"""
+SELECT CAST(date_trunc('week', created_at) AS DATE) AS week,
+       model_version,
+       count(*) AS scored,
+       count(label) AS labeled,
+       round(avg(CASE WHEN label IS NULL THEN NULL
+                      WHEN prediction = label THEN 1.0 ELSE 0.0 END), 3) AS accuracy,
+       round(avg(probability_default), 3) AS mean_p_default
+FROM {TABLE}_scored
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
+
+
+def run_demo(url: str | None = None, rows: int = 30_000, seed: int = 7) -> None:
+    started = time.perf_counter()
+    db = indb.connect(url)
+    print(f"indb demo: {db.url}\n")
+    _drop_previous_run(db)
+
+    data = applications(rows, seed)
+    history = data[data.applied_at < START + pd.Timedelta(days=TRAIN_DAYS)]
+    db.write_table("loan_history", history, replace=True)
+    db.write_table("demo_incoming", data[len(history) :], replace=True)
+    print(
+        f"1. generated {rows:,} loan applications over {DAYS} days; "
+        f"{len(history):,} with known outcomes are in table loan_history"
+    )
+
+    pipeline, metrics = train(db.sql("SELECT * FROM loan_history ORDER BY id"))
+    v1 = db.register_model(
+        "loans",
+        pipeline,
+        sample=history[FEATURES].head(500),
+        metrics=metrics,
+        tags={"trained_on": f"days 0-{TRAIN_DAYS - 1}"},
+        description="Default risk of a loan application",
+    )
+    db.set_alias("loans", "production", v1.version)
+    print(
+        f"2. trained {type(pipeline[-1]).__name__}, registered loans version {v1.version} "
+        f"(holdout accuracy {metrics['holdout_accuracy']}, AUC {metrics['holdout_auc']}), "
+        "aliased production"
+    )
+
+    db.deploy("loans", table=TABLE)
+    print(f"3. deployed: every INSERT INTO {TABLE} is scored into {TABLE}_predictions\n")
+
+    versions = str(v1.version)
+    with Progress(DAYS - TRAIN_DAYS, "4. streaming applications", unit="days") as bar:
+        for day in range(TRAIN_DAYS, DAYS):
+            if day == RETRAIN_DAY:
+                labeled = db.sql(
+                    f"SELECT {', '.join(FEATURES)}, label AS outcome FROM {TABLE}_scored "
+                    "WHERE label IS NOT NULL"
+                )
+                pipeline, metrics = train(labeled.sample(frac=1.0, random_state=seed))
+                v2 = db.register_model(
+                    "loans",
+                    pipeline,
+                    sample=labeled[FEATURES].head(500),
+                    metrics=metrics,
+                    tags={"trained_on": f"labels known by day {day}"},
+                )
+                db.set_alias("loans", "production", v2.version)
+                versions = f"{v1.version} and {v2.version}"
+                db.deploy("loans", table=TABLE, version="production")
+                bar.advance(0, note=f"retrained: version {v2.version} deployed")
+            bar.advance(1, note=f"{_stream_day(db, day):,} rows")
+    print()
+
+    print(
+        "5. accuracy by week, over applications whose outcome has arrived "
+        f"({LABEL_DELAY_DAYS} days after applying):"
+    )
+    from indb.cli import _show
+
+    _show(db.sql(ACCURACY_BY_WEEK))
+    totals = db.sql(
+        f"SELECT (SELECT count(*) FROM {TABLE}) AS requests, "
+        f"(SELECT count(*) FROM {TABLE}_predictions) AS predictions, "
+        f"(SELECT count(*) FROM {TABLE}_ground_truth) AS labels"
+    ).iloc[0]
+    print(f"""
+6. what is where ({db.url}), in {time.perf_counter() - started:.1f}s:
+   indb.models, indb.model_versions   model loans; this run scored with versions {versions}
+   {TABLE:<33}  requests ({totals.requests:,} rows), the table applications insert into
+   {TABLE + "_predictions":<33}  predictions ({totals.predictions:,} rows) with version and runtime
+   {TABLE + "_ground_truth":<33}  outcomes as they arrive ({totals.labels:,} rows)
+   {TABLE + "_scored":<33}  the view joining all three
+
+   try:  indb sql "SELECT predict_loans(52000, 9000, 35, 4.5, 3, 'car', 'rent')"
+         indb sql "SELECT model_version, count(*) FROM {TABLE}_scored GROUP BY 1"
+         indb models show loans""")
+    if url is not None:
+        print(f"   (add --db {url} to each command)")
+    db.close()
