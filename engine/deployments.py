@@ -80,21 +80,20 @@ def _base_type(sql_type: str) -> str:
 
 
 def _check_request_table(table: str, columns: dict[str, str], sig) -> None:
+    """Every model input present with a compatible type; all problems reported at once."""
     lowered = {c.lower(): t for c, t in columns.items()}
+    problems = []
     for spec in sig.inputs:
         found = lowered.get(spec.name.lower())
         if found is None:
-            raise DeploymentError(
-                f"table {table!r} has no column {spec.name!r}; the model needs "
-                f"{spec.name} {spec.sql_type} (all inputs: {', '.join(sig.columns)})"
-            )
-        if _base_type(found) not in _COMPATIBLE[spec.sql_type]:
-            raise DeploymentError(
-                f"column {table}.{spec.name} is {found}; the model needs {spec.sql_type}"
-            )
+            problems.append(f"no column {spec.name!r} (the model needs {spec.name} {spec.sql_type})")
+        elif _base_type(found) not in _COMPATIBLE[spec.sql_type]:
+            problems.append(f"{table}.{spec.name} is {found}; the model needs {spec.sql_type}")
     if "id" in lowered and _base_type(lowered["id"]) not in _COMPATIBLE["BIGINT"]:
+        problems.append(f"{table}.id is {lowered['id']}; indb needs an integer row key")
+    if problems:
         raise DeploymentError(
-            f"column {table}.id is {lowered['id']}; indb needs an integer row key"
+            f"table {table!r} cannot be scored by this model: " + "; ".join(problems)
         )
 
 

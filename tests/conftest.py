@@ -1,28 +1,33 @@
-"""Shared fixtures: real databases, real models."""
+"""Shared fixtures: real databases, real scikit-learn models, real onnxruntime."""
 
 from __future__ import annotations
 
-import indb
 import numpy as np
 import pandas as pd
 import pytest
 
+import indb
 
-@pytest.fixture
-def db(tmp_path):
+NUMERIC = ["income", "debt", "age", "tenure"]
+
+
+@pytest.fixture(params=["duckdb"])
+def db(request, tmp_path):
+    """An empty indb database on each available backend."""
     database = indb.connect(f"duckdb://{tmp_path}/test.duckdb")
     yield database
     database.close()
 
 
 def loan_frame(rows: int, seed: int = 0) -> pd.DataFrame:
-    """Loan applications: numeric and categorical columns and a label that depends on both."""
+    """Loan applications: numeric and categorical columns and labels that depend on both."""
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame(
         {
             "income": rng.normal(55_000, 15_000, rows).round(2),
             "debt": rng.gamma(2.0, 6_000, rows).round(2),
-            "age": rng.integers(18, 80, rows),
+            "age": rng.integers(18, 80, rows).astype(np.int64),
+            "tenure": rng.exponential(5, rows).round(1),
             "purpose": rng.choice(["car", "home", "education", "business"], rows),
         }
     )
@@ -33,9 +38,73 @@ def loan_frame(rows: int, seed: int = 0) -> pd.DataFrame:
         + rng.normal(0, 0.5, rows)
     )
     frame["label"] = np.where(score > 1.2, "repaid", "default")
+    # Expected loss in thousands: onnxruntime's tree regressors sum in float32, so values of
+    # this size keep their error near 1e-6.
+    frame["loss"] = ((frame.debt * 0.3 - frame.income * 0.05 + rng.normal(0, 500, rows)) / 1000)
     return frame
 
 
 @pytest.fixture(scope="session")
-def loans():
+def loans() -> pd.DataFrame:
     return loan_frame(2_000)
+
+
+@pytest.fixture(scope="session")
+def fresh_loans() -> pd.DataFrame:
+    """Rows the models were not trained on."""
+    return loan_frame(500, seed=1)
+
+
+@pytest.fixture(scope="session")
+def logistic(loans):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression()).fit(loans[NUMERIC], loans.label)
+
+
+@pytest.fixture(scope="session")
+def forest(loans):
+    from sklearn.ensemble import RandomForestClassifier
+
+    model = RandomForestClassifier(n_estimators=30, max_depth=8, random_state=0)
+    return model.fit(loans[NUMERIC], loans.label == "repaid")
+
+
+@pytest.fixture(scope="session")
+def boosted_regressor(loans):
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    model = GradientBoostingRegressor(n_estimators=50, max_depth=3, random_state=0)
+    return model.fit(loans[NUMERIC], loans.loss)
+
+
+@pytest.fixture(scope="session")
+def mixed_pipeline(loans):
+    """ColumnTransformer(StandardScaler on numbers, OneHotEncoder on strings) + classifier."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    columns = NUMERIC + ["purpose"]
+    pipeline = Pipeline(
+        [
+            (
+                "encode",
+                ColumnTransformer(
+                    [
+                        ("numbers", StandardScaler(), NUMERIC),
+                        ("strings", OneHotEncoder(handle_unknown="ignore"), ["purpose"]),
+                    ]
+                ),
+            ),
+            ("classify", LogisticRegression(max_iter=500)),
+        ]
+    )
+    return pipeline.fit(loans[columns], loans.label)
+
+
+def feature_columns(model) -> list[str]:
+    return list(model.feature_names_in_)

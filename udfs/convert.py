@@ -83,6 +83,8 @@ def from_sklearn(estimator, sample: pd.DataFrame) -> onnx.ModelProto:
                 estimator, initial_types=initial, options=options, target_opset=TARGET_OPSET
             )
             model = model if per_column else concat_columns(model, list(types))
+            if tensor is DoubleTensorType:
+                round_tree_inputs(model)
             _check_runs(model, sample.head(5), getattr(estimator, "classes_", None))
         except Exception as e:  # skl2onnx and onnxruntime raise many types; keep the reason
             errors.append(f"{tensor.__name__}: {e}")
@@ -91,6 +93,26 @@ def from_sklearn(estimator, sample: pd.DataFrame) -> onnx.ModelProto:
     raise ConversionError(
         f"skl2onnx could not convert {type(estimator).__name__}: " + " | ".join(errors)
     )
+
+
+def round_tree_inputs(model: onnx.ModelProto) -> None:
+    """Round double inputs of tree ensembles to float32 first, as scikit-learn's trees do.
+
+    Thresholds sit halfway between float32 values; comparing the unrounded double lets a
+    value that scikit-learn would round across the threshold go the other way.
+    """
+    nodes = list(model.graph.node)
+    for position in reversed(range(len(nodes))):
+        node = nodes[position]
+        if not node.op_type.startswith("TreeEnsemble"):
+            continue
+        source = node.input[0]
+        single, rounded = f"{source}_indb_f32", f"{source}_indb_rounded"
+        to_float = helper.make_node("Cast", [source], [single], to=TensorProto.FLOAT)
+        to_double = helper.make_node("Cast", [single], [rounded], to=TensorProto.DOUBLE)
+        node.input[0] = rounded
+        model.graph.node.insert(position, to_double)
+        model.graph.node.insert(position, to_float)
 
 
 def _check_runs(model: onnx.ModelProto, sample: pd.DataFrame, classes) -> None:

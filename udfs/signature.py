@@ -25,6 +25,14 @@ class Input:
     onnx_type: str  # key of ONNX_NUMPY
     nullable: bool = False  # NULL becomes NaN (numeric) instead of an error
 
+    @property
+    def argument_type(self) -> str:
+        """SQL type of the scoring function's argument: any number for a float input, so
+        ``predict_m(67.0)`` works for an integer column."""
+        if self.onnx_type in ("float", "double") and self.sql_type != "BOOLEAN":
+            return "DOUBLE"
+        return self.sql_type
+
 
 @dataclass(frozen=True)
 class Signature:

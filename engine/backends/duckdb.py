@@ -32,6 +32,11 @@ _open: dict[str, weakref.WeakSet] = {}
 _open_lock = threading.Lock()
 # One in-process DuckDB instance per file, shared by every indb connection to it.
 _instances: dict[str, tuple[duckdb.DuckDBPyConnection, str, int]] = {}
+_RETURNS_ROWS = {
+    duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN, duckdb.StatementType.PRAGMA,
+    duckdb.StatementType.CALL,
+}
+_CHANGES_ROWS = {duckdb.StatementType.INSERT, duckdb.StatementType.UPDATE, duckdb.StatementType.DELETE}
 _RESERVED_CATALOGS = ("indb", "memory", "system", "temp", "main")
 
 
@@ -122,6 +127,13 @@ class DuckDBBackend(Backend):
     def run_user_sql(self, sql: str, params: dict | Sequence | None = None) -> pd.DataFrame | None:
         cursor = self.con.execute(sql, params)
         if cursor.description is None:
+            return None
+        statements = duckdb.extract_statements(sql)
+        kind = statements[-1].type if statements else None
+        if kind in _CHANGES_ROWS:  # a row count unless the statement has RETURNING
+            if [d[0] for d in cursor.description] == ["Count"]:
+                return None
+        elif kind not in _RETURNS_ROWS:
             return None
         return cursor.df()
 
@@ -226,7 +238,7 @@ class DuckDBBackend(Backend):
         self.con.create_function(
             name,
             scorer,
-            [i.sql_type for i in sig.inputs],
+            [i.argument_type for i in sig.inputs],
             onnx_udf.result_type(sig),
             type="arrow",
             null_handling="special",

@@ -1,0 +1,75 @@
+"""indb.connect(): URLs, the catalog, db.sql()."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+import indb
+from indb.catalog import CATALOG_VERSION
+
+
+def test_default_is_indb_duckdb_in_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("INDB_URL", raising=False)
+    with indb.connect() as db:
+        # The file is called indb.duckdb and the schema indb: both must stay usable.
+        assert db.sql("SELECT count(*) AS n FROM indb.models").n[0] == 0
+        db.sql("CREATE TABLE t (x INTEGER)")
+    assert (tmp_path / "indb.duckdb").exists()
+    with indb.connect() as db:
+        assert "t" in set(db.sql("SHOW TABLES").name)
+
+
+def test_indb_url_environment_variable(tmp_path, monkeypatch):
+    target = tmp_path / "from_env.duckdb"
+    monkeypatch.setenv("INDB_URL", f"duckdb://{target}")
+    with indb.connect() as db:
+        assert db.url.endswith("from_env.duckdb")
+    assert target.exists()
+
+
+def test_memory_database_is_private_to_its_connection():
+    with indb.connect("duckdb:///:memory:") as first, indb.connect("duckdb:///:memory:") as other:
+        first.sql("CREATE TABLE only_here (x INTEGER)")
+        assert other.sql(
+            "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'only_here'"
+        ).n[0] == 0
+
+
+def test_catalog_is_created_once_and_upgraded_idempotently(tmp_path):
+    url = f"duckdb://{tmp_path}/c.duckdb"
+    for _ in range(3):
+        with indb.connect(url) as db:
+            assert db.schema_version == CATALOG_VERSION
+            migrations = db.sql("SELECT version FROM indb.schema_migrations ORDER BY version")
+            assert list(migrations.version) == list(range(1, CATALOG_VERSION + 1))
+    tables = set(
+        duckdb.connect(str(tmp_path / "c.duckdb"))
+        .execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'indb'")
+        .df()
+        .table_name
+    )
+    assert {"models", "model_versions", "model_aliases", "deployments", "audit_log"} <= tables
+
+
+def test_sql_binds_parameters_and_returns_frames(db):
+    db.sql("CREATE TABLE people (name VARCHAR, age INTEGER)")
+    assert db.sql("INSERT INTO people VALUES ($name, $age)", {"name": "o'brien", "age": 40}) is None
+    db.sql("INSERT INTO people VALUES (?, ?)", ["x; DROP TABLE people; --", 3])
+    frame = db.sql("SELECT name, age FROM people WHERE age > $min ORDER BY age", {"min": 1})
+    assert list(frame.name) == ["x; DROP TABLE people; --", "o'brien"]
+    assert db.sql("CREATE TABLE other (x INTEGER)") is None
+
+
+def test_unknown_url_scheme_is_refused():
+    with pytest.raises(indb.IndbError, match="unknown database URL"):
+        indb.connect("mysql://somewhere/db")
+
+
+def test_two_connections_to_one_file_share_models(tmp_path, logistic, loans):
+    url = f"duckdb://{tmp_path}/shared.duckdb"
+    with indb.connect(url) as first, indb.connect(url) as second:
+        first.register_model("lr", logistic, sample=loans[["income", "debt", "age", "tenure"]])
+        result = second.sql("SELECT predict_lr(50000.0, 1000.0, 30, 2.0) AS p")
+        assert result.p[0] in ("default", "repaid")
