@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 
-import indb
 import pandas as pd
+
+import indb
 from indb.errors import IndbError
 
 
@@ -59,13 +60,9 @@ def cmd_models_show(args) -> None:
         )
         for mv in versions:
             stages = [a for a, v in aliases.itertuples(index=False) if v == mv.version]
-            print(
-                f"{mv.name} version {mv.version}" + (f"  [{', '.join(stages)}]" if stages else "")
-            )
+            print(f"{mv.name} version {mv.version}" + (f"  [{', '.join(stages)}]" if stages else ""))
             print(f"  sha256     {mv.sha256} (verified)")
-            print(
-                f"  task       {mv.task}" + (f", classes {list(mv.classes)}" if mv.classes else "")
-            )
+            print(f"  task       {mv.task}" + (f", classes {list(mv.classes)}" if mv.classes else ""))
             print(f"  call       {mv.signature.describe(f'predict_{mv.name}_v{mv.version}')}")
             estimator = (mv.recipe.get("estimator") or {}).get("estimator", "ONNX bytes")
             print(f"  estimator  {estimator}")
@@ -115,9 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     # --db works before or after the command; SUPPRESS keeps a sub-command from resetting it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", metavar="URL", default=argparse.SUPPRESS, help=db_help)
-    parser = argparse.ArgumentParser(
-        prog="indb", description="Machine learning inside the database."
-    )
+    parser = argparse.ArgumentParser(prog="indb", description="Machine learning inside the database.")
     parser.add_argument("--db", metavar="URL", default=None, help=db_help)
     parser.add_argument("--version", action="version", version=f"indb {indb.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
+
 from indb import catalog, deployments, registry
 from indb.backends.base import Backend
 from indb.deployments import Deployment
@@ -161,6 +162,4 @@ class Database:
         return self._call(deployments.get, table)
 
     def deployments(self) -> pd.DataFrame:
-        return self._call(
-            lambda b: b.query(statement("deployments", "list_deployments", b.dialect))
-        )
+        return self._call(lambda b: b.query(statement("deployments", "list_deployments", b.dialect)))

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import time
 
-import indb
 import numpy as np
 import pandas as pd
+
+import indb
 from indb.progress import Progress
 
 TABLE = "loan_applications"

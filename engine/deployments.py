@@ -92,9 +92,7 @@ def _check_request_table(table: str, columns: dict[str, str], sig) -> None:
     if "id" in lowered and _base_type(lowered["id"]) not in _COMPATIBLE["BIGINT"]:
         problems.append(f"{table}.id is {lowered['id']}; indb needs an integer row key")
     if problems:
-        raise DeploymentError(
-            f"table {table!r} cannot be scored by this model: " + "; ".join(problems)
-        )
+        raise DeploymentError(f"table {table!r} cannot be scored by this model: " + "; ".join(problems))
 
 
 def _table_statements(backend: Backend, table: str, mv, existing: dict | None) -> list[str]:
@@ -108,8 +106,7 @@ def _table_statements(backend: Backend, table: str, mv, existing: dict | None) -
         result.append(sql("create_sequence", sequence=q(sequence)))
     if existing is None:
         features = join(
-            Quoted(f"{q(i.name)} {i.sql_type}" + ("" if i.nullable else " NOT NULL"))
-            for i in sig.inputs
+            Quoted(f"{q(i.name)} {i.sql_type}" + ("" if i.nullable else " NOT NULL")) for i in sig.inputs
         )
         result.append(
             sql(
@@ -142,9 +139,7 @@ def _table_statements(backend: Backend, table: str, mv, existing: dict | None) -
         )
     for column in wanted:
         if column not in present:
-            result.append(
-                sql("add_probability_column", predictions=q(predictions), column=q(column))
-            )
+            result.append(sql("add_probability_column", predictions=q(predictions), column=q(column)))
     all_probabilities = [c for c in present if c.startswith("probability_")]
     all_probabilities += [c for c in wanted if c not in all_probabilities]
     result.append(
@@ -185,9 +180,7 @@ def deploy(
     if existing is not None:
         _check_request_table(table, existing, mv.signature)
     target = ScoringTarget(table, mv.ref, runtime, probability_columns(mv.classes))
-    current = backend.rows(
-        statement("deployments", "get_deployment", backend.dialect), {"table_name": table}
-    )
+    current = backend.rows(statement("deployments", "get_deployment", backend.dialect), {"table_name": table})
     statements = _table_statements(backend, table, mv, existing)
     statements += backend.scoring_sql(target, backfill=existing is not None)
     result = Deployment(table, mv.name, mv.version, runtime, statements)
@@ -210,9 +203,7 @@ def deploy(
                 "model": mv.name,
                 "version": mv.version,
                 "runtime": runtime,
-                "previous": None
-                if not current
-                else {"model": current[0][1], "version": current[0][2]},
+                "previous": None if not current else {"model": current[0][1], "version": current[0][2]},
             },
         )
     return result
@@ -220,14 +211,9 @@ def deploy(
 
 def get(backend: Backend, table: str) -> Deployment:
     table = identifiers.table_name(table)
-    found = backend.rows(
-        statement("deployments", "get_deployment", backend.dialect), {"table_name": table}
-    )
+    found = backend.rows(statement("deployments", "get_deployment", backend.dialect), {"table_name": table})
     if not found:
-        known = [
-            r[0]
-            for r in backend.rows(statement("deployments", "list_deployments", backend.dialect))
-        ]
+        known = [r[0] for r in backend.rows(statement("deployments", "list_deployments", backend.dialect))]
         raise NotFoundError("deployment on table", table, known)
     _, model, version, runtime, *_ = found[0]
     return Deployment(table, model, int(version), runtime)
@@ -248,8 +234,6 @@ def undeploy(backend: Backend, table: str, *, drop_tables: bool = False) -> list
     with backend.transaction():
         for text in run:
             backend.execute(text)
-        backend.execute(
-            statement("deployments", "delete_deployment", d), {"table_name": deployment.table}
-        )
+        backend.execute(statement("deployments", "delete_deployment", d), {"table_name": deployment.table})
         audit.record(backend, "undeploy", deployment.table, {"drop_tables": drop_tables})
     return run

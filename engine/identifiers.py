@@ -9,8 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from indb.errors import InvalidNameError
 from sqlglot import exp
+
+from indb.errors import InvalidNameError
 
 # Lowercase so that unquoted SQL written by users (which most engines fold) finds the object.
 _OBJECT_NAME = re.compile(r"[a-z_][a-z0-9_]*")

@@ -11,6 +11,7 @@ import importlib
 from typing import Any
 
 import numpy as np
+
 from indb.errors import ModelError
 
 TRUSTED_PACKAGES = ("sklearn", "xgboost", "lightgbm", "numpy")

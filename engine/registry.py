@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from indb import audit, identifiers
 from indb.backends.base import Backend, ModelRef
 from indb.errors import ModelError, NotFoundError
@@ -75,9 +76,7 @@ def _json_or_none(value: Any, what: str) -> str | None:
     if not isinstance(value, dict):
         raise ModelError(f"{what} must be a dict, got {type(value).__name__}")
     try:
-        return json.dumps(
-            value, default=lambda v: v.item() if isinstance(v, np.generic) else str(v)
-        )
+        return json.dumps(value, default=lambda v: v.item() if isinstance(v, np.generic) else str(v))
     except (TypeError, ValueError) as e:
         raise ModelError(f"{what} cannot be stored as JSON: {e}") from None
 
@@ -97,18 +96,14 @@ def _check_columns(sample: pd.DataFrame) -> list[str]:
             )
         columns.append(name)
     if len({c.lower() for c in columns}) != len(columns):
-        raise ModelError(
-            f"sample columns {columns} differ only by case; SQL cannot tell them apart"
-        )
+        raise ModelError(f"sample columns {columns} differ only by case; SQL cannot tell them apart")
     return columns
 
 
 def _run_sample(sig: Signature, data: bytes, sample: pd.DataFrame) -> list:
     try:
         session = sessions.build(data)
-        outputs = [sig.prediction_output] + (
-            [sig.probability_output] if sig.probability_output else []
-        )
+        outputs = [sig.prediction_output] + ([sig.probability_output] if sig.probability_output else [])
         return session.run(outputs, convert.feeds(sig, sample))
     except Exception as e:
         raise ModelError(f"the model does not run on its sample: {e}") from None
@@ -137,9 +132,7 @@ def _parity(estimator: Any, sig: Signature, results: list, sample: pd.DataFrame)
         labels = np.array(convert.python_classes(expected), dtype=object)
         proba = estimator.predict_proba(sample)
         difference = np.abs(np.asarray(results[1]) - proba)
-        report["label_mismatches"] = mismatches = decisive_mismatches(
-            got.ravel(), labels, proba, sig.classes
-        )
+        report["label_mismatches"] = mismatches = decisive_mismatches(got.ravel(), labels, proba, sig.classes)
     else:
         scale = np.maximum(1.0, np.abs(expected.ravel()))
         difference = np.abs(got.ravel() - expected.ravel()) / scale
@@ -170,9 +163,7 @@ def prepare(model: Any, sample: pd.DataFrame) -> tuple[bytes, Signature, dict, d
             try:
                 check_is_fitted(model)
             except NotFittedError:
-                raise ModelError(
-                    f"{type(model).__name__} is not fitted; call fit() first"
-                ) from None
+                raise ModelError(f"{type(model).__name__} is not fitted; call fit() first") from None
             proto = convert.from_sklearn(model, sample)
             recipe = make_recipe(model, columns)
             estimator = model
@@ -360,8 +351,6 @@ def _refresh_default(backend: Backend, name: str) -> None:
 
 def install_all(backend: Backend) -> None:
     """Make every registered version callable on this connection (run at connect)."""
-    for row in backend.query(statement("registry", "all_versions", backend.dialect)).to_dict(
-        "records"
-    ):
+    for row in backend.query(statement("registry", "all_versions", backend.dialect)).to_dict("records"):
         sig = Signature.from_catalog(row["inputs"], row["outputs"], row["classes"])
         backend.prepare_model(ModelRef(row["model"], int(row["version"]), row["sha256"], sig))

@@ -2,8 +2,9 @@
 
 A file holds the statements for one purpose, each introduced by a line
 ``-- name: <statement>``. Statements are written once in DuckDB's dialect with
-``$name`` parameters; a backend whose dialect differs either ships its own copy
-under ``sql/<dialect>/`` or transpiles the text with sqlglot.
+``$name`` parameters; where another dialect differs, ``sql/<dialect>/<file>.sql``
+holds its own version of just those statements, and the backend transpiles the
+rest with sqlglot.
 
 Templates for per-deployment DDL (``sql/<dialect>/*.sql``) hold ``{slots}`` that
 are filled only with identifiers that were validated and quoted by
@@ -32,17 +33,25 @@ def _read(relative: str) -> str:
     return resources.files(__name__).joinpath(relative).read_text(encoding="utf-8")
 
 
-@cache
-def statements(file: str, dialect: str = "duckdb") -> dict[str, str]:
-    """Named statements of ``<file>.sql``, preferring ``<dialect>/<file>.sql``."""
-    root = resources.files(__name__)
-    own = root.joinpath(dialect, f"{file}.sql")
-    text = own.read_text(encoding="utf-8") if own.is_file() else _read(f"{file}.sql")
+def _parse(text: str) -> dict[str, str]:
     parts = _NAME_LINE.split(text)
     found = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         lines = [line for line in body.splitlines() if not line.lstrip().startswith("--")]
         found[name] = "\n".join(lines).strip().removesuffix(";").strip()
+    return found
+
+
+@cache
+def statements(file: str, dialect: str = "duckdb") -> dict[str, str]:
+    """Named statements of ``<file>.sql``; those in ``<dialect>/<file>.sql`` replace them."""
+    root = resources.files(__name__)
+    found = {}
+    for candidate in (root.joinpath(f"{file}.sql"), root.joinpath(dialect, f"{file}.sql")):
+        if candidate.is_file():
+            found.update(_parse(candidate.read_text(encoding="utf-8")))
+    if not found:
+        raise FileNotFoundError(f"no SQL file sql/{file}.sql or sql/{dialect}/{file}.sql")
     return found
 
 

@@ -8,6 +8,8 @@ import pytest
 
 import indb
 
+pytest_plugins = ["tests.pg_fixtures"]
+
 NUMERIC = ["income", "debt", "age", "tenure"]
 
 
@@ -40,7 +42,7 @@ def loan_frame(rows: int, seed: int = 0) -> pd.DataFrame:
     frame["label"] = np.where(score > 1.2, "repaid", "default")
     # Expected loss in thousands: onnxruntime's tree regressors sum in float32, so values of
     # this size keep their error near 1e-6.
-    frame["loss"] = ((frame.debt * 0.3 - frame.income * 0.05 + rng.normal(0, 500, rows)) / 1000)
+    frame["loss"] = (frame.debt * 0.3 - frame.income * 0.05 + rng.normal(0, 500, rows)) / 1000
     return frame
 
 

@@ -45,8 +45,7 @@ OS_USER_ENV = "INDB_TEST_PG_OS_USER"
 REQUIRED_ENV = "INDB_TEST_PG_REQUIRED"
 
 SKIP_REASON = (
-    "PostgreSQL binaries not found: run `bash .ci/install_postgres.sh` "
-    f"or set {DSN_ENV}=postgresql://..."
+    f"PostgreSQL binaries not found: run `bash .ci/install_postgres.sh` or set {DSN_ENV}=postgresql://..."
 )
 
 
@@ -101,9 +100,7 @@ def find_pg_bin() -> Path | None:
         path = Path(override)
         return path if _usable(path) else None
     candidates = [
-        Path(p)
-        for pattern in ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin")
-        for p in glob.glob(pattern)
+        Path(p) for pattern in ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin") for p in glob.glob(pattern)
     ]
     on_path = shutil.which("initdb")
     if on_path:
@@ -306,7 +303,7 @@ class Cluster:
             settings |= {
                 "shared_preload_libraries": "'pg_cron'",
                 "cron.database_name": f"'{DATABASE}'",
-                "cron.host": "'127.0.0.1'",  # the launcher connects over TCP: we have no socket
+                "cron.host": "'127.0.0.1'",  # jobs run over libpq/TCP: there is no Unix socket
             }
         conf = "\n# indb test settings\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
         with open(self.data_dir / "postgresql.conf", "a") as fh:

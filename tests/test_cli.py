@@ -10,7 +10,10 @@ import pytest
 
 def indb_cli(*args: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "indb.cli", *args], cwd=cwd, capture_output=True, text=True,
+        [sys.executable, "-m", "indb.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
 
@@ -43,8 +46,13 @@ def test_models_list_show_and_sql(demo_folder):
     query = "SELECT predict_loans(52000, 9000, 35, 4.5, 3, 'car', 'rent') AS p"
     answer = indb_cli("sql", query, cwd=folder)
     assert answer.returncode == 0 and answer.stdout.split()[-1] in ("default", "repaid")
-    counted = indb_cli("--db", f"duckdb://{folder}/indb.duckdb", "sql",
-                       "SELECT count(*) AS n FROM loan_applications_predictions", cwd="/")
+    counted = indb_cli(
+        "--db",
+        f"duckdb://{folder}/indb.duckdb",
+        "sql",
+        "SELECT count(*) AS n FROM loan_applications_predictions",
+        cwd="/",
+    )
     assert int(counted.stdout.split()[-1]) > 0
 
 

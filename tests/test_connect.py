@@ -32,9 +32,12 @@ def test_indb_url_environment_variable(tmp_path, monkeypatch):
 def test_memory_database_is_private_to_its_connection():
     with indb.connect("duckdb:///:memory:") as first, indb.connect("duckdb:///:memory:") as other:
         first.sql("CREATE TABLE only_here (x INTEGER)")
-        assert other.sql(
-            "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'only_here'"
-        ).n[0] == 0
+        assert (
+            other.sql("SELECT count(*) AS n FROM information_schema.tables WHERE table_name = 'only_here'").n[
+                0
+            ]
+            == 0
+        )
 
 
 def test_catalog_is_created_once_and_upgraded_idempotently(tmp_path):

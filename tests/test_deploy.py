@@ -25,8 +25,14 @@ def test_deploy_creates_request_predictions_ground_truth_and_view(db, logistic, 
     assert list(db.sql("SELECT * FROM requests").columns) == ["id", *NUMERIC, "created_at"]
     predictions = db.sql("SELECT * FROM requests_predictions").columns
     assert list(predictions) == [
-        "id", "model", "model_version", "runtime", "prediction", "scored_at",
-        "probability_default", "probability_repaid",
+        "id",
+        "model",
+        "model_version",
+        "runtime",
+        "prediction",
+        "scored_at",
+        "probability_default",
+        "probability_repaid",
     ]
     assert list(db.sql("SELECT * FROM requests_ground_truth").columns) == ["id", "label", "observed_at"]
     catalog = db.deployments()
@@ -101,7 +107,10 @@ def test_dry_run_shows_statements_and_changes_nothing(db, logistic, loans):
     plan = db.deploy("m", table="requests", dry_run=True)
     text = "\n".join(plan.statements)
     assert 'CREATE TABLE "requests"' in text and "AFTER INSERT ON" in text
-    assert db.sql("SELECT count(*) AS n FROM information_schema.tables WHERE table_name LIKE 'requests%'").n[0] == 0
+    assert (
+        db.sql("SELECT count(*) AS n FROM information_schema.tables WHERE table_name LIKE 'requests%'").n[0]
+        == 0
+    )
     assert db.deployments().empty
 
 

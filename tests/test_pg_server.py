@@ -103,9 +103,9 @@ def test_pg_cron_works_in_the_cron_database(pg_dsn):
     cron_dsn = make_conninfo(pg_dsn, dbname=cron_db)
     with psycopg.connect(cron_dsn) as conn, conn.transaction(force_rollback=True):
         conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
-        job_id = conn.execute(
-            "SELECT cron.schedule('indb-test-job', '*/5 * * * *', 'SELECT 1')"
-        ).fetchone()[0]
+        job_id = conn.execute("SELECT cron.schedule('indb-test-job', '*/5 * * * *', 'SELECT 1')").fetchone()[
+            0
+        ]
         row = conn.execute(
             "SELECT jobname, schedule, command, database FROM cron.job WHERE jobid = %s",
             (job_id,),

@@ -76,7 +76,10 @@ def test_pinned_versions_and_production_alias(db, logistic, forest, loans, fresh
     v2 = db.register_model("m", forest, sample=sample)
     row = fresh_loans[NUMERIC].iloc[[0]]
     args = ", ".join(str(float(v)) for v in row.iloc[0])
-    query = f"SELECT predict_proba_m({args}) AS latest, predict_proba_m_v1({args}) AS one, predict_proba_m_v2({args}) AS two"
+    query = (
+        f"SELECT predict_proba_m({args}) AS latest, predict_proba_m_v1({args}) AS one, "
+        f"predict_proba_m_v2({args}) AS two"
+    )
     result = db.sql(query).iloc[0]
     np.testing.assert_allclose(result.one, logistic.predict_proba(row)[0], atol=TOLERANCE)
     np.testing.assert_allclose(result.two, forest.predict_proba(row)[0], atol=TOLERANCE)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pandas as pd
-from indb.udfs.signature import ONNX_NUMPY, Input, Signature, sql_type_of
 from onnx import TensorProto, helper
+
+from indb.udfs.signature import ONNX_NUMPY, Input, Signature, sql_type_of
 
 TARGET_OPSET = {"": 17, "ai.onnx.ml": 3}
 _ELEM_TYPES = {
@@ -32,8 +33,7 @@ def sample_types(sample: pd.DataFrame) -> dict[str, str]:
     """SQL type per sample column; raises ConversionError naming a column that has none."""
     if not isinstance(sample, pd.DataFrame):
         raise ConversionError(
-            f"sample must be a pandas DataFrame with one column per model input, "
-            f"got {type(sample).__name__}"
+            f"sample must be a pandas DataFrame with one column per model input, got {type(sample).__name__}"
         )
     if sample.empty:
         raise ConversionError("sample is empty: give at least one row of model input")
@@ -90,9 +90,7 @@ def from_sklearn(estimator, sample: pd.DataFrame) -> onnx.ModelProto:
             errors.append(f"{tensor.__name__}: {e}")
             continue
         return model
-    raise ConversionError(
-        f"skl2onnx could not convert {type(estimator).__name__}: " + " | ".join(errors)
-    )
+    raise ConversionError(f"skl2onnx could not convert {type(estimator).__name__}: " + " | ".join(errors))
 
 
 def round_tree_inputs(model: onnx.ModelProto) -> None:
@@ -209,9 +207,7 @@ def python_classes(values) -> tuple:
     return tuple(result)
 
 
-def signature(
-    model: onnx.ModelProto, sample: pd.DataFrame, classes: tuple | None = None
-) -> Signature:
+def signature(model: onnx.ModelProto, sample: pd.DataFrame, classes: tuple | None = None) -> Signature:
     types = sample_types(sample)
     by_onnx_name = {i.name: i for i in model.graph.input}
     inputs = []
@@ -243,13 +239,10 @@ def signature(
         if classes is None:
             raise ConversionError("classifier ONNX model carries no class labels")
         label = "VARCHAR" if first == TensorProto.STRING else "BIGINT"
-        return Signature(
-            tuple(inputs), "classification", label, outputs[0].name, outputs[1].name, classes
-        )
+        return Signature(tuple(inputs), "classification", label, outputs[0].name, outputs[1].name, classes)
     if first not in (TensorProto.FLOAT, TensorProto.DOUBLE):
         raise ConversionError(
-            f"model output {outputs[0].name!r} is neither class labels with probabilities "
-            "nor numeric values"
+            f"model output {outputs[0].name!r} is neither class labels with probabilities nor numeric values"
         )
     return Signature(tuple(inputs), "regression", "DOUBLE", outputs[0].name)
 

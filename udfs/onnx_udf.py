@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pyarrow as pa
+
 from indb.errors import ScoringError
 from indb.udfs import sessions
 from indb.udfs.signature import ONNX_NUMPY, Signature
@@ -80,9 +81,7 @@ def make_scorer(
         try:
             results = session.run(outputs, feeds)
         except Exception as e:
-            raise ScoringError(
-                f"model {model!r} version {version}: onnxruntime failed: {e}"
-            ) from None
+            raise ScoringError(f"model {model!r} version {version}: onnxruntime failed: {e}") from None
         prediction = pa.array(np.asarray(results[0]).reshape(rows), type=prediction_type)
         fields = [prediction]
         if sig.task == "classification":
@@ -94,10 +93,7 @@ def make_scorer(
 
     # DuckDB counts a UDF's parameters: give the variadic function one per input column.
     score.__signature__ = inspect.Signature(
-        [
-            inspect.Parameter(f"c{i}", inspect.Parameter.POSITIONAL_ONLY)
-            for i in range(len(sig.inputs))
-        ]
+        [inspect.Parameter(f"c{i}", inspect.Parameter.POSITIONAL_ONLY) for i in range(len(sig.inputs))]
     )
     return score
 

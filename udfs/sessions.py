@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 
 import onnxruntime as ort
+
 from indb.errors import IntegrityError
 
 MAX_SESSIONS = 64

@@ -97,6 +97,5 @@ def sql_type_of(series: pd.Series) -> str:
         if all(isinstance(v, str) for v in values):
             return "VARCHAR"
     raise ValueError(
-        f"sample column {series.name!r} has dtype {dtype}; models take numeric, boolean "
-        "or string columns"
+        f"sample column {series.name!r} has dtype {dtype}; models take numeric, boolean or string columns"
     )

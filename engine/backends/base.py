@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pandas as pd
+
 from indb.udfs.signature import Signature
 
 

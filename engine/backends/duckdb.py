@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 import duckdb
 import pandas as pd
+
 from indb import errors
 from indb.backends.base import Backend, ModelRef, ScoringTarget
 from indb.identifiers import Quoted, fill, join, literal, quote
@@ -33,7 +34,9 @@ _open_lock = threading.Lock()
 # One in-process DuckDB instance per file, shared by every indb connection to it.
 _instances: dict[str, tuple[duckdb.DuckDBPyConnection, str, int]] = {}
 _RETURNS_ROWS = {
-    duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN, duckdb.StatementType.PRAGMA,
+    duckdb.StatementType.SELECT,
+    duckdb.StatementType.EXPLAIN,
+    duckdb.StatementType.PRAGMA,
     duckdb.StatementType.CALL,
 }
 _CHANGES_ROWS = {duckdb.StatementType.INSERT, duckdb.StatementType.UPDATE, duckdb.StatementType.DELETE}
@@ -217,9 +220,7 @@ class DuckDBBackend(Backend):
         raise errors.DatabaseError(f"no open indb connection to {self.path!r} to load {model!r}")
 
     def _has_function(self, name: str) -> bool:
-        return bool(
-            self.rows("SELECT 1 FROM duckdb_functions() WHERE function_name = $n", {"n": name})
-        )
+        return bool(self.rows("SELECT 1 FROM duckdb_functions() WHERE function_name = $n", {"n": name}))
 
     def register_udf(self, ref: ModelRef) -> None:
         """Register the Arrow scoring UDF of one version unless this instance has it."""
