@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from indb import audit, identifiers, registry
 from indb.backends.base import Backend, ScoringTarget
 from indb.errors import DeploymentError, NotFoundError
-from indb.identifiers import Quoted, fill, join, literal, quote
-from indb.sql import statement
+from indb.identifiers import Quoted, join, literal, quote
+from indb.sql import render, statement
 
 RUNTIMES = ("auto", "onnx")
 # SQL types a request column may have for each input type the model takes.
@@ -98,7 +98,7 @@ def _check_request_table(table: str, columns: dict[str, str], sig) -> None:
 def _table_statements(backend: Backend, table: str, mv, existing: dict | None) -> list[str]:
     d = backend.dialect
     q = lambda name: quote(name, dialect=d)  # noqa: E731
-    sql = lambda name, **slots: fill(statement("deploy", name, d), **slots)  # noqa: E731
+    sql = lambda name, **slots: render("deploy", name, d, **slots)  # noqa: E731
     sig = mv.signature
     sequence = f"{table}_id_seq"
     result = []
@@ -226,7 +226,7 @@ def undeploy(backend: Backend, table: str, *, drop_tables: bool = False) -> list
     q = lambda name: quote(name, dialect=d)  # noqa: E731
     run = backend.unscoring_sql(deployment.table)
     if drop_tables:
-        sql = lambda name, **slots: fill(statement("deploy", name, d), **slots)  # noqa: E731
+        sql = lambda name, **slots: render("deploy", name, d, **slots)  # noqa: E731
         run.append(sql("drop_view", view=q(deployment.view)))
         for name in (deployment.table, deployment.predictions_table, deployment.ground_truth_table):
             run.append(sql("drop_table", table=q(name)))

@@ -43,23 +43,47 @@ def _parse(text: str) -> dict[str, str]:
 
 
 @cache
-def statements(file: str, dialect: str = "duckdb") -> dict[str, str]:
-    """Named statements of ``<file>.sql``; those in ``<dialect>/<file>.sql`` replace them."""
+def statements(file: str, dialect: str = "duckdb") -> dict[str, tuple[str, bool]]:
+    """Named statements of ``<file>.sql`` as (text, native); ``<dialect>/<file>.sql`` replaces
+    single statements with ones written for that dialect (native: no transpiling needed)."""
     root = resources.files(__name__)
     found = {}
-    for candidate in (root.joinpath(f"{file}.sql"), root.joinpath(dialect, f"{file}.sql")):
+    for candidate, native in (
+        (root.joinpath(f"{file}.sql"), dialect == "duckdb"),
+        (root.joinpath(dialect, f"{file}.sql"), True),
+    ):
         if candidate.is_file():
-            found.update(_parse(candidate.read_text(encoding="utf-8")))
+            parsed = _parse(candidate.read_text(encoding="utf-8"))
+            found.update({name: (text, native) for name, text in parsed.items()})
     if not found:
         raise FileNotFoundError(f"no SQL file sql/{file}.sql or sql/{dialect}/{file}.sql")
     return found
 
 
+def transpile(text: str, dialect: str) -> str:
+    """DuckDB-dialect SQL (``$name`` parameters) rewritten for ``dialect``."""
+    import sqlglot
+
+    return ";\n".join(sqlglot.transpile(text, read="duckdb", write=dialect))
+
+
+@cache
 def statement(file: str, name: str, dialect: str = "duckdb") -> str:
+    """One statement without slots, ready for ``dialect``."""
+    return render(file, name, dialect)
+
+
+def render(file: str, name: str, dialect: str = "duckdb", /, **slots) -> str:
+    """One statement with its ``{slots}`` filled by quoted identifiers, ready for ``dialect``."""
+    from indb.identifiers import fill
+
     try:
-        return statements(file, dialect)[name]
+        text, native = statements(file, dialect)[name]
     except KeyError:
         raise KeyError(f"sql/{file}.sql has no statement named {name!r}") from None
+    if slots:
+        text = fill(text, **slots)
+    return text if native else transpile(text, dialect)
 
 
 @cache

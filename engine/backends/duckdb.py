@@ -20,8 +20,8 @@ import pandas as pd
 
 from indb import errors
 from indb.backends.base import Backend, ModelRef, ScoringTarget
-from indb.identifiers import Quoted, fill, join, literal, quote
-from indb.sql import statement
+from indb.identifiers import Quoted, join, literal, quote
+from indb.sql import render
 from indb.udfs import onnx_udf
 
 _UDF_ERROR = re.compile(r"Python exception occurred while executing the UDF: (\w+): (.*)", re.S)
@@ -266,12 +266,20 @@ class DuckDBBackend(Backend):
             todo.append((proba, "create_proba_macro"))
         result = []
         for name, which in todo:
-            template = statement("scoring", which, self.dialect)
-            result.append(fill(template, name=q(name), parameters=parameters, function=function))
+            result.append(
+                render("scoring", which, self.dialect, name=q(name), parameters=parameters, function=function)
+            )
             pinned = "" if version is not None else " (default version)"
             comment = f"indb model {ref.model} version {ref.version}{pinned}: " + sig.describe(name)
-            template = statement("scoring", "comment_macro", self.dialect)
-            result.append(fill(template, name=q(name), comment=literal(comment, self.dialect)))
+            result.append(
+                render(
+                    "scoring",
+                    "comment_macro",
+                    self.dialect,
+                    name=q(name),
+                    comment=literal(comment, self.dialect),
+                )
+            )
         return result
 
     # -- scoring on insert --------------------------------------------------------------------
@@ -280,8 +288,10 @@ class DuckDBBackend(Backend):
         ref = target.model
         columns = [q(c) for c in target.probability_columns]
         values = [Quoted(f"result.probabilities[{i + 1}]") for i in range(len(columns))]
-        return fill(
-            statement("scoring", "score_rows", self.dialect),
+        return render(
+            "scoring",
+            "score_rows",
+            self.dialect,
             predictions=q(f"{target.table}_predictions"),
             probability_columns=join(columns, prefix=", ", separator=""),
             probability_values=join(values, prefix=", ", separator=""),
@@ -299,16 +309,20 @@ class DuckDBBackend(Backend):
     def scoring_sql(self, target: ScoringTarget, *, backfill: bool) -> list[str]:
         q = self._quote
         body = self._score_rows(target, Quoted("new_rows"))
-        trigger = fill(
-            statement("scoring", "create_trigger", self.dialect),
+        trigger = render(
+            "scoring",
+            "create_trigger",
+            self.dialect,
             trigger=q(f"{target.table}_score"),
             table=q(target.table),
             body=Quoted(body),
         )
         if not backfill:
             return [trigger]
-        unscored = fill(
-            statement("scoring", "unscored_rows", self.dialect),
+        unscored = render(
+            "scoring",
+            "unscored_rows",
+            self.dialect,
             table=q(target.table),
             predictions=q(f"{target.table}_predictions"),
         )
@@ -316,5 +330,4 @@ class DuckDBBackend(Backend):
 
     def unscoring_sql(self, table: str) -> list[str]:
         q = self._quote
-        template = statement("scoring", "drop_trigger", self.dialect)
-        return [fill(template, trigger=q(f"{table}_score"), table=q(table))]
+        return [render("scoring", "drop_trigger", self.dialect, trigger=q(f"{table}_score"), table=q(table))]
