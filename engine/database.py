@@ -134,15 +134,22 @@ class Database:
         table: str,
         version: int | str | None = None,
         runtime: str = "auto",
+        mode: str = "bulk",
         dry_run: bool = False,
     ) -> Deployment:
-        """Score every insert into ``table`` with a model version; ``dry_run`` only shows SQL."""
+        """Score every insert into ``table`` with a model version.
+
+        ``mode="bulk"`` scores each INSERT statement at once into ``<table>_predictions``;
+        ``mode="row"`` (PostgreSQL) writes the prediction into the inserted row itself, so
+        ``INSERT ... RETURNING prediction`` returns it. ``dry_run`` only returns the SQL.
+        """
         return self._call(
             deployments.deploy,
             model,
             table=table,
             version=version,
             runtime=runtime,
+            mode=mode,
             dry_run=dry_run,
         )
 

@@ -7,6 +7,7 @@ trigger, all in one transaction. Deploying again switches the version atomically
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -17,6 +18,8 @@ from indb.identifiers import Quoted, join, literal, quote
 from indb.sql import render, statement
 
 RUNTIMES = ("auto", "onnx")
+# Columns a row-mode deployment adds to the request table (besides probability_<class>).
+PREDICTION_COLUMNS = ("model", "model_version", "runtime", "prediction", "scored_at")
 # SQL types a request column may have for each input type the model takes.
 _COMPATIBLE = {
     "DOUBLE": (
@@ -46,6 +49,7 @@ class Deployment:
     model: str
     version: int
     runtime: str
+    mode: str = "bulk"
     statements: list[str] = field(default_factory=list, repr=False)
 
     @property
@@ -95,71 +99,116 @@ def _check_request_table(table: str, columns: dict[str, str], sig) -> None:
         raise DeploymentError(f"table {table!r} cannot be scored by this model: " + "; ".join(problems))
 
 
-def _table_statements(backend: Backend, table: str, mv, existing: dict | None) -> list[str]:
+def _request_statements(backend: Backend, table: str, sig, existing: dict | None) -> list[str]:
+    """Create the request table, or give an adopted one an ``id`` key."""
     d = backend.dialect
     q = lambda name: quote(name, dialect=d)  # noqa: E731
-    sql = lambda name, **slots: render("deploy", name, d, **slots)  # noqa: E731
-    sig = mv.signature
     sequence = f"{table}_id_seq"
-    result = []
-    if existing is None or "id" not in {c.lower() for c in existing}:
-        result.append(sql("create_sequence", sequence=q(sequence)))
+    has_id = existing is not None and "id" in {c.lower() for c in existing}
+    result = [] if has_id else [render("deploy", "create_sequence", d, sequence=q(sequence))]
     if existing is None:
         features = join(
             Quoted(f"{q(i.name)} {i.sql_type}" + ("" if i.nullable else " NOT NULL")) for i in sig.inputs
         )
         result.append(
-            sql(
+            render(
+                "deploy",
                 "create_request_table",
+                d,
                 table=q(table),
                 sequence_literal=literal(sequence, d),
                 feature_columns=features,
             )
         )
-    elif "id" not in {c.lower() for c in existing}:
-        result.append(sql("add_id_column", table=q(table), sequence_literal=literal(sequence, d)))
-
-    predictions = f"{table}_predictions"
-    wanted = probability_columns(sig.classes)
-    present = backend.table_columns(predictions)
-    if present is None:
+    elif not has_id:
         result.append(
-            sql(
-                "create_predictions_table",
-                predictions=q(predictions),
-                prediction_type=Quoted(sig.prediction_type),
+            render("deploy", "add_id_column", d, table=q(table), sequence_literal=literal(sequence, d))
+        )
+    return result
+
+
+def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple[list[str], list[str]]:
+    """Statements giving predictions a home (a table in bulk mode, columns of the request
+    table in row mode), and every probability column there after them."""
+    d = backend.dialect
+    q = lambda name: quote(name, dialect=d)  # noqa: E731
+    sig = mv.signature
+    home = table if mode == "row" else f"{table}_predictions"
+    present = backend.table_columns(home) if mode == "bulk" else (backend.table_columns(table) or {})
+    result = []
+    prediction_type = Quoted(sig.prediction_type)
+    if mode == "row":
+        result.append(
+            render("deploy", "add_row_prediction_columns", d, table=q(table), prediction_type=prediction_type)
+        )
+    elif present is None:
+        result.append(
+            render(
+                "deploy", "create_predictions_table", d, predictions=q(home), prediction_type=prediction_type
             )
         )
-        present = {}
-    elif _base_type(present.get("prediction", "")) != sig.prediction_type:
+    present = present or {}
+    if "prediction" in present and _base_type(present["prediction"]) != sig.prediction_type:
         raise DeploymentError(
-            f"table {predictions!r} holds {present.get('prediction')} predictions but model "
-            f"{mv.name!r} version {mv.version} predicts {sig.prediction_type}; deploy it to "
-            "another table"
+            f"table {home!r} holds {present['prediction']} predictions but model {mv.name!r} version "
+            f"{mv.version} predicts {sig.prediction_type}; deploy it to another table"
         )
+    wanted = probability_columns(sig.classes)
     for column in wanted:
         if column not in present:
-            result.append(sql("add_probability_column", predictions=q(predictions), column=q(column)))
-    all_probabilities = [c for c in present if c.startswith("probability_")]
-    all_probabilities += [c for c in wanted if c not in all_probabilities]
-    result.append(
-        sql(
+            result.append(
+                render("deploy", "add_probability_column", d, predictions=q(home), column=q(column))
+            )
+    every = [c for c in present if c.startswith("probability_")]
+    return result, every + [c for c in wanted if c not in every]
+
+
+def _view_statements(backend: Backend, table: str, mv, mode: str, request: list[str], probabilities) -> list:
+    d = backend.dialect
+    q = lambda name: quote(name, dialect=d)  # noqa: E731
+    result = [
+        render(
+            "deploy",
             "create_ground_truth_table",
+            d,
             ground_truth=q(f"{table}_ground_truth"),
-            prediction_type=Quoted(sig.prediction_type),
+            prediction_type=Quoted(mv.signature.prediction_type),
         )
-    )
+    ]
+    if mode == "row":
+        result.append(
+            render(
+                "deploy",
+                "create_row_predictions_view",
+                d,
+                predictions=q(f"{table}_predictions"),
+                table=q(table),
+                probability_columns=Quoted("".join(f"{q(c)}, " for c in probabilities)),
+            )
+        )
     result.append(
-        sql(
+        render(
+            "deploy",
             "create_scored_view",
+            d,
             view=q(f"{table}_scored"),
             table=q(table),
-            predictions=q(predictions),
+            predictions=q(f"{table}_predictions"),
             ground_truth=q(f"{table}_ground_truth"),
-            probability_columns=Quoted("".join(f"p.{q(c)}, " for c in all_probabilities)),
+            request_columns=join(Quoted(f"r.{q(c)}") for c in request),
+            probability_columns=Quoted("".join(f"p.{q(c)}, " for c in probabilities)),
         )
     )
     return result
+
+
+def _request_columns(table_columns: dict | None, sig, mode: str, probabilities) -> list[str]:
+    """The request table's own columns, as the scored view shows them."""
+    if table_columns is None:
+        return ["id", *sig.columns, "created_at"]
+    added = set(PREDICTION_COLUMNS) | set(probabilities) if mode == "row" else set()
+    columns = [c for c in table_columns if c not in added]
+    return columns if "id" in columns else ["id", *columns]
 
 
 def deploy(
@@ -169,21 +218,35 @@ def deploy(
     table: str,
     version: int | str | None = None,
     runtime: str = "auto",
+    mode: str = "bulk",
     dry_run: bool = False,
 ) -> Deployment:
     table = identifiers.table_name(table)
     if runtime not in RUNTIMES:
         raise DeploymentError(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
     runtime = "onnx"  # the only runtime so far; "auto" will prefer compiled SQL once it exists
+    if mode not in backend.scoring_modes:
+        raise DeploymentError(
+            f"mode {mode!r} is not available on {backend.name}; it scores in mode(s) "
+            f"{', '.join(backend.scoring_modes)}"
+        )
     mv = registry.get(backend, model, version, with_bytes=False)
     existing = backend.table_columns(table)
+    current = backend.rows(statement("deployments", "get_deployment", backend.dialect), {"table_name": table})
+    if current and current[0][4] != mode:
+        raise DeploymentError(
+            f"table {table!r} is scored in {current[0][4]} mode; undeploy it before switching to {mode}"
+        )
     if existing is not None:
         _check_request_table(table, existing, mv.signature)
-    target = ScoringTarget(table, mv.ref, runtime, probability_columns(mv.classes))
-    current = backend.rows(statement("deployments", "get_deployment", backend.dialect), {"table_name": table})
-    statements = _table_statements(backend, table, mv, existing)
-    statements += backend.scoring_sql(target, backfill=existing is not None)
-    result = Deployment(table, mv.name, mv.version, runtime, statements)
+    statements = _request_statements(backend, table, mv.signature, existing)
+    more, probabilities = _prediction_statements(backend, table, mv, mode)
+    statements += more
+    request = _request_columns(existing, mv.signature, mode, probabilities)
+    statements += _view_statements(backend, table, mv, mode, request, probabilities)
+    target = ScoringTarget(table, mv.ref, runtime, probability_columns(mv.classes), mode)
+    scoring = backend.scoring_sql(target, backfill=existing is not None, installed=bool(current))
+    result = Deployment(table, mv.name, mv.version, runtime, mode, statements + scoring)
     if dry_run:
         return result
     which = "update_deployment" if current else "insert_deployment"
@@ -193,18 +256,23 @@ def deploy(
             backend.execute(text)
         backend.execute(
             statement("deployments", which, backend.dialect),
-            {"table_name": table, "model": mv.name, "version": mv.version, "runtime": runtime},
+            {
+                "table_name": table,
+                "model": mv.name,
+                "version": mv.version,
+                "runtime": runtime,
+                "mode": mode,
+                "probability_columns": json.dumps(list(target.probability_columns)),
+            },
         )
+        for text in scoring:
+            backend.execute(text)
+        previous = None if not current else {"model": current[0][1], "version": current[0][2]}
         audit.record(
             backend,
             "deploy",
             table,
-            {
-                "model": mv.name,
-                "version": mv.version,
-                "runtime": runtime,
-                "previous": None if not current else {"model": current[0][1], "version": current[0][2]},
-            },
+            {"model": mv.name, "version": mv.version, "runtime": runtime, "mode": mode, "previous": previous},
         )
     return result
 
@@ -215,8 +283,8 @@ def get(backend: Backend, table: str) -> Deployment:
     if not found:
         known = [r[0] for r in backend.rows(statement("deployments", "list_deployments", backend.dialect))]
         raise NotFoundError("deployment on table", table, known)
-    _, model, version, runtime, *_ = found[0]
-    return Deployment(table, model, int(version), runtime)
+    _, model, version, runtime, mode, *_ = found[0]
+    return Deployment(table, model, int(version), runtime, mode)
 
 
 def undeploy(backend: Backend, table: str, *, drop_tables: bool = False) -> list[str]:
@@ -228,7 +296,12 @@ def undeploy(backend: Backend, table: str, *, drop_tables: bool = False) -> list
     if drop_tables:
         sql = lambda name, **slots: render("deploy", name, d, **slots)  # noqa: E731
         run.append(sql("drop_view", view=q(deployment.view)))
-        for name in (deployment.table, deployment.predictions_table, deployment.ground_truth_table):
+        if deployment.mode == "row":
+            run.append(sql("drop_view", view=q(deployment.predictions_table)))
+        tables = [deployment.table, deployment.ground_truth_table]
+        if deployment.mode == "bulk":
+            tables.append(deployment.predictions_table)
+        for name in tables:
             run.append(sql("drop_table", table=q(name)))
         run.append(sql("drop_sequence", sequence=q(f"{deployment.table}_id_seq")))
     with backend.transaction():

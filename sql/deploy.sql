@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS {ground_truth} (
 -- name: create_scored_view
 -- Request rows with their prediction and the latest label recorded for them.
 CREATE OR REPLACE VIEW {view} AS
-SELECT r.*,
+SELECT {request_columns},
        p.model, p.model_version, p.runtime, p.prediction, {probability_columns}p.scored_at,
        g.label, g.observed_at
 FROM {table} AS r

@@ -36,6 +36,7 @@ class ScoringTarget:
     model: ModelRef
     runtime: str
     probability_columns: tuple[str, ...]  # one per class, in class order; empty for regression
+    mode: str = "bulk"  # "bulk": statement trigger into <table>_predictions; "row": into the row
 
 
 class Backend(ABC):
@@ -43,6 +44,7 @@ class Backend(ABC):
     dialect: str
     supports_python_udfs: bool = False
     supports_statement_triggers: bool = False
+    scoring_modes: tuple[str, ...] = ("bulk",)
 
     url: str
     user: str
@@ -100,9 +102,10 @@ class Backend(ABC):
         """Statements creating ``predict_<model>_v<N>`` (and, if default, ``predict_<model>``)."""
 
     @abstractmethod
-    def scoring_sql(self, target: ScoringTarget, *, backfill: bool) -> list[str]:
+    def scoring_sql(self, target: ScoringTarget, *, backfill: bool, installed: bool) -> list[str]:
         """Statements that score every insert into ``target.table`` (and, with backfill, the
-        rows already there that have no prediction)."""
+        rows already there without a prediction). They run after ``indb.deployments`` names
+        the new version; ``installed`` says a trigger from an earlier deploy is there."""
 
     @abstractmethod
     def unscoring_sql(self, table: str) -> list[str]:

@@ -306,7 +306,8 @@ class DuckDBBackend(Backend):
     def _quote(self, name: str) -> Quoted:
         return quote(name, dialect=self.dialect)
 
-    def scoring_sql(self, target: ScoringTarget, *, backfill: bool) -> list[str]:
+    def scoring_sql(self, target: ScoringTarget, *, backfill: bool, installed: bool) -> list[str]:
+        # The version is part of the trigger body, so every deploy replaces the trigger.
         q = self._quote
         body = self._score_rows(target, Quoted("new_rows"))
         trigger = render(

@@ -1,0 +1,62 @@
+-- PostgreSQL scoring: models as PL/Python functions over indb's runtime (udfs/plpython_runtime.py),
+-- and generic trigger functions that read the deployment once per statement.
+
+-- name: create_plpython
+CREATE EXTENSION IF NOT EXISTS plpython3u;
+
+-- name: create_runtime_loader
+CREATE OR REPLACE FUNCTION indb.load_runtime() RETURNS void LANGUAGE plpython3u AS {body};
+
+-- name: comment_runtime_loader
+COMMENT ON FUNCTION indb.load_runtime() IS 'Loads indb''s scoring runtime (onnxruntime sessions) into this session.';
+
+-- name: create_bulk_trigger_function
+CREATE OR REPLACE FUNCTION indb.score_inserted_rows() RETURNS trigger LANGUAGE plpython3u AS $indb$
+if "indb_runtime" not in GD:
+    plpy.execute("SELECT indb.load_runtime()")
+GD["indb_runtime"].score_statement(TD)
+$indb$;
+
+-- name: create_row_trigger_function
+CREATE OR REPLACE FUNCTION indb.score_inserted_row() RETURNS trigger LANGUAGE plpython3u AS $indb$
+if "indb_runtime" not in GD:
+    plpy.execute("SELECT indb.load_runtime()")
+return GD["indb_runtime"].score_row(TD)
+$indb$;
+
+-- name: create_backfill_function
+CREATE OR REPLACE FUNCTION indb.score_unscored_rows(table_name text, source text)
+RETURNS bigint LANGUAGE plpython3u AS $indb$
+if "indb_runtime" not in GD:
+    plpy.execute("SELECT indb.load_runtime()")
+return GD["indb_runtime"].score_rows(table_name, source)
+$indb$;
+
+-- name: create_model_function
+CREATE OR REPLACE FUNCTION {name}({parameters}) RETURNS {return_type}
+LANGUAGE plpython3u STABLE PARALLEL SAFE AS {body};
+
+-- name: create_default_function
+CREATE OR REPLACE FUNCTION {name}({parameters}) RETURNS {return_type}
+LANGUAGE sql STABLE PARALLEL SAFE AS {body};
+
+-- name: comment_function
+COMMENT ON FUNCTION {name}({argument_types}) IS {comment};
+
+-- name: drop_function
+DROP FUNCTION IF EXISTS {signature};
+
+-- name: create_bulk_trigger
+CREATE TRIGGER {trigger} AFTER INSERT ON {table}
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
+EXECUTE FUNCTION indb.score_inserted_rows({table_literal});
+
+-- name: create_row_trigger
+CREATE TRIGGER {trigger} BEFORE INSERT ON {table}
+FOR EACH ROW EXECUTE FUNCTION indb.score_inserted_row({table_literal});
+
+-- name: drop_trigger
+DROP TRIGGER IF EXISTS {trigger} ON {table};
+
+-- name: backfill
+SELECT indb.score_unscored_rows({table_literal}, {source});

@@ -1,0 +1,238 @@
+"""indb's scoring runtime inside PostgreSQL (PL/Python).
+
+This file is self-contained: the server's Python has numpy and onnxruntime but not
+indb. Its source becomes the body of ``indb.load_runtime()``, which leaves one
+``Runtime`` in PL/Python's per-session dictionary ``GD``; model functions and
+triggers call it. Sessions are cached per (model, version, sha256) for the life of
+the backend process; a statement trigger looks up its deployment once per
+statement (``FOR SHARE``, so a version switch waits for in-flight inserts and every
+insert is scored by the version deployed when it commits).
+"""
+
+import hashlib
+import json
+
+import numpy as np
+
+NUMPY_TYPES = {"float": np.float32, "double": np.float64, "int64": np.int64, "string": object}
+PG_TYPES = {"DOUBLE": "float8", "BIGINT": "int8", "VARCHAR": "text", "BOOLEAN": "bool"}
+MAX_MODELS = 32
+
+
+def quote_ident(name):
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Model:
+    """One model version: its signature and onnxruntime session."""
+
+    def __init__(self, name, version, sha256, data, inputs, outputs, classes):
+        import onnxruntime as ort
+
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != sha256:
+            raise ValueError(
+                "IntegrityError: model %r version %d: stored ONNX bytes have sha256 %s..., but "
+                "%s... was recorded at registration; the blob was altered or corrupted"
+                % (name, version, actual[:16], sha256[:16])
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        self.name, self.version, self.sha256 = name, version, sha256
+        self.inputs = json.loads(inputs)
+        out = json.loads(outputs)
+        self.task = out["task"]
+        self.outputs = [out["prediction_output"]]
+        if out["probability_output"]:
+            self.outputs.append(out["probability_output"])
+        self.classes = json.loads(classes) if classes else None
+
+    def feeds(self, columns, rows):
+        """onnxruntime inputs from one sequence (or array) of values per input column."""
+        result = {}
+        for spec, values in zip(self.inputs, columns):
+            dtype = NUMPY_TYPES[spec["onnx_type"]]
+            if dtype is object:
+                array = np.array(["" if v is None else v for v in values], dtype=object)
+            else:
+                array = np.asarray(values, dtype=np.float64 if dtype is not np.int64 else None)
+                if array.dtype == object:  # NULLs from a Python list
+                    array = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+                array = array.astype(dtype)
+            result[spec["onnx_name"]] = array.reshape(rows, 1)
+        return result
+
+    def run(self, columns, rows):
+        results = self.session.run(self.outputs, self.feeds(columns, rows))
+        labels = np.asarray(results[0]).reshape(rows)
+        if self.task != "classification":
+            return labels.astype(np.float64), None
+        raw = results[1]
+        if isinstance(raw, list):  # ZipMap output
+            probabilities = np.array([[row[c] for c in self.classes] for row in raw], dtype=np.float64)
+        else:
+            probabilities = np.asarray(raw, dtype=np.float64)
+        return labels, probabilities
+
+    def check_nulls(self, nulls):
+        for spec, count in zip(self.inputs, nulls):
+            if count and not spec["nullable"]:
+                raise ValueError(
+                    "ScoringError: model %r version %d: input column %r is NULL in %d row(s); it "
+                    "needs a %s value" % (self.name, self.version, spec["name"], count, spec["sql_type"])
+                )
+
+
+class Runtime:
+    def __init__(self, plpy):
+        self.plpy = plpy
+        self.models = {}
+        self.plans = {}
+
+    # -- catalog --------------------------------------------------------------------------------
+    def plan(self, key, query, types):
+        found = self.plans.get(key)
+        if found is None:
+            found = self.plans[key] = self.plpy.prepare(query, types)
+        return found
+
+    def model(self, name, version, sha256):
+        key = (name, version, sha256)
+        found = self.models.get(key)
+        if found is not None:
+            return found
+        rows = self.plpy.execute(
+            self.plan(
+                "load",
+                "SELECT onnx, sha256, inputs::text AS inputs, outputs::text AS outputs, "
+                "classes::text AS classes FROM indb.model_versions WHERE model = $1 AND version = $2",
+                ["text", "int4"],
+            ),
+            [name, version],
+        )
+        if not rows:
+            raise ValueError("NotFound: model %r has no version %d" % (name, version))
+        row = rows[0]
+        model = Model(name, version, sha256, row["onnx"], row["inputs"], row["outputs"], row["classes"])
+        for old in [k for k in self.models if k[0] == name]:
+            del self.models[old]  # a version switch drops the sessions it replaced
+        while len(self.models) >= MAX_MODELS:
+            del self.models[next(iter(self.models))]
+        self.models[key] = model
+        return model
+
+    def deployment(self, table):
+        rows = self.plpy.execute(
+            self.plan(
+                "deployment",
+                "SELECT d.model, d.version, d.runtime, d.mode, d.probability_columns::text AS columns, "
+                "v.sha256 FROM indb.deployments d "
+                "JOIN indb.model_versions v ON v.model = d.model AND v.version = d.version "
+                "WHERE d.table_name = $1 FOR SHARE OF d",
+                ["text"],
+            ),
+            [table],
+        )
+        if not rows:
+            raise ValueError("NotFound: table %r has no indb deployment" % table)
+        return rows[0]
+
+    # -- SQL functions ---------------------------------------------------------------------------
+    def predict_one(self, name, version, sha256, args, want):
+        model = self.model(name, version, sha256)
+        model.check_nulls([1 if v is None else 0 for v in args])
+        labels, probabilities = model.run([[v] for v in args], 1)
+        if want == "proba":
+            return probabilities[0].tolist()
+        label = labels[0]
+        return label.item() if hasattr(label, "item") else label
+
+    # -- triggers --------------------------------------------------------------------------------
+    def _columns_query(self, model, source):
+        """One row: count, then per input either packed float8/int8 bytes or an array."""
+        parts = ["count(*) AS n"]
+        for i, spec in enumerate(model.inputs):
+            column = quote_ident(spec["name"])
+            parts.append("count(%s) AS c%d" % (column, i))
+            if spec["onnx_type"] == "string":
+                parts.append("array_agg(%s::text) AS v%d" % (column, i))
+            elif spec["onnx_type"] == "int64":
+                parts.append("string_agg(int8send(coalesce(%s::int8, 0)), ''::bytea) AS v%d" % (column, i))
+            else:
+                parts.append(
+                    "string_agg(float8send(coalesce(%s::float8, 'NaN')), ''::bytea) AS v%d" % (column, i)
+                )
+        parts.append("string_agg(int8send(id), ''::bytea) AS ids")
+        return "SELECT " + ", ".join(parts) + " FROM " + source
+
+    def _read_columns(self, model, source):
+        row = self.plpy.execute(self._columns_query(model, source))[0]
+        rows = row["n"]
+        if rows == 0:
+            return 0, None, None
+        model.check_nulls([rows - row["c%d" % i] for i in range(len(model.inputs))])
+        columns = []
+        for i, spec in enumerate(model.inputs):
+            value = row["v%d" % i]
+            if spec["onnx_type"] == "string":
+                columns.append(value)
+            elif spec["onnx_type"] == "int64":
+                columns.append(np.frombuffer(value, dtype=">i8"))
+            else:
+                columns.append(np.frombuffer(value, dtype=">f8"))
+        return rows, np.frombuffer(row["ids"], dtype=">i8"), columns
+
+    def _insert_plan(self, table, model, probability_columns):
+        key = ("insert", table, model.name, model.version, tuple(probability_columns))
+        prediction_type = "text" if model.classes and isinstance(model.classes[0], str) else (
+            "int8" if model.classes else "float8"
+        )
+        targets = ["id", "model", "model_version", "runtime", "prediction"] + [
+            quote_ident(c) for c in probability_columns
+        ]
+        arrays = ["$1::int8[]", "$4::%s[]" % prediction_type] + [
+            "$%d::float8[]" % (5 + i) for i in range(len(probability_columns))
+        ]
+        names = ["i", "p"] + ["p%d" % i for i in range(len(probability_columns))]
+        query = "INSERT INTO %s (%s) SELECT u.i, $2, $3, 'onnx', %s FROM unnest(%s) AS u(%s)" % (
+            quote_ident(table + "_predictions"), ", ".join(targets),
+            ", ".join("u." + n for n in names[1:]), ", ".join(arrays), ", ".join(names),
+        )
+        types = ["int8[]", "text", "int4", prediction_type + "[]"] + ["float8[]"] * len(probability_columns)
+        return self.plan(key, query, types)
+
+    def score_rows(self, table, source):
+        """Score every row of ``source`` (a transition table or a query) into the predictions."""
+        deployment = self.deployment(table)
+        probability_columns = json.loads(deployment["columns"] or "[]")
+        model = self.model(deployment["model"], deployment["version"], deployment["sha256"])
+        rows, ids, columns = self._read_columns(model, source)
+        if not rows:
+            return 0
+        labels, probabilities = model.run(columns, rows)
+        args = [ids.tolist(), model.name, model.version, labels.tolist()]
+        if probabilities is not None:
+            args += [probabilities[:, i].tolist() for i in range(probabilities.shape[1])]
+        self.plpy.execute(self._insert_plan(table, model, probability_columns), args)
+        return rows
+
+    def score_statement(self, TD):
+        self.score_rows(TD["args"][0], "new_rows")
+
+    def score_row(self, TD):
+        deployment = self.deployment(TD["args"][0])
+        probability_columns = json.loads(deployment["columns"] or "[]")
+        model = self.model(deployment["model"], deployment["version"], deployment["sha256"])
+        new = TD["new"]
+        values = [new[spec["name"]] for spec in model.inputs]
+        model.check_nulls([1 if v is None else 0 for v in values])
+        labels, probabilities = model.run([[v] for v in values], 1)
+        label = labels[0]
+        new["prediction"] = label.item() if hasattr(label, "item") else label
+        new["model"], new["model_version"], new["runtime"] = model.name, model.version, "onnx"
+        if probabilities is not None:
+            for column, value in zip(probability_columns, probabilities[0].tolist()):
+                new[column] = value
+        return "MODIFY"
