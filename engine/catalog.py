@@ -21,9 +21,10 @@ def ensure(backend: Backend) -> int:
         for migration in migrations():
             if migration.version <= current:
                 continue
-            backend.script(migration.text)
+            backend.script(migration.text, transpile=True)
             backend.execute(
                 statement("catalog", "record_migration", backend.dialect),
                 {"version": migration.version, "name": migration.name},
             )
+        backend.install_runtime()
     return schema_version(backend)

@@ -45,3 +45,7 @@ class ScoringError(IndbError, ValueError):
 
 class DatabaseError(IndbError):
     """A statement the database refused; the message carries the database's own reason."""
+
+
+class PermissionDeniedError(IndbError, PermissionError):
+    """The database user lacks a privilege indb needs; the message says which grant fixes it."""

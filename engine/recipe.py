@@ -8,6 +8,7 @@ imports classes only from the packages listed in ``TRUSTED_PACKAGES``.
 from __future__ import annotations
 
 import importlib
+import math
 from typing import Any
 
 import numpy as np
@@ -31,10 +32,12 @@ def to_json(value: Any) -> Any:
     if _is_estimator(value):
         params = {k: to_json(v) for k, v in value.get_params(deep=False).items()}
         return {"estimator": class_path(value), "params": params}
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"float": str(value)}  # strict JSON has no NaN or infinity
     if value is None or isinstance(value, bool | int | float | str):
         return value
-    if isinstance(value, np.generic):
-        return value.item()
     if isinstance(value, np.ndarray):
         return {"array": value.tolist()}
     if isinstance(value, tuple):
@@ -80,6 +83,8 @@ def from_json(value: Any) -> Any:
         return _import(value["callable"])
     if "slice" in value:
         return slice(*value["slice"])
+    if "float" in value:
+        return float(value["float"])
     raise ModelError(f"recipe parameter {value!r} cannot be rebuilt")
 
 

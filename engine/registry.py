@@ -76,7 +76,9 @@ def _json_or_none(value: Any, what: str) -> str | None:
     if not isinstance(value, dict):
         raise ModelError(f"{what} must be a dict, got {type(value).__name__}")
     try:
-        return json.dumps(value, default=lambda v: v.item() if isinstance(v, np.generic) else str(v))
+        return json.dumps(
+            value, allow_nan=False, default=lambda v: v.item() if isinstance(v, np.generic) else str(v)
+        )
     except (TypeError, ValueError) as e:
         raise ModelError(f"{what} cannot be stored as JSON: {e}") from None
 

@@ -47,6 +47,9 @@ LEFT JOIN (
     FROM {ground_truth} GROUP BY id
 ) AS g ON g.id = r.id;
 
+-- name: unscored_rows
+(SELECT * FROM {table} AS r WHERE NOT EXISTS (SELECT 1 FROM {predictions} AS p WHERE p.id = r.id))
+
 -- name: drop_view
 DROP VIEW IF EXISTS {view};
 

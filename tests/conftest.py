@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from urllib.parse import urlsplit
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,12 +16,41 @@ pytest_plugins = ["tests.pg_fixtures"]
 NUMERIC = ["income", "debt", "age", "tenure"]
 
 
-@pytest.fixture(params=["duckdb"])
+@pytest.fixture(scope="session")
+def pg_template(pg_dsn) -> str:
+    """A PostgreSQL database with PL/Python and indb's catalog, copied for each test."""
+    import psycopg
+
+    with psycopg.connect(pg_dsn, autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS indb_template")
+        admin.execute("CREATE DATABASE indb_template")
+    indb.connect(pg_database(pg_dsn, "indb_template")).close()
+    return "indb_template"
+
+
+def pg_database(dsn: str, name: str) -> str:
+    return urlsplit(dsn)._replace(path=f"/{name}").geturl()
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
 def db(request, tmp_path):
-    """An empty indb database on each available backend."""
-    database = indb.connect(f"duckdb://{tmp_path}/test.duckdb")
+    """An empty indb database on each backend (PostgreSQL: a fresh database per test)."""
+    if request.param == "duckdb":
+        database = indb.connect(f"duckdb://{tmp_path}/test.duckdb")
+        yield database
+        database.close()
+        return
+    import psycopg
+
+    dsn, template = request.getfixturevalue("pg_dsn"), request.getfixturevalue("pg_template")
+    name = f"indb_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    database = indb.connect(pg_database(dsn, name))
     yield database
     database.close()
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def loan_frame(rows: int, seed: int = 0) -> pd.DataFrame:

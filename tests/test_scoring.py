@@ -98,9 +98,14 @@ def test_functions_are_documented_in_the_catalog(db, mixed_pipeline, loans):
     assert signature.signature.startswith(
         "predict_m(income DOUBLE, debt DOUBLE, age BIGINT, tenure DOUBLE, purpose VARCHAR) -> VARCHAR"
     )
-    comments = db.sql(
-        "SELECT function_name, comment FROM duckdb_functions() WHERE function_name LIKE 'predict%m%'"
-    )
+    if db.backend.name == "duckdb":
+        query = "SELECT function_name, comment FROM duckdb_functions() WHERE function_name LIKE 'predict%m%'"
+    else:
+        query = (
+            "SELECT proname AS function_name, obj_description(oid, 'pg_proc') AS comment FROM pg_proc "
+            "WHERE pronamespace = 'indb'::regnamespace AND proname LIKE 'predict%m%'"
+        )
+    comments = db.sql(query)
     assert set(comments.function_name) >= {"predict_m", "predict_proba_m", "predict_m_v1"}
     assert comments.comment.str.contains("income DOUBLE").all()
 

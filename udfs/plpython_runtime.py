@@ -186,8 +186,10 @@ class Runtime:
 
     def _insert_plan(self, table, model, probability_columns):
         key = ("insert", table, model.name, model.version, tuple(probability_columns))
-        prediction_type = "text" if model.classes and isinstance(model.classes[0], str) else (
-            "int8" if model.classes else "float8"
+        prediction_type = (
+            "text"
+            if model.classes and isinstance(model.classes[0], str)
+            else ("int8" if model.classes else "float8")
         )
         targets = ["id", "model", "model_version", "runtime", "prediction"] + [
             quote_ident(c) for c in probability_columns
@@ -197,8 +199,11 @@ class Runtime:
         ]
         names = ["i", "p"] + ["p%d" % i for i in range(len(probability_columns))]
         query = "INSERT INTO %s (%s) SELECT u.i, $2, $3, 'onnx', %s FROM unnest(%s) AS u(%s)" % (
-            quote_ident(table + "_predictions"), ", ".join(targets),
-            ", ".join("u." + n for n in names[1:]), ", ".join(arrays), ", ".join(names),
+            quote_ident(table + "_predictions"),
+            ", ".join(targets),
+            ", ".join("u." + n for n in names[1:]),
+            ", ".join(arrays),
+            ", ".join(names),
         )
         types = ["int8[]", "text", "int4", prediction_type + "[]"] + ["float8[]"] * len(probability_columns)
         return self.plan(key, query, types)

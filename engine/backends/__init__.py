@@ -26,7 +26,9 @@ def open_backend(url: str | None = None) -> Backend:
 
         return DuckDBBackend(duckdb_path(url))
     if url.startswith(("postgresql:", "postgres:")):
-        raise IndbError("the PostgreSQL backend is not available yet in this version of indb")
+        from indb.backends.postgres import PostgresBackend
+
+        return PostgresBackend(url)
     raise IndbError(
         f"unknown database URL {url!r}: use duckdb:///path/file.duckdb, duckdb:///:memory: "
         "or postgresql://user@host:port/dbname"

@@ -66,11 +66,19 @@ class Backend(ABC):
     def run_user_sql(self, sql: str, params: dict | Sequence | None = None) -> pd.DataFrame | None:
         """Run SQL a user wrote: rows as a DataFrame when it returns any, else None."""
 
-    def script(self, text: str) -> None:
+    def script(self, text: str, *, transpile: bool = False) -> None:
+        """Run several statements; ``transpile`` rewrites DuckDB-dialect text (migrations)."""
         from indb.sql import split_script
+        from indb.sql import transpile as rewrite
 
         for statement in split_script(text):
-            self.execute(statement)
+            self.execute(
+                rewrite(statement, self.dialect) if transpile and self.dialect != "duckdb" else statement
+            )
+
+    def install_runtime(self) -> None:
+        """Install or upgrade server-side code the backend needs (run at connect, after the
+        catalog migrations, in their transaction). Nothing by default."""
 
     @contextmanager
     @abstractmethod

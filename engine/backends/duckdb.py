@@ -321,7 +321,7 @@ class DuckDBBackend(Backend):
         if not backfill:
             return [trigger]
         unscored = render(
-            "scoring",
+            "deploy",
             "unscored_rows",
             self.dialect,
             table=q(target.table),

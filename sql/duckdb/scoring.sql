@@ -21,8 +21,5 @@ CREATE OR REPLACE TRIGGER {trigger} AFTER INSERT ON {table}
 REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
 {body};
 
--- name: unscored_rows
-(SELECT * FROM {table} AS r WHERE NOT EXISTS (SELECT 1 FROM {predictions} AS p WHERE p.id = r.id))
-
 -- name: drop_trigger
 DROP TRIGGER IF EXISTS {trigger} ON {table};

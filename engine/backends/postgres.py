@@ -1,0 +1,338 @@
+"""PostgreSQL (>= 15) through psycopg 3: models run inside the server in PL/Python.
+
+Model functions are PL/Python functions over indb's runtime (``udfs/plpython_runtime.py``,
+installed as ``indb.load_runtime()``); inserts are scored by generic trigger functions
+that read ``indb.deployments`` once per statement, so switching versions is an UPDATE
+of one catalog row and never DDL on a table applications write to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from importlib import resources
+
+import pandas as pd
+import psycopg
+from psycopg.types.string import TextLoader
+
+from indb import errors
+from indb.backends.base import Backend, ModelRef, ScoringTarget
+from indb.identifiers import Quoted, join, literal, quote
+from indb.sql import render
+
+_PG_TYPES = {"DOUBLE": "double precision", "BIGINT": "bigint", "VARCHAR": "text", "BOOLEAN": "boolean"}
+# information_schema type names, in the names the rest of indb uses (DuckDB's).
+_TYPE_NAMES = {
+    "double precision": "DOUBLE",
+    "real": "FLOAT",
+    "bigint": "BIGINT",
+    "integer": "INTEGER",
+    "smallint": "SMALLINT",
+    "numeric": "DECIMAL",
+    "text": "VARCHAR",
+    "character varying": "VARCHAR",
+    "character": "VARCHAR",
+    "boolean": "BOOLEAN",
+    "timestamp without time zone": "TIMESTAMP",
+    "timestamp with time zone": "TIMESTAMP WITH TIME ZONE",
+    "date": "DATE",
+    "bytea": "BLOB",
+    "json": "JSON",
+    "jsonb": "JSON",
+    "ARRAY": "ARRAY",
+}
+_FRAME_TYPES = {"b": "boolean", "i": "bigint", "u": "bigint", "f": "double precision", "M": "timestamp"}
+# $name, $1 and ? placeholders outside quotes, comments and dollar-quoted bodies.
+_TOKENS = re.compile(
+    r"(?P<skip>'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\$(?P<tag>\w*)\$.*?\$(?P=tag)\$)"
+    r"|\$(?P<name>[A-Za-z_]\w*|\d+)|(?P<qmark>\?)|(?P<ready>%\(\w+\)s|%s)",
+    re.S,
+)
+_UDF_ERROR = re.compile(r"(ScoringError|IntegrityError|NotFound): (.*?)(?:\nCONTEXT:|$)", re.S)
+_OUR_ERRORS = {
+    "ScoringError": errors.ScoringError,
+    "IntegrityError": errors.IntegrityError,
+    "NotFound": errors.DatabaseError,
+}
+RUNTIME_MODULE = "plpython_runtime.py"
+
+
+def _placeholders(sql: str, params) -> tuple[str, object]:
+    """indb's ``$name`` / ``$1`` / ``?`` parameters as psycopg's ``%(name)s`` / ``%s``."""
+    if params is None:
+        return sql, None
+    out, position = [], 0
+    for match in _TOKENS.finditer(sql):
+        out.append(sql[position : match.start()].replace("%", "%%"))
+        position = match.end()
+        if match["skip"]:
+            out.append(match["skip"].replace("%", "%%"))
+        elif match["ready"]:  # sqlglot writes psycopg's placeholders when it transpiles
+            out.append(match["ready"])
+        elif match["qmark"]:
+            out.append("%s")
+        elif match["name"].isdigit():
+            out.append("%s")
+        else:
+            out.append(f"%({match['name']})s")
+    out.append(sql[position:].replace("%", "%%"))
+    return "".join(out), params
+
+
+def _runtime_source() -> str:
+    source = resources.files("indb.udfs").joinpath(RUNTIME_MODULE).read_text(encoding="utf-8")
+    return source + '\nGD["indb_runtime"] = Runtime(plpy)\n'
+
+
+class PostgresBackend(Backend):
+    name = "postgresql"
+    dialect = "postgres"
+    supports_python_udfs = True
+    supports_statement_triggers = True
+    scoring_modes = ("bulk", "row")
+
+    def __init__(self, url: str):
+        try:
+            self.conn = psycopg.connect(url, autocommit=True)
+        except psycopg.Error as e:
+            raise errors.DatabaseError(f"cannot connect to PostgreSQL: {e}".strip()) from None
+        for json_type in ("json", "jsonb"):  # JSON comes back as text, as from DuckDB
+            self.conn.adapters.register_loader(json_type, TextLoader)
+        info = self.conn.info
+        self.url = f"postgresql://{info.user}@{info.host}:{info.port}/{info.dbname}"
+        self.scope = self.url
+        self.user = info.user
+        self.has_plpython = False
+        self.conn.execute('SET search_path TO "$user", public, indb')
+
+    # -- statements ---------------------------------------------------------------------------
+    def execute(self, sql: str, params: dict | Sequence | None = None) -> None:
+        self.conn.execute(*_placeholders(sql, params))
+
+    def _cursor(self, sql, params):
+        return self.conn.execute(*_placeholders(sql, params))
+
+    def query(self, sql: str, params: dict | Sequence | None = None) -> pd.DataFrame:
+        cursor = self._cursor(sql, params)
+        columns = [d.name for d in cursor.description]
+        return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
+
+    def rows(self, sql: str, params: dict | Sequence | None = None) -> list[tuple]:
+        return self._cursor(sql, params).fetchall()
+
+    def run_user_sql(self, sql: str, params: dict | Sequence | None = None) -> pd.DataFrame | None:
+        cursor = self._cursor(sql, params)
+        if cursor.description is None:
+            return None
+        columns = [d.name for d in cursor.description]
+        frame = pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
+        for column, description in zip(columns, cursor.description, strict=True):
+            if description.type_code == 1700:  # numeric: floats for analysts, as DuckDB gives
+                frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        return frame
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.conn.transaction():
+            yield
+
+    def table_columns(self, table: str) -> dict[str, str] | None:
+        found = self.rows(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = $table ORDER BY ordinal_position",
+            {"table": table},
+        )
+        return {name: _TYPE_NAMES.get(kind, kind.upper()) for name, kind in found} or None
+
+    def write_table(self, table: str, frame: pd.DataFrame, *, replace: bool) -> None:
+        name = quote(table, dialect=self.dialect).text
+        columns = [str(c) for c in frame.columns]
+        quoted = [quote(c, dialect=self.dialect).text for c in columns]
+        with self.transaction():
+            if replace:
+                types = [_FRAME_TYPES.get(frame[c].dtype.kind, "text") for c in frame.columns]
+                self.execute(f"DROP TABLE IF EXISTS {name}")
+                self.execute(f"CREATE TABLE {name} ({', '.join(f'{q} {t}' for q, t in zip(quoted, types))})")
+            with self.conn.cursor().copy(f"COPY {name} ({', '.join(quoted)}) FROM STDIN") as copy:
+                for row in frame.itertuples(index=False, name=None):
+                    copy.write_row([None if pd.isna(v) else v for v in row])
+
+    def translate(self, error: Exception) -> Exception:
+        if isinstance(error, errors.IndbError) or not isinstance(error, psycopg.Error):
+            return error
+        text = str(error).strip()
+        match = _UDF_ERROR.search(text)
+        if match:
+            return _OUR_ERRORS[match[1]](match[2].strip() + " (statement rolled back)")
+        if isinstance(error, psycopg.errors.InsufficientPrivilege):
+            return errors.PermissionDeniedError(
+                f"database user {self.user!r}: {text}. A superuser can grant what indb needs, e.g. "
+                f"GRANT USAGE ON SCHEMA indb TO {self.user}; "
+                f"GRANT SELECT ON ALL TABLES IN SCHEMA indb TO {self.user}"
+            )
+        if isinstance(error, psycopg.errors.UndefinedFunction):
+            text += self._near_functions(text)
+        return errors.DatabaseError(text)
+
+    def _near_functions(self, text: str) -> str:
+        """A did-you-mean for a mistyped model function."""
+        import difflib
+
+        match = re.search(r"function (\w+)\(", text)
+        if not match or self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            return ""
+        known = [
+            r[0] for r in self.rows("SELECT proname FROM pg_proc WHERE pronamespace = 'indb'::regnamespace")
+        ]
+        close = difflib.get_close_matches(match[1], known, n=1)
+        return f"\nDid you mean {close[0]!r}?" if close else ""
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- server-side runtime ------------------------------------------------------------------
+    def install_runtime(self) -> None:
+        """PL/Python and indb's runtime functions, (re)installed when the runtime changed."""
+        self.has_plpython = bool(self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'"))
+        if not self.has_plpython:
+            try:
+                with self.transaction():
+                    self.execute(render("scoring", "create_plpython", self.dialect))
+                self.has_plpython = True
+            except psycopg.Error:
+                return  # models will say how to enable it; the catalog works without it
+        source = _runtime_source()
+        installed = self.rows(
+            "SELECT md5(prosrc) FROM pg_proc WHERE proname = 'load_runtime' "
+            "AND pronamespace = 'indb'::regnamespace"
+        )
+        if installed and installed[0][0] == hashlib.md5(source.encode()).hexdigest():
+            return
+        d = self.dialect
+        self.execute(render("scoring", "create_runtime_loader", d, body=literal(source, d)))
+        for name in (
+            "comment_runtime_loader",
+            "create_bulk_trigger_function",
+            "create_row_trigger_function",
+            "create_backfill_function",
+        ):
+            self.execute(render("scoring", name, d))
+
+    def _require_plpython(self) -> None:
+        if not self.has_plpython:
+            raise errors.DatabaseError(
+                "PL/Python (plpython3u) is not installed in this database, so models cannot run "
+                "inside it; run `indb doctor --db URL` to see what to install"
+            )
+
+    # -- models -------------------------------------------------------------------------------
+    def prepare_model(self, ref: ModelRef) -> None:
+        self._require_plpython()
+
+    def _functions(self, name: str) -> list[str]:
+        return [
+            r[0]
+            for r in self.rows(
+                "SELECT oid::regprocedure::text FROM pg_proc "
+                "WHERE proname = $name AND pronamespace = 'indb'::regnamespace",
+                {"name": name},
+            )
+        ]
+
+    def model_sql(self, ref: ModelRef, *, default: bool) -> list[str]:
+        d = self.dialect
+        sig = ref.signature
+        q = lambda name: quote(name, dialect=d)  # noqa: E731
+        parameters = join(Quoted(f"{q(i.name)} {_PG_TYPES[i.argument_type]}") for i in sig.inputs)
+        argument_types = Quoted(", ".join(_PG_TYPES[i.argument_type] for i in sig.inputs))
+        returns = {
+            "predict": Quoted(_PG_TYPES[sig.prediction_type]),
+            "predict_proba": Quoted("double precision[]"),
+        }
+        kinds = ["predict"] + (["predict_proba"] if sig.task == "classification" else [])
+        result = []
+        for kind in kinds:
+            pinned = f"{kind}_{ref.model}_v{ref.version}"
+            want = "proba" if kind == "predict_proba" else "label"
+            body = (
+                'if "indb_runtime" not in GD:\n    plpy.execute("SELECT indb.load_runtime()")\n'
+                f'return GD["indb_runtime"].predict_one({ref.model!r}, {int(ref.version)}, '
+                f"{ref.sha256!r}, list(args), {want!r})\n"
+            )
+            targets = [(pinned, "create_model_function", literal(body, d))]
+            if default:
+                call = ", ".join(f"${n + 1}" for n in range(len(sig.inputs)))
+                wrapper = literal(f"SELECT indb.{pinned}({call})", d)
+                targets.append((f"{kind}_{ref.model}", "create_default_function", wrapper))
+            for name, template, body_literal in targets:
+                result += [
+                    render("scoring", "drop_function", d, signature=Quoted(f)) for f in self._functions(name)
+                ]
+                result.append(
+                    render(
+                        "scoring",
+                        template,
+                        d,
+                        name=Quoted(f"indb.{q(name)}"),
+                        parameters=parameters,
+                        return_type=returns[kind],
+                        body=body_literal,
+                    )
+                )
+                comment = f"indb model {ref.model} version {ref.version}: " + sig.describe(name)
+                result.append(
+                    render(
+                        "scoring",
+                        "comment_function",
+                        d,
+                        name=Quoted(f"indb.{q(name)}"),
+                        argument_types=argument_types,
+                        comment=literal(comment, d),
+                    )
+                )
+        return result
+
+    # -- scoring on insert --------------------------------------------------------------------
+    def scoring_sql(self, target: ScoringTarget, *, backfill: bool, installed: bool) -> list[str]:
+        # Trigger functions read the deployment per statement: a version switch needs no DDL.
+        self._require_plpython()
+        d = self.dialect
+        q = lambda name: quote(name, dialect=d)  # noqa: E731
+        result = []
+        if not installed:
+            template = "create_row_trigger" if target.mode == "row" else "create_bulk_trigger"
+            result.append(
+                render(
+                    "scoring",
+                    template,
+                    d,
+                    trigger=q(f"{target.table}_score"),
+                    table=q(target.table),
+                    table_literal=literal(target.table, d),
+                )
+            )
+        if backfill and target.mode == "bulk":
+            unscored = render(
+                "deploy",
+                "unscored_rows",
+                "duckdb",
+                table=q(target.table),
+                predictions=q(f"{target.table}_predictions"),
+            )
+            result.append(
+                render(
+                    "scoring",
+                    "backfill",
+                    d,
+                    table_literal=literal(target.table, d),
+                    source=literal(unscored + " AS unscored", d),
+                )
+            )
+        return result
+
+    def unscoring_sql(self, table: str) -> list[str]:
+        q = lambda name: quote(name, dialect=self.dialect)  # noqa: E731
+        return [render("scoring", "drop_trigger", self.dialect, trigger=q(f"{table}_score"), table=q(table))]
