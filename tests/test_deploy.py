@@ -93,7 +93,8 @@ def test_hundred_thousand_row_insert_select_is_fully_scored(db, forest, loans):
 def test_adopting_an_existing_table_scores_rows_already_there(db, logistic, loans, fresh_loans):
     db.register_model("m", logistic, sample=loans[NUMERIC])
     db.sql(
-        "CREATE TABLE applicants (name VARCHAR, income DOUBLE PRECISION, debt FLOAT, age INTEGER, tenure REAL)"
+        "CREATE TABLE applicants "
+        "(name VARCHAR, income DOUBLE PRECISION, debt FLOAT, age INTEGER, tenure REAL)"
     )
     db.write_table("incoming", fresh_loans[NUMERIC].head(10).assign(name="x"), replace=True)
     db.sql(f"INSERT INTO applicants (name, {COLUMNS}) SELECT name, {COLUMNS} FROM incoming")

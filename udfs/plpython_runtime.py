@@ -32,9 +32,9 @@ class Model:
         actual = hashlib.sha256(data).hexdigest()
         if actual != sha256:
             raise ValueError(
-                "IntegrityError: model %r version %d: stored ONNX bytes have sha256 %s..., but "
-                "%s... was recorded at registration; the blob was altered or corrupted"
-                % (name, version, actual[:16], sha256[:16])
+                f"IntegrityError: model {name!r} version {version}: stored ONNX bytes have sha256 "
+                f"{actual[:16]}..., but {sha256[:16]}... was recorded at registration; the blob was "
+                "altered or corrupted"
             )
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
@@ -52,7 +52,7 @@ class Model:
     def feeds(self, columns, rows):
         """onnxruntime inputs from one sequence (or array) of values per input column."""
         result = {}
-        for spec, values in zip(self.inputs, columns):
+        for spec, values in zip(self.inputs, columns, strict=True):
             dtype = NUMPY_TYPES[spec["onnx_type"]]
             if dtype is object:
                 array = np.array(["" if v is None else v for v in values], dtype=object)
@@ -77,11 +77,11 @@ class Model:
         return labels, probabilities
 
     def check_nulls(self, nulls):
-        for spec, count in zip(self.inputs, nulls):
+        for spec, count in zip(self.inputs, nulls, strict=True):
             if count and not spec["nullable"]:
                 raise ValueError(
-                    "ScoringError: model %r version %d: input column %r is NULL in %d row(s); it "
-                    "needs a %s value" % (self.name, self.version, spec["name"], count, spec["sql_type"])
+                    f"ScoringError: model {self.name!r} version {self.version}: input column "
+                    f"{spec['name']!r} is NULL in {count} row(s); it needs a {spec['sql_type']} value"
                 )
 
 
@@ -113,7 +113,7 @@ class Runtime:
             [name, version],
         )
         if not rows:
-            raise ValueError("NotFound: model %r has no version %d" % (name, version))
+            raise ValueError(f"NotFound: model {name!r} has no version {version}")
         row = rows[0]
         model = Model(name, version, sha256, row["onnx"], row["inputs"], row["outputs"], row["classes"])
         for old in [k for k in self.models if k[0] == name]:
@@ -136,7 +136,7 @@ class Runtime:
             [table],
         )
         if not rows:
-            raise ValueError("NotFound: table %r has no indb deployment" % table)
+            raise ValueError(f"NotFound: table {table!r} has no indb deployment")
         return rows[0]
 
     # -- SQL functions ---------------------------------------------------------------------------
@@ -155,15 +155,13 @@ class Runtime:
         parts = ["count(*) AS n"]
         for i, spec in enumerate(model.inputs):
             column = quote_ident(spec["name"])
-            parts.append("count(%s) AS c%d" % (column, i))
+            parts.append(f"count({column}) AS c{i}")
             if spec["onnx_type"] == "string":
-                parts.append("array_agg(%s::text) AS v%d" % (column, i))
+                parts.append(f"array_agg({column}::text) AS v{i}")
             elif spec["onnx_type"] == "int64":
-                parts.append("string_agg(int8send(coalesce(%s::int8, 0)), ''::bytea) AS v%d" % (column, i))
+                parts.append(f"string_agg(int8send(coalesce({column}::int8, 0)), ''::bytea) AS v{i}")
             else:
-                parts.append(
-                    "string_agg(float8send(coalesce(%s::float8, 'NaN')), ''::bytea) AS v%d" % (column, i)
-                )
+                parts.append(f"string_agg(float8send(coalesce({column}::float8, 'NaN')), ''::bytea) AS v{i}")
         parts.append("string_agg(int8send(id), ''::bytea) AS ids")
         return "SELECT " + ", ".join(parts) + " FROM " + source
 
@@ -172,10 +170,10 @@ class Runtime:
         rows = row["n"]
         if rows == 0:
             return 0, None, None
-        model.check_nulls([rows - row["c%d" % i] for i in range(len(model.inputs))])
+        model.check_nulls([rows - row[f"c{i}"] for i in range(len(model.inputs))])
         columns = []
         for i, spec in enumerate(model.inputs):
-            value = row["v%d" % i]
+            value = row[f"v{i}"]
             if spec["onnx_type"] == "string":
                 columns.append(value)
             elif spec["onnx_type"] == "int64":
@@ -194,16 +192,14 @@ class Runtime:
         targets = ["id", "model", "model_version", "runtime", "prediction"] + [
             quote_ident(c) for c in probability_columns
         ]
-        arrays = ["$1::int8[]", "$4::%s[]" % prediction_type] + [
-            "$%d::float8[]" % (5 + i) for i in range(len(probability_columns))
+        arrays = ["$1::int8[]", f"$4::{prediction_type}[]"] + [
+            f"${5 + i}::float8[]" for i in range(len(probability_columns))
         ]
-        names = ["i", "p"] + ["p%d" % i for i in range(len(probability_columns))]
-        query = "INSERT INTO %s (%s) SELECT u.i, $2, $3, 'onnx', %s FROM unnest(%s) AS u(%s)" % (
-            quote_ident(table + "_predictions"),
-            ", ".join(targets),
-            ", ".join("u." + n for n in names[1:]),
-            ", ".join(arrays),
-            ", ".join(names),
+        names = ["i", "p"] + [f"p{i}" for i in range(len(probability_columns))]
+        query = (
+            f"INSERT INTO {quote_ident(table + '_predictions')} ({', '.join(targets)}) "
+            f"SELECT u.i, $2, $3, 'onnx', {', '.join('u.' + n for n in names[1:])} "
+            f"FROM unnest({', '.join(arrays)}) AS u({', '.join(names)})"
         )
         types = ["int8[]", "text", "int4", prediction_type + "[]"] + ["float8[]"] * len(probability_columns)
         return self.plan(key, query, types)
@@ -238,6 +234,6 @@ class Runtime:
         new["prediction"] = label.item() if hasattr(label, "item") else label
         new["model"], new["model_version"], new["runtime"] = model.name, model.version, "onnx"
         if probabilities is not None:
-            for column, value in zip(probability_columns, probabilities[0].tolist()):
+            for column, value in zip(probability_columns, probabilities[0].tolist(), strict=True):
                 new[column] = value
         return "MODIFY"

@@ -79,6 +79,7 @@ class Backend(ABC):
     def install_runtime(self) -> None:
         """Install or upgrade server-side code the backend needs (run at connect, after the
         catalog migrations, in their transaction). Nothing by default."""
+        return None
 
     @contextmanager
     @abstractmethod

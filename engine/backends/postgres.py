@@ -155,7 +155,8 @@ class PostgresBackend(Backend):
             if replace:
                 types = [_FRAME_TYPES.get(frame[c].dtype.kind, "text") for c in frame.columns]
                 self.execute(f"DROP TABLE IF EXISTS {name}")
-                self.execute(f"CREATE TABLE {name} ({', '.join(f'{q} {t}' for q, t in zip(quoted, types))})")
+                definitions = ", ".join(f"{q} {t}" for q, t in zip(quoted, types, strict=True))
+                self.execute(f"CREATE TABLE {name} ({definitions})")
             with self.conn.cursor().copy(f"COPY {name} ({', '.join(quoted)}) FROM STDIN") as copy:
                 for row in frame.itertuples(index=False, name=None):
                     copy.write_row([None if pd.isna(v) else v for v in row])
