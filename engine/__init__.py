@@ -19,6 +19,7 @@ from indb.errors import (
     InvalidNameError,
     ModelError,
     NotFoundError,
+    PermissionDeniedError,
     ScoringError,
 )
 from indb.registry import ModelVersion
@@ -37,6 +38,7 @@ __all__ = [
     "InvalidNameError",
     "ModelError",
     "NotFoundError",
+    "PermissionDeniedError",
     "ScoringError",
 ]
 

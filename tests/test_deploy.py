@@ -151,3 +151,10 @@ def test_regression_deployment_has_no_probability_columns(db, boosted_regressor,
     np.testing.assert_allclose(
         scored.prediction.to_numpy(), boosted_regressor.predict(fresh_loans[NUMERIC]), atol=1e-5
     )
+
+
+def test_row_mode_is_refused_on_duckdb(tmp_path, logistic, loans):
+    with indb.connect(f"duckdb://{tmp_path}/x.duckdb") as duck:
+        duck.register_model("m", logistic, sample=loans[NUMERIC])
+        with pytest.raises(indb.DeploymentError, match="mode 'row' is not available on duckdb"):
+            duck.deploy("m", table="requests", mode="row")

@@ -90,6 +90,7 @@ class Runtime:
         self.plpy = plpy
         self.models = {}
         self.plans = {}
+        self.hashes = {}
 
     # -- catalog --------------------------------------------------------------------------------
     def plan(self, key, query, types):
@@ -124,20 +125,40 @@ class Runtime:
         return model
 
     def deployment(self, table):
+        """The deployment row, share-locked until the insert commits: a version switch waits
+        for inserts under way, and inserts that start later see the new version. (No join
+        here: a re-checked row would drop out of a join after a concurrent update.)"""
         rows = self.plpy.execute(
             self.plan(
                 "deployment",
-                "SELECT d.model, d.version, d.runtime, d.mode, d.probability_columns::text AS columns, "
-                "v.sha256 FROM indb.deployments d "
-                "JOIN indb.model_versions v ON v.model = d.model AND v.version = d.version "
-                "WHERE d.table_name = $1 FOR SHARE OF d",
+                "SELECT model, version, runtime, mode, probability_columns::text AS columns "
+                "FROM indb.deployments WHERE table_name = $1 FOR SHARE",
                 ["text"],
             ),
             [table],
         )
         if not rows:
             raise ValueError(f"NotFound: table {table!r} has no indb deployment")
-        return rows[0]
+        row = dict(rows[0])
+        row["sha256"] = self.sha256(row["model"], row["version"])
+        return row
+
+    def sha256(self, name, version):
+        """The sha256 recorded at registration (never changes, so it is cached)."""
+        key = (name, version)
+        if key not in self.hashes:
+            rows = self.plpy.execute(
+                self.plan(
+                    "sha256",
+                    "SELECT sha256 FROM indb.model_versions WHERE model = $1 AND version = $2",
+                    ["text", "int4"],
+                ),
+                [name, version],
+            )
+            if not rows:
+                raise ValueError(f"NotFound: model {name!r} has no version {version}")
+            self.hashes[key] = rows[0]["sha256"]
+        return self.hashes[key]
 
     # -- SQL functions ---------------------------------------------------------------------------
     def predict_one(self, name, version, sha256, args, want):
@@ -182,8 +203,8 @@ class Runtime:
                 columns.append(np.frombuffer(value, dtype=">f8"))
         return rows, np.frombuffer(row["ids"], dtype=">i8"), columns
 
-    def _insert_plan(self, table, model, probability_columns):
-        key = ("insert", table, model.name, model.version, tuple(probability_columns))
+    def _insert_plan(self, schema, table, model, probability_columns):
+        key = ("insert", schema, table, model.name, model.version, tuple(probability_columns))
         prediction_type = (
             "text"
             if model.classes and isinstance(model.classes[0], str)
@@ -197,15 +218,16 @@ class Runtime:
         ]
         names = ["i", "p"] + [f"p{i}" for i in range(len(probability_columns))]
         query = (
-            f"INSERT INTO {quote_ident(table + '_predictions')} ({', '.join(targets)}) "
+            f"INSERT INTO {quote_ident(schema)}.{quote_ident(table + '_predictions')} ({', '.join(targets)}) "
             f"SELECT u.i, $2, $3, 'onnx', {', '.join('u.' + n for n in names[1:])} "
             f"FROM unnest({', '.join(arrays)}) AS u({', '.join(names)})"
         )
         types = ["int8[]", "text", "int4", prediction_type + "[]"] + ["float8[]"] * len(probability_columns)
         return self.plan(key, query, types)
 
-    def score_rows(self, table, source):
-        """Score every row of ``source`` (a transition table or a query) into the predictions."""
+    def score_rows(self, schema, table, source):
+        """Score every row of ``source`` (a transition table or a query) into the predictions
+        table, which sits in ``schema`` beside the request table."""
         deployment = self.deployment(table)
         probability_columns = json.loads(deployment["columns"] or "[]")
         model = self.model(deployment["model"], deployment["version"], deployment["sha256"])
@@ -216,11 +238,11 @@ class Runtime:
         args = [ids.tolist(), model.name, model.version, labels.tolist()]
         if probabilities is not None:
             args += [probabilities[:, i].tolist() for i in range(probabilities.shape[1])]
-        self.plpy.execute(self._insert_plan(table, model, probability_columns), args)
+        self.plpy.execute(self._insert_plan(schema, table, model, probability_columns), args)
         return rows
 
     def score_statement(self, TD):
-        self.score_rows(TD["args"][0], "new_rows")
+        self.score_rows(TD["table_schema"], TD["args"][0], "new_rows")
 
     def score_row(self, TD):
         deployment = self.deployment(TD["args"][0])

@@ -10,15 +10,20 @@ CREATE OR REPLACE FUNCTION indb.load_runtime() RETURNS void LANGUAGE plpython3u 
 -- name: comment_runtime_loader
 COMMENT ON FUNCTION indb.load_runtime() IS 'Loads indb''s scoring runtime (onnxruntime sessions) into this session.';
 
+-- Trigger functions run as their owner (who installed indb): inserting into a deployed table
+-- needs INSERT on that table only, not access to models or predictions.
+
 -- name: create_bulk_trigger_function
-CREATE OR REPLACE FUNCTION indb.score_inserted_rows() RETURNS trigger LANGUAGE plpython3u AS $indb$
+CREATE OR REPLACE FUNCTION indb.score_inserted_rows() RETURNS trigger LANGUAGE plpython3u
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $indb$
 if "indb_runtime" not in GD:
     plpy.execute("SELECT indb.load_runtime()")
 GD["indb_runtime"].score_statement(TD)
 $indb$;
 
 -- name: create_row_trigger_function
-CREATE OR REPLACE FUNCTION indb.score_inserted_row() RETURNS trigger LANGUAGE plpython3u AS $indb$
+CREATE OR REPLACE FUNCTION indb.score_inserted_row() RETURNS trigger LANGUAGE plpython3u
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $indb$
 if "indb_runtime" not in GD:
     plpy.execute("SELECT indb.load_runtime()")
 return GD["indb_runtime"].score_row(TD)
@@ -29,7 +34,8 @@ CREATE OR REPLACE FUNCTION indb.score_unscored_rows(table_name text, source text
 RETURNS bigint LANGUAGE plpython3u AS $indb$
 if "indb_runtime" not in GD:
     plpy.execute("SELECT indb.load_runtime()")
-return GD["indb_runtime"].score_rows(table_name, source)
+schema = plpy.execute("SELECT current_schema() AS s")[0]["s"]
+return GD["indb_runtime"].score_rows(schema, table_name, source)
 $indb$;
 
 -- name: create_model_function
