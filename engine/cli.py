@@ -85,7 +85,11 @@ def cmd_models_alias(args) -> None:
 def cmd_deploy(args) -> None:
     with indb.connect(args.db) as db:
         deployment = db.deploy(
-            args.model, table=args.table, version=_version(args.version), dry_run=args.dry_run
+            args.model,
+            table=args.table,
+            version=_version(args.version),
+            mode=args.mode,
+            dry_run=args.dry_run,
         )
         if args.dry_run:
             print(";\n\n".join(deployment.statements) + ";")
@@ -105,6 +109,23 @@ def cmd_deployments(args) -> None:
 def cmd_sql(args) -> None:
     with indb.connect(args.db) as db:
         _show(db.sql(args.query))
+
+
+def cmd_doctor(args) -> int:
+    from indb.backends import open_backend
+
+    backend = open_backend(args.db)
+    try:
+        checks = backend.health()
+    finally:
+        backend.close()
+    for check in checks:
+        print(f"{'ok  ' if check.ok else 'FIX '} {check.name:<14} {check.detail}")
+        if not check.ok and check.fix:
+            print(f"     {'':<14} -> {check.fix}")
+    missing = [c.name for c in checks if not c.ok]
+    print("\nall good" if not missing else f"\nto fix: {', '.join(missing)}")
+    return 1 if missing else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,8 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("model")
     deploy.add_argument("--table", required=True)
     deploy.add_argument("--version", dest="version", default=None, help="number or alias")
+    deploy.add_argument(
+        "--mode",
+        choices=["bulk", "row"],
+        default="bulk",
+        help="bulk: score each INSERT at once (default); row: write the prediction "
+        "into the row, for INSERT ... RETURNING (PostgreSQL)",
+    )
     deploy.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
     deploy.set_defaults(run=cmd_deploy)
+
+    doctor = commands.add_parser("doctor", parents=[common], help="check the database and server setup")
+    doctor.set_defaults(run=cmd_doctor)
 
     deployments = commands.add_parser("deployments", parents=[common], help="list deployments")
     deployments.set_defaults(run=cmd_deployments)
@@ -154,11 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        return args.run(args) or 0
     except IndbError as e:
         print(f"indb: error: {e}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

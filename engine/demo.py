@@ -124,7 +124,7 @@ def _stream_day(db: indb.Database, day: int) -> int:
     )
     db.sql(
         f"INSERT INTO {TABLE}_ground_truth (id, label, observed_at) "
-        "SELECT id, outcome, applied_at + to_days($delay) FROM demo_incoming "
+        "SELECT id, outcome, applied_at + $delay * INTERVAL '1 day' FROM demo_incoming "
         "WHERE applied_at >= $start AND applied_at < $end",
         {"start": start - delay, "end": end - delay, "delay": LABEL_DELAY_DAYS},
     )
@@ -140,9 +140,9 @@ SELECT CAST(date_trunc('week', created_at) AS DATE) AS week,
        model_version,
        count(*) AS scored,
        count(label) AS labeled,
-       round(avg(CASE WHEN label IS NULL THEN NULL
-                      WHEN prediction = label THEN 1.0 ELSE 0.0 END), 3) AS accuracy,
-       round(avg(probability_default), 3) AS mean_p_default
+       round(CAST(avg(CASE WHEN label IS NULL THEN NULL
+                           WHEN prediction = label THEN 1.0 ELSE 0.0 END) AS NUMERIC), 3) AS accuracy,
+       round(CAST(avg(probability_default) AS NUMERIC), 3) AS mean_p_default
 FROM {TABLE}_scored
 GROUP BY 1, 2
 ORDER BY 1, 2

@@ -39,6 +39,16 @@ class ScoringTarget:
     mode: str = "bulk"  # "bulk": statement trigger into <table>_predictions; "row": into the row
 
 
+@dataclass(frozen=True)
+class Check:
+    """One line of ``indb doctor``: what was checked, whether it is fine, how to fix it."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+
 class Backend(ABC):
     name: str
     dialect: str
@@ -80,6 +90,10 @@ class Backend(ABC):
         """Install or upgrade server-side code the backend needs (run at connect, after the
         catalog migrations, in their transaction). Nothing by default."""
         return None
+
+    def health(self) -> list[Check]:
+        """What ``indb doctor`` reports about this database and its server."""
+        return []
 
     @contextmanager
     @abstractmethod

@@ -19,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from indb import errors
-from indb.backends.base import Backend, ModelRef, ScoringTarget
+from indb.backends.base import Backend, Check, ModelRef, ScoringTarget
 from indb.identifiers import Quoted, join, literal, quote
 from indb.sql import render
 from indb.udfs import onnx_udf
@@ -332,3 +332,18 @@ class DuckDBBackend(Backend):
     def unscoring_sql(self, table: str) -> list[str]:
         q = self._quote
         return [render("scoring", "drop_trigger", self.dialect, trigger=q(f"{table}_score"), table=q(table))]
+
+    # -- doctor -------------------------------------------------------------------------------
+    def health(self) -> list[Check]:
+        import onnxruntime
+
+        major = int(duckdb.__version__.split(".")[0])
+        return [
+            Check(
+                "duckdb",
+                major >= 2,
+                f"DuckDB {duckdb.__version__}, database {self.path}",
+                'pip install "duckdb>=2.0" (statement triggers arrived in 2.0)',
+            ),
+            Check("onnxruntime", True, f"onnxruntime {onnxruntime.__version__} in this Python"),
+        ]

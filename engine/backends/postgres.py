@@ -19,9 +19,9 @@ import psycopg
 from psycopg.types.string import TextLoader
 
 from indb import errors
-from indb.backends.base import Backend, ModelRef, ScoringTarget
+from indb.backends.base import Backend, Check, ModelRef, ScoringTarget
 from indb.identifiers import Quoted, join, literal, quote
-from indb.sql import render
+from indb.sql import render, statement
 
 _PG_TYPES = {"DOUBLE": "double precision", "BIGINT": "bigint", "VARCHAR": "text", "BOOLEAN": "boolean"}
 # information_schema type names, in the names the rest of indb uses (DuckDB's).
@@ -205,22 +205,27 @@ class PostgresBackend(Backend):
                 self.has_plpython = True
             except psycopg.Error:
                 return  # models will say how to enable it; the catalog works without it
-        source = _runtime_source()
-        installed = self.rows(
-            "SELECT md5(prosrc) FROM pg_proc WHERE proname = 'load_runtime' "
-            "AND pronamespace = 'indb'::regnamespace"
-        )
-        if installed and installed[0][0] == hashlib.md5(source.encode()).hexdigest():
-            return
         d = self.dialect
-        self.execute(render("scoring", "create_runtime_loader", d, body=literal(source, d)))
-        for name in (
-            "comment_runtime_loader",
-            "create_bulk_trigger_function",
-            "create_row_trigger_function",
-            "create_backfill_function",
-        ):
-            self.execute(render("scoring", name, d))
+        statements = [render("scoring", "create_runtime_loader", d, body=literal(_runtime_source(), d))]
+        statements += [
+            render("scoring", name, d)
+            for name in (
+                "create_bulk_trigger_function",
+                "create_row_trigger_function",
+                "create_backfill_function",
+                "create_versions_function",
+            )
+        ]
+        fingerprint = "indb runtime " + hashlib.sha256("\n".join(statements).encode()).hexdigest()[:16]
+        ((installed,),) = self.rows(
+            "SELECT obj_description(to_regprocedure('indb.load_runtime()'), 'pg_proc')"
+        )
+        if installed and fingerprint in installed:
+            return
+        for text in statements:
+            self.execute(text)
+        comment = f"Loads indb's scoring runtime (onnxruntime sessions) into the session; {fingerprint}"
+        self.execute(render("scoring", "comment_runtime_loader", d, comment=literal(comment, d)))
 
     def _require_plpython(self) -> None:
         if not self.has_plpython:
@@ -337,3 +342,95 @@ class PostgresBackend(Backend):
     def unscoring_sql(self, table: str) -> list[str]:
         q = lambda name: quote(name, dialect=self.dialect)  # noqa: E731
         return [render("scoring", "drop_trigger", self.dialect, trigger=q(f"{table}_score"), table=q(table))]
+
+    # -- doctor -------------------------------------------------------------------------------
+    def health(self) -> list[Check]:
+        d = self.dialect
+        server = self.query(statement("doctor", "server", d)).iloc[0]
+        major = int(server.version_num) // 10000
+        apt = f"apt-get install postgresql-{major}-plpython3"
+        checks = [
+            Check(
+                "server",
+                major >= 15,
+                f"PostgreSQL {server.version} ({self.url})",
+                "indb needs PostgreSQL 15 or later",
+            ),
+        ]
+        extensions = dict(self.rows(statement("doctor", "extensions", d)))
+        plpython = "plpython3u" in extensions
+        checks.append(
+            Check(
+                "PL/Python",
+                plpython and extensions["plpython3u"] is not None,
+                "installed"
+                if extensions.get("plpython3u")
+                else ("available, not installed" if plpython else "missing"),
+                (
+                    f"{apt}; then as a superuser: CREATE EXTENSION plpython3u;"
+                    if not plpython
+                    else f"as a superuser in {server.database_name}: CREATE EXTENSION plpython3u;"
+                ),
+            )
+        )
+        if extensions.get("plpython3u"):
+            try:
+                with self.transaction():
+                    ((versions,),) = self.rows("SELECT indb.runtime_versions()")
+                checks.append(Check("server Python", True, versions))
+            except psycopg.Error as e:
+                checks.append(
+                    Check(
+                        "server Python",
+                        False,
+                        str(e).strip().splitlines()[0],
+                        "install into the Python PL/Python uses (Debian: /usr/bin/python3): "
+                        "/usr/bin/python3 -m pip install --break-system-packages numpy onnxruntime; "
+                        "then connect once with indb as a superuser to install its runtime",
+                    )
+                )
+        preloaded, cron = "pg_cron" in server.preload, "pg_cron" in extensions
+        if not cron:
+            cron_fix = f"apt-get install postgresql-{major}-cron; then as below"
+        elif not preloaded:
+            cron_fix = (
+                "postgresql.conf: shared_preload_libraries = 'pg_cron', cron.database_name = "
+                f"'{server.database_name}'; restart the server; CREATE EXTENSION pg_cron;"
+            )
+        else:
+            cron_fix = "as a superuser in the cron.database_name database: CREATE EXTENSION pg_cron;"
+        checks.append(
+            Check(
+                "pg_cron",
+                preloaded and extensions.get("pg_cron") is not None,
+                ("installed" if extensions.get("pg_cron") else "available" if cron else "missing")
+                + (", preloaded" if preloaded else ", not in shared_preload_libraries"),
+                cron_fix,
+            )
+        )
+        access = self.query(statement("doctor", "catalog_access", d))
+        if access.empty:
+            checks.append(
+                Check(
+                    "privileges",
+                    bool(server.can_create_schema),
+                    f"user {server.user_name}: no catalog yet; "
+                    + ("may create it" if server.can_create_schema else "may not create schema indb"),
+                    f"GRANT CREATE ON DATABASE {server.database_name} TO {server.user_name};",
+                )
+            )
+        else:
+            row = access.iloc[0]
+            ok = bool(row.usage and row.read_models)
+            checks.append(
+                Check(
+                    "privileges",
+                    ok,
+                    f"user {server.user_name}{' (superuser)' if server.superuser else ''}: "
+                    f"catalog {'readable' if ok else 'not readable'}, "
+                    f"{'may' if row.register_models else 'may not'} register models",
+                    f"GRANT USAGE ON SCHEMA indb TO {server.user_name}; "
+                    f"GRANT SELECT ON ALL TABLES IN SCHEMA indb TO {server.user_name};",
+                )
+            )
+        return checks

@@ -8,7 +8,7 @@ CREATE EXTENSION IF NOT EXISTS plpython3u;
 CREATE OR REPLACE FUNCTION indb.load_runtime() RETURNS void LANGUAGE plpython3u AS {body};
 
 -- name: comment_runtime_loader
-COMMENT ON FUNCTION indb.load_runtime() IS 'Loads indb''s scoring runtime (onnxruntime sessions) into this session.';
+COMMENT ON FUNCTION indb.load_runtime() IS {comment};
 
 -- Trigger functions run as their owner (who installed indb): inserting into a deployed table
 -- needs INSERT on that table only, not access to models or predictions.
@@ -66,3 +66,11 @@ DROP TRIGGER IF EXISTS {trigger} ON {table};
 
 -- name: backfill
 SELECT indb.score_unscored_rows({table_literal}, {source});
+
+-- name: create_versions_function
+CREATE OR REPLACE FUNCTION indb.runtime_versions() RETURNS text LANGUAGE plpython3u AS $indb$
+import sys
+import numpy
+import onnxruntime
+return "python %s; numpy %s; onnxruntime %s" % (sys.version.split()[0], numpy.__version__, onnxruntime.__version__)
+$indb$;
