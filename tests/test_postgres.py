@@ -191,3 +191,14 @@ def test_a_user_without_privileges_gets_a_clear_error(db, logistic, loans):
     finally:
         db.sql(f'DROP OWNED BY "{role}"')
         db.sql(f'DROP ROLE "{role}"')
+
+
+def test_doctor_reports_the_server(db):
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "indb.cli", "doctor", "--db", db.url], capture_output=True, text=True, timeout=60
+    ).stdout
+    assert "ok   server" in out and "PostgreSQL 1" in out
+    assert "ok   PL/Python      installed" in out
+    assert "ok   server Python  python 3" in out and "onnxruntime" in out

@@ -30,7 +30,7 @@ def result_type(sig: Signature) -> str:
 
 def _column(array, spec, model: str, version: int) -> np.ndarray:
     if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks()
+        array = array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
     if array.null_count and not spec.nullable:
         raise ScoringError(
             f"model {model!r} version {version}: input column {spec.name!r} is NULL in "

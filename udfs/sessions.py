@@ -31,8 +31,12 @@ def verify(model: str, version: int, data: bytes, sha256: str) -> None:
 
 
 def build(data: bytes) -> ort.InferenceSession:
+    """A session for batches of a few thousand rows: one thread each, since the database
+    already runs one call per thread and more threads only cost at this size."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
