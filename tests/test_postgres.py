@@ -197,7 +197,10 @@ def test_doctor_reports_the_server(db):
     import sys
 
     out = subprocess.run(
-        [sys.executable, "-m", "indb.cli", "doctor", "--db", db.url], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "indb.cli", "doctor", "--db", db.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
     ).stdout
     assert "ok   server" in out and "PostgreSQL 1" in out
     assert "ok   PL/Python      installed" in out
