@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from functools import partial
 
 from indb import audit, identifiers, registry
 from indb.backends.base import Backend, ScoringTarget
 from indb.errors import DeploymentError, NotFoundError
-from indb.identifiers import Quoted, join, literal, quote
-from indb.sql import render, statement
+from indb.identifiers import Quoted, join
+from indb.sql import statement
 
 RUNTIMES = ("auto", "onnx")
 # Columns a row-mode deployment adds to the request table (besides probability_<class>).
@@ -101,28 +102,28 @@ def _check_request_table(table: str, columns: dict[str, str], sig) -> None:
 
 def _request_statements(backend: Backend, table: str, sig, existing: dict | None) -> list[str]:
     """Create the request table, or give an adopted one an ``id`` key."""
-    d = backend.dialect
-    q = lambda name: quote(name, dialect=d)  # noqa: E731
+    q = backend.quote
     sequence = f"{table}_id_seq"
     has_id = existing is not None and "id" in {c.lower() for c in existing}
-    result = [] if has_id else [render("deploy", "create_sequence", d, sequence=q(sequence))]
+    result = [] if has_id else [backend.render("deploy", "create_sequence", sequence=q(sequence))]
     if existing is None:
         features = join(
             Quoted(f"{q(i.name)} {i.sql_type}" + ("" if i.nullable else " NOT NULL")) for i in sig.inputs
         )
         result.append(
-            render(
+            backend.render(
                 "deploy",
                 "create_request_table",
-                d,
                 table=q(table),
-                sequence_literal=literal(sequence, d),
+                sequence_literal=backend.literal(sequence),
                 feature_columns=features,
             )
         )
     elif not has_id:
         result.append(
-            render("deploy", "add_id_column", d, table=q(table), sequence_literal=literal(sequence, d))
+            backend.render(
+                "deploy", "add_id_column", table=q(table), sequence_literal=backend.literal(sequence)
+            )
         )
     return result
 
@@ -130,8 +131,7 @@ def _request_statements(backend: Backend, table: str, sig, existing: dict | None
 def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple[list[str], list[str]]:
     """Statements giving predictions a home (a table in bulk mode, columns of the request
     table in row mode), and every probability column there after them."""
-    d = backend.dialect
-    q = lambda name: quote(name, dialect=d)  # noqa: E731
+    q = backend.quote
     sig = mv.signature
     home = table if mode == "row" else f"{table}_predictions"
     present = backend.table_columns(home) if mode == "bulk" else (backend.table_columns(table) or {})
@@ -139,12 +139,14 @@ def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple
     prediction_type = Quoted(sig.prediction_type)
     if mode == "row":
         result.append(
-            render("deploy", "add_row_prediction_columns", d, table=q(table), prediction_type=prediction_type)
+            backend.render(
+                "deploy", "add_row_prediction_columns", table=q(table), prediction_type=prediction_type
+            )
         )
     elif present is None:
         result.append(
-            render(
-                "deploy", "create_predictions_table", d, predictions=q(home), prediction_type=prediction_type
+            backend.render(
+                "deploy", "create_predictions_table", predictions=q(home), prediction_type=prediction_type
             )
         )
     present = present or {}
@@ -157,40 +159,36 @@ def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple
     for column in wanted:
         if column not in present:
             result.append(
-                render("deploy", "add_probability_column", d, predictions=q(home), column=q(column))
+                backend.render("deploy", "add_probability_column", predictions=q(home), column=q(column))
             )
     every = [c for c in present if c.startswith("probability_")]
     return result, every + [c for c in wanted if c not in every]
 
 
 def _view_statements(backend: Backend, table: str, mv, mode: str, request: list[str], probabilities) -> list:
-    d = backend.dialect
-    q = lambda name: quote(name, dialect=d)  # noqa: E731
+    q = backend.quote
     result = [
-        render(
+        backend.render(
             "deploy",
             "create_ground_truth_table",
-            d,
             ground_truth=q(f"{table}_ground_truth"),
             prediction_type=Quoted(mv.signature.prediction_type),
         )
     ]
     if mode == "row":
         result.append(
-            render(
+            backend.render(
                 "deploy",
                 "create_row_predictions_view",
-                d,
                 predictions=q(f"{table}_predictions"),
                 table=q(table),
                 probability_columns=Quoted("".join(f"{q(c)}, " for c in probabilities)),
             )
         )
     result.append(
-        render(
+        backend.render(
             "deploy",
             "create_scored_view",
-            d,
             view=q(f"{table}_scored"),
             table=q(table),
             predictions=q(f"{table}_predictions"),
@@ -290,11 +288,10 @@ def get(backend: Backend, table: str) -> Deployment:
 def undeploy(backend: Backend, table: str, *, drop_tables: bool = False) -> list[str]:
     """Stop scoring inserts into ``table``; with ``drop_tables`` also drop its indb tables."""
     deployment = get(backend, table)
-    d = backend.dialect
-    q = lambda name: quote(name, dialect=d)  # noqa: E731
+    q = backend.quote
     run = backend.unscoring_sql(deployment.table)
     if drop_tables:
-        sql = lambda name, **slots: render("deploy", name, d, **slots)  # noqa: E731
+        sql = partial(backend.render, "deploy")
         run.append(sql("drop_view", view=q(deployment.view)))
         if deployment.mode == "row":
             run.append(sql("drop_view", view=q(deployment.predictions_table)))
@@ -307,6 +304,8 @@ def undeploy(backend: Backend, table: str, *, drop_tables: bool = False) -> list
     with backend.transaction():
         for text in run:
             backend.execute(text)
-        backend.execute(statement("deployments", "delete_deployment", d), {"table_name": deployment.table})
+        backend.execute(
+            statement("deployments", "delete_deployment", backend.dialect), {"table_name": deployment.table}
+        )
         audit.record(backend, "undeploy", deployment.table, {"drop_tables": drop_tables})
     return run

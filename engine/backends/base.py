@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from indb.identifiers import Quoted, literal, quote
+from indb.sql import render
 from indb.udfs.signature import Signature
 
 
@@ -58,6 +60,19 @@ class Backend(ABC):
 
     url: str
     user: str
+
+    # -- SQL text -----------------------------------------------------------------------------
+    def quote(self, *parts: str) -> Quoted:
+        """A validated name (possibly schema-qualified), quoted for this dialect."""
+        return quote(*parts, dialect=self.dialect)
+
+    def literal(self, text: str) -> Quoted:
+        """A string literal, for DDL positions that take no bound parameters."""
+        return literal(text, self.dialect)
+
+    def render(self, file: str, statement: str, /, **slots: Quoted) -> str:
+        """A statement from ``sql/<file>.sql`` with its slots filled, ready for this dialect."""
+        return render(file, statement, self.dialect, **slots)
 
     # -- statements ---------------------------------------------------------------------------
     @abstractmethod

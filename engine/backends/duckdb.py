@@ -21,7 +21,6 @@ import pandas as pd
 from indb import errors
 from indb.backends.base import Backend, Check, ModelRef, ScoringTarget
 from indb.identifiers import Quoted, join, literal, quote
-from indb.sql import render
 from indb.udfs import onnx_udf
 
 _UDF_ERROR = re.compile(r"Python exception occurred while executing the UDF: (\w+): (.*)", re.S)
@@ -161,7 +160,7 @@ class DuckDBBackend(Backend):
         self.con.commit()
 
     def write_table(self, table: str, frame: pd.DataFrame, *, replace: bool) -> None:
-        name = self._quote(table).text
+        name = self.quote(table).text
         view = f"indb_frame_{id(frame)}"
         self.con.register(view, frame)
         try:
@@ -256,7 +255,7 @@ class DuckDBBackend(Backend):
         return result
 
     def _macro_sql(self, ref: ModelRef, version: int | None) -> list[str]:
-        q = self._quote
+        q = self.quote
         sig = ref.signature
         predict, proba = model_functions(ref.model, version)
         parameters = join(q(c) for c in sig.columns)
@@ -267,71 +266,64 @@ class DuckDBBackend(Backend):
         result = []
         for name, which in todo:
             result.append(
-                render("scoring", which, self.dialect, name=q(name), parameters=parameters, function=function)
+                self.render("scoring", which, name=q(name), parameters=parameters, function=function)
             )
             pinned = "" if version is not None else " (default version)"
             comment = f"indb model {ref.model} version {ref.version}{pinned}: " + sig.describe(name)
             result.append(
-                render(
+                self.render(
                     "scoring",
                     "comment_macro",
-                    self.dialect,
                     name=q(name),
-                    comment=literal(comment, self.dialect),
+                    comment=self.literal(comment),
                 )
             )
         return result
 
     # -- scoring on insert --------------------------------------------------------------------
     def _score_rows(self, target: ScoringTarget, source: Quoted) -> str:
-        q = self._quote
+        q = self.quote
         ref = target.model
         columns = [q(c) for c in target.probability_columns]
         values = [Quoted(f"result.probabilities[{i + 1}]") for i in range(len(columns))]
-        return render(
+        return self.render(
             "scoring",
             "score_rows",
-            self.dialect,
             predictions=q(f"{target.table}_predictions"),
             probability_columns=join(columns, prefix=", ", separator=""),
             probability_values=join(values, prefix=", ", separator=""),
-            model=literal(ref.model, self.dialect),
+            model=self.literal(ref.model),
             version=Quoted(str(int(ref.version))),
-            runtime=literal(target.runtime, self.dialect),
+            runtime=self.literal(target.runtime),
             function=q(scoring_function(ref)),
             arguments=join(q(c) for c in ref.signature.columns),
             source=source,
         )
 
-    def _quote(self, name: str) -> Quoted:
-        return quote(name, dialect=self.dialect)
-
     def scoring_sql(self, target: ScoringTarget, *, backfill: bool, installed: bool) -> list[str]:
         # The version is part of the trigger body, so every deploy replaces the trigger.
-        q = self._quote
+        q = self.quote
         body = self._score_rows(target, Quoted("new_rows"))
-        trigger = render(
+        trigger = self.render(
             "scoring",
             "create_trigger",
-            self.dialect,
             trigger=q(f"{target.table}_score"),
             table=q(target.table),
             body=Quoted(body),
         )
         if not backfill:
             return [trigger]
-        unscored = render(
+        unscored = self.render(
             "deploy",
             "unscored_rows",
-            self.dialect,
             table=q(target.table),
             predictions=q(f"{target.table}_predictions"),
         )
         return [self._score_rows(target, Quoted(unscored)), trigger]
 
     def unscoring_sql(self, table: str) -> list[str]:
-        q = self._quote
-        return [render("scoring", "drop_trigger", self.dialect, trigger=q(f"{table}_score"), table=q(table))]
+        q = self.quote
+        return [self.render("scoring", "drop_trigger", trigger=q(f"{table}_score"), table=q(table))]
 
     # -- doctor -------------------------------------------------------------------------------
     def health(self) -> list[Check]:

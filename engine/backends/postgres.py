@@ -20,7 +20,7 @@ from psycopg.types.string import TextLoader
 
 from indb import errors
 from indb.backends.base import Backend, Check, ModelRef, ScoringTarget
-from indb.identifiers import Quoted, join, literal, quote
+from indb.identifiers import Quoted, join, quote
 from indb.sql import render, statement
 
 _PG_TYPES = {"DOUBLE": "double precision", "BIGINT": "bigint", "VARCHAR": "text", "BOOLEAN": "boolean"}
@@ -201,14 +201,13 @@ class PostgresBackend(Backend):
         if not self.has_plpython:
             try:
                 with self.transaction():
-                    self.execute(render("scoring", "create_plpython", self.dialect))
+                    self.execute(self.render("scoring", "create_plpython"))
                 self.has_plpython = True
             except psycopg.Error:
                 return  # models will say how to enable it; the catalog works without it
-        d = self.dialect
-        statements = [render("scoring", "create_runtime_loader", d, body=literal(_runtime_source(), d))]
+        statements = [self.render("scoring", "create_runtime_loader", body=self.literal(_runtime_source()))]
         statements += [
-            render("scoring", name, d)
+            self.render("scoring", name)
             for name in (
                 "create_bulk_trigger_function",
                 "create_row_trigger_function",
@@ -225,7 +224,7 @@ class PostgresBackend(Backend):
         for text in statements:
             self.execute(text)
         comment = f"Loads indb's scoring runtime (onnxruntime sessions) into the session; {fingerprint}"
-        self.execute(render("scoring", "comment_runtime_loader", d, comment=literal(comment, d)))
+        self.execute(self.render("scoring", "comment_runtime_loader", comment=self.literal(comment)))
 
     def _require_plpython(self) -> None:
         if not self.has_plpython:
@@ -249,9 +248,8 @@ class PostgresBackend(Backend):
         ]
 
     def model_sql(self, ref: ModelRef, *, default: bool) -> list[str]:
-        d = self.dialect
         sig = ref.signature
-        q = lambda name: quote(name, dialect=d)  # noqa: E731
+        q = self.quote
         parameters = join(Quoted(f"{q(i.name)} {_PG_TYPES[i.argument_type]}") for i in sig.inputs)
         argument_types = Quoted(", ".join(_PG_TYPES[i.argument_type] for i in sig.inputs))
         returns = {
@@ -268,21 +266,21 @@ class PostgresBackend(Backend):
                 f'return GD["indb_runtime"].predict_one({ref.model!r}, {int(ref.version)}, '
                 f"{ref.sha256!r}, list(args), {want!r})\n"
             )
-            targets = [(pinned, "create_model_function", literal(body, d))]
+            targets = [(pinned, "create_model_function", self.literal(body))]
             if default:
                 call = ", ".join(f"${n + 1}" for n in range(len(sig.inputs)))
-                wrapper = literal(f"SELECT indb.{pinned}({call})", d)
+                wrapper = self.literal(f"SELECT indb.{pinned}({call})")
                 targets.append((f"{kind}_{ref.model}", "create_default_function", wrapper))
             for name, template, body_literal in targets:
                 result += [
-                    render("scoring", "drop_function", d, signature=Quoted(f)) for f in self._functions(name)
+                    self.render("scoring", "drop_function", signature=Quoted(f))
+                    for f in self._functions(name)
                 ]
                 result.append(
-                    render(
+                    self.render(
                         "scoring",
                         template,
-                        d,
-                        name=Quoted(f"indb.{q(name)}"),
+                        name=self.quote("indb", name),
                         parameters=parameters,
                         return_type=returns[kind],
                         body=body_literal,
@@ -290,13 +288,12 @@ class PostgresBackend(Backend):
                 )
                 comment = f"indb model {ref.model} version {ref.version}: " + sig.describe(name)
                 result.append(
-                    render(
+                    self.render(
                         "scoring",
                         "comment_function",
-                        d,
-                        name=Quoted(f"indb.{q(name)}"),
+                        name=self.quote("indb", name),
                         argument_types=argument_types,
-                        comment=literal(comment, d),
+                        comment=self.literal(comment),
                     )
                 )
         return result
@@ -305,19 +302,17 @@ class PostgresBackend(Backend):
     def scoring_sql(self, target: ScoringTarget, *, backfill: bool, installed: bool) -> list[str]:
         # Trigger functions read the deployment per statement: a version switch needs no DDL.
         self._require_plpython()
-        d = self.dialect
-        q = lambda name: quote(name, dialect=d)  # noqa: E731
+        q = self.quote
         result = []
         if not installed:
             template = "create_row_trigger" if target.mode == "row" else "create_bulk_trigger"
             result.append(
-                render(
+                self.render(
                     "scoring",
                     template,
-                    d,
                     trigger=q(f"{target.table}_score"),
                     table=q(target.table),
-                    table_literal=literal(target.table, d),
+                    table_literal=self.literal(target.table),
                 )
             )
         if backfill and target.mode == "bulk":
@@ -329,19 +324,18 @@ class PostgresBackend(Backend):
                 predictions=q(f"{target.table}_predictions"),
             )
             result.append(
-                render(
+                self.render(
                     "scoring",
                     "backfill",
-                    d,
-                    table_literal=literal(target.table, d),
-                    source=literal(unscored + " AS unscored", d),
+                    table_literal=self.literal(target.table),
+                    source=self.literal(unscored + " AS unscored"),
                 )
             )
         return result
 
     def unscoring_sql(self, table: str) -> list[str]:
-        q = lambda name: quote(name, dialect=self.dialect)  # noqa: E731
-        return [render("scoring", "drop_trigger", self.dialect, trigger=q(f"{table}_score"), table=q(table))]
+        q = self.quote
+        return [self.render("scoring", "drop_trigger", trigger=q(f"{table}_score"), table=q(table))]
 
     # -- doctor -------------------------------------------------------------------------------
     def health(self) -> list[Check]:
