@@ -205,3 +205,18 @@ def test_doctor_reports_the_server(db):
     assert "ok   server" in out and "PostgreSQL 1" in out
     assert "ok   PL/Python      installed" in out
     assert "ok   server Python  python 3" in out and "onnxruntime" in out
+
+
+def test_model_functions_work_in_queries_planned_in_parallel(db, logistic, loans):
+    db.register_model("m", logistic, sample=loans[NUMERIC])
+    db.write_table("applicants", loan_frame(20_000, seed=4)[NUMERIC], replace=True)
+    with db.backend.transaction():
+        for setting in ("parallel_setup_cost", "parallel_tuple_cost", "min_parallel_table_scan_size"):
+            db.sql(f"SET LOCAL {setting} = 0")
+        result = db.sql(
+            f"SELECT count(predict_m({COLUMNS})) AS n, avg((predict_proba_m({COLUMNS}))[2]) AS p "
+            "FROM applicants"
+        )
+    assert result.n[0] == 20_000
+    frame = db.sql("SELECT * FROM applicants")
+    assert result.p[0] == pytest.approx(logistic.predict_proba(frame[NUMERIC])[:, 1].mean(), abs=1e-9)

@@ -38,13 +38,17 @@ schema = plpy.execute("SELECT current_schema() AS s")[0]["s"]
 return GD["indb_runtime"].score_rows(schema, table_name, source)
 $indb$;
 
+-- Model functions are PARALLEL UNSAFE (the default): loading a model runs a query, and
+-- PL/Python runs queries in subtransactions, which no process may start during a parallel
+-- query, the leader included.
+
 -- name: create_model_function
 CREATE OR REPLACE FUNCTION {name}({parameters}) RETURNS {return_type}
-LANGUAGE plpython3u STABLE PARALLEL SAFE AS {body};
+LANGUAGE plpython3u STABLE PARALLEL UNSAFE AS {body};
 
 -- name: create_default_function
 CREATE OR REPLACE FUNCTION {name}({parameters}) RETURNS {return_type}
-LANGUAGE sql STABLE PARALLEL SAFE AS {body};
+LANGUAGE sql STABLE PARALLEL UNSAFE AS {body};
 
 -- name: comment_function
 COMMENT ON FUNCTION {name}({argument_types}) IS {comment};
