@@ -60,9 +60,16 @@ def _probabilities(raw, classes: tuple) -> np.ndarray:
 
 
 def make_scorer(
-    model: str, version: int, sha256: str, sig: Signature, load: Callable[[], bytes], scope: object
+    model: str,
+    version: int,
+    sha256: str,
+    sig: Signature,
+    load: Callable[[], bytes],
+    scope: object,
+    threads: int = 1,
 ) -> Callable:
-    """A function of the input columns (Arrow arrays) returning a struct array."""
+    """A function of the input columns (Arrow arrays) returning a struct array; ``threads``
+    is onnxruntime's thread count per call."""
     key = (scope, model, version, sha256)
     prediction_type = _ARROW_PREDICTION[sig.prediction_type]
     outputs = [sig.prediction_output]
@@ -77,7 +84,7 @@ def make_scorer(
         rows = len(next(iter(feeds.values())))
         if rows == 0:
             return pa.array([], type=_struct_type(sig, prediction_type))
-        session = sessions.session(key, load)
+        session = sessions.session(key, load, threads)
         try:
             results = session.run(outputs, feeds)
         except Exception as e:

@@ -30,27 +30,30 @@ def verify(model: str, version: int, data: bytes, sha256: str) -> None:
         )
 
 
-def build(data: bytes) -> ort.InferenceSession:
-    """A session for batches of a few thousand rows: one thread each, since the database
-    already runs one call per thread and more threads only cost at this size."""
+def build(data: bytes, threads: int = 1) -> ort.InferenceSession:
+    """A session for batches of a few thousand rows. One thread where the database already
+    calls the function from each of its threads (queries); more where it calls from one
+    thread only (DuckDB runs a trigger body on one thread)."""
     options = ort.SessionOptions()
     options.log_severity_level = 3
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
-def session(key: tuple, load) -> ort.InferenceSession:
-    """The cached session for ``key = (scope, model, version, sha256)``; ``load()`` gives bytes."""
+def session(key: tuple, load, threads: int = 1) -> ort.InferenceSession:
+    """The cached session for ``key = (scope, model, version, sha256)`` and a thread count;
+    ``load()`` gives the model's bytes."""
+    key = (*key, threads)
     with _lock:
         found = _sessions.get(key)
         if found is not None:
             _sessions.move_to_end(key)
             return found
-    _, model, version, sha256 = key
+    _, model, version, sha256, _ = key
     data = load()
     verify(model, version, data, sha256)
-    built = build(data)
+    built = build(data, threads)
     with _lock:
         _sessions[key] = built
         while len(_sessions) > MAX_SESSIONS:

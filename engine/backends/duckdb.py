@@ -85,9 +85,11 @@ def _disconnect(path: str, con: duckdb.DuckDBPyConnection) -> None:
     root.close()
 
 
-def scoring_function(ref: ModelRef) -> str:
-    """The UDF's name binds the stored bytes: a changed blob is never scored by a stale UDF."""
-    return f"indb_score_{ref.model}_v{ref.version}_{ref.sha256[:12]}"
+def scoring_function(ref: ModelRef, *, trigger: bool = False) -> str:
+    """The UDF's name binds the stored bytes: a changed blob is never scored by a stale UDF.
+    Triggers call a variant whose onnxruntime uses every core: DuckDB runs a trigger body on
+    one thread, while a query calls the plain variant from each of its threads."""
+    return f"indb_score_{ref.model}_v{ref.version}_{ref.sha256[:12]}" + ("_bulk" if trigger else "")
 
 
 def model_functions(model: str, version: int | None = None) -> tuple[str, str]:
@@ -222,28 +224,30 @@ class DuckDBBackend(Backend):
         return bool(self.rows("SELECT 1 FROM duckdb_functions() WHERE function_name = $n", {"n": name}))
 
     def register_udf(self, ref: ModelRef) -> None:
-        """Register the Arrow scoring UDF of one version unless this instance has it."""
-        name = scoring_function(ref)
-        if self._has_function(name):
-            return
+        """Register the Arrow scoring UDFs of one version unless this instance has them."""
         sig = ref.signature
-        scorer = onnx_udf.make_scorer(
-            ref.model,
-            ref.version,
-            ref.sha256,
-            sig,
-            lambda: self._load_bytes(ref.model, ref.version),
-            self.scope,
-        )
-        self.con.create_function(
-            name,
-            scorer,
-            [i.argument_type for i in sig.inputs],
-            onnx_udf.result_type(sig),
-            type="arrow",
-            null_handling="special",
-            side_effects=False,
-        )
+        for trigger, threads in ((False, 1), (True, os.cpu_count() or 1)):
+            name = scoring_function(ref, trigger=trigger)
+            if self._has_function(name):
+                continue
+            scorer = onnx_udf.make_scorer(
+                ref.model,
+                ref.version,
+                ref.sha256,
+                sig,
+                lambda: self._load_bytes(ref.model, ref.version),
+                self.scope,
+                threads,
+            )
+            self.con.create_function(
+                name,
+                scorer,
+                [i.argument_type for i in sig.inputs],
+                onnx_udf.result_type(sig),
+                type="arrow",
+                null_handling="special",
+                side_effects=False,
+            )
 
     def prepare_model(self, ref: ModelRef) -> None:
         self.register_udf(ref)
@@ -295,7 +299,7 @@ class DuckDBBackend(Backend):
             model=self.literal(ref.model),
             version=Quoted(str(int(ref.version))),
             runtime=self.literal(target.runtime),
-            function=q(scoring_function(ref)),
+            function=q(scoring_function(ref, trigger=True)),
             arguments=join(q(c) for c in ref.signature.columns),
             source=source,
         )
