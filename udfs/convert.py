@@ -70,7 +70,9 @@ def from_sklearn(estimator, sample: pd.DataFrame) -> onnx.ModelProto:
                 "(e.g. OneHotEncoder)"
             )
     errors = []
-    for tensor in (DoubleTensorType, FloatTensorType):
+    # Classifiers without predict_proba (LinearSVC, ...) may refuse the zipmap option.
+    choices = [options, None] if options else [None]
+    for tensor, option in ((t, o) for t in (DoubleTensorType, FloatTensorType) for o in choices):
         if per_column:
             initial = [
                 (c, StringTensorType([None, 1]) if t == "VARCHAR" else tensor([None, 1]))
@@ -80,7 +82,7 @@ def from_sklearn(estimator, sample: pd.DataFrame) -> onnx.ModelProto:
             initial = [("X", tensor([None, len(types)]))]
         try:
             model = convert_sklearn(
-                estimator, initial_types=initial, options=options, target_opset=TARGET_OPSET
+                estimator, initial_types=initial, options=option, target_opset=TARGET_OPSET
             )
             model = model if per_column else concat_columns(model, list(types))
             if tensor is DoubleTensorType:

@@ -1,0 +1,441 @@
+"""The graph walk and the generic ONNX operators; ML operators live in :mod:`ml`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+from sqlglot import exp
+
+from indb.udfs.compiler import sql
+from indb.udfs.compiler.ml import MLOperators
+from indb.udfs.compiler.values import Value, elementwise, materialize
+from indb.udfs.signature import Signature
+
+
+class UnsupportedOperator(ValueError):
+    """The graph holds an operator (or an attribute value) the compiler cannot translate."""
+
+
+@dataclass
+class CompiledModel:
+    prediction: exp.Expression
+    probabilities: list[exp.Expression]  # in class order; empty for regression
+
+    def sql(self, dialect: str) -> dict[str, str]:
+        result = {"prediction": self.prediction.sql(dialect=dialect)}
+        if self.probabilities:
+            result["probabilities"] = [p.sql(dialect=dialect) for p in self.probabilities]
+        return result
+
+
+def attributes(node: onnx.NodeProto) -> dict:
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _reduce_axes(node, values, attrs) -> list[int] | None:
+    if len(values) > 1 and values[1] is not None:
+        return [int(a) for a in values[1].numbers().ravel()]
+    return attrs.get("axes")
+
+
+class Compiler(MLOperators):
+    def __init__(self, model: onnx.ModelProto, signature: Signature):
+        self.model = model
+        self.signature = signature
+        self.values: dict[str, Value] = {}
+
+    # -- walk -----------------------------------------------------------------------------------
+    def run(self) -> CompiledModel:
+        graph = self.model.graph
+        for initializer in graph.initializer:
+            self.values[initializer.name] = Value.constant(numpy_helper.to_array(initializer))
+        for spec in self.signature.inputs:
+            column = exp.column(spec.name, quoted=True)
+            self.values[spec.onnx_name] = Value(
+                np.array([column], dtype=object), batched=True, rounded32=spec.onnx_type == "float"
+            )
+        for node in graph.node:
+            visit = getattr(self, f"visit_{node.op_type}", None)
+            if visit is None:
+                raise UnsupportedOperator(
+                    f"ONNX operator {node.op_type!r} ({node.domain or 'ai.onnx'}) cannot be compiled to SQL"
+                )
+            inputs = [self.values[name] if name else None for name in node.input]
+            outputs = visit(node, inputs, attributes(node))
+            for name, value in zip(node.output, outputs, strict=False):
+                self.values[name] = value
+        sig = self.signature
+        prediction = self._scalar(self.values[sig.prediction_output])
+        probabilities = []
+        if sig.probability_output:
+            probabilities = [
+                sql.lit(p) for p in materialize(self.values[sig.probability_output]).data.ravel()
+            ]
+        return CompiledModel(sql.lit(prediction), probabilities)
+
+    def _scalar(self, value: Value):
+        value = materialize(value)
+        flat = value.data.ravel()
+        if len(flat) != 1:
+            raise UnsupportedOperator(f"model output has {len(flat)} values per row; indb takes one")
+        return flat[0]
+
+    # -- shapes ---------------------------------------------------------------------------------
+    def visit_Identity(self, node, values, attrs):
+        return [values[0]]
+
+    def visit_Concat(self, node, values, attrs):
+        axis = attrs["axis"]
+        batched = any(v.batched for v in values)
+        if batched:
+            rank = len(values[0].shape)
+            axis = axis % rank - 1
+            if axis < 0:
+                raise UnsupportedOperator("Concat along the batch axis")
+            arrays = [v.row(rank) for v in values]
+        else:
+            arrays = [v.data for v in values]
+        return [Value(np.concatenate(arrays, axis=axis), batched, all(v.rounded32 for v in values))]
+
+    def _reshape(self, value: Value, shape: list[int]) -> Value:
+        if not value.batched:
+            return Value(
+                value.data.reshape([s if s != 0 else value.data.shape[i] for i, s in enumerate(shape)]), False
+            )
+        rest = [value.data.shape[i - 1] if s == 0 else s for i, s in enumerate(shape)][1:]
+        return Value(value.data.reshape(rest), True, value.rounded32)
+
+    def visit_Reshape(self, node, values, attrs):
+        return [self._reshape(values[0], [int(s) for s in values[1].numbers().ravel()])]
+
+    def visit_Flatten(self, node, values, attrs):
+        value = values[0]
+        return [Value(value.data.reshape(-1), value.batched, value.rounded32)]
+
+    def visit_Squeeze(self, node, values, attrs):
+        value = values[0]
+        axes = _reduce_axes(node, values, attrs)
+        data = value.data
+        offset = 1 if value.batched else 0
+        for axis in sorted(((a % len(value.shape)) - offset for a in (axes or [])), reverse=True):
+            data = data.squeeze(axis)
+        if axes is None:
+            data = data.squeeze()
+        return [Value(np.asarray(data, dtype=object), value.batched, value.rounded32)]
+
+    def visit_Unsqueeze(self, node, values, attrs):
+        value = values[0]
+        axes = _reduce_axes(node, values, attrs)
+        data = value.data
+        offset = 1 if value.batched else 0
+        for axis in sorted(axes):
+            data = np.expand_dims(data, axis - offset)
+        return [Value(data, value.batched, value.rounded32)]
+
+    def visit_Shape(self, node, values, attrs):
+        # -1 stands for the number of rows, unknown to a per-row expression.
+        shape = [-1 if (values[0].batched and i == 0) else s for i, s in enumerate(values[0].shape)]
+        return [Value.constant(np.array(shape, dtype=np.int64))]
+
+    def visit_ConstantOfShape(self, node, values, attrs):
+        shape = [int(s) for s in values[0].numbers().ravel()]
+        fill = numpy_helper.to_array(attrs["value"]).ravel()[0].item() if "value" in attrs else 0.0
+        if shape and shape[0] == -1:
+            return [Value(np.full(shape[1:], fill, dtype=object), True)]
+        return [Value(np.full(shape, fill, dtype=object), False)]
+
+    def visit_Constant(self, node, values, attrs):
+        return [Value.constant(numpy_helper.to_array(attrs["value"]))]
+
+    def visit_Cast(self, node, values, attrs):
+        value = values[0]
+        to = attrs["to"]
+        if to == onnx.TensorProto.FLOAT:
+            return [Value(value.data, value.batched, rounded32=True)]
+        if to == onnx.TensorProto.DOUBLE:
+            return [Value(self._numbers_from_booleans(value.data, 1.0, 0.0), value.batched, value.rounded32)]
+        if to in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):
+            value = materialize(value)
+
+            def to_int(x):
+                if sql.is_const(x):
+                    return int(x)
+                if isinstance(x, exp.Predicate | exp.Boolean | exp.Not):
+                    return sql.case(x, 1, 0)
+                return exp.Cast(
+                    this=exp.Anonymous(this="TRUNC", expressions=[x]), to=exp.DataType.build("BIGINT")
+                )
+
+            return [Value(np.frompyfunc(to_int, 1, 1)(value.data).astype(object), value.batched)]
+        if to == onnx.TensorProto.STRING:
+            return [value]
+        if to == onnx.TensorProto.BOOL:
+            return [
+                elementwise(
+                    lambda x: x != 0 if sql.is_const(x) else exp.NEQ(this=x, expression=sql.lit(0)), value
+                )
+            ]
+        raise UnsupportedOperator(f"Cast to {onnx.TensorProto.DataType.Name(to)}")
+
+    @staticmethod
+    def _numbers_from_booleans(data, true, false):
+        def convert(x):
+            if isinstance(x, exp.Predicate | exp.Boolean | exp.Not | exp.And | exp.Or):
+                return sql.case(x, true, false)
+            if isinstance(x, bool | np.bool_):
+                return true if x else false
+            return x
+
+        return np.frompyfunc(convert, 1, 1)(data).astype(object)
+
+    # -- arithmetic -----------------------------------------------------------------------------
+    def _binary(self, function, values):
+        return [elementwise(function, *(materialize(v) for v in values))]
+
+    def visit_Add(self, node, values, attrs):
+        return self._binary(sql.add, values)
+
+    def visit_Sub(self, node, values, attrs):
+        return self._binary(sql.sub, values)
+
+    def visit_Mul(self, node, values, attrs):
+        return self._binary(sql.mul, values)
+
+    def visit_Div(self, node, values, attrs):
+        return self._binary(sql.div, values)
+
+    def visit_Pow(self, node, values, attrs):
+        def power(a, b):
+            if sql.is_const(a) and sql.is_const(b):
+                return a**b
+            if sql.is_const(b) and b == 2:
+                return sql.mul(a, a)
+            return exp.Pow(this=sql.lit(a), expression=sql.lit(b))
+
+        return self._binary(power, values)
+
+    def visit_Sum(self, node, values, attrs):
+        result = materialize(values[0])
+        for value in values[1:]:
+            result = elementwise(sql.add, result, materialize(value))
+        return [result]
+
+    def _unary(self, function, value):
+        return [elementwise(function, materialize(value))]
+
+    def visit_Neg(self, node, values, attrs):
+        return self._unary(sql.neg, values[0])
+
+    def visit_Abs(self, node, values, attrs):
+        return self._unary(lambda a: sql.func("abs", a, abs), values[0])
+
+    def visit_Exp(self, node, values, attrs):
+        return self._unary(lambda a: sql.func("exp", a, math.exp), values[0])
+
+    def visit_Log(self, node, values, attrs):
+        return self._unary(lambda a: sql.func("ln", a, math.log), values[0])
+
+    def visit_Sqrt(self, node, values, attrs):
+        return self._unary(lambda a: sql.func("sqrt", a, math.sqrt), values[0])
+
+    def visit_Sigmoid(self, node, values, attrs):
+        return self._unary(sql.sigmoid, values[0])
+
+    def visit_Relu(self, node, values, attrs):
+        return self._unary(
+            lambda a: max(a, 0.0) if sql.is_const(a) else sql.case(sql.compare(">", a, 0.0), a, 0.0),
+            values[0],
+        )
+
+    def visit_Tanh(self, node, values, attrs):
+        def tanh(a):
+            if sql.is_const(a):
+                return math.tanh(a)
+            return sql.sub(sql.div(2.0, sql.add(1.0, sql.func("exp", sql.mul(-2.0, a), math.exp))), 1.0)
+
+        return self._unary(tanh, values[0])
+
+    def visit_MatMul(self, node, values, attrs):
+        a, b = materialize(values[0]), values[1]
+        if not a.batched or b.batched:
+            raise UnsupportedOperator("MatMul of anything but a row by a constant matrix")
+        weights = b.numbers()
+        row = a.data
+        if weights.ndim == 1:
+            return [Value(np.array(self._dot(row, weights), dtype=object), True)]
+        out = np.empty(weights.shape[1], dtype=object)
+        for j in range(weights.shape[1]):
+            out[j] = self._dot(row, weights[:, j])
+        return [Value(out, True)]
+
+    @staticmethod
+    def _dot(row, column):
+        # Exact zeros are left out: smaller SQL (a NaN input then gives a number, not NaN).
+        return sql.total([sql.mul(x, float(w)) for x, w in zip(row, column, strict=True) if w != 0])
+
+    def visit_Gemm(self, node, values, attrs):
+        a, b = materialize(values[0]), values[1].numbers()
+        if attrs.get("transA", 0):
+            raise UnsupportedOperator("Gemm with transA")
+        if attrs.get("transB", 0):
+            b = b.T
+        alpha, beta = attrs.get("alpha", 1.0), attrs.get("beta", 1.0)
+        out = np.empty(b.shape[1], dtype=object)
+        for j in range(b.shape[1]):
+            out[j] = self._dot(a.data, b[:, j] * alpha)
+        result = Value(out, True)
+        if len(values) > 2 and values[2] is not None:
+            c = values[2].numbers() * beta
+            result = elementwise(sql.add, result, Value.constant(c))
+        return [result]
+
+    # -- reductions -----------------------------------------------------------------------------
+    def _reduce(self, values, attrs, combine, node=None):
+        value = materialize(values[0])
+        axes = _reduce_axes(node, values, attrs)
+        keep = attrs.get("keepdims", 1)
+        if not value.batched:
+            raise UnsupportedOperator("reduction of a constant")
+        rank = len(value.shape)
+        axes = [a % rank for a in (axes if axes is not None else range(rank))]
+        if 0 in axes:
+            raise UnsupportedOperator("reduction over the batch axis")
+        data = value.data
+        for axis in sorted(axes, reverse=True):
+            data = np.apply_along_axis(lambda v: np.array([combine(list(v))], dtype=object), axis - 1, data)
+            data = data if keep else data.squeeze(axis - 1)
+        return [Value(np.asarray(data, dtype=object), True)]
+
+    def visit_ReduceSum(self, node, values, attrs):
+        return self._reduce(values, attrs, sql.total, node)
+
+    def visit_ReduceSumSquare(self, node, values, attrs):
+        return self._reduce(values, attrs, lambda v: sql.total([sql.mul(x, x) for x in v]), node)
+
+    def visit_ReduceProd(self, node, values, attrs):
+        def product(v):
+            result = 1.0
+            for x in v:
+                result = sql.mul(result, x)
+            return result
+
+        return self._reduce(values, attrs, product, node)
+
+    def visit_ReduceMax(self, node, values, attrs):
+        return self._reduce(values, attrs, greatest, node)
+
+    def visit_ReduceLogSumExp(self, node, values, attrs):
+        def logsumexp(v):
+            top = greatest(v)
+            inner = sql.total([sql.func("exp", sql.sub(x, top), math.exp) for x in v])
+            return sql.add(top, sql.func("ln", inner, math.log))
+
+        return self._reduce(values, attrs, logsumexp, node)
+
+    def visit_Softmax(self, node, values, attrs):
+        value = materialize(values[0])
+        if not value.batched or value.data.ndim != 1:
+            raise UnsupportedOperator("Softmax over anything but one row of scores")
+        return [Value(np.array(softmax(list(value.data)), dtype=object), True)]
+
+    def visit_ArgMax(self, node, values, attrs):
+        value = materialize(values[0])
+        if not value.batched or value.data.ndim != 1 or attrs.get("axis", 0) % 2 != 1:
+            raise UnsupportedOperator("ArgMax over anything but the columns of one row")
+        if attrs.get("select_last_index", 0):
+            raise UnsupportedOperator("ArgMax with select_last_index")
+        index = argmax(list(value.data))
+        data = np.array([index], dtype=object) if attrs.get("keepdims", 1) else np.array(index, dtype=object)
+        return [Value(data, True)]
+
+    # -- comparisons and selection --------------------------------------------------------------
+    def _compare(self, kind, values):
+        return self._binary(lambda a, b: sql.compare(kind, a, b), values)
+
+    def visit_Less(self, node, values, attrs):
+        return self._compare("<", values)
+
+    def visit_LessOrEqual(self, node, values, attrs):
+        return self._compare("<=", values)
+
+    def visit_Greater(self, node, values, attrs):
+        return self._compare(">", values)
+
+    def visit_GreaterOrEqual(self, node, values, attrs):
+        return self._compare(">=", values)
+
+    def visit_Equal(self, node, values, attrs):
+        return self._compare("=", values)
+
+    def visit_Not(self, node, values, attrs):
+        return [elementwise(lambda a: (not a) if sql.is_const(a) else exp.Not(this=sql.paren(a)), values[0])]
+
+    def visit_And(self, node, values, attrs):
+        return [elementwise(lambda a, b: exp.And(this=sql.lit(a), expression=sql.lit(b)), *values)]
+
+    def visit_Or(self, node, values, attrs):
+        return [elementwise(lambda a, b: exp.Or(this=sql.lit(a), expression=sql.lit(b)), *values)]
+
+    def visit_Where(self, node, values, attrs):
+        condition = values[0]
+        return [
+            elementwise(
+                lambda c, a, b: (a if c else b) if sql.is_const(c) else sql.case(c, a, b),
+                condition,
+                materialize(values[1]),
+                materialize(values[2]),
+            )
+        ]
+
+    def visit_Gather(self, node, values, attrs):
+        data, indices = values
+        axis = attrs.get("axis", 0)
+        if indices.batched:
+            raise UnsupportedOperator("Gather with row-dependent indices")
+        picks = indices.numbers().astype(int)
+        if data.batched:
+            axis = axis % len(data.shape) - 1
+            return [Value(np.take(data.data, picks, axis=axis), True, data.rounded32)]
+        return [Value(np.take(data.data, picks, axis=axis), False)]
+
+
+def greatest(v):
+    if all(sql.is_const(x) for x in v):
+        return max(v)
+    if len(v) == 1:
+        return v[0]
+    return exp.Greatest(this=sql.lit(v[0]), expressions=[sql.lit(x) for x in v[1:]])
+
+
+def softmax(v):
+    top = greatest(v)
+    powers = [sql.func("exp", sql.sub(x, top), math.exp) for x in v]
+    denominator = sql.total(powers)
+    return [sql.div(p, denominator) for p in powers]
+
+
+def argmax(v):
+    """The first index of the largest value (ONNX ArgMax), as a CASE over comparisons."""
+    if all(sql.is_const(x) for x in v):
+        return int(np.argmax(v))
+    whens = []
+    for i in range(len(v) - 1):
+        # Earlier indexes were not the maximum, so beating every later one is enough.
+        tests = [sql.compare(">=", v[i], v[j]) for j in range(i + 1, len(v))]
+        condition = tests[0]
+        for test in tests[1:]:
+            condition = exp.And(this=sql.lit(condition), expression=sql.lit(test))
+        whens.append((condition, i))
+    case = exp.Case()
+    for condition, index in whens:
+        case = case.when(sql.lit(condition), sql.lit(index))
+    return case.else_(sql.lit(len(v) - 1))
+
+
+def compile_onnx(model: onnx.ModelProto, signature: Signature) -> CompiledModel:
+    """SQL expressions for the model's prediction and probabilities, or UnsupportedOperator."""
+    return Compiler(model, signature).run()
