@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from indb import audit, identifiers, registry
+from indb import compiled as compiled_runtime
 from indb.backends.base import Backend, ScoringTarget
 from indb.errors import DeploymentError, NotFoundError
 from indb.identifiers import Quoted, join
 from indb.sql import statement
 
-RUNTIMES = ("auto", "onnx")
+RUNTIMES = ("auto", "sql", "onnx")
 # Columns a row-mode deployment adds to the request table (besides probability_<class>).
 PREDICTION_COLUMNS = ("model", "model_version", "runtime", "prediction", "scored_at")
 # SQL types a request column may have for each input type the model takes.
@@ -52,6 +53,7 @@ class Deployment:
     runtime: str
     mode: str = "bulk"
     statements: list[str] = field(default_factory=list, repr=False)
+    reason: str = ""  # why this runtime
 
     @property
     def predictions_table(self) -> str:
@@ -222,13 +224,12 @@ def deploy(
     table = identifiers.table_name(table)
     if runtime not in RUNTIMES:
         raise DeploymentError(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
-    runtime = "onnx"  # the only runtime so far; "auto" will prefer compiled SQL once it exists
     if mode not in backend.scoring_modes:
         raise DeploymentError(
-            f"mode {mode!r} is not available on {backend.name}; it scores in mode(s) "
-            f"{', '.join(backend.scoring_modes)}"
+            f"mode {mode!r} is not available on {backend.name}; "
+            f"it scores in mode(s) {', '.join(backend.scoring_modes)}"
         )
-    mv = registry.get(backend, model, version, with_bytes=False)
+    mv = registry.get(backend, model, version, with_bytes=True)
     existing = backend.table_columns(table)
     current = backend.rows(statement("deployments", "get_deployment", backend.dialect), {"table_name": table})
     if current and current[0][4] != mode:
@@ -237,19 +238,28 @@ def deploy(
         )
     if existing is not None:
         _check_request_table(table, existing, mv.signature)
+    choice = compiled_runtime.choose(backend, mv, runtime)
     statements = _request_statements(backend, table, mv.signature, existing)
     more, probabilities = _prediction_statements(backend, table, mv, mode)
     statements += more
     request = _request_columns(existing, mv.signature, mode, probabilities)
     statements += _view_statements(backend, table, mv, mode, request, probabilities)
-    target = ScoringTarget(table, mv.ref, runtime, probability_columns(mv.classes), mode)
-    scoring = backend.scoring_sql(target, backfill=existing is not None, installed=bool(current))
-    result = Deployment(table, mv.name, mv.version, runtime, mode, statements + scoring)
+    if choice.compiled is not None:
+        is_default = registry.default_version(backend, mv.name) == mv.version
+        statements += backend.compiled_model_sql(mv.ref, choice.compiled, default=is_default)
+    target = ScoringTarget(
+        table, mv.ref, choice.runtime, probability_columns(mv.classes), mode, choice.compiled
+    )
+    scoring = backend.scoring_sql(
+        target, backfill=existing is not None, previous=current[0][3] if current else None
+    )
+    result = Deployment(table, mv.name, mv.version, choice.runtime, mode, statements + scoring, choice.reason)
     if dry_run:
         return result
     which = "update_deployment" if current else "insert_deployment"
     with backend.transaction():
-        backend.prepare_model(mv.ref)
+        if choice.runtime == "onnx":
+            backend.prepare_model(mv.ref)
         for text in statements:
             backend.execute(text)
         backend.execute(
@@ -258,7 +268,7 @@ def deploy(
                 "table_name": table,
                 "model": mv.name,
                 "version": mv.version,
-                "runtime": runtime,
+                "runtime": choice.runtime,
                 "mode": mode,
                 "probability_columns": json.dumps(list(target.probability_columns)),
             },
@@ -270,7 +280,14 @@ def deploy(
             backend,
             "deploy",
             table,
-            {"model": mv.name, "version": mv.version, "runtime": runtime, "mode": mode, "previous": previous},
+            {
+                "model": mv.name,
+                "version": mv.version,
+                "runtime": choice.runtime,
+                "why": choice.reason,
+                "mode": mode,
+                "previous": previous,
+            },
         )
     return result
 

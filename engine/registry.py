@@ -32,6 +32,7 @@ RESERVED_COLUMNS = (
     "observed_at",
 )
 PARITY_ROWS = 1000
+SAMPLE_ROWS = 200  # rows of the registration sample kept to verify compiled SQL
 PARITY_TOLERANCE = 1e-5
 
 
@@ -220,6 +221,7 @@ def register(
         "conversion": None if conversion is None else json.dumps(conversion),
         "description": description,
         "created_by": backend.user,
+        "sample": sample.head(SAMPLE_ROWS).to_json(orient="split", index=False),
     }
     with backend.transaction():
         if not backend.rows(_sql("get_model", backend), {"name": name}):

@@ -12,10 +12,10 @@ SELECT coalesce(max(version), 0) + 1 AS version FROM indb.model_versions WHERE m
 -- name: insert_version
 INSERT INTO indb.model_versions
     (model, version, onnx, sha256, size_bytes, task, signature, inputs, outputs, classes,
-     recipe, metrics, tags, conversion, description, created_by)
+     recipe, metrics, tags, conversion, description, created_by, sample)
 VALUES
     ($model, $version, $onnx, $sha256, $size_bytes, $task, $signature, $inputs, $outputs, $classes,
-     $recipe, $metrics, $tags, $conversion, $description, $created_by);
+     $recipe, $metrics, $tags, $conversion, $description, $created_by, $sample);
 
 -- name: list_models
 SELECT m.name,
@@ -55,6 +55,9 @@ SELECT v.model, v.version, v.sha256, v.size_bytes, v.task, v.signature, v.inputs
        v.created_at, v.onnx
 FROM indb.model_versions v
 WHERE v.model = $model AND v.version = $version;
+
+-- name: get_sample
+SELECT sample FROM indb.model_versions WHERE model = $model AND version = $version;
 
 -- name: default_version
 -- The version predict_<model>() uses: the one aliased production, else the latest.

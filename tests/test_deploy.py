@@ -21,7 +21,9 @@ def _insert_from(db, frame: pd.DataFrame, table: str = "requests") -> None:
 def test_deploy_creates_request_predictions_ground_truth_and_view(db, logistic, loans):
     db.register_model("m", logistic, sample=loans[NUMERIC])
     deployment = db.deploy("m", table="requests")
-    assert (deployment.model, deployment.version, deployment.runtime) == ("m", 1, "onnx")
+    # A logistic regression compiles and verifies, so auto picks compiled SQL.
+    assert (deployment.model, deployment.version, deployment.runtime) == ("m", 1, "sql")
+    assert "verified on" in deployment.reason
     assert list(db.sql("SELECT * FROM requests").columns) == ["id", *NUMERIC, "created_at"]
     predictions = db.sql("SELECT * FROM requests_predictions").columns
     assert list(predictions) == [
@@ -37,7 +39,7 @@ def test_deploy_creates_request_predictions_ground_truth_and_view(db, logistic, 
     assert list(db.sql("SELECT * FROM requests_ground_truth").columns) == ["id", "label", "observed_at"]
     catalog = db.deployments()
     assert catalog[["table_name", "model", "version", "runtime"]].values.tolist() == [
-        ["requests", "m", 1, "onnx"]
+        ["requests", "m", 1, "sql"]
     ]
 
 

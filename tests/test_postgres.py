@@ -92,7 +92,7 @@ def test_writers_never_block_on_a_version_switch(db, logistic, forest, loans):
     )
     db.register_model("m", logistic, sample=loans[NUMERIC])
     db.register_model("m", second, sample=loans[NUMERIC])
-    db.deploy("m", table="requests", version=1)
+    db.deploy("m", table="requests", version=1, runtime="onnx")
     writers, rows_each, batch = 8, 1_000, 20
     data = loan_frame(writers * rows_each, seed=11)[NUMERIC]
     inserted, failures, statements = [0], [], []
@@ -129,7 +129,7 @@ def test_writers_never_block_on_a_version_switch(db, logistic, forest, loans):
     assert halfway.wait(120), "writers made no progress"
     with indb.connect(db.url) as admin:
         switch_started = time.monotonic()
-        admin.deploy("m", table="requests", version=2)
+        admin.deploy("m", table="requests", version=2, runtime="onnx")
         switch_committed = time.monotonic()
     for thread in threads:
         thread.join(180)

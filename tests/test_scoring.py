@@ -34,16 +34,19 @@ def test_sql_function_matches_sklearn(db, request, fixture, loans, fresh_loans):
     _check(model, fresh_loans[columns], result.prediction.to_numpy(), result.get("proba"))
 
 
+@pytest.mark.parametrize("runtime", ["onnx", "sql"])
 @pytest.mark.parametrize("fixture", MODELS)
-def test_insert_trigger_matches_sklearn(db, request, fixture, loans, fresh_loans):
+def test_insert_trigger_matches_sklearn(db, request, fixture, runtime, loans, fresh_loans):
     model, columns = request.getfixturevalue(fixture), MODELS[fixture]
     mv = db.register_model("m", model, sample=loans[columns])
-    db.deploy("m", table="requests")
+    deployment = db.deploy("m", table="requests", runtime=runtime)
     db.write_table("incoming", fresh_loans[columns], replace=True)
     db.sql(f"INSERT INTO requests ({_arguments(columns)}) SELECT {_arguments(columns)} FROM incoming")
     scored = db.sql("SELECT * FROM requests_scored ORDER BY id")
     assert len(scored) == len(fresh_loans)
-    assert set(scored.model_version) == {mv.version} and set(scored.runtime) == {"onnx"}
+    assert set(scored.model_version) == {mv.version} and set(scored.runtime) == {deployment.runtime}
+    if runtime != "auto":
+        assert deployment.runtime == runtime
     probabilities = None
     if mv.classes:
         columns_p = [f"probability_{str(c).lower()}" for c in mv.classes]

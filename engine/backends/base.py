@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -39,6 +40,7 @@ class ScoringTarget:
     runtime: str
     probability_columns: tuple[str, ...]  # one per class, in class order; empty for regression
     mode: str = "bulk"  # "bulk": statement trigger into <table>_predictions; "row": into the row
+    compiled: Any = None  # the CompiledModel when runtime == "sql"
 
 
 @dataclass(frozen=True)
@@ -140,10 +142,14 @@ class Backend(ABC):
         """Statements creating ``predict_<model>_v<N>`` (and, if default, ``predict_<model>``)."""
 
     @abstractmethod
-    def scoring_sql(self, target: ScoringTarget, *, backfill: bool, installed: bool) -> list[str]:
+    def scoring_sql(self, target: ScoringTarget, *, backfill: bool, previous: str | None) -> list[str]:
         """Statements that score every insert into ``target.table`` (and, with backfill, the
         rows already there without a prediction). They run after ``indb.deployments`` names
-        the new version; ``installed`` says a trigger from an earlier deploy is there."""
+        the new version; ``previous`` is the runtime of an earlier deploy, if any."""
+
+    @abstractmethod
+    def compiled_model_sql(self, ref: ModelRef, compiled: Any, *, default: bool) -> list[str]:
+        """Statements that make the compiled SQL of a version its ``predict_*`` functions."""
 
     @abstractmethod
     def unscoring_sql(self, table: str) -> list[str]:

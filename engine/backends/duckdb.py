@@ -24,6 +24,7 @@ from indb.identifiers import Quoted, join, literal, quote
 from indb.udfs import onnx_udf
 
 _UDF_ERROR = re.compile(r"Python exception occurred while executing the UDF: (\w+): (.*)", re.S)
+_SQL_ERROR = re.compile(r"^[\w ]+Error: (ScoringError|IntegrityError): (.*)", re.S)  # from error() in SQL
 _OUR_ERRORS = {"ScoringError": errors.ScoringError, "IntegrityError": errors.IntegrityError}
 
 # Open backends per database file: a UDF outlives the connection that registered it, so
@@ -188,7 +189,7 @@ class DuckDBBackend(Backend):
         if not isinstance(error, duckdb.Error):
             return error
         text = str(error)
-        match = _UDF_ERROR.search(text)
+        match = _UDF_ERROR.search(text) or _SQL_ERROR.search(text)
         if match and match[1] in _OUR_ERRORS:
             return _OUR_ERRORS[match[1]](match[2].strip() + " (statement rolled back)")
         return errors.DatabaseError(text)
@@ -288,6 +289,8 @@ class DuckDBBackend(Backend):
     def _score_rows(self, target: ScoringTarget, source: Quoted) -> str:
         q = self.quote
         ref = target.model
+        if target.compiled is not None:
+            return self._score_rows_compiled(target, source)
         columns = [q(c) for c in target.probability_columns]
         values = [Quoted(f"result.probabilities[{i + 1}]") for i in range(len(columns))]
         return self.render(
@@ -304,7 +307,7 @@ class DuckDBBackend(Backend):
             source=source,
         )
 
-    def scoring_sql(self, target: ScoringTarget, *, backfill: bool, installed: bool) -> list[str]:
+    def scoring_sql(self, target: ScoringTarget, *, backfill: bool, previous: str | None) -> list[str]:
         # The version is part of the trigger body, so every deploy replaces the trigger.
         q = self.quote
         body = self._score_rows(target, Quoted("new_rows"))
@@ -324,6 +327,53 @@ class DuckDBBackend(Backend):
             predictions=q(f"{target.table}_predictions"),
         )
         return [self._score_rows(target, Quoted(unscored)), trigger]
+
+    def _score_rows_compiled(self, target: ScoringTarget, source: Quoted) -> str:
+        q = self.quote
+        compiled = target.compiled
+        values = [Quoted(", " + p) for p in compiled.probabilities_sql(self.dialect)]
+        return self.render(
+            "scoring",
+            "score_rows_compiled",
+            predictions=q(f"{target.table}_predictions"),
+            probability_columns=join((q(c) for c in target.probability_columns), prefix=", ", separator=""),
+            probability_values=Quoted("".join(v.text for v in values)),
+            model=self.literal(target.model.model),
+            version=Quoted(str(int(target.model.version))),
+            prediction=Quoted(compiled.prediction_sql(self.dialect)),
+            source=source,
+        )
+
+    def compiled_model_sql(self, ref: ModelRef, compiled, *, default: bool) -> list[str]:
+        q = self.quote
+        sig = ref.signature
+        parameters = join(q(c) for c in sig.columns)
+        proba = "[" + ", ".join(compiled.probabilities_sql(self.dialect)) + "]"
+        bodies = {"predict": compiled.prediction_sql(self.dialect)}
+        if sig.task == "classification":
+            bodies["predict_proba"] = proba
+        result = []
+        for version in (ref.version, None) if default else (ref.version,):
+            names = dict(zip(("predict", "predict_proba"), model_functions(ref.model, version), strict=True))
+            for kind, body in bodies.items():
+                result.append(
+                    self.render(
+                        "scoring",
+                        "create_compiled_macro",
+                        name=q(names[kind]),
+                        parameters=parameters,
+                        body=Quoted(f"({body})"),
+                    )
+                )
+                comment = f"indb model {ref.model} version {ref.version}, compiled SQL: " + sig.describe(
+                    names[kind]
+                )
+                result.append(
+                    self.render(
+                        "scoring", "comment_macro", name=q(names[kind]), comment=self.literal(comment)
+                    )
+                )
+        return result
 
     def unscoring_sql(self, table: str) -> list[str]:
         q = self.quote

@@ -197,6 +197,7 @@ class PostgresBackend(Backend):
     # -- server-side runtime ------------------------------------------------------------------
     def install_runtime(self) -> None:
         """PL/Python and indb's runtime functions, (re)installed when the runtime changed."""
+        self.execute(self.render("scoring", "create_fail_function"))
         self.has_plpython = bool(self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'"))
         if not self.has_plpython:
             try:
@@ -299,12 +300,17 @@ class PostgresBackend(Backend):
         return result
 
     # -- scoring on insert --------------------------------------------------------------------
-    def scoring_sql(self, target: ScoringTarget, *, backfill: bool, installed: bool) -> list[str]:
-        # Trigger functions read the deployment per statement: a version switch needs no DDL.
-        self._require_plpython()
+    def scoring_sql(self, target: ScoringTarget, *, backfill: bool, previous: str | None) -> list[str]:
         q = self.quote
         result = []
-        if not installed:
+        if target.compiled is not None:
+            result += self._compiled_scoring_sql(target, previous)
+        elif previous != target.runtime:
+            # The onnx trigger functions read the deployment per statement: switching versions
+            # later needs no DDL on the table.
+            self._require_plpython()
+            if previous is not None:
+                result += self.unscoring_sql(target.table)
             template = "create_row_trigger" if target.mode == "row" else "create_bulk_trigger"
             result.append(
                 self.render(
@@ -323,14 +329,110 @@ class PostgresBackend(Backend):
                 table=q(target.table),
                 predictions=q(f"{target.table}_predictions"),
             )
+            if target.compiled is not None:
+                result.append(self._compiled_insert(target, unscored + " AS unscored"))
+            else:
+                result.append(
+                    self.render(
+                        "scoring",
+                        "backfill",
+                        table_literal=self.literal(target.table),
+                        source=self.literal(unscored + " AS unscored"),
+                    )
+                )
+        return result
+
+    def _compiled_insert(self, target: ScoringTarget, source: str) -> str:
+        q = self.quote
+        compiled = target.compiled
+        ((schema,),) = self.rows("SELECT current_schema()")
+        columns = ", ".join(
+            ["id", "model", "model_version", "runtime", "prediction"]
+            + [q(c).text for c in target.probability_columns]
+        )
+        values = [compiled.prediction_sql(self.dialect)]
+        values += compiled.probabilities_sql(self.dialect)
+        return (
+            f"INSERT INTO {q(schema, target.table + '_predictions')} ({columns}) "
+            f"SELECT id, {self.literal(target.model.model)}, {int(target.model.version)}, 'sql', "
+            f"{', '.join(values)} FROM {source}"
+        )
+
+    def _compiled_scoring_sql(self, target: ScoringTarget, previous: str | None) -> list[str]:
+        """A PL/pgSQL trigger function per deployment holding the compiled model: no PL/Python.
+        Switching versions replaces the function; the trigger is created once."""
+        q = self.quote
+        function = q("indb", f"score_{target.table}")
+        if target.mode == "row":
+            targets = ["NEW.model", "NEW.model_version", "NEW.runtime", "NEW.prediction"]
+            targets += [f"NEW.{q(c)}" for c in target.probability_columns]
+            values = [self.literal(target.model.model).text, str(int(target.model.version)), "'sql'"]
+            values += [target.compiled.prediction_sql(self.dialect)]
+            values += target.compiled.probabilities_sql(self.dialect)
+            body = (
+                f"BEGIN SELECT {', '.join(values)} INTO {', '.join(targets)} FROM (SELECT NEW.*) AS r; "
+                "RETURN NEW; END"
+            )
+            trigger = "create_compiled_row_trigger"
+        else:
+            body = f"BEGIN {self._compiled_insert(target, 'new_rows')}; RETURN NULL; END"
+            trigger = "create_compiled_trigger"
+        result = [
+            self.render(
+                "scoring", "create_compiled_bulk_function", function=function, body=self.literal(body)
+            )
+        ]
+        if previous != "sql":
+            if previous is not None:
+                result += self.unscoring_sql(target.table)
             result.append(
                 self.render(
                     "scoring",
-                    "backfill",
-                    table_literal=self.literal(target.table),
-                    source=self.literal(unscored + " AS unscored"),
+                    trigger,
+                    trigger=q(f"{target.table}_score"),
+                    table=q(target.table),
+                    function=function,
                 )
             )
+        return result
+
+    def compiled_model_sql(self, ref: ModelRef, compiled, *, default: bool) -> list[str]:
+        q = self.quote
+        sig = ref.signature
+        parameters = join(Quoted(f"{q(i.name)} {_PG_TYPES[i.argument_type]}") for i in sig.inputs)
+        argument_types = Quoted(", ".join(_PG_TYPES[i.argument_type] for i in sig.inputs))
+        bodies = {"predict": (compiled.prediction_sql(self.dialect), _PG_TYPES[sig.prediction_type])}
+        if sig.task == "classification":
+            array = "ARRAY[" + ", ".join(compiled.probabilities_sql(self.dialect)) + "]"
+            bodies["predict_proba"] = (array, "double precision[]")
+        result = []
+        for kind, (body, returns) in bodies.items():
+            names = [f"{kind}_{ref.model}_v{ref.version}"] + ([f"{kind}_{ref.model}"] if default else [])
+            for name in names:
+                result += [
+                    self.render("scoring", "drop_function", signature=Quoted(f))
+                    for f in self._functions(name)
+                ]
+                result.append(
+                    self.render(
+                        "scoring",
+                        "create_compiled_function",
+                        name=q("indb", name),
+                        parameters=parameters,
+                        return_type=Quoted(returns),
+                        body=self.literal(f"SELECT {body}"),
+                    )
+                )
+                comment = f"indb model {ref.model} version {ref.version}, compiled SQL: " + sig.describe(name)
+                result.append(
+                    self.render(
+                        "scoring",
+                        "comment_function",
+                        name=q("indb", name),
+                        argument_types=argument_types,
+                        comment=self.literal(comment),
+                    )
+                )
         return result
 
     def unscoring_sql(self, table: str) -> list[str]:

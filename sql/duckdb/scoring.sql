@@ -23,3 +23,11 @@ REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
 
 -- name: drop_trigger
 DROP TRIGGER IF EXISTS {trigger} ON {table};
+
+-- name: create_compiled_macro
+CREATE OR REPLACE MACRO {name}({parameters}) AS {body};
+
+-- name: score_rows_compiled
+INSERT INTO {predictions} (id, model, model_version, runtime, prediction{probability_columns})
+SELECT id, {model}, {version}, 'sql', {prediction}{probability_values}
+FROM {source};

@@ -78,3 +78,27 @@ import numpy
 import onnxruntime
 return "python %s; numpy %s; onnxruntime %s" % (sys.version.split()[0], numpy.__version__, onnxruntime.__version__)
 $indb$;
+
+-- name: create_compiled_function
+CREATE OR REPLACE FUNCTION {name}({parameters}) RETURNS {return_type}
+LANGUAGE sql STABLE PARALLEL SAFE AS {body};
+
+-- name: create_compiled_bulk_function
+CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {body};
+
+-- name: create_compiled_trigger
+CREATE TRIGGER {trigger} AFTER INSERT ON {table}
+REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {function}();
+
+-- name: create_compiled_row_trigger
+CREATE TRIGGER {trigger} BEFORE INSERT ON {table}
+FOR EACH ROW EXECUTE FUNCTION {function}();
+
+-- name: create_fail_function
+-- Raises an error from inside an SQL expression (compiled models refuse NULL inputs with it).
+CREATE OR REPLACE FUNCTION indb.fail(message text) RETURNS text LANGUAGE plpgsql STABLE AS $indb$
+BEGIN
+    RAISE EXCEPTION '%', message;
+END
+$indb$;

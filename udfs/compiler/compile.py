@@ -20,15 +20,29 @@ class UnsupportedOperator(ValueError):
     """The graph holds an operator (or an attribute value) the compiler cannot translate."""
 
 
+# Raises an error from SQL; its real name depends on the dialect.
+FAIL = "INDB_FAIL"
+FAIL_FUNCTIONS = {"duckdb": "error", "postgres": "indb.fail", "spark": "raise_error"}
+
+
 @dataclass
 class CompiledModel:
     prediction: exp.Expression
     probabilities: list[exp.Expression]  # in class order; empty for regression
 
+    def render(self, expression: exp.Expression, dialect: str) -> str:
+        return expression.sql(dialect=dialect).replace(f"{FAIL}(", f"{FAIL_FUNCTIONS.get(dialect, 'error')}(")
+
+    def prediction_sql(self, dialect: str) -> str:
+        return self.render(self.prediction, dialect)
+
+    def probabilities_sql(self, dialect: str) -> list[str]:
+        return [self.render(p, dialect) for p in self.probabilities]
+
     def sql(self, dialect: str) -> dict[str, str]:
-        result = {"prediction": self.prediction.sql(dialect=dialect)}
+        result = {"prediction": self.prediction_sql(dialect)}
         if self.probabilities:
-            result["probabilities"] = [p.sql(dialect=dialect) for p in self.probabilities]
+            result["probabilities"] = self.probabilities_sql(dialect)
         return result
 
 
@@ -69,13 +83,30 @@ class Compiler(MLOperators):
             for name, value in zip(node.output, outputs, strict=False):
                 self.values[name] = value
         sig = self.signature
-        prediction = self._scalar(self.values[sig.prediction_output])
+        prediction = self._guard(
+            sql.lit(self._scalar(self.values[sig.prediction_output])), sig.prediction_type
+        )
         probabilities = []
         if sig.probability_output:
-            probabilities = [
-                sql.lit(p) for p in materialize(self.values[sig.probability_output]).data.ravel()
-            ]
-        return CompiledModel(sql.lit(prediction), probabilities)
+            outputs = materialize(self.values[sig.probability_output]).data.ravel()
+            probabilities = [self._guard(sql.lit(p), "DOUBLE") for p in outputs]
+        return CompiledModel(prediction, probabilities)
+
+    def _guard(self, expression: exp.Expression, sql_type: str) -> exp.Expression:
+        """An error, not a silent answer, when an input the model needs is NULL."""
+        required = [i.name for i in self.signature.inputs if not i.nullable]
+        if not required:
+            return expression
+        tests = [exp.Is(this=exp.column(name, quoted=True), expression=exp.Null()) for name in required]
+        condition = tests[0]
+        for test in tests[1:]:
+            condition = exp.Or(this=condition, expression=test)
+        message = f"ScoringError: an input of this model is NULL; it needs values in {', '.join(required)}"
+        fail = exp.Cast(
+            this=exp.Anonymous(this=FAIL, expressions=[exp.Literal.string(message)]),
+            to=exp.DataType.build(sql_type),
+        )
+        return exp.Case().when(exp.Paren(this=condition), fail).else_(expression)
 
     def _scalar(self, value: Value):
         value = materialize(value)

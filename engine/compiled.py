@@ -1,0 +1,139 @@
+"""The compiled-SQL runtime: compile a version, verify it against onnxruntime, pick a runtime.
+
+Verification runs the compiled expressions in the database itself, over the registration
+sample, random rows within its ranges and its edge values, and compares them with
+onnxruntime on the same rows: any label that differs, or any output further than
+``TOLERANCE`` (relative above 1), refuses the SQL form.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import pandas as pd
+
+from indb.backends.base import Backend
+from indb.errors import DeploymentError
+from indb.registry import ModelVersion
+from indb.sql import statement
+from indb.udfs import convert, sessions
+from indb.udfs.compiler import CompiledModel, UnsupportedOperator, compile_onnx
+
+TOLERANCE = 1e-6
+RANDOM_ROWS = 300
+AUTO_MAX_SQL_BYTES = 64_000  # above this, onnxruntime beats the SQL engines on these models
+
+
+@dataclass(frozen=True)
+class RuntimeChoice:
+    runtime: str  # "sql" or "onnx"
+    compiled: CompiledModel | None
+    reason: str  # why this runtime (shown by deploy, kept in the audit log)
+
+
+def compile_version(mv: ModelVersion) -> CompiledModel:
+    return compile_onnx(onnx.load_from_string(mv.onnx), mv.signature)
+
+
+def sql_size(compiled: CompiledModel, dialect: str) -> int:
+    text = compiled.sql(dialect)
+    return len(text["prediction"]) + sum(len(p) for p in text.get("probabilities", []))
+
+
+def verification_rows(backend: Backend, mv: ModelVersion, seed: int = 0) -> pd.DataFrame:
+    """The stored registration sample, random rows within its ranges, and its edge values."""
+    ((text,),) = backend.rows(
+        statement("registry", "get_sample", backend.dialect), {"model": mv.name, "version": mv.version}
+    )
+    sample = pd.read_json(io.StringIO(text), orient="split") if text else pd.DataFrame()
+    if sample.empty:
+        raise DeploymentError(f"model {mv.name!r} version {mv.version} has no stored sample to verify with")
+    rng = np.random.default_rng(seed)
+    random, edges = {}, {}
+    for spec in mv.signature.inputs:
+        column = sample[spec.name]
+        if spec.sql_type == "VARCHAR":
+            seen = column.dropna().astype(str).unique()
+            random[spec.name] = rng.choice(seen, RANDOM_ROWS)
+            edges[spec.name] = [seen[0], seen[-1]]
+        else:
+            low, high = float(column.min()), float(column.max())
+            values = rng.uniform(low, high, RANDOM_ROWS)
+            if spec.sql_type in ("BIGINT", "BOOLEAN"):
+                values = np.round(values)
+            random[spec.name] = values
+            edges[spec.name] = [low, high]
+    rows = pd.concat([sample, pd.DataFrame(random), pd.DataFrame(edges)], ignore_index=True)
+    for spec in mv.signature.inputs:
+        if spec.sql_type == "BIGINT":
+            rows[spec.name] = rows[spec.name].round().astype("int64")
+        elif spec.sql_type == "BOOLEAN":
+            rows[spec.name] = rows[spec.name].astype(bool)
+    return rows[mv.signature.columns]
+
+
+def verify(backend: Backend, mv: ModelVersion, compiled: CompiledModel) -> dict:
+    """Score the verification rows with both runtimes; raise DeploymentError on any difference."""
+    rows = verification_rows(backend, mv)
+    table = f"indb_verify_{uuid.uuid4().hex[:12]}"
+    expressions = [compiled.prediction_sql(backend.dialect)] + compiled.probabilities_sql(backend.dialect)
+    select = ", ".join(f"{e} AS o{i}" for i, e in enumerate(expressions))
+    frame = rows.reset_index().rename(columns={"index": "indb_row"})
+    with backend.transaction():
+        backend.write_table(table, frame, replace=True)
+        try:
+            got = backend.query(f"SELECT {select} FROM {backend.quote(table)} ORDER BY indb_row")
+        finally:
+            backend.execute(f"DROP TABLE {backend.quote(table)}")
+    sig = mv.signature
+    session = sessions.build(mv.onnx)
+    outputs = [sig.prediction_output] + ([sig.probability_output] if sig.probability_output else [])
+    reference = session.run(outputs, convert.feeds(sig, rows))
+    report = {"rows": len(rows), "tolerance": TOLERANCE}
+    expected = np.asarray(reference[0]).reshape(len(rows))
+    if sig.task == "classification":
+        labels = [str(v) for v in got["o0"]]
+        report["label_mismatches"] = int(sum(a != str(b) for a, b in zip(labels, expected, strict=True)))
+        ours = got[[f"o{i + 1}" for i in range(len(compiled.probabilities))]].to_numpy(dtype=np.float64)
+        theirs = np.asarray(reference[1], dtype=np.float64)
+    else:
+        report["label_mismatches"] = 0
+        ours, theirs = got["o0"].to_numpy(dtype=np.float64), expected.astype(np.float64)
+    difference = np.abs(ours - theirs) / np.maximum(1.0, np.abs(theirs))
+    report["max_difference"] = float(np.max(difference)) if difference.size else 0.0
+    if report["label_mismatches"] or report["max_difference"] > TOLERANCE:
+        raise DeploymentError(
+            f"compiled SQL of model {mv.name!r} version {mv.version} disagrees with onnxruntime on "
+            f"{report['rows']} verification rows ({report['label_mismatches']} label mismatches, max "
+            f"difference {report['max_difference']:.3g} > {TOLERANCE})"
+        )
+    return report
+
+
+def choose(backend: Backend, mv: ModelVersion, runtime: str) -> RuntimeChoice:
+    """The runtime a deployment uses: compiled SQL when asked, or under auto when it compiles,
+    verifies and is small enough to be fast; else onnxruntime, with the reason."""
+    if runtime == "onnx":
+        return RuntimeChoice("onnx", None, "asked for onnx")
+    try:
+        compiled = compile_version(mv)
+        size = sql_size(compiled, backend.dialect)
+        if runtime == "auto" and size > AUTO_MAX_SQL_BYTES:
+            return RuntimeChoice(
+                "onnx", None, f"compiled SQL is {size:,} bytes; onnxruntime is faster at this size"
+            )
+        report = verify(backend, mv, compiled)
+    except (UnsupportedOperator, DeploymentError) as e:
+        if runtime == "sql":
+            raise DeploymentError(f"runtime='sql' is not possible: {e}") from None
+        return RuntimeChoice("onnx", None, f"compiled SQL refused: {e}")
+    return RuntimeChoice(
+        "sql",
+        compiled,
+        f"compiled SQL ({size:,} bytes) verified on {report['rows']} rows, max difference "
+        f"{report['max_difference']:.2g}",
+    )
