@@ -82,6 +82,11 @@ def cmd_models_alias(args) -> None:
         print(f"{args.name}: {args.alias} -> version {version}")
 
 
+def cmd_models_sql(args) -> None:
+    with indb.connect(args.db) as db:
+        print(db.compile_sql(args.name, _version(args.version), dialect=args.dialect))
+
+
 def cmd_deploy(args) -> None:
     with indb.connect(args.db) as db:
         deployment = db.deploy(
@@ -89,11 +94,13 @@ def cmd_deploy(args) -> None:
             table=args.table,
             version=_version(args.version),
             mode=args.mode,
+            runtime=args.runtime,
             dry_run=args.dry_run,
         )
         if args.dry_run:
             print(";\n\n".join(deployment.statements) + ";")
             return
+        print(f"runtime {deployment.runtime}: {deployment.reason}")
         print(
             f"{deployment.model} version {deployment.version} now scores every insert into "
             f"{deployment.table} -> {deployment.predictions_table}; ground truth goes to "
@@ -156,6 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     alias.add_argument("version")
     alias.set_defaults(run=cmd_models_alias)
 
+    compiled = verbs.add_parser("sql", parents=[common], help="the model compiled to SQL")
+    compiled.add_argument("name")
+    compiled.add_argument("--version", dest="version", default=None, help="number or alias")
+    compiled.add_argument(
+        "--dialect", default=None, help="duckdb, postgres, spark, ... (default: the database's)"
+    )
+    compiled.set_defaults(run=cmd_models_sql)
+
     deploy = commands.add_parser("deploy", parents=[common], help="score every insert into a table")
     deploy.add_argument("model")
     deploy.add_argument("--table", required=True)
@@ -166,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="bulk",
         help="bulk: score each INSERT at once (default); row: write the prediction "
         "into the row, for INSERT ... RETURNING (PostgreSQL)",
+    )
+    deploy.add_argument(
+        "--runtime",
+        choices=["auto", "sql", "onnx"],
+        default="auto",
+        help="sql: the model compiled to SQL; onnx: onnxruntime in the database; "
+        "auto (default): sql when it compiles, verifies and is small, else onnx",
     )
     deploy.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
     deploy.set_defaults(run=cmd_deploy)

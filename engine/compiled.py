@@ -23,6 +23,8 @@ from indb.sql import statement
 from indb.udfs import convert, sessions
 from indb.udfs.compiler import CompiledModel, UnsupportedOperator, compile_onnx
 
+__all__ = ["UnsupportedOperator", "choose", "compile_version", "verify"]
+
 TOLERANCE = 1e-6
 RANDOM_ROWS = 300
 AUTO_MAX_SQL_BYTES = 64_000  # above this, onnxruntime beats the SQL engines on these models

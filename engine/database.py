@@ -10,7 +10,7 @@ import pandas as pd
 from indb import catalog, deployments, registry
 from indb.backends.base import Backend
 from indb.deployments import Deployment
-from indb.errors import DatabaseError
+from indb.errors import DatabaseError, ModelError
 from indb.registry import ModelVersion
 from indb.sql import statement
 
@@ -119,6 +119,30 @@ class Database:
     def get_model(self, name: str, version: int | str | None = None) -> ModelVersion:
         """A version with its ONNX bytes (sha256-checked); None means the default version."""
         return self._call(registry.get, name, version)
+
+    def compile_sql(self, name: str, version: int | str | None = None, dialect: str | None = None) -> str:
+        """The SQL expressions of a version's compiled form, for ``dialect`` (default: this
+        database's), one per output: ``prediction`` then ``probability_<class>``."""
+        from indb import compiled, deployments
+
+        def build(backend):
+            mv = registry.get(backend, name, version)
+            model = compiled.compile_version(mv)
+            target = dialect or backend.dialect
+            lines = [
+                f"-- {mv.name} version {mv.version}: {mv.describe()}",
+                "-- prediction",
+                model.prediction_sql(target),
+            ]
+            columns = deployments.probability_columns(mv.classes)
+            for column, text in zip(columns, model.probabilities_sql(target, len(columns)), strict=True):
+                lines += [f"-- {column}", text]
+            return "\n".join(lines)
+
+        try:
+            return self._call(build)
+        except compiled.UnsupportedOperator as e:
+            raise ModelError(str(e)) from None
 
     def set_alias(self, name: str, alias: str, version: int | str) -> int:
         return self._call(registry.set_alias, name, alias, version)

@@ -331,7 +331,8 @@ class DuckDBBackend(Backend):
     def _score_rows_compiled(self, target: ScoringTarget, source: Quoted) -> str:
         q = self.quote
         compiled = target.compiled
-        values = [Quoted(", " + p) for p in compiled.probabilities_sql(self.dialect)]
+        width = len(target.probability_columns)
+        values = [Quoted(", " + p) for p in compiled.probabilities_sql(self.dialect, width)]
         return self.render(
             "scoring",
             "score_rows_compiled",

@@ -236,7 +236,7 @@ class PostgresBackend(Backend):
 
     # -- models -------------------------------------------------------------------------------
     def prepare_model(self, ref: ModelRef) -> None:
-        self._require_plpython()
+        """Nothing to prepare: the runtime loads models itself on first use."""
 
     def _functions(self, name: str) -> list[str]:
         return [
@@ -249,6 +249,8 @@ class PostgresBackend(Backend):
         ]
 
     def model_sql(self, ref: ModelRef, *, default: bool) -> list[str]:
+        if not self.has_plpython:
+            return []  # without PL/Python, a model is callable once deployed with runtime="sql"
         sig = ref.signature
         q = self.quote
         parameters = join(Quoted(f"{q(i.name)} {_PG_TYPES[i.argument_type]}") for i in sig.inputs)
@@ -351,7 +353,7 @@ class PostgresBackend(Backend):
             + [q(c).text for c in target.probability_columns]
         )
         values = [compiled.prediction_sql(self.dialect)]
-        values += compiled.probabilities_sql(self.dialect)
+        values += compiled.probabilities_sql(self.dialect, len(target.probability_columns))
         return (
             f"INSERT INTO {q(schema, target.table + '_predictions')} ({columns}) "
             f"SELECT id, {self.literal(target.model.model)}, {int(target.model.version)}, 'sql', "
@@ -368,7 +370,7 @@ class PostgresBackend(Backend):
             targets += [f"NEW.{q(c)}" for c in target.probability_columns]
             values = [self.literal(target.model.model).text, str(int(target.model.version)), "'sql'"]
             values += [target.compiled.prediction_sql(self.dialect)]
-            values += target.compiled.probabilities_sql(self.dialect)
+            values += target.compiled.probabilities_sql(self.dialect, len(target.probability_columns))
             body = (
                 f"BEGIN SELECT {', '.join(values)} INTO {', '.join(targets)} FROM (SELECT NEW.*) AS r; "
                 "RETURN NEW; END"

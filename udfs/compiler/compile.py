@@ -36,8 +36,11 @@ class CompiledModel:
     def prediction_sql(self, dialect: str) -> str:
         return self.render(self.prediction, dialect)
 
-    def probabilities_sql(self, dialect: str) -> list[str]:
-        return [self.render(p, dialect) for p in self.probabilities]
+    def probabilities_sql(self, dialect: str, width: int | None = None) -> list[str]:
+        """One SQL expression per probability (NULL-padded to ``width`` columns: a scores-only
+        binary classifier gives one score for two classes)."""
+        texts = [self.render(p, dialect) for p in self.probabilities]
+        return texts + ["NULL"] * max(0, (width or 0) - len(texts))
 
     def sql(self, dialect: str) -> dict[str, str]:
         result = {"prediction": self.prediction_sql(dialect)}
@@ -186,7 +189,7 @@ class Compiler(MLOperators):
         value = values[0]
         to = attrs["to"]
         if to == onnx.TensorProto.FLOAT:
-            return [Value(value.data, value.batched, rounded32=True)]
+            return [Value(self._numbers_from_booleans(value.data, 1.0, 0.0), value.batched, rounded32=True)]
         if to == onnx.TensorProto.DOUBLE:
             return [Value(self._numbers_from_booleans(value.data, 1.0, 0.0), value.batched, value.rounded32)]
         if to in (onnx.TensorProto.INT64, onnx.TensorProto.INT32):

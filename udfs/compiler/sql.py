@@ -98,10 +98,19 @@ def total(terms: list[Element]) -> Element:
     return add(parts[0], constant)
 
 
+EXP_LIMIT = 700.0  # exp() of more overflows a double; PostgreSQL raises instead of giving infinity
+
+
 def func(name: str, a: Element, numeric) -> Element:
     """A one-argument math function, folded for constants."""
     if is_const(a):
+        if name == "exp":
+            return numeric(min(max(a, -EXP_LIMIT), EXP_LIMIT))
         return numeric(a)
+    if name == "exp":  # clamped: within 1e-300 of the true value, and no overflow error
+        a = exp.Least(
+            this=exp.Greatest(this=lit(a), expressions=[lit(-EXP_LIMIT)]), expressions=[lit(EXP_LIMIT)]
+        )
     node = {
         "exp": exp.Exp,
         "ln": exp.Ln,

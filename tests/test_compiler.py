@@ -1,0 +1,340 @@
+"""The ONNX -> SQL compiler: parity with onnxruntime on random and adversarial rows, on both
+backends; SQL that runs without indb; SQL for Spark."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+import warnings
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+from sklearn import ensemble, linear_model, naive_bayes, neural_network, svm, tree
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import Binarizer, MinMaxScaler, Normalizer, OneHotEncoder, StandardScaler
+
+import indb
+from indb.compiled import compile_version
+from indb.udfs import convert, sessions
+from indb.udfs.compiler import UnsupportedOperator, compile_onnx
+from tests.conftest import NUMERIC, loan_frame
+
+TOLERANCE = 1e-6
+MIXED = NUMERIC + ["purpose"]
+
+
+def _encode(model):
+    columns = ColumnTransformer(
+        [
+            ("numbers", StandardScaler(), NUMERIC),
+            ("strings", OneHotEncoder(handle_unknown="ignore"), ["purpose"]),
+        ]
+    )
+    return Pipeline([("encode", columns), ("model", model)])
+
+
+# name -> (estimator factory, target column, feature columns)
+MODELS = {
+    "logistic": (
+        lambda: make_pipeline(StandardScaler(), linear_model.LogisticRegression()),
+        "label",
+        NUMERIC,
+    ),
+    "logistic_multiclass": (
+        lambda: make_pipeline(StandardScaler(), linear_model.LogisticRegression()),
+        "risk",
+        NUMERIC,
+    ),
+    "linear_regression": (linear_model.LinearRegression, "loss", NUMERIC),
+    "ridge": (linear_model.Ridge, "loss", NUMERIC),
+    "lasso": (lambda: linear_model.Lasso(alpha=0.01), "loss", NUMERIC),
+    "ridge_classifier": (linear_model.RidgeClassifier, "label", NUMERIC),
+    "sgd_classifier": (
+        lambda: make_pipeline(StandardScaler(), linear_model.SGDClassifier(loss="log_loss", random_state=0)),
+        "label",
+        NUMERIC,
+    ),
+    "linear_svc": (svm.LinearSVC, "label", NUMERIC),
+    "gaussian_nb": (naive_bayes.GaussianNB, "risk", NUMERIC),
+    "mlp": (
+        lambda: make_pipeline(
+            StandardScaler(), neural_network.MLPClassifier((6,), max_iter=300, random_state=0)
+        ),
+        "label",
+        NUMERIC,
+    ),
+    "decision_tree": (lambda: tree.DecisionTreeClassifier(max_depth=6, random_state=0), "risk", NUMERIC),
+    "decision_tree_regressor": (
+        lambda: tree.DecisionTreeRegressor(max_depth=6, random_state=0),
+        "loss",
+        NUMERIC,
+    ),
+    "random_forest": (
+        lambda: ensemble.RandomForestClassifier(10, max_depth=5, random_state=0),
+        "label",
+        NUMERIC,
+    ),
+    "random_forest_multiclass": (
+        lambda: ensemble.RandomForestClassifier(8, max_depth=4, random_state=0),
+        "risk",
+        NUMERIC,
+    ),
+    "random_forest_regressor": (
+        lambda: ensemble.RandomForestRegressor(8, max_depth=5, random_state=0),
+        "loss",
+        NUMERIC,
+    ),
+    "extra_trees": (lambda: ensemble.ExtraTreesClassifier(8, max_depth=5, random_state=0), "label", NUMERIC),
+    "gradient_boosting": (
+        lambda: ensemble.GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0),
+        "label",
+        NUMERIC,
+    ),
+    "gradient_boosting_multiclass": (
+        lambda: ensemble.GradientBoostingClassifier(n_estimators=10, max_depth=2, random_state=0),
+        "risk",
+        NUMERIC,
+    ),
+    "gradient_boosting_regressor": (
+        lambda: ensemble.GradientBoostingRegressor(n_estimators=20, max_depth=3, random_state=0),
+        "loss",
+        NUMERIC,
+    ),
+    "adaboost": (lambda: ensemble.AdaBoostClassifier(n_estimators=8, random_state=0), "label", NUMERIC),
+    "scaler_normalizer_binarizer": (
+        lambda: make_pipeline(
+            MinMaxScaler(), Normalizer(), Binarizer(threshold=0.3), linear_model.LogisticRegression()
+        ),
+        "label",
+        NUMERIC,
+    ),
+    "onehot_logistic": (lambda: _encode(linear_model.LogisticRegression(max_iter=500)), "label", MIXED),
+    "onehot_forest": (
+        lambda: _encode(ensemble.RandomForestClassifier(6, max_depth=4, random_state=0)),
+        "risk",
+        MIXED,
+    ),
+    "onehot_ridge": (lambda: _encode(linear_model.Ridge()), "loss", MIXED),
+    "imputer_logistic": (
+        lambda: make_pipeline(SimpleImputer(), linear_model.LogisticRegression()),
+        "label",
+        NUMERIC,
+    ),
+    "imputer_tree": (
+        lambda: make_pipeline(
+            SimpleImputer(strategy="median"), tree.DecisionTreeClassifier(max_depth=5, random_state=0)
+        ),
+        "label",
+        NUMERIC,
+    ),
+}
+
+
+def training_frame() -> pd.DataFrame:
+    frame = loan_frame(1_500, seed=21)
+    frame["risk"] = pd.cut(
+        frame.debt / frame.income.clip(lower=1), [-np.inf, 0.1, 0.3, np.inf], labels=["low", "mid", "high"]
+    ).astype(str)
+    return frame
+
+
+def adversarial_rows(model: onnx.ModelProto, columns: list[str], frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows at every tree threshold and one float32 ulp either side, integers above 2**24,
+    very large magnitudes."""
+    rows = []
+    base = frame[columns].iloc[0].to_dict()
+    numeric = [c for c in columns if c in NUMERIC]
+    for node in model.graph.node:
+        if not node.op_type.startswith("TreeEnsemble"):
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        for feature, value, mode in zip(
+            attrs["nodes_featureids"], attrs["nodes_values"], attrs["nodes_modes"], strict=True
+        ):
+            if mode == b"LEAF" or feature >= len(numeric):
+                continue
+            t = np.float32(value)
+            for v in (np.nextafter(t, np.float32(-np.inf)), t, np.nextafter(t, np.float32(np.inf))):
+                rows.append({**base, numeric[feature]: float(v)})
+            rows.append({**base, numeric[feature]: float(t) + float(np.spacing(t)) / 2})  # the exact midpoint
+    for value in (2.0**24 + 1, 2.0**24 + 3, -(2.0**25) - 1, 1e15, -1e15):
+        for column in numeric:
+            rows.append({**base, column: value})
+    extra = pd.DataFrame(rows, columns=columns) if rows else frame[columns].head(0)
+    if "age" in extra:
+        extra["age"] = extra["age"].clip(-(2**62), 2**62).round().astype("int64")
+    return extra
+
+
+def _fit(name: str, frame: pd.DataFrame):
+    factory, target, columns = MODELS[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = factory().fit(frame[columns], frame[target])
+    return model, columns
+
+
+def assert_sql_matches_onnx(db, name: str, rows: pd.DataFrame) -> dict:
+    """Run the compiled SQL in the database over ``rows``; compare with onnxruntime."""
+    mv = db.get_model(name)
+    compiled = compile_version(mv)
+    dialect = db.backend.dialect
+    table = f"rows_{uuid.uuid4().hex[:8]}"
+    db.write_table(
+        table, rows.reset_index(drop=True).reset_index().rename(columns={"index": "row_number"}), replace=True
+    )
+    outputs = [compiled.prediction_sql(dialect)] + compiled.probabilities_sql(dialect)
+    got = db.sql(
+        f"SELECT {', '.join(f'{o} AS o{i}' for i, o in enumerate(outputs))} FROM {table} ORDER BY row_number"
+    )
+    sig = mv.signature
+    names = [sig.prediction_output] + ([sig.probability_output] if sig.probability_output else [])
+    reference = sessions.build(mv.onnx).run(names, convert.feeds(sig, rows))
+    expected = np.asarray(reference[0]).reshape(len(rows))
+    if sig.task == "classification":
+        mismatched = [i for i, (a, b) in enumerate(zip(got.o0, expected, strict=True)) if str(a) != str(b)]
+        assert not mismatched, (
+            f"{name}: {len(mismatched)} labels differ, e.g. row {rows.iloc[mismatched[0]].to_dict()}"
+        )
+        ours = got[[f"o{i + 1}" for i in range(len(outputs) - 1)]].to_numpy(dtype=float)
+        theirs = np.asarray(reference[1], dtype=float)
+    else:
+        ours, theirs = got.o0.to_numpy(dtype=float), expected.astype(float)
+    difference = np.abs(ours - theirs) / np.maximum(1.0, np.abs(theirs))
+    assert difference.max() <= TOLERANCE, f"{name}: outputs differ by {difference.max():.3g}"
+    return {"rows": len(rows), "max_difference": float(difference.max())}
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return training_frame()
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_compiled_sql_matches_onnxruntime(db, name, frame):
+    model, columns = _fit(name, frame)
+    train = frame[columns].copy()
+    if name.startswith("imputer"):
+        train.loc[::5, "tenure"] = np.nan
+    db.register_model(name, model, sample=train)
+    mv = db.get_model(name)
+    rows = pd.concat(
+        [
+            loan_frame(2_000, seed=33)[columns],
+            adversarial_rows(onnx.load_from_string(mv.onnx), columns, frame),
+        ],
+        ignore_index=True,
+    )
+    if name.startswith("imputer"):
+        rows.loc[::3, "tenure"] = np.nan
+    assert_sql_matches_onnx(db, name, rows)
+    spark = db.compile_sql(name, dialect="spark")
+    assert "-- prediction" in spark and "INDB_FAIL" not in spark
+
+
+def test_unsupported_operator_is_named(db, frame):
+    model = svm.SVC(probability=True, random_state=0).fit(frame[NUMERIC].head(300), frame.label.head(300))
+    db.register_model("svc", model, sample=frame[NUMERIC].head(300))
+    with pytest.raises(UnsupportedOperator, match="SVMClassifier"):
+        compile_onnx(onnx.load_from_string(db.get_model("svc").onnx), db.get_model("svc").signature)
+    with pytest.raises(indb.DeploymentError, match="runtime='sql' is not possible.*SVMClassifier"):
+        db.deploy("svc", table="requests", runtime="sql")
+    deployment = db.deploy("svc", table="requests")  # auto falls back to onnxruntime and says why
+    assert deployment.runtime == "onnx" and "SVMClassifier" in deployment.reason
+
+
+def test_models_sql_command_prints_spark_sql(tmp_path, frame):
+    url = f"duckdb://{tmp_path}/m.duckdb"
+    model, columns = _fit("gradient_boosting", frame)
+    with indb.connect(url) as db:
+        db.register_model("gb", model, sample=frame[columns])
+    out = subprocess.run(
+        [sys.executable, "-m", "indb.cli", "models", "sql", "gb", "--dialect", "spark", "--db", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0 and "-- probability_repaid" in out.stdout and "raise_error(" in out.stdout
+
+
+def test_a_plain_duckdb_process_scores_a_compiled_deployment(tmp_path, frame):
+    """No indb, no Python UDF: another process opens the file with duckdb alone and inserts."""
+    path = tmp_path / "shared.duckdb"
+    model, columns = _fit("random_forest", frame)
+    with indb.connect(f"duckdb://{path}") as db:
+        db.register_model("rf", model, sample=frame[columns])
+        assert db.deploy("rf", table="requests", runtime="sql").runtime == "sql"
+    row = frame[columns].iloc[3]
+    script = f"""
+import sys, duckdb
+con = duckdb.connect({str(path)!r})
+values = {[float(v) for v in row]!r}
+con.execute("INSERT INTO requests (income, debt, age, tenure) VALUES (?, ?, ?, ?)", values)
+print(con.execute("SELECT prediction, probability_repaid, runtime FROM requests_predictions").fetchone())
+print(con.execute("SELECT predict_rf({", ".join(repr(float(v)) for v in row)})").fetchone()[0])
+assert "indb" not in sys.modules
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    first, second = out.stdout.strip().splitlines()
+    prediction, probability, runtime = eval(first)  # noqa: S307 - our own subprocess's tuple
+    expected = model.predict_proba(frame[columns].iloc[[3]])[0][1]
+    assert runtime == "sql" and prediction == model.predict(frame[columns].iloc[[3]])[0] == second
+    assert probability == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_psql_scores_a_compiled_model_on_a_server_without_plpython(db, frame):
+    """A role that may not use PL/Python (as on managed PostgreSQL) deploys compiled SQL."""
+    import shutil
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    psql = shutil.which("psql")
+    if psql is None:
+        pytest.skip("psql not found: install the PostgreSQL client (bash .ci/install_postgres.sh)")
+    role, database = f"managed_{uuid.uuid4().hex[:8]}", f"managed_{uuid.uuid4().hex[:8]}"
+    parts = urlsplit(db.url)
+    with psycopg.connect(db.url, autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        admin.execute(f'CREATE DATABASE "{database}" OWNER "{role}" TEMPLATE template0')
+    url = parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}", path=f"/{database}").geturl()
+    try:
+        model, columns = _fit("gradient_boosting", frame)
+        with indb.connect(url) as managed:
+            assert not managed.backend.has_plpython
+            managed.register_model("gb", model, sample=frame[columns])
+            with pytest.raises(indb.DatabaseError, match="PL/Python"):
+                managed.deploy("gb", table="onnx_requests", runtime="onnx")
+            assert managed.deploy("gb", table="requests").runtime == "sql"
+        row = frame[columns].iloc[5]
+        values = ", ".join(repr(float(v)) for v in row)
+        script = (
+            f"INSERT INTO requests (income, debt, age, tenure) VALUES ({values});"
+            "SELECT prediction, probability_repaid FROM requests_predictions;"
+            f"SELECT indb.predict_gb({values});"
+        )
+        done = subprocess.run(
+            [psql, url, "-X", "-v", "ON_ERROR_STOP=1", "-At", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        out = done.stdout.split()
+        label, probability = out[-2].split("|")
+        expected = model.predict_proba(frame[columns].iloc[[5]])[0][1]
+        assert label == out[-1] == model.predict(frame[columns].iloc[[5]])[0]
+        assert float(probability) == pytest.approx(expected, abs=1e-6)
+    finally:
+        with psycopg.connect(db.url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            admin.execute(f'DROP ROLE IF EXISTS "{role}"')
