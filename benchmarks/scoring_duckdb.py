@@ -43,6 +43,8 @@ from sklearn.linear_model import LogisticRegression
 
 import indb
 
+RUNTIME = {"name": "onnx"}  # --runtime: which indb runtime the deployments use
+
 FEATURES = [f"f{i}" for i in range(8)]
 COLUMNS = ", ".join(FEATURES)
 FIT_ROWS = 20_000
@@ -120,14 +122,14 @@ def bench_model(db, name: str, model, x: np.ndarray, runs: int) -> dict:
 
     # (b) the same table DDL deploy would create, minus the trigger
     plain = f"plain_{name}"
-    for text in db.deploy(name, table=plain, dry_run=True).statements:
+    for text in db.deploy(name, table=plain, dry_run=True, runtime=RUNTIME["name"]).statements:
         if re.match(rf'CREATE (SEQUENCE|TABLE) .*"{plain}(_id_seq)?"(\s|$)', text):
             fetch(con, text)
     insert = f"INSERT INTO {{}} ({COLUMNS}) SELECT {COLUMNS} FROM src"
     plain_s = median_seconds(run(insert.format(plain)), run(f"TRUNCATE {plain}"), runs)
 
     # (c) the deployed table: the insert fires the scoring trigger
-    deployment = db.deploy(name, table=f"requests_{name}")
+    deployment = db.deploy(name, table=f"requests_{name}", runtime=RUNTIME["name"])
     requests, predictions = deployment.table, deployment.predictions_table
     deployed = median_seconds(
         lambda: db.sql(insert.format(requests)),
@@ -216,8 +218,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--runtime", default="onnx", choices=["onnx", "sql", "auto"], help="indb runtime to deploy with"
+    )
     parser.add_argument("--models", default="lr,gb")
     args = parser.parse_args()
+    RUNTIME["name"] = args.runtime
+    print(f"indb runtime: {args.runtime}")
     names = [m.strip() for m in args.models.split(",") if m.strip()]
     unknown = set(names) - set(MODELS)
     if unknown:
@@ -240,7 +247,7 @@ def main() -> None:
     print(f"src: {args.rows:,} rows; models fitted on {FIT_ROWS:,} rows; runs per figure: {args.runs}")
     print("(d) is materialized with CREATE TEMP TABLE ... AS SELECT predict_proba_<model>(...)")
 
-    result = {"rows": args.rows, "runs": args.runs, "machine": facts, "models": {}}
+    result = {"rows": args.rows, "runs": args.runs, "runtime": args.runtime, "machine": facts, "models": {}}
     for name in names:
         model = MODELS[name]().fit(fit_frame, y[:FIT_ROWS])
         db.register_model(name, model, sample=fit_frame)

@@ -70,6 +70,8 @@ import sklearn
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
+RUNTIME = {"name": "onnx"}  # --runtime: which indb runtime the deployments use
+
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # tests.pg_server lives in the repo, not in the installed package
     sys.path.insert(0, str(REPO))
@@ -136,7 +138,11 @@ def ddl_for(db, name: str, table: str, mode: str) -> list[str]:
     """The request table's own statements from a dry-run deploy (sequence, table, and in row
     mode the prediction columns), without the trigger and the other deployment objects."""
     keep = rf'(CREATE SEQUENCE .*"{table}_id_seq"|CREATE TABLE "{table}"\s|ALTER TABLE "{table}"\s)'
-    return [s for s in db.deploy(name, table=table, mode=mode, dry_run=True).statements if re.match(keep, s)]
+    return [
+        s
+        for s in db.deploy(name, table=table, mode=mode, dry_run=True, runtime=RUNTIME["name"]).statements
+        if re.match(keep, s)
+    ]
 
 
 def create_plain(conn, db, name: str, table: str, mode: str) -> None:
@@ -298,7 +304,7 @@ def bench_bulk(db, name: str, x: np.ndarray, runs: int) -> dict:
 
     requests = f"bulk_{name}"
     drop_deployment(db, requests)
-    deployment = db.deploy(name, table=requests)
+    deployment = db.deploy(name, table=requests, runtime=RUNTIME["name"])
     predictions = deployment.predictions_table
     truncate = run(f"TRUNCATE {requests}, {predictions}")
     conn.execute(insert.format(requests))  # warm-up (loads the runtime and the session), untimed
@@ -318,7 +324,7 @@ def bench_latency(db, dsn: str, name: str, x: np.ndarray, requests: int, runs: i
     conn = db.backend.conn
     row_table, plain_table, service_table = f"row_{name}", f"plainrow_{name}", f"svc_{name}"
     drop_deployment(db, row_table)
-    db.deploy(name, table=row_table, mode="row")
+    db.deploy(name, table=row_table, mode="row", runtime=RUNTIME["name"])
     create_plain(conn, db, name, plain_table, "row")
     create_plain(conn, db, name, service_table, "row")
     values = ", ".join(["%s"] * len(FEATURES))
@@ -538,6 +544,7 @@ def run(args, dsn: str) -> None:
         "requests": args.requests,
         "function_rows_wanted": args.function_rows,
         "runs": args.runs,
+        "runtime": RUNTIME["name"],
         "machine": facts,
         "models": {},
     }
@@ -567,6 +574,7 @@ def run(args, dsn: str) -> None:
     facts["loadavg_at_end"] = [round(v, 2) for v in os.getloadavg()]
     print(f"\nload average at end: {facts['loadavg_at_end']} (at start: {facts['loadavg_at_start']})")
     db.close()
+    print(f"indb runtime of the deployments: {RUNTIME['name']}")
     print("RESULT " + json.dumps(result))
 
 
@@ -579,12 +587,16 @@ def main() -> None:
         "--function-budget", type=float, default=180.0, help="seconds one SQL-function run may take"
     )
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--runtime", default="onnx", choices=["onnx", "sql", "auto"], help="indb runtime to deploy with"
+    )
     parser.add_argument("--models", default="lr,gb")
     parser.add_argument("--dsn", default=os.environ.get(DSN_ENV), help=f"a server to use (env {DSN_ENV})")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--serve-dsn", help=argparse.SUPPRESS)
     parser.add_argument("--serve-table", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    RUNTIME["name"] = args.runtime
     if args.serve:
         serve(args.serve, args.serve_dsn, args.serve_table)
         return

@@ -12,7 +12,7 @@ from sqlglot import exp
 
 from indb.udfs.compiler import sql
 from indb.udfs.compiler.ml import MLOperators
-from indb.udfs.compiler.values import Value, elementwise, materialize
+from indb.udfs.compiler.values import Value, apply, elementwise, materialize
 from indb.udfs.signature import Signature
 
 
@@ -204,7 +204,7 @@ class Compiler(MLOperators):
                     this=exp.Anonymous(this="TRUNC", expressions=[x]), to=exp.DataType.build("BIGINT")
                 )
 
-            return [Value(np.frompyfunc(to_int, 1, 1)(value.data).astype(object), value.batched)]
+            return [Value(apply(to_int, value.data), value.batched)]
         if to == onnx.TensorProto.STRING:
             return [value]
         if to == onnx.TensorProto.BOOL:
@@ -224,7 +224,7 @@ class Compiler(MLOperators):
                 return true if x else false
             return x
 
-        return np.frompyfunc(convert, 1, 1)(data).astype(object)
+        return apply(convert, data)
 
     # -- arithmetic -----------------------------------------------------------------------------
     def _binary(self, function, values):

@@ -7,7 +7,7 @@ from sqlglot import exp
 
 from indb.udfs.compiler import sql
 from indb.udfs.compiler.trees import tree_ensemble
-from indb.udfs.compiler.values import Value, materialize
+from indb.udfs.compiler.values import Value, apply, materialize
 
 
 def post_transform(scores: list, kind: str) -> list:
@@ -160,7 +160,7 @@ class MLOperators:
             return case.else_(sql.lit(default))
 
         value = values[0]
-        return [Value(np.frompyfunc(encode, 1, 1)(value.data).astype(object), value.batched)]
+        return [Value(apply(encode, value.data), value.batched)]
 
     def visit_ArrayFeatureExtractor(self, node, values, attrs):
         data, indices = values
@@ -174,7 +174,7 @@ class MLOperators:
 
             raise UnsupportedOperator("ArrayFeatureExtractor with both data and indices per row")
         labels = list(data.data.ravel())
-        picked = np.frompyfunc(lambda i: self._label(i, labels), 1, 1)(indices.data).astype(object)
+        picked = apply(lambda i: self._label(i, labels), indices.data)
         return [Value(picked, True)]
 
     def visit_ZipMap(self, node, values, attrs):

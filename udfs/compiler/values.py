@@ -49,15 +49,24 @@ class Value:
         return self.data[0]
 
 
+def apply(function, *arrays) -> np.ndarray:
+    """``function`` element by element (numpy broadcasting), always as an object array."""
+    result = np.frompyfunc(function, len(arrays), 1)(*arrays)
+    return np.asarray(result, dtype=object) if isinstance(result, np.ndarray) else _scalar(result)
+
+
+def _scalar(x) -> np.ndarray:
+    array = np.empty((), dtype=object)
+    array[()] = x
+    return array
+
+
 def elementwise(function, *values: Value) -> Value:
     """Apply a scalar function element by element with ONNX (numpy) broadcasting."""
     batched = any(v.batched for v in values)
     rank = max(len(v.shape) for v in values)
     arrays = [v.row(rank) if batched else v.data for v in values]
-    result = np.frompyfunc(function, len(arrays), 1)(*arrays)
-    if not isinstance(result, np.ndarray):
-        result = np.array(result, dtype=object)
-    return Value(result.astype(object), batched)
+    return Value(apply(function, *arrays), batched)
 
 
 def materialize(value: Value) -> Value:
@@ -72,4 +81,4 @@ def materialize(value: Value) -> Value:
         single = exp.Cast(this=x, to=exp.DataType.build("FLOAT"))
         return exp.Cast(this=single, to=exp.DataType.build("DOUBLE"))
 
-    return Value(np.frompyfunc(cast, 1, 1)(value.data).astype(object), value.batched)
+    return Value(apply(cast, value.data), value.batched)
