@@ -28,6 +28,7 @@ __all__ = ["UnsupportedOperator", "choose", "compile_version", "verify"]
 TOLERANCE = 1e-6
 RANDOM_ROWS = 300
 AUTO_MAX_SQL_BYTES = 64_000  # above this, onnxruntime beats the SQL engines on these models
+AUTO_MAX_TREE_NODES = 3_000  # a quick bound checked before compiling (about 20 bytes of SQL a node)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,17 @@ class RuntimeChoice:
 
 def compile_version(mv: ModelVersion) -> CompiledModel:
     return compile_onnx(onnx.load_from_string(mv.onnx), mv.signature)
+
+
+def tree_nodes(mv: ModelVersion) -> int:
+    """Tree nodes times the classes each is written out for: what drives compiled SQL size."""
+    total = 0
+    for node in onnx.load_from_string(mv.onnx).graph.node:
+        if node.op_type.startswith("TreeEnsemble"):
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            ids = attrs.get("class_ids") or attrs.get("target_ids") or [0]
+            total += len(attrs.get("nodes_nodeids", [])) * (len(set(ids)) or 1)
+    return total
 
 
 def sql_size(compiled: CompiledModel, dialect: str) -> int:
@@ -121,6 +133,10 @@ def choose(backend: Backend, mv: ModelVersion, runtime: str) -> RuntimeChoice:
     verifies and is small enough to be fast; else onnxruntime, with the reason."""
     if runtime == "onnx":
         return RuntimeChoice("onnx", None, "asked for onnx")
+    nodes = tree_nodes(mv)
+    if runtime == "auto" and nodes > AUTO_MAX_TREE_NODES:
+        reason = f"{nodes:,} tree nodes to compile; onnxruntime is faster at this size"
+        return RuntimeChoice("onnx", None, reason)
     try:
         compiled = compile_version(mv)
         size = sql_size(compiled, backend.dialect)
