@@ -134,6 +134,9 @@ def choose(backend: Backend, mv: ModelVersion, runtime: str) -> RuntimeChoice:
     if runtime == "onnx":
         return RuntimeChoice("onnx", None, "asked for onnx")
     nodes = tree_nodes(mv)
+    if runtime == "auto" and nodes and backend.runs_onnx:
+        reason = "tree ensembles score faster in onnxruntime than as compiled SQL (benchmarks/RESULTS.md)"
+        return RuntimeChoice("onnx", None, reason)
     if runtime == "auto" and nodes > AUTO_MAX_TREE_NODES:
         reason = f"{nodes:,} tree nodes to compile; onnxruntime is faster at this size"
         return RuntimeChoice("onnx", None, reason)

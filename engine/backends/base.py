@@ -59,6 +59,7 @@ class Backend(ABC):
     supports_python_udfs: bool = False
     supports_statement_triggers: bool = False
     scoring_modes: tuple[str, ...] = ("bulk",)
+    runs_onnx: bool = True  # onnxruntime can run inside this database
 
     url: str
     user: str

@@ -227,6 +227,10 @@ class PostgresBackend(Backend):
         comment = f"Loads indb's scoring runtime (onnxruntime sessions) into the session; {fingerprint}"
         self.execute(self.render("scoring", "comment_runtime_loader", comment=self.literal(comment)))
 
+    @property
+    def runs_onnx(self) -> bool:
+        return self.has_plpython
+
     def _require_plpython(self) -> None:
         if not self.has_plpython:
             raise errors.DatabaseError(
