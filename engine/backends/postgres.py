@@ -252,18 +252,43 @@ class PostgresBackend(Backend):
             )
         ]
 
+    def _function_sql(
+        self, ref: ModelRef, name: str, template: str, returns: str, body: str, note: str
+    ) -> list[str]:
+        """Replace every overload of ``indb.<name>`` by one function of the version's signature."""
+        sig = ref.signature
+        parameters = join(Quoted(f"{self.quote(i.name)} {_PG_TYPES[i.argument_type]}") for i in sig.inputs)
+        argument_types = Quoted(", ".join(_PG_TYPES[i.argument_type] for i in sig.inputs))
+        result = [self.render("scoring", "drop_function", signature=Quoted(f)) for f in self._functions(name)]
+        result.append(
+            self.render(
+                "scoring",
+                template,
+                name=self.quote("indb", name),
+                parameters=parameters,
+                return_type=Quoted(returns),
+                body=self.literal(body),
+            )
+        )
+        comment = f"indb model {ref.model} version {ref.version}{note}: " + sig.describe(name)
+        result.append(
+            self.render(
+                "scoring",
+                "comment_function",
+                name=self.quote("indb", name),
+                argument_types=argument_types,
+                comment=self.literal(comment),
+            )
+        )
+        return result
+
     def model_sql(self, ref: ModelRef, *, default: bool) -> list[str]:
         if not self.has_plpython:
             return []  # without PL/Python, a model is callable once deployed with runtime="sql"
         sig = ref.signature
-        q = self.quote
-        parameters = join(Quoted(f"{q(i.name)} {_PG_TYPES[i.argument_type]}") for i in sig.inputs)
-        argument_types = Quoted(", ".join(_PG_TYPES[i.argument_type] for i in sig.inputs))
-        returns = {
-            "predict": Quoted(_PG_TYPES[sig.prediction_type]),
-            "predict_proba": Quoted("double precision[]"),
-        }
+        returns = {"predict": _PG_TYPES[sig.prediction_type], "predict_proba": "double precision[]"}
         kinds = ["predict"] + (["predict_proba"] if sig.task == "classification" else [])
+        call = ", ".join(f"${n + 1}" for n in range(len(sig.inputs)))
         result = []
         for kind in kinds:
             pinned = f"{kind}_{ref.model}_v{ref.version}"
@@ -273,35 +298,11 @@ class PostgresBackend(Backend):
                 f'return GD["indb_runtime"].predict_one({ref.model!r}, {int(ref.version)}, '
                 f"{ref.sha256!r}, list(args), {want!r})\n"
             )
-            targets = [(pinned, "create_model_function", self.literal(body))]
+            result += self._function_sql(ref, pinned, "create_model_function", returns[kind], body, "")
             if default:
-                call = ", ".join(f"${n + 1}" for n in range(len(sig.inputs)))
-                wrapper = self.literal(f"SELECT indb.{pinned}({call})")
-                targets.append((f"{kind}_{ref.model}", "create_default_function", wrapper))
-            for name, template, body_literal in targets:
-                result += [
-                    self.render("scoring", "drop_function", signature=Quoted(f))
-                    for f in self._functions(name)
-                ]
-                result.append(
-                    self.render(
-                        "scoring",
-                        template,
-                        name=self.quote("indb", name),
-                        parameters=parameters,
-                        return_type=returns[kind],
-                        body=body_literal,
-                    )
-                )
-                comment = f"indb model {ref.model} version {ref.version}: " + sig.describe(name)
-                result.append(
-                    self.render(
-                        "scoring",
-                        "comment_function",
-                        name=self.quote("indb", name),
-                        argument_types=argument_types,
-                        comment=self.literal(comment),
-                    )
+                wrapper = f"SELECT indb.{pinned}({call})"
+                result += self._function_sql(
+                    ref, f"{kind}_{ref.model}", "create_default_function", returns[kind], wrapper, ""
                 )
         return result
 
@@ -403,41 +404,16 @@ class PostgresBackend(Backend):
         return result
 
     def compiled_model_sql(self, ref: ModelRef, compiled, *, default: bool) -> list[str]:
-        q = self.quote
         sig = ref.signature
-        parameters = join(Quoted(f"{q(i.name)} {_PG_TYPES[i.argument_type]}") for i in sig.inputs)
-        argument_types = Quoted(", ".join(_PG_TYPES[i.argument_type] for i in sig.inputs))
         bodies = {"predict": (compiled.prediction_sql(self.dialect), _PG_TYPES[sig.prediction_type])}
         if sig.task == "classification":
             array = "ARRAY[" + ", ".join(compiled.probabilities_sql(self.dialect)) + "]"
             bodies["predict_proba"] = (array, "double precision[]")
         result = []
         for kind, (body, returns) in bodies.items():
-            names = [f"{kind}_{ref.model}_v{ref.version}"] + ([f"{kind}_{ref.model}"] if default else [])
-            for name in names:
-                result += [
-                    self.render("scoring", "drop_function", signature=Quoted(f))
-                    for f in self._functions(name)
-                ]
-                result.append(
-                    self.render(
-                        "scoring",
-                        "create_compiled_function",
-                        name=q("indb", name),
-                        parameters=parameters,
-                        return_type=Quoted(returns),
-                        body=self.literal(f"SELECT {body}"),
-                    )
-                )
-                comment = f"indb model {ref.model} version {ref.version}, compiled SQL: " + sig.describe(name)
-                result.append(
-                    self.render(
-                        "scoring",
-                        "comment_function",
-                        name=q("indb", name),
-                        argument_types=argument_types,
-                        comment=self.literal(comment),
-                    )
+            for name in [f"{kind}_{ref.model}_v{ref.version}"] + ([f"{kind}_{ref.model}"] if default else []):
+                result += self._function_sql(
+                    ref, name, "create_compiled_function", returns, f"SELECT {body}", ", compiled SQL"
                 )
         return result
 
