@@ -29,6 +29,7 @@ TOLERANCE = 1e-6
 RANDOM_ROWS = 300
 AUTO_MAX_SQL_BYTES = 64_000  # above this, onnxruntime beats the SQL engines on these models
 AUTO_MAX_TREE_NODES = 3_000  # a quick bound checked before compiling (about 20 bytes of SQL a node)
+MAX_TREE_NODES = 20_000  # beyond this the SQL runs to tens of MB and compiling takes minutes
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,11 @@ def choose(backend: Backend, mv: ModelVersion, runtime: str) -> RuntimeChoice:
     if runtime == "auto" and nodes and backend.runs_onnx:
         reason = "tree ensembles score faster in onnxruntime than as compiled SQL (benchmarks/RESULTS.md)"
         return RuntimeChoice("onnx", None, reason)
+    if runtime == "sql" and nodes > MAX_TREE_NODES:
+        raise DeploymentError(
+            f"runtime='sql' is not possible: {nodes:,} tree nodes (times classes) would compile to "
+            f"tens of MB of SQL; the limit is {MAX_TREE_NODES:,}. Deploy with runtime='onnx'"
+        )
     if runtime == "auto" and nodes > AUTO_MAX_TREE_NODES:
         reason = f"{nodes:,} tree nodes to compile; onnxruntime is faster at this size"
         return RuntimeChoice("onnx", None, reason)

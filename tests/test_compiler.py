@@ -338,3 +338,11 @@ def test_psql_scores_a_compiled_model_on_a_server_without_plpython(db, frame):
         with psycopg.connect(db.url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
             admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_huge_forests_are_refused_before_compiling(db, frame):
+    model = ensemble.RandomForestClassifier(150, random_state=0).fit(frame[NUMERIC], frame.label)
+    db.register_model("big", model, sample=frame[NUMERIC])
+    with pytest.raises(indb.DeploymentError, match=r"tree nodes .* the limit is 20,000"):
+        db.deploy("big", table="requests", runtime="sql")
+    assert db.deploy("big", table="requests").runtime == "onnx"
