@@ -55,8 +55,30 @@ def tree_nodes(mv: ModelVersion) -> int:
 
 
 def sql_size(compiled: CompiledModel, dialect: str) -> int:
-    text = compiled.sql(dialect)
-    return len(text["prediction"]) + sum(len(p) for p in text.get("probabilities", []))
+    return compiled.size(dialect)
+
+
+def evaluate(backend: Backend, compiled: CompiledModel, rows: pd.DataFrame) -> pd.DataFrame:
+    """The compiled SQL run in the database over ``rows``: columns o0 (the prediction) and
+    o1.. (the probabilities), in the order of ``rows``. Nothing is left behind."""
+    table = f"indb_verify_{uuid.uuid4().hex[:12]}"
+    helpers = backend.compiled_helpers(None)
+    outputs = [compiled.prediction_sql(backend.dialect, helpers)]
+    outputs += compiled.probabilities_sql(backend.dialect, helpers=helpers)
+    select = ", ".join(f"{e} AS o{i}" for i, e in enumerate(outputs))
+    frame = rows.reset_index(drop=True).reset_index().rename(columns={"index": "indb_row"})
+    with backend.transaction():
+        backend.write_table(table, frame, replace=True)
+        created = backend.compiled_helper_sql(compiled, helpers)
+        try:
+            for text in created:
+                backend.execute(text)
+            return backend.query(f"SELECT {select} FROM {backend.quote(table)} ORDER BY indb_row")
+        finally:
+            backend.execute(f"DROP TABLE {backend.quote(table)}")
+            if created:
+                for helper in compiled.helper_functions(helpers):
+                    backend.execute(f"DROP FUNCTION {backend.quote(helpers[0], helper.name)}")
 
 
 def verification_rows(backend: Backend, mv: ModelVersion, seed: int = 0) -> pd.DataFrame:
@@ -94,16 +116,7 @@ def verification_rows(backend: Backend, mv: ModelVersion, seed: int = 0) -> pd.D
 def verify(backend: Backend, mv: ModelVersion, compiled: CompiledModel) -> dict:
     """Score the verification rows with both runtimes; raise DeploymentError on any difference."""
     rows = verification_rows(backend, mv)
-    table = f"indb_verify_{uuid.uuid4().hex[:12]}"
-    expressions = [compiled.prediction_sql(backend.dialect)] + compiled.probabilities_sql(backend.dialect)
-    select = ", ".join(f"{e} AS o{i}" for i, e in enumerate(expressions))
-    frame = rows.reset_index().rename(columns={"index": "indb_row"})
-    with backend.transaction():
-        backend.write_table(table, frame, replace=True)
-        try:
-            got = backend.query(f"SELECT {select} FROM {backend.quote(table)} ORDER BY indb_row")
-        finally:
-            backend.execute(f"DROP TABLE {backend.quote(table)}")
+    got = evaluate(backend, compiled, rows)
     sig = mv.signature
     session = sessions.build(mv.onnx)
     outputs = [sig.prediction_output] + ([sig.probability_output] if sig.probability_output else [])

@@ -129,14 +129,18 @@ class Database:
             mv = registry.get(backend, name, version)
             model = compiled.compile_version(mv)
             target = dialect or backend.dialect
-            lines = [
-                f"-- {mv.name} version {mv.version}: {mv.describe()}",
-                "-- prediction",
-                model.prediction_sql(target),
-            ]
-            columns = deployments.probability_columns(mv.classes)
-            for column, text in zip(columns, model.probabilities_sql(target, len(columns)), strict=True):
-                lines += [f"-- {column}", text]
+            lines = [f"-- {mv.name} version {mv.version}: {mv.describe()}"]
+            helpers = None
+            if target == backend.dialect:
+                helpers = backend.compiled_helpers(mv.ref)
+                created = backend.compiled_helper_sql(model, helpers)
+                if created:
+                    lines += ["-- functions that compute shared sub-expressions once per row", *created]
+            lines += ["-- prediction", model.prediction_sql(target, helpers)]
+            if model.probabilities:
+                columns = ", ".join(deployments.probability_columns(mv.classes)[: len(model.probabilities)])
+                lines += [f"-- probabilities (array of {columns})"]
+                lines += [model.probabilities_array_sql(target, helpers)]
             return "\n".join(lines)
 
         try:

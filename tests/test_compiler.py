@@ -19,7 +19,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import Binarizer, MinMaxScaler, Normalizer, OneHotEncoder, StandardScaler
 
 import indb
-from indb.compiled import compile_version
+from indb.compiled import compile_version, evaluate
 from indb.udfs import convert, sessions
 from indb.udfs.compiler import UnsupportedOperator, compile_onnx
 from tests.conftest import NUMERIC, loan_frame
@@ -183,15 +183,7 @@ def assert_sql_matches_onnx(db, name: str, rows: pd.DataFrame) -> dict:
     """Run the compiled SQL in the database over ``rows``; compare with onnxruntime."""
     mv = db.get_model(name)
     compiled = compile_version(mv)
-    dialect = db.backend.dialect
-    table = f"rows_{uuid.uuid4().hex[:8]}"
-    db.write_table(
-        table, rows.reset_index(drop=True).reset_index().rename(columns={"index": "row_number"}), replace=True
-    )
-    outputs = [compiled.prediction_sql(dialect)] + compiled.probabilities_sql(dialect)
-    got = db.sql(
-        f"SELECT {', '.join(f'{o} AS o{i}' for i, o in enumerate(outputs))} FROM {table} ORDER BY row_number"
-    )
+    got = evaluate(db.backend, compiled, rows)
     sig = mv.signature
     names = [sig.prediction_output] + ([sig.probability_output] if sig.probability_output else [])
     reference = sessions.build(mv.onnx).run(names, convert.feeds(sig, rows))
@@ -201,7 +193,7 @@ def assert_sql_matches_onnx(db, name: str, rows: pd.DataFrame) -> dict:
         assert not mismatched, (
             f"{name}: {len(mismatched)} labels differ, e.g. row {rows.iloc[mismatched[0]].to_dict()}"
         )
-        ours = got[[f"o{i + 1}" for i in range(len(outputs) - 1)]].to_numpy(dtype=float)
+        ours = got[[f"o{i + 1}" for i in range(len(compiled.probabilities))]].to_numpy(dtype=float)
         theirs = np.asarray(reference[1], dtype=float)
     else:
         ours, theirs = got.o0.to_numpy(dtype=float), expected.astype(float)
@@ -259,7 +251,8 @@ def test_models_sql_command_prints_spark_sql(tmp_path, frame):
         text=True,
         timeout=120,
     )
-    assert out.returncode == 0 and "-- probability_repaid" in out.stdout and "raise_error(" in out.stdout
+    assert out.returncode == 0 and "probability_repaid" in out.stdout and "raise_error(" in out.stdout
+    assert "transform(array(array(" in out.stdout  # shared sub-expressions through lambdas
 
 
 def test_a_plain_duckdb_process_scores_a_compiled_deployment(tmp_path, frame):

@@ -152,6 +152,16 @@ class Backend(ABC):
     def compiled_model_sql(self, ref: ModelRef, compiled: Any, *, default: bool) -> list[str]:
         """Statements that make the compiled SQL of a version its ``predict_*`` functions."""
 
+    def compiled_helpers(self, ref: ModelRef | None) -> tuple[str, str] | None:
+        """(schema, name) of the functions that share a compiled model's sub-expressions, for a
+        version (None: temporary ones for this session), or None where the SQL shares them
+        by itself (DuckDB and Spark lambdas)."""
+        return None
+
+    def compiled_helper_sql(self, compiled: Any, helpers: tuple[str, str] | None) -> list[str]:
+        """Statements creating the functions ``helpers`` names (see :meth:`compiled_helpers`)."""
+        return []
+
     @abstractmethod
     def unscoring_sql(self, table: str) -> list[str]:
         """Statements that stop scoring inserts into ``table``."""

@@ -349,7 +349,7 @@ class DuckDBBackend(Backend):
         q = self.quote
         sig = ref.signature
         parameters = join(q(c) for c in sig.columns)
-        proba = "[" + ", ".join(compiled.probabilities_sql(self.dialect)) + "]"
+        proba = compiled.probabilities_array_sql(self.dialect)
         bodies = {"predict": compiled.prediction_sql(self.dialect)}
         if sig.task == "classification":
             bodies["predict_proba"] = proba

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from importlib import resources
@@ -349,20 +350,63 @@ class PostgresBackend(Backend):
                 )
         return result
 
+    def compiled_helpers(self, ref: ModelRef | None) -> tuple[str, str]:
+        if ref is None:
+            return ("pg_temp", f"indb_verify_{uuid.uuid4().hex[:12]}")
+        digest = hashlib.sha256(ref.model.encode()).hexdigest()[:8]
+        return ("indb", f"compiled_{ref.model[:24]}_{digest}_v{int(ref.version)}")
+
+    def compiled_helper_sql(self, compiled, helpers: tuple[str, str] | None) -> list[str]:
+        if helpers is None:
+            return []
+        sig = compiled.signature
+        inputs = [f"{self.quote(i.name)} {_PG_TYPES[i.argument_type]}" for i in sig.inputs]
+        result = []
+        for helper in compiled.helper_functions(helpers):
+            levels = [f"indb_l{j} double precision[]" for j in range(1, helper.levels + 1)]
+            returns = "double precision[]"
+            if helper.returns == "prediction":
+                returns = _PG_TYPES[sig.prediction_type]
+            result.append(
+                self.render(
+                    "scoring",
+                    "create_compiled_function",
+                    name=self.quote(helpers[0], helper.name),
+                    parameters=Quoted(", ".join(inputs + levels)),
+                    return_type=Quoted(returns),
+                    body=self.literal(helper.body),
+                )
+            )
+        return result
+
+    def _compiled_outputs(self, target: ScoringTarget, source: str) -> str:
+        """SELECT of id, prediction and probability columns over ``source``, the probabilities
+        computed once per row (OFFSET 0 keeps the planner from copying the array per column)."""
+        compiled = target.compiled
+        helpers = self.compiled_helpers(target.model)
+        width = len(target.probability_columns)
+        values = [f"{compiled.prediction_sql(self.dialect, helpers)} AS indb_prediction"]
+        if compiled.probabilities:
+            values.append(f"{compiled.probabilities_array_sql(self.dialect, helpers)} AS indb_p")
+        inner = f"SELECT *, {', '.join(values)} FROM {source} OFFSET 0"
+        picks = [f"indb_p[{i + 1}]" for i in range(len(compiled.probabilities))]
+        picks += ["NULL"] * max(0, width - len(picks))
+        return f"SELECT {', '.join(['id', 'indb_prediction', *picks])} FROM ({inner}) AS indb_scored"
+
     def _compiled_insert(self, target: ScoringTarget, source: str) -> str:
         q = self.quote
-        compiled = target.compiled
         ((schema,),) = self.rows("SELECT current_schema()")
         columns = ", ".join(
             ["id", "model", "model_version", "runtime", "prediction"]
             + [q(c).text for c in target.probability_columns]
         )
-        values = [compiled.prediction_sql(self.dialect)]
-        values += compiled.probabilities_sql(self.dialect, len(target.probability_columns))
+        width = len(target.probability_columns)
+        picks = ", ".join(["prediction", *(f"p{i}" for i in range(width))])
         return (
             f"INSERT INTO {q(schema, target.table + '_predictions')} ({columns}) "
             f"SELECT id, {self.literal(target.model.model)}, {int(target.model.version)}, 'sql', "
-            f"{', '.join(values)} FROM {source}"
+            f"{picks} FROM ({self._compiled_outputs(target, source)}) AS indb_o(id, prediction"
+            f"{''.join(f', p{i}' for i in range(width))})"
         )
 
     def _compiled_scoring_sql(self, target: ScoringTarget, previous: str | None) -> list[str]:
@@ -374,11 +418,12 @@ class PostgresBackend(Backend):
             targets = ["NEW.model", "NEW.model_version", "NEW.runtime", "NEW.prediction"]
             targets += [f"NEW.{q(c)}" for c in target.probability_columns]
             values = [self.literal(target.model.model).text, str(int(target.model.version)), "'sql'"]
-            values += [target.compiled.prediction_sql(self.dialect)]
-            values += target.compiled.probabilities_sql(self.dialect, len(target.probability_columns))
+            values += ["o.prediction"] + [f"o.p{i}" for i in range(len(target.probability_columns))]
+            outputs = self._compiled_outputs(target, "(SELECT NEW.*) AS r")
+            names = "".join(f", p{i}" for i in range(len(target.probability_columns)))
             body = (
-                f"BEGIN SELECT {', '.join(values)} INTO {', '.join(targets)} FROM (SELECT NEW.*) AS r; "
-                "RETURN NEW; END"
+                f"BEGIN SELECT {', '.join(values)} INTO {', '.join(targets)} "
+                f"FROM ({outputs}) AS o(id, prediction{names}); RETURN NEW; END"
             )
             trigger = "create_compiled_row_trigger"
         else:
@@ -405,11 +450,14 @@ class PostgresBackend(Backend):
 
     def compiled_model_sql(self, ref: ModelRef, compiled, *, default: bool) -> list[str]:
         sig = ref.signature
-        bodies = {"predict": (compiled.prediction_sql(self.dialect), _PG_TYPES[sig.prediction_type])}
+        helpers = self.compiled_helpers(ref)
+        bodies = {
+            "predict": (compiled.prediction_sql(self.dialect, helpers), _PG_TYPES[sig.prediction_type])
+        }
         if sig.task == "classification":
-            array = "ARRAY[" + ", ".join(compiled.probabilities_sql(self.dialect)) + "]"
+            array = compiled.probabilities_array_sql(self.dialect, helpers)
             bodies["predict_proba"] = (array, "double precision[]")
-        result = []
+        result = self.compiled_helper_sql(compiled, helpers)
         for kind, (body, returns) in bodies.items():
             for name in [f"{kind}_{ref.model}_v{ref.version}"] + ([f"{kind}_{ref.model}"] if default else []):
                 result += self._function_sql(

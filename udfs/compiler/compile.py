@@ -12,6 +12,7 @@ from sqlglot import exp
 
 from indb.udfs.compiler import sql
 from indb.udfs.compiler.ml import MLOperators
+from indb.udfs.compiler.shared import Lets, Levels
 from indb.udfs.compiler.values import Value, apply, elementwise, materialize
 from indb.udfs.signature import Signature
 
@@ -26,27 +27,102 @@ FAIL_FUNCTIONS = {"duckdb": "error", "postgres": "indb.fail", "spark": "raise_er
 
 
 @dataclass
-class CompiledModel:
-    prediction: exp.Expression
-    probabilities: list[exp.Expression]  # in class order; empty for regression
+class Guard:
+    """Inputs that must not be NULL, and the error to raise if one is."""
 
-    def render(self, expression: exp.Expression, dialect: str) -> str:
+    condition: exp.Expression
+    message: str
+
+    def wrap(self, text: str, sql_type: str, dialect: str, render) -> str:
+        fail = exp.Cast(
+            this=exp.Anonymous(this=FAIL, expressions=[exp.Literal.string(self.message)]),
+            to=exp.DataType.build(sql_type),
+        )
+        case = exp.Case().when(exp.Paren(this=self.condition), fail).else_(exp.column("indb_guarded"))
+        return render(case, dialect).replace("indb_guarded", text)
+
+
+@dataclass
+class CompiledModel:
+    """A model as SQL: the prediction and the probabilities (in class order; empty for
+    regression) over the input columns, with their shared sub-expressions (:mod:`shared`)."""
+
+    prediction: exp.Expression
+    probabilities: list[exp.Expression]
+    levels: Levels
+    signature: Signature
+    guard: Guard | None
+
+    @staticmethod
+    def render(expression: exp.Expression, dialect: str) -> str:
         return expression.sql(dialect=dialect).replace(f"{FAIL}(", f"{FAIL_FUNCTIONS.get(dialect, 'error')}(")
 
-    def prediction_sql(self, dialect: str) -> str:
-        return self.render(self.prediction, dialect)
+    def _output(self, expression, sql_type: str, dialect: str, helpers, kind: str) -> tuple[str, list]:
+        def render(e):
+            return self.render(e, dialect)
 
-    def probabilities_sql(self, dialect: str, width: int | None = None) -> list[str]:
+        functions = []
+        if dialect in ("duckdb", "spark"):
+            text = self.levels.lambdas(expression, dialect, render)
+        elif dialect == "postgres" and helpers is not None:
+            schema, name = helpers
+            arguments = [render(exp.column(i.name, quoted=True)) for i in self.signature.inputs]
+            text, functions = self.levels.chain(
+                expression,
+                render,
+                schema=schema,
+                name=f"{name}_{kind}",
+                arguments=arguments,
+                returns="prediction" if kind == "p" else "DOUBLE[]",
+            )
+        else:
+            text = render(self.levels.inline(expression))
+        if self.guard is not None:
+            text = self.guard.wrap(text, sql_type, dialect, self.render)
+        return text, functions
+
+    def _array(self) -> exp.Expression:
+        return exp.Array(expressions=[sql.lit(p) for p in self.probabilities])
+
+    def prediction_sql(self, dialect: str, helpers: tuple[str, str] | None = None) -> str:
+        """The prediction. On PostgreSQL, ``helpers=(schema, name)`` computes shared
+        sub-expressions once through the functions :meth:`helper_functions` returns; without
+        it they are written out in place."""
+        return self._output(self.prediction, self.signature.prediction_type, dialect, helpers, "p")[0]
+
+    def probabilities_array_sql(self, dialect: str, helpers: tuple[str, str] | None = None) -> str:
+        """All probabilities as one array (NULL-free; empty models give an empty array)."""
+        return self._output(self._array(), "DOUBLE[]", dialect, helpers, "q")[0]
+
+    def probabilities_sql(self, dialect: str, width: int | None = None, helpers=None) -> list[str]:
         """One SQL expression per probability (NULL-padded to ``width`` columns: a scores-only
         binary classifier gives one score for two classes)."""
-        texts = [self.render(p, dialect) for p in self.probabilities]
+        texts = []
+        if self.probabilities:
+            array = self.probabilities_array_sql(dialect, helpers)
+            offset = 0 if dialect == "spark" else 1
+            texts = [f"({array})[{i + offset}]" for i in range(len(self.probabilities))]
         return texts + ["NULL"] * max(0, (width or 0) - len(texts))
+
+    def helper_functions(self, helpers: tuple[str, str]) -> list:
+        """The PostgreSQL functions that ``helpers`` names in the rendered SQL."""
+        functions = self._output(self.prediction, "TEXT", "postgres", helpers, "p")[1]
+        if self.probabilities:
+            functions += self._output(self._array(), "DOUBLE[]", "postgres", helpers, "q")[1]
+        return functions
 
     def sql(self, dialect: str) -> dict[str, str]:
         result = {"prediction": self.prediction_sql(dialect)}
         if self.probabilities:
             result["probabilities"] = self.probabilities_sql(dialect)
         return result
+
+    def size(self, dialect: str) -> int:
+        """Bytes of SQL: the prediction and the probability array."""
+        total = len(self.prediction_sql(dialect))
+        if self.probabilities:
+            total += len(self.probabilities_array_sql(dialect))
+        return total
 
 
 def attributes(node: onnx.NodeProto) -> dict:
@@ -64,6 +140,7 @@ class Compiler(MLOperators):
         self.model = model
         self.signature = signature
         self.values: dict[str, Value] = {}
+        self.lets = Lets()
 
     # -- walk -----------------------------------------------------------------------------------
     def run(self) -> CompiledModel:
@@ -82,34 +159,38 @@ class Compiler(MLOperators):
                     f"ONNX operator {node.op_type!r} ({node.domain or 'ai.onnx'}) cannot be compiled to SQL"
                 )
             inputs = [self.values[name] if name else None for name in node.input]
-            outputs = visit(node, inputs, attributes(node))
+            outputs = [self._share_value(v) for v in visit(node, inputs, attributes(node))]
             for name, value in zip(node.output, outputs, strict=False):
                 self.values[name] = value
         sig = self.signature
-        prediction = self._guard(
-            sql.lit(self._scalar(self.values[sig.prediction_output])), sig.prediction_type
-        )
+        prediction = sql.lit(self._scalar(self.values[sig.prediction_output]))
         probabilities = []
         if sig.probability_output:
             outputs = materialize(self.values[sig.probability_output]).data.ravel()
-            probabilities = [self._guard(sql.lit(p), "DOUBLE") for p in outputs]
-        return CompiledModel(prediction, probabilities)
+            probabilities = [sql.lit(p) for p in outputs]
+        outputs, levels = self.lets.finish([prediction, *probabilities])
+        return CompiledModel(outputs[0], outputs[1:], levels, sig, self._guard())
 
-    def _guard(self, expression: exp.Expression, sql_type: str) -> exp.Expression:
+    def _guard(self) -> Guard | None:
         """An error, not a silent answer, when an input the model needs is NULL."""
         required = [i.name for i in self.signature.inputs if not i.nullable]
         if not required:
-            return expression
+            return None
         tests = [exp.Is(this=exp.column(name, quoted=True), expression=exp.Null()) for name in required]
         condition = tests[0]
         for test in tests[1:]:
             condition = exp.Or(this=condition, expression=test)
         message = f"ScoringError: an input of this model is NULL; it needs values in {', '.join(required)}"
-        fail = exp.Cast(
-            this=exp.Anonymous(this=FAIL, expressions=[exp.Literal.string(message)]),
-            to=exp.DataType.build(sql_type),
-        )
-        return exp.Case().when(exp.Paren(this=condition), fail).else_(expression)
+        return Guard(condition, message)
+
+    def share(self, element):
+        """A name for a sub-expression used more than once (see :mod:`shared`)."""
+        return self.lets.bind(element)
+
+    def _share_value(self, value):
+        if value is None or not value.batched:
+            return value
+        return Value(apply(self.share, value.data), True, value.rounded32)
 
     def _scalar(self, value: Value):
         value = materialize(value)
@@ -374,7 +455,7 @@ class Compiler(MLOperators):
         value = materialize(values[0])
         if not value.batched or value.data.ndim != 1:
             raise UnsupportedOperator("Softmax over anything but one row of scores")
-        return [Value(np.array(softmax(list(value.data)), dtype=object), True)]
+        return [Value(np.array(softmax(list(value.data), self.share), dtype=object), True)]
 
     def visit_ArgMax(self, node, values, attrs):
         value = materialize(values[0])
@@ -442,13 +523,13 @@ def greatest(v):
         return max(v)
     if len(v) == 1:
         return v[0]
-    return exp.Greatest(this=sql.lit(v[0]), expressions=[sql.lit(x) for x in v[1:]])
+    return exp.Greatest(this=sql.lit(v[0]), expressions=[sql.lit(x) for x in v[1:]], ignore_nulls=True)
 
 
-def softmax(v):
-    top = greatest(v)
-    powers = [sql.func("exp", sql.sub(x, top), math.exp) for x in v]
-    denominator = sql.total(powers)
+def softmax(v, share=lambda e: e):
+    top = share(greatest(v))
+    powers = [share(sql.func("exp", sql.sub(x, top), math.exp)) for x in v]
+    denominator = share(sql.total(powers))
     return [sql.div(p, denominator) for p in powers]
 
 

@@ -10,7 +10,7 @@ from indb.udfs.compiler.trees import tree_ensemble
 from indb.udfs.compiler.values import Value, apply, materialize
 
 
-def post_transform(scores: list, kind: str) -> list:
+def post_transform(scores: list, kind: str, share=lambda e: e) -> list:
     from indb.udfs.compiler.compile import UnsupportedOperator, softmax
 
     kind = kind.decode() if isinstance(kind, bytes) else kind
@@ -19,7 +19,7 @@ def post_transform(scores: list, kind: str) -> list:
     if kind == "LOGISTIC":
         return [sql.sigmoid(s) for s in scores]
     if kind == "SOFTMAX":
-        return softmax(scores)
+        return softmax(scores, share)
     raise UnsupportedOperator(f"post_transform {kind}")
 
 
@@ -44,7 +44,10 @@ class MLOperators:
         labels = attrs.get("classlabels_ints") or _strings(attrs.get("classlabels_strings", []))
         intercepts = attrs.get("intercepts", [])
         weights = np.array(attrs["coefficients"], dtype=np.float64).reshape(len(intercepts), -1)
-        scores = [sql.add(self._dot(row, weights[t]), float(intercepts[t])) for t in range(len(intercepts))]
+        scores = [
+            self.share(sql.add(self._dot(row, weights[t]), float(intercepts[t])))
+            for t in range(len(intercepts))
+        ]
         kind = attrs.get("post_transform", "NONE")
         kind = kind.decode() if isinstance(kind, bytes) else kind
         if len(scores) == 1 and len(labels) == 2:
@@ -57,7 +60,7 @@ class MLOperators:
                 scores = [sql.neg(score), score]
         from indb.udfs.compiler.compile import argmax
 
-        probabilities = post_transform(scores, kind)
+        probabilities = [self.share(p) for p in post_transform(scores, kind, self.share)]
         label = self._label(argmax(probabilities), labels)
         return [
             Value(np.array(label, dtype=object), True),
@@ -118,13 +121,13 @@ class MLOperators:
         norm = norm.decode() if isinstance(norm, bytes) else norm
         row = list(value.data)
         if norm == "L2":
-            size = sql.func("sqrt", sql.total([sql.mul(x, x) for x in row]), np.sqrt)
+            size = self.share(sql.func("sqrt", sql.total([sql.mul(x, x) for x in row]), np.sqrt))
         elif norm == "L1":
-            size = sql.total([sql.func("abs", x, abs) for x in row])
+            size = self.share(sql.total([sql.func("abs", x, abs) for x in row]))
         else:
             from indb.udfs.compiler.compile import greatest
 
-            size = greatest([sql.func("abs", x, abs) for x in row])
+            size = self.share(greatest([sql.func("abs", x, abs) for x in row]))
         return [Value(np.array([sql.div(x, size) for x in row], dtype=object), True)]
 
     def visit_Binarizer(self, node, values, attrs):
@@ -185,15 +188,17 @@ class MLOperators:
         return [Value(np.concatenate(rows), True)]
 
     def visit_TreeEnsembleRegressor(self, node, values, attrs):
-        scores = tree_ensemble(values[0], attrs, regressor=True)
+        scores = [self.share(s) for s in tree_ensemble(values[0], attrs, regressor=True)]
         kind = attrs.get("post_transform", "NONE")
-        return [Value(np.array(post_transform(scores, kind), dtype=object), True)]
+        return [Value(np.array(post_transform(scores, kind, self.share), dtype=object), True)]
 
     def visit_TreeEnsembleClassifier(self, node, values, attrs):
         from indb.udfs.compiler.compile import argmax
 
         labels = attrs.get("classlabels_int64s") or _strings(attrs.get("classlabels_strings", []))
-        scores = tree_ensemble(values[0], attrs, regressor=False, classes=len(labels))
+        scores = [
+            self.share(s) for s in tree_ensemble(values[0], attrs, regressor=False, classes=len(labels))
+        ]
         kind = attrs.get("post_transform", "NONE")
         kind = kind.decode() if isinstance(kind, bytes) else kind
         if len(labels) == 2 and len(scores) == 1:
@@ -204,7 +209,8 @@ class MLOperators:
             else:
                 probabilities = [sql.sub(1.0, score), score]
         else:
-            probabilities = post_transform(scores, kind)
+            probabilities = post_transform(scores, kind, self.share)
+        probabilities = [self.share(p) for p in probabilities]
         label = self._label(argmax(probabilities), labels)
         return [
             Value(np.array(label, dtype=object), True),

@@ -109,7 +109,9 @@ def func(name: str, a: Element, numeric) -> Element:
         return numeric(a)
     if name == "exp":  # clamped: within 1e-300 of the true value, and no overflow error
         a = exp.Least(
-            this=exp.Greatest(this=lit(a), expressions=[lit(-EXP_LIMIT)]), expressions=[lit(EXP_LIMIT)]
+            this=exp.Greatest(this=lit(a), expressions=[lit(-EXP_LIMIT)], ignore_nulls=True),
+            expressions=[lit(EXP_LIMIT)],
+            ignore_nulls=True,
         )
     node = {
         "exp": exp.Exp,
