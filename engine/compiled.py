@@ -29,7 +29,7 @@ TOLERANCE = 1e-6
 RANDOM_ROWS = 300
 AUTO_MAX_SQL_BYTES = 64_000  # above this, onnxruntime beats the SQL engines on these models
 AUTO_MAX_TREE_NODES = 3_000  # a quick bound checked before compiling (about 20 bytes of SQL a node)
-MAX_TREE_NODES = 20_000  # beyond this the SQL runs to tens of MB and compiling takes minutes
+MAX_TREE_NODES = 250_000  # beyond this the SQL runs to tens of MB
 
 
 @dataclass(frozen=True)

@@ -370,11 +370,11 @@ class PostgresBackend(Backend):
             result.append(
                 self.render(
                     "scoring",
-                    "create_compiled_function",
+                    "create_compiled_helper",
                     name=self.quote(helpers[0], helper.name),
                     parameters=Quoted(", ".join(inputs + levels)),
                     return_type=Quoted(returns),
-                    body=self.literal(helper.body),
+                    body=self.literal(f"BEGIN RETURN {helper.body}; END"),
                 )
             )
         return result

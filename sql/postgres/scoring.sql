@@ -83,6 +83,11 @@ $indb$;
 CREATE OR REPLACE FUNCTION {name}({parameters}) RETURNS {return_type}
 LANGUAGE sql STABLE PARALLEL SAFE AS {body};
 
+-- name: create_compiled_helper
+-- One link of a compiled model's chain (udfs/compiler/shared.py).
+CREATE OR REPLACE FUNCTION {name}({parameters}) RETURNS {return_type}
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS {body};
+
 -- name: create_compiled_bulk_function
 CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {body};

@@ -7,10 +7,11 @@ each one once per row:
 
 * DuckDB and Spark: a lambda over a one-element list per level of lets,
   ``list_transform([[a, b]], lambda indb_l1: ... indb_l1[1] ...)[1]``.
-* PostgreSQL has no lambdas and does not share repeated sub-expressions, so a chain of SQL
-  functions carries them: level ``j`` is an array parameter of function ``j``, filled in by
-  the caller. A SQL function whose parameter is used twice is called rather than inlined,
-  so the array is computed once.
+* PostgreSQL has no lambdas and does not share repeated sub-expressions, so a chain of
+  PL/pgSQL functions carries them: level ``j`` is an array parameter of function ``j``,
+  filled in by function ``j - 1``. (PL/pgSQL rather than SQL functions: PostgreSQL 15 plans a
+  SQL function that is not inlined again in every query, which costs more than a tree
+  ensemble's arithmetic for one row; PL/pgSQL keeps its plans for the session.)
 
 A let is a numeric value of one row; lets used only once are written back in place.
 """
@@ -18,6 +19,7 @@ A let is a numeric value of one row; lets used only once are written back in pla
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 from sqlglot import exp
@@ -26,7 +28,7 @@ from indb.udfs.compiler import sql
 
 LET = "indb_let_"  # column names standing for lets while compiling
 MIN_NODES = 12  # smaller expressions are cheaper to repeat than to share
-_REFERENCE = re.compile(r"\bindb_l(\d+)_(\d+)\b")
+_LET_NAME = re.compile(rf"\b{LET}\d+\b")
 
 
 def _is_let(node: exp.Expression) -> bool:
@@ -78,32 +80,40 @@ class Lets:
 
     def finish(self, outputs: list[exp.Expression]) -> tuple[list[exp.Expression], Levels]:
         """Write lets used once back in place; group the rest into levels."""
-        uses: dict[str, int] = dict.fromkeys(self.bodies, 0)
-        for expression in [*outputs, *self.bodies.values()]:
-            for name in _references(expression):
-                uses[name] += 1
-        inline: dict[str, exp.Expression] = {}
+        refs = {name: _references(body) for name, body in self.bodies.items()}
+        output_refs = [_references(o) for o in outputs]
+        uses = Counter(name for names in [*refs.values(), *output_refs] for name in names)
+        inline: dict[str, tuple[exp.Expression, list[str]]] = {}
         kept: dict[str, exp.Expression] = {}
+        kept_refs: dict[str, list[str]] = {}
         for name, body in self.bodies.items():
-            body = _substitute(body, inline)
+            body, own = _substitute(body, refs[name], inline)
             if uses[name] == 1:
-                inline[name] = body
+                inline[name] = (body, own)
             elif uses[name] > 1:
-                kept[name] = body
-        outputs = [_substitute(o, inline) for o in outputs]
-        return outputs, Levels(kept)
+                kept[name], kept_refs[name] = body, own
+        outputs = [_substitute(o, r, inline)[0] for o, r in zip(outputs, output_refs, strict=True)]
+        return outputs, Levels(kept, kept_refs)
 
 
-def _substitute(expression: exp.Expression, values: dict[str, exp.Expression]) -> exp.Expression:
-    if not values or not any(name in values for name in _references(expression)):
-        return expression
+def _substitute(
+    expression: exp.Expression, refs: list[str], values: dict[str, tuple[exp.Expression, list[str]]]
+) -> tuple[exp.Expression, list[str]]:
+    """``expression`` (whose let references are ``refs``) with ``values`` written in place; each
+    value is used once, so it moves rather than being copied."""
+    if not any(name in values for name in refs):
+        return expression, refs
 
     def replace(node):
         if _is_let(node) and node.name in values:
-            return sql.paren(values[node.name].copy())
+            return sql.paren(values[node.name][0])
         return node
 
-    return expression.transform(replace)
+    new_refs = [r for r in refs if r not in values]
+    for r in refs:
+        if r in values:
+            new_refs += values[r][1]
+    return expression.transform(replace, copy=False), new_refs
 
 
 @dataclass
@@ -113,17 +123,19 @@ class Helper:
     name: str
     levels: int  # array parameters after the inputs
     returns: str  # "prediction" (the prediction's type) or "DOUBLE[]"
-    body: str  # SELECT ...
+    body: str  # the expression it returns
 
 
 class Levels:
     """Lets grouped so that each level depends only on the inputs and earlier levels."""
 
-    def __init__(self, bodies: dict[str, exp.Expression]):
+    def __init__(self, bodies: dict[str, exp.Expression], refs: dict[str, list[str]]):
         self.bodies = bodies
+        self.uses = {name: set(refs[name]) for name in bodies}
         self.level: dict[str, int] = {}
-        for name, body in bodies.items():
-            self.level[name] = 1 + max((self.level[r] for r in _references(body)), default=0)
+        for name in bodies:
+            self.level[name] = 1 + max((self.level[r] for r in self.uses[name]), default=0)
+        self._rendered: dict[tuple[str, str], str] = {}
 
     def needed(self, expression: exp.Expression) -> list[list[str]]:
         """The lets ``expression`` depends on, level by level (empty levels dropped)."""
@@ -133,7 +145,7 @@ class Levels:
             name = stack.pop()
             if name not in seen:
                 seen.add(name)
-                stack += _references(self.bodies[name])
+                stack += self.uses[name]
         by_level: dict[int, list[str]] = {}
         for name in self.bodies:  # binding order, so positions are stable
             if name in seen:
@@ -143,30 +155,41 @@ class Levels:
     def inline(self, expression: exp.Expression) -> exp.Expression:
         """``expression`` with every let written out in place (no sharing)."""
         done: dict[str, exp.Expression] = {}
+
+        def replace(node):
+            if _is_let(node) and node.name in done:
+                return sql.paren(done[node.name].copy())
+            return node
+
         for name, body in self.bodies.items():
-            done[name] = _substitute(body, done)
-        return _substitute(expression, done)
+            done[name] = body.copy().transform(replace, copy=False)
+        return expression.copy().transform(replace, copy=False)
 
     # -- rendering ------------------------------------------------------------------------------
-    def _text(self, expression, slots, render) -> str:
-        placeholders = {name: exp.column(f"indb_l{j}_{i}") for name, (j, i) in slots.items()}
-        return render(_substitute(expression, placeholders))
+    def _body(self, name: str, dialect: str, render) -> str:
+        """A let's body as text, rendered once per dialect (tree ensembles take seconds)."""
+        key = (name, dialect)
+        if key not in self._rendered:
+            self._rendered[key] = render(self.bodies[name])
+        return self._rendered[key]
+
+    @staticmethod
+    def _slots(levels: list[list[str]], reference) -> dict[str, str]:
+        return {name: reference(j, i) for j, names in enumerate(levels, 1) for i, name in enumerate(names, 1)}
+
+    @staticmethod
+    def _refer(text: str, slots: dict[str, str]) -> str:
+        """Let names in rendered text replaced by their slots (names are unquoted, unique)."""
+        return _LET_NAME.sub(lambda m: slots[m.group(0)], text)
 
     def lambdas(self, expression: exp.Expression, dialect: str, render) -> str:
         """DuckDB / Spark: one lambda per level."""
         levels = self.needed(expression)
-        slots = {name: (j, i) for j, names in enumerate(levels, 1) for i, name in enumerate(names, 1)}
         spark = dialect == "spark"
-
-        def reference(match):
-            j, i = match.groups()
-            return f"indb_l{j}[{int(i) - 1}]" if spark else f"indb_l{j}[{i}]"
-
-        text = _REFERENCE.sub(reference, self._text(expression, slots, render))
+        slots = self._slots(levels, lambda j, i: f"indb_l{j}[{i - 1 if spark else i}]")
+        text = self._refer(render(expression), slots)
         for j in range(len(levels), 0, -1):
-            items = ", ".join(
-                _REFERENCE.sub(reference, self._text(self.bodies[n], slots, render)) for n in levels[j - 1]
-            )
+            items = ", ".join(self._refer(self._body(n, dialect, render), slots) for n in levels[j - 1])
             if spark:
                 text = f"transform(array(array({items})), indb_l{j} -> {text})[0]"
             else:
@@ -184,26 +207,24 @@ class Levels:
         returns: str,
     ) -> tuple[str, list[Helper]]:
         """PostgreSQL: the call that computes ``expression``, and the functions it needs
-        (``schema.name1``, ``schema.name2``, ...)."""
+        (``schema.name0``, ``schema.name1``, ...): function ``j`` fills level ``j + 1`` and
+        passes it on; the last one computes ``expression``. Everything, the heavy first level
+        included, lives in the functions, whose plans PL/pgSQL keeps for the session."""
         levels = self.needed(expression)
         if not levels:
             return render(expression), []
-        slots = {name: (j, i) for j, names in enumerate(levels, 1) for i, name in enumerate(names, 1)}
-
-        def text(e):
-            return _REFERENCE.sub(r"indb_l\1[\2]", self._text(e, slots, render))
+        slots = self._slots(levels, lambda j, i: f"indb_l{j}[{i}]")
 
         def array(j):
-            items = ", ".join(text(self.bodies[n]) for n in levels[j - 1])
+            items = ", ".join(self._refer(self._body(n, "postgres", render), slots) for n in levels[j - 1])
             return f"CAST(ARRAY[{items}] AS DOUBLE PRECISION[])"
 
         helpers = []
-        for j in range(1, len(levels) + 1):
+        for j in range(len(levels) + 1):
             passed = ", ".join([*arguments, *(f"indb_l{k}" for k in range(1, j + 1))])
             if j < len(levels):
-                body = f'SELECT "{schema}"."{name}{j + 1}"({passed}, {array(j + 1)})'
+                body = f'"{schema}"."{name}{j + 1}"({passed}, {array(j + 1)})'
             else:
-                body = f"SELECT {text(expression)}"
+                body = self._refer(render(expression), slots)
             helpers.append(Helper(f"{name}{j}", j, returns, body))
-        # Last first: PostgreSQL checks a SQL function's body when it is created.
-        return f'"{schema}"."{name}1"({", ".join([*arguments, array(1)])})', helpers[::-1]
+        return f'"{schema}"."{name}0"({", ".join(arguments)})', helpers

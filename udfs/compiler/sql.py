@@ -26,15 +26,15 @@ def lit(x: Element) -> exp.Expression:
     if isinstance(x, str | bytes):
         return exp.Literal.string(x.decode() if isinstance(x, bytes) else x)
     if isinstance(x, int | np.integer):
-        node = exp.Literal.number(str(int(x)))
-        return node if x >= 0 else exp.Paren(this=node)
+        node = exp.Literal.number(str(abs(int(x))))
+        return node if x >= 0 else exp.Neg(this=node)
     value = float(x)
     if math.isnan(value) or math.isinf(value):
         text = "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
         return exp.Cast(this=exp.Literal.string(text), to=exp.DataType.build("DOUBLE"))
-    text = repr(value)
-    node = exp.Literal.number(text if "e" in text or "inf" in text else text + "e0")
-    return node if value >= 0 else exp.Paren(this=node)
+    text = repr(abs(value))
+    node = exp.Literal(this=text if "e" in text else text + "e0", is_string=False)
+    return node if value >= 0 else exp.Neg(this=node)
 
 
 def paren(x: exp.Expression) -> exp.Expression:
@@ -131,7 +131,8 @@ def sigmoid(a: Element) -> Element:
 def case(condition: exp.Expression, then: Element, otherwise: Element) -> Element:
     if is_const(then) and is_const(otherwise) and then == otherwise:
         return then
-    return exp.Case().when(condition, lit(then)).else_(lit(otherwise))
+    # Built directly: Case().when() copies its arguments, which is quadratic for deep trees.
+    return exp.Case(ifs=[exp.If(this=condition, true=lit(then))], default=lit(otherwise))
 
 
 def compare(kind: str, a: Element, b: Element) -> Element:

@@ -66,9 +66,13 @@ def _condition(x, mode: str, threshold: float, rounded32: bool, tracks_missing: 
     return condition
 
 
-def _list(attrs: dict, name: str):
+def _list(attrs: dict, name: str, *, short: bool = False):
+    """An attribute's numbers as doubles. ``short``: float32 values as their shortest decimal
+    (within half a float32 ulp: leaf weights, where it halves the SQL and moves sums by ~1e-8)."""
     if f"{name}_as_tensor" in attrs:
         return numpy_helper.to_array(attrs[f"{name}_as_tensor"]).astype(np.float64).tolist()
+    if short:
+        return [float(str(np.float32(v))) for v in attrs.get(name, [])]
     return [float(np.float32(v)) for v in attrs.get(name, [])]
 
 
@@ -91,7 +95,7 @@ def tree_ensemble(value: Value, attrs: dict, *, regressor: bool, classes: int = 
             tracks[i],
         )
     prefix = "target" if regressor else "class"
-    weights = _list(attrs, f"{prefix}_weights")
+    weights = _list(attrs, f"{prefix}_weights", short=True)
     leaves: dict = defaultdict(lambda: defaultdict(float))
     ids = attrs[f"{prefix}_ids"]
     for tree, node, target, weight in zip(
