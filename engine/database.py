@@ -194,3 +194,60 @@ class Database:
 
     def deployments(self) -> pd.DataFrame:
         return self._call(lambda b: b.query(statement("deployments", "list_deployments", b.dialect)))
+
+    # -- monitoring -----------------------------------------------------------------------------
+    def create_monitor(
+        self,
+        name: str,
+        deployment: str,
+        *,
+        reference,
+        window="1 day",
+        features=None,
+        thresholds: dict | None = None,
+        mode: str = "exact",
+    ):
+        """Watch a deployment for drift and accuracy, window by window, against a reference.
+
+        ``reference``: a time window ``(start, end)`` of the deployment's rows, a SELECT query,
+        or a training set name. Its statistics are computed now and stored. ``features``:
+        columns to watch (default: the model's inputs and ``prediction``). ``thresholds``:
+        ``{"psi": 0.3, "income": {"wasserstein": 0.2}, "accuracy": 0.8}`` over the defaults.
+        ``mode``: ``"exact"`` or ``"binned"`` (one pass per window; see indb.monitoring.drift).
+        """
+        from indb.monitoring import monitors
+
+        return self._call(
+            monitors.create,
+            name,
+            deployment,
+            reference=reference,
+            window=window,
+            features=features,
+            thresholds=thresholds,
+            mode=mode,
+        )
+
+    def run_monitor(self, name: str, *, since=None):
+        """Compute the windows since the last run; append results, open alerts. On PostgreSQL
+        this is ``CALL indb.run_monitor(name)``, which pg_cron can schedule."""
+        from indb.monitoring import runner
+
+        return self._call(runner.run, name, since=since)
+
+    def monitor_results(self, name: str) -> pd.DataFrame:
+        from indb.monitoring import monitors
+
+        self._call(monitors.get, name)
+        return self._call(lambda b: b.query(statement("monitoring", "results", b.dialect), {"monitor": name}))
+
+    def alerts(self, name: str) -> pd.DataFrame:
+        return self._call(lambda b: b.query(statement("monitoring", "alerts", b.dialect), {"monitor": name}))
+
+    def monitors(self) -> pd.DataFrame:
+        return self._call(lambda b: b.query(statement("monitoring", "list_monitors", b.dialect)))
+
+    def drop_monitor(self, name: str) -> None:
+        from indb.monitoring import monitors
+
+        self._call(monitors.drop, name)
