@@ -244,6 +244,13 @@ class Database:
     def alerts(self, name: str) -> pd.DataFrame:
         return self._call(lambda b: b.query(statement("monitoring", "alerts", b.dialect), {"monitor": name}))
 
+    def monitor_report(self, name: str) -> str:
+        """A self-contained HTML page: drift per column over time, quality per version, and the
+        reference against the latest window for the most drifted columns."""
+        from indb.monitoring import report
+
+        return self._call(report.render, name)
+
     def monitors(self) -> pd.DataFrame:
         return self._call(lambda b: b.query(statement("monitoring", "list_monitors", b.dialect)))
 
