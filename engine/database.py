@@ -251,6 +251,46 @@ class Database:
 
         return self._call(report.render, name)
 
+    def add_humility_rule(
+        self,
+        deployment: str,
+        name: str,
+        kind: str,
+        feature: str | None = None,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        categories=None,
+        action: str = "log",
+        override=None,
+    ) -> dict:
+        """Check every scored row: ``kind`` outside_range | unseen_category | uncertain;
+        ``action`` log | override (with ``override=``) | reject. See indb.monitoring.humility."""
+        from indb.monitoring import humility
+
+        return self._call(
+            humility.add_rule,
+            deployment,
+            name,
+            kind,
+            feature,
+            low=low,
+            high=high,
+            categories=categories,
+            action=action,
+            override=override,
+        )
+
+    def remove_humility_rule(self, deployment: str, name: str) -> None:
+        from indb.monitoring import humility
+
+        self._call(humility.remove_rule, deployment, name)
+
+    def humility_events(self, deployment: str) -> pd.DataFrame:
+        from indb.monitoring import humility
+
+        return self._call(humility.events, deployment)
+
     def monitors(self) -> pd.DataFrame:
         return self._call(lambda b: b.query(statement("monitoring", "list_monitors", b.dialect)))
 

@@ -60,6 +60,8 @@ class Backend(ABC):
     supports_statement_triggers: bool = False
     scoring_modes: tuple[str, ...] = ("bulk",)
     runs_onnx: bool = True  # onnxruntime can run inside this database
+    fail_function: str = "error"  # raises its text argument from inside an SQL expression
+    trigger_functions: bool = False  # triggers call a function (PostgreSQL) rather than hold SQL
     supports_procedures: bool = False  # stored procedures a scheduler can CALL with no client
 
     url: str

@@ -94,6 +94,8 @@ class PostgresBackend(Backend):
     supports_statement_triggers = True
     scoring_modes = ("bulk", "row")
     supports_procedures = True
+    fail_function = "indb.fail"
+    trigger_functions = True
 
     def __init__(self, url: str):
         try:
