@@ -109,8 +109,8 @@ ecdf AS (
            lead(v) OVER (ORDER BY v) - v AS dv
     FROM counts
 ),
-totals AS (SELECT f.nr, CAST((SELECT count(*) FROM cur) AS DOUBLE) AS nc, f.scale FROM f),
-distance AS (
+totals AS MATERIALIZED (SELECT f.nr, CAST((SELECT count(*) FROM cur) AS DOUBLE) AS nc, f.scale FROM f),
+distance AS MATERIALIZED (
     SELECT max(abs(e.cr / t.nr - e.cc / t.nc)) AS d,
            sum(abs(e.cr / t.nr - e.cc / t.nc) * e.dv) / t.scale AS w1
     FROM ecdf AS e, totals AS t WHERE t.nc > 0 GROUP BY t.nr, t.nc, t.scale
@@ -142,7 +142,7 @@ pass AS MATERIALIZED (
           WHERE scored_at >= $3 AND scored_at < $4 AND {column} IS NOT NULL) AS cur, f, e
     GROUP BY 1, 2
 ),
-totals AS (SELECT f.nr, CAST((SELECT sum(n) FROM pass) AS DOUBLE) AS nc, f.scale, f.lo, f.hi, f.k FROM f),
+totals AS MATERIALIZED (SELECT f.nr, CAST((SELECT sum(n) FROM pass) AS DOUBLE) AS nc, f.scale, f.lo, f.hi, f.k FROM f),
 cells AS (
     SELECT cell, sum(nr) AS nr, sum(nc) AS nc FROM (
         SELECT bin AS cell, n AS nr, 0 AS nc FROM indb.monitor_bins
@@ -159,7 +159,7 @@ ecdf AS (
          - CAST(sum(c.nc) OVER (ORDER BY c.cell ROWS UNBOUNDED PRECEDING) AS DOUBLE) / t.nc AS upper_gap
     FROM cells AS c, totals AS t WHERE t.nc > 0
 ),
-gaps AS (
+gaps AS MATERIALIZED (
     SELECT cell, pr, pc, upper_gap, coalesce(lag(upper_gap) OVER (ORDER BY cell), 0) AS lower_gap FROM ecdf
 ),
 outside AS (
@@ -167,7 +167,7 @@ outside AS (
          + coalesce(sum(CASE WHEN p.cell >= t.k THEN p.s - t.hi * p.n END), 0) AS area
     FROM pass AS p, totals AS t
 ),
-distance AS (
+distance AS MATERIALIZED (
     SELECT max(abs(g.upper_gap)) AS d,
            max(CASE WHEN g.cell >= 0 AND g.cell < t.k THEN greatest(g.pr, g.pc) ELSE 0 END) AS d_bound,
            (sum(CASE WHEN g.cell >= 0 AND g.cell < t.k THEN abs(g.lower_gap + g.upper_gap) / 2 END)
@@ -205,7 +205,7 @@ joined AS (
            CAST(coalesce(c.n, 0) AS DOUBLE) AS cn
     FROM rc AS r FULL OUTER JOIN cc AS c ON r.category = c.category
 ),
-totals AS (
+totals AS MATERIALIZED (
     SELECT sum(rn) AS nr, sum(cn) AS nc, sum(CASE WHEN rn > 0 THEN cn ELSE 0 END) AS nk,
            count(CASE WHEN rn > 0 THEN 1 END) AS k
     FROM joined
@@ -215,7 +215,7 @@ shares AS (
            CASE WHEN j.rn > 0 THEN j.cn / t.nc ELSE 0 END AS q_known
     FROM joined AS j, totals AS t WHERE t.nc > 0
 ),
-chi AS (
+chi AS MATERIALIZED (
     SELECT sum((s.cn - s.rn * t.nk / t.nr) * (s.cn - s.rn * t.nk / t.nr) / (s.rn * t.nk / t.nr)) AS x,
            max(t.k) - 1 AS dof
     FROM shares AS s, totals AS t WHERE s.rn > 0 AND t.nk > 0
@@ -322,7 +322,7 @@ all_rows AS MATERIALIZED (
 ),
 labeled AS (SELECT * FROM all_rows WHERE actual IS NOT NULL),
 classes AS (SELECT category FROM indb.monitor_bins WHERE monitor = $1 AND feature = 'prediction' AND grid = 'class'),
-per_class AS (
+per_class AS MATERIALIZED (
     SELECT l.model_version, c.category,
            CAST(sum(CASE WHEN l.predicted = c.category AND l.actual = c.category THEN 1 ELSE 0 END) AS DOUBLE) AS tp,
            CAST(sum(CASE WHEN l.predicted = c.category THEN 1 ELSE 0 END) AS DOUBLE) AS pp,
@@ -330,7 +330,7 @@ per_class AS (
            max(CASE WHEN c.category = l.positive THEN 1 ELSE 0 END) AS is_positive
     FROM labeled AS l, classes AS c GROUP BY l.model_version, c.category
 ),
-scores AS (
+scores AS MATERIALIZED (
     SELECT model_version,
            {precision} AS precision, {recall} AS recall, {f1} AS f1
     FROM per_class GROUP BY model_version
@@ -341,7 +341,7 @@ auc_counts AS (
            CAST(sum(CASE WHEN actual = positive THEN 0 ELSE 1 END) AS DOUBLE) AS neg
     FROM labeled GROUP BY model_version, score
 ),
-auc AS (
+auc AS MATERIALIZED (
     SELECT model_version, sum(pos * (neg_below + neg / 2)) / nullif(sum(pos) * sum(neg), 0) AS roc_auc
     FROM (
         SELECT model_version, pos, neg,
@@ -350,7 +350,7 @@ auc AS (
         FROM auc_counts
     ) AS a GROUP BY model_version
 ),
-summary AS (
+summary AS MATERIALIZED (
     SELECT model_version, CAST(count(*) AS DOUBLE) AS n_rows, CAST(count(actual) AS DOUBLE) AS n,
            avg(CASE WHEN actual IS NULL THEN NULL WHEN predicted = actual THEN 1.0 ELSE 0.0 END) AS accuracy,
            -avg(CASE WHEN actual IS NOT NULL THEN ln(greatest(least(p_label, 1 - 2.220446049250313e-16), 2.220446049250313e-16)) END) AS log_loss,
@@ -385,7 +385,7 @@ WITH all_rows AS MATERIALIZED (
     WHERE v.scored_at >= $3 AND v.scored_at < $4 AND v.model_version IS NOT NULL
 ),
 means AS (SELECT model_version, avg(actual) AS mean_label FROM all_rows GROUP BY model_version),
-summary AS (
+summary AS MATERIALIZED (
     SELECT a.model_version, CAST(count(*) AS DOUBLE) AS n_rows, CAST(count(a.actual) AS DOUBLE) AS n,
            avg(abs(a.actual - a.predicted)) AS mae,
            sqrt(avg((a.actual - a.predicted) * (a.actual - a.predicted))) AS rmse,

@@ -75,7 +75,7 @@ def cell_expression() -> Quoted:
 
 
 _DIVERGENCE = """
-divergence AS (
+divergence AS MATERIALIZED (
     SELECT sum((greatest(q, {epsilon}) - greatest(p, {epsilon}))
                * ln(greatest(q, {epsilon}) / greatest(p, {epsilon}))) AS psi,
            sqrt(greatest(sum(CASE WHEN p > 0 THEN p * ln(2 * p / (p + q)) ELSE 0 END

@@ -90,11 +90,16 @@ def _kind(sql_type: str) -> str:
     return "categorical" if sql_type in ("VARCHAR", "BOOLEAN") else "numeric"
 
 
-def _features(sig, features) -> dict[str, str]:
+def _features(sig, features, table_columns: dict[str, str]) -> dict[str, str]:
+    """Default: the model's inputs and its prediction; any other request column on demand."""
     known = {i.name: _kind(i.sql_type) for i in sig.inputs}
     known["prediction"] = "categorical" if sig.task == "classification" else "numeric"
     if features is None:
         return known
+    extra = {c: t.split("(")[0].upper() for c, t in table_columns.items() if c not in ("id", "created_at")}
+    known |= {
+        c: _kind("VARCHAR" if t in ("VARCHAR", "TEXT") else t) for c, t in extra.items() if c not in known
+    }
     if isinstance(features, str):
         features = [features]
     chosen = {}
@@ -280,7 +285,7 @@ def create(
         raise MonitorError(f"mode {mode!r} is not one of {', '.join(MODES)}")
     target = deployments.get(backend, deployment)
     mv = registry.get(backend, target.model, target.version, with_bytes=False)
-    chosen = _features(mv.signature, features)
+    chosen = _features(mv.signature, features, backend.table_columns(target.table) or {})
     window_text, seconds = parse_window(window)
     spec = _reference_spec(reference)
     limits = _thresholds(chosen, thresholds)

@@ -108,22 +108,21 @@ def _log_factorial_over_power(n: int) -> float:
 def smirnov_sf(n: int, x: float) -> float:
     """One-sided P(D+_n >= x), the Birnbaum-Tingey sum in logarithms (all terms positive)."""
     top = int(math.floor(n * (1.0 - x)))
-    total = []
-    for j in range(top + 1):
-        base = 1.0 - x - j / n
-        if base <= 0.0:
-            continue
-        log_term = (
-            math.lgamma(n + 1)
-            - math.lgamma(j + 1)
-            - math.lgamma(n - j + 1)
-            + (n - j) * math.log1p(-(x + j / n))
-            + (j - 1) * math.log(x + j / n)
-        )
-        total.append(log_term)
-    if not total:
+    log_factorial = np.array([math.lgamma(k + 1) for k in range(n + 1)])
+    j = np.arange(top + 1)
+    shift = x + j / n
+    keep = 1.0 - shift > 0.0
+    j, shift = j[keep], shift[keep]
+    if not j.size:
         return 0.0
-    logs = np.array(total)
+    with np.errstate(divide="ignore"):
+        logs = (
+            log_factorial[n]
+            - log_factorial[j]
+            - log_factorial[n - j]
+            + (n - j) * np.log1p(-shift)
+            + (j - 1) * np.log(shift)
+        )
     peak = logs.max()
     return float(x * math.exp(peak) * math.fsum(np.exp(logs - peak)))
 
