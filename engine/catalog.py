@@ -14,12 +14,16 @@ def schema_version(backend: Backend) -> int:
 
 
 def ensure(backend: Backend) -> int:
-    """Apply missing migrations in one transaction; a no-op on an up-to-date catalog."""
+    """Apply missing migrations in one transaction; a no-op on an up-to-date catalog. Every
+    unrecorded migration runs, not only those above the latest: branches merged in another
+    order (004 arriving after 005) still upgrade."""
     with backend.transaction():
         backend.script(statement("catalog", "bootstrap", backend.dialect))
-        current = schema_version(backend)
+        applied = {
+            int(v) for (v,) in backend.rows(statement("catalog", "applied_migrations", backend.dialect))
+        }
         for migration in migrations():
-            if migration.version <= current:
+            if migration.version in applied:
                 continue
             backend.script(migration.text, transpile=True)
             backend.execute(

@@ -135,6 +135,33 @@ def cmd_doctor(args) -> int:
     return 1 if missing else 0
 
 
+def cmd_monitor_run(args) -> None:
+    with indb.connect(args.db) as db:
+        summary = db.run_monitor(args.name)
+        print(summary)
+        if not summary.alerts.empty:
+            _show(summary.alerts)
+
+
+def cmd_monitor_report(args) -> None:
+    with indb.connect(args.db) as db:
+        text = db.monitor_report(args.name)
+    with open(args.out, "w", encoding="utf-8") as out:
+        out.write(text)
+    print(f"report of monitor {args.name} written to {args.out}")
+
+
+def cmd_monitor_results(args) -> None:
+    with indb.connect(args.db) as db:
+        frame = db.alerts(args.name) if args.alerts else db.monitor_results(args.name)
+        _show(frame)
+
+
+def cmd_monitor_list(args) -> None:
+    with indb.connect(args.db) as db:
+        _show(db.monitors())
+
+
 def build_parser() -> argparse.ArgumentParser:
     db_help = "database URL (default: $INDB_URL, else the DuckDB file ./indb.duckdb)"
     # --db works before or after the command; SUPPRESS keeps a sub-command from resetting it.
@@ -197,6 +224,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     deployments = commands.add_parser("deployments", parents=[common], help="list deployments")
     deployments.set_defaults(run=cmd_deployments)
+
+    monitor = commands.add_parser("monitor", help="run monitors, read their results, write reports")
+    verbs = monitor.add_subparsers(dest="verb", required=True, metavar="VERB")
+    verbs.add_parser("list", parents=[common], help="all monitors").set_defaults(run=cmd_monitor_list)
+    run = verbs.add_parser("run", parents=[common], help="compute the windows since the last run")
+    run.add_argument("name")
+    run.set_defaults(run=cmd_monitor_run)
+    results = verbs.add_parser("results", parents=[common], help="results (or --alerts) of a monitor")
+    results.add_argument("name")
+    results.add_argument("--alerts", action="store_true", help="show its alerts instead")
+    results.set_defaults(run=cmd_monitor_results)
+    report = verbs.add_parser("report", parents=[common], help="a self-contained HTML report")
+    report.add_argument("name")
+    report.add_argument("--out", required=True, help="HTML file to write")
+    report.set_defaults(run=cmd_monitor_report)
 
     sql = commands.add_parser("sql", parents=[common], help="run one SQL statement")
     sql.add_argument("query")

@@ -198,3 +198,107 @@ class Database:
 
     def deployments(self) -> pd.DataFrame:
         return self._call(lambda b: b.query(statement("deployments", "list_deployments", b.dialect)))
+
+    # -- monitoring -----------------------------------------------------------------------------
+    def create_monitor(
+        self,
+        name: str,
+        deployment: str,
+        *,
+        reference,
+        window="1 day",
+        features=None,
+        thresholds: dict | None = None,
+        mode: str = "exact",
+    ):
+        """Watch a deployment for drift and accuracy, window by window, against a reference.
+
+        ``reference``: a time window ``(start, end)`` of the deployment's rows, a SELECT query,
+        or a training set name. Its statistics are computed now and stored. ``features``:
+        columns to watch (default: the model's inputs and ``prediction``). ``thresholds``:
+        ``{"psi": 0.3, "income": {"wasserstein": 0.2}, "accuracy": 0.8}`` over the defaults.
+        ``mode``: ``"exact"`` or ``"binned"`` (one pass per window; see indb.monitoring.drift).
+        """
+        from indb.monitoring import monitors
+
+        return self._call(
+            monitors.create,
+            name,
+            deployment,
+            reference=reference,
+            window=window,
+            features=features,
+            thresholds=thresholds,
+            mode=mode,
+        )
+
+    def run_monitor(self, name: str, *, since=None):
+        """Compute the windows since the last run; append results, open alerts. On PostgreSQL
+        this is ``CALL indb.run_monitor(name)``, which pg_cron can schedule."""
+        from indb.monitoring import runner
+
+        return self._call(runner.run, name, since=since)
+
+    def monitor_results(self, name: str) -> pd.DataFrame:
+        from indb.monitoring import monitors
+
+        self._call(monitors.get, name)
+        return self._call(lambda b: b.query(statement("monitoring", "results", b.dialect), {"monitor": name}))
+
+    def alerts(self, name: str) -> pd.DataFrame:
+        return self._call(lambda b: b.query(statement("monitoring", "alerts", b.dialect), {"monitor": name}))
+
+    def monitor_report(self, name: str) -> str:
+        """A self-contained HTML page: drift per column over time, quality per version, and the
+        reference against the latest window for the most drifted columns."""
+        from indb.monitoring import report
+
+        return self._call(report.render, name)
+
+    def add_humility_rule(
+        self,
+        deployment: str,
+        name: str,
+        kind: str,
+        feature: str | None = None,
+        *,
+        low: float | None = None,
+        high: float | None = None,
+        categories=None,
+        action: str = "log",
+        override=None,
+    ) -> dict:
+        """Check every scored row: ``kind`` outside_range | unseen_category | uncertain;
+        ``action`` log | override (with ``override=``) | reject. See indb.monitoring.humility."""
+        from indb.monitoring import humility
+
+        return self._call(
+            humility.add_rule,
+            deployment,
+            name,
+            kind,
+            feature,
+            low=low,
+            high=high,
+            categories=categories,
+            action=action,
+            override=override,
+        )
+
+    def remove_humility_rule(self, deployment: str, name: str) -> None:
+        from indb.monitoring import humility
+
+        self._call(humility.remove_rule, deployment, name)
+
+    def humility_events(self, deployment: str) -> pd.DataFrame:
+        from indb.monitoring import humility
+
+        return self._call(humility.events, deployment)
+
+    def monitors(self) -> pd.DataFrame:
+        return self._call(lambda b: b.query(statement("monitoring", "list_monitors", b.dialect)))
+
+    def drop_monitor(self, name: str) -> None:
+        from indb.monitoring import monitors
+
+        self._call(monitors.drop, name)

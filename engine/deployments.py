@@ -275,6 +275,10 @@ def deploy(
         )
         for text in scoring:
             backend.execute(text)
+        if current:  # keep humility rules after the (replaced) scoring trigger
+            from indb.monitoring import humility
+
+            humility.install(backend, table)
         previous = None if not current else {"model": current[0][1], "version": current[0][2]}
         audit.record(
             backend,

@@ -102,3 +102,13 @@ def fill(template: str, **slots: Quoted) -> str:
 def join(parts, separator: str = ", ", prefix: str = "") -> Quoted:
     """Join quoted pieces into one fragment, each preceded by ``prefix``."""
     return Quoted(separator.join(prefix + p.text for p in parts))
+
+
+def monitor_name(value: object) -> str:
+    return _check(
+        value,
+        "monitor",
+        _OBJECT_NAME,
+        MAX_NAME,
+        "lowercase letters, digits and underscores, starting with a letter or underscore",
+    )

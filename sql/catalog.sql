@@ -3,6 +3,9 @@
 -- name: schema_version
 SELECT coalesce(max(version), 0) AS version FROM indb.schema_migrations;
 
+-- name: applied_migrations
+SELECT version FROM indb.schema_migrations ORDER BY version;
+
 -- name: record_migration
 INSERT INTO indb.schema_migrations (version, name) VALUES ($version, $name);
 

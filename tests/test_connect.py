@@ -7,6 +7,7 @@ import pytest
 
 import indb
 from indb.catalog import CATALOG_VERSION
+from indb.sql import migrations as all_migrations
 
 
 def test_default_is_indb_duckdb_in_working_directory(tmp_path, monkeypatch):
@@ -46,7 +47,7 @@ def test_catalog_is_created_once_and_upgraded_idempotently(tmp_path):
         with indb.connect(url) as db:
             assert db.schema_version == CATALOG_VERSION
             migrations = db.sql("SELECT version FROM indb.schema_migrations ORDER BY version")
-            assert list(migrations.version) == list(range(1, CATALOG_VERSION + 1))
+            assert list(migrations.version) == [m.version for m in all_migrations()]
     tables = set(
         duckdb.connect(str(tmp_path / "c.duckdb"))
         .execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'indb'")

@@ -60,6 +60,9 @@ class Backend(ABC):
     supports_statement_triggers: bool = False
     scoring_modes: tuple[str, ...] = ("bulk",)
     runs_onnx: bool = True  # onnxruntime can run inside this database
+    fail_function: str = "error"  # raises its text argument from inside an SQL expression
+    trigger_functions: bool = False  # triggers call a function (PostgreSQL) rather than hold SQL
+    supports_procedures: bool = False  # stored procedures a scheduler can CALL with no client
 
     url: str
     user: str
@@ -108,6 +111,12 @@ class Backend(ABC):
         """Install or upgrade server-side code the backend needs (run at connect, after the
         catalog migrations, in their transaction). Nothing by default."""
         return None
+
+    def register_scalar(self, name: str, function, arguments: list[str], returns: str, source: str) -> None:
+        """Make a Python scalar function callable from SQL as ``name``: ``function`` in this
+        process, or ``source`` (a module defining it) inside the server. Arguments and result
+        are DOUBLE or BIGINT; NULL in, NULL out."""
+        raise NotImplementedError(f"{self.name} cannot run Python functions in SQL")
 
     def health(self) -> list[Check]:
         """What ``indb doctor`` reports about this database and its server."""

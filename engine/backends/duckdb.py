@@ -253,6 +253,10 @@ class DuckDBBackend(Backend):
     def prepare_model(self, ref: ModelRef) -> None:
         self.register_udf(ref)
 
+    def register_scalar(self, name: str, function, arguments: list[str], returns: str, source: str) -> None:
+        if not self._has_function(name):
+            self.con.create_function(name, function, arguments, returns, side_effects=False)
+
     def model_sql(self, ref: ModelRef, *, default: bool) -> list[str]:
         result = self._macro_sql(ref, version=ref.version)
         if default:

@@ -94,6 +94,9 @@ class PostgresBackend(Backend):
     supports_python_udfs = True
     supports_statement_triggers = True
     scoring_modes = ("bulk", "row")
+    supports_procedures = True
+    fail_function = "indb.fail"
+    trigger_functions = True
 
     def __init__(self, url: str):
         try:
@@ -227,6 +230,45 @@ class PostgresBackend(Backend):
             self.execute(text)
         comment = f"Loads indb's scoring runtime (onnxruntime sessions) into the session; {fingerprint}"
         self.execute(self.render("scoring", "comment_runtime_loader", comment=self.literal(comment)))
+
+    def register_scalar(self, name: str, function, arguments: list[str], returns: str, source: str) -> None:
+        """A PL/Python function over ``source``; without PL/Python, one that returns NULL."""
+        types = [_PG_TYPES[a] for a in arguments]
+        parameters = Quoted(", ".join(f"a{i} {t}" for i, t in enumerate(types)))
+        call = ", ".join(f"a{i}" for i in range(len(types)))
+        if self.has_plpython:
+            body = f"{source}\nreturn {function.__name__}({call})\n"
+            template = "create_python_scalar"
+        else:
+            body = "SELECT NULL"
+            template = "create_null_scalar"
+        fingerprint = "indb " + hashlib.sha256(body.encode()).hexdigest()[:16]
+        signature = f"indb.{name}({', '.join(types)})"
+        ((installed,),) = self.rows(
+            "SELECT obj_description(to_regprocedure($s), 'pg_proc')", {"s": signature}
+        )
+        if installed == fingerprint:
+            return
+        name_sql = self.quote("indb", name)
+        self.execute(
+            self.render(
+                "scoring",
+                template,
+                name=name_sql,
+                parameters=parameters,
+                return_type=Quoted(_PG_TYPES[returns]),
+                body=self.literal(body),
+            )
+        )
+        self.execute(
+            self.render(
+                "scoring",
+                "comment_function",
+                name=name_sql,
+                argument_types=Quoted(", ".join(types)),
+                comment=self.literal(fingerprint),
+            )
+        )
 
     @property
     def runs_onnx(self) -> bool:

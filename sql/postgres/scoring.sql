@@ -107,3 +107,12 @@ BEGIN
     RAISE EXCEPTION '%', message;
 END
 $indb$;
+
+-- name: create_python_scalar
+-- A Python scalar function (e.g. a p-value) running in the server; NULL in, NULL out.
+CREATE OR REPLACE FUNCTION {name}({parameters}) RETURNS {return_type}
+LANGUAGE plpython3u IMMUTABLE STRICT PARALLEL SAFE AS {body};
+
+-- name: create_null_scalar
+CREATE OR REPLACE FUNCTION {name}({parameters}) RETURNS {return_type}
+LANGUAGE sql IMMUTABLE AS {body};

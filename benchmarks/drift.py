@@ -1,0 +1,201 @@
+"""Drift benchmark: indb's monitor (exact and binned) against Evidently's DataDriftPreset.
+
+    python benchmarks/drift.py                 # 1M vs 1M rows x (10 numeric + 1 categorical),
+                                               # then 10M vs 10M rows of one column, binned
+    python benchmarks/drift.py --rows 200000 --big-rows 0     # smaller, skip the 10M part
+
+The rows sit in a deployment on DuckDB (the monitor reads its scored view); loading them is not
+timed. Timed: creating the monitor (reference statistics, once) and one run over the current
+window. Evidently (``pip install -e ".[bench]"``) gets the same two DataFrames; without it the
+script says "not installed". Drift decisions are compared statistic by statistic with
+Evidently's defaults at this size: normalized Wasserstein >= 0.1 for numeric columns,
+Jensen-Shannon >= 0.1 for the categorical one. Prints a JSON line at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import indb
+
+NUMERIC = [f"x{i}" for i in range(10)]
+SHIFTS = {"x0": 0.5, "x1": 0.2, "x2": 0.05, "x3": 0.12}  # in standard deviations
+
+
+def frames(rows: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(seed)
+    categories = np.array(["a", "b", "c", "d", "e"])
+
+    def make(shifted: bool) -> pd.DataFrame:
+        data = {}
+        for i, column in enumerate(NUMERIC):
+            base = rng.normal(0, 1, rows) if i % 2 == 0 else rng.exponential(1.0, rows)
+            data[column] = base + (SHIFTS.get(column, 0.0) if shifted else 0.0)
+        p = [0.3, 0.25, 0.2, 0.15, 0.1] if not shifted else [0.15, 0.25, 0.2, 0.15, 0.25]
+        data["cat"] = categories[rng.choice(5, rows, p=p)]
+        return pd.DataFrame(data)
+
+    return make(False), make(True)
+
+
+def deploy(db, columns: list[str], sample: pd.DataFrame) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    numeric = [c for c in columns if c != "cat"]
+    model = LinearRegression().fit(sample[numeric], sample[numeric].sum(axis=1))
+    db.register_model("bench", model, sample=sample[numeric].head(200))
+    # The request table also holds a column the model does not read; the monitor watches it too.
+    definitions = ", ".join(f"{c} VARCHAR" if c == "cat" else f"{c} DOUBLE" for c in columns)
+    db.sql(f"CREATE TABLE requests ({definitions})")
+    db.deploy("bench", table="requests", runtime="sql")
+
+
+def load(db, frame: pd.DataFrame, day: str) -> None:
+    db.write_table("incoming", frame, replace=True)
+    columns = ", ".join(frame.columns)
+    ((top,),) = db.sql("SELECT coalesce(max(id), 0) FROM requests").itertuples(index=False)
+    db.sql(f"INSERT INTO requests ({columns}) SELECT {columns} FROM incoming")
+    db.sql(
+        "UPDATE requests_predictions SET scored_at = CAST($day AS TIMESTAMP) WHERE id > $top",
+        {"day": day, "top": int(top)},
+    )
+    db.sql("DROP TABLE incoming")
+
+
+def indb_drift(db, name: str, features: list[str], mode: str) -> dict:
+    start = time.perf_counter()
+    db.create_monitor(name, "requests", reference=("2024-01-01", "2024-01-02"), features=features, mode=mode)
+    created = time.perf_counter() - start
+    start = time.perf_counter()
+    db.run_monitor(name, since=datetime(2024, 1, 2))  # the current window only
+    ran = time.perf_counter() - start
+    results = db.monitor_results(name)
+    results = results[results.window_start == pd.Timestamp("2024-01-02")]
+    values = {(r.feature, r.metric): r.value for r in results.itertuples()}
+    return {"create_s": created, "run_s": ran, "values": values}
+
+
+def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame) -> dict | None:
+    try:
+        from evidently import Report
+        from evidently.presets import DataDriftPreset
+    except ModuleNotFoundError:
+        return None
+    except ImportError as e:  # installed but broken, e.g. against this pandas
+        return {"error": f"{type(e).__name__}: {e}"}
+    start = time.perf_counter()
+    snapshot = Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
+    elapsed = time.perf_counter() - start
+    decisions, scores = {}, {}
+    for metric in snapshot.dict()["metrics"]:
+        name = metric.get("metric_name", "")
+        column = (metric.get("config") or {}).get("column")
+        if name.startswith("ValueDrift") and column:
+            value = metric["value"]
+            threshold = (metric.get("config") or {}).get("threshold")
+            scores[column] = value
+            decisions[column] = value >= threshold if threshold is not None else None
+    return {"seconds": elapsed, "scores": scores, "decisions": decisions}
+
+
+def wide(rows: int) -> dict:
+    reference, current = frames(rows)
+    out: dict = {"rows": rows}
+    with tempfile.TemporaryDirectory() as folder:
+        db = indb.connect(f"duckdb://{Path(folder) / 'bench.duckdb'}")
+        deploy(db, NUMERIC + ["cat"], reference)
+        load(db, reference, "2024-01-01")
+        load(db, current, "2024-01-02")
+        features = NUMERIC + ["cat"]
+        for mode in ("exact", "binned"):
+            result = indb_drift(db, f"wide_{mode}", features, mode)
+            out[mode] = {"create_s": round(result["create_s"], 3), "run_s": round(result["run_s"], 3)}
+            out[f"{mode}_values"] = result["values"]
+            created, ran = result["create_s"], result["run_s"]
+            print(f"indb {mode:<7} create (reference, once) {created:7.2f} s   run {ran:6.2f} s")
+        db.close()
+    exact = out.pop("exact_values")
+    binned = out.pop("binned_values")
+    ours = {c: exact[(c, "wasserstein")] >= 0.1 for c in NUMERIC} | {"cat": exact[("cat", "js")] >= 0.1}
+    out["indb_drifted"] = sorted(c for c, d in ours.items() if d)
+    out["binned_max_abs_diff"] = {
+        m: max(abs(binned[(c, m)] - exact[(c, m)]) for c in NUMERIC)
+        for m in ("ks_d", "wasserstein", "psi", "js")
+    }
+    out["binned_max_bound"] = {
+        m: max(binned[(c, f"{m}_bound")] for c in NUMERIC) for m in ("ks_d", "wasserstein")
+    }
+    evidently = evidently_drift(reference, current)
+    if evidently is None:
+        print("Evidently: not installed (pip install -e '.[bench]')")
+        out["evidently"] = "not installed"
+        return out
+    if "error" in evidently:
+        print(f"Evidently: installed but cannot run here: {evidently['error']}")
+        out["evidently"] = evidently["error"]
+        return out
+    theirs = evidently["decisions"]
+    out["evidently_s"] = round(evidently["seconds"], 2)
+    out["evidently_drifted"] = sorted(c for c, d in theirs.items() if d)
+    out["same_decisions"] = all(theirs.get(c) == ours[c] for c in ours)
+    out["max_score_diff"] = max(
+        abs(evidently["scores"][c] - (exact[(c, "wasserstein")] if c != "cat" else exact[(c, "js")]))
+        for c in ours
+    )
+    for mode in ("exact", "binned"):
+        out[f"speedup_{mode}"] = round(evidently["seconds"] / out[mode]["run_s"], 1)
+    print(
+        f"Evidently DataDriftPreset {evidently['seconds']:.2f} s; speed-up exact {out['speedup_exact']}x, "
+        f"binned {out['speedup_binned']}x; same decisions: {out['same_decisions']} "
+        f"(indb {out['indb_drifted']}, Evidently {out['evidently_drifted']}); max score difference "
+        f"{out['max_score_diff']:.2g}"
+    )
+    return out
+
+
+def tall(rows: int) -> dict:
+    rng = np.random.default_rng(1)
+    with tempfile.TemporaryDirectory() as folder:
+        db = indb.connect(f"duckdb://{Path(folder) / 'tall.duckdb'}")
+        sample = pd.DataFrame({"x0": rng.normal(0, 1, 1000)})
+        deploy(db, ["x0"], sample)
+        for day, shift in (("2024-01-01", 0.0), ("2024-01-02", 0.1)):
+            db.sql(
+                "INSERT INTO requests (x0) SELECT sqrt(-2 * ln(random())) * cos(2 * pi() * random()) + $s "
+                "FROM range($n)",
+                {"s": shift, "n": rows},
+            )
+            db.sql(
+                "UPDATE requests_predictions SET scored_at = CAST($d AS TIMESTAMP) WHERE scored_at > $d",
+                {"d": day},
+            )
+        result = indb_drift(db, "tall", ["x0"], "binned")
+        db.close()
+    print(
+        f"indb binned, {rows:,} vs {rows:,} rows, one column: run {result['run_s']:.2f} s "
+        f"(create {result['create_s']:.2f} s)"
+    )
+    return {"rows": rows, "create_s": round(result["create_s"], 3), "run_s": round(result["run_s"], 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="reference and current rows (wide part)")
+    parser.add_argument("--big-rows", type=int, default=10_000_000, help="rows per side, one column; 0 skips")
+    args = parser.parse_args()
+    report = {"benchmark": "drift", "indb": indb.__version__, "wide": wide(args.rows)}
+    if args.big_rows:
+        report["tall"] = tall(args.big_rows)
+    print(json.dumps(report, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Drift statements: per monitored column, the SQL that compares one window with the reference.
+
+Numeric columns (exact mode), against the stored reference sample (distinct values and
+counts, i.e. its exact ECDF):
+
+* ``ks_d``: sup |F_ref - F_cur|; ``ks_pvalue`` as ``scipy.stats.ks_2samp`` (exact up to
+  10,000 rows per sample, else asymptotic; see :mod:`indb.monitoring.pvalues`).
+* ``wasserstein``: W1 = integral |F_ref - F_cur| dx, divided by the reference population
+  standard deviation (floored at 0.001, as Evidently does).
+* ``psi``: sum (q - p) ln(q / p) over ``PSI_BINS`` reference quantile bins (linear
+  interpolation, numpy's default; repeated edges merged; the outer bins are open-ended).
+  Smoothing: a bin's share is max(share, ``EPSILON``) = 1e-4, so an empty bin counts as
+  0.01% of its sample instead of making PSI infinite.
+* ``js``: Jensen-Shannon distance on the same bins, natural log (as scipy's
+  ``jensenshannon`` and Evidently; its maximum is sqrt(ln 2) = 0.833), no smoothing.
+
+Binned mode reads the window once: each row is counted in one of ``CELLS`` equal-width
+cells over the reference range [lo, hi] and in its PSI bin; rows outside the range are
+counted with their sum. PSI and JS are then exact. KS D is taken at cell edges, and for
+each cell of width w with reference share p_r and current share p_c:
+
+* ``|D_exact - D_binned| <= max over cells of max(p_r, p_c)`` (``ks_d_bound``): both ECDFs
+  are monotone inside a cell, so the gap anywhere in it is within the larger share of the
+  gap at its edges;
+* ``|W_exact - W_binned| <= sum over cells of w (p_r + p_c) / 2`` divided by the reference
+  std (``wasserstein_bound``): the gap inside a cell lies in an interval of length
+  p_r + p_c around the mean of its edge values, which is what binned mode integrates.
+  Outside [lo, hi] only the current ECDF moves and its integral is exact from the sums.
+
+Both bounds are computed from the data of each run and stored next to the values.
+
+Categorical columns: ``chi2`` over the reference categories (expected counts = reference
+share x current rows in those categories) with ``chi2_pvalue`` (as ``scipy.stats.
+chisquare``), ``psi`` and ``js`` over all categories, ``new_categories`` (how many),
+``new_category_share`` and one ``new_category`` row per unseen category.
+"""
+
+from __future__ import annotations
+
+from indb.backends.base import Backend
+from indb.identifiers import Quoted
+
+PSI_BINS = 10
+CELLS = 10_000
+EPSILON = 1e-4
+
+# Alert on effect sizes; p-values are reported without a threshold (at large n they flag
+# shifts of no consequence). Every threshold is a row in indb.monitor_thresholds.
+DEFAULT_THRESHOLDS = {
+    "numeric": {"wasserstein": 0.1, "psi": 0.2, "js": 0.1},
+    "categorical": {"psi": 0.2, "js": 0.1, "new_category_share": 0.05},
+}
+NUMERIC_METRICS = ("ks_d", "ks_pvalue", "wasserstein", "psi", "js", "ks_d_bound", "wasserstein_bound")
+CATEGORICAL_METRICS = ("chi2", "chi2_pvalue", "psi", "js", "new_categories", "new_category_share")
+
+
+def edge_pivot() -> Quoted:
+    return Quoted(", ".join(f"max(CASE WHEN bin = {b} THEN lower END) AS e{b}" for b in range(1, PSI_BINS)))
+
+
+def bin_expression() -> Quoted:
+    """The PSI bin of ``v``: how many edges are <= v (numpy's searchsorted, side right)."""
+    return Quoted(
+        "(" + " + ".join(f"CASE WHEN v >= e.e{b} THEN 1 ELSE 0 END" for b in range(1, PSI_BINS)) + ")"
+    )
+
+
+def cell_expression() -> Quoted:
+    """Fine cell of ``v`` over [f.lo, f.hi]: -1 below, f.k above. The same expression counts
+    the reference, so both samples fall into identical cells."""
+    return Quoted(
+        "CASE WHEN v < f.lo THEN -1 WHEN v > f.hi THEN f.k WHEN f.hi = f.lo THEN 0 "
+        "ELSE least(f.k - 1, CAST(floor((v - f.lo) * f.k / (f.hi - f.lo)) AS INTEGER)) END"
+    )
+
+
+_DIVERGENCE = """
+divergence AS MATERIALIZED (
+    SELECT sum((greatest(q, {epsilon}) - greatest(p, {epsilon}))
+               * ln(greatest(q, {epsilon}) / greatest(p, {epsilon}))) AS psi,
+           sqrt(greatest(sum(CASE WHEN p > 0 THEN p * ln(2 * p / (p + q)) ELSE 0 END
+                           + CASE WHEN q > 0 THEN q * ln(2 * q / (p + q)) ELSE 0 END) / 2, 0)) AS js
+    FROM shares
+),"""
+
+_SHARES = """
+shares AS (
+    SELECT CAST(r.n AS DOUBLE) / t.nr AS p, CAST(coalesce(c.n, 0) AS DOUBLE) / t.nc AS q
+    FROM indb.monitor_bins AS r CROSS JOIN totals AS t LEFT JOIN cur_bins AS c ON c.bin = r.bin
+    WHERE r.monitor = $1 AND r.feature = {name} AND r.grid = 'psi' AND t.nc > 0
+),"""
+
+_EXACT_BINS = """
+e AS (SELECT {edge_pivot} FROM indb.monitor_bins WHERE monitor = $1 AND feature = {name} AND grid = 'psi'),
+cur_bins AS (SELECT {bin_expression} AS bin, count(*) AS n FROM cur, e GROUP BY 1),"""
+
+_BINNED_BINS = """
+cur_bins AS (SELECT bin, sum(n) AS n FROM pass GROUP BY bin),"""
+
+INSERT_TAIL = """
+SELECT $2, $1, $3, $4, {name}, m.metric, NULL, m.value,
+       coalesce(t1.threshold, t2.threshold),
+       CASE WHEN m.value IS NULL OR coalesce(t1.threshold, t2.threshold) IS NULL THEN NULL
+            WHEN coalesce(t1.direction, t2.direction) = 'below'
+                THEN m.value < coalesce(t1.threshold, t2.threshold)
+            ELSE m.value >= coalesce(t1.threshold, t2.threshold) END,
+       CAST(t.nr AS BIGINT), CAST(t.nc AS BIGINT)
+FROM metrics AS m CROSS JOIN totals AS t
+LEFT JOIN indb.monitor_thresholds AS t1 ON t1.monitor = $1 AND t1.feature = {name} AND t1.metric = m.metric
+LEFT JOIN indb.monitor_thresholds AS t2 ON t2.monitor = $1 AND t2.feature = '*' AND t2.metric = m.metric
+WHERE t.nc > 0"""
+
+
+def _fragment(text: str, name: Quoted) -> Quoted:
+    return Quoted(
+        text.replace("{name}", name.text)
+        .replace("{edge_pivot}", edge_pivot().text)
+        .replace("{bin_expression}", bin_expression().text)
+        .replace("{epsilon}", repr(EPSILON))
+    )
+
+
+def column_statements(
+    backend: Backend, view: str, feature: str, kind: str, mode: str
+) -> list[tuple[str, str]]:
+    """(purpose, SQL) run per window for one monitored column."""
+    q = backend.quote
+    name = backend.literal(feature)
+    slots = {
+        "view": q(view),
+        "column": q(feature),
+        "name": name,
+        "insert_tail": _fragment(INSERT_TAIL, name),
+        "epsilon": Quoted(repr(EPSILON)),
+    }
+    if kind == "categorical":
+        return [
+            (f"drift {feature}", backend.render("monitoring", "categorical", **slots)),
+            (f"new categories {feature}", backend.render("monitoring", "new_categories", **slots)),
+        ]
+    divergence = _SHARES + _DIVERGENCE
+    if mode == "binned":
+        statement = backend.render(
+            "monitoring",
+            "numeric_binned",
+            edge_pivot=edge_pivot(),
+            bin_expression=bin_expression(),
+            cell_expression=cell_expression(),
+            binned_psi_ctes=_fragment(_BINNED_BINS + divergence, name),
+            **slots,
+        )
+    else:
+        statement = backend.render(
+            "monitoring", "numeric_exact", psi_ctes=_fragment(_EXACT_BINS + divergence, name), **slots
+        )
+    return [(f"drift {feature}", statement)]

@@ -1,0 +1,100 @@
+"""Running a monitor: every window since the last run through the monitor's stored statements.
+
+A run recomputes the last window it computed before (it may have been partial) and every
+later window with rows, plus any earlier window whose labels arrived since the previous run;
+their old results are replaced. Rows whose metric crosses its threshold open alerts.
+Where the database has procedures (PostgreSQL) the run is ``CALL indb.run_monitor(name)``,
+the same code pg_cron runs; elsewhere this module runs the same stored statements.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+
+from indb.backends.base import Backend
+from indb.identifiers import Quoted
+from indb.monitoring import monitors
+from indb.sql import statement
+
+EARLIEST = datetime(1, 1, 1)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    monitor: str
+    run_id: int
+    windows: int
+    results: int
+    crossed: int
+    alerts: pd.DataFrame
+
+    def __str__(self) -> str:
+        return (
+            f"monitor {self.monitor}: run {self.run_id}, {self.windows} window(s), {self.results} "
+            f"results, {self.crossed} over threshold, {len(self.alerts)} new alert(s)"
+        )
+
+
+def run(backend: Backend, name: str, *, since: datetime | None = None) -> RunSummary:
+    monitor = monitors.get(backend, name)
+    with backend.transaction():
+        monitors.install(backend)
+        if backend.supports_procedures:
+            ((run_id,),) = backend.rows(
+                statement("monitoring", "call_run_procedure", backend.dialect), {"name": name, "since": since}
+            )
+        else:
+            run_id = _run_here(backend, monitor, since)
+    ((windows, results, crossed),) = backend.rows(
+        statement("monitoring", "run_summary", backend.dialect), {"run_id": run_id}
+    )
+    alerts = backend.query(statement("monitoring", "alerts_of_run", backend.dialect), {"run_id": run_id})
+    return RunSummary(name, int(run_id), int(windows), int(results), int(crossed or 0), alerts)
+
+
+def _bucket(moment: datetime, seconds: int) -> datetime:
+    offset = (moment - datetime(1970, 1, 1)).total_seconds()
+    return datetime(1970, 1, 1) + timedelta(seconds=(offset // seconds) * seconds)
+
+
+def _run_here(backend: Backend, monitor: dict, since: datetime | None) -> int:
+    name, seconds = monitor["name"], int(monitor["window_seconds"])
+    view = Quoted(backend.quote(f"{monitor['deployment']}_scored").text)
+    start = since or _timestamp(monitor["last_window"]) or EARLIEST
+    last_run = _timestamp(monitor["last_run_at"])
+    if since is None and last_run is not None:
+        ((relabeled,),) = backend.rows(
+            backend.render("monitoring", "first_relabeled_window", view=view),
+            {"seconds": seconds, "since": last_run},
+        )
+        if relabeled is not None and relabeled < start:
+            start = relabeled
+    if start > EARLIEST:
+        start = _bucket(start, seconds)
+    ((run_id,),) = backend.rows(statement("monitoring", "next_run_id", backend.dialect))
+    backend.execute(
+        statement("monitoring", "delete_results", backend.dialect), {"monitor": name, "since": start}
+    )
+    windows = [
+        w
+        for (w,) in backend.rows(
+            backend.render("monitoring", "windows", view=view), {"seconds": seconds, "since": start}
+        )
+    ]
+    steps = backend.rows(statement("monitoring", "statements", backend.dialect), {"monitor": name})
+    width = timedelta(seconds=seconds)
+    for window in windows:
+        for _, _, text in steps:
+            backend.execute(text, [name, run_id, window, window + width])
+    backend.execute(statement("monitoring", "open_alerts", backend.dialect), {"run_id": run_id})
+    backend.execute(statement("monitoring", "finish_run", backend.dialect), {"monitor": name})
+    return int(run_id)
+
+
+def _timestamp(value) -> datetime | None:
+    if value is None or pd.isna(value):
+        return None
+    return pd.Timestamp(value).to_pydatetime()

@@ -1,0 +1,408 @@
+-- Monitoring: reference statistics (computed once, at create_monitor) and the statements a
+-- monitor runs per window. Per-window statements take $1 monitor, $2 run id, $3 window
+-- start, $4 window end; they are generated once per monitor and stored in
+-- indb.monitor_statements, so that indb.run_monitor (PostgreSQL) runs them with no client.
+-- {slots} take only identifiers quoted by indb.identifiers and fragments built from them.
+
+-- name: get_monitor
+SELECT name, deployment, schema_name, reference, window_size, window_seconds, mode, task, classes,
+       probability_columns, n_reference, created_by, created_at, last_run_at, last_window
+FROM indb.monitors WHERE name = $name;
+
+-- name: list_monitors
+SELECT name, deployment, window_size, mode, n_reference, created_at, last_run_at, last_window
+FROM indb.monitors ORDER BY name;
+
+-- name: insert_monitor
+INSERT INTO indb.monitors (name, deployment, schema_name, reference, window_size, window_seconds, mode,
+                           task, classes, probability_columns, n_reference, created_by)
+VALUES ($name, $deployment, $schema_name, $reference, $window_size, $window_seconds, $mode,
+        $task, $classes, $probability_columns, $n_reference, $created_by);
+
+-- name: insert_threshold
+INSERT INTO indb.monitor_thresholds (monitor, feature, metric, threshold, direction)
+VALUES ($monitor, $feature, $metric, $threshold, $direction);
+
+-- name: insert_statement
+INSERT INTO indb.monitor_statements (monitor, step, purpose, statement)
+VALUES ($monitor, $step, $purpose, $statement);
+
+-- name: insert_class
+INSERT INTO indb.monitor_bins (monitor, feature, grid, bin, lower, category, n)
+VALUES ($monitor, 'prediction', 'class', $bin, NULL, $category, 0);
+
+-- name: insert_edge
+INSERT INTO indb.monitor_bins (monitor, feature, grid, bin, lower, category, n)
+VALUES ($monitor, $feature, 'psi', $bin, $lower, NULL, 0);
+
+-- name: statements
+SELECT step, purpose, statement FROM indb.monitor_statements WHERE monitor = $monitor ORDER BY step;
+
+-- name: reference_numeric_summary
+INSERT INTO indb.monitor_features (monitor, feature, kind, n, missing, mean, std, min_value, max_value, cells)
+SELECT $monitor, $feature, 'numeric', count(v), count(*) - count(v), avg(v), stddev_pop(v), min(v), max(v), $cells
+FROM (SELECT CAST({column} AS DOUBLE) AS v FROM {source}) AS s;
+
+-- name: reference_categorical_summary
+INSERT INTO indb.monitor_features (monitor, feature, kind, n, missing, mean, std, min_value, max_value, cells)
+SELECT $monitor, $feature, 'categorical', count({column}), count(*) - count({column}), NULL, NULL, NULL, NULL, NULL
+FROM {source};
+
+-- name: reference_quantiles
+SELECT quantile_cont(CAST({column} AS DOUBLE), $probabilities) FROM {source} WHERE {column} IS NOT NULL;
+
+-- name: reference_values
+INSERT INTO indb.monitor_reference_values (monitor, feature, value, n)
+SELECT $monitor, $feature, v, count(*) FROM (SELECT CAST({column} AS DOUBLE) AS v FROM {source}) AS s
+WHERE v IS NOT NULL GROUP BY v ORDER BY v;
+
+-- name: reference_psi_counts
+-- The count of each quantile bin: bin b holds edge_b <= v < edge_(b+1).
+UPDATE indb.monitor_bins AS b SET n = c.n
+FROM (
+    SELECT {bin_expression} AS bin, count(*) AS n
+    FROM (SELECT CAST({column} AS DOUBLE) AS v FROM {source}) AS s,
+         (SELECT {edge_pivot} FROM indb.monitor_bins
+          WHERE monitor = $monitor AND feature = $feature AND grid = 'psi') AS e
+    WHERE v IS NOT NULL GROUP BY 1
+) AS c
+WHERE b.monitor = $monitor AND b.feature = $feature AND b.grid = 'psi' AND b.bin = c.bin;
+
+-- name: reference_cells
+-- Equal-width cells over the reference range, for binned mode.
+INSERT INTO indb.monitor_bins (monitor, feature, grid, bin, lower, category, n)
+SELECT $monitor, $feature, 'cell', {cell_expression} AS cell, NULL, NULL, count(*)
+FROM (SELECT CAST({column} AS DOUBLE) AS v FROM {source}) AS s,
+     (SELECT min_value AS lo, max_value AS hi, cells AS k FROM indb.monitor_features
+      WHERE monitor = $monitor AND feature = $feature) AS f
+WHERE v IS NOT NULL GROUP BY 4;
+
+-- name: reference_categories
+INSERT INTO indb.monitor_bins (monitor, feature, grid, bin, lower, category, n)
+SELECT $monitor, $feature, 'category', CAST(row_number() OVER (ORDER BY count(*) DESC, c) AS INTEGER), NULL, c, count(*)
+FROM (SELECT CAST({column} AS VARCHAR) AS c FROM {source}) AS s WHERE c IS NOT NULL GROUP BY c;
+
+-- name: numeric_exact
+-- KS D and its p-value, Wasserstein-1 over the reference population std, PSI and
+-- Jensen-Shannon on the reference quantile bins, all against the exact reference ECDF.
+INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, feature, metric, category,
+                                  value, threshold, drifted, n_reference, n_current)
+WITH cur AS MATERIALIZED (
+    SELECT CAST({column} AS DOUBLE) AS v FROM {view}
+    WHERE scored_at >= $3 AND scored_at < $4 AND {column} IS NOT NULL
+),
+f AS (
+    SELECT CAST(n AS DOUBLE) AS nr, greatest(std, 0.001) AS scale FROM indb.monitor_features
+    WHERE monitor = $1 AND feature = {name}
+),
+counts AS (
+    SELECT v, sum(nr) AS nr, sum(nc) AS nc FROM (
+        SELECT value AS v, n AS nr, 0 AS nc FROM indb.monitor_reference_values
+        WHERE monitor = $1 AND feature = {name}
+        UNION ALL
+        SELECT v, 0 AS nr, count(*) AS nc FROM cur GROUP BY v
+    ) AS u GROUP BY v
+),
+ecdf AS (
+    SELECT CAST(sum(nr) OVER (ORDER BY v ROWS UNBOUNDED PRECEDING) AS DOUBLE) AS cr,
+           CAST(sum(nc) OVER (ORDER BY v ROWS UNBOUNDED PRECEDING) AS DOUBLE) AS cc,
+           lead(v) OVER (ORDER BY v) - v AS dv
+    FROM counts
+),
+totals AS MATERIALIZED (SELECT f.nr, CAST((SELECT count(*) FROM cur) AS DOUBLE) AS nc, f.scale FROM f),
+distance AS MATERIALIZED (
+    SELECT max(abs(e.cr / t.nr - e.cc / t.nc)) AS d,
+           sum(abs(e.cr / t.nr - e.cc / t.nc) * e.dv) / t.scale AS w1
+    FROM ecdf AS e, totals AS t WHERE t.nc > 0 GROUP BY t.nr, t.nc, t.scale
+),
+{psi_ctes}
+metrics AS (
+    SELECT 'ks_d' AS metric, d AS value FROM distance
+    UNION ALL SELECT 'ks_pvalue', indb_ks_pvalue(d, CAST(t.nr AS BIGINT), CAST(t.nc AS BIGINT)) FROM distance, totals AS t
+    UNION ALL SELECT 'wasserstein', w1 FROM distance
+    UNION ALL SELECT 'psi', psi FROM divergence
+    UNION ALL SELECT 'js', js FROM divergence
+)
+{insert_tail};
+
+-- name: numeric_binned
+-- One pass over the window: rows counted per equal-width reference cell and quantile bin,
+-- plus exact sums outside the reference range. PSI and JS are exact; KS D and Wasserstein
+-- come with their error bounds (ks_d_bound, wasserstein_bound): see engine/monitoring/drift.py.
+INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, feature, metric, category,
+                                  value, threshold, drifted, n_reference, n_current)
+WITH f AS (
+    SELECT CAST(n AS DOUBLE) AS nr, greatest(std, 0.001) AS scale, min_value AS lo, max_value AS hi, cells AS k
+    FROM indb.monitor_features WHERE monitor = $1 AND feature = {name}
+),
+e AS (SELECT {edge_pivot} FROM indb.monitor_bins WHERE monitor = $1 AND feature = {name} AND grid = 'psi'),
+pass AS MATERIALIZED (
+    SELECT {cell_expression} AS cell, {bin_expression} AS bin, count(*) AS n, sum(v) AS s
+    FROM (SELECT CAST({column} AS DOUBLE) AS v FROM {view}
+          WHERE scored_at >= $3 AND scored_at < $4 AND {column} IS NOT NULL) AS cur, f, e
+    GROUP BY 1, 2
+),
+totals AS MATERIALIZED (SELECT f.nr, CAST((SELECT sum(n) FROM pass) AS DOUBLE) AS nc, f.scale, f.lo, f.hi, f.k FROM f),
+cells AS (
+    SELECT cell, sum(nr) AS nr, sum(nc) AS nc FROM (
+        SELECT bin AS cell, n AS nr, 0 AS nc FROM indb.monitor_bins
+        WHERE monitor = $1 AND feature = {name} AND grid = 'cell'
+        UNION ALL
+        SELECT cell, 0 AS nr, sum(n) AS nc FROM pass GROUP BY cell
+        UNION ALL
+        SELECT g.cell, 0 AS nr, 0 AS nc FROM totals AS t, generate_series(0, t.k - 1) AS g(cell)
+    ) AS u GROUP BY cell
+),
+ecdf AS (
+    SELECT c.cell, CAST(c.nr AS DOUBLE) / t.nr AS pr, CAST(c.nc AS DOUBLE) / t.nc AS pc,
+           CAST(sum(c.nr) OVER (ORDER BY c.cell ROWS UNBOUNDED PRECEDING) AS DOUBLE) / t.nr
+         - CAST(sum(c.nc) OVER (ORDER BY c.cell ROWS UNBOUNDED PRECEDING) AS DOUBLE) / t.nc AS upper_gap
+    FROM cells AS c, totals AS t WHERE t.nc > 0
+),
+gaps AS MATERIALIZED (
+    SELECT cell, pr, pc, upper_gap, coalesce(lag(upper_gap) OVER (ORDER BY cell), 0) AS lower_gap FROM ecdf
+),
+outside AS (
+    SELECT coalesce(sum(CASE WHEN p.cell < 0 THEN t.lo * p.n - p.s END), 0)
+         + coalesce(sum(CASE WHEN p.cell >= t.k THEN p.s - t.hi * p.n END), 0) AS area
+    FROM pass AS p, totals AS t
+),
+distance AS MATERIALIZED (
+    SELECT max(abs(g.upper_gap)) AS d,
+           max(CASE WHEN g.cell >= 0 AND g.cell < t.k THEN greatest(g.pr, g.pc) ELSE 0 END) AS d_bound,
+           (sum(CASE WHEN g.cell >= 0 AND g.cell < t.k THEN abs(g.lower_gap + g.upper_gap) / 2 END)
+               * (t.hi - t.lo) / t.k + o.area / t.nc) / t.scale AS w1,
+           sum(CASE WHEN g.cell >= 0 AND g.cell < t.k THEN (g.pr + g.pc) / 2 END) * (t.hi - t.lo) / t.k
+               / t.scale AS w1_bound
+    FROM gaps AS g, totals AS t, outside AS o GROUP BY t.nr, t.nc, t.scale, t.hi, t.lo, t.k, o.area
+),
+{binned_psi_ctes}
+metrics AS (
+    SELECT 'ks_d' AS metric, d AS value FROM distance
+    UNION ALL SELECT 'ks_d_bound', d_bound FROM distance
+    UNION ALL SELECT 'ks_pvalue', indb_ks_pvalue(d, CAST(t.nr AS BIGINT), CAST(t.nc AS BIGINT)) FROM distance, totals AS t
+    UNION ALL SELECT 'wasserstein', w1 FROM distance
+    UNION ALL SELECT 'wasserstein_bound', w1_bound FROM distance
+    UNION ALL SELECT 'psi', psi FROM divergence
+    UNION ALL SELECT 'js', js FROM divergence
+)
+{insert_tail};
+
+-- name: categorical
+-- Chi-square over the reference's categories (expected = reference share x current rows in
+-- them), PSI and Jensen-Shannon over every category, and the categories the reference lacks.
+INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, feature, metric, category,
+                                  value, threshold, drifted, n_reference, n_current)
+WITH cc AS MATERIALIZED (
+    SELECT CAST({column} AS VARCHAR) AS category, count(*) AS n FROM {view}
+    WHERE scored_at >= $3 AND scored_at < $4 AND {column} IS NOT NULL GROUP BY 1
+),
+rc AS (
+    SELECT category, n FROM indb.monitor_bins WHERE monitor = $1 AND feature = {name} AND grid = 'category'
+),
+joined AS (
+    SELECT coalesce(r.category, c.category) AS category, CAST(coalesce(r.n, 0) AS DOUBLE) AS rn,
+           CAST(coalesce(c.n, 0) AS DOUBLE) AS cn
+    FROM rc AS r FULL OUTER JOIN cc AS c ON r.category = c.category
+),
+totals AS MATERIALIZED (
+    SELECT sum(rn) AS nr, sum(cn) AS nc, sum(CASE WHEN rn > 0 THEN cn ELSE 0 END) AS nk,
+           count(CASE WHEN rn > 0 THEN 1 END) AS k
+    FROM joined
+),
+shares AS (
+    SELECT j.category, j.rn, j.cn, j.rn / t.nr AS p, j.cn / t.nc AS q,
+           CASE WHEN j.rn > 0 THEN j.cn / t.nc ELSE 0 END AS q_known
+    FROM joined AS j, totals AS t WHERE t.nc > 0
+),
+chi AS MATERIALIZED (
+    SELECT sum((s.cn - s.rn * t.nk / t.nr) * (s.cn - s.rn * t.nk / t.nr) / (s.rn * t.nk / t.nr)) AS x,
+           max(t.k) - 1 AS dof
+    FROM shares AS s, totals AS t WHERE s.rn > 0 AND t.nk > 0
+),
+divergence AS (
+    SELECT sum((greatest(q, {epsilon}) - greatest(p, {epsilon})) * ln(greatest(q, {epsilon}) / greatest(p, {epsilon}))) AS psi,
+           sqrt(greatest(sum(CASE WHEN p > 0 THEN p * ln(2 * p / (p + q)) ELSE 0 END
+                           + CASE WHEN q > 0 THEN q * ln(2 * q / (p + q)) ELSE 0 END) / 2, 0)) AS js
+    FROM shares
+),
+metrics AS (
+    SELECT 'chi2' AS metric, x AS value FROM chi
+    UNION ALL SELECT 'chi2_pvalue', indb_chi2_pvalue(x, CAST(dof AS BIGINT)) FROM chi
+    UNION ALL SELECT 'psi', psi FROM divergence
+    UNION ALL SELECT 'js', js FROM divergence
+    UNION ALL SELECT 'new_categories', CAST(count(*) AS DOUBLE) FROM shares WHERE rn = 0
+    UNION ALL SELECT 'new_category_share', coalesce(sum(q), 0) FROM shares WHERE rn = 0
+)
+{insert_tail};
+
+-- name: new_categories
+INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, feature, metric, category,
+                                  value, threshold, drifted, n_reference, n_current)
+SELECT $2, $1, $3, $4, {name}, 'new_category', c.category, CAST(c.n AS DOUBLE), NULL, NULL, NULL, NULL
+FROM (
+    SELECT CAST({column} AS VARCHAR) AS category, count(*) AS n FROM {view}
+    WHERE scored_at >= $3 AND scored_at < $4 AND {column} IS NOT NULL GROUP BY 1
+) AS c
+WHERE NOT EXISTS (
+    SELECT 1 FROM indb.monitor_bins AS b
+    WHERE b.monitor = $1 AND b.feature = {name} AND b.grid = 'category' AND b.category = c.category
+);
+
+-- name: windows
+-- Window starts (multiples of the window length since 1970) with rows at or after $since.
+SELECT DISTINCT time_bucket(to_seconds(CAST($seconds AS BIGINT)), scored_at, TIMESTAMP '1970-01-01') AS w
+FROM {view} WHERE scored_at >= $since ORDER BY w;
+
+-- name: first_relabeled_window
+-- The earliest window with a label recorded after the previous run.
+SELECT min(time_bucket(to_seconds(CAST($seconds AS BIGINT)), scored_at, TIMESTAMP '1970-01-01'))
+FROM {view} WHERE observed_at > $since;
+
+-- name: delete_results
+DELETE FROM indb.monitor_results WHERE monitor = $monitor AND window_start >= $since;
+
+-- name: next_run_id
+SELECT nextval('indb.monitor_run_id');
+
+-- name: open_alerts
+INSERT INTO indb.alerts (monitor, run_id, window_start, window_end, model_version, feature, metric, value, threshold)
+SELECT r.monitor, r.run_id, r.window_start, r.window_end, r.model_version, r.feature, r.metric, r.value, r.threshold
+FROM indb.monitor_results AS r
+WHERE r.run_id = $run_id AND r.drifted
+  AND NOT EXISTS (
+      SELECT 1 FROM indb.alerts AS a
+      WHERE a.monitor = r.monitor AND a.window_start = r.window_start AND a.feature = r.feature
+        AND a.metric = r.metric AND coalesce(a.model_version, -1) = coalesce(r.model_version, -1)
+  );
+
+-- name: finish_run
+UPDATE indb.monitors SET last_run_at = current_timestamp,
+    last_window = coalesce((SELECT max(window_start) FROM indb.monitor_results WHERE monitor = $monitor), last_window)
+WHERE name = $monitor;
+
+-- name: run_summary
+SELECT count(DISTINCT window_start) AS windows, count(*) AS results,
+       count(CASE WHEN drifted THEN 1 END) AS crossed
+FROM indb.monitor_results WHERE run_id = $run_id;
+
+-- name: alerts_of_run
+SELECT id, monitor, window_start, model_version, feature, metric, value, threshold
+FROM indb.alerts WHERE run_id = $run_id ORDER BY window_start, feature, metric;
+
+-- name: results
+SELECT run_id, window_start, window_end, model_version, feature, metric, category, value, threshold,
+       drifted, n_reference, n_current, computed_at
+FROM indb.monitor_results WHERE monitor = $monitor
+ORDER BY window_start, feature, metric, model_version, category;
+
+-- name: alerts
+SELECT id, monitor, window_start, window_end, model_version, feature, metric, value, threshold, status, opened_at
+FROM indb.alerts WHERE monitor = $monitor ORDER BY window_start, feature, metric;
+
+-- name: delete_monitor
+DELETE FROM indb.monitors WHERE name = $monitor;
+
+-- name: accuracy_classification
+-- Per model version, over the window's rows whose label has arrived: accuracy, precision,
+-- recall and F1 (the positive class, the last in class order, for two classes; macro
+-- averages over the classes seen otherwise), ROC AUC (two classes; ties count half), log
+-- loss (probabilities clipped to [eps, 1 - eps]), confusion counts, label delay and share.
+INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, model_version, feature, metric,
+                                  category, value, threshold, drifted, n_reference, n_current)
+WITH cls AS (
+    SELECT {class_pivot} FROM indb.monitor_bins WHERE monitor = $1 AND feature = 'prediction' AND grid = 'class'
+),
+all_rows AS MATERIALIZED (
+    SELECT v.model_version, CAST(v.prediction AS VARCHAR) AS predicted, CAST(v.label AS VARCHAR) AS actual,
+           {label_probability} AS p_label, {score} AS score, cls.positive,
+           epoch(v.observed_at) - epoch(v.scored_at) AS delay
+    FROM {view} AS v, cls
+    WHERE v.scored_at >= $3 AND v.scored_at < $4 AND v.model_version IS NOT NULL
+),
+labeled AS (SELECT * FROM all_rows WHERE actual IS NOT NULL),
+classes AS (SELECT category FROM indb.monitor_bins WHERE monitor = $1 AND feature = 'prediction' AND grid = 'class'),
+per_class AS MATERIALIZED (
+    SELECT l.model_version, c.category,
+           CAST(sum(CASE WHEN l.predicted = c.category AND l.actual = c.category THEN 1 ELSE 0 END) AS DOUBLE) AS tp,
+           CAST(sum(CASE WHEN l.predicted = c.category THEN 1 ELSE 0 END) AS DOUBLE) AS pp,
+           CAST(sum(CASE WHEN l.actual = c.category THEN 1 ELSE 0 END) AS DOUBLE) AS ap,
+           max(CASE WHEN c.category = l.positive THEN 1 ELSE 0 END) AS is_positive
+    FROM labeled AS l, classes AS c GROUP BY l.model_version, c.category
+),
+scores AS MATERIALIZED (
+    SELECT model_version,
+           {precision} AS precision, {recall} AS recall, {f1} AS f1
+    FROM per_class GROUP BY model_version
+),
+auc_counts AS (
+    SELECT model_version, score,
+           CAST(sum(CASE WHEN actual = positive THEN 1 ELSE 0 END) AS DOUBLE) AS pos,
+           CAST(sum(CASE WHEN actual = positive THEN 0 ELSE 1 END) AS DOUBLE) AS neg
+    FROM labeled GROUP BY model_version, score
+),
+auc AS MATERIALIZED (
+    SELECT model_version, sum(pos * (neg_below + neg / 2)) / nullif(sum(pos) * sum(neg), 0) AS roc_auc
+    FROM (
+        SELECT model_version, pos, neg,
+               coalesce(sum(neg) OVER (PARTITION BY model_version ORDER BY score
+                                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS neg_below
+        FROM auc_counts
+    ) AS a GROUP BY model_version
+),
+summary AS MATERIALIZED (
+    SELECT model_version, CAST(count(*) AS DOUBLE) AS n_rows, CAST(count(actual) AS DOUBLE) AS n,
+           avg(CASE WHEN actual IS NULL THEN NULL WHEN predicted = actual THEN 1.0 ELSE 0.0 END) AS accuracy,
+           -avg(CASE WHEN actual IS NOT NULL THEN ln(greatest(least(p_label, 1 - 2.220446049250313e-16), 2.220446049250313e-16)) END) AS log_loss,
+           avg(CASE WHEN actual IS NOT NULL THEN delay END) AS delay
+    FROM all_rows GROUP BY model_version
+),
+metrics AS (
+    SELECT model_version, 'accuracy' AS metric, CAST(NULL AS VARCHAR) AS category, accuracy AS value FROM summary WHERE n > 0
+    UNION ALL SELECT model_version, 'log_loss', NULL, log_loss FROM summary WHERE n > 0
+    UNION ALL SELECT model_version, 'labeled_rows', NULL, n FROM summary
+    UNION ALL SELECT model_version, 'rows', NULL, n_rows FROM summary
+    UNION ALL SELECT model_version, 'labeled_share', NULL, n / n_rows FROM summary
+    UNION ALL SELECT model_version, 'label_delay_seconds', NULL, delay FROM summary WHERE n > 0
+    UNION ALL SELECT model_version, 'precision', NULL, precision FROM scores
+    UNION ALL SELECT model_version, 'recall', NULL, recall FROM scores
+    UNION ALL SELECT model_version, 'f1', NULL, f1 FROM scores
+    UNION ALL SELECT model_version, 'roc_auc', NULL, roc_auc FROM auc WHERE {binary}
+    UNION ALL SELECT model_version, 'confusion', actual || ' -> ' || predicted, CAST(count(*) AS DOUBLE)
+              FROM labeled GROUP BY model_version, actual, predicted
+)
+{insert_tail};
+
+-- name: accuracy_regression
+-- Per model version, over rows whose label has arrived: MAE, RMSE, R2 and MAPE (|error| over
+-- max(|label|, eps), as scikit-learn), label delay and share.
+INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, model_version, feature, metric,
+                                  category, value, threshold, drifted, n_reference, n_current)
+WITH all_rows AS MATERIALIZED (
+    SELECT v.model_version, CAST(v.prediction AS DOUBLE) AS predicted, CAST(v.label AS DOUBLE) AS actual,
+           epoch(v.observed_at) - epoch(v.scored_at) AS delay
+    FROM {view} AS v
+    WHERE v.scored_at >= $3 AND v.scored_at < $4 AND v.model_version IS NOT NULL
+),
+means AS (SELECT model_version, avg(actual) AS mean_label FROM all_rows GROUP BY model_version),
+summary AS MATERIALIZED (
+    SELECT a.model_version, CAST(count(*) AS DOUBLE) AS n_rows, CAST(count(a.actual) AS DOUBLE) AS n,
+           avg(abs(a.actual - a.predicted)) AS mae,
+           sqrt(avg((a.actual - a.predicted) * (a.actual - a.predicted))) AS rmse,
+           1 - sum((a.actual - a.predicted) * (a.actual - a.predicted))
+               / nullif(sum((a.actual - m.mean_label) * (a.actual - m.mean_label)), 0) AS r2,
+           avg(abs(a.actual - a.predicted) / greatest(abs(a.actual), 2.220446049250313e-16)) AS mape,
+           avg(CASE WHEN a.actual IS NOT NULL THEN a.delay END) AS delay
+    FROM all_rows AS a JOIN means AS m ON m.model_version = a.model_version GROUP BY a.model_version
+),
+metrics AS (
+    SELECT model_version, 'mae' AS metric, CAST(NULL AS VARCHAR) AS category, mae AS value FROM summary WHERE n > 0
+    UNION ALL SELECT model_version, 'rmse', NULL, rmse FROM summary WHERE n > 0
+    UNION ALL SELECT model_version, 'r2', NULL, r2 FROM summary WHERE n > 0
+    UNION ALL SELECT model_version, 'mape', NULL, mape FROM summary WHERE n > 0
+    UNION ALL SELECT model_version, 'labeled_rows', NULL, n FROM summary
+    UNION ALL SELECT model_version, 'rows', NULL, n_rows FROM summary
+    UNION ALL SELECT model_version, 'labeled_share', NULL, n / n_rows FROM summary
+    UNION ALL SELECT model_version, 'label_delay_seconds', NULL, delay FROM summary WHERE n > 0
+)
+{insert_tail};
