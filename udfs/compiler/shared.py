@@ -28,6 +28,7 @@ from indb.udfs.compiler import sql
 
 LET = "indb_let_"  # column names standing for lets while compiling
 MIN_NODES = 12  # smaller expressions are cheaper to repeat than to share
+INLINE_BYTES = 2_000  # DuckDB/Spark: lets shorter than this are written in place
 _LET_NAME = re.compile(rf"\b{LET}\d+\b")
 
 
@@ -183,13 +184,28 @@ class Levels:
         return _LET_NAME.sub(lambda m: slots[m.group(0)], text)
 
     def lambdas(self, expression: exp.Expression, dialect: str, render) -> str:
-        """DuckDB / Spark: one lambda per level."""
-        levels = self.needed(expression)
+        """DuckDB / Spark: one lambda per level for the big lets; small ones are written in
+        place (DuckDB evaluates repeated sub-expressions once, and a lambda costs more than a
+        short expression)."""
         spark = dialect == "spark"
-        slots = self._slots(levels, lambda j, i: f"indb_l{j}[{i - 1 if spark else i}]")
+        slots: dict[str, str] = {}
+        depth: dict[str, int] = {}
+        levels: list[list[str]] = []
+        for name in [n for names in self.needed(expression) for n in names]:
+            text = self._refer(self._body(name, dialect, render), slots)
+            below = max((depth[r] for r in self.uses[name]), default=0)
+            if len(text) <= INLINE_BYTES:
+                slots[name], depth[name] = f"({text})", below
+                continue
+            depth[name] = below + 1
+            if len(levels) < depth[name]:
+                levels.append([])
+            levels[below].append(text)
+            i = len(levels[below])
+            slots[name] = f"indb_l{below + 1}[{i - 1 if spark else i}]"
         text = self._refer(render(expression), slots)
         for j in range(len(levels), 0, -1):
-            items = ", ".join(self._refer(self._body(n, dialect, render), slots) for n in levels[j - 1])
+            items = ", ".join(levels[j - 1])
             if spark:
                 text = f"transform(array(array({items})), indb_l{j} -> {text})[0]"
             else:
