@@ -112,17 +112,17 @@ f AS (
     SELECT CAST(n AS DOUBLE) AS nr, greatest(std, 0.001) AS scale FROM indb.monitor_features
     WHERE monitor = $1 AND feature = {name}
 ),
+-- One sort of both samples, no grouping: RANGE frames give tied rows (peers) the ECDFs at
+-- their value, and lead() is 0 between peers, so only the last of them spans to the next value.
 counts AS (
-    SELECT v, sum(nr) AS nr, sum(nc) AS nc FROM (
-        SELECT value AS v, n AS nr, 0 AS nc FROM indb.monitor_reference_values
-        WHERE monitor = $1 AND feature = {name}
-        UNION ALL
-        SELECT v, 0 AS nr, count(*) AS nc FROM cur GROUP BY v
-    ) AS u GROUP BY v
+    SELECT value AS v, n AS nr, 0 AS nc FROM indb.monitor_reference_values
+    WHERE monitor = $1 AND feature = {name}
+    UNION ALL
+    SELECT v, 0 AS nr, 1 AS nc FROM cur
 ),
 ecdf AS (
-    SELECT CAST(sum(nr) OVER (ORDER BY v ROWS UNBOUNDED PRECEDING) AS DOUBLE) AS cr,
-           CAST(sum(nc) OVER (ORDER BY v ROWS UNBOUNDED PRECEDING) AS DOUBLE) AS cc,
+    SELECT CAST(sum(nr) OVER (ORDER BY v RANGE UNBOUNDED PRECEDING) AS DOUBLE) AS cr,
+           CAST(sum(nc) OVER (ORDER BY v RANGE UNBOUNDED PRECEDING) AS DOUBLE) AS cc,
            lead(v) OVER (ORDER BY v) - v AS dv
     FROM counts
 ),
