@@ -82,30 +82,47 @@ INSERT INTO indb.monitor_bins (monitor, feature, grid, bin, lower, category, n)
 SELECT $monitor, $feature, 'category', CAST(row_number() OVER (ORDER BY count(*) DESC, c) AS INTEGER), NULL, c, count(*)
 FROM (SELECT CAST({column} AS VARCHAR) AS c FROM {source}) AS s WHERE c IS NOT NULL GROUP BY c;
 
+-- name: drop_window
+DROP TABLE IF EXISTS {window};
+
+-- name: create_window
+-- The window's rows, read once per window for every statement after it: the scored view's
+-- rows in the window (request rows joined with their predictions scored in it), with only
+-- the monitored request columns and what accuracy needs from the predictions; no ground
+-- truth. ($1 and $2 are named so that every stored statement takes the same four values.)
+CREATE TEMPORARY TABLE {window} AS
+SELECT {columns}
+FROM {table} AS r JOIN {predictions} AS p ON p.id = r.id
+WHERE p.scored_at >= $3 AND p.scored_at < $4 AND $1 IS NOT NULL AND $2 IS NOT NULL;
+
+-- name: latest_labels
+-- The latest label of each row of the window (as the scored view picks it).
+SELECT id, arg_max(label, observed_at) AS label, max(observed_at) AS observed_at
+FROM {ground_truth} WHERE id IN (SELECT id FROM {window}) GROUP BY id
+
 -- name: numeric_exact
 -- KS D and its p-value, Wasserstein-1 over the reference population std, PSI and
 -- Jensen-Shannon on the reference quantile bins, all against the exact reference ECDF.
 INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, feature, metric, category,
                                   value, threshold, drifted, n_reference, n_current)
 WITH cur AS MATERIALIZED (
-    SELECT CAST({column} AS DOUBLE) AS v FROM {view}
-    WHERE scored_at >= $3 AND scored_at < $4 AND {column} IS NOT NULL
+    SELECT CAST({column} AS DOUBLE) AS v FROM {window} WHERE {column} IS NOT NULL
 ),
 f AS (
     SELECT CAST(n AS DOUBLE) AS nr, greatest(std, 0.001) AS scale FROM indb.monitor_features
     WHERE monitor = $1 AND feature = {name}
 ),
+-- One sort of both samples, no grouping: RANGE frames give tied rows (peers) the ECDFs at
+-- their value, and lead() is 0 between peers, so only the last of them spans to the next value.
 counts AS (
-    SELECT v, sum(nr) AS nr, sum(nc) AS nc FROM (
-        SELECT value AS v, n AS nr, 0 AS nc FROM indb.monitor_reference_values
-        WHERE monitor = $1 AND feature = {name}
-        UNION ALL
-        SELECT v, 0 AS nr, count(*) AS nc FROM cur GROUP BY v
-    ) AS u GROUP BY v
+    SELECT value AS v, n AS nr, 0 AS nc FROM indb.monitor_reference_values
+    WHERE monitor = $1 AND feature = {name}
+    UNION ALL
+    SELECT v, 0 AS nr, 1 AS nc FROM cur
 ),
 ecdf AS (
-    SELECT CAST(sum(nr) OVER (ORDER BY v ROWS UNBOUNDED PRECEDING) AS DOUBLE) AS cr,
-           CAST(sum(nc) OVER (ORDER BY v ROWS UNBOUNDED PRECEDING) AS DOUBLE) AS cc,
+    SELECT CAST(sum(nr) OVER (ORDER BY v RANGE UNBOUNDED PRECEDING) AS DOUBLE) AS cr,
+           CAST(sum(nc) OVER (ORDER BY v RANGE UNBOUNDED PRECEDING) AS DOUBLE) AS cc,
            lead(v) OVER (ORDER BY v) - v AS dv
     FROM counts
 ),
@@ -138,8 +155,7 @@ WITH f AS (
 e AS (SELECT {edge_pivot} FROM indb.monitor_bins WHERE monitor = $1 AND feature = {name} AND grid = 'psi'),
 pass AS MATERIALIZED (
     SELECT {cell_expression} AS cell, {bin_expression} AS bin, count(*) AS n, sum(v) AS s
-    FROM (SELECT CAST({column} AS DOUBLE) AS v FROM {view}
-          WHERE scored_at >= $3 AND scored_at < $4 AND {column} IS NOT NULL) AS cur, f, e
+    FROM (SELECT CAST({column} AS DOUBLE) AS v FROM {window} WHERE {column} IS NOT NULL) AS cur, f, e
     GROUP BY 1, 2
 ),
 totals AS MATERIALIZED (SELECT f.nr, CAST((SELECT sum(n) FROM pass) AS DOUBLE) AS nc, f.scale, f.lo, f.hi, f.k FROM f),
@@ -194,8 +210,8 @@ metrics AS (
 INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, feature, metric, category,
                                   value, threshold, drifted, n_reference, n_current)
 WITH cc AS MATERIALIZED (
-    SELECT CAST({column} AS VARCHAR) AS category, count(*) AS n FROM {view}
-    WHERE scored_at >= $3 AND scored_at < $4 AND {column} IS NOT NULL GROUP BY 1
+    SELECT CAST({column} AS VARCHAR) AS category, count(*) AS n FROM {window}
+    WHERE {column} IS NOT NULL GROUP BY 1
 ),
 rc AS (
     SELECT category, n FROM indb.monitor_bins WHERE monitor = $1 AND feature = {name} AND grid = 'category'
@@ -241,8 +257,8 @@ INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, fea
                                   value, threshold, drifted, n_reference, n_current)
 SELECT $2, $1, $3, $4, {name}, 'new_category', c.category, CAST(c.n AS DOUBLE), NULL, NULL, NULL, NULL
 FROM (
-    SELECT CAST({column} AS VARCHAR) AS category, count(*) AS n FROM {view}
-    WHERE scored_at >= $3 AND scored_at < $4 AND {column} IS NOT NULL GROUP BY 1
+    SELECT CAST({column} AS VARCHAR) AS category, count(*) AS n FROM {window}
+    WHERE {column} IS NOT NULL GROUP BY 1
 ) AS c
 WHERE NOT EXISTS (
     SELECT 1 FROM indb.monitor_bins AS b
@@ -250,9 +266,11 @@ WHERE NOT EXISTS (
 );
 
 -- name: windows
--- Window starts (multiples of the window length since 1970) with rows at or after $since.
+-- Window starts (multiples of the window length since 1970) with predictions at or after
+-- $since. Read from the predictions alone: a window whose predictions lost their request
+-- rows yields no results, as it would through the scored view.
 SELECT DISTINCT time_bucket(to_seconds(CAST($seconds AS BIGINT)), scored_at, TIMESTAMP '1970-01-01') AS w
-FROM {view} WHERE scored_at >= $since ORDER BY w;
+FROM {predictions} WHERE scored_at >= $since ORDER BY w;
 
 -- name: first_relabeled_window
 -- The earliest window with a label recorded after the previous run.
@@ -314,11 +332,11 @@ WITH cls AS (
     SELECT {class_pivot} FROM indb.monitor_bins WHERE monitor = $1 AND feature = 'prediction' AND grid = 'class'
 ),
 all_rows AS MATERIALIZED (
-    SELECT v.model_version, CAST(v.prediction AS VARCHAR) AS predicted, CAST(v.label AS VARCHAR) AS actual,
+    SELECT v.model_version, CAST(v.prediction AS VARCHAR) AS predicted, CAST(g.label AS VARCHAR) AS actual,
            {label_probability} AS p_label, {score} AS score, cls.positive,
-           epoch(v.observed_at) - epoch(v.scored_at) AS delay
-    FROM {view} AS v, cls
-    WHERE v.scored_at >= $3 AND v.scored_at < $4 AND v.model_version IS NOT NULL
+           epoch(g.observed_at) - epoch(v.scored_at) AS delay
+    FROM {window} AS v CROSS JOIN cls LEFT JOIN ({labels}) AS g ON g.id = v.id
+    WHERE v.model_version IS NOT NULL
 ),
 labeled AS (SELECT * FROM all_rows WHERE actual IS NOT NULL),
 classes AS (SELECT category FROM indb.monitor_bins WHERE monitor = $1 AND feature = 'prediction' AND grid = 'class'),
@@ -379,10 +397,10 @@ metrics AS (
 INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, model_version, feature, metric,
                                   category, value, threshold, drifted, n_reference, n_current)
 WITH all_rows AS MATERIALIZED (
-    SELECT v.model_version, CAST(v.prediction AS DOUBLE) AS predicted, CAST(v.label AS DOUBLE) AS actual,
-           epoch(v.observed_at) - epoch(v.scored_at) AS delay
-    FROM {view} AS v
-    WHERE v.scored_at >= $3 AND v.scored_at < $4 AND v.model_version IS NOT NULL
+    SELECT v.model_version, CAST(v.prediction AS DOUBLE) AS predicted, CAST(g.label AS DOUBLE) AS actual,
+           epoch(g.observed_at) - epoch(v.scored_at) AS delay
+    FROM {window} AS v LEFT JOIN ({labels}) AS g ON g.id = v.id
+    WHERE v.model_version IS NOT NULL
 ),
 means AS (SELECT model_version, avg(actual) AS mean_label FROM all_rows GROUP BY model_version),
 summary AS MATERIALIZED (

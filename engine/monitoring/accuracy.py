@@ -1,6 +1,7 @@
 """Accuracy against ground truth: per window and model version, over rows whose label arrived.
 
-The statements read the deployment's ``<table>_scored`` view (the latest label per row) and
+The statements read the window's table (see ``monitors.window_statements``) and the latest
+label of each of its rows from the ground truth, as the ``<table>_scored`` view does, and
 write one result row per metric and model version, so that two versions scoring the same
 window compare side by side; ``labeled_share`` and ``label_delay_seconds`` (mean time from
 scoring to label) say how much of the window the figures stand on.
@@ -40,10 +41,19 @@ LEFT JOIN indb.monitor_thresholds AS t2 ON t2.monitor = $1 AND t2.feature = '*' 
 
 
 def statements(
-    backend: Backend, monitor: str, view: str, task: str, classes, probability_columns: list[str]
+    backend: Backend,
+    monitor: str,
+    window: Quoted,
+    ground_truth: str,
+    task: str,
+    classes,
+    probability_columns: list[str],
 ) -> list[tuple[str, str]]:
     q = backend.quote
-    slots = {"view": q(view), "insert_tail": Quoted(INSERT_TAIL)}
+    labels = Quoted(
+        backend.render("monitoring", "latest_labels", window=window, ground_truth=q(ground_truth))
+    )
+    slots = {"window": window, "labels": labels, "insert_tail": Quoted(INSERT_TAIL)}
     if task != "classification":
         return [("accuracy", backend.render("monitoring", "accuracy_regression", **slots))]
     classes = list(classes or [])
@@ -59,7 +69,7 @@ def statements(
     if columns:
         label_probability = (
             "CASE "
-            + " ".join(f"WHEN CAST(v.label AS VARCHAR) = cls.c{i} THEN v.{c}" for i, c in enumerate(columns))
+            + " ".join(f"WHEN CAST(g.label AS VARCHAR) = cls.c{i} THEN v.{c}" for i, c in enumerate(columns))
             + " END"
         )
         score = f"v.{columns[-1]}"

@@ -121,13 +121,13 @@ def _fragment(text: str, name: Quoted) -> Quoted:
 
 
 def column_statements(
-    backend: Backend, view: str, feature: str, kind: str, mode: str
+    backend: Backend, window: Quoted, feature: str, kind: str, mode: str
 ) -> list[tuple[str, str]]:
-    """(purpose, SQL) run per window for one monitored column."""
+    """(purpose, SQL) run per window for one monitored column, reading the window's table."""
     q = backend.quote
     name = backend.literal(feature)
     slots = {
-        "view": q(view),
+        "window": window,
         "column": q(feature),
         "name": name,
         "insert_tail": _fragment(INSERT_TAIL, name),

@@ -20,10 +20,12 @@ from sqlglot import exp
 from indb import audit, deployments, identifiers, registry
 from indb.backends.base import Backend
 from indb.errors import IndbError, NotFoundError
+from indb.identifiers import Quoted
 from indb.monitoring import accuracy, drift, pvalues
 from indb.sql import statement
 
 MODES = ("exact", "binned")
+WINDOW_TABLE = "indb_monitor_window"  # temporary: the current window's rows, during a run
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
 _WINDOW = re.compile(r"^\s*(\d+)?\s*([a-z]+?)s?\s*$")
 # Quality metrics where lower is worse: they alert when they fall below their threshold.
@@ -264,6 +266,31 @@ def _store_reference(backend: Backend, name: str, temp: str, features: dict[str,
             backend.execute(backend.render("monitoring", "reference_values", **slots), params)
 
 
+def window_statements(
+    backend: Backend, window: Quoted, table: str, features: dict[str, str], probability_columns: list[str]
+) -> list[tuple[str, str]]:
+    """The first steps of every window: its rows into a temporary table, read once, so that
+    the statements after it scan that table instead of the scored view (request rows joined
+    with predictions and ground truth) once per column."""
+    q = backend.quote
+    columns = [f"r.{q(f).text}" for f in features if f != "prediction"]
+    columns += [
+        f"p.{q(c).text}" for c in ("id", "model_version", "prediction", *probability_columns, "scored_at")
+    ]
+    create = backend.render(
+        "monitoring",
+        "create_window",
+        window=window,
+        columns=Quoted(", ".join(columns)),
+        table=q(table),
+        predictions=q(f"{table}_predictions"),
+    )
+    return [
+        ("drop window", backend.render("monitoring", "drop_window", window=window)),
+        ("read window", create),
+    ]
+
+
 def _positional(text: str) -> str:
     """Stored statements keep $1..$4 in every dialect (PL/pgSQL's EXECUTE ... USING)."""
     return re.sub(r"%\((\d+)\)s", r"$\1", text)
@@ -339,10 +366,14 @@ def create(
                         "direction": direction,
                     },
                 )
-        steps = []
+        window = backend.quote(WINDOW_TABLE)
+        steps = window_statements(backend, window, target.table, chosen, probability_columns)
         for feature, kind in chosen.items():
-            steps += drift.column_statements(backend, view, feature, kind, mode)
-        steps += accuracy.statements(backend, name, view, mv.task, mv.classes, probability_columns)
+            steps += drift.column_statements(backend, window, feature, kind, mode)
+        steps += accuracy.statements(
+            backend, name, window, target.ground_truth_table, mv.task, mv.classes, probability_columns
+        )
+        steps.append(("drop window", backend.render("monitoring", "drop_window", window=window)))
         for step, (purpose, text) in enumerate(steps):
             backend.execute(
                 statement("monitoring", "insert_statement", backend.dialect),

@@ -9,6 +9,7 @@ the same code pg_cron runs; elsewhere this module runs the same stored statement
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,6 +21,7 @@ from indb.monitoring import monitors
 from indb.sql import statement
 
 EARLIEST = datetime(1, 1, 1)
+_PARAMETER = re.compile(r"\$[1-4]\b")  # statements without parameters (DROP) take no values
 
 
 @dataclass(frozen=True)
@@ -78,17 +80,20 @@ def _run_here(backend: Backend, monitor: dict, since: datetime | None) -> int:
     backend.execute(
         statement("monitoring", "delete_results", backend.dialect), {"monitor": name, "since": start}
     )
+    predictions = backend.quote(f"{monitor['deployment']}_predictions")
     windows = [
         w
         for (w,) in backend.rows(
-            backend.render("monitoring", "windows", view=view), {"seconds": seconds, "since": start}
+            backend.render("monitoring", "windows", predictions=predictions),
+            {"seconds": seconds, "since": start},
         )
     ]
     steps = backend.rows(statement("monitoring", "statements", backend.dialect), {"monitor": name})
     width = timedelta(seconds=seconds)
     for window in windows:
+        values = [name, run_id, window, window + width]
         for _, _, text in steps:
-            backend.execute(text, [name, run_id, window, window + width])
+            backend.execute(text, values if _PARAMETER.search(text) else None)
     backend.execute(statement("monitoring", "open_alerts", backend.dialect), {"run_id": run_id})
     backend.execute(statement("monitoring", "finish_run", backend.dialect), {"monitor": name})
     return int(run_id)

@@ -7,7 +7,11 @@ FROM {source} WHERE {column} IS NOT NULL;
 
 -- name: windows
 SELECT DISTINCT date_bin(make_interval(secs => $seconds), scored_at, TIMESTAMP '1970-01-01') AS w
-FROM {view} WHERE scored_at >= $since ORDER BY w;
+FROM {predictions} WHERE scored_at >= $since ORDER BY w;
+
+-- name: latest_labels
+SELECT DISTINCT ON (id) id, label, observed_at
+FROM {ground_truth} WHERE id IN (SELECT id FROM {window}) ORDER BY id, observed_at DESC
 
 -- name: first_relabeled_window
 SELECT min(date_bin(make_interval(secs => $seconds), scored_at, TIMESTAMP '1970-01-01'))
@@ -51,7 +55,7 @@ BEGIN
     END IF;
     DELETE FROM indb.monitor_results WHERE monitor = monitor_name AND window_start >= start_at;
     FOR w IN EXECUTE format('SELECT DISTINCT date_bin($1, scored_at, TIMESTAMP ''1970-01-01'') AS w FROM %I.%I WHERE scored_at >= $2 ORDER BY w',
-                            m.schema_name, view_name) USING width, start_at
+                            m.schema_name, m.deployment || '_predictions') USING width, start_at
     LOOP
         FOR s IN SELECT statement FROM indb.monitor_statements WHERE monitor = monitor_name ORDER BY step LOOP
             EXECUTE s.statement USING monitor_name, run_id, w, w + width;
