@@ -6,6 +6,7 @@ import numpy as np
 from sqlglot import exp
 
 from indb.udfs.compiler import sql
+from indb.udfs.compiler.svm import svm_classifier, svm_regressor
 from indb.udfs.compiler.trees import tree_ensemble
 from indb.udfs.compiler.values import Value, apply, materialize
 
@@ -210,3 +211,10 @@ class MLOperators:
             Value(np.array(label, dtype=object), True),
             Value(np.array(probabilities, dtype=object), True),
         ]
+
+    def visit_SVMClassifier(self, node, values, attrs):
+        label, scores = svm_classifier(values[0], attrs)
+        return [Value(np.array(label, dtype=object), True), Value(np.array(scores, dtype=object), True)]
+
+    def visit_SVMRegressor(self, node, values, attrs):
+        return [Value(np.array([svm_regressor(values[0], attrs)], dtype=object), True)]
