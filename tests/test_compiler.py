@@ -16,7 +16,15 @@ from sklearn import ensemble, linear_model, naive_bayes, neural_network, svm, tr
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import Binarizer, MinMaxScaler, Normalizer, OneHotEncoder, StandardScaler
+from sklearn.preprocessing import (
+    Binarizer,
+    KBinsDiscretizer,
+    MinMaxScaler,
+    Normalizer,
+    OneHotEncoder,
+    PolynomialFeatures,
+    StandardScaler,
+)
 
 import indb
 from indb.compiled import compile_version
@@ -116,6 +124,23 @@ MODELS = {
     "svc_linear": (_svc(kernel="linear"), "label", NUMERIC, 300),
     "svc_poly": (_svc(kernel="poly", coef0=0.5), "label", NUMERIC, 300),
     "svc_sigmoid": (_svc(kernel="sigmoid", coef0=0.5), "label", NUMERIC, 100),
+    "svr": (lambda: make_pipeline(StandardScaler(), svm.SVR()), "loss", NUMERIC, 200),
+    "nu_svr_poly": (lambda: make_pipeline(StandardScaler(), svm.NuSVR(kernel="poly")), "loss", NUMERIC, 200),
+    "linear_svc_pipeline": (lambda: make_pipeline(StandardScaler(), svm.LinearSVC()), "label", NUMERIC),
+    "linear_svr": (lambda: make_pipeline(StandardScaler(), svm.LinearSVR(random_state=0)), "loss", NUMERIC),
+    "polynomial_ridge": (lambda: make_pipeline(PolynomialFeatures(2), linear_model.Ridge()), "loss", NUMERIC),
+    "kbins_ordinal": (
+        lambda: make_pipeline(KBinsDiscretizer(5, encode="ordinal"), linear_model.LogisticRegression()),
+        "label",
+        NUMERIC,
+    ),
+    "kbins_onehot": (
+        lambda: make_pipeline(
+            KBinsDiscretizer(4, encode="onehot-dense", strategy="uniform"), linear_model.LinearRegression()
+        ),
+        "loss",
+        NUMERIC,
+    ),
     "scaler_normalizer_binarizer": (
         lambda: make_pipeline(
             MinMaxScaler(), Normalizer(), Binarizer(threshold=0.3), linear_model.LogisticRegression()

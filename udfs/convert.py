@@ -52,11 +52,24 @@ def _starts_with_column_transformer(estimator) -> bool:
     return isinstance(estimator, Pipeline) and isinstance(estimator.steps[0][1], ColumnTransformer)
 
 
+def _own_options(estimator) -> dict | None:
+    """Options addressed to a pipeline's final classifier: otherwise skl2onnx hands it the
+    pipeline's zipmap option, which LinearSVC and other classifiers without
+    predict_proba refuse."""
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(estimator, Pipeline):
+        return None
+    return {id(estimator.steps[-1][1]): {"nocl": False}}
+
+
 def from_sklearn(estimator, sample: pd.DataFrame) -> onnx.ModelProto:
     """Convert with double precision where the converters allow it, else float."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
     from sklearn.base import is_classifier
+
+    from indb.udfs.converters import DOUBLE_CONVERTERS
 
     types = sample_types(sample)
     options = {"zipmap": False} if is_classifier(estimator) else None
@@ -71,7 +84,7 @@ def from_sklearn(estimator, sample: pd.DataFrame) -> onnx.ModelProto:
             )
     errors = []
     # Classifiers without predict_proba (LinearSVC, ...) may refuse the zipmap option.
-    choices = [options, None] if options else [None]
+    choices = [options, None, _own_options(estimator)] if options else [None]
     for tensor, option in ((t, o) for t in (DoubleTensorType, FloatTensorType) for o in choices):
         if per_column:
             initial = [
@@ -82,7 +95,11 @@ def from_sklearn(estimator, sample: pd.DataFrame) -> onnx.ModelProto:
             initial = [("X", tensor([None, len(types)]))]
         try:
             model = convert_sklearn(
-                estimator, initial_types=initial, options=option, target_opset=TARGET_OPSET
+                estimator,
+                initial_types=initial,
+                options=option,
+                target_opset=TARGET_OPSET,
+                custom_conversion_functions=DOUBLE_CONVERTERS if tensor is DoubleTensorType else None,
             )
             model = model if per_column else concat_columns(model, list(types))
             if tensor is DoubleTensorType:
