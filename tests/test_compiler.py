@@ -46,6 +46,19 @@ def _encode(model):
     return Pipeline([("encode", columns), ("model", model)])
 
 
+def _booster(library: str, kind: str, **options):
+    """An XGBoost or LightGBM model; the test skips if the library is not installed."""
+
+    def factory():
+        module = pytest.importorskip(library)
+        pytest.importorskip("onnxmltools")
+        prefix = "XGB" if library == "xgboost" else "LGBM"
+        extra = {"verbose": -1} if library == "lightgbm" else {}
+        return getattr(module, prefix + kind)(random_state=0, **options, **extra)
+
+    return factory
+
+
 def _svc(**options):
     return lambda: make_pipeline(StandardScaler(), svm.SVC(**options))
 
@@ -141,6 +154,20 @@ MODELS = {
         "loss",
         NUMERIC,
     ),
+    "xgboost": (_booster("xgboost", "Classifier", n_estimators=10, max_depth=3), "label_code", NUMERIC),
+    "xgboost_multiclass": (
+        _booster("xgboost", "Classifier", n_estimators=4, max_depth=3),
+        "risk_code",
+        NUMERIC,
+    ),
+    "xgboost_regressor": (_booster("xgboost", "Regressor", n_estimators=10, max_depth=3), "loss", NUMERIC),
+    "lightgbm": (_booster("lightgbm", "Classifier", n_estimators=10, num_leaves=8), "label", NUMERIC),
+    "lightgbm_multiclass": (
+        _booster("lightgbm", "Classifier", n_estimators=3, num_leaves=8),
+        "risk",
+        NUMERIC,
+    ),
+    "lightgbm_regressor": (_booster("lightgbm", "Regressor", n_estimators=10, num_leaves=8), "loss", NUMERIC),
     "scaler_normalizer_binarizer": (
         lambda: make_pipeline(
             MinMaxScaler(), Normalizer(), Binarizer(threshold=0.3), linear_model.LogisticRegression()
@@ -175,6 +202,9 @@ def training_frame() -> pd.DataFrame:
     frame["risk"] = pd.cut(
         frame.debt / frame.income.clip(lower=1), [-np.inf, 0.1, 0.3, np.inf], labels=["low", "mid", "high"]
     ).astype(str)
+    # XGBoost's classifiers take class codes 0..n-1 only.
+    frame["label_code"] = (frame.label == "repaid").astype(np.int64)
+    frame["risk_code"] = frame.risk.map({"low": 0, "mid": 1, "high": 2}).astype(np.int64)
     return frame
 
 
