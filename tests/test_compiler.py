@@ -307,6 +307,89 @@ def test_compiled_sql_matches_onnxruntime(db, name, frame):
     assert "-- prediction" in spark and "INDB_FAIL" not in spark
 
 
+V5_MODES = {b"BRANCH_LEQ": 0, b"BRANCH_LT": 1, b"BRANCH_GTE": 2, b"BRANCH_GT": 3}
+
+
+def _v5_node(node: onnx.NodeProto) -> onnx.NodeProto:
+    """An opset-5 TreeEnsemble with the trees of a v3 TreeEnsembleRegressor."""
+    a = {x.name: onnx.helper.get_attribute_value(x) for x in node.attribute}
+    keys = list(zip(a["nodes_treeids"], a["nodes_nodeids"], strict=True))
+    interior = [i for i, m in enumerate(a["nodes_modes"]) if m != b"LEAF"]
+    leaves = [i for i, m in enumerate(a["nodes_modes"]) if m == b"LEAF"]
+    node_index = {keys[i]: k for k, i in enumerate(interior)}
+    leaf_index = {keys[i]: k for k, i in enumerate(leaves)}
+    targets = {
+        (t, n): (target, w)
+        for t, n, target, w in zip(
+            a["target_treeids"], a["target_nodeids"], a["target_ids"], a["target_weights"], strict=True
+        )
+    }
+
+    def branches(side: str):
+        found = [(a["nodes_treeids"][i], a[f"nodes_{side}nodeids"][i]) for i in interior]
+        return (
+            [leaf_index[k] if k in leaf_index else node_index[k] for k in found],
+            [int(k in leaf_index) for k in found],
+        )
+
+    true_ids, true_leafs = branches("true")
+    false_ids, false_leafs = branches("false")
+    roots = [node_index[(t, min(n for tt, n in keys if tt == t))] for t in sorted(set(a["nodes_treeids"]))]
+
+    def tensor(values, dtype):
+        return onnx.numpy_helper.from_array(np.array(values, dtype=dtype))
+
+    return onnx.helper.make_node(
+        "TreeEnsemble",
+        list(node.input),
+        list(node.output),
+        domain="ai.onnx.ml",
+        tree_roots=roots,
+        nodes_featureids=[a["nodes_featureids"][i] for i in interior],
+        nodes_splits=tensor([a["nodes_values"][i] for i in interior], np.float32),
+        nodes_modes=tensor([V5_MODES[a["nodes_modes"][i]] for i in interior], np.uint8),
+        nodes_truenodeids=true_ids,
+        nodes_trueleafs=true_leafs,
+        nodes_falsenodeids=false_ids,
+        nodes_falseleafs=false_leafs,
+        leaf_targetids=[targets[keys[i]][0] for i in leaves],
+        leaf_weights=tensor([targets[keys[i]][1] for i in leaves], np.float32),
+        n_targets=a.get("n_targets", 1),
+        aggregate_function={b"SUM": 1, b"AVERAGE": 0}[a.get("aggregate_function", b"SUM")],
+        post_transform=0,
+    )
+
+
+def as_tree_ensemble_v5(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The same model with each TreeEnsembleRegressor written as an opset-5 TreeEnsemble."""
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    for position, node in enumerate(list(model.graph.node)):
+        if node.op_type == "TreeEnsembleRegressor":
+            model.graph.node.remove(node)
+            model.graph.node.insert(position, _v5_node(node))
+    for opset in model.opset_import:
+        if opset.domain == "ai.onnx.ml":
+            opset.version = 5
+    return model
+
+
+def test_tree_ensemble_v5_matches_onnxruntime(db, frame):
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    forest = ensemble.RandomForestRegressor(6, max_depth=4, random_state=0).fit(frame[NUMERIC], frame.loss)
+    v3 = convert_sklearn(
+        forest, initial_types=[("X", FloatTensorType([None, 4]))], target_opset={"": 21, "ai.onnx.ml": 3}
+    )
+    v5 = as_tree_ensemble_v5(v3)
+    assert [n.op_type for n in v5.graph.node] == ["TreeEnsemble"]
+    db.register_model("forest_v5", v5.SerializeToString(), sample=frame[NUMERIC])
+    rows = pd.concat(
+        [loan_frame(2_000, seed=33)[NUMERIC], adversarial_rows(v3, NUMERIC, frame)], ignore_index=True
+    )
+    assert_sql_matches_onnx(db, "forest_v5", rows)
+
+
 def test_unsupported_operator_is_named(db, frame):
     model = svm.SVC(probability=True, random_state=0).fit(frame[NUMERIC].head(300), frame.label.head(300))
     db.register_model("svc", model, sample=frame[NUMERIC].head(300))

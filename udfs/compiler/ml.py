@@ -218,3 +218,11 @@ class MLOperators:
 
     def visit_SVMRegressor(self, node, values, attrs):
         return [Value(np.array([svm_regressor(values[0], attrs)], dtype=object), True)]
+
+    def visit_TreeEnsemble(self, node, values, attrs):
+        """ai.onnx.ml opset 5: the same trees as v3, scores only (no labels)."""
+        from indb.udfs.compiler.tree_v5 import v3_attributes
+
+        attrs = v3_attributes(attrs)
+        scores = tree_ensemble(values[0], attrs, regressor=True)
+        return [Value(np.array(post_transform(scores, attrs["post_transform"]), dtype=object), True)]
