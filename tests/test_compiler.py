@@ -499,3 +499,56 @@ def test_huge_forests_are_refused_before_compiling(db, frame):
     with pytest.raises(indb.DeploymentError, match=r"tree nodes .* the limit is 20,000"):
         db.deploy("big", table="requests", runtime="sql")
     assert db.deploy("big", table="requests").runtime == "onnx"
+
+
+def test_category_mapper_and_feature_vectorizer_match_onnxruntime(db, frame):
+    """A graph written by hand: a category mapped to its number, side by side with two double
+    columns (FeatureVectorizer pads the last to two values and gives float), scaled and summed."""
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node(
+            "CategoryMapper",
+            ["purpose"],
+            ["code"],
+            domain="ai.onnx.ml",
+            cats_strings=["car", "home", "education"],
+            cats_int64s=[3, 5, 7],
+            default_int64=-2,
+        ),
+        helper.make_node("Cast", ["code"], ["number"], to=TensorProto.DOUBLE),
+        helper.make_node(
+            "FeatureVectorizer",
+            ["income", "debt", "number"],
+            ["features"],
+            domain="ai.onnx.ml",
+            inputdimensions=[1, 1, 2],
+        ),
+        helper.make_node(
+            "Scaler",
+            ["features"],
+            ["scaled"],
+            domain="ai.onnx.ml",
+            scale=[1e-4, -2e-4, 0.5, 3.0],
+            offset=[0.0] * 4,
+        ),
+        helper.make_node("ReduceSum", ["scaled", "axis"], ["y"], keepdims=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "mapped",
+        [
+            helper.make_tensor_value_info("income", TensorProto.DOUBLE, [None, 1]),
+            helper.make_tensor_value_info("debt", TensorProto.DOUBLE, [None, 1]),
+            helper.make_tensor_value_info("purpose", TensorProto.STRING, [None, 1]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
+        [onnx.numpy_helper.from_array(np.array([1], dtype=np.int64), "axis")],
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)]
+    )
+    columns = ["income", "debt", "purpose"]
+    db.register_model("mapped", model.SerializeToString(), sample=frame[columns])
+    rows = loan_frame(2_000, seed=33)[columns]
+    assert_sql_matches_onnx(db, "mapped", rows)
