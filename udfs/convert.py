@@ -8,6 +8,8 @@ input and a Concat over the per-column inputs is put in front of its graph.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import onnx
 import pandas as pd
@@ -52,12 +54,98 @@ def _starts_with_column_transformer(estimator) -> bool:
     return isinstance(estimator, Pipeline) and isinstance(estimator.steps[0][1], ColumnTransformer)
 
 
+_BOOSTERS_REGISTERED = False
+
+
+def register_boosters() -> None:
+    """Teach skl2onnx XGBoost's and LightGBM's scikit-learn models through onnxmltools'
+    converters (once per process; skipped for a library that is not installed)."""
+    global _BOOSTERS_REGISTERED
+    if _BOOSTERS_REGISTERED:
+        return
+    _BOOSTERS_REGISTERED = True
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    classifier_options = {"nocl": [True, False], "zipmap": [True, False, "columns"]}
+    try:
+        from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+        from xgboost import XGBClassifier, XGBRegressor
+    except ImportError:
+        pass
+    else:
+        update_registered_converter(
+            XGBClassifier,
+            "XGBoostXGBClassifier",
+            calculate_linear_classifier_output_shapes,
+            convert_xgboost,
+            options=classifier_options,
+        )
+        update_registered_converter(
+            XGBRegressor, "XGBoostXGBRegressor", calculate_linear_regressor_output_shapes, convert_xgboost
+        )
+    try:
+        from lightgbm import LGBMClassifier, LGBMRegressor
+        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    except ImportError:
+        pass
+    else:
+        update_registered_converter(
+            LGBMClassifier,
+            "LightGbmLGBMClassifier",
+            calculate_linear_classifier_output_shapes,
+            convert_lightgbm,
+            options=classifier_options,
+        )
+        update_registered_converter(
+            LGBMRegressor, "LightGbmLGBMRegressor", calculate_linear_regressor_output_shapes, convert_lightgbm
+        )
+
+
+@contextlib.contextmanager
+def _unnamed_boosters(estimator):
+    """onnxmltools reads XGBoost features only as f0, f1, ...; a booster fitted on a
+    DataFrame carries column names, so they are taken off while converting and put back."""
+    from sklearn.pipeline import Pipeline
+
+    steps = [s for _, s in estimator.steps] if isinstance(estimator, Pipeline) else [estimator]
+    named = []
+    for step in steps:
+        get_booster = getattr(step, "get_booster", None)
+        if get_booster is not None and getattr(get_booster(), "feature_names", None) is not None:
+            named.append((get_booster(), get_booster().feature_names))
+    try:
+        for booster, _ in named:
+            booster.feature_names = None
+        yield
+    finally:
+        for booster, names in named:
+            booster.feature_names = names
+
+
+def _own_options(estimator) -> dict | None:
+    """Options addressed to a pipeline's final classifier: otherwise skl2onnx hands it the
+    pipeline's zipmap option, which LinearSVC and other classifiers without
+    predict_proba refuse."""
+    from sklearn.pipeline import Pipeline
+
+    if not isinstance(estimator, Pipeline):
+        return None
+    return {id(estimator.steps[-1][1]): {"nocl": False}}
+
+
 def from_sklearn(estimator, sample: pd.DataFrame) -> onnx.ModelProto:
     """Convert with double precision where the converters allow it, else float."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
     from sklearn.base import is_classifier
 
+    from indb.udfs.converters import DOUBLE_CONVERTERS
+
+    register_boosters()
     types = sample_types(sample)
     options = {"zipmap": False} if is_classifier(estimator) else None
     per_column = _starts_with_column_transformer(estimator)
@@ -71,7 +159,7 @@ def from_sklearn(estimator, sample: pd.DataFrame) -> onnx.ModelProto:
             )
     errors = []
     # Classifiers without predict_proba (LinearSVC, ...) may refuse the zipmap option.
-    choices = [options, None] if options else [None]
+    choices = [options, None, _own_options(estimator)] if options else [None]
     for tensor, option in ((t, o) for t in (DoubleTensorType, FloatTensorType) for o in choices):
         if per_column:
             initial = [
@@ -81,9 +169,14 @@ def from_sklearn(estimator, sample: pd.DataFrame) -> onnx.ModelProto:
         else:
             initial = [("X", tensor([None, len(types)]))]
         try:
-            model = convert_sklearn(
-                estimator, initial_types=initial, options=option, target_opset=TARGET_OPSET
-            )
+            with _unnamed_boosters(estimator):
+                model = convert_sklearn(
+                    estimator,
+                    initial_types=initial,
+                    options=option,
+                    target_opset=TARGET_OPSET,
+                    custom_conversion_functions=DOUBLE_CONVERTERS if tensor is DoubleTensorType else None,
+                )
             model = model if per_column else concat_columns(model, list(types))
             if tensor is DoubleTensorType:
                 round_tree_inputs(model)

@@ -157,6 +157,8 @@ class Compiler(MLOperators):
             self.values[initializer.name] = Value.constant(numpy_helper.to_array(initializer))
         for spec in self.signature.inputs:
             column = exp.column(spec.name, quoted=True)
+            if spec.onnx_type == "double" and spec.sql_type == "BIGINT":  # age * age must not overflow
+                column = exp.Cast(this=column, to=exp.DataType.build("DOUBLE"))
             self.values[spec.onnx_name] = Value(
                 np.array([column], dtype=object), batched=True, rounded32=spec.onnx_type == "float"
             )

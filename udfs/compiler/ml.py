@@ -6,6 +6,7 @@ import numpy as np
 from sqlglot import exp
 
 from indb.udfs.compiler import sql
+from indb.udfs.compiler.svm import svm_classifier, svm_regressor
 from indb.udfs.compiler.trees import tree_ensemble
 from indb.udfs.compiler.values import Value, apply, materialize
 
@@ -184,8 +185,37 @@ class MLOperators:
         return [values[0]]
 
     def visit_FeatureVectorizer(self, node, values, attrs):
-        rows = [materialize(v).data.reshape(-1) for v in values]
-        return [Value(np.concatenate(rows), True)]
+        """Inputs side by side, each cut or zero-padded to its ``inputdimensions``; the output
+        is float, so later arithmetic rounds it to float32."""
+        widths = list(attrs.get("inputdimensions") or [None] * len(values))
+        rows = []
+        for value, width in zip(values, widths, strict=True):
+            row = list(materialize(value).data.reshape(-1))
+            width = len(row) if width is None else int(width)
+            rows.extend(row[:width] + [0.0] * (width - len(row)))
+        return [Value(np.array(rows, dtype=object), True, rounded32=True)]
+
+    def visit_CategoryMapper(self, node, values, attrs):
+        """Strings to integers, or integers to strings, through two parallel lists."""
+        strings = _strings(attrs.get("cats_strings", []))
+        numbers = list(attrs.get("cats_int64s", []))
+        value = values[0]
+        text = {i.onnx_name for i in self.signature.inputs if i.onnx_type == "string"}
+        if node.input[0] in text or any(isinstance(x, str) for x in value.data.ravel()):
+            keys, targets, default = strings, numbers, attrs.get("default_int64", -1)
+        else:
+            keys, targets, default = numbers, strings, attrs.get("default_string", b"_Unused")
+        default = default.decode() if isinstance(default, bytes) else default
+
+        def lookup(x):
+            if sql.is_const(x):
+                return dict(zip(keys, targets, strict=True)).get(x, default)
+            case = exp.Case()
+            for key, target in zip(keys, targets, strict=True):
+                case = case.when(sql.compare("=", x, key), sql.lit(target))
+            return case.else_(sql.lit(default))
+
+        return [Value(apply(lookup, value.data), value.batched)]
 
     def visit_TreeEnsembleRegressor(self, node, values, attrs):
         scores = [self.share(s) for s in tree_ensemble(values[0], attrs, regressor=True)]
@@ -216,3 +246,18 @@ class MLOperators:
             Value(np.array(label, dtype=object), True),
             Value(np.array(probabilities, dtype=object), True),
         ]
+
+    def visit_SVMClassifier(self, node, values, attrs):
+        label, scores = svm_classifier(values[0], attrs)
+        return [Value(np.array(label, dtype=object), True), Value(np.array(scores, dtype=object), True)]
+
+    def visit_SVMRegressor(self, node, values, attrs):
+        return [Value(np.array([svm_regressor(values[0], attrs)], dtype=object), True)]
+
+    def visit_TreeEnsemble(self, node, values, attrs):
+        """ai.onnx.ml opset 5: the same trees as v3, scores only (no labels)."""
+        from indb.udfs.compiler.tree_v5 import v3_attributes
+
+        attrs = v3_attributes(attrs)
+        scores = tree_ensemble(values[0], attrs, regressor=True)
+        return [Value(np.array(post_transform(scores, attrs["post_transform"]), dtype=object), True)]
