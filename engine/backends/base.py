@@ -60,6 +60,9 @@ class Backend(ABC):
     supports_statement_triggers: bool = False
     scoring_modes: tuple[str, ...] = ("bulk",)
     runs_onnx: bool = True  # onnxruntime can run inside this database
+    # Point-in-time joins: ASOF joins (True) or LATERAL ... ORDER BY ts DESC LIMIT 1 on an
+    # index over (keys, ts DESC) that the feature store creates (False).
+    asof_join: bool = False
 
     url: str
     user: str
@@ -125,6 +128,15 @@ class Backend(ABC):
     @abstractmethod
     def table_columns(self, table: str) -> dict[str, str] | None:
         """Column name -> SQL type of a table in the default schema, None if there is none."""
+
+    @abstractmethod
+    def query_columns(self, sql: str) -> dict[str, str]:
+        """Column name -> SQL type (DuckDB's names) of what a SELECT statement returns."""
+
+    @contextmanager
+    @abstractmethod
+    def staged(self, data: Any) -> Iterator[Quoted]:
+        """A DataFrame or Arrow table readable in SQL for the duration of the block."""
 
     @abstractmethod
     def translate(self, error: Exception) -> Exception:

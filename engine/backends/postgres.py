@@ -44,6 +44,25 @@ _TYPE_NAMES = {
     "jsonb": "JSON",
     "ARRAY": "ARRAY",
 }
+# type names of psycopg's registry, in the names the rest of indb uses (DuckDB's).
+_OID_NAMES = {
+    "float8": "DOUBLE",
+    "float4": "FLOAT",
+    "int8": "BIGINT",
+    "int4": "INTEGER",
+    "int2": "SMALLINT",
+    "numeric": "DECIMAL",
+    "text": "VARCHAR",
+    "varchar": "VARCHAR",
+    "bpchar": "VARCHAR",
+    "bool": "BOOLEAN",
+    "timestamp": "TIMESTAMP",
+    "timestamptz": "TIMESTAMP WITH TIME ZONE",
+    "date": "DATE",
+    "bytea": "BLOB",
+    "json": "JSON",
+    "jsonb": "JSON",
+}
 _FRAME_TYPES = {"b": "boolean", "i": "bigint", "u": "bigint", "f": "double precision", "M": "timestamp"}
 # $name, $1 and ? placeholders outside quotes, comments and dollar-quoted bodies.
 _TOKENS = re.compile(
@@ -160,6 +179,42 @@ class PostgresBackend(Backend):
             with self.conn.cursor().copy(f"COPY {name} ({', '.join(quoted)}) FROM STDIN") as copy:
                 for row in frame.itertuples(index=False, name=None):
                     copy.write_row([None if pd.isna(v) else v for v in row])
+
+    def query_columns(self, sql: str) -> dict[str, str]:
+        cursor = self.conn.execute(f"SELECT * FROM ({sql}) AS indb_columns LIMIT 0")
+        result = {}
+        for column in cursor.description:
+            info = self.conn.adapters.types.get(column.type_code)
+            name = info.name if info is not None else str(column.type_code)
+            result[column.name] = _OID_NAMES.get(name, name.upper())
+        return result
+
+    @contextmanager
+    def staged(self, data) -> Iterator[Quoted]:
+        """A temporary table filled by COPY (dropped afterwards)."""
+        frame = data if isinstance(data, pd.DataFrame) else data.to_pandas()
+        name = self.quote(f"indb_staged_{id(data)}")
+        columns = [str(c) for c in frame.columns]
+        quoted = [self.quote(c).text for c in columns]
+        types = []
+        for column in frame.columns:
+            dtype = frame[column].dtype
+            kind = _FRAME_TYPES.get(dtype.kind, "text")
+            types.append("timestamptz" if kind == "timestamp" and getattr(dtype, "tz", None) else kind)
+        definitions = ", ".join(f"{q} {t}" for q, t in zip(quoted, types, strict=True))
+        self.execute(f"DROP TABLE IF EXISTS pg_temp.{name}")
+        self.execute(f"CREATE TEMP TABLE {name} ({definitions})")
+        try:
+            with self.conn.cursor().copy(f"COPY {name} ({', '.join(quoted)}) FROM STDIN") as copy:
+                for row in frame.itertuples(index=False, name=None):
+                    copy.write_row([None if pd.isna(v) else v for v in row])
+            yield name
+        finally:
+            if self.conn.info.transaction_status in (
+                psycopg.pq.TransactionStatus.IDLE,
+                psycopg.pq.TransactionStatus.INTRANS,
+            ):
+                self.execute(f"DROP TABLE IF EXISTS pg_temp.{name}")
 
     def translate(self, error: Exception) -> Exception:
         if isinstance(error, errors.IndbError) or not isinstance(error, psycopg.Error):
