@@ -94,11 +94,14 @@ class Database:
         metrics: dict | None = None,
         tags: dict | None = None,
         description: str | None = None,
+        training_set: Any = None,
     ) -> ModelVersion:
         """Store a fitted scikit-learn model (converted to ONNX) or ONNX bytes as a new version.
 
         ``sample`` is a DataFrame of model inputs: its columns become the SQL arguments of
         ``predict_<name>`` (in order) and the conversion is checked against it.
+        ``training_set`` (a materialized training set, its name, or (name, version)) is
+        recorded as the version's lineage (``indb.model_lineage``).
         """
         return self._call(
             registry.register,
@@ -108,6 +111,7 @@ class Database:
             metrics=metrics,
             tags=tags,
             description=description,
+            training_set=training_set,
         )
 
     def models(self) -> pd.DataFrame:
@@ -160,12 +164,16 @@ class Database:
         runtime: str = "auto",
         mode: str = "bulk",
         dry_run: bool = False,
+        features_from: str | list[str] | None = None,
     ) -> Deployment:
         """Score every insert into ``table`` with a model version.
 
         ``mode="bulk"`` scores each INSERT statement at once into ``<table>_predictions``;
         ``mode="row"`` (PostgreSQL) writes the prediction into the inserted row itself, so
         ``INSERT ... RETURNING prediction`` returns it. ``dry_run`` only returns the SQL.
+        ``features_from`` (a feature set, ``"set@2"``, or a list): model inputs named like its
+        features are looked up in the latest stored values by entity key, so the request table
+        holds the keys and the other inputs only; each prediction row records the values used.
         """
         return self._call(
             deployments.deploy,
@@ -175,6 +183,7 @@ class Database:
             runtime=runtime,
             mode=mode,
             dry_run=dry_run,
+            features_from=features_from,
         )
 
     def undeploy(self, table: str, *, drop_tables: bool = False) -> list[str]:

@@ -72,6 +72,8 @@ def parse_features(backend: Backend, features: Any) -> list[pit.Selection]:
                 "or 'set:feature AS name'"
             )
         name, version, feature, alias = match.groups()
+        if feature != "*":
+            identifiers.column_name(feature)
         fs = sets.get(backend, name, None if version is None else int(version))
         key = (fs.name, fs.version)
         resolved[key] = fs

@@ -317,7 +317,8 @@ class DuckDBBackend(Backend):
             runtime=self.literal(target.runtime),
             function=q(scoring_function(ref, trigger=True)),
             arguments=join(q(c) for c in ref.signature.columns),
-            source=source,
+            source=Quoted(target.source(self.dialect, source.text)),
+            recorded=join((q(c) for c in target.recorded), prefix=", ", separator=""),
         )
 
     def scoring_sql(self, target: ScoringTarget, *, backfill: bool, previous: str | None) -> list[str]:
@@ -355,7 +356,8 @@ class DuckDBBackend(Backend):
             model=self.literal(target.model.model),
             version=Quoted(str(int(target.model.version))),
             prediction=Quoted(compiled.prediction_sql(self.dialect)),
-            source=source,
+            source=Quoted(target.source(self.dialect, source.text)),
+            recorded=join((q(c) for c in target.recorded), prefix=", ", separator=""),
         )
 
     def compiled_model_sql(self, ref: ModelRef, compiled, *, default: bool) -> list[str]:

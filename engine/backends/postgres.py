@@ -393,6 +393,7 @@ class PostgresBackend(Backend):
             )
             if target.compiled is not None:
                 result.append(self._compiled_insert(target, unscored + " AS unscored"))
+
             else:
                 result.append(
                     self.render(
@@ -408,16 +409,18 @@ class PostgresBackend(Backend):
         q = self.quote
         compiled = target.compiled
         ((schema,),) = self.rows("SELECT current_schema()")
+        recorded = [q(c).text for c in target.recorded]
         columns = ", ".join(
             ["id", "model", "model_version", "runtime", "prediction"]
             + [q(c).text for c in target.probability_columns]
+            + recorded
         )
         values = [compiled.prediction_sql(self.dialect)]
         values += compiled.probabilities_sql(self.dialect, len(target.probability_columns))
         return (
             f"INSERT INTO {q(schema, target.table + '_predictions')} ({columns}) "
             f"SELECT id, {self.literal(target.model.model)}, {int(target.model.version)}, 'sql', "
-            f"{', '.join(values)} FROM {source}"
+            f"{', '.join(values + recorded)} FROM {target.source(self.dialect, source)}"
         )
 
     def _compiled_scoring_sql(self, target: ScoringTarget, previous: str | None) -> list[str]:

@@ -99,6 +99,10 @@ CREATE TABLE IF NOT EXISTS indb.feature_statistics (
 );
 COMMENT ON TABLE indb.feature_statistics IS 'Per feature of a feature set version (scope feature_set) or training set version (scope training_set): count, nulls, distinct, min, max, mean, stddev, quantiles, histogram; top values for categorical features.';
 
+-- Deployments that score from stored features (deploy(..., features_from=...)): the feature
+-- set versions, the features recorded with each prediction, and the join the trigger runs.
+ALTER TABLE indb.deployments ADD COLUMN features JSON;
+
 CREATE OR REPLACE VIEW indb.model_lineage AS
 SELECT m.model, m.version AS model_version, m.training_set, m.training_set_version,
        f.feature_set, f.feature_set_version, f.features
