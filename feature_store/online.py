@@ -7,6 +7,7 @@ view ``fs_<name>_latest``. ``materialize()`` rebuilds a latest-values table from
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -15,7 +16,7 @@ from indb import audit
 from indb.backends.base import Backend
 from indb.feature_store import sets, training
 from indb.feature_store.sets import FeatureStoreError
-from indb.identifiers import Quoted
+from indb.identifiers import Quoted, quote
 
 
 def _entities_frame(entities: Any) -> pd.DataFrame:
@@ -34,32 +35,60 @@ def _entities_frame(entities: Any) -> pd.DataFrame:
 def online_features(backend: Backend, features: list[str], entities: Any) -> pd.DataFrame:
     """One row per entity (in the order given): its keys, then the latest value of each feature
     (NULL for an entity without rows)."""
-    selections = training.parse_features(backend, features)
+    try:
+        return _lookup(backend, features, entities)
+    except FeatureStoreError:
+        raise
+    except Exception:
+        # a cached feature set shape may be stale (a new version made elsewhere): once more
+        for item in features if isinstance(features, list | tuple) else ():
+            if isinstance(item, str):
+                sets.forget(backend, item.split(":")[0].split("@")[0].strip())
+        return _lookup(backend, features, entities)
+
+
+def _lookup(backend: Backend, features: list[str], entities: Any) -> pd.DataFrame:
+    selections = training.parse_features(backend, features, cached=True)
+    if isinstance(entities, dict):
+        keys = dict.fromkeys(k for s in selections for k in s.feature_set.keys)
+        missing = [k for k in keys if k not in entities]
+        if missing:
+            raise FeatureStoreError(f"entities need key column(s) {missing}; got {list(entities)}")
+        return _one(backend, selections, entities)
     frame = _entities_frame(entities)
     needed = dict.fromkeys(k for s in selections for k in s.feature_set.keys)
     missing = [k for k in needed if k not in frame.columns]
     if missing:
         raise FeatureStoreError(f"entities need key column(s) {missing}; got {list(frame.columns)}")
-    if len(frame) == 1:
-        return _one(backend, selections, frame.iloc[0].to_dict(), list(frame.columns))
     return _many(backend, selections, frame)
 
 
-def _one(backend: Backend, selections, entity: dict, columns: list[str]) -> pd.DataFrame:
-    q = backend.quote
-    row = dict(entity)
+def _table(selection) -> str:
+    """A pinned version's latest-values table, else the view showing the newest version."""
+    fs = selection.feature_set
+    return fs.online_table if selection.pinned else f"fs_{fs.name}_latest"
+
+
+@lru_cache(maxsize=1024)
+def _lookup_sql(dialect: str, table: str, columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
+    q = lambda name: quote(name, dialect=dialect).text  # noqa: E731
+    where = " AND ".join(f"{q(k)} = ${k}" for k in keys)
+    return f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)} WHERE {where}"
+
+
+def _one(backend: Backend, selections, entity: dict) -> pd.DataFrame:
+    row = {k: [v] for k, v in entity.items()}
     for selection in selections:
         fs = selection.feature_set
-        wanted = ", ".join(q(c).text for c, _ in selection.features)
-        where = " AND ".join(f"{q(k)} = ${k}" for k in fs.keys)
+        columns = tuple(c for c, _ in selection.features)
         found = backend.rows(
-            f"SELECT {wanted} FROM {q(fs.online_table)} WHERE {where}",
+            _lookup_sql(backend.dialect, _table(selection), columns, fs.keys),
             {k: _python(entity[k]) for k in fs.keys},
         )
         values = found[0] if found else (None,) * len(selection.features)
         for (_, output), value in zip(selection.features, values, strict=True):
-            row[output] = value
-    return pd.DataFrame([row])
+            row[output] = [value]
+    return pd.DataFrame(row)
 
 
 def _python(value: Any) -> Any:
@@ -74,7 +103,7 @@ def _many(backend: Backend, selections, frame: pd.DataFrame) -> pd.DataFrame:
         for n, selection in enumerate(selections, start=1):
             fs = selection.feature_set
             on = " AND ".join(f"e.{q(k)} = f{n}.{q(k)}" for k in fs.keys)
-            joins.append(f"LEFT JOIN {q(fs.online_table)} AS f{n} ON {on}")
+            joins.append(f"LEFT JOIN {q(_table(selection))} AS f{n} ON {on}")
             outputs += [f"f{n}.{q(c)} AS {q(o)}" for c, o in selection.features]
         text = (
             f"SELECT {', '.join(outputs)} "

@@ -32,6 +32,7 @@ class Selection:
     feature_set: FeatureSet
     features: tuple[tuple[str, str], ...]
     ttl_seconds: float | None = None
+    pinned: bool = True  # named with @version; else the newest version
 
 
 @dataclass

@@ -142,23 +142,37 @@ def latest_version(backend: Backend, name: str) -> int | None:
     return None if version is None else int(version)
 
 
-def get(backend: Backend, name: str, version: int | None = None) -> FeatureSet:
-    """A feature set version (default: the newest)."""
+# (database, name, version) -> FeatureSet for online lookups: a version's tables, keys and
+# features never change (its ttl and description may; lookups read neither). The entry for
+# version None is the newest version seen; lookups through it read the view that always
+# shows the newest version, and forget it when that fails.
+_shapes: dict[tuple[str, str, int | None], FeatureSet] = {}
+
+
+def forget(backend: Backend, name: str) -> None:
+    _shapes.pop((backend.scope, name, None), None)
+
+
+def get(backend: Backend, name: str, version: int | None = None, *, cached: bool = False) -> FeatureSet:
+    """A feature set version (default: the newest); ``cached`` reuses one read before."""
     name = identifiers.feature_set_name(name)
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        raise TypeError(f"feature set version must be an int or None, got {type(version).__name__}")
+    key = (backend.scope, name, version)
+    if cached and key in _shapes:
+        return _shapes[key]
     newest = latest_version(backend, name)
     if newest is None:
         raise NotFoundError("feature set", name, feature_set_names(backend))
-    if version is None:
-        version = newest
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise TypeError(f"feature set version must be an int or None, got {type(version).__name__}")
     found = backend.query(
-        statement("feature_store", "get_feature_set", backend.dialect), {"name": name, "version": version}
+        statement("feature_store", "get_feature_set", backend.dialect),
+        {"name": name, "version": newest if version is None else version},
     )
     if found.empty:
         raise NotFoundError(
             f"version of feature set {name!r}", version, [str(v) for v in range(1, newest + 1)]
         )
+    version = newest if version is None else version
     row = found.iloc[0]
     features = tuple(
         Feature(n, t, d)
@@ -169,7 +183,7 @@ def get(backend: Backend, name: str, version: int | None = None) -> FeatureSet:
     keys = tuple(json.loads(row["keys"]))
     stored = backend.table_columns(row["table_name"]) or {}
     ttl = row["ttl_seconds"]
-    return FeatureSet(
+    fs = FeatureSet(
         name=name,
         version=int(version),
         entity=row["entity"],
@@ -184,6 +198,8 @@ def get(backend: Backend, name: str, version: int | None = None) -> FeatureSet:
         time_type=stored.get(row["event_time"], "TIMESTAMP"),
         description=None if _missing(row["description"]) else row["description"],
     )
+    _shapes[key] = _shapes[(backend.scope, name, fs.version)] = fs
+    return fs
 
 
 def _missing(value: Any) -> bool:
@@ -524,6 +540,7 @@ def _create(
                 )
             return get(backend, name, current)
     version = (current or 0) + 1
+    forget(backend, name)
     table = f"fs_{name}_v{version}"
     fs = FeatureSet(
         name=name,

@@ -56,7 +56,7 @@ class TrainingSet:
         return self.backend.query(f"SELECT {columns} FROM {q(self.table)} ORDER BY {pit.ROW}")
 
 
-def parse_features(backend: Backend, features: Any) -> list[pit.Selection]:
+def parse_features(backend: Backend, features: Any, *, cached: bool = False) -> list[pit.Selection]:
     """``"set:feature"``, ``"set:*"``, ``"set@2:feature"``, ``"set:feature AS name"``."""
     if isinstance(features, str) or not isinstance(features, list | tuple) or not features:
         raise FeatureStoreError(
@@ -64,6 +64,7 @@ def parse_features(backend: Backend, features: Any) -> list[pit.Selection]:
         )
     grouped: dict[tuple[str, int], list[tuple[str, str]]] = {}
     resolved: dict[tuple[str, int], sets.FeatureSet] = {}
+    pinned: dict[tuple[str, int], bool] = {}
     for item in features:
         match = _FEATURE.match(item) if isinstance(item, str) else None
         if match is None:
@@ -74,8 +75,9 @@ def parse_features(backend: Backend, features: Any) -> list[pit.Selection]:
         name, version, feature, alias = match.groups()
         if feature != "*":
             identifiers.column_name(feature)
-        fs = sets.get(backend, name, None if version is None else int(version))
+        fs = sets.get(backend, name, None if version is None else int(version), cached=cached)
         key = (fs.name, fs.version)
+        pinned[key] = pinned.get(key, False) or version is not None
         resolved[key] = fs
         chosen = grouped.setdefault(key, [])
         if feature == "*":
@@ -86,7 +88,7 @@ def parse_features(backend: Backend, features: Any) -> list[pit.Selection]:
                 f"feature of feature set {fs.name!r} version {fs.version}", feature, fs.feature_names
             )
         chosen.append((feature, identifiers.column_name(alias) if alias else feature))
-    return [pit.Selection(resolved[k], tuple(v)) for k, v in grouped.items()]
+    return [pit.Selection(resolved[k], tuple(v), pinned=pinned[k]) for k, v in grouped.items()]
 
 
 def _check_spine(spine_columns: dict[str, str], event_time: str, label: str | None, selections) -> None:

@@ -63,6 +63,7 @@ def test_catalog_is_queryable_in_sql(store):
 
 
 def test_schema_change_makes_a_new_version_old_stays_readable(store):
+    assert list(store.online_features(["finance:*"], {"customer_id": 1}).columns)[-1] == "segment"
     same = store.create_feature_set("finance", "customer", source=customer_rows(seed=1), event_time="ts")
     assert same.version == 1  # unchanged schema: same version
     wider = customer_rows(seed=2).assign(score=1.5)
@@ -70,6 +71,8 @@ def test_schema_change_makes_a_new_version_old_stays_readable(store):
     assert v2.version == 2 and v2.feature_names == ["income", "debt", "segment", "score"]
     assert store.sql("SELECT count(*) AS n FROM fs_finance_v1").n[0] == 400
     assert "score" in store.sql("SELECT * FROM fs_finance LIMIT 1").columns  # the view follows
+    assert store.online_features(["finance:*"], {"customer_id": 1}).score[0] == 1.5
+    assert store.online_features(["finance@1:*"], {"customer_id": 1}).columns[-1] == "segment"
     old = store.training_set(
         pd.DataFrame({"customer_id": [1], "event_time": [START + timedelta(days=30)]}), ["finance@1:*"]
     ).frame
