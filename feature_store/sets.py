@@ -664,7 +664,45 @@ def _insert(backend: Backend, fs: FeatureSet, src: Source) -> int:
         {"batch": int(batch)},
     )
     ((count,),) = backend.rows(f"SELECT count(*) FROM {src.relation}")
+    if backend.asof_join and fs.created_time is None:
+        _check_time_ties(backend, fs, int(batch))
     return int(count)
+
+
+BATCH = 4294967296  # _indb_seq = batch * BATCH + row within the batch
+
+
+def _check_time_ties(backend: Backend, fs: FeatureSet, batch: int) -> None:
+    """Record whether two rows share an entity and an event time, checking the rows added
+    since the last check (plain SQL inserts included). Without such ties an ASOF join on the
+    event time alone is exact; with them it must also order by _indb_seq (slower)."""
+    q = backend.quote
+    ids = {"name": fs.name, "version": fs.version}
+    ((ties, checked),) = backend.rows(statement("feature_store", "get_time_ties", backend.dialect), ids)
+    if not ties:
+        on = Quoted(" AND ".join(f"h.{q(c)} = n.{q(c)}" for c in [*fs.keys, fs.event_time]))
+        low = 0 if checked is None else (int(checked) + 1) * BATCH
+        ((rows, matches),) = backend.rows(
+            backend.render("feature_store", "count_tie_matches", table=q(fs.table), on=on), {"low": low}
+        )
+        ties = int(matches) > int(rows)
+    backend.execute(
+        statement("feature_store", "set_time_ties", backend.dialect),
+        {**ids, "found": bool(ties), "batch": batch},
+    )
+
+
+def time_ties_possible(backend: Backend, fs: FeatureSet) -> bool:
+    """False when no two stored rows can tie on entity and event time: every row was checked
+    at ingestion and none tied."""
+    ids = {"name": fs.name, "version": fs.version}
+    ((ties, checked),) = backend.rows(statement("feature_store", "get_time_ties", backend.dialect), ids)
+    if ties:
+        return True
+    ((seq,),) = backend.rows(backend.render("feature_store", "max_sequence", table=backend.quote(fs.table)))
+    if seq is None:
+        return False
+    return checked is None or int(seq) // BATCH > int(checked)
 
 
 def ingest(

@@ -151,7 +151,10 @@ def training_set(
     selections = parse_features(backend, features)
     selections = [
         pit.Selection(
-            s.feature_set, s.features, override if override is not None else s.feature_set.ttl_seconds
+            s.feature_set,
+            s.features,
+            override if override is not None else s.feature_set.ttl_seconds,
+            time_ties=not backend.asof_join or sets.time_ties_possible(backend, s.feature_set),
         )
         for s in selections
     ]

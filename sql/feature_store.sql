@@ -35,6 +35,13 @@ VALUES
     ($name, $version, $entity, $keys, $event_time, $created_time, $ttl_seconds, $table_name,
      $online_table, $schema_hash, $source, $description, $created_by);
 
+-- name: get_time_ties
+SELECT time_ties, ties_checked FROM indb.feature_sets WHERE name = $name AND version = $version;
+
+-- name: set_time_ties
+UPDATE indb.feature_sets SET time_ties = time_ties OR $found, ties_checked = $batch
+WHERE name = $name AND version = $version;
+
 -- name: update_feature_set
 UPDATE indb.feature_sets SET ttl_seconds = $ttl_seconds, description = $description
 WHERE name = $name AND version = $version;
@@ -133,6 +140,16 @@ SELECT {values}, $batch * 4294967296 + row_number() OVER () FROM {source};
 
 -- name: next_batch
 SELECT nextval({sequence_literal}) AS batch;
+
+-- name: count_tie_matches
+-- Rows since the last check, and how many history rows share their entity and time (itself
+-- included): more matches than rows means two rows tie on entity and time.
+SELECT count(DISTINCT n._indb_seq) AS new_rows, count(*) AS matches
+FROM (SELECT * FROM {table} WHERE _indb_seq >= $low) AS n
+JOIN {table} AS h ON {on};
+
+-- name: max_sequence
+SELECT max(_indb_seq) AS seq FROM {table};
 
 -- name: delete_all
 DELETE FROM {table};

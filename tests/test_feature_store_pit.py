@@ -180,3 +180,44 @@ def test_backends_agree_row_for_row(tmp_path, request):
     assert len(duck) == len(pg) == len(spine)
     assert all(_same(x, y) for x, y in zip(duck.amount, pg.amount, strict=True))
     assert all(_same(x, y) for x, y in zip(duck.city, pg.city, strict=True))
+
+
+def test_rows_without_time_ties_take_the_plain_asof_join_and_ties_switch_it_off(db):
+    """DuckDB joins on the event time alone while no two rows share an entity and a time
+    (checked at ingestion, plain SQL inserts included); a tie brings back the ordering by
+    ingestion, and results stay those of the reference throughout."""
+    rng = np.random.default_rng(3)
+    rows = pd.DataFrame(
+        {
+            "cid": np.repeat(np.arange(6, dtype=np.int64), 20),
+            "ts": [START + (i % 20) * HOUR for i in range(120)],
+            "amount": rng.normal(0, 1, 120).round(6),
+            "city": rng.choice(["paris", "rome"], 120),
+        }
+    )
+    db.create_entity("customer", keys=["cid"])
+    db.create_feature_set("spend", "customer", source=rows, event_time="ts")
+    spine = _spine(rng, 200, 6)
+
+    def check(batches):
+        ts = db.training_set(spine, ["spend:*"])
+        got = list(zip(ts.frame.amount, ts.frame.city, strict=True))
+        want = reference(batches, spine, None, False)
+        assert all(_same(g[0], w[0]) and _same(g[1], w[1]) for g, w in zip(got, want, strict=True))
+        return ts.sql
+
+    sql = check([rows])
+    assert ("_indb_seq" in sql) != db.backend.asof_join  # no ties: plain ASOF on DuckDB
+    db.ingest("spend", rows.assign(ts=rows.ts + timedelta(minutes=30)))  # still no ties
+    both = [rows, rows.assign(ts=rows.ts + timedelta(minutes=30))]
+    assert ("_indb_seq" in check(both)) != db.backend.asof_join
+    # a plain SQL insert that ties with an ingested row: not checked yet, so ordered by _indb_seq
+    db.sql(
+        "INSERT INTO fs_spend_v1 (cid, ts, amount, city) VALUES (2, $ts, 99.5, 'oslo')",
+        {"ts": START + 5 * HOUR},
+    )
+    tie = pd.DataFrame({"cid": [2], "ts": [START + 5 * HOUR], "amount": [99.5], "city": ["oslo"]})
+    assert "_indb_seq" in check([*both, tie])
+    db.ingest("spend", rows.head(3).assign(ts=START + 100 * HOUR))  # the check now finds the tie
+    later = rows.head(3).assign(ts=START + 100 * HOUR)
+    assert "_indb_seq" in check([*both, tie, later])

@@ -21,6 +21,8 @@ CREATE TABLE IF NOT EXISTS indb.feature_sets (
     table_name   VARCHAR NOT NULL,
     online_table VARCHAR NOT NULL,
     schema_hash  VARCHAR NOT NULL,
+    time_ties    BOOLEAN NOT NULL DEFAULT false,
+    ties_checked BIGINT,
     source       VARCHAR,
     description  VARCHAR,
     created_by   VARCHAR NOT NULL,
