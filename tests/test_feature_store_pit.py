@@ -221,3 +221,22 @@ def test_rows_without_time_ties_take_the_plain_asof_join_and_ties_switch_it_off(
     db.ingest("spend", rows.head(3).assign(ts=START + 100 * HOUR))  # the check now finds the tie
     later = rows.head(3).assign(ts=START + 100 * HOUR)
     assert "_indb_seq" in check([*both, tie, later])
+
+
+def test_spine_as_ordered_query_and_table_keeps_its_order(db):
+    rng = np.random.default_rng(8)
+    rows = _features(rng, 300, 10, False)
+    db.create_entity("customer", keys=["cid"])
+    db.create_feature_set("spend", "customer", source=rows, event_time="ts")
+    spine = _spine(rng, 500, 10).dropna()
+    db.write_table("spine_rows", spine.assign(position=np.arange(len(spine), dtype=np.int64)), replace=True)
+    from_table = db.training_set("spine_rows", ["spend:amount"]).frame
+    assert from_table.position.tolist() == list(range(len(spine)))
+    query = "SELECT * FROM spine_rows ORDER BY cid DESC, position"
+    from_query = db.training_set(query, ["spend:amount"]).frame
+    expected = spine.assign(position=np.arange(len(spine))).sort_values(
+        ["cid", "position"], ascending=[False, True]
+    )
+    assert from_query.position.tolist() == expected.position.tolist()
+    want = dict(zip(from_table.position, from_table.amount, strict=True))
+    assert all(_same(a, want[p]) for p, a in zip(from_query.position, from_query.amount, strict=True))
