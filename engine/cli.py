@@ -1,4 +1,4 @@
-"""The ``indb`` command: demo, models, deploy, sql. ``--db URL`` picks the database."""
+"""The ``indb`` command: demo, models, deploy, features, sql. ``--db URL`` picks the database."""
 
 from __future__ import annotations
 
@@ -96,6 +96,7 @@ def cmd_deploy(args) -> None:
             mode=args.mode,
             runtime=args.runtime,
             dry_run=args.dry_run,
+            features_from=args.features_from,
         )
         if args.dry_run:
             print(";\n\n".join(deployment.statements) + ";")
@@ -106,6 +107,45 @@ def cmd_deploy(args) -> None:
             f"{deployment.table} -> {deployment.predictions_table}; ground truth goes to "
             f"{deployment.ground_truth_table}; view {deployment.view}"
         )
+
+
+def cmd_features_list(args) -> None:
+    with indb.connect(args.db) as db:
+        _show(db.feature_sets())
+
+
+def cmd_features_ingest(args) -> None:
+    with indb.connect(args.db) as db:
+        rows = db.ingest(args.feature_set, args.source, statistics=args.statistics)
+        print(f"{rows:,} rows loaded into feature set {args.feature_set}")
+
+
+def cmd_features_stats(args) -> None:
+    with indb.connect(args.db) as db:
+        columns = ["feature", "kind", "count", "nulls", "distinct_count", "min", "max", "mean", "stddev"]
+        _show(db.feature_statistics(args.feature_set, args.version)[columns])
+
+
+def cmd_training_set(args) -> None:
+    with indb.connect(args.db) as db:
+        ts = db.training_set(
+            args.spine,
+            args.features,
+            event_time=args.event_time,
+            label=args.label,
+            ttl=args.ttl,
+            materialize=args.name is not None,
+            name=args.name,
+            dry_run=args.dry_run,
+        )
+        if args.dry_run:
+            print(ts.sql + ";")
+            if ts.params:
+                print(f"-- parameters: {json.dumps(ts.params)}")
+        elif ts.table:
+            print(f"training set {ts.name} version {ts.version}: table {ts.table}, {ts.row_count:,} rows")
+        else:
+            _show(ts.frame)
 
 
 def cmd_deployments(args) -> None:
@@ -217,7 +257,39 @@ def build_parser() -> argparse.ArgumentParser:
         "auto (default): sql when it compiles, verifies and is small, else onnx",
     )
     deploy.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
+    deploy.add_argument(
+        "--features-from",
+        action="append",
+        metavar="SET",
+        help="look up the model inputs named like this feature set's features by entity key",
+    )
     deploy.set_defaults(run=cmd_deploy)
+
+    features = commands.add_parser("features", help="feature sets and training sets")
+    verbs = features.add_subparsers(dest="verb", required=True)
+    verbs.add_parser("list", parents=[common], help="feature sets and versions").set_defaults(
+        run=cmd_features_list
+    )
+    ingest = verbs.add_parser("ingest", parents=[common], help="append rows from a table or query")
+    ingest.add_argument("feature_set")
+    ingest.add_argument("source", help="a table or view name, or a SELECT query")
+    ingest.add_argument("--statistics", action="store_true", help="recompute its statistics")
+    ingest.set_defaults(run=cmd_features_ingest)
+    stats = verbs.add_parser("stats", parents=[common], help="compute and show feature statistics")
+    stats.add_argument("feature_set")
+    stats.add_argument("--version", dest="version", type=int, default=None)
+    stats.set_defaults(run=cmd_features_stats)
+    training = verbs.add_parser(
+        "training-set", parents=[common], help="point-in-time join of a spine to features"
+    )
+    training.add_argument("spine", help="a table or view name, or a SELECT query")
+    training.add_argument("features", nargs="+", help="set:feature, set:*, set@2:feature")
+    training.add_argument("--event-time", default="event_time", help="the spine's time column")
+    training.add_argument("--label", default=None)
+    training.add_argument("--ttl", type=float, default=None, help="seconds")
+    training.add_argument("--name", default=None, help="materialize as ts_<name>_v<N>")
+    training.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
+    training.set_defaults(run=cmd_training_set)
 
     doctor = commands.add_parser("doctor", parents=[common], help="check the database and server setup")
     doctor.set_defaults(run=cmd_doctor)

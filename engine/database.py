@@ -94,11 +94,14 @@ class Database:
         metrics: dict | None = None,
         tags: dict | None = None,
         description: str | None = None,
+        training_set: Any = None,
     ) -> ModelVersion:
         """Store a fitted scikit-learn model (converted to ONNX) or ONNX bytes as a new version.
 
         ``sample`` is a DataFrame of model inputs: its columns become the SQL arguments of
         ``predict_<name>`` (in order) and the conversion is checked against it.
+        ``training_set`` (a materialized training set, its name, or (name, version)) is
+        recorded as the version's lineage (``indb.model_lineage``).
         """
         return self._call(
             registry.register,
@@ -108,6 +111,7 @@ class Database:
             metrics=metrics,
             tags=tags,
             description=description,
+            training_set=training_set,
         )
 
     def models(self) -> pd.DataFrame:
@@ -164,12 +168,16 @@ class Database:
         runtime: str = "auto",
         mode: str = "bulk",
         dry_run: bool = False,
+        features_from: str | list[str] | None = None,
     ) -> Deployment:
         """Score every insert into ``table`` with a model version.
 
         ``mode="bulk"`` scores each INSERT statement at once into ``<table>_predictions``;
         ``mode="row"`` (PostgreSQL) writes the prediction into the inserted row itself, so
         ``INSERT ... RETURNING prediction`` returns it. ``dry_run`` only returns the SQL.
+        ``features_from`` (a feature set, ``"set@2"``, or a list): model inputs named like its
+        features are looked up in the latest stored values by entity key, so the request table
+        holds the keys and the other inputs only; each prediction row records the values used.
         """
         return self._call(
             deployments.deploy,
@@ -179,6 +187,7 @@ class Database:
             runtime=runtime,
             mode=mode,
             dry_run=dry_run,
+            features_from=features_from,
         )
 
     def undeploy(self, table: str, *, drop_tables: bool = False) -> list[str]:
@@ -195,6 +204,138 @@ class Database:
 
     def deployment(self, table: str) -> Deployment:
         return self._call(deployments.get, table)
+
+    # -- feature store --------------------------------------------------------------------------
+    def create_entity(self, name: str, keys: list[str], *, description: str | None = None) -> dict:
+        """What features describe, e.g. ``create_entity("customer", keys=["customer_id"])``."""
+        from indb.feature_store import sets
+
+        return self._call(sets.create_entity, name, keys, description)
+
+    def create_feature_set(
+        self,
+        name: str,
+        entity: str,
+        *,
+        source: Any = None,
+        columns: dict[str, str] | None = None,
+        event_time: str = "event_time",
+        created_time: str | None = None,
+        ttl: Any = None,
+        features: list[str] | None = None,
+        description: str | None = None,
+        descriptions: dict[str, str] | None = None,
+        statistics: bool = True,
+    ):
+        """Register a feature set version from ``source`` (DataFrame, Arrow table, table or view
+        name, or SELECT query; its rows are loaded) or from ``columns`` (name -> SQL type).
+        Columns other than the entity keys and times are features (or those in ``features``).
+        A changed schema makes a new version; ``ttl`` (seconds or timedelta) bounds how old a
+        value a training set may take."""
+        from indb.feature_store import sets
+
+        return self._call(
+            sets.create,
+            name,
+            entity,
+            source=source,
+            columns=columns,
+            event_time=event_time,
+            created_time=created_time,
+            ttl=ttl,
+            features=features,
+            description=description,
+            descriptions=descriptions,
+            statistics=statistics,
+        )
+
+    def feature_set(self, name: str, version: int | None = None):
+        from indb.feature_store import sets
+
+        return self._call(sets.get, name, version)
+
+    def feature_sets(self) -> pd.DataFrame:
+        return self._call(lambda b: b.query(statement("feature_store", "list_feature_sets", b.dialect)))
+
+    def ingest(
+        self, feature_set: str, data: Any, *, version: int | None = None, statistics: bool = False
+    ) -> int:
+        """Append rows (DataFrame, Arrow table, table or view name, or query) to a feature set,
+        atomically; its latest values follow. Returns the rows loaded."""
+        from indb.feature_store import sets
+
+        return self._call(sets.ingest, feature_set, data, version=version, statistics=statistics)
+
+    def training_set(
+        self,
+        spine: Any,
+        features: list[str],
+        *,
+        event_time: str = "event_time",
+        label: str | None = None,
+        ttl: Any = None,
+        materialize: bool = False,
+        name: str | None = None,
+        description: str | None = None,
+        cutoff: Any = None,
+        dry_run: bool = False,
+        statistics: bool = True,
+    ):
+        """Join each spine row (keys, ``event_time``, usually a label) to the latest feature
+        values known at its time: exactly one row per spine row, in spine order. Features are
+        ``"set:feature"``, ``"set:*"``, ``"set@2:feature"`` or ``"set:feature AS name"``.
+        ``materialize=True`` stores it as table ``ts_<name>_v<N>`` with its lineage;
+        ``dry_run`` returns the SQL only (``.sql``, ``.params``)."""
+        from indb.feature_store import training
+
+        return self._call(
+            training.training_set,
+            spine,
+            features,
+            event_time=event_time,
+            label=label,
+            ttl=ttl,
+            materialize=materialize,
+            name=name,
+            description=description,
+            cutoff=cutoff,
+            dry_run=dry_run,
+            statistics=statistics,
+        )
+
+    def get_training_set(self, name: str, version: int | None = None):
+        from indb.feature_store import training
+
+        return self._call(training.get, name, version)
+
+    def rebuild_training_set(self, name: str, version: int | None = None, *, cutoff: Any = None):
+        """A new version from a stored definition, with spine rows up to ``cutoff``."""
+        from indb.feature_store import training
+
+        return self._call(training.rebuild, name, version, cutoff=cutoff)
+
+    def online_features(self, features: list[str], entities: Any) -> pd.DataFrame:
+        """The latest stored values of ``features`` for ``entities`` (a dict of keys, a list of
+        them or a DataFrame), one row per entity in the order given."""
+        from indb.feature_store import online
+
+        return self._call(online.online_features, features, entities)
+
+    def materialize_online(self, feature_set: str, version: int | None = None) -> int:
+        """Rebuild a feature set's latest-values table from its history."""
+        from indb.feature_store import online
+
+        return self._call(online.materialize, feature_set, version)
+
+    def feature_statistics(self, feature_set: str, version: int | None = None) -> pd.DataFrame:
+        """Compute and store the statistics of a feature set version; returns them."""
+        from indb.feature_store import sets, statistics
+
+        def run(backend):
+            fs = sets.get(backend, feature_set, version)
+            return pd.DataFrame(statistics.compute_feature_set(backend, fs))
+
+        return self._call(run)
 
     def deployments(self) -> pd.DataFrame:
         return self._call(lambda b: b.query(statement("deployments", "list_deployments", b.dialect)))

@@ -14,7 +14,7 @@ from functools import partial
 
 from indb import audit, identifiers, registry
 from indb import compiled as compiled_runtime
-from indb.backends.base import Backend, ScoringTarget
+from indb.backends.base import Backend, FeatureJoin, ScoringTarget
 from indb.errors import DeploymentError, NotFoundError
 from indb.identifiers import Quoted, join
 from indb.sql import statement
@@ -86,15 +86,24 @@ def _base_type(sql_type: str) -> str:
     return sql_type.split("(")[0].strip().upper()
 
 
-def _check_request_table(table: str, columns: dict[str, str], sig) -> None:
+@dataclass(frozen=True)
+class RequestColumn:
+    """A column of a request table that is not a model input: an entity key (features_from)."""
+
+    name: str
+    sql_type: str
+    nullable: bool = False
+
+
+def _check_request_table(table: str, columns: dict[str, str], inputs) -> None:
     """Every model input present with a compatible type; all problems reported at once."""
     lowered = {c.lower(): t for c, t in columns.items()}
     problems = []
-    for spec in sig.inputs:
+    for spec in inputs:
         found = lowered.get(spec.name.lower())
         if found is None:
             problems.append(f"no column {spec.name!r} (the model needs {spec.name} {spec.sql_type})")
-        elif _base_type(found) not in _COMPATIBLE[spec.sql_type]:
+        elif _base_type(found) not in _COMPATIBLE.get(spec.sql_type, (_base_type(spec.sql_type),)):
             problems.append(f"{table}.{spec.name} is {found}; the model needs {spec.sql_type}")
     if "id" in lowered and _base_type(lowered["id"]) not in _COMPATIBLE["BIGINT"]:
         problems.append(f"{table}.id is {lowered['id']}; indb needs an integer row key")
@@ -102,7 +111,7 @@ def _check_request_table(table: str, columns: dict[str, str], sig) -> None:
         raise DeploymentError(f"table {table!r} cannot be scored by this model: " + "; ".join(problems))
 
 
-def _request_statements(backend: Backend, table: str, sig, existing: dict | None) -> list[str]:
+def _request_statements(backend: Backend, table: str, inputs, existing: dict | None) -> list[str]:
     """Create the request table, or give an adopted one an ``id`` key."""
     q = backend.quote
     sequence = f"{table}_id_seq"
@@ -110,7 +119,7 @@ def _request_statements(backend: Backend, table: str, sig, existing: dict | None
     result = [] if has_id else [backend.render("deploy", "create_sequence", sequence=q(sequence))]
     if existing is None:
         features = join(
-            Quoted(f"{q(i.name)} {i.sql_type}" + ("" if i.nullable else " NOT NULL")) for i in sig.inputs
+            Quoted(f"{q(i.name)} {i.sql_type}" + ("" if i.nullable else " NOT NULL")) for i in inputs
         )
         result.append(
             backend.render(
@@ -202,13 +211,73 @@ def _view_statements(backend: Backend, table: str, mv, mode: str, request: list[
     return result
 
 
-def _request_columns(table_columns: dict | None, sig, mode: str, probabilities) -> list[str]:
+def _request_columns(table_columns: dict | None, inputs, mode: str, probabilities) -> list[str]:
     """The request table's own columns, as the scored view shows them."""
     if table_columns is None:
-        return ["id", *sig.columns, "created_at"]
+        return ["id", *(i.name for i in inputs), "created_at"]
     added = set(PREDICTION_COLUMNS) | set(probabilities) if mode == "row" else set()
     columns = [c for c in table_columns if c not in added]
     return columns if "id" in columns else ["id", *columns]
+
+
+def _features_from(backend: Backend, features_from, sig) -> tuple[FeatureJoin, list, dict]:
+    """Which model inputs come from stored features (matched by name) and which the request
+    rows carry (the entity keys and any other input): (the join, request columns, catalog)."""
+    from indb.feature_store import sets
+
+    names = [features_from] if isinstance(features_from, str) else features_from
+    if not isinstance(names, list | tuple) or not names or not all(isinstance(n, str) for n in names):
+        raise DeploymentError(
+            f"features_from must be a feature set name or a list of them, got {features_from!r}"
+        )
+    chosen, provider = [], {}
+    for text in names:
+        name, _, version = text.partition("@")
+        if version and not version.isdigit():
+            raise DeploymentError(f"features_from {text!r}: expected 'set' or 'set@<version>'")
+        fs = sets.get(backend, name, int(version) if version else None)
+        chosen.append(fs)
+        for feature in fs.features:
+            if feature.name in provider:
+                raise DeploymentError(
+                    f"feature {feature.name!r} is in feature sets {provider[feature.name][0].name!r} and "
+                    f"{fs.name!r}; deploy from one of them"
+                )
+            provider[feature.name] = (fs, feature)
+    used: dict[str, list[str]] = {fs.name: [] for fs in chosen}
+    request, problems = [], []
+    for spec in sig.inputs:
+        if spec.name not in provider:
+            request.append(spec)  # a request-time column
+            continue
+        fs, feature = provider[spec.name]
+        if _base_type(feature.data_type) not in _COMPATIBLE[spec.sql_type]:
+            problems.append(
+                f"{fs.name}.{feature.name} is {feature.data_type}; the model needs {spec.sql_type}"
+            )
+        used[fs.name].append(spec.name)
+    for fs in chosen:
+        if not used[fs.name]:
+            problems.append(
+                f"feature set {fs.name!r} has none of the model's inputs ({', '.join(sig.columns)})"
+            )
+    if problems:
+        raise DeploymentError("cannot score from stored features: " + "; ".join(problems))
+    keys = []
+    for fs in chosen:
+        for key, key_type in zip(fs.keys, fs.key_types, strict=True):
+            if key not in [k.name for k in keys] and key not in [r.name for r in request]:
+                keys.append(RequestColumn(key, identifiers.sql_type(key_type).text))
+    ((schema,),) = backend.rows("SELECT current_schema()")
+    join = FeatureJoin(tuple((fs.online_table, fs.keys, tuple(used[fs.name])) for fs in chosen), schema)
+    types = {f: provider[f][1].data_type for f in join.columns}
+    info = {
+        "feature_sets": [[fs.name, fs.version] for fs in chosen],
+        "columns": list(join.columns),
+        "types": types,
+        "source": join.source(backend.dialect, "{rows}"),
+    }
+    return join, keys + request, info
 
 
 def deploy(
@@ -220,6 +289,7 @@ def deploy(
     runtime: str = "auto",
     mode: str = "bulk",
     dry_run: bool = False,
+    features_from: str | list[str] | None = None,
 ) -> Deployment:
     table = identifiers.table_name(table)
     if runtime not in RUNTIMES:
@@ -236,19 +306,39 @@ def deploy(
         raise DeploymentError(
             f"table {table!r} is scored in {current[0][4]} mode; undeploy it before switching to {mode}"
         )
+    feature_join, feature_info, inputs = None, None, mv.signature.inputs
+    if features_from is not None:
+        if mode != "bulk":
+            raise DeploymentError("features_from scores in bulk mode only")
+        feature_join, inputs, feature_info = _features_from(backend, features_from, mv.signature)
     if existing is not None:
-        _check_request_table(table, existing, mv.signature)
+        _check_request_table(table, existing, inputs)
     choice = compiled_runtime.choose(backend, mv, runtime)
-    statements = _request_statements(backend, table, mv.signature, existing)
+    statements = _request_statements(backend, table, inputs, existing)
     more, probabilities = _prediction_statements(backend, table, mv, mode)
     statements += more
-    request = _request_columns(existing, mv.signature, mode, probabilities)
-    statements += _view_statements(backend, table, mv, mode, request, probabilities)
+    recorded = []
+    if feature_join is not None:
+        present = backend.table_columns(f"{table}_predictions") or {}
+        for column in feature_join.columns:
+            recorded.append(column)
+            if column not in present:
+                statements.append(
+                    backend.render(
+                        "deploy",
+                        "add_recorded_column",
+                        predictions=backend.quote(f"{table}_predictions"),
+                        column=backend.quote(column),
+                        column_type=identifiers.sql_type(feature_info["types"][column]),
+                    )
+                )
+    request = _request_columns(existing, inputs, mode, probabilities)
+    statements += _view_statements(backend, table, mv, mode, request, [*probabilities, *recorded])
     if choice.compiled is not None:
         is_default = registry.default_version(backend, mv.name) == mv.version
         statements += backend.compiled_model_sql(mv.ref, choice.compiled, default=is_default)
     target = ScoringTarget(
-        table, mv.ref, choice.runtime, probability_columns(mv.classes), mode, choice.compiled
+        table, mv.ref, choice.runtime, probability_columns(mv.classes), mode, choice.compiled, feature_join
     )
     scoring = backend.scoring_sql(
         target, backfill=existing is not None, previous=current[0][3] if current else None
@@ -271,6 +361,7 @@ def deploy(
                 "runtime": choice.runtime,
                 "mode": mode,
                 "probability_columns": json.dumps(list(target.probability_columns)),
+                "features": None if feature_info is None else json.dumps(feature_info),
             },
         )
         for text in scoring:

@@ -112,3 +112,24 @@ def monitor_name(value: object) -> str:
         MAX_NAME,
         "lowercase letters, digits and underscores, starting with a letter or underscore",
     )
+
+
+def feature_set_name(value: object, kind: str = "feature set") -> str:
+    """Feature sets, entities and training sets: room for ``fs_<name>_v<N>_latest``."""
+    return _check(
+        value,
+        kind,
+        _OBJECT_NAME,
+        MAX_MODEL_NAME,
+        "lowercase letters, digits and underscores, starting with a letter or underscore",
+    )
+
+
+_SQL_TYPE = re.compile(r"[A-Z][A-Z0-9_ ]*(\(\d+(,\s*\d+)?\))?")
+
+
+def sql_type(value: str) -> Quoted:
+    """A column type reported by the database, checked before it is written into DDL."""
+    if not isinstance(value, str) or not _SQL_TYPE.fullmatch(value.upper()):
+        raise InvalidNameError(f"column type {value!r} is not a plain SQL type")
+    return Quoted(value.upper())

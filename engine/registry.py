@@ -201,9 +201,13 @@ def register(
     metrics: dict | None = None,
     tags: dict | None = None,
     description: str | None = None,
+    training_set: Any = None,
 ) -> ModelVersion:
     name = identifiers.model_name(name)
+    lineage = _training_set(backend, training_set)
     data, sig, recipe, conversion = prepare(model, sample)
+    if lineage is not None:
+        recipe["training_set"] = {"name": lineage[0], "version": lineage[1]}
     sha256 = hashlib.sha256(data).hexdigest()
     values = {
         "model": name,
@@ -231,6 +235,16 @@ def register(
             )
         ((version,),) = backend.rows(_sql("next_version", backend), {"model": name})
         backend.execute(_sql("insert_version", backend), {**values, "version": version})
+        if lineage is not None:
+            backend.execute(
+                statement("feature_store", "insert_model_training_set", backend.dialect),
+                {
+                    "model": name,
+                    "version": version,
+                    "training_set": lineage[0],
+                    "training_set_version": lineage[1],
+                },
+            )
         ref = ModelRef(name, version, sha256, sig)
         backend.prepare_model(ref)
         is_default = default_version(backend, name) == version
@@ -238,6 +252,26 @@ def register(
             backend.execute(text)
         audit.record(backend, "register_model", f"{name} v{version}", {"sha256": sha256})
     return get(backend, name, version, with_bytes=False)
+
+
+def _training_set(backend: Backend, training_set: Any) -> tuple[str, int] | None:
+    """(name, version) of a materialized training set given as an object, a name or a pair."""
+    from indb.feature_store import training
+
+    if training_set is None:
+        return None
+    if isinstance(training_set, training.TrainingSet):
+        if training_set.name is None:
+            raise ModelError("training_set must be materialized (materialize=True, name=...) to be recorded")
+        return training.resolve(backend, training_set.name, training_set.version)
+    if isinstance(training_set, str):
+        return training.resolve(backend, training_set)
+    if isinstance(training_set, tuple) and len(training_set) == 2:
+        return training.resolve(backend, *training_set)
+    raise ModelError(
+        "training_set must be a materialized TrainingSet, a training set name or (name, version), "
+        f"got {type(training_set).__name__}"
+    )
 
 
 def model_names(backend: Backend) -> list[str]:

@@ -27,6 +27,10 @@ CREATE TABLE IF NOT EXISTS {predictions} (
 -- name: add_probability_column
 ALTER TABLE {predictions} ADD COLUMN {column} DOUBLE;
 
+-- name: add_recorded_column
+-- The value of a stored feature a prediction was made from (features_from deployments).
+ALTER TABLE {predictions} ADD COLUMN {column} {column_type};
+
 -- name: create_ground_truth_table
 CREATE TABLE IF NOT EXISTS {ground_truth} (
     id BIGINT NOT NULL,

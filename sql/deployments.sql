@@ -9,13 +9,13 @@ SELECT table_name, model, version, runtime, mode, created_at, updated_at
 FROM indb.deployments ORDER BY table_name;
 
 -- name: insert_deployment
-INSERT INTO indb.deployments (table_name, model, version, runtime, mode, probability_columns)
-VALUES ($table_name, $model, $version, $runtime, $mode, $probability_columns);
+INSERT INTO indb.deployments (table_name, model, version, runtime, mode, probability_columns, features)
+VALUES ($table_name, $model, $version, $runtime, $mode, $probability_columns, $features);
 
 -- name: update_deployment
 UPDATE indb.deployments
 SET model = $model, version = $version, runtime = $runtime, mode = $mode,
-    probability_columns = $probability_columns, updated_at = current_timestamp
+    probability_columns = $probability_columns, features = $features, updated_at = current_timestamp
 WHERE table_name = $table_name;
 
 -- name: delete_deployment

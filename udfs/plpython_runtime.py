@@ -150,8 +150,8 @@ class Runtime:
         rows = self.plpy.execute(
             self.plan(
                 "deployment",
-                "SELECT model, version, runtime, mode, probability_columns::text AS columns "
-                "FROM indb.deployments WHERE table_name = $1 FOR SHARE",
+                "SELECT model, version, runtime, mode, probability_columns::text AS columns, "
+                "features::text AS features FROM indb.deployments WHERE table_name = $1 FOR SHARE",
                 ["text"],
             ),
             [table],
@@ -164,6 +164,10 @@ class Runtime:
         if text not in self.parsed:
             self.parsed[text] = json.loads(text)
         row["probability_columns"] = self.parsed[text]
+        features = row.pop("features") or "null"
+        if features not in self.parsed:
+            self.parsed[features] = json.loads(features)
+        row["features"] = self.parsed[features]
         return row
 
     def sha256(self, name, version):
@@ -226,7 +230,9 @@ class Runtime:
                 columns.append(np.frombuffer(value, dtype=">f8"))
         return rows, np.frombuffer(row["ids"], dtype=">i8"), columns
 
-    def _insert_plan(self, schema, table, model, probability_columns):
+    def _insert_plan(self, schema, table, model, probability_columns, features=None, source=None):
+        """With stored features (features_from), the prediction rows also record the feature
+        values, read from ``source``; that plan reads this statement's rows, so it is not kept."""
         key = ("insert", schema, table, model.name, model.version, tuple(probability_columns))
         prediction_type = (
             "text"
@@ -240,12 +246,18 @@ class Runtime:
             f"${5 + i}::float8[]" for i in range(len(probability_columns))
         ]
         names = ["i", "p"] + [f"p{i}" for i in range(len(probability_columns))]
+        recorded = [quote_ident(c) for c in (features or {}).get("columns", [])]
+        values = ["u." + n for n in names[1:]] + ["indb_request." + c for c in recorded]
         query = (
-            f"INSERT INTO {quote_ident(schema)}.{quote_ident(table + '_predictions')} ({', '.join(targets)}) "
-            f"SELECT u.i, $2, $3, 'onnx', {', '.join('u.' + n for n in names[1:])} "
+            f"INSERT INTO {quote_ident(schema)}.{quote_ident(table + '_predictions')} "
+            f"({', '.join(targets + recorded)}) "
+            f"SELECT u.i, $2, $3, 'onnx', {', '.join(values)} "
             f"FROM unnest({', '.join(arrays)}) AS u({', '.join(names)})"
         )
         types = ["int8[]", "text", "int4", prediction_type + "[]"] + ["float8[]"] * len(probability_columns)
+        if recorded:
+            query += f" JOIN {source} ON indb_request.id = u.i"
+            return self.plpy.prepare(query, types)
         return self.plan(key, query, types)
 
     def score_rows(self, schema, table, source):
@@ -254,6 +266,9 @@ class Runtime:
         deployment = self.deployment(table)
         probability_columns = deployment["probability_columns"]
         model = self.model(deployment["model"], deployment["version"], deployment["sha256"])
+        features = deployment["features"]
+        if features:  # request rows hold entity keys: join the latest stored features
+            source = features["source"].replace("{rows}", source)
         rows, ids, columns = self._read_columns(model, source)
         if not rows:
             return 0
@@ -261,7 +276,8 @@ class Runtime:
         args = [ids.tolist(), model.name, model.version, labels.tolist()]
         if probabilities is not None:
             args += [probabilities[:, i].tolist() for i in range(probabilities.shape[1])]
-        self.plpy.execute(self._insert_plan(schema, table, model, probability_columns), args)
+        plan = self._insert_plan(schema, table, model, probability_columns, features, source)
+        self.plpy.execute(plan, args)
         return rows
 
     def score_statement(self, TD):

@@ -32,6 +32,31 @@ class ModelRef:
 
 
 @dataclass(frozen=True)
+class FeatureJoin:
+    """Stored features joined to request rows before scoring (``deploy(features_from=...)``):
+    per latest-values table, its entity keys and the features taken from it."""
+
+    tables: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
+    schema: str  # triggers may run with another search_path: tables are schema-qualified
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The features, in the order the prediction rows record them."""
+        return tuple(f for _, _, features in self.tables for f in features)
+
+    def source(self, dialect: str, rows: str) -> str:
+        """``rows`` (a table name, or a parenthesized query) with the features, as a relation."""
+        q = lambda *p: quote(*p, dialect=dialect).text  # noqa: E731
+        outputs, joins = ["r.*"], []
+        for n, (table, keys, features) in enumerate(self.tables, start=1):
+            on = " AND ".join(f"f{n}.{q(k)} = r.{q(k)}" for k in keys)
+            joins.append(f"LEFT JOIN {q(self.schema, table)} AS f{n} ON {on}")
+            outputs += [f"f{n}.{q(f)}" for f in features]
+        rows_sql = f"(SELECT * FROM {rows}) AS r"
+        return f"(SELECT {', '.join(outputs)} FROM {rows_sql} {' '.join(joins)}) AS indb_request"
+
+
+@dataclass(frozen=True)
 class ScoringTarget:
     """Where a deployment's inserts go and what scores them."""
 
@@ -41,6 +66,15 @@ class ScoringTarget:
     probability_columns: tuple[str, ...]  # one per class, in class order; empty for regression
     mode: str = "bulk"  # "bulk": statement trigger into <table>_predictions; "row": into the row
     compiled: Any = None  # the CompiledModel when runtime == "sql"
+    features: FeatureJoin | None = None  # stored features to join, recorded with each prediction
+
+    def source(self, dialect: str, rows: str) -> str:
+        """What the scoring statement reads: the request rows, with their stored features."""
+        return rows if self.features is None else self.features.source(dialect, rows)
+
+    @property
+    def recorded(self) -> tuple[str, ...]:
+        return () if self.features is None else self.features.columns
 
 
 @dataclass(frozen=True)
@@ -63,6 +97,9 @@ class Backend(ABC):
     fail_function: str = "error"  # raises its text argument from inside an SQL expression
     trigger_functions: bool = False  # triggers call a function (PostgreSQL) rather than hold SQL
     supports_procedures: bool = False  # stored procedures a scheduler can CALL with no client
+    # Point-in-time joins: ASOF joins (True) or LATERAL ... ORDER BY ts DESC LIMIT 1 on an
+    # index over (keys, ts DESC) that the feature store creates (False).
+    asof_join: bool = False
 
     url: str
     user: str
@@ -134,6 +171,15 @@ class Backend(ABC):
     @abstractmethod
     def table_columns(self, table: str) -> dict[str, str] | None:
         """Column name -> SQL type of a table in the default schema, None if there is none."""
+
+    @abstractmethod
+    def query_columns(self, sql: str) -> dict[str, str]:
+        """Column name -> SQL type (DuckDB's names) of what a SELECT statement returns."""
+
+    @contextmanager
+    @abstractmethod
+    def staged(self, data: Any) -> Iterator[Quoted]:
+        """A DataFrame or Arrow table readable in SQL for the duration of the block."""
 
     @abstractmethod
     def translate(self, error: Exception) -> Exception:

@@ -103,6 +103,7 @@ class DuckDBBackend(Backend):
     dialect = "duckdb"
     supports_python_udfs = True
     supports_statement_triggers = True
+    asof_join = True
 
     def __init__(self, path: str):
         self.path = path
@@ -182,6 +183,18 @@ class DuckDBBackend(Backend):
             {"table": table},
         )
         return {name: data_type for name, data_type in found} or None
+
+    def query_columns(self, sql: str) -> dict[str, str]:
+        return {row[0]: row[1] for row in self.rows(f"DESCRIBE {sql}")}
+
+    @contextmanager
+    def staged(self, data) -> Iterator[Quoted]:
+        name = f"indb_staged_{id(data)}"
+        self.con.register(name, data)
+        try:
+            yield self.quote(name)
+        finally:
+            self.con.unregister(name)
 
     def translate(self, error: Exception) -> Exception:
         if isinstance(error, errors.IndbError):
@@ -308,7 +321,8 @@ class DuckDBBackend(Backend):
             runtime=self.literal(target.runtime),
             function=q(scoring_function(ref, trigger=True)),
             arguments=join(q(c) for c in ref.signature.columns),
-            source=source,
+            source=Quoted(target.source(self.dialect, source.text)),
+            recorded=join((q(c) for c in target.recorded), prefix=", ", separator=""),
         )
 
     def scoring_sql(self, target: ScoringTarget, *, backfill: bool, previous: str | None) -> list[str]:
@@ -346,7 +360,8 @@ class DuckDBBackend(Backend):
             model=self.literal(target.model.model),
             version=Quoted(str(int(target.model.version))),
             prediction=Quoted(compiled.prediction_sql(self.dialect)),
-            source=source,
+            source=Quoted(target.source(self.dialect, source.text)),
+            recorded=join((q(c) for c in target.recorded), prefix=", ", separator=""),
         )
 
     def compiled_model_sql(self, ref: ModelRef, compiled, *, default: bool) -> list[str]:

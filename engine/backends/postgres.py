@@ -45,6 +45,25 @@ _TYPE_NAMES = {
     "jsonb": "JSON",
     "ARRAY": "ARRAY",
 }
+# type names of psycopg's registry, in the names the rest of indb uses (DuckDB's).
+_OID_NAMES = {
+    "float8": "DOUBLE",
+    "float4": "FLOAT",
+    "int8": "BIGINT",
+    "int4": "INTEGER",
+    "int2": "SMALLINT",
+    "numeric": "DECIMAL",
+    "text": "VARCHAR",
+    "varchar": "VARCHAR",
+    "bpchar": "VARCHAR",
+    "bool": "BOOLEAN",
+    "timestamp": "TIMESTAMP",
+    "timestamptz": "TIMESTAMP WITH TIME ZONE",
+    "date": "DATE",
+    "bytea": "BLOB",
+    "json": "JSON",
+    "jsonb": "JSON",
+}
 _FRAME_TYPES = {"b": "boolean", "i": "bigint", "u": "bigint", "f": "double precision", "M": "timestamp"}
 # $name, $1 and ? placeholders outside quotes, comments and dollar-quoted bodies.
 _TOKENS = re.compile(
@@ -164,6 +183,42 @@ class PostgresBackend(Backend):
             with self.conn.cursor().copy(f"COPY {name} ({', '.join(quoted)}) FROM STDIN") as copy:
                 for row in frame.itertuples(index=False, name=None):
                     copy.write_row([None if pd.isna(v) else v for v in row])
+
+    def query_columns(self, sql: str) -> dict[str, str]:
+        cursor = self.conn.execute(f"SELECT * FROM ({sql}) AS indb_columns LIMIT 0")
+        result = {}
+        for column in cursor.description:
+            info = self.conn.adapters.types.get(column.type_code)
+            name = info.name if info is not None else str(column.type_code)
+            result[column.name] = _OID_NAMES.get(name, name.upper())
+        return result
+
+    @contextmanager
+    def staged(self, data) -> Iterator[Quoted]:
+        """A temporary table filled by COPY (dropped afterwards)."""
+        frame = data if isinstance(data, pd.DataFrame) else data.to_pandas()
+        name = self.quote(f"indb_staged_{id(data)}")
+        columns = [str(c) for c in frame.columns]
+        quoted = [self.quote(c).text for c in columns]
+        types = []
+        for column in frame.columns:
+            dtype = frame[column].dtype
+            kind = _FRAME_TYPES.get(dtype.kind, "text")
+            types.append("timestamptz" if kind == "timestamp" and getattr(dtype, "tz", None) else kind)
+        definitions = ", ".join(f"{q} {t}" for q, t in zip(quoted, types, strict=True))
+        self.execute(f"DROP TABLE IF EXISTS pg_temp.{name}")
+        self.execute(f"CREATE TEMP TABLE {name} ({definitions})")
+        try:
+            with self.conn.cursor().copy(f"COPY {name} ({', '.join(quoted)}) FROM STDIN") as copy:
+                for row in frame.itertuples(index=False, name=None):
+                    copy.write_row([None if pd.isna(v) else v for v in row])
+            yield name
+        finally:
+            if self.conn.info.transaction_status in (
+                psycopg.pq.TransactionStatus.IDLE,
+                psycopg.pq.TransactionStatus.INTRANS,
+            ):
+                self.execute(f"DROP TABLE IF EXISTS pg_temp.{name}")
 
     def translate(self, error: Exception) -> Exception:
         if isinstance(error, errors.IndbError) or not isinstance(error, psycopg.Error):
@@ -381,6 +436,7 @@ class PostgresBackend(Backend):
             )
             if target.compiled is not None:
                 result.append(self._compiled_insert(target, unscored + " AS unscored"))
+
             else:
                 result.append(
                     self.render(
@@ -422,33 +478,37 @@ class PostgresBackend(Backend):
         return result
 
     def _compiled_outputs(self, target: ScoringTarget, source: str) -> str:
-        """SELECT of id, prediction and probability columns over ``source``, the probabilities
-        computed once per row (OFFSET 0 keeps the planner from copying the array per column)."""
+        """SELECT of id, prediction, p0.. and the recorded features over ``source`` (with its
+        stored features joined), the probabilities computed once per row (OFFSET 0 keeps the
+        planner from copying the array into every column)."""
         compiled = target.compiled
         helpers = self.compiled_helpers(target.model)
         width = len(target.probability_columns)
         values = [f"{compiled.prediction_sql(self.dialect, helpers)} AS indb_prediction"]
         if compiled.probabilities:
             values.append(f"{compiled.probabilities_array_sql(self.dialect, helpers)} AS indb_p")
-        inner = f"SELECT *, {', '.join(values)} FROM {source} OFFSET 0"
+        inner = f"SELECT *, {', '.join(values)} FROM {target.source(self.dialect, source)} OFFSET 0"
         picks = [f"indb_p[{i + 1}]" for i in range(len(compiled.probabilities))]
         picks += ["NULL"] * max(0, width - len(picks))
-        return f"SELECT {', '.join(['id', 'indb_prediction', *picks])} FROM ({inner}) AS indb_scored"
+        outputs = ["id", "indb_prediction AS prediction"] + [f"{p} AS p{i}" for i, p in enumerate(picks)]
+        outputs += [self.quote(c).text for c in target.recorded]
+        return f"SELECT {', '.join(outputs)} FROM ({inner}) AS indb_scored"
 
     def _compiled_insert(self, target: ScoringTarget, source: str) -> str:
         q = self.quote
         ((schema,),) = self.rows("SELECT current_schema()")
+        recorded = [q(c).text for c in target.recorded]
         columns = ", ".join(
             ["id", "model", "model_version", "runtime", "prediction"]
             + [q(c).text for c in target.probability_columns]
+            + recorded
         )
         width = len(target.probability_columns)
-        picks = ", ".join(["prediction", *(f"p{i}" for i in range(width))])
+        picks = ", ".join(["prediction", *(f"p{i}" for i in range(width)), *recorded])
         return (
             f"INSERT INTO {q(schema, target.table + '_predictions')} ({columns}) "
             f"SELECT id, {self.literal(target.model.model)}, {int(target.model.version)}, 'sql', "
-            f"{picks} FROM ({self._compiled_outputs(target, source)}) AS indb_o(id, prediction"
-            f"{''.join(f', p{i}' for i in range(width))})"
+            f"{picks} FROM ({self._compiled_outputs(target, source)}) AS indb_o"
         )
 
     def _compiled_scoring_sql(self, target: ScoringTarget, previous: str | None) -> list[str]:
@@ -462,10 +522,9 @@ class PostgresBackend(Backend):
             values = [self.literal(target.model.model).text, str(int(target.model.version)), "'sql'"]
             values += ["o.prediction"] + [f"o.p{i}" for i in range(len(target.probability_columns))]
             outputs = self._compiled_outputs(target, "(SELECT NEW.*) AS r")
-            names = "".join(f", p{i}" for i in range(len(target.probability_columns)))
             body = (
                 f"BEGIN SELECT {', '.join(values)} INTO {', '.join(targets)} "
-                f"FROM ({outputs}) AS o(id, prediction{names}); RETURN NEW; END"
+                f"FROM ({outputs}) AS o; RETURN NEW; END"
             )
             trigger = "create_compiled_row_trigger"
         else:

@@ -12,9 +12,10 @@ COMMENT ON MACRO {name} IS {comment};
 
 -- name: score_rows
 -- Scores every row of {source} into {predictions}; one UDF call per batch of rows.
-INSERT INTO {predictions} (id, model, model_version, runtime, prediction{probability_columns})
-SELECT id, {model}, {version}, {runtime}, result.prediction{probability_values}
-FROM (SELECT id, {function}({arguments}) AS result FROM {source});
+-- {recorded} lists the stored features the request rows were joined to (features_from).
+INSERT INTO {predictions} (id, model, model_version, runtime, prediction{probability_columns}{recorded})
+SELECT id, {model}, {version}, {runtime}, result.prediction{probability_values}{recorded}
+FROM (SELECT id, {function}({arguments}) AS result{recorded} FROM {source});
 
 -- name: create_trigger
 CREATE OR REPLACE TRIGGER {trigger} AFTER INSERT ON {table}
@@ -28,6 +29,6 @@ DROP TRIGGER IF EXISTS {trigger} ON {table};
 CREATE OR REPLACE MACRO {name}({parameters}) AS {body};
 
 -- name: score_rows_compiled
-INSERT INTO {predictions} (id, model, model_version, runtime, prediction{probability_columns})
-SELECT id, {model}, {version}, 'sql', {prediction}{probability_values}
+INSERT INTO {predictions} (id, model, model_version, runtime, prediction{probability_columns}{recorded})
+SELECT id, {model}, {version}, 'sql', {prediction}{probability_values}{recorded}
 FROM {source};

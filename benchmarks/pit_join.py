@@ -1,0 +1,420 @@
+"""Point-in-time joins: indb on DuckDB and PostgreSQL against Feast's DuckDB offline store.
+
+Three generated datasets (2 DOUBLE features per row, one BIGINT entity key; every entity's
+rows have distinct times, so "latest row at or before t" means the same everywhere):
+
+  shallow  10k entities x 100 rows (1M feature rows),   100k spine rows
+  deep     100 entities x 10k rows (1M feature rows),   100k spine rows
+  big      100k entities x 100 rows (10M feature rows), 1M spine rows
+
+Each measurement runs in its own subprocess: it loads what it needs untimed, times the join
+to a DataFrame (indb: ``db.training_set(spine, ["bench:f1", "bench:f2"]).frame``; Feast:
+``store.get_historical_features(entity_df=spine, features=[...]).to_df()``), and reports its
+peak memory (the child's VmHWM: its ``ru_maxrss`` would include the forking parent's). DuckDB and
+Feast take the spine as a DataFrame; PostgreSQL as a table (the data has to be in the server).
+Results are compared row by row (by a ``row_id`` spine column) between engines.
+
+Also: online lookup of one entity in-process on DuckDB (``db.online_features``, p50/p99 over
+2,000 random entities) and rebuilding the latest-values table of 1M feature rows
+(``db.materialize_online``), on the shallow dataset.
+
+    python benchmarks/pit_join.py [--datasets shallow,deep,big] [--engines duckdb,postgres,feast]
+                                  [--feast-python PATH] [--runs 3]
+
+Feast is optional (``pip install -e ".[bench]"``); without it its column says "not installed".
+``--feast-python`` runs the Feast cases with another interpreter (e.g. a venv holding Feast).
+Targets (issue 5): DuckDB shallow and deep <= 0.5 s, >= 5x faster than Feast on shallow and
+>= 50x on deep, big <= 5 s, peak memory about the same for shallow and deep; PostgreSQL
+<= 2 s per 100k spine rows at any depth; online p99 <= 1 ms; materializing 1M rows <= 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+DATASETS = {
+    "shallow": (10_000, 100, 100_000),
+    "deep": (100, 10_000, 100_000),
+    "big": (100_000, 100, 1_000_000),
+}
+START = datetime(2024, 1, 1)
+STEP = 600  # seconds between an entity's rows
+FEATURES = ["bench:f1", "bench:f2"]
+
+
+# -- data ----------------------------------------------------------------------------------------
+def generate(name: str, folder: Path) -> dict:
+    """Feature rows and spine as parquet files; every entity's times are distinct."""
+    entities, depth, spine_rows = DATASETS[name]
+    rng = np.random.default_rng(42)
+    entity = np.repeat(np.arange(entities, dtype=np.int64), depth)
+    step = np.tile(np.arange(depth, dtype=np.int64), entities)
+    offset = rng.integers(0, STEP, entities)[entity]
+    seconds = step * STEP + offset
+    features = pd.DataFrame(
+        {
+            "entity_id": entity,
+            "ts": pd.Timestamp(START) + pd.to_timedelta(seconds, unit="s"),
+            "f1": rng.normal(0, 1, len(entity)),
+            "f2": rng.uniform(0, 100, len(entity)),
+        }
+    )
+    span = depth * STEP
+    spine = pd.DataFrame(
+        {
+            "row_id": np.arange(spine_rows, dtype=np.int64),
+            "entity_id": rng.integers(0, entities, spine_rows).astype(np.int64),
+            "event_timestamp": pd.Timestamp(START)
+            + pd.to_timedelta(rng.integers(-STEP, span + STEP, spine_rows), unit="s"),
+        }
+    )
+    paths = {"features": folder / f"{name}_features.parquet", "spine": folder / f"{name}_spine.parquet"}
+    features.to_parquet(paths["features"], index=False)
+    spine.to_parquet(paths["spine"], index=False)
+    return {k: str(v) for k, v in paths.items()}
+
+
+def setup_duckdb(name: str, paths: dict, folder: Path) -> str:
+    import indb
+    from indb.identifiers import literal
+
+    path = folder / f"{name}.duckdb"
+    if path.exists():
+        path.unlink()
+    with indb.connect(f"duckdb://{path}") as db:
+        db.create_entity("item", keys=["entity_id"])
+        source = f"SELECT * FROM read_parquet({literal(paths['features'], 'duckdb')})"
+        db.create_feature_set("bench", "item", source=source, event_time="ts", statistics=False)
+    return str(path)
+
+
+def setup_postgres(name: str, paths: dict, dsn: str) -> str:
+    import psycopg
+
+    import indb
+    from tests.conftest import pg_database
+
+    database = f"bench_{name}"
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{database}"')
+    url = pg_database(dsn, database)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE raw_features (entity_id bigint, ts timestamp, f1 float8, f2 float8)")
+        conn.execute("CREATE TABLE spine (row_id bigint, entity_id bigint, event_timestamp timestamp)")
+        for table, key in (("raw_features", "features"), ("spine", "spine")):
+            frame = pd.read_parquet(paths[key])
+            with conn.cursor().copy(f"COPY {table} FROM STDIN WITH (FORMAT csv)") as copy:
+                for start in range(0, len(frame), 200_000):
+                    copy.write(frame.iloc[start : start + 200_000].to_csv(index=False, header=False))
+        conn.execute("ANALYZE spine")
+    with indb.connect(url) as db:
+        db.create_entity("item", keys=["entity_id"])
+        db.create_feature_set("bench", "item", source="raw_features", event_time="ts", statistics=False)
+        db.sql("ANALYZE fs_bench_v1")
+    return url
+
+
+# -- cases (each in a child process) --------------------------------------------------------------
+def case_duckdb(args) -> dict:
+    import indb
+
+    spine = pd.read_parquet(args.spine)
+    with indb.connect(f"duckdb://{args.target}") as db:
+        started = time.perf_counter()
+        frame = db.training_set(spine, FEATURES, event_time="event_timestamp").frame
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "rows": len(frame), "frame": frame[["row_id", "f1", "f2"]]}
+
+
+def case_asof(args) -> dict:
+    """The floor: a plain DuckDB ASOF LEFT JOIN on the same tables, without indb (no tie-break
+    on ingestion order, no ttl handling), spine order restored the same way."""
+    import duckdb
+
+    spine = pd.read_parquet(args.spine)
+    con = duckdb.connect(args.target, read_only=True)
+    con.register("spine_frame", spine)
+    started = time.perf_counter()
+    frame = con.execute(
+        "SELECT s.row_id, s.entity_id, s.event_timestamp, f.f1, f.f2 "
+        "FROM (SELECT *, row_number() OVER () AS r FROM spine_frame) AS s "
+        "ASOF LEFT JOIN fs_bench_v1 AS f ON s.entity_id = f.entity_id AND s.event_timestamp >= f.ts "
+        "ORDER BY s.r"
+    ).df()
+    seconds = time.perf_counter() - started
+    con.close()
+    return {"seconds": seconds, "rows": len(frame), "frame": frame[["row_id", "f1", "f2"]]}
+
+
+def case_postgres(args) -> dict:
+    import indb
+
+    with indb.connect(args.target) as db:
+        started = time.perf_counter()
+        frame = db.training_set("spine", FEATURES, event_time="event_timestamp").frame
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "rows": len(frame), "frame": frame[["row_id", "f1", "f2"]]}
+
+
+def case_feast(args) -> dict:
+    from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueType
+    from feast.types import Float64
+
+    repo = Path(tempfile.mkdtemp(prefix="feast_bench_"))
+    (repo / "data").mkdir()
+    (repo / "feature_store.yaml").write_text(
+        "project: bench\nregistry: data/registry.db\nprovider: local\n"
+        "offline_store:\n  type: duckdb\nonline_store:\n  type: sqlite\n  path: data/online.db\n"
+        "entity_key_serialization_version: 3\n"
+    )
+    try:
+        store = FeatureStore(repo_path=str(repo))
+        item = Entity(name="item", join_keys=["entity_id"], value_type=ValueType.INT64)
+        source = FileSource(path=args.features, timestamp_field="ts")
+        view = FeatureView(
+            name="bench",
+            entities=[item],
+            ttl=timedelta(days=3650),
+            schema=[Field(name="f1", dtype=Float64), Field(name="f2", dtype=Float64)],
+            source=source,
+        )
+        store.apply([item, view])
+        spine = pd.read_parquet(args.spine)
+        started = time.perf_counter()
+        frame = store.get_historical_features(entity_df=spine, features=FEATURES).to_df()
+        seconds = time.perf_counter() - started
+    finally:
+        shutil.rmtree(repo, ignore_errors=True)
+    return {"seconds": seconds, "rows": len(frame), "frame": frame[["row_id", "f1", "f2"]]}
+
+
+def case_online(args) -> dict:
+    import indb
+
+    rng = np.random.default_rng(1)
+    with indb.connect(f"duckdb://{args.target}") as db:
+        entities = rng.integers(0, DATASETS[args.dataset][0], 2_200)
+        timings = []
+        for n, entity in enumerate(entities):
+            started = time.perf_counter()
+            db.online_features(FEATURES, {"entity_id": int(entity)})
+            if n >= 200:  # warm-up
+                timings.append(time.perf_counter() - started)
+        raw = []
+        for entity in entities[:1000]:
+            started = time.perf_counter()
+            db.backend.rows("SELECT f1, f2 FROM fs_bench_v1_latest WHERE entity_id = $e", {"e": int(entity)})
+            raw.append(time.perf_counter() - started)
+        materialize = []
+        for _ in range(3):
+            started = time.perf_counter()
+            rows = db.materialize_online("bench")
+            materialize.append(time.perf_counter() - started)
+    timings.sort()
+    raw.sort()
+    return {
+        "p50_ms": timings[len(timings) // 2] * 1e3,
+        "p99_ms": timings[int(len(timings) * 0.99)] * 1e3,
+        "sql_p99_ms": raw[int(len(raw) * 0.99)] * 1e3,
+        "materialize_seconds": statistics.median(materialize),
+        "latest_rows": rows,
+    }
+
+
+CASES = {
+    "duckdb": case_duckdb,
+    "asof": case_asof,
+    "postgres": case_postgres,
+    "feast": case_feast,
+    "online": case_online,
+}
+
+
+def peak_mb() -> float:
+    """This process's peak resident memory since exec (VmHWM). ru_maxrss is not used: Linux
+    carries the forking parent's peak into a child's ru_maxrss across exec."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(args) -> None:
+    result = CASES[args.case](args)
+    result["peak_mb"] = peak_mb()
+    frame = result.pop("frame", None)
+    if frame is not None and args.output:
+        frame.sort_values("row_id").to_parquet(args.output, index=False)
+    print("CASE " + json.dumps(result), flush=True)
+
+
+def run_case(python: str, case: str, dataset: str, target: str, paths: dict, output: str | None) -> dict:
+    command = [python, __file__, "--child", case, "--dataset", dataset, "--target", target]
+    command += ["--features", paths["features"], "--spine", paths["spine"]]
+    if output:
+        command += ["--output", output]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(paths["spine"]).parent,  # DuckDB spills (Feast's too) into the temporary folder
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    out, err = process.communicate()
+    lines = [line for line in out.splitlines() if line.startswith("CASE ")]
+    if process.returncode != 0 or not lines:
+        if process.returncode < 0:
+            return {"error": f"killed by signal {-process.returncode} (out of memory?)"}
+        tail = [line for line in (err or out).strip().splitlines() if "Warning" not in line][-2:]
+        return {"error": " | ".join(tail) or f"exit {process.returncode}"}
+    return json.loads(lines[-1][5:])
+
+
+def feast_available(python: str) -> bool:
+    found = subprocess.run([python, "-c", "import feast, ibis"], capture_output=True)
+    return found.returncode == 0
+
+
+def compare(a: str, b: str) -> dict:
+    x, y = pd.read_parquet(a), pd.read_parquet(b)
+    if len(x) != len(y) or not (x.row_id.to_numpy() == y.row_id.to_numpy()).all():
+        return {"rows_a": len(x), "rows_b": len(y), "same_rows": False}
+    differ = 0
+    for column in ("f1", "f2"):
+        u, v = x[column].to_numpy(dtype=float), y[column].to_numpy(dtype=float)
+        both_nan = np.isnan(u) & np.isnan(v)
+        differ += int(np.sum(~both_nan & ~np.isclose(u, v, rtol=0, atol=1e-12)))
+    return {"same_rows": True, "differing_values": differ, "null_rows": int(np.isnan(x.f1.to_numpy()).sum())}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--datasets", default="shallow,deep,big")
+    parser.add_argument("--engines", default="duckdb,asof,postgres,feast")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--feast-python", default=sys.executable)
+    parser.add_argument("--child")
+    parser.add_argument("--dataset")
+    parser.add_argument("--target")
+    parser.add_argument("--features")
+    parser.add_argument("--spine")
+    parser.add_argument("--output")
+    args = parser.parse_args()
+    if args.child:
+        args.case = args.child
+        child(args)
+        return
+
+    import duckdb
+
+    engines = args.engines.split(",")
+    folder = Path(tempfile.mkdtemp(prefix="indb_pit_"))
+    stop_pg = None
+    has_feast = "feast" in engines and feast_available(args.feast_python)
+    report: dict = {
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "cpus": os.cpu_count(),
+        "load": os.getloadavg()[0],
+        "runs": args.runs,
+        "datasets": {},
+    }
+    try:
+        if "postgres" in engines:
+            sys.path.insert(0, str(ROOT))
+            from tests.pg_server import start_cluster
+
+            dsn, stop_pg = start_cluster(folder / "pg")
+        for name in args.datasets.split(","):
+            entities, depth, spine_rows = DATASETS[name]
+            print(
+                f"\n== {name}: {entities:,} entities x {depth:,} rows, {spine_rows:,} spine rows", flush=True
+            )
+            paths = generate(name, folder)
+            targets = {"duckdb": setup_duckdb(name, paths, folder)}
+            if "postgres" in engines and spine_rows <= 100_000:
+                targets["postgres"] = setup_postgres(name, paths, dsn)
+            results, outputs = {}, {}
+            for engine in engines:
+                if engine == "feast" and not has_feast:
+                    results[engine] = {"error": "not installed"}
+                    continue
+                if engine == "asof":
+                    targets["asof"] = targets["duckdb"]
+                if engine not in targets and engine != "feast":
+                    results[engine] = {"error": "skipped (1M spine rows: PostgreSQL runs 100k)"}
+                    continue
+                python = args.feast_python if engine == "feast" else sys.executable
+                runs = 1 if engine == "feast" else args.runs
+                measured = []
+                for run in range(runs):
+                    output = str(folder / f"{name}_{engine}.parquet") if run == 0 else None
+                    measured.append(run_case(python, engine, name, targets.get(engine, ""), paths, output))
+                    if "error" in measured[-1]:
+                        break
+                good = [m for m in measured if "error" not in m]
+                if not good:
+                    results[engine] = measured[-1]
+                else:
+                    results[engine] = {
+                        "seconds": statistics.median(m["seconds"] for m in good),
+                        "peak_mb": max(m["peak_mb"] for m in good),
+                        "rows": good[0]["rows"],
+                        "runs": len(good),
+                    }
+                    outputs[engine] = str(folder / f"{name}_{engine}.parquet")
+                shown = results[engine]
+                if "error" in shown:
+                    print(f"  {engine:9s} {shown['error']}", flush=True)
+                else:
+                    print(
+                        f"  {engine:9s} {shown['seconds']:8.3f} s  peak {shown['peak_mb']:7.0f} MB  "
+                        f"{shown['rows']:,} rows",
+                        flush=True,
+                    )
+            checks = {}
+            for other in ("asof", "postgres", "feast"):
+                if "duckdb" in outputs and other in outputs:
+                    checks[f"duckdb_vs_{other}"] = compare(outputs["duckdb"], outputs[other])
+                    print(f"  duckdb vs {other}: {checks[f'duckdb_vs_{other}']}", flush=True)
+            if "feast" in outputs and "duckdb" in results:
+                ratio = results["feast"]["seconds"] / results["duckdb"]["seconds"]
+                print(f"  Feast / indb DuckDB: {ratio:.1f}x", flush=True)
+            report["datasets"][name] = {"results": results, "checks": checks}
+            if name == "shallow":
+                online = run_case(sys.executable, "online", name, targets["duckdb"], paths, None)
+                report["online"] = online
+                print(f"  online lookup + materialize (DuckDB): {online}", flush=True)
+            for path in paths.values():
+                os.unlink(path)
+    finally:
+        if stop_pg is not None:
+            stop_pg()
+        shutil.rmtree(folder, ignore_errors=True)
+    print("RESULT " + json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()

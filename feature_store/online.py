@@ -1,0 +1,126 @@
+"""Online lookup: the latest features of given entities, read from the latest-values tables.
+
+Each feature set version keeps ``fs_<name>_v<N>_latest`` (one row per entity, primary key on
+the entity keys) current through an insert trigger on its history table; analysts read the
+view ``fs_<name>_latest``. ``materialize()`` rebuilds a latest-values table from history.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+
+from indb import audit
+from indb.backends.base import Backend
+from indb.feature_store import sets, training
+from indb.feature_store.sets import FeatureStoreError
+from indb.identifiers import Quoted, quote
+
+
+def _entities_frame(entities: Any) -> pd.DataFrame:
+    if isinstance(entities, dict):
+        return pd.DataFrame([entities])
+    if isinstance(entities, pd.DataFrame):
+        return entities
+    if isinstance(entities, list | tuple) and entities and all(isinstance(e, dict) for e in entities):
+        return pd.DataFrame(list(entities))
+    raise FeatureStoreError(
+        "entities must be a dict of key values, a list of them, or a DataFrame; "
+        f"got {type(entities).__name__}"
+    )
+
+
+def online_features(backend: Backend, features: list[str], entities: Any) -> pd.DataFrame:
+    """One row per entity (in the order given): its keys, then the latest value of each feature
+    (NULL for an entity without rows)."""
+    try:
+        return _lookup(backend, features, entities)
+    except FeatureStoreError:
+        raise
+    except Exception:
+        # a cached feature set shape may be stale (a new version made elsewhere): once more
+        for item in features if isinstance(features, list | tuple) else ():
+            if isinstance(item, str):
+                sets.forget(backend, item.split(":")[0].split("@")[0].strip())
+        return _lookup(backend, features, entities)
+
+
+def _lookup(backend: Backend, features: list[str], entities: Any) -> pd.DataFrame:
+    selections = training.parse_features(backend, features, cached=True)
+    if isinstance(entities, dict):
+        keys = dict.fromkeys(k for s in selections for k in s.feature_set.keys)
+        missing = [k for k in keys if k not in entities]
+        if missing:
+            raise FeatureStoreError(f"entities need key column(s) {missing}; got {list(entities)}")
+        return _one(backend, selections, entities)
+    frame = _entities_frame(entities)
+    needed = dict.fromkeys(k for s in selections for k in s.feature_set.keys)
+    missing = [k for k in needed if k not in frame.columns]
+    if missing:
+        raise FeatureStoreError(f"entities need key column(s) {missing}; got {list(frame.columns)}")
+    return _many(backend, selections, frame)
+
+
+def _table(selection) -> str:
+    """A pinned version's latest-values table, else the view showing the newest version."""
+    fs = selection.feature_set
+    return fs.online_table if selection.pinned else f"fs_{fs.name}_latest"
+
+
+@lru_cache(maxsize=1024)
+def _lookup_sql(dialect: str, table: str, columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
+    q = lambda name: quote(name, dialect=dialect).text  # noqa: E731
+    where = " AND ".join(f"{q(k)} = ${k}" for k in keys)
+    return f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)} WHERE {where}"
+
+
+def _one(backend: Backend, selections, entity: dict) -> pd.DataFrame:
+    row = {k: [v] for k, v in entity.items()}
+    for selection in selections:
+        fs = selection.feature_set
+        columns = tuple(c for c, _ in selection.features)
+        found = backend.rows(
+            _lookup_sql(backend.dialect, _table(selection), columns, fs.keys),
+            {k: _python(entity[k]) for k in fs.keys},
+        )
+        values = found[0] if found else (None,) * len(selection.features)
+        for (_, output), value in zip(selection.features, values, strict=True):
+            row[output] = [value]
+    return pd.DataFrame(row)
+
+
+def _python(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _many(backend: Backend, selections, frame: pd.DataFrame) -> pd.DataFrame:
+    q = backend.quote
+    with backend.staged(frame) as staged:
+        outputs = [f"e.{q(str(c))}" for c in frame.columns]
+        joins = []
+        for n, selection in enumerate(selections, start=1):
+            fs = selection.feature_set
+            on = " AND ".join(f"e.{q(k)} = f{n}.{q(k)}" for k in fs.keys)
+            joins.append(f"LEFT JOIN {q(_table(selection))} AS f{n} ON {on}")
+            outputs += [f"f{n}.{q(c)} AS {q(o)}" for c, o in selection.features]
+        text = (
+            f"SELECT {', '.join(outputs)} "
+            f"FROM (SELECT *, row_number() OVER () AS _indb_row FROM {staged}) AS e "
+            + " ".join(joins)
+            + " ORDER BY e._indb_row"
+        )
+        return backend.query(text)
+
+
+def materialize(backend: Backend, name: str, version: int | None = None) -> int:
+    """Rebuild a feature set version's latest-values table from its history; returns its rows."""
+    fs = sets.get(backend, name, version)
+    q = backend.quote
+    with backend.transaction():
+        backend.execute(backend.render("feature_store", "delete_all", table=q(fs.online_table)))
+        backend.execute(sets.upsert_latest_sql(backend, fs, Quoted(q(fs.table).text)))
+        ((count,),) = backend.rows(f"SELECT count(*) FROM {q(fs.online_table)}")
+        audit.record(backend, "materialize_online", f"{fs.name} v{fs.version}", {"rows": int(count)})
+    return int(count)
