@@ -28,7 +28,6 @@ __all__ = ["UnsupportedOperator", "choose", "compile_version", "verify"]
 TOLERANCE = 1e-6
 RANDOM_ROWS = 300
 AUTO_MAX_SQL_BYTES = 64_000  # above this, onnxruntime beats the SQL engines on these models
-AUTO_MAX_TREE_NODES = 3_000  # a quick bound checked before compiling (about 20 bytes of SQL a node)
 MAX_TREE_NODES = 250_000  # beyond this the SQL runs to tens of MB
 
 
@@ -148,21 +147,24 @@ def choose(backend: Backend, mv: ModelVersion, runtime: str) -> RuntimeChoice:
     if runtime == "onnx":
         return RuntimeChoice("onnx", None, "asked for onnx")
     nodes = tree_nodes(mv)
-    if runtime == "auto" and nodes and backend.runs_onnx:
+    # Size limits under auto only matter where onnxruntime is there to fall back to; without it
+    # (PostgreSQL without PL/Python) compiled SQL is the only runtime, however large.
+    onnx_faster = runtime == "auto" and backend.runs_onnx
+    if onnx_faster and nodes:
         reason = "tree ensembles score faster in onnxruntime than as compiled SQL (benchmarks/RESULTS.md)"
         return RuntimeChoice("onnx", None, reason)
-    if runtime == "sql" and nodes > MAX_TREE_NODES:
-        raise DeploymentError(
-            f"runtime='sql' is not possible: {nodes:,} tree nodes (times classes) would compile to "
-            f"tens of MB of SQL; the limit is {MAX_TREE_NODES:,}. Deploy with runtime='onnx'"
+    if nodes > MAX_TREE_NODES:
+        message = (
+            f"{nodes:,} tree nodes (times classes) would compile to tens of MB of SQL; the limit is "
+            f"{MAX_TREE_NODES:,}"
         )
-    if runtime == "auto" and nodes > AUTO_MAX_TREE_NODES:
-        reason = f"{nodes:,} tree nodes to compile; onnxruntime is faster at this size"
-        return RuntimeChoice("onnx", None, reason)
+        if runtime == "sql":
+            raise DeploymentError(f"runtime='sql' is not possible: {message}. Deploy with runtime='onnx'")
+        return RuntimeChoice("onnx", None, message)
     try:
         compiled = compile_version(mv)
         size = sql_size(compiled, backend.dialect)
-        if runtime == "auto" and size > AUTO_MAX_SQL_BYTES:
+        if onnx_faster and size > AUTO_MAX_SQL_BYTES:
             return RuntimeChoice(
                 "onnx", None, f"compiled SQL is {size:,} bytes; onnxruntime is faster at this size"
             )

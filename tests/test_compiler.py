@@ -461,6 +461,10 @@ def test_psql_scores_a_compiled_model_on_a_server_without_plpython(db, frame):
             with pytest.raises(indb.DatabaseError, match="PL/Python"):
                 managed.deploy("gb", table="onnx_requests", runtime="onnx")
             assert managed.deploy("gb", table="requests").runtime == "sql"
+            # Without onnxruntime in the server, auto compiles big ensembles too (~6,000 nodes).
+            big = ensemble.GradientBoostingClassifier(n_estimators=100, max_depth=5, random_state=0)
+            managed.register_model("gb_big", big.fit(frame[columns], frame.label), sample=frame[columns])
+            assert managed.deploy("gb_big", table="big_requests").runtime == "sql"
         row = frame[columns].iloc[5]
         values = ", ".join(repr(float(v)) for v in row)
         script = (
