@@ -249,7 +249,12 @@ def assert_sql_matches_onnx(db, name: str, rows: pd.DataFrame) -> dict:
     """Run the compiled SQL in the database over ``rows``; compare with onnxruntime."""
     mv = db.get_model(name)
     compiled = compile_version(mv)
-    got = evaluate(db.backend, compiled, rows)
+    return assert_outputs_match_onnx(mv, compiled, evaluate(db.backend, compiled, rows), name, rows)
+
+
+def assert_outputs_match_onnx(mv, compiled, got: pd.DataFrame, name: str, rows: pd.DataFrame) -> dict:
+    """``got`` (o0 the prediction, o1.. the probabilities, one row per row of ``rows``) against
+    onnxruntime on ``rows``: zero label mismatches, outputs within TOLERANCE (relative above 1)."""
     sig = mv.signature
     names = [sig.prediction_output] + ([sig.probability_output] if sig.probability_output else [])
     reference = sessions.build(mv.onnx).run(names, convert.feeds(sig, rows))

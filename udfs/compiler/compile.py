@@ -27,6 +27,10 @@ _DECIMAL = re.compile(r"(?<![\w.'])(\d+(?:\.\d+)?e[-+]?\d+|\d+\.\d+)(?![\w.'])")
 # Raises an error from SQL; its real name depends on the dialect.
 FAIL = "INDB_FAIL"
 FAIL_FUNCTIONS = {"duckdb": "error", "postgres": "indb.fail", "spark": "raise_error"}
+# Truncation toward zero before a cast to an integer. Spark's TRUNC is for dates only, and its
+# CAST to an integral type truncates already.
+TRUNC = "INDB_TRUNC"
+TRUNC_FUNCTIONS = {"spark": ""}
 
 
 @dataclass
@@ -61,6 +65,7 @@ class CompiledModel:
         # copy=False: the generator's defensive copy costs as much as generating a big model
         text = expression.sql(dialect=dialect, copy=False)
         text = text.replace(f"{FAIL}(", f"{FAIL_FUNCTIONS.get(dialect, 'error')}(")
+        text = text.replace(f"{TRUNC}(", f"{TRUNC_FUNCTIONS.get(dialect, 'TRUNC')}(")
         if dialect == "postgres":  # 1.5e0 is NUMERIC there, and NUMERIC arithmetic is ~4x slower
             text = _DECIMAL.sub(r"\1::float8", text)
         return text
@@ -292,7 +297,7 @@ class Compiler(MLOperators):
                 if isinstance(x, exp.Predicate | exp.Boolean | exp.Not):
                     return sql.case(x, 1, 0)
                 return exp.Cast(
-                    this=exp.Anonymous(this="TRUNC", expressions=[x]), to=exp.DataType.build("BIGINT")
+                    this=exp.Anonymous(this=TRUNC, expressions=[x]), to=exp.DataType.build("BIGINT")
                 )
 
             return [Value(apply(to_int, value.data), value.batched)]
