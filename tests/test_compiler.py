@@ -387,6 +387,63 @@ def test_tree_ensemble_v5_matches_onnxruntime(db, frame):
     assert_sql_matches_onnx(db, "forest_v5", rows)
 
 
+def _two_class_votes(weights: list[tuple[float, float]]) -> onnx.ModelProto:
+    """One stump per (left, right) pair of class-1 votes; every leaf votes for both classes."""
+    from onnx import TensorProto, helper
+
+    attrs = {k: [] for k in ("nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_modes")}
+    attrs |= {k: [] for k in ("nodes_values", "nodes_truenodeids", "nodes_falsenodeids")}
+    attrs |= {k: [] for k in ("class_treeids", "class_nodeids", "class_ids", "class_weights")}
+    for t, pair in enumerate(weights):
+        attrs["nodes_treeids"] += [t] * 3
+        attrs["nodes_nodeids"] += [0, 1, 2]
+        attrs["nodes_featureids"] += [t % 4] * 3
+        attrs["nodes_modes"] += ["BRANCH_LEQ", "LEAF", "LEAF"]
+        attrs["nodes_values"] += [float(frame_median[t % 4]), 0.0, 0.0]
+        attrs["nodes_truenodeids"] += [1, 0, 0]
+        attrs["nodes_falsenodeids"] += [2, 0, 0]
+        for leaf, one in zip((1, 2), pair, strict=True):
+            attrs["class_treeids"] += [t, t]
+            attrs["class_nodeids"] += [leaf, leaf]
+            attrs["class_ids"] += [0, 1]
+            attrs["class_weights"] += [1.0 - one, one]
+    node = helper.make_node(
+        "TreeEnsembleClassifier",
+        ["X"],
+        ["label", "probabilities"],
+        domain="ai.onnx.ml",
+        classlabels_int64s=[0, 1],
+        post_transform="NONE",
+        **attrs,
+    )
+    graph = helper.make_graph(
+        [node],
+        "votes",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, 4])],
+        [
+            helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+            helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, 2]),
+        ],
+    )
+    opsets = [helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)]
+    return helper.make_model(graph, opset_imports=opsets)
+
+
+frame_median = [0.0] * 4
+
+
+def test_two_weighted_classes_follow_onnxruntimes_label_rule(db, frame):
+    """With votes for both classes, onnxruntime labels by the second class's score > 0 (not
+    by the larger probability): the compiled SQL says the same, label for label."""
+    frame_median[:] = [float(frame[c].median()) for c in NUMERIC]
+    # Class 1 never has the larger sum, yet onnxruntime names it wherever its sum is above 0.
+    model = _two_class_votes([(0.0, 0.3), (0.0, 0.2)])
+    db.register_model("votes", model.SerializeToString(), sample=frame[NUMERIC])
+    rows = loan_frame(2_000, seed=5)[NUMERIC]
+    report = assert_sql_matches_onnx(db, "votes", rows)
+    assert report["rows"] == len(rows)
+
+
 def test_unsupported_operator_is_named(db, frame):
     model = svm.SVC(probability=True, random_state=0).fit(frame[NUMERIC].head(300), frame.label.head(300))
     db.register_model("svc", model, sample=frame[NUMERIC].head(300))

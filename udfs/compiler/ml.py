@@ -231,17 +231,25 @@ class MLOperators:
         ]
         kind = attrs.get("post_transform", "NONE")
         kind = kind.decode() if isinstance(kind, bytes) else kind
+        label = None
         if len(labels) == 2 and len(scores) == 1:
+            # onnxruntime's binary case: the raw score against 0.5 when every weight is
+            # positive (averaged votes), else against 0 (boosted margins).
             score = scores[0]
+            threshold = 0.5 if all(w >= 0 for w in attrs.get("class_weights", [])) else 0.0
+            label = sql.case(sql.compare(">", score, threshold), labels[1], labels[0])
             if kind == "LOGISTIC":
                 positive = sql.sigmoid(score)
                 probabilities = [sql.sub(1.0, positive), positive]
             else:
                 probabilities = [sql.sub(1.0, score), score]
         else:
+            if len(labels) == 2:  # two classes, both weighted: the second class's raw score > 0
+                label = sql.case(sql.compare(">", scores[1], 0.0), labels[1], labels[0])
             probabilities = post_transform(scores, kind, self.share)
         probabilities = [self.share(p) for p in probabilities]
-        label = self._label(argmax(probabilities), labels)
+        if label is None:
+            label = self._label(argmax(probabilities), labels)
         return [
             Value(np.array(label, dtype=object), True),
             Value(np.array(probabilities, dtype=object), True),
