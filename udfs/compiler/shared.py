@@ -29,6 +29,7 @@ from indb.udfs.compiler import sql
 LET = "indb_let_"  # column names standing for lets while compiling
 MIN_NODES = 12  # smaller expressions are cheaper to repeat than to share
 INLINE_BYTES = 2_000  # DuckDB/Spark: lets shorter than this are written in place
+INLINE_BYTES_POSTGRES = 600  # PostgreSQL repeats them (no shared sub-expressions) but skips a call
 _LET_NAME = re.compile(rf"\b{LET}\d+\b")
 
 
@@ -175,35 +176,36 @@ class Levels:
         return self._rendered[key]
 
     @staticmethod
-    def _slots(levels: list[list[str]], reference) -> dict[str, str]:
-        return {name: reference(j, i) for j, names in enumerate(levels, 1) for i, name in enumerate(names, 1)}
-
-    @staticmethod
     def _refer(text: str, slots: dict[str, str]) -> str:
         """Let names in rendered text replaced by their slots (names are unquoted, unique)."""
         return _LET_NAME.sub(lambda m: slots[m.group(0)], text)
 
-    def lambdas(self, expression: exp.Expression, dialect: str, render) -> str:
-        """DuckDB / Spark: one lambda per level for the big lets; small ones are written in
-        place (DuckDB evaluates repeated sub-expressions once, and a lambda costs more than a
-        short expression)."""
-        spark = dialect == "spark"
+    def _plan(self, expression, dialect: str, render, limit: int, base: int):
+        """The lets ``expression`` needs: those whose text is at most ``limit`` bytes are
+        written in place; the rest go into levels. Returns (levels of item texts, the text
+        of ``expression``), with references as ``indb_l<level>[<base + position>]``."""
         slots: dict[str, str] = {}
         depth: dict[str, int] = {}
         levels: list[list[str]] = []
         for name in [n for names in self.needed(expression) for n in names]:
             text = self._refer(self._body(name, dialect, render), slots)
             below = max((depth[r] for r in self.uses[name]), default=0)
-            if len(text) <= INLINE_BYTES:
+            if len(text) <= limit:
                 slots[name], depth[name] = f"({text})", below
                 continue
             depth[name] = below + 1
             if len(levels) < depth[name]:
                 levels.append([])
             levels[below].append(text)
-            i = len(levels[below])
-            slots[name] = f"indb_l{below + 1}[{i - 1 if spark else i}]"
-        text = self._refer(render(expression), slots)
+            slots[name] = f"indb_l{below + 1}[{base + len(levels[below]) - 1}]"
+        return levels, self._refer(render(expression), slots)
+
+    def lambdas(self, expression: exp.Expression, dialect: str, render) -> str:
+        """DuckDB / Spark: one lambda per level for the big lets; small ones are written in
+        place (DuckDB evaluates repeated sub-expressions once, and a lambda costs more than a
+        short expression)."""
+        spark = dialect == "spark"
+        levels, text = self._plan(expression, dialect, render, INLINE_BYTES, 0 if spark else 1)
         for j in range(len(levels), 0, -1):
             items = ", ".join(levels[j - 1])
             if spark:
@@ -225,15 +227,14 @@ class Levels:
         """PostgreSQL: the call that computes ``expression``, and the functions it needs
         (``schema.name0``, ``schema.name1``, ...): function ``j`` fills level ``j + 1`` and
         passes it on; the last one computes ``expression``. Everything, the heavy first level
-        included, lives in the functions, whose plans PL/pgSQL keeps for the session."""
-        levels = self.needed(expression)
+        included, lives in the functions, whose plans PL/pgSQL keeps for the session. Lets
+        under ``INLINE_BYTES_POSTGRES`` are repeated in place: cheaper than a function call."""
+        levels, text = self._plan(expression, "postgres", render, INLINE_BYTES_POSTGRES, 1)
         if not levels:
-            return render(expression), []
-        slots = self._slots(levels, lambda j, i: f"indb_l{j}[{i}]")
+            return text, []
 
         def array(j):
-            items = ", ".join(self._refer(self._body(n, "postgres", render), slots) for n in levels[j - 1])
-            return f"CAST(ARRAY[{items}] AS DOUBLE PRECISION[])"
+            return f"CAST(ARRAY[{', '.join(levels[j - 1])}] AS DOUBLE PRECISION[])"
 
         helpers = []
         for j in range(len(levels) + 1):
@@ -241,6 +242,6 @@ class Levels:
             if j < len(levels):
                 body = f'"{schema}"."{name}{j + 1}"({passed}, {array(j + 1)})'
             else:
-                body = self._refer(render(expression), slots)
+                body = text
             helpers.append(Helper(f"{name}{j}", j, returns, body))
         return f'"{schema}"."{name}0"({", ".join(arguments)})', helpers
