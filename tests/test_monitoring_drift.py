@@ -138,6 +138,29 @@ def test_exact_mode_equals_scipy(db, n_ref, n_cur, ties):
     assert list(new.category) == ["e"] and int(new.value.iloc[0]) == (cur.c == "e").sum()
 
 
+@pytest.mark.parametrize("shift", [0.0, 0.3], ids=["no-drift", "drift"])
+def test_exact_mode_with_crowded_cells_equals_scipy(db, shift):
+    """Outliers stretch the reference range, so exact mode's cells hold hundreds of values each:
+    both its paths (cells summed whole, cells sorted value by value) decide D and W."""
+    deployed(db)
+    ref, cur = samples(20_000, 16_000, seed=11, ties=False)
+    cur["x"] = np.random.default_rng(12).normal(shift, 1, len(cur))
+    ref.loc[0, "x"], ref.loc[1, "x"] = -2_000.0, 3_000.0  # cells 0.038 wide
+    ref.loc[0, "y"] = 4_000.0
+    cur.loc[:5, "y"] = 1e6  # beyond the reference range
+    cur.loc[6:9, "x"] = -2_500.0
+    load(db, ref, DAY1)
+    load(db, cur, DAY2)
+    db.create_monitor("crowded", "requests", reference=(DAY1, DAY2), features=["x", "y"])
+    db.run_monitor("crowded")
+    got = results(db, "crowded")
+    for column in ("x", "y"):
+        a, b = ref[column].to_numpy(), cur[column].to_numpy()
+        close(got[(column, "ks_d")], stats.ks_2samp(a, b).statistic, f"{column} ks_d")
+        w = stats.wasserstein_distance(a, b) / max(np.std(a), 0.001)
+        close(got[(column, "wasserstein")], w, f"{column} wasserstein")
+
+
 def test_binned_mode_is_within_its_bounds(db):
     deployed(db)
     ref, cur = samples(3000, 2500, seed=5, ties=False)
