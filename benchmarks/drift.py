@@ -7,7 +7,9 @@
 The rows sit in a deployment on DuckDB (the monitor reads its scored view); loading them is not
 timed. Timed: creating the monitor (reference statistics, once) and one run over the current
 window. Evidently (``pip install -e ".[bench]"``) gets the same two DataFrames; without it the
-script says "not installed". Drift decisions are compared statistic by statistic with
+script says "not installed". Evidently 0.7 does not import against pandas 3, so
+``--evidently-python PATH`` runs its part with another interpreter (a venv with evidently and
+pandas < 3; this file then runs there without indb). Drift decisions are compared statistic by statistic with
 Evidently's defaults at this size: normalized Wasserstein >= 0.1 for numeric columns,
 Jensen-Shannon >= 0.1 for the categorical one. Prints a JSON line at the end.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import tempfile
 import time
 from datetime import datetime
@@ -23,8 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-import indb
 
 NUMERIC = [f"x{i}" for i in range(10)]
 SHIFTS = {"x0": 0.5, "x1": 0.2, "x2": 0.05, "x3": 0.12}  # in standard deviations
@@ -106,7 +107,19 @@ def evidently_drift(reference: pd.DataFrame, current: pd.DataFrame) -> dict | No
     return {"seconds": elapsed, "scores": scores, "decisions": decisions}
 
 
-def wide(rows: int) -> dict:
+def evidently_elsewhere(python: str, rows: int) -> dict:
+    """Evidently's part in another interpreter, over the same generated frames."""
+    done = subprocess.run(
+        [python, __file__, "--evidently-child", str(rows)], capture_output=True, text=True, timeout=3600
+    )
+    if done.returncode != 0:
+        return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def wide(rows: int, evidently_python: str | None = None) -> dict:
+    import indb
+
     reference, current = frames(rows)
     out: dict = {"rows": rows}
     with tempfile.TemporaryDirectory() as folder:
@@ -133,7 +146,9 @@ def wide(rows: int) -> dict:
     out["binned_max_bound"] = {
         m: max(binned[(c, f"{m}_bound")] for c in NUMERIC) for m in ("ks_d", "wasserstein")
     }
-    evidently = evidently_drift(reference, current)
+    evidently = evidently_drift(reference, current) if evidently_python is None else None
+    if evidently_python is not None:
+        evidently = evidently_elsewhere(evidently_python, rows)
     if evidently is None:
         print("Evidently: not installed (pip install -e '.[bench]')")
         out["evidently"] = "not installed"
@@ -162,6 +177,8 @@ def wide(rows: int) -> dict:
 
 
 def tall(rows: int) -> dict:
+    import indb
+
     rng = np.random.default_rng(1)
     with tempfile.TemporaryDirectory() as folder:
         db = indb.connect(f"duckdb://{Path(folder) / 'tall.duckdb'}")
@@ -188,10 +205,20 @@ def tall(rows: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--evidently-python", help="run Evidently with this interpreter")
+    parser.add_argument("--evidently-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, default=1_000_000, help="reference and current rows (wide part)")
     parser.add_argument("--big-rows", type=int, default=10_000_000, help="rows per side, one column; 0 skips")
     args = parser.parse_args()
-    report = {"benchmark": "drift", "indb": indb.__version__, "wide": wide(args.rows)}
+    if args.evidently_child:  # inside the other interpreter: Evidently only, one JSON line
+        found = evidently_drift(*frames(args.evidently_child))
+        decisions = {c: bool(d) for c, d in found["decisions"].items()}
+        scores = {c: float(v) for c, v in found["scores"].items()}
+        print(json.dumps({"seconds": found["seconds"], "decisions": decisions, "scores": scores}))
+        return
+    import indb
+
+    report = {"benchmark": "drift", "indb": indb.__version__, "wide": wide(args.rows, args.evidently_python)}
     if args.big_rows:
         report["tall"] = tall(args.big_rows)
     print(json.dumps(report, default=str))
