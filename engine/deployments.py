@@ -18,33 +18,14 @@ from indb.backends.base import Backend, FeatureJoin, ScoringTarget
 from indb.errors import DeploymentError, NotFoundError
 from indb.identifiers import Quoted, join
 from indb.sql import statement
+from indb.sqltypes import COMPATIBLE, base_type
 
 RUNTIMES = ("auto", "sql", "onnx")
 # Columns a row-mode deployment adds to the request table (besides probability_<class>).
 PREDICTION_COLUMNS = ("model", "model_version", "runtime", "prediction", "scored_at")
+
+
 # SQL types a request column may have for each input type the model takes.
-_COMPATIBLE = {
-    "DOUBLE": (
-        "DOUBLE",
-        "FLOAT",
-        "REAL",
-        "BIGINT",
-        "INTEGER",
-        "SMALLINT",
-        "TINYINT",
-        "HUGEINT",
-        "UBIGINT",
-        "UINTEGER",
-        "USMALLINT",
-        "UTINYINT",
-        "DECIMAL",
-    ),
-    "BIGINT": ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UINTEGER", "USMALLINT", "UTINYINT"),
-    "BOOLEAN": ("BOOLEAN",),
-    "VARCHAR": ("VARCHAR",),
-}
-
-
 @dataclass(frozen=True)
 class Deployment:
     table: str
@@ -82,10 +63,6 @@ def probability_columns(classes: tuple | None) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _base_type(sql_type: str) -> str:
-    return sql_type.split("(")[0].strip().upper()
-
-
 @dataclass(frozen=True)
 class RequestColumn:
     """A column of a request table that is not a model input: an entity key (features_from)."""
@@ -103,9 +80,9 @@ def _check_request_table(table: str, columns: dict[str, str], inputs) -> None:
         found = lowered.get(spec.name.lower())
         if found is None:
             problems.append(f"no column {spec.name!r} (the model needs {spec.name} {spec.sql_type})")
-        elif _base_type(found) not in _COMPATIBLE.get(spec.sql_type, (_base_type(spec.sql_type),)):
+        elif base_type(found) not in COMPATIBLE.get(spec.sql_type, (base_type(spec.sql_type),)):
             problems.append(f"{table}.{spec.name} is {found}; the model needs {spec.sql_type}")
-    if "id" in lowered and _base_type(lowered["id"]) not in _COMPATIBLE["BIGINT"]:
+    if "id" in lowered and base_type(lowered["id"]) not in COMPATIBLE["BIGINT"]:
         problems.append(f"{table}.id is {lowered['id']}; indb needs an integer row key")
     if problems:
         raise DeploymentError(f"table {table!r} cannot be scored by this model: " + "; ".join(problems))
@@ -161,7 +138,7 @@ def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple
             )
         )
     present = present or {}
-    if "prediction" in present and _base_type(present["prediction"]) != sig.prediction_type:
+    if "prediction" in present and base_type(present["prediction"]) != sig.prediction_type:
         raise DeploymentError(
             f"table {home!r} holds {present['prediction']} predictions but model {mv.name!r} version "
             f"{mv.version} predicts {sig.prediction_type}; deploy it to another table"
@@ -251,7 +228,7 @@ def _features_from(backend: Backend, features_from, sig) -> tuple[FeatureJoin, l
             request.append(spec)  # a request-time column
             continue
         fs, feature = provider[spec.name]
-        if _base_type(feature.data_type) not in _COMPATIBLE[spec.sql_type]:
+        if base_type(feature.data_type) not in COMPATIBLE[spec.sql_type]:
             problems.append(
                 f"{fs.name}.{feature.name} is {feature.data_type}; the model needs {spec.sql_type}"
             )

@@ -20,23 +20,9 @@ from indb.backends.base import Backend
 from indb.errors import IndbError, InvalidNameError, NotFoundError
 from indb.identifiers import Quoted, join
 from indb.sql import statement
+from indb.sqltypes import NUMERIC_TYPES, base_type
 
 SEQ = "_indb_seq"
-NUMERIC_TYPES = (
-    "DOUBLE",
-    "FLOAT",
-    "REAL",
-    "BIGINT",
-    "INTEGER",
-    "SMALLINT",
-    "TINYINT",
-    "HUGEINT",
-    "UBIGINT",
-    "UINTEGER",
-    "USMALLINT",
-    "UTINYINT",
-    "DECIMAL",
-)
 TIME_TYPES = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "DATE")
 FEATURE_TYPES = NUMERIC_TYPES + TIME_TYPES + ("BOOLEAN", "VARCHAR")
 
@@ -79,10 +65,6 @@ class FeatureSet:
         """Stored columns in order (without ``_indb_seq``)."""
         times = [self.event_time] + ([self.created_time] if self.created_time else [])
         return [*self.keys, *times, *self.feature_names]
-
-
-def _base_type(sql_type: str) -> str:
-    return sql_type.split("(")[0].strip().upper()
 
 
 def ttl_seconds(ttl: Any) -> float | None:
@@ -302,7 +284,7 @@ def _schema(
             problems.append(f"{column!r} is a key or time column, not a feature")
         elif column not in columns:
             problems.append(f"no feature column {column!r}")
-        elif _base_type(columns[column]) not in FEATURE_TYPES:
+        elif base_type(columns[column]) not in FEATURE_TYPES:
             problems.append(
                 f"feature {column!r} is {columns[column]}; features are numbers, booleans, strings or times"
             )
@@ -613,8 +595,8 @@ def _check_rows(fs: FeatureSet, columns: dict[str, str]) -> None:
             kind = "key" if column in fs.keys else ("time" if column not in types else types[column])
             problems.append(f"no column {column!r} ({kind})")
             continue
-        got = _base_type(columns[column])
-        want = _base_type(types.get(column, "")) if column in types else None
+        got = base_type(columns[column])
+        want = base_type(types.get(column, "")) if column in types else None
         if column in (fs.event_time, fs.created_time) and columns[column].upper() not in TIME_TYPES:
             problems.append(f"{column!r} is {columns[column]}; expected a TIMESTAMP or DATE")
         elif want in NUMERIC_TYPES and got not in NUMERIC_TYPES and got != "BOOLEAN":

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 
 from indb.backends.base import Backend
-from indb.feature_store.sets import NUMERIC_TYPES, FeatureSet, _base_type
+from indb.feature_store.sets import FeatureSet
 from indb.identifiers import Quoted
 from indb.sql import statement
+from indb.sqltypes import NUMERIC_TYPES, base_type
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 BINS = 10
@@ -30,10 +31,10 @@ def feature_statistics(backend: Backend, source: Quoted, column: str, data_type:
     q = backend.quote
     kind = (
         "numeric"
-        if _base_type(data_type) in NUMERIC_TYPES or _base_type(data_type) == "BOOLEAN"
+        if base_type(data_type) in NUMERIC_TYPES or base_type(data_type) == "BOOLEAN"
         else "categorical"
     )
-    expression = q(column) if _base_type(data_type) != "BOOLEAN" else Quoted(f"CAST({q(column)} AS INTEGER)")
+    expression = q(column) if base_type(data_type) != "BOOLEAN" else Quoted(f"CAST({q(column)} AS INTEGER)")
     result = {
         "feature": column,
         "data_type": data_type,

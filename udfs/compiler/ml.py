@@ -24,6 +24,21 @@ def post_transform(scores: list, kind: str, share=lambda e: e) -> list:
     raise UnsupportedOperator(f"post_transform {kind}")
 
 
+def _lookup(keys: list, targets: list, default):
+    """A function mapping one element through ``keys -> targets`` (else ``default``)."""
+    table = dict(zip(keys, targets, strict=True))
+
+    def lookup(x):
+        if sql.is_const(x):
+            return table.get(x, default)
+        case = exp.Case()
+        for key, target in table.items():
+            case = case.when(sql.compare("=", x, key), sql.lit(target))
+        return case.else_(sql.lit(default))
+
+    return lookup
+
+
 def _strings(values) -> list:
     return [v.decode() if isinstance(v, bytes) else v for v in values]
 
@@ -155,16 +170,8 @@ class MLOperators:
         keys, targets = _strings(keys), _strings(targets)
         default = default.decode() if isinstance(default, bytes) else default
 
-        def encode(x):
-            if sql.is_const(x):
-                return dict(zip(keys, targets, strict=True)).get(x, default)
-            case = exp.Case()
-            for key, target in zip(keys, targets, strict=True):
-                case = case.when(sql.compare("=", x, key), sql.lit(target))
-            return case.else_(sql.lit(default))
-
         value = values[0]
-        return [Value(apply(encode, value.data), value.batched)]
+        return [Value(apply(_lookup(keys, targets, default), value.data), value.batched)]
 
     def visit_ArrayFeatureExtractor(self, node, values, attrs):
         data, indices = values
@@ -207,15 +214,7 @@ class MLOperators:
             keys, targets, default = numbers, strings, attrs.get("default_string", b"_Unused")
         default = default.decode() if isinstance(default, bytes) else default
 
-        def lookup(x):
-            if sql.is_const(x):
-                return dict(zip(keys, targets, strict=True)).get(x, default)
-            case = exp.Case()
-            for key, target in zip(keys, targets, strict=True):
-                case = case.when(sql.compare("=", x, key), sql.lit(target))
-            return case.else_(sql.lit(default))
-
-        return [Value(apply(lookup, value.data), value.batched)]
+        return [Value(apply(_lookup(keys, targets, default), value.data), value.batched)]
 
     def visit_TreeEnsembleRegressor(self, node, values, attrs):
         scores = [self.share(s) for s in tree_ensemble(values[0], attrs, regressor=True)]
