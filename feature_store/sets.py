@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -450,33 +451,20 @@ def create(
         )
     if descriptions is not None and not isinstance(descriptions, dict):
         raise FeatureStoreError("descriptions must be a dict of feature name -> text")
+    given = None
     if columns is not None:
         if not isinstance(columns, dict):
             raise FeatureStoreError("columns must be a dict of column name -> SQL type")
         given = {identifiers.column_name(c): identifiers.sql_type(t).text for c, t in columns.items()}
-        return _create(
-            backend,
-            name,
-            entity,
-            keys,
-            None,
-            given,
-            event_time,
-            created_time,
-            seconds,
-            features,
-            description,
-            descriptions,
-            statistics,
-        )
-    with Source(backend, source, f"feature set {name!r}") as src:
+    reading = nullcontext() if source is None else Source(backend, source, f"feature set {name!r}")
+    with reading as src:
         return _create(
             backend,
             name,
             entity,
             keys,
             src,
-            src.columns,
+            given if src is None else src.columns,
             event_time,
             created_time,
             seconds,

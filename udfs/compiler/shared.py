@@ -129,18 +129,16 @@ class Helper:
 
 
 class Levels:
-    """Lets grouped so that each level depends only on the inputs and earlier levels."""
+    """The lets an output keeps, in binding order: each depends only on the inputs and on
+    lets bound before it. Rendering groups them into levels (see :meth:`_plan`)."""
 
     def __init__(self, bodies: dict[str, exp.Expression], refs: dict[str, list[str]]):
         self.bodies = bodies
         self.uses = {name: set(refs[name]) for name in bodies}
-        self.level: dict[str, int] = {}
-        for name in bodies:
-            self.level[name] = 1 + max((self.level[r] for r in self.uses[name]), default=0)
         self._rendered: dict[tuple[str, str], str] = {}
 
-    def needed(self, expression: exp.Expression) -> list[list[str]]:
-        """The lets ``expression`` depends on, level by level (empty levels dropped)."""
+    def needed(self, expression: exp.Expression) -> list[str]:
+        """The lets ``expression`` depends on, in binding order."""
         seen: set[str] = set()
         stack = _references(expression)
         while stack:
@@ -148,11 +146,7 @@ class Levels:
             if name not in seen:
                 seen.add(name)
                 stack += self.uses[name]
-        by_level: dict[int, list[str]] = {}
-        for name in self.bodies:  # binding order, so positions are stable
-            if name in seen:
-                by_level.setdefault(self.level[name], []).append(name)
-        return [by_level[k] for k in sorted(by_level)]
+        return [name for name in self.bodies if name in seen]
 
     def inline(self, expression: exp.Expression) -> exp.Expression:
         """``expression`` with every let written out in place (no sharing)."""
@@ -187,7 +181,7 @@ class Levels:
         slots: dict[str, str] = {}
         depth: dict[str, int] = {}
         levels: list[list[str]] = []
-        for name in [n for names in self.needed(expression) for n in names]:
+        for name in self.needed(expression):
             text = self._refer(self._body(name, dialect, render), slots)
             below = max((depth[r] for r in self.uses[name]), default=0)
             if len(text) <= limit:
