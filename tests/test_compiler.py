@@ -278,8 +278,10 @@ def frame():
     return training_frame()
 
 
-@pytest.mark.parametrize("name", list(MODELS))
-def test_compiled_sql_matches_onnxruntime(db, name, frame):
+def register_parity_model(db, name: str, frame: pd.DataFrame):
+    """Fit and register MODELS[name]; return its version, columns and the rows to compare on:
+    2,000 random rows plus the adversarial ones (without NaN: callers add their own), less
+    the rows of known gaps."""
     model, columns = _fit(name, frame)
     train = frame[columns].copy()
     if name.startswith("imputer"):
@@ -293,12 +295,18 @@ def test_compiled_sql_matches_onnxruntime(db, name, frame):
         ],
         ignore_index=True,
     )
-    if name.startswith("imputer"):
-        rows.loc[::3, "tenure"] = np.nan
     if name == "svc_poly":
         # Known gap: a cubed kernel of 1e15 overflows float32; onnxruntime goes on with NaN,
         # PostgreSQL raises "value out of range".
-        rows = rows[rows[columns].abs().max(axis=1) < 1e15]
+        rows = rows[rows[columns].abs().max(axis=1) < 1e15].reset_index(drop=True)
+    return mv, columns, rows
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_compiled_sql_matches_onnxruntime(db, name, frame):
+    _, columns, rows = register_parity_model(db, name, frame)
+    if name.startswith("imputer"):
+        rows.loc[::3, "tenure"] = np.nan
     assert_sql_matches_onnx(db, name, rows)
     spark = db.compile_sql(name, dialect="spark")
     assert "-- prediction" in spark and "INDB_FAIL" not in spark

@@ -9,7 +9,6 @@ import os
 import shutil
 
 import numpy as np
-import onnx
 import pandas as pd
 import pytest
 
@@ -19,12 +18,11 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
 
 import indb  # noqa: E402
 from indb.compiled import compile_version  # noqa: E402
-from tests.conftest import loan_frame  # noqa: E402
 from tests.test_compiler import (  # noqa: E402
     MODELS,
     _fit,
-    adversarial_rows,
     assert_outputs_match_onnx,
+    register_parity_model,
     training_frame,
 )
 
@@ -40,7 +38,7 @@ def spark():
     session = (
         SparkSession.builder.master("local[1]")
         .appName("indb-tests")
-        .config("spark.driver.memory", "1g")
+        .config("spark.driver.memory", "3g")  # multiclass SVC SQL (~1 MB) runs out of 1g
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "1")
@@ -116,19 +114,7 @@ def run_on_spark(spark, compiled, data) -> pd.DataFrame:
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_spark_sql_matches_onnxruntime(spark, db, frame, name):
-    model, columns = _fit(name, frame)
-    train = frame[columns].copy()
-    if name.startswith("imputer"):
-        train.loc[::5, "tenure"] = np.nan
-    db.register_model(name, model, sample=train)
-    mv = db.get_model(name)
-    rows = pd.concat(
-        [
-            loan_frame(2_000, seed=33)[columns],
-            adversarial_rows(onnx.load_from_string(mv.onnx), columns, frame),
-        ],
-        ignore_index=True,
-    )
+    mv, _, rows = register_parity_model(db, name, frame)
     compiled = compile_version(mv)
     frames = [spark_frame(spark, mv.signature, rows, nan_as_null=True)]
     if name.startswith("imputer"):
