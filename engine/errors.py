@@ -35,6 +35,10 @@ class IntegrityError(IndbError):
     """Stored model bytes whose sha256 differs from the one recorded at registration."""
 
 
+class QueryError(IndbError, ValueError):
+    """A query a user handed in (source, spine, reference) that is not one read-only SELECT."""
+
+
 class DeploymentError(IndbError, ValueError):
     """A table that cannot take a deployment, e.g. missing or mistyped feature columns."""
 
