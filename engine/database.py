@@ -95,6 +95,7 @@ class Database:
         tags: dict | None = None,
         description: str | None = None,
         training_set: Any = None,
+        allow_nan: bool = False,
     ) -> ModelVersion:
         """Store a fitted scikit-learn model (converted to ONNX) or ONNX bytes as a new version.
 
@@ -102,6 +103,8 @@ class Database:
         ``predict_<name>`` (in order) and the conversion is checked against it.
         ``training_set`` (a materialized training set, its name, or (name, version)) is
         recorded as the version's lineage (``indb.model_lineage``).
+        NaN and +-inf in numeric inputs are refused when scoring, like NULL, unless
+        ``allow_nan=True`` (the model expects them, e.g. it starts with an imputer).
         """
         return self._call(
             registry.register,
@@ -112,6 +115,7 @@ class Database:
             tags=tags,
             description=description,
             training_set=training_set,
+            allow_nan=allow_nan,
         )
 
     def models(self) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -202,10 +203,14 @@ def register(
     tags: dict | None = None,
     description: str | None = None,
     training_set: Any = None,
+    allow_nan: bool = False,
 ) -> ModelVersion:
     name = identifiers.model_name(name)
+    if not isinstance(allow_nan, bool):
+        raise ModelError(f"allow_nan must be True or False, got {allow_nan!r}")
     lineage = _training_set(backend, training_set)
     data, sig, recipe, conversion = prepare(model, sample)
+    sig = dataclasses.replace(sig, allow_nan=allow_nan)
     if lineage is not None:
         recipe["training_set"] = {"name": lineage[0], "version": lineage[1]}
     sha256 = hashlib.sha256(data).hexdigest()

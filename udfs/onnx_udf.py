@@ -28,7 +28,7 @@ def result_type(sig: Signature) -> str:
     return "STRUCT(prediction DOUBLE)"
 
 
-def _column(array, spec, model: str, version: int) -> np.ndarray:
+def _column(array, spec, model: str, version: int, allow_nan: bool = False) -> np.ndarray:
     if isinstance(array, pa.ChunkedArray):
         array = array.chunk(0) if array.num_chunks == 1 else array.combine_chunks()
     if array.null_count and not spec.nullable:
@@ -44,6 +44,15 @@ def _column(array, spec, model: str, version: int) -> np.ndarray:
         if pa.types.is_boolean(array.type):
             array = array.cast(pa.int8())
         values = array.to_numpy(zero_copy_only=False)  # NULL -> NaN for nullable floats
+        if not allow_nan and pa.types.is_floating(array.type):
+            # NULLs became NaN above: count only the NaN/inf values that were sent
+            bad = int(np.count_nonzero(~np.isfinite(values))) - array.null_count
+            if bad:
+                raise ScoringError(
+                    f"model {model!r} version {version}: input column {spec.name!r} is NaN or "
+                    f"infinite in {bad} row(s); it needs a finite {spec.sql_type} value (register "
+                    "the model with allow_nan=True if it expects NaN)"
+                )
         if array.null_count and spec.onnx_type == "int64":
             raise ScoringError(
                 f"model {model!r} version {version}: input column {spec.name!r} is NULL and "
@@ -78,7 +87,7 @@ def make_scorer(
 
     def score(*columns):
         feeds = {
-            spec.onnx_name: _column(array, spec, model, version)
+            spec.onnx_name: _column(array, spec, model, version, sig.allow_nan)
             for array, spec in zip(columns, sig.inputs, strict=True)
         }
         rows = len(next(iter(feeds.values())))

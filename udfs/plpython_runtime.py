@@ -47,6 +47,7 @@ class Model:
         self.inputs = json.loads(inputs)
         out = json.loads(outputs)
         self.task = out["task"]
+        self.allow_nan = bool(out.get("allow_nan", False))
         self.outputs = [out["prediction_output"]]
         if out["probability_output"]:
             self.outputs.append(out["probability_output"])
@@ -100,6 +101,26 @@ class Model:
                 raise ValueError(
                     f"ScoringError: model {self.name!r} version {self.version}: input column "
                     f"{spec['name']!r} is NULL in {count} row(s); it needs a {spec['sql_type']} value"
+                )
+
+    def check_finite(self, columns, nulls=None):
+        """NaN and +-inf are refused like NULL unless the model was registered with
+        allow_nan=True. ``columns``: per input, an array where NULL was packed as NaN (``nulls``
+        counts them) or a list of Python values with None for NULL."""
+        if self.allow_nan:
+            return
+        for i, (spec, values) in enumerate(zip(self.inputs, columns, strict=True)):
+            if spec["onnx_type"] not in ("float", "double"):
+                continue
+            if isinstance(values, np.ndarray):
+                bad = int(np.count_nonzero(~np.isfinite(values))) - (nulls[i] if nulls else 0)
+            else:
+                bad = sum(1 for v in values if v is not None and not np.isfinite(float(v)))
+            if bad:
+                raise ValueError(
+                    f"ScoringError: model {self.name!r} version {self.version}: input column "
+                    f"{spec['name']!r} is NaN or infinite in {bad} row(s); it needs a finite "
+                    f"{spec['sql_type']} value (register the model with allow_nan=True if it expects NaN)"
                 )
 
 
@@ -191,6 +212,7 @@ class Runtime:
     def predict_one(self, name, version, sha256, args, want):
         model = self.model(name, version, sha256)
         model.check_nulls([1 if v is None else 0 for v in args])
+        model.check_finite([[v] for v in args])
         labels, probabilities = model.run_feeds(model.feed_one(args), 1)
         if want == "proba":
             return probabilities[0].tolist()
@@ -218,7 +240,8 @@ class Runtime:
         rows = row["n"]
         if rows == 0:
             return 0, None, None
-        model.check_nulls([rows - row[f"c{i}"] for i in range(len(model.inputs))])
+        nulls = [rows - row[f"c{i}"] for i in range(len(model.inputs))]
+        model.check_nulls(nulls)
         columns = []
         for i, spec in enumerate(model.inputs):
             value = row[f"v{i}"]
@@ -228,6 +251,7 @@ class Runtime:
                 columns.append(np.frombuffer(value, dtype=">i8"))
             else:
                 columns.append(np.frombuffer(value, dtype=">f8"))
+        model.check_finite(columns, nulls)
         return rows, np.frombuffer(row["ids"], dtype=">i8"), columns
 
     def _insert_plan(self, schema, table, model, probability_columns, features=None, source=None):
@@ -290,6 +314,7 @@ class Runtime:
         new = TD["new"]
         values = [new[spec["name"]] for spec in model.inputs]
         model.check_nulls([1 if v is None else 0 for v in values])
+        model.check_finite([[v] for v in values])
         labels, probabilities = model.run_feeds(model.feed_one(values), 1)
         label = labels[0]
         new["prediction"] = label.item() if hasattr(label, "item") else label

@@ -42,6 +42,9 @@ class Signature:
     prediction_output: str
     probability_output: str | None = None
     classes: tuple | None = None
+    # NaN and +-inf in numeric inputs are refused like NULL unless the model expects them
+    # (registered with allow_nan=True, e.g. an imputer). Stored in the outputs JSON.
+    allow_nan: bool = False
 
     @property
     def columns(self) -> list[str]:
@@ -64,6 +67,7 @@ class Signature:
                 "prediction_type": self.prediction_type,
                 "prediction_output": self.prediction_output,
                 "probability_output": self.probability_output,
+                "allow_nan": self.allow_nan,
             }
         )
 
@@ -80,6 +84,7 @@ class Signature:
             prediction_output=out["prediction_output"],
             probability_output=out["probability_output"],
             classes=None if classes is None else tuple(json.loads(classes)),
+            allow_nan=bool(out.get("allow_nan", False)),
         )
 
 
