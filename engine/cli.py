@@ -66,6 +66,8 @@ def cmd_models_show(args) -> None:
             print(f"  call       {mv.signature.describe(f'predict_{mv.name}_v{mv.version}')}")
             estimator = (mv.recipe.get("estimator") or {}).get("estimator", "ONNX bytes")
             print(f"  estimator  {estimator}")
+            if mv.description:
+                print(f"  about      {mv.description}")
             for label, value in (
                 ("metrics", mv.metrics),
                 ("tags", mv.tags),
@@ -80,6 +82,27 @@ def cmd_models_alias(args) -> None:
     with indb.connect(args.db) as db:
         version = db.set_alias(args.name, args.alias, _version(args.version))
         print(f"{args.name}: {args.alias} -> version {version}")
+
+
+def cmd_models_tag(args) -> None:
+    """Merge KEY=VALUE tags into a version's tags; --remove drops tags (audited)."""
+    tags: dict = {}
+    for item in args.tags:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"indb: tag {item!r} is not KEY=VALUE")
+        tags[key] = value
+    tags.update({key: None for key in args.remove})
+    with indb.connect(args.db) as db:
+        mv = db.set_tags(args.name, tags, _version(args.version), replace=args.replace)
+        print(f"{mv.name} version {mv.version} tags: {json.dumps(mv.tags or {})}")
+
+
+def cmd_models_describe(args) -> None:
+    with indb.connect(args.db) as db:
+        db.set_description(args.name, args.description, _version(args.version))
+        which = f"version {args.version}" if args.version is not None else "the model"
+        print(f"{args.name}: description of {which} set")
 
 
 def cmd_models_sql(args) -> None:
@@ -229,6 +252,18 @@ def build_parser() -> argparse.ArgumentParser:
     alias.add_argument("alias", help="e.g. production or staging")
     alias.add_argument("version")
     alias.set_defaults(run=cmd_models_alias)
+    tag = verbs.add_parser("tag", parents=[common], help="add, change or remove a version's tags")
+    tag.add_argument("name")
+    tag.add_argument("tags", nargs="*", metavar="KEY=VALUE")
+    tag.add_argument("--remove", action="append", default=[], metavar="KEY", help="drop this tag")
+    tag.add_argument("--replace", action="store_true", help="replace all tags instead of merging")
+    tag.add_argument("--version", dest="version", default=None, help="number or alias (default: default)")
+    tag.set_defaults(run=cmd_models_tag)
+    describe = verbs.add_parser("describe", parents=[common], help="set a model's or version's description")
+    describe.add_argument("name")
+    describe.add_argument("description")
+    describe.add_argument("--version", dest="version", default=None, help="a version instead of the model")
+    describe.set_defaults(run=cmd_models_describe)
 
     compiled = verbs.add_parser("sql", parents=[common], help="the model compiled to SQL")
     compiled.add_argument("name")

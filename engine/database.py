@@ -162,6 +162,35 @@ class Database:
     def remove_alias(self, name: str, alias: str) -> None:
         return self._call(registry.remove_alias, name, alias)
 
+    def update_model(
+        self,
+        name: str,
+        version: int | str | None = None,
+        *,
+        tags: dict | None = registry._UNSET,
+        description: str | None = registry._UNSET,
+        replace_tags: bool = False,
+    ) -> ModelVersion:
+        """Edit tags and/or descriptions after registration (one audited change).
+
+        ``tags`` are merged into the version's tags (None as a value removes that tag;
+        ``replace_tags=True`` replaces them all). ``version``: a number, an alias, or None
+        for the default version. ``description`` goes to that version when ``version`` is
+        given, else to the model itself (``indb.models``)."""
+        return self._call(
+            registry.update, name, version, tags=tags, description=description, replace_tags=replace_tags
+        )
+
+    def set_tags(
+        self, name: str, tags: dict, version: int | str | None = None, *, replace: bool = False
+    ) -> ModelVersion:
+        """Merge ``tags`` into a version's tags (None removes a tag; ``replace`` replaces all)."""
+        return self.update_model(name, version, tags=tags, replace_tags=replace)
+
+    def set_description(self, name: str, description: str | None, version: int | str | None = None) -> None:
+        """The model's description, or with ``version`` that version's."""
+        self.update_model(name, version, description=description)
+
     # -- deployments ----------------------------------------------------------------------------
     def deploy(
         self,

@@ -213,6 +213,7 @@ def register(
     sig = dataclasses.replace(sig, allow_nan=allow_nan)
     if lineage is not None:
         recipe["training_set"] = {"name": lineage[0], "version": lineage[1]}
+        recipe["label"] = _training_set_label(backend, lineage)
     sha256 = hashlib.sha256(data).hexdigest()
     values = {
         "model": name,
@@ -277,6 +278,12 @@ def _training_set(backend: Backend, training_set: Any) -> tuple[str, int] | None
         "training_set must be a materialized TrainingSet, a training set name or (name, version), "
         f"got {type(training_set).__name__}"
     )
+
+
+def _training_set_label(backend: Backend, lineage: tuple[str, int]) -> str | None:
+    """The label column of a materialized training set (what the recipe trains on)."""
+    found = backend.rows(_sql("training_set_label", backend), {"name": lineage[0], "version": lineage[1]})
+    return found[0][0] if found else None
 
 
 def model_names(backend: Backend) -> list[str]:
@@ -402,3 +409,66 @@ def install_all(backend: Backend) -> None:
     for row in backend.query(statement("registry", "all_versions", backend.dialect)).to_dict("records"):
         sig = Signature.from_catalog(row["inputs"], row["outputs"], row["classes"])
         backend.prepare_model(ModelRef(row["model"], int(row["version"]), row["sha256"], sig))
+
+
+_UNSET: Any = object()
+
+
+def update(
+    backend: Backend,
+    name: str,
+    version: int | str | None = None,
+    *,
+    tags: dict | None = _UNSET,
+    description: str | None = _UNSET,
+    replace_tags: bool = False,
+) -> ModelVersion | None:
+    """Edit tags and descriptions after registration, in one audited transaction.
+
+    ``tags`` are merged into a version's tags (a key given None is removed; ``replace_tags``
+    replaces them all); ``version`` is a number, an alias, or None for the default version.
+    ``description``: with a ``version``, that version's; without, the model's own (what
+    ``indb.models`` and ``db.models()`` show). Returns the (default) version as now stored.
+    """
+    name = identifiers.model_name(name)
+    if tags is _UNSET and description is _UNSET:
+        raise ModelError("update_model needs tags= and/or description=")
+    if description is not _UNSET and description is not None and not isinstance(description, str):
+        raise ModelError(f"description must be a string or None, got {type(description).__name__}")
+    if tags is not _UNSET and tags is not None and not isinstance(tags, dict):
+        raise ModelError(f"tags must be a dict, got {type(tags).__name__}")
+    if tags is not _UNSET and tags is not None and not all(isinstance(k, str) and k for k in tags):
+        raise ModelError(f"tag names must be non-empty strings, got {list(tags)}")
+    target = get(backend, name, version, with_bytes=False)
+    changes: dict[str, Any] = {}
+    with backend.transaction():
+        if tags is not _UNSET:
+            before = target.tags or {}
+            after = {} if replace_tags or tags is None else dict(before)
+            for key, value in (tags or {}).items():
+                if value is None:
+                    after.pop(key, None)
+                else:
+                    after[key] = value
+            stored = _json_or_none(after, "tags") if after else None
+            backend.execute(
+                _sql("update_version_tags", backend),
+                {"model": name, "version": target.version, "tags": stored},
+            )
+            changes["tags"] = {"before": before, "after": json.loads(stored) if stored else {}}
+        if description is not _UNSET:
+            if version is None:
+                before = backend.rows(_sql("get_model", backend), {"name": name})[0][1]
+                backend.execute(
+                    _sql("update_model_description", backend), {"name": name, "description": description}
+                )
+            else:
+                before = target.description
+                backend.execute(
+                    _sql("update_version_description", backend),
+                    {"model": name, "version": target.version, "description": description},
+                )
+            changes["description"] = {"before": before, "after": description}
+        what = name if tags is _UNSET and version is None else f"{name} v{target.version}"
+        audit.record(backend, "update_model", what, changes)
+    return get(backend, name, target.version, with_bytes=False)

@@ -73,3 +73,15 @@ DELETE FROM indb.model_aliases WHERE model = $model AND alias = $alias;
 
 -- name: insert_alias
 INSERT INTO indb.model_aliases (model, alias, version) VALUES ($model, $alias, $version);
+
+-- name: update_version_tags
+UPDATE indb.model_versions SET tags = $tags WHERE model = $model AND version = $version;
+
+-- name: update_version_description
+UPDATE indb.model_versions SET description = $description WHERE model = $model AND version = $version;
+
+-- name: update_model_description
+UPDATE indb.models SET description = $description WHERE name = $name;
+
+-- name: training_set_label
+SELECT label FROM indb.training_sets WHERE name = $name AND version = $version;

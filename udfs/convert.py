@@ -270,8 +270,7 @@ def _classes(model: onnx.ModelProto) -> tuple | None:
     for node in model.graph.node:
         for attribute in node.attribute:
             if attribute.name in _CLASS_ATTRIBUTES:
-                values = helper.get_attribute_value(attribute)
-                return tuple(v.decode() if isinstance(v, bytes) else int(v) for v in values)
+                return tuple(_label(v) for v in helper.get_attribute_value(attribute))
     return None
 
 
@@ -287,7 +286,17 @@ def _classes_from_initializers(model: onnx.ModelProto) -> tuple | None:
     ]
     if len(found) != 1:
         return None
-    return tuple(v.decode() if isinstance(v, bytes) else int(v) for v in found[0].ravel())
+    return tuple(_label(v) for v in found[0].ravel())
+
+
+def _label(value) -> int | str:
+    """A class label read from ONNX: string tensors come back as bytes or (numpy_helper in
+    recent onnx) str, integer ones as numpy or Python ints."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, str):
+        return value
+    return int(value)
 
 
 def python_classes(values) -> tuple:
