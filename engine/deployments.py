@@ -341,6 +341,10 @@ def deploy(
                 "features": None if feature_info is None else json.dumps(feature_info),
             },
         )
+        # 11.8: follow the alias it was deployed by (set_alias moves it), else pinned
+        registry.record_deployment_alias(
+            backend, table, mv.name, mv.version, registry.followed_alias(backend, mv.name, version)
+        )
         for text in scoring:
             backend.execute(text)
         if current:  # keep humility rules after the (replaced) scoring trigger

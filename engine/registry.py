@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,7 +15,7 @@ import pandas as pd
 
 from indb import audit, identifiers
 from indb.backends.base import Backend, ModelRef
-from indb.errors import ModelError, NotFoundError
+from indb.errors import DeploymentError, IndbError, ModelError, NotFoundError
 from indb.recipe import recipe as make_recipe
 from indb.sql import statement
 from indb.udfs import convert, sessions
@@ -373,8 +374,89 @@ def versions(backend: Backend, name: str) -> list[ModelVersion]:
     return result
 
 
+class AliasWarning(UserWarning):
+    """A deployment and an alias of its model disagree (the deployment is pinned elsewhere)."""
+
+
+PRODUCTION = "production"
+
+
+def followed_alias(backend: Backend, name: str, version: int | str | None) -> str | None:
+    """The alias a deployment made with ``version`` follows: the alias itself when deployed
+    by alias, production when deployed with no version while the model has a production
+    alias (the version predict_<model>() uses), else None: pinned to its version."""
+    if isinstance(version, str) and not version.isdigit():
+        return identifiers.alias_name(version)
+    if version is None and backend.rows(_sql("alias_version", backend), {"model": name, "alias": PRODUCTION}):
+        return PRODUCTION
+    return None
+
+
+def record_deployment_alias(
+    backend: Backend, table: str, model: str, version: int, alias: str | None
+) -> None:
+    """Store which alias a deployment follows (None: pinned); warn when it is pinned to a
+    version other than production's. Runs inside the deploy transaction."""
+    backend.execute(_sql("set_deployment_alias", backend), {"table_name": table, "alias": alias})
+    if alias is None:
+        found = backend.rows(_sql("alias_version", backend), {"model": model, "alias": PRODUCTION})
+        if found and int(found[0][0]) != version:
+            _warn_pinned(table, model, version, int(found[0][0]))
+
+
+def _warn_pinned(table: str, model: str, version: int, production: int) -> None:
+    warnings.warn(
+        f"deployment {table!r} is pinned to {model} version {version} while alias production names "
+        f"version {production}; deploy it with version='production' to follow production",
+        AliasWarning,
+        stacklevel=4,
+    )
+
+
+def _deployments_of(backend: Backend, name: str) -> list[dict]:
+    columns = ("table_name", "version", "runtime", "mode", "features", "alias")
+    return [
+        dict(zip(columns, row, strict=True))
+        for row in backend.rows(_sql("deployments_of_model", backend), {"model": name})
+    ]
+
+
+def _move_followers(backend: Backend, name: str, alias: str, version: int) -> list[str]:
+    """Redeploy every deployment following ``alias`` to ``version`` (same runtime, mode and
+    feature sets); warn about pinned deployments that now disagree with production."""
+    from indb import deployments
+
+    moved = []
+    for row in _deployments_of(backend, name):
+        if row["alias"] == alias and int(row["version"]) != version:
+            features = json.loads(row["features"]) if isinstance(row["features"], str) else row["features"]
+            sets = [f"{n}@{v}" for n, v in features["feature_sets"]] if features else None
+            try:
+                deployments.deploy(
+                    backend,
+                    name,
+                    table=row["table_name"],
+                    version=alias,
+                    runtime=row["runtime"],
+                    mode=row["mode"],
+                    features_from=sets,
+                )
+            except IndbError as e:
+                raise DeploymentError(
+                    f"alias {alias!r} of model {name!r} was not moved to version {version}: deployment "
+                    f"{row['table_name']!r} follows it and cannot take that version ({e}); deploy it by "
+                    "version first to pin it"
+                ) from None
+            moved.append(row["table_name"])
+        elif row["alias"] is None and alias == PRODUCTION and int(row["version"]) != version:
+            _warn_pinned(row["table_name"], name, int(row["version"]), version)
+    return moved
+
+
 def set_alias(backend: Backend, name: str, alias: str, version: int | str) -> int:
-    """Point ``alias`` at a version; moving production also moves ``predict_<model>``."""
+    """Point ``alias`` at a version; moving production also moves ``predict_<model>``.
+    Deployments that follow the alias are redeployed to the version in the same transaction
+    (all or nothing); pinned ones stay, with an AliasWarning when production leaves them."""
     alias = identifiers.alias_name(alias)
     target = get(backend, name, version, with_bytes=False)
     with backend.transaction():
@@ -384,17 +466,35 @@ def set_alias(backend: Backend, name: str, alias: str, version: int | str) -> in
             {"model": name, "alias": alias, "version": target.version},
         )
         _refresh_default(backend, name)
-        audit.record(backend, "set_alias", f"{name} v{target.version}", {"alias": alias})
+        moved = _move_followers(backend, name, alias, target.version)
+        audit.record(
+            backend, "set_alias", f"{name} v{target.version}", {"alias": alias, "deployments_moved": moved}
+        )
     return target.version
 
 
 def remove_alias(backend: Backend, name: str, alias: str) -> None:
+    """Drop an alias; deployments that followed it are pinned to the version they score with
+    (an AliasWarning says which)."""
     alias = identifiers.alias_name(alias)
     resolve(backend, name, alias)
     with backend.transaction():
         backend.execute(_sql("delete_alias", backend), {"model": name, "alias": alias})
         _refresh_default(backend, name)
-        audit.record(backend, "remove_alias", name, {"alias": alias})
+        pinned = []
+        for row in _deployments_of(backend, name):
+            if row["alias"] == alias:
+                backend.execute(
+                    _sql("set_deployment_alias", backend), {"table_name": row["table_name"], "alias": None}
+                )
+                pinned.append(row["table_name"])
+                warnings.warn(
+                    f"deployment {row['table_name']!r} followed alias {alias!r} of {name}, which was "
+                    f"removed: it is now pinned to version {row['version']}",
+                    AliasWarning,
+                    stacklevel=3,
+                )
+        audit.record(backend, "remove_alias", name, {"alias": alias, "deployments_pinned": pinned})
 
 
 def _refresh_default(backend: Backend, name: str) -> None:

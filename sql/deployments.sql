@@ -5,8 +5,13 @@ SELECT table_name, model, version, runtime, mode, created_at, updated_at
 FROM indb.deployments WHERE table_name = $table_name;
 
 -- name: list_deployments
-SELECT table_name, model, version, runtime, mode, created_at, updated_at
-FROM indb.deployments ORDER BY table_name;
+-- alias: the alias the deployment follows (set_alias moves it), NULL when pinned to its version;
+-- production_version shows where production points, so a pinned deployment that disagrees shows.
+SELECT d.table_name, d.model, d.version, d.alias,
+       (SELECT a.version FROM indb.model_aliases a
+         WHERE a.model = d.model AND a.alias = 'production') AS production_version,
+       d.runtime, d.mode, d.created_at, d.updated_at
+FROM indb.deployments d ORDER BY d.table_name;
 
 -- name: insert_deployment
 INSERT INTO indb.deployments (table_name, model, version, runtime, mode, probability_columns, features)

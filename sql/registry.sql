@@ -85,3 +85,11 @@ UPDATE indb.models SET description = $description WHERE name = $name;
 
 -- name: training_set_label
 SELECT label FROM indb.training_sets WHERE name = $name AND version = $version;
+
+-- name: deployments_of_model
+-- Deployments scoring with a model: which follow an alias (alias) and which are pinned (NULL).
+SELECT table_name, version, runtime, mode, features, alias
+FROM indb.deployments WHERE model = $model ORDER BY table_name;
+
+-- name: set_deployment_alias
+UPDATE indb.deployments SET alias = $alias WHERE table_name = $table_name;
