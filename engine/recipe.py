@@ -183,6 +183,11 @@ def from_json(value: Any) -> Any:
         params = value.get("params", {})
         if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
             raise ModelError(f"recipe parameters of {value['estimator']} must be a JSON object")
+        if params.get("memory") is not None:  # Pipeline/FeatureUnion: joblib unpickles its cache
+            raise ModelError(
+                f"recipe gives {value['estimator']} memory={params['memory']!r}: a joblib cache "
+                "directory is read back with pickle, so a rebuilt estimator takes memory=None only"
+            )
         try:
             return cls(**{k: from_json(v) for k, v in params.items()})
         except TypeError as e:

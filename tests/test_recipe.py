@@ -59,6 +59,14 @@ def test_rebuild_refuses_nested_callables_and_non_plain_values(parameter):
         rebuild(recipe)
 
 
+def test_rebuild_refuses_a_joblib_cache_directory(tmp_path):
+    """Pipeline(memory=...) reads cached steps back with pickle: refused."""
+    stored = to_json(make_pipeline(StandardScaler(), LogisticRegression()))
+    stored["params"]["memory"] = str(tmp_path)
+    with pytest.raises(ModelError, match="memory="):
+        rebuild({"estimator": stored})
+
+
 def test_rebuild_keeps_allowed_estimators_and_values():
     pipeline = make_pipeline(
         ColumnTransformer(

@@ -20,25 +20,34 @@ ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {"engine": "indb", "udfs": "indb/udfs", "feature_store": "indb/feature_store", "sql": "indb/sql"}
 
 
-def _source_files() -> set[str]:
+def _source_files(root: Path) -> set[str]:
     expected = set()
     for folder, package in FOLDERS.items():
-        for path in (ROOT / folder).rglob("*"):
+        for path in (root / folder).rglob("*"):
             if path.suffix in (".py", ".sql") and "__pycache__" not in path.parts:
-                relative = path.relative_to(ROOT / folder).as_posix()
-                # engine/udfs does not exist, but keep the mapping exact: a file belongs to the
-                # most specific source folder only.
-                expected.add(f"{package}/{relative}")
+                expected.add(f"{package}/{path.relative_to(root / folder).as_posix()}")
     return expected
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
+def tree(tmp_path_factory) -> Path:
+    """A copy of the source tree, plus a new subpackage and SQL folder nothing lists."""
     tree = tmp_path_factory.mktemp("tree")
     for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(ROOT / name, tree / name)
     for folder in FOLDERS:
         shutil.copytree(ROOT / folder, tree / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (tree / "engine" / "indb_probe" / "deeper").mkdir(parents=True)
+    (tree / "engine" / "indb_probe" / "__init__.py").write_text("")
+    (tree / "engine" / "indb_probe" / "deeper" / "__init__.py").write_text("")
+    (tree / "engine" / "indb_probe" / "deeper" / "probe.sql").write_text("SELECT 1;\n")
+    (tree / "sql" / "indb_probe").mkdir()
+    (tree / "sql" / "indb_probe" / "probe.sql").write_text("SELECT 1;\n")
+    return tree
+
+
+@pytest.fixture(scope="module")
+def wheel(tree, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(tree)],
@@ -51,24 +60,24 @@ def wheel(tmp_path_factory) -> Path:
     return found
 
 
-def test_wheel_holds_every_python_and_sql_file(wheel):
+def test_wheel_holds_every_python_and_sql_file(tree, wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = {n for n in archive.namelist() if n.endswith((".py", ".sql"))}
-    expected = _source_files()
-    assert "indb/udfs/compiler/compile.py" in expected
+    expected = _source_files(tree)
+    assert {"indb/udfs/compiler/compile.py", "indb/indb_probe/deeper/probe.sql"} <= expected
     missing = sorted(expected - names)
     assert not missing, f"the wheel leaves out {missing}"
     assert not sorted(names - expected), "the wheel holds files that are not in the source tree"
 
 
-def test_every_source_folder_is_a_package_of_the_wheel(wheel):
-    """A new subpackage of engine/ is picked up without being listed."""
+def test_every_source_folder_is_a_package_of_the_wheel(tree, wheel):
+    """A new subpackage of engine/ (indb_probe, only in the copy) is picked up unlisted."""
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
     folders = {str(Path(n).parent) for n in names if n.endswith(".py")}
     for folder, package in FOLDERS.items():
-        for sub in (ROOT / folder).rglob("__init__.py"):
+        for sub in (tree / folder).rglob("__init__.py"):
             if "__pycache__" in sub.parts:
                 continue
-            relative = sub.parent.relative_to(ROOT / folder).as_posix()
+            relative = sub.parent.relative_to(tree / folder).as_posix()
             assert str(Path(package, relative)) in folders
