@@ -5,9 +5,9 @@ SELECT table_name, model, version, runtime, mode, created_at, updated_at
 FROM indb.deployments WHERE table_name = $table_name;
 
 -- name: list_deployments
--- alias: the alias the deployment follows (set_alias moves it), NULL when pinned to its version;
+-- follows: the alias the deployment follows (set_alias moves it), or 'pinned' to its version;
 -- production_version shows where production points, so a pinned deployment that disagrees shows.
-SELECT d.table_name, d.model, d.version, d.alias,
+SELECT d.table_name, d.model, d.version, coalesce(d.alias, 'pinned') AS follows,
        (SELECT a.version FROM indb.model_aliases a
          WHERE a.model = d.model AND a.alias = 'production') AS production_version,
        d.runtime, d.mode, d.created_at, d.updated_at

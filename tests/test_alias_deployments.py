@@ -30,7 +30,7 @@ def _deployment(db, table: str) -> dict:
     production = row.production_version
     return {
         "version": int(row.version),
-        "alias": None if pd.isna(row.alias) else row.alias,
+        "alias": None if row.follows == "pinned" else row.follows,
         "production": None if pd.isna(production) else int(production),
     }
 
@@ -116,3 +116,29 @@ def test_an_alias_a_follower_cannot_take_is_not_moved(db, logistic, boosted_regr
     db.sql(f"INSERT INTO requests ({COLUMNS}) VALUES {ROW}")
     assert _scored_versions(db, "requests") == [1]
     assert db.sql(f"SELECT predict_m{ROW} AS p").p.iloc[0] in ("default", "repaid")
+
+
+def test_cli_deployments_shows_the_rule(tmp_path, logistic, loans):
+    import subprocess
+    import sys
+
+    url = f"duckdb://{tmp_path}/cli.duckdb"
+    with indb.connect(url) as db:
+        db.register_model("m", logistic, sample=loans[NUMERIC])
+        db.register_model("m", logistic, sample=loans[NUMERIC].head(300))
+        db.set_alias("m", "production", 1)
+        db.deploy("m", table="follows", version="production")
+        db.deploy("m", table="pinned", version=1)
+    shown = subprocess.run(
+        [sys.executable, "-m", "indb.cli", "deployments", "--db", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    header, *rows = [line.split() for line in shown.stdout.splitlines()]
+    assert header[:5] == ["table_name", "model", "version", "follows", "production_version"]
+    assert [r[:5] for r in rows] == [
+        ["follows", "m", "1", "production", "1"],
+        ["pinned", "m", "1", "pinned", "1"],
+    ]
