@@ -10,9 +10,21 @@ import pandas as pd
 from indb import catalog, deployments, registry
 from indb.backends.base import Backend
 from indb.deployments import Deployment
-from indb.errors import DatabaseError, ModelError
+from indb.errors import DatabaseError, InvalidNameError, ModelError
 from indb.registry import ModelVersion
 from indb.sql import statement
+
+
+def sql_dialect(name: str) -> str:
+    """A sqlglot dialect name (``duckdb``, ``postgres``, ``spark``, ...), or an error listing them."""
+    from sqlglot.dialects.dialect import Dialects
+
+    known = sorted(d.value for d in Dialects if d.value)
+    wanted = str(name).strip().lower()
+    wanted = {"postgresql": "postgres"}.get(wanted, wanted)
+    if wanted not in known:
+        raise InvalidNameError(f"unknown SQL dialect {name!r}: use one of {', '.join(known)}")
+    return wanted
 
 
 class Database:
@@ -129,6 +141,9 @@ class Database:
         database's), one per output: ``prediction`` then ``probability_<class>``."""
         from indb import compiled, deployments
 
+        if dialect is not None:
+            dialect = sql_dialect(dialect)
+
         def build(backend):
             mv = registry.get(backend, name, version)
             model = compiled.compile_version(mv)
@@ -200,7 +215,14 @@ class Database:
         from indb import identifiers
 
         identifiers.table_name(name)
-        self._call(lambda b: b.write_table(name, frame, replace=replace))
+
+        def write(backend):
+            # Appending to a table that is not there creates it (the driver's own message for
+            # INSERT into a missing table suggested a catalog table instead).
+            create = replace or backend.table_columns(name) is None
+            backend.write_table(name, frame, replace=create)
+
+        self._call(write)
 
     def deployment(self, table: str) -> Deployment:
         return self._call(deployments.get, table)
