@@ -87,7 +87,9 @@ def test_the_plain_client_message_is_translated_in_process():
         backend.execute("CREATE TABLE t (x DOUBLE)")
         error = None
         try:
-            backend.execute('SELECT "deployed with runtime onnx: redeploy (model m version 1, abc)"(x) FROM t')
+            backend.execute(
+                'SELECT "deployed with runtime onnx: redeploy (model m version 1, abc)"(x) FROM t'
+            )
         except Exception as e:
             error = backend.translate(e)
         assert isinstance(error, ScoringError) and "redeploy" in str(error)
