@@ -115,6 +115,11 @@ class Database:
         ``training_set`` (a materialized training set, its name, or (name, version)) is
         recorded as the version's lineage (``indb.model_lineage``).
         """
+        if hasattr(model, "transform") and hasattr(model, "fit") and not hasattr(model, "predict"):
+            raise ModelError(
+                f"{type(model).__name__} has no final estimator (no predict): register a "
+                "feature-engineering pipeline with db.register_transform(name, pipeline, sample=...)"
+            )
         return self._call(
             registry.register,
             name,
@@ -125,6 +130,26 @@ class Database:
             description=description,
             training_set=training_set,
         )
+
+    def register_transform(
+        self, name: str, pipeline: Any, *, sample: pd.DataFrame, source: str | None = None
+    ):
+        """Store a fitted pipeline without a final estimator (imputers, scalers, encoders) as a
+        transformation compiled to SQL. Checked like a model: ONNX against scikit-learn's
+        ``transform`` on ``sample``, then the compiled SQL in the database against it too.
+        With ``source`` (a table or view), the view ``<name>`` shows that table's other columns
+        followed by one column per output, and can be a feature set's source."""
+        from indb import transforms
+
+        return self._call(transforms.register, name, pipeline, sample=sample, source=source)
+
+    def transform(self, name: str):
+        from indb import transforms
+
+        return self._call(transforms.get, name)
+
+    def transforms(self) -> pd.DataFrame:
+        return self._call(lambda b: b.query(statement("transforms", "list_transforms", b.dialect)))
 
     def models(self) -> pd.DataFrame:
         return self._call(lambda b: b.query(statement("registry", "list_models", b.dialect)))
