@@ -10,7 +10,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 
-from indb.errors import ModelError
+from indb.errors import IndbError, ModelError
 from tests.conftest import NUMERIC, loan_frame
 
 
@@ -62,6 +62,13 @@ def test_encoders_one_hot_and_target(db, rows):
     np.testing.assert_allclose(
         _view(db, "encoded", encoded.outputs), encode.transform(rows[columns]), atol=1e-9
     )
+    # debt had no missing values in the sample: a NULL there is an error, not a silent number.
+    db.sql(
+        "INSERT INTO applications (customer_id, debt, age, tenure, purpose) VALUES (999, NULL, 1, 1, 'car')"
+    )
+    with pytest.raises(IndbError, match="NULL"):
+        db.sql("SELECT * FROM encoded WHERE customer_id = 999")
+    db.sql("DELETE FROM applications WHERE customer_id = 999")
     targeted = db.register_transform("targeted", target, sample=rows[["purpose"]], source="applications")
     np.testing.assert_allclose(
         _view(db, "targeted", targeted.outputs), target.transform(rows[["purpose"]]), rtol=1e-6
