@@ -4,9 +4,10 @@ imputer and a scaler, a one-hot or target encoder) compiled to a SQL view over a
 ``register`` converts the pipeline to ONNX, checks onnxruntime against scikit-learn's
 ``transform`` on the sample, compiles the graph to one SQL array per row (the compiler's
 graph walk, every element of the output tensor), checks that SQL in the database against
-``transform`` too, and creates the view ``<name>``: the source table's other columns (keys,
-times, labels) followed by one column per output. A view is a table name, so a feature set
-can take it as its source.
+``transform`` too, and creates the function ``transform_<name>(inputs...)`` (one row's
+outputs as an array) and, over a source table, the view ``<name>``: that table's other columns
+(keys, times, labels) followed by one column per output. A view is a table name, so a feature
+set can take it as its source.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlglot import exp
 
 from indb import audit, identifiers
 from indb.backends.base import Backend
@@ -195,6 +197,7 @@ def _view_sql(backend: Backend, transform: Transform, compiled: CompiledModel) -
     outputs = [Quoted(f"indb_values[{n}] AS {q(o).text}") for n, o in enumerate(transform.outputs, 1)]
     d = backend.dialect
     return [
+        *_function_sql(backend, transform, compiled),
         render("transforms", "drop_view", d, view=q(transform.name)),
         render(
             "transforms",
@@ -206,6 +209,31 @@ def _view_sql(backend: Backend, transform: Transform, compiled: CompiledModel) -
             values=Quoted(compiled.probabilities_array_sql(d)),
             source=q(transform.source),
         ),
+    ]
+
+
+def function_name(name: str) -> str:
+    return f"transform_{name}"
+
+
+def _function_sql(backend: Backend, transform: Transform, compiled: CompiledModel) -> list[str]:
+    """``transform_<name>(inputs...)``: the outputs of one row as an array (a DuckDB macro or a
+    PostgreSQL SQL function; each dialect's statement takes the slots it needs)."""
+    q = backend.quote
+    typed = [
+        Quoted(f"{q(i.name).text} {exp.DataType.build(i.argument_type).sql(backend.dialect)}")
+        for i in transform.inputs
+    ]
+    return [
+        render(
+            "transforms",
+            "create_function",
+            backend.dialect,
+            function=q(function_name(transform.name)),
+            parameters=join(q(i.name) for i in transform.inputs),
+            typed_parameters=join(typed),
+            values=Quoted(compiled.probabilities_array_sql(backend.dialect)),
+        )
     ]
 
 
@@ -224,7 +252,9 @@ def register(
 
     with backend.transaction():
         _verify(backend, name, compiled, sample, expected)
-        views = _view_sql(backend, transform, compiled) if source else []
+        views = (
+            _view_sql(backend, transform, compiled) if source else _function_sql(backend, transform, compiled)
+        )
         backend.execute(statement("transforms", "delete_transform", backend.dialect), {"name": name})
         backend.execute(
             statement("transforms", "insert_transform", backend.dialect),

@@ -25,3 +25,7 @@ DROP VIEW IF EXISTS {view};
 CREATE VIEW {view} AS
 SELECT {passthrough}{outputs}
 FROM (SELECT *, {values} AS indb_values FROM {source}) AS indb_rows;
+
+-- name: create_function
+-- transform_<name>(inputs...): every output of one row, as an array in the view's column order.
+CREATE OR REPLACE MACRO {function}({parameters}) AS ({values});

@@ -38,6 +38,10 @@ def test_imputer_and_scaler_become_a_view_equal_to_sklearn(db, rows):
     # The other columns pass through, so the view keeps keys, times and labels.
     assert {"customer_id", "ts", "purpose", "label"} <= set(db.sql("SELECT * FROM clean LIMIT 1").columns)
     assert db.transforms().name.tolist() == ["clean"]
+    # transform_clean(...) for one row, from any client: plain SQL on both backends.
+    (row,) = db.sql("SELECT transform_clean(NULL, 1000.0, 40, 2.5) AS v").v
+    expected = pipeline.transform(pd.DataFrame([[np.nan, 1000.0, 40, 2.5]], columns=NUMERIC))[0]
+    np.testing.assert_allclose(list(row), expected, rtol=1e-6, atol=1e-6)
     assert db.transform("clean").source == "applications"
     # Rows inserted later with plain SQL are transformed too: it is a view.
     db.sql(
