@@ -95,3 +95,12 @@ def test_the_plain_client_message_is_translated_in_process():
         assert isinstance(error, ScoringError) and "redeploy" in str(error)
     finally:
         backend.close()
+
+
+def test_missing_tables_are_not_answered_with_catalog_look_alikes(tmp_path):
+    with indb.connect(f"duckdb://{tmp_path}/m.duckdb") as db:
+        with pytest.raises(IndbError) as caught:
+            db.sql("INSERT INTO applicants SELECT 1")
+        assert "applicants does not exist" in str(caught.value) and "pg_" not in str(caught.value)
+        with pytest.raises(IndbError, match='Did you mean "models"'):
+            db.sql("SELECT * FROM indb.modls")  # a real near miss is still suggested

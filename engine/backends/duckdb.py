@@ -27,6 +27,7 @@ from indb.udfs import onnx_udf
 _UDF_ERROR = re.compile(r"Python exception occurred while executing the UDF: (\w+): (.*)", re.S)
 _SQL_ERROR = re.compile(r"^[\w ]+Error: (ScoringError|IntegrityError): (.*)", re.S)  # from error() in SQL
 _PLAIN_CLIENT = re.compile(r"Scalar Function with name (deployed with runtime onnx: .*?\)) does not exist")
+_SYSTEM_SUGGESTION = re.compile(r'\nDid you mean "(pg_|duckdb_|sqlite_|pragma_|information_schema)[\w.]*"\?')
 _OUR_ERRORS = {"ScoringError": errors.ScoringError, "IntegrityError": errors.IntegrityError}
 
 # Open backends per database file: a UDF outlives the connection that registered it, so
@@ -220,7 +221,9 @@ class DuckDBBackend(Backend):
         missing = _PLAIN_CLIENT.search(text)
         if missing:
             return errors.ScoringError(f"{missing[1]} (statement rolled back)")
-        return errors.DatabaseError(text)
+        # DuckDB suggests its pg_catalog look-alikes for any missing table ("Did you mean
+        # pg_class?"): no help to someone who mistyped, or has not yet created, their table.
+        return errors.DatabaseError(_SYSTEM_SUGGESTION.sub("", text))
 
     def close(self) -> None:
         with _open_lock:
