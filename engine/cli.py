@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+from contextlib import contextmanager
 
 import pandas as pd
 
@@ -70,6 +72,13 @@ def _json_option(text: str | None, option: str):
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise IndbError(f"{option} is not JSON ({e.msg}): {text!r}") from None
+
+
+@contextmanager
+def _working(label: str, note: str):
+    """A one-step progress bar (stderr) around work that can take seconds."""
+    with Progress(1, label, unit="steps") as bar, bar.step(note):
+        yield
 
 
 def cmd_demo(args) -> None:
@@ -202,9 +211,9 @@ def cmd_features_list(args) -> None:
 
 
 def cmd_features_ingest(args) -> None:
-    with indb.connect(args.db) as db:
+    with indb.connect(args.db) as db, _working(f"ingesting into {args.feature_set}", "loading rows"):
         rows = db.ingest(args.feature_set, args.source, statistics=args.statistics)
-        print(f"{rows:,} rows loaded into feature set {args.feature_set}")
+    print(f"{rows:,} rows loaded into feature set {args.feature_set}")
 
 
 def cmd_features_stats(args) -> None:
@@ -215,16 +224,17 @@ def cmd_features_stats(args) -> None:
 
 def cmd_training_set(args) -> None:
     with indb.connect(args.db) as db:
-        ts = db.training_set(
-            args.spine,
-            args.features,
-            event_time=args.event_time,
-            label=args.label,
-            ttl=args.ttl,
-            materialize=args.name is not None,
-            name=args.name,
-            dry_run=args.dry_run,
-        )
+        with _working("training set", "point-in-time join"):
+            ts = db.training_set(
+                args.spine,
+                args.features,
+                event_time=args.event_time,
+                label=args.label,
+                ttl=args.ttl,
+                materialize=args.name is not None,
+                name=args.name,
+                dry_run=args.dry_run,
+            )
         if args.dry_run:
             print(ts.sql + ";")
             if ts.params:
@@ -253,18 +263,22 @@ def cmd_doctor(args) -> int:
         checks = backend.health()
     finally:
         backend.close()
+    missing = [c.name for c in checks if not c.ok]
+    if args.json:
+        print(json.dumps([dataclasses.asdict(c) for c in checks], indent=2))
+        return 1 if missing else 0
     for check in checks:
         print(f"{'ok  ' if check.ok else 'FIX '} {check.name:<14} {check.detail}")
         if not check.ok and check.fix:
             print(f"     {'':<14} -> {check.fix}")
-    missing = [c.name for c in checks if not c.ok]
     print("\nall good" if not missing else f"\nto fix: {', '.join(missing)}")
     return 1 if missing else 0
 
 
 def cmd_monitor_run(args) -> None:
     with indb.connect(args.db) as db:
-        summary = db.run_monitor(args.name)
+        with _working(f"monitor {args.name}", "computing windows"):
+            summary = db.run_monitor(args.name)
         print(summary)
         if not summary.alerts.empty:
             _show(summary.alerts)
@@ -446,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
     training.set_defaults(run=cmd_training_set)
 
-    doctor = commands.add_parser("doctor", parents=[common], help="check the database and server setup")
+    doctor = commands.add_parser("doctor", parents=[listing], help="check the database and server setup")
     doctor.set_defaults(run=cmd_doctor)
 
     deployments = commands.add_parser("deployments", parents=[listing], help="list deployments")

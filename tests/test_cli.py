@@ -251,6 +251,8 @@ def test_register_deploy_monitor_transform_undeploy_from_the_cli(url, tmp_path):
     (monitor,) = json.loads(run("monitor", "list", "--json").stdout)
     assert monitor["name"] == "drift" and monitor["deployment"] == "loan_requests"
     assert run("monitor", "create", "m2", "loan_requests").returncode == 1  # no reference
+    checks = json.loads(run("doctor", "--json").stdout)
+    assert {"name", "ok", "detail", "fix"} == set(checks[0]) and checks[0]["ok"] is True
     answer = json.loads(run("sql", "SELECT count(*) AS n FROM loan_requests_predictions", "--json").stdout)
     assert answer == [{"n": 400}]
 
