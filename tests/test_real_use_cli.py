@@ -52,6 +52,10 @@ try:
     con.execute("INSERT INTO loan_requests (income, debt, age, tenure) VALUES (52000, 9000, 35, 4.5)")
 except duckdb.Error as e:
     print(e)
+    try:
+        con.execute("SELECT predict_loans(52000, 9000, 35, 4.5)")
+    except duckdb.Error as e:
+        print(e)
 else:
     print("inserted", con.execute("SELECT count(*) FROM loan_requests_predictions").fetchone()[0])
 """
@@ -69,6 +73,10 @@ def test_plain_duckdb_client_is_told_to_redeploy_with_runtime_sql(tmp_path, loan
         "deployed with runtime onnx: redeploy with runtime='sql' to score from clients that do not load indb"
         in plain.stdout
     )
+    assert (
+        "model loans version 1 runs on onnxruntime: deploy it with runtime='sql' to call it from "
+        "clients that do not load indb" in plain.stdout
+    )
     with indb.connect(f"duckdb://{path}") as db:
         db.deploy("loans", table="loan_requests", runtime="sql")
     plain = subprocess.run([sys.executable, "-c", PLAIN_CLIENT, str(path)], capture_output=True, text=True)
@@ -77,6 +85,10 @@ def test_plain_duckdb_client_is_told_to_redeploy_with_runtime_sql(tmp_path, loan
         db.deploy("loans", table="loan_requests", runtime="onnx")
         db.sql("INSERT INTO loan_requests (income, debt, age, tenure) VALUES (1, 2, 3, 4)")
         assert int(db.sql("SELECT count(*) AS n FROM loan_requests_predictions").n[0]) == 3
+        assert (
+            db.sql("SELECT predict_loans(1, 2, 3, 4) AS p").p[0]
+            == db.sql("SELECT prediction AS p FROM loan_requests_predictions WHERE id = 3").p[0]
+        )
 
 
 def test_the_plain_client_message_is_translated_in_process():

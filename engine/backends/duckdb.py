@@ -26,7 +26,10 @@ from indb.udfs import onnx_udf
 
 _UDF_ERROR = re.compile(r"Python exception occurred while executing the UDF: (\w+): (.*)", re.S)
 _SQL_ERROR = re.compile(r"^[\w ]+Error: (ScoringError|IntegrityError): (.*)", re.S)  # from error() in SQL
-_PLAIN_CLIENT = re.compile(r"Scalar Function with name (deployed with runtime onnx: .*?\)) does not exist")
+_PLAIN_CLIENT = re.compile(
+    r"Scalar Function with name ((?:deployed with runtime onnx|model \w+ version \d+ runs on onnxruntime)"
+    r": .*?\)) does not exist"
+)
 _SYSTEM_SUGGESTION = re.compile(r'\nDid you mean "(pg_|duckdb_|sqlite_|pragma_|information_schema)[\w.]*"\?')
 _OUR_ERRORS = {"ScoringError": errors.ScoringError, "IntegrityError": errors.IntegrityError}
 
@@ -96,14 +99,25 @@ def scoring_function(ref: ModelRef, *, trigger: bool = False) -> str:
     return f"indb_score_{ref.model}_v{ref.version}_{ref.sha256[:12]}" + ("_bulk" if trigger else "")
 
 
-def plain_client_function(ref: ModelRef) -> str:
-    """The name triggers call the onnx runtime by. A process that never loaded indb has no such
-    function, and DuckDB's "Scalar Function with name ... does not exist" then reads as the fix.
-    indb registers it as well as the ``_bulk`` name that triggers of earlier versions call."""
+def plain_client_function(ref: ModelRef, *, trigger: bool = True) -> str:
+    """The name triggers (and ``predict_*`` macros, ``trigger=False``) call the onnx runtime by.
+    A process that never loaded indb has no such function, and DuckDB's "Scalar Function with
+    name ... does not exist" then reads as the fix. indb registers these names as well as the
+    ``indb_score_*`` ones that triggers and macros of earlier versions call."""
+    if not trigger:
+        return (
+            f"model {ref.model} version {ref.version} runs on onnxruntime: deploy it with "
+            f"runtime='sql' to call it from clients that do not load indb ({ref.sha256[:12]})"
+        )
     return (
         "deployed with runtime onnx: redeploy with runtime='sql' to score from clients that do "
         f"not load indb (model {ref.model} version {ref.version}, {ref.sha256[:12]})"
     )
+
+
+def _function_identifier(name: str) -> Quoted:
+    """A function name that is a sentence (see :func:`plain_client_function`), quoted by sqlglot."""
+    return Quoted(exp.to_identifier(name, quoted=True).sql("duckdb"))
 
 
 def model_functions(model: str, version: int | None = None) -> tuple[str, str]:
@@ -263,6 +277,7 @@ class DuckDBBackend(Backend):
             (scoring_function(ref), 1),
             (scoring_function(ref, trigger=True), cores),
             (plain_client_function(ref), cores),
+            (plain_client_function(ref, trigger=False), 1),
         ):
             if self._has_function(name):
                 continue
@@ -303,7 +318,7 @@ class DuckDBBackend(Backend):
         sig = ref.signature
         predict, proba = model_functions(ref.model, version)
         parameters = join(q(c) for c in sig.columns)
-        function = q(scoring_function(ref))
+        function = _function_identifier(plain_client_function(ref, trigger=False))
         todo = [(predict, "create_predict_macro")]
         if sig.task == "classification":
             todo.append((proba, "create_proba_macro"))
@@ -341,7 +356,7 @@ class DuckDBBackend(Backend):
             model=self.literal(ref.model),
             version=Quoted(str(int(ref.version))),
             runtime=self.literal(target.runtime),
-            function=Quoted(exp.to_identifier(plain_client_function(ref), quoted=True).sql(self.dialect)),
+            function=_function_identifier(plain_client_function(ref)),
             arguments=join(q(c) for c in ref.signature.columns),
             source=Quoted(target.source(self.dialect, source.text)),
             recorded=join((q(c) for c in target.recorded), prefix=", ", separator=""),
