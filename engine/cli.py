@@ -341,6 +341,12 @@ def cmd_transforms_register(args) -> None:
     print(f"transform {transform.name}: {', '.join(transform.outputs)}{where}")
 
 
+def cmd_transforms_drop(args) -> None:
+    with indb.connect(args.db) as db:
+        db.drop_transform(args.name)
+    print(f"transform {args.name} dropped (its view and transform_{args.name} too)")
+
+
 def cmd_transforms_list(args) -> None:
     with indb.connect(args.db) as db:
         _show(db.transforms(), args)
@@ -510,6 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--sample", required=True, metavar="FILE", help="inputs (.csv or .parquet)")
     register.add_argument("--source", metavar="TABLE", help="create the view NAME over this table")
     register.set_defaults(run=cmd_transforms_register)
+    drop = verbs.add_parser("drop", parents=[common], help="remove a transform, its view and function")
+    drop.add_argument("name")
+    drop.set_defaults(run=cmd_transforms_drop)
 
     sql = commands.add_parser("sql", parents=[listing], help="run one SQL statement")
     sql.add_argument("query")

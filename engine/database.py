@@ -148,6 +148,12 @@ class Database:
 
         return self._call(transforms.get, name)
 
+    def drop_transform(self, name: str) -> None:
+        """Remove a transform's view, its ``transform_<name>`` function and its catalog row."""
+        from indb import transforms
+
+        self._call(transforms.drop, name)
+
     def transforms(self) -> pd.DataFrame:
         return self._call(lambda b: b.query(statement("transforms", "list_transforms", b.dialect)))
 

@@ -216,14 +216,34 @@ def function_name(name: str) -> str:
     return f"transform_{name}"
 
 
+def _argument_types(backend: Backend, transform: Transform) -> list[str]:
+    return [exp.DataType.build(i.argument_type).sql(backend.dialect) for i in transform.inputs]
+
+
+def _drop_sql(backend: Backend, transform: Transform) -> list[str]:
+    """Statements removing a transform's function and view (each dialect's statement takes the
+    slots it needs: PostgreSQL names a function by its argument types)."""
+    q, d = backend.quote, backend.dialect
+    result = [
+        render(
+            "transforms",
+            "drop_function",
+            d,
+            function=q(function_name(transform.name)),
+            argument_types=Quoted(", ".join(_argument_types(backend, transform))),
+        )
+    ]
+    if transform.source:
+        result.append(render("transforms", "drop_view", d, view=q(transform.name)))
+    return result
+
+
 def _function_sql(backend: Backend, transform: Transform, compiled: CompiledModel) -> list[str]:
     """``transform_<name>(inputs...)``: the outputs of one row as an array (a DuckDB macro or a
     PostgreSQL SQL function; each dialect's statement takes the slots it needs)."""
     q = backend.quote
-    typed = [
-        Quoted(f"{q(i.name).text} {exp.DataType.build(i.argument_type).sql(backend.dialect)}")
-        for i in transform.inputs
-    ]
+    types = _argument_types(backend, transform)
+    typed = [Quoted(f"{q(i.name).text} {t}") for i, t in zip(transform.inputs, types, strict=True)]
     return [
         render(
             "transforms",
@@ -252,6 +272,9 @@ def register(
 
     with backend.transaction():
         _verify(backend, name, compiled, sample, expected)
+        if backend.rows(statement("transforms", "get_transform", backend.dialect), {"name": name}):
+            for text in _drop_sql(backend, get(backend, name)):  # re-registered: replace all of it
+                backend.execute(text)
         views = (
             _view_sql(backend, transform, compiled) if source else _function_sql(backend, transform, compiled)
         )
@@ -280,6 +303,16 @@ def register(
             {"sha256": transform.sha256, "source": source, "outputs": list(outputs)},
         )
     return transform
+
+
+def drop(backend: Backend, name: str) -> None:
+    """Remove a transform: its view, its function and its catalog row."""
+    transform = get(backend, name)
+    with backend.transaction():
+        for text in _drop_sql(backend, transform):
+            backend.execute(text)
+        backend.execute(statement("transforms", "delete_transform", backend.dialect), {"name": name})
+        audit.record(backend, "drop_transform", name, {"sha256": transform.sha256})
 
 
 def get(backend: Backend, name: str) -> Transform:

@@ -29,3 +29,6 @@ FROM (SELECT *, {values} AS indb_values FROM {source}) AS indb_rows;
 -- name: create_function
 -- transform_<name>(inputs...): every output of one row, as an array in the view's column order.
 CREATE OR REPLACE MACRO {function}({parameters}) AS ({values});
+
+-- name: drop_function
+DROP MACRO IF EXISTS {function};

@@ -266,6 +266,8 @@ def test_register_deploy_monitor_transform_undeploy_from_the_cli(url, tmp_path):
     with indb.connect(url) as db:
         got = db.sql("SELECT * FROM scaled")[["scaled_0", "scaled_3"]].to_numpy()
     np.testing.assert_allclose(got, scaler.transform(rows[NUMERIC])[:, [0, 3]], rtol=1e-6, atol=1e-6)
+    dropped = run("transforms", "drop", "scaled")
+    assert dropped.returncode == 0 and json.loads(run("transforms", "list", "--json").stdout) == []
 
     with indb.connect(url) as db:
         db.drop_monitor("drift")

@@ -43,6 +43,16 @@ def test_imputer_and_scaler_become_a_view_equal_to_sklearn(db, rows):
     expected = pipeline.transform(pd.DataFrame([[np.nan, 1000.0, 40, 2.5]], columns=NUMERIC))[0]
     np.testing.assert_allclose(list(row), expected, rtol=1e-6, atol=1e-6)
     assert db.transform("clean").source == "applications"
+    # Registering again replaces the view and function; dropping removes them.
+    db.register_transform("clean", pipeline, sample=rows[NUMERIC], source="applications")
+    assert len(db.sql("SELECT * FROM clean")) == len(rows)
+    db.drop_transform("clean")
+    assert db.transforms().empty
+    with pytest.raises(IndbError):
+        db.sql("SELECT * FROM clean")
+    with pytest.raises(IndbError):
+        db.sql("SELECT transform_clean(1.0, 2.0, 3, 4.0)")
+    db.register_transform("clean", pipeline, sample=rows[NUMERIC], source="applications")
     # Rows inserted later with plain SQL are transformed too: it is a view.
     db.sql(
         "INSERT INTO applications (customer_id, ts, income, debt, age, tenure, purpose, label, loss) "

@@ -5,3 +5,6 @@
 CREATE OR REPLACE FUNCTION {function}({typed_parameters}) RETURNS double precision[]
 LANGUAGE sql STABLE PARALLEL SAFE
 RETURN {values};
+
+-- name: drop_function
+DROP FUNCTION IF EXISTS {function}({argument_types});
