@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+from contextlib import contextmanager
 
 import pandas as pd
 
 import indb
 from indb.errors import IndbError
+from indb.progress import Progress
 
 
-def _show(frame: pd.DataFrame | None) -> None:
+def _show(frame: pd.DataFrame | None, args=None) -> None:
+    if getattr(args, "json", False):
+        records = [] if frame is None else json.loads(frame.to_json(orient="records", date_format="iso"))
+        print(json.dumps(records, indent=2, default=str))
+        return
     if frame is None:
         print("OK")
     elif frame.empty:
@@ -37,6 +44,43 @@ def _version(text: str | None) -> int | str | None:
     return int(text) if text.isdigit() else text
 
 
+def _read_frame(path: str) -> pd.DataFrame:
+    """A sample or data file: CSV or Parquet, by extension."""
+    lower = path.lower()
+    try:
+        if lower.endswith((".csv", ".csv.gz")):
+            return pd.read_csv(path)
+        if lower.endswith((".parquet", ".pq")):
+            return pd.read_parquet(path)
+    except (OSError, ValueError) as e:
+        raise IndbError(f"cannot read {path!r}: {e}") from None
+    raise IndbError(f"cannot read {path!r}: give a .csv or .parquet file")
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as e:
+        raise IndbError(f"cannot read {path!r}: {e.strerror}") from None
+
+
+def _json_option(text: str | None, option: str):
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise IndbError(f"{option} is not JSON ({e.msg}): {text!r}") from None
+
+
+@contextmanager
+def _working(label: str, note: str):
+    """A one-step progress bar (stderr) around work that can take seconds."""
+    with Progress(1, label, unit="steps") as bar, bar.step(note):
+        yield
+
+
 def cmd_demo(args) -> None:
     from indb.demo import run_demo
 
@@ -45,7 +89,26 @@ def cmd_demo(args) -> None:
 
 def cmd_models_list(args) -> None:
     with indb.connect(args.db) as db:
-        _show(db.models())
+        _show(db.models(), args)
+
+
+def cmd_models_register(args) -> None:
+    with Progress(3, f"registering {args.name}", unit="steps") as bar:
+        with bar.step(f"reading {args.onnx} and {args.sample}"):
+            data, sample = _read_bytes(args.onnx), _read_frame(args.sample)
+        with indb.connect(args.db) as db:
+            with bar.step("checking the ONNX model against the sample"):
+                mv = db.register_model(
+                    args.name,
+                    data,
+                    sample=sample,
+                    metrics=_json_option(args.metrics, "--metrics"),
+                    tags=_json_option(args.tags, "--tags"),
+                    description=args.description,
+                )
+            with bar.step("done"):
+                pass
+    print(f"registered {mv.name} version {mv.version} (sha256 {mv.sha256[:12]}): {mv.describe()}")
 
 
 def cmd_models_show(args) -> None:
@@ -58,6 +121,26 @@ def cmd_models_show(args) -> None:
             "SELECT alias, version FROM indb.model_aliases WHERE model = $m ORDER BY alias",
             {"m": args.name},
         )
+        if args.json:
+            records = [
+                {
+                    "name": mv.name,
+                    "version": mv.version,
+                    "aliases": [a for a, v in aliases.itertuples(index=False) if v == mv.version],
+                    "sha256": mv.sha256,
+                    "task": mv.task,
+                    "classes": list(mv.classes) if mv.classes else None,
+                    "call": mv.signature.describe(f"predict_{mv.name}_v{mv.version}"),
+                    "metrics": mv.metrics,
+                    "tags": mv.tags,
+                    "created_at": str(mv.created_at),
+                    "created_by": mv.created_by,
+                    "size_bytes": mv.size_bytes,
+                }
+                for mv in versions
+            ]
+            print(json.dumps(records, indent=2, default=str))
+            return
         for mv in versions:
             stages = [a for a, v in aliases.itertuples(index=False) if v == mv.version]
             print(f"{mv.name} version {mv.version}" + (f"  [{', '.join(stages)}]" if stages else ""))
@@ -106,21 +189,25 @@ def cmd_models_describe(args) -> None:
 
 
 def cmd_models_sql(args) -> None:
-    with indb.connect(args.db) as db:
-        print(db.compile_sql(args.name, _version(args.version), dialect=args.dialect))
+    with indb.connect(args.db) as db, Progress(1, f"compiling {args.name}", unit="steps") as bar:
+        with bar.step("compiling the ONNX graph to SQL"):
+            text = db.compile_sql(args.name, _version(args.version), dialect=args.dialect)
+    print(text)
 
 
 def cmd_deploy(args) -> None:
-    with indb.connect(args.db) as db:
-        deployment = db.deploy(
-            args.model,
-            table=args.table,
-            version=_version(args.version),
-            mode=args.mode,
-            runtime=args.runtime,
-            dry_run=args.dry_run,
-            features_from=args.features_from,
-        )
+    with indb.connect(args.db) as db, Progress(1, f"deploying {args.model}", unit="steps") as bar:
+        # Compiling and verifying a large model takes seconds.
+        with bar.step(f"runtime {args.runtime}: compiling, verifying, installing"):
+            deployment = db.deploy(
+                args.model,
+                table=args.table,
+                version=_version(args.version),
+                mode=args.mode,
+                runtime=args.runtime,
+                dry_run=args.dry_run,
+                features_from=args.features_from,
+            )
         if args.dry_run:
             print(";\n\n".join(deployment.statements) + ";")
             return
@@ -132,35 +219,45 @@ def cmd_deploy(args) -> None:
         )
 
 
+def cmd_undeploy(args) -> None:
+    with indb.connect(args.db) as db:
+        statements = db.undeploy(args.table, drop_tables=args.drop_tables)
+    kept = "" if args.drop_tables else f"; {args.table} and its predictions stay"
+    print(f"{args.table} is no longer scored{kept}")
+    for text in statements:
+        print(f"  {text.splitlines()[0]}")
+
+
 def cmd_features_list(args) -> None:
     with indb.connect(args.db) as db:
-        _show(db.feature_sets())
+        _show(db.feature_sets(), args)
 
 
 def cmd_features_ingest(args) -> None:
-    with indb.connect(args.db) as db:
+    with indb.connect(args.db) as db, _working(f"ingesting into {args.feature_set}", "loading rows"):
         rows = db.ingest(args.feature_set, args.source, statistics=args.statistics)
-        print(f"{rows:,} rows loaded into feature set {args.feature_set}")
+    print(f"{rows:,} rows loaded into feature set {args.feature_set}")
 
 
 def cmd_features_stats(args) -> None:
     with indb.connect(args.db) as db:
         columns = ["feature", "kind", "count", "nulls", "distinct_count", "min", "max", "mean", "stddev"]
-        _show(db.feature_statistics(args.feature_set, args.version)[columns])
+        _show(db.feature_statistics(args.feature_set, args.version)[columns], args)
 
 
 def cmd_training_set(args) -> None:
     with indb.connect(args.db) as db:
-        ts = db.training_set(
-            args.spine,
-            args.features,
-            event_time=args.event_time,
-            label=args.label,
-            ttl=args.ttl,
-            materialize=args.name is not None,
-            name=args.name,
-            dry_run=args.dry_run,
-        )
+        with _working("training set", "point-in-time join"):
+            ts = db.training_set(
+                args.spine,
+                args.features,
+                event_time=args.event_time,
+                label=args.label,
+                ttl=args.ttl,
+                materialize=args.name is not None,
+                name=args.name,
+                dry_run=args.dry_run,
+            )
         if args.dry_run:
             print(ts.sql + ";")
             if ts.params:
@@ -168,17 +265,17 @@ def cmd_training_set(args) -> None:
         elif ts.table:
             print(f"training set {ts.name} version {ts.version}: table {ts.table}, {ts.row_count:,} rows")
         else:
-            _show(ts.frame)
+            _show(ts.frame, args)
 
 
 def cmd_deployments(args) -> None:
     with indb.connect(args.db) as db:
-        _show(db.deployments())
+        _show(db.deployments(), args)
 
 
 def cmd_sql(args) -> None:
     with indb.connect(args.db) as db:
-        _show(db.sql(args.query))
+        _show(db.sql(args.query), args)
 
 
 def cmd_doctor(args) -> int:
@@ -189,18 +286,22 @@ def cmd_doctor(args) -> int:
         checks = backend.health()
     finally:
         backend.close()
+    missing = [c.name for c in checks if not c.ok]
+    if args.json:
+        print(json.dumps([dataclasses.asdict(c) for c in checks], indent=2))
+        return 1 if missing else 0
     for check in checks:
         print(f"{'ok  ' if check.ok else 'FIX '} {check.name:<14} {check.detail}")
         if not check.ok and check.fix:
             print(f"     {'':<14} -> {check.fix}")
-    missing = [c.name for c in checks if not c.ok]
     print("\nall good" if not missing else f"\nto fix: {', '.join(missing)}")
     return 1 if missing else 0
 
 
 def cmd_monitor_run(args) -> None:
     with indb.connect(args.db) as db:
-        summary = db.run_monitor(args.name)
+        with _working(f"monitor {args.name}", "computing windows"):
+            summary = db.run_monitor(args.name)
         print(summary)
         if not summary.alerts.empty:
             _show(summary.alerts)
@@ -217,12 +318,61 @@ def cmd_monitor_report(args) -> None:
 def cmd_monitor_results(args) -> None:
     with indb.connect(args.db) as db:
         frame = db.alerts(args.name) if args.alerts else db.monitor_results(args.name)
-        _show(frame)
+        _show(frame, args)
 
 
 def cmd_monitor_list(args) -> None:
     with indb.connect(args.db) as db:
-        _show(db.monitors())
+        _show(db.monitors(), args)
+
+
+def cmd_monitor_create(args) -> None:
+    chosen = [args.reference_window, args.reference_query, args.reference_training_set]
+    if sum(c is not None for c in chosen) != 1:
+        raise IndbError(
+            "give one reference: --reference-window START END, --reference-query SQL "
+            "or --reference-training-set NAME"
+        )
+    reference = args.reference_query or args.reference_training_set
+    if args.reference_window is not None:
+        reference = tuple(args.reference_window)
+    elif args.reference_query is not None:
+        reference = {"query": args.reference_query}
+    elif args.reference_training_set is not None:
+        reference = {"training_set": args.reference_training_set}
+    with indb.connect(args.db) as db, Progress(1, f"monitor {args.name}", unit="steps") as bar:
+        with bar.step("computing the reference statistics"):
+            monitor = db.create_monitor(
+                args.name,
+                args.deployment,
+                reference=reference,
+                window=args.window,
+                features=args.feature,
+                thresholds=_json_option(args.thresholds, "--thresholds"),
+                mode=args.mode,
+            )
+    print(f"monitor {args.name} watches {args.deployment}: {monitor}")
+
+
+def cmd_transforms_register(args) -> None:
+    with Progress(2, f"registering transform {args.name}", unit="steps") as bar:
+        with bar.step(f"reading {args.onnx} and {args.sample}"):
+            data, sample = _read_bytes(args.onnx), _read_frame(args.sample)
+        with indb.connect(args.db) as db, bar.step("compiling to SQL and checking it"):
+            transform = db.register_transform(args.name, data, sample=sample, source=args.source)
+    where = f"; view {transform.view} over {transform.source}" if transform.source else ""
+    print(f"transform {transform.name}: {', '.join(transform.outputs)}{where}")
+
+
+def cmd_transforms_drop(args) -> None:
+    with indb.connect(args.db) as db:
+        db.drop_transform(args.name)
+    print(f"transform {args.name} dropped (its view and transform_{args.name} too)")
+
+
+def cmd_transforms_list(args) -> None:
+    with indb.connect(args.db) as db:
+        _show(db.transforms(), args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,6 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     # --db works before or after the command; SUPPRESS keeps a sub-command from resetting it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", metavar="URL", default=argparse.SUPPRESS, help=db_help)
+    listing = argparse.ArgumentParser(add_help=False, parents=[common])
+    listing.add_argument("--json", action="store_true", help="print the rows as a JSON array")
     parser = argparse.ArgumentParser(prog="indb", description="Machine learning inside the database.")
     parser.add_argument("--db", metavar="URL", default=None, help=db_help)
     parser.add_argument("--version", action="version", version=f"indb {indb.__version__}")
@@ -242,8 +394,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="list and inspect registered models")
     verbs = models.add_subparsers(dest="verb", required=True, metavar="VERB")
-    verbs.add_parser("list", parents=[common], help="all models").set_defaults(run=cmd_models_list)
-    show = verbs.add_parser("show", parents=[common], help="versions of one model")
+    verbs.add_parser("list", parents=[listing], help="all models").set_defaults(run=cmd_models_list)
+    register = verbs.add_parser("register", parents=[common], help="register an ONNX file as a new version")
+    register.add_argument("name")
+    register.add_argument("--onnx", required=True, metavar="FILE", help="the model as ONNX")
+    register.add_argument(
+        "--sample",
+        required=True,
+        metavar="FILE",
+        help="model inputs (.csv or .parquet): its columns become the SQL arguments, in order, "
+        "and the model is checked on its rows",
+    )
+    register.add_argument("--metrics", metavar="JSON", help="e.g. '{\"auc\": 0.94}'")
+    register.add_argument("--tags", metavar="JSON", help='e.g. \'{"team": "credit"}\'')
+    register.add_argument("--description")
+    register.set_defaults(run=cmd_models_register)
+    show = verbs.add_parser("show", parents=[listing], help="versions of one model")
     show.add_argument("name")
     show.add_argument("--version", dest="version", default=None, help="number or alias")
     show.set_defaults(run=cmd_models_show)
@@ -300,9 +466,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     deploy.set_defaults(run=cmd_deploy)
 
+    undeploy = commands.add_parser("undeploy", parents=[common], help="stop scoring inserts into a table")
+    undeploy.add_argument("table")
+    undeploy.add_argument(
+        "--drop-tables",
+        action="store_true",
+        help="also drop the request table, its predictions, ground truth and view",
+    )
+    undeploy.set_defaults(run=cmd_undeploy)
+
     features = commands.add_parser("features", help="feature sets and training sets")
     verbs = features.add_subparsers(dest="verb", required=True)
-    verbs.add_parser("list", parents=[common], help="feature sets and versions").set_defaults(
+    verbs.add_parser("list", parents=[listing], help="feature sets and versions").set_defaults(
         run=cmd_features_list
     )
     ingest = verbs.add_parser("ingest", parents=[common], help="append rows from a table or query")
@@ -310,12 +485,12 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("source", help="a table or view name, or a SELECT query")
     ingest.add_argument("--statistics", action="store_true", help="recompute its statistics")
     ingest.set_defaults(run=cmd_features_ingest)
-    stats = verbs.add_parser("stats", parents=[common], help="compute and show feature statistics")
+    stats = verbs.add_parser("stats", parents=[listing], help="compute and show feature statistics")
     stats.add_argument("feature_set")
     stats.add_argument("--version", dest="version", type=int, default=None)
     stats.set_defaults(run=cmd_features_stats)
     training = verbs.add_parser(
-        "training-set", parents=[common], help="point-in-time join of a spine to features"
+        "training-set", parents=[listing], help="point-in-time join of a spine to features"
     )
     training.add_argument("spine", help="a table or view name, or a SELECT query")
     training.add_argument("features", nargs="+", help="set:feature, set:*, set@2:feature")
@@ -326,19 +501,39 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
     training.set_defaults(run=cmd_training_set)
 
-    doctor = commands.add_parser("doctor", parents=[common], help="check the database and server setup")
+    doctor = commands.add_parser("doctor", parents=[listing], help="check the database and server setup")
     doctor.set_defaults(run=cmd_doctor)
 
-    deployments = commands.add_parser("deployments", parents=[common], help="list deployments")
+    deployments = commands.add_parser("deployments", parents=[listing], help="list deployments")
     deployments.set_defaults(run=cmd_deployments)
 
     monitor = commands.add_parser("monitor", help="run monitors, read their results, write reports")
     verbs = monitor.add_subparsers(dest="verb", required=True, metavar="VERB")
-    verbs.add_parser("list", parents=[common], help="all monitors").set_defaults(run=cmd_monitor_list)
+    verbs.add_parser("list", parents=[listing], help="all monitors").set_defaults(run=cmd_monitor_list)
+    create = verbs.add_parser("create", parents=[common], help="watch a deployment for drift and accuracy")
+    create.add_argument("name")
+    create.add_argument("deployment", help="the deployed request table")
+    create.add_argument(
+        "--reference-window",
+        nargs=2,
+        metavar=("START", "END"),
+        help="the deployment's rows in this time window",
+    )
+    create.add_argument("--reference-query", metavar="SQL", help="a SELECT giving the reference rows")
+    create.add_argument("--reference-training-set", metavar="NAME", help="a materialized training set")
+    create.add_argument("--window", default="1 day", help='e.g. "1 day", "6 hours" (default: 1 day)')
+    create.add_argument(
+        "--feature", action="append", help="a column to watch (repeat; default: the inputs and prediction)"
+    )
+    create.add_argument(
+        "--thresholds", metavar="JSON", help='e.g. \'{"psi": 0.3, "income": {"wasserstein": 0.2}}\''
+    )
+    create.add_argument("--mode", choices=["exact", "binned"], default="exact")
+    create.set_defaults(run=cmd_monitor_create)
     run = verbs.add_parser("run", parents=[common], help="compute the windows since the last run")
     run.add_argument("name")
     run.set_defaults(run=cmd_monitor_run)
-    results = verbs.add_parser("results", parents=[common], help="results (or --alerts) of a monitor")
+    results = verbs.add_parser("results", parents=[listing], help="results (or --alerts) of a monitor")
     results.add_argument("name")
     results.add_argument("--alerts", action="store_true", help="show its alerts instead")
     results.set_defaults(run=cmd_monitor_results)
@@ -347,7 +542,20 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", required=True, help="HTML file to write")
     report.set_defaults(run=cmd_monitor_report)
 
-    sql = commands.add_parser("sql", parents=[common], help="run one SQL statement")
+    transforms = commands.add_parser("transforms", help="feature-engineering pipelines compiled to SQL views")
+    verbs = transforms.add_subparsers(dest="verb", required=True, metavar="VERB")
+    verbs.add_parser("list", parents=[listing], help="all transforms").set_defaults(run=cmd_transforms_list)
+    register = verbs.add_parser("register", parents=[common], help="register an ONNX transform")
+    register.add_argument("name")
+    register.add_argument("--onnx", required=True, metavar="FILE", help="one numeric output tensor")
+    register.add_argument("--sample", required=True, metavar="FILE", help="inputs (.csv or .parquet)")
+    register.add_argument("--source", metavar="TABLE", help="create the view NAME over this table")
+    register.set_defaults(run=cmd_transforms_register)
+    drop = verbs.add_parser("drop", parents=[common], help="remove a transform, its view and function")
+    drop.add_argument("name")
+    drop.set_defaults(run=cmd_transforms_drop)
+
+    sql = commands.add_parser("sql", parents=[listing], help="run one SQL statement")
     sql.add_argument("query")
     sql.set_defaults(run=cmd_sql)
     return parser

@@ -10,9 +10,21 @@ import pandas as pd
 from indb import catalog, deployments, registry
 from indb.backends.base import Backend
 from indb.deployments import Deployment
-from indb.errors import DatabaseError, ModelError
+from indb.errors import DatabaseError, InvalidNameError, ModelError
 from indb.registry import ModelVersion
 from indb.sql import statement
+
+
+def sql_dialect(name: str) -> str:
+    """A sqlglot dialect name (``duckdb``, ``postgres``, ``spark``, ...), or an error listing them."""
+    from sqlglot.dialects.dialect import Dialects
+
+    known = sorted(d.value for d in Dialects if d.value)
+    wanted = str(name).strip().lower()
+    wanted = {"postgresql": "postgres"}.get(wanted, wanted)
+    if wanted not in known:
+        raise InvalidNameError(f"unknown SQL dialect {name!r}: use one of {', '.join(known)}")
+    return wanted
 
 
 class Database:
@@ -106,6 +118,11 @@ class Database:
         NaN and +-inf in numeric inputs are refused when scoring, like NULL, unless
         ``allow_nan=True`` (the model expects them, e.g. it starts with an imputer).
         """
+        if hasattr(model, "transform") and hasattr(model, "fit") and not hasattr(model, "predict"):
+            raise ModelError(
+                f"{type(model).__name__} has no final estimator (no predict): register a "
+                "feature-engineering pipeline with db.register_transform(name, pipeline, sample=...)"
+            )
         return self._call(
             registry.register,
             name,
@@ -117,6 +134,32 @@ class Database:
             training_set=training_set,
             allow_nan=allow_nan,
         )
+
+    def register_transform(
+        self, name: str, pipeline: Any, *, sample: pd.DataFrame, source: str | None = None
+    ):
+        """Store a fitted pipeline without a final estimator (imputers, scalers, encoders) as a
+        transformation compiled to SQL. Checked like a model: ONNX against scikit-learn's
+        ``transform`` on ``sample``, then the compiled SQL in the database against it too.
+        With ``source`` (a table or view), the view ``<name>`` shows that table's other columns
+        followed by one column per output, and can be a feature set's source."""
+        from indb import transforms
+
+        return self._call(transforms.register, name, pipeline, sample=sample, source=source)
+
+    def transform(self, name: str):
+        from indb import transforms
+
+        return self._call(transforms.get, name)
+
+    def drop_transform(self, name: str) -> None:
+        """Remove a transform's view, its ``transform_<name>`` function and its catalog row."""
+        from indb import transforms
+
+        self._call(transforms.drop, name)
+
+    def transforms(self) -> pd.DataFrame:
+        return self._call(lambda b: b.query(statement("transforms", "list_transforms", b.dialect)))
 
     def models(self) -> pd.DataFrame:
         return self._call(lambda b: b.query(statement("registry", "list_models", b.dialect)))
@@ -132,6 +175,9 @@ class Database:
         """The SQL expressions of a version's compiled form, for ``dialect`` (default: this
         database's), one per output: ``prediction`` then ``probability_<class>``."""
         from indb import compiled, deployments
+
+        if dialect is not None:
+            dialect = sql_dialect(dialect)
 
         def build(backend):
             mv = registry.get(backend, name, version)
@@ -233,7 +279,14 @@ class Database:
         from indb import identifiers
 
         identifiers.table_name(name)
-        self._call(lambda b: b.write_table(name, frame, replace=replace))
+
+        def write(backend):
+            # Appending to a table that is not there creates it (the driver's own message for
+            # INSERT into a missing table suggested a catalog table instead).
+            create = replace or backend.table_columns(name) is None
+            backend.write_table(name, frame, replace=create)
+
+        self._call(write)
 
     def deployment(self, table: str) -> Deployment:
         return self._call(deployments.get, table)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class Progress:
@@ -27,6 +30,28 @@ class Progress:
         if self.interactive:
             self.stream.write("\n")
             self.stream.flush()
+
+    @contextmanager
+    def step(self, note: str) -> Iterator[None]:
+        """One step of work whose length is unknown (a conversion, a compile): on a terminal
+        the elapsed time keeps moving while it runs; the bar advances by one when it ends."""
+        self._draw(note)
+        done = threading.Event()
+
+        def tick() -> None:
+            while not done.wait(0.5):
+                self._draw(note)
+
+        ticker = threading.Thread(target=tick, daemon=True) if self.interactive else None
+        if ticker is not None:
+            ticker.start()
+        try:
+            yield
+        finally:
+            done.set()
+            if ticker is not None:
+                ticker.join()
+        self.advance(1, note)
 
     def advance(self, n: int = 1, note: str = "") -> None:
         self.done = min(self.total, self.done + n)

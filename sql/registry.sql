@@ -18,17 +18,7 @@ VALUES
      $recipe, $metrics, $tags, $conversion, $description, $created_by, $sample);
 
 -- name: list_models
-SELECT m.name,
-       count(v.version) AS versions,
-       max(v.version) AS latest_version,
-       (SELECT a.version FROM indb.model_aliases a
-         WHERE a.model = m.name AND a.alias = 'production') AS production_version,
-       any_value(v.task) AS task,
-       m.description,
-       m.created_at
-FROM indb.models m LEFT JOIN indb.model_versions v ON v.model = m.name
-GROUP BY m.name, m.description, m.created_at
-ORDER BY m.name;
+SELECT * FROM indb.model_summary ORDER BY name;
 
 -- name: list_model_names
 SELECT name FROM indb.models ORDER BY name;

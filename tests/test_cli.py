@@ -126,3 +126,152 @@ def test_feature_store_commands(tmp_path):
     assert "income" in stats.stdout and "numeric" in stats.stdout
     bad = indb_cli("features", "training-set", "spine", "finanse:income", "--db", url, cwd=tmp_path)
     assert bad.returncode == 1 and "did you mean 'finance'" in bad.stderr
+
+
+# -- issue 11.16: errors a new user met, and the commands the CLI lacked -----------------------
+
+
+def indb_main(*args: str, cwd) -> subprocess.CompletedProcess:
+    """``indb ...`` run in this process (a subprocess per command costs seconds on a busy box)."""
+    import contextlib
+    import io
+    import os
+
+    from indb.cli import main
+
+    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(params=["duckdb", "postgresql"])
+def url(request, tmp_path):
+    """An empty indb database URL on each backend (PostgreSQL: a fresh database per test)."""
+    if request.param == "duckdb":
+        yield f"duckdb://{tmp_path}/cli.duckdb"
+        return
+    import uuid
+
+    import psycopg
+
+    from tests.conftest import pg_database
+
+    dsn, template = request.getfixturevalue("pg_dsn"), request.getfixturevalue("pg_template")
+    name = f"indb_cli_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield pg_database(dsn, name)
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_bad_dialect_and_url_are_one_line_errors(tmp_path):
+    import indb
+
+    url = f"duckdb://{tmp_path}/e.duckdb"
+    with indb.connect(url) as db:
+        from sklearn.linear_model import LinearRegression
+
+        from tests.conftest import NUMERIC, loan_frame
+
+        rows = loan_frame(200)
+        db.register_model("loss", LinearRegression().fit(rows[NUMERIC], rows.loss), sample=rows[NUMERIC])
+    bad = indb_cli(
+        "models", "sql", "loss", "--dialect", "sqlserver", "--db", url, cwd=tmp_path
+    )  # real process
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    assert "unknown SQL dialect 'sqlserver': use one of" in bad.stderr and "postgres" in bad.stderr
+    good = indb_main("models", "sql", "loss", "--dialect", "spark", "--db", url, cwd=tmp_path)
+    assert good.returncode == 0 and "-- prediction" in good.stdout
+    for wrong in ("sqlite:///tmp/x.db", "sqlite://x.db"):
+        refused = indb_main("models", "list", "--db", wrong, cwd=tmp_path)
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr
+        assert "unknown database URL scheme 'sqlite'" in refused.stderr and "postgresql://" in refused.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["e.duckdb"]  # no x.db made
+
+
+def test_register_deploy_monitor_transform_undeploy_from_the_cli(url, tmp_path):
+    import json
+
+    import numpy as np
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    import indb
+    from indb.udfs import convert
+    from tests.conftest import NUMERIC, loan_frame
+
+    rows = loan_frame(400)
+    # A regressor: classifiers exported as ONNX bytes lose their classes (issue 11.12, registry).
+    model = make_pipeline(StandardScaler(), LinearRegression()).fit(rows[NUMERIC], rows.loss)
+    (tmp_path / "loans.onnx").write_bytes(convert.from_sklearn(model, rows[NUMERIC]).SerializeToString())
+    rows[NUMERIC].to_csv(tmp_path / "sample.csv", index=False)
+    rows[NUMERIC].to_parquet(tmp_path / "sample.parquet")
+
+    run = lambda *args: indb_main(*args, "--db", url, cwd=tmp_path)  # noqa: E731
+    made = indb_cli("models", "register", "loans", "--onnx", "loans.onnx", "--sample", "sample.csv",
+                    "--tags", '{"team": "credit"}', "--db", url, cwd=tmp_path)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "registered loans version 1" in made.stdout and "100%" in made.stderr
+    made = run("models", "register", "loans", "--onnx", "loans.onnx", "--sample", "sample.csv",
+               "--tags", '{"team": "credit"}')  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert "registered loans version 2" in made.stdout and "100%" in made.stderr
+    # Both versions get tags: a NULL next to a value comes back as NaN (registry._from_row, pandas 3).
+    again = run("models", "register", "loans", "--onnx", "loans.onnx", "--sample", "sample.parquet",
+                "--tags", "{}")  # fmt: skip
+    assert "registered loans version 3" in again.stdout, again.stderr
+    bad = run("models", "register", "x", "--onnx", "loans.onnx", "--sample", "sample.txt")
+    assert bad.returncode == 1 and "give a .csv or .parquet file" in bad.stderr
+    listed = json.loads(run("models", "list", "--json").stdout)
+    assert [(m["name"], m["versions"], m["latest_version"]) for m in listed] == [("loans", 3, 3)]
+    shown = run("models", "show", "loans", "--json")
+    assert shown.returncode == 0, shown.stderr
+    shown = json.loads(shown.stdout)
+    assert [v["version"] for v in shown] == [1, 2, 3] and shown[0]["tags"] == {"team": "credit"}
+
+    deployed = run("deploy", "loans", "--table", "loan_requests", "--runtime", "sql")
+    assert deployed.returncode == 0, deployed.stderr
+    with indb.connect(url) as db:
+        db.write_table("batch", rows[NUMERIC])
+        db.sql(f"INSERT INTO loan_requests ({', '.join(NUMERIC)}) SELECT {', '.join(NUMERIC)} FROM batch")
+    (deployment,) = json.loads(run("deployments", "--json").stdout)
+    assert deployment["table_name"] == "loan_requests" and deployment["version"] == 3
+    created = run("monitor", "create", "drift", "loan_requests", "--reference-query",
+                  "SELECT * FROM loan_requests_scored", "--window", "6 hours",
+                  "--thresholds", '{"psi": 0.3}')  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    (monitor,) = json.loads(run("monitor", "list", "--json").stdout)
+    assert monitor["name"] == "drift" and monitor["deployment"] == "loan_requests"
+    assert run("monitor", "create", "m2", "loan_requests").returncode == 1  # no reference
+    checks = json.loads(run("doctor", "--json").stdout)
+    assert {"name", "ok", "detail", "fix"} == set(checks[0]) and checks[0]["ok"] is True
+    answer = json.loads(run("sql", "SELECT count(*) AS n FROM loan_requests_predictions", "--json").stdout)
+    assert answer == [{"n": 400}]
+
+    scaler = make_pipeline(SimpleImputer(), StandardScaler()).fit(rows[NUMERIC])
+    (tmp_path / "scale.onnx").write_bytes(convert.from_sklearn(scaler, rows[NUMERIC]).SerializeToString())
+    made = run("transforms", "register", "scaled", "--onnx", "scale.onnx", "--sample", "sample.csv",
+               "--source", "batch")  # fmt: skip
+    assert made.returncode == 0 and "view scaled over batch" in made.stdout, made.stderr
+    (listed,) = json.loads(run("transforms", "list", "--json").stdout)
+    assert listed["name"] == "scaled" and listed["source"] == "batch"
+    with indb.connect(url) as db:
+        got = db.sql("SELECT * FROM scaled")[["scaled_0", "scaled_3"]].to_numpy()
+    np.testing.assert_allclose(got, scaler.transform(rows[NUMERIC])[:, [0, 3]], rtol=1e-6, atol=1e-6)
+    dropped = run("transforms", "drop", "scaled")
+    assert dropped.returncode == 0 and json.loads(run("transforms", "list", "--json").stdout) == []
+
+    with indb.connect(url) as db:
+        db.drop_monitor("drift")
+    gone = run("undeploy", "loan_requests", "--drop-tables")
+    assert gone.returncode == 0 and "no longer scored" in gone.stdout, gone.stderr
+    assert json.loads(run("deployments", "--json").stdout) == []
+    assert run("sql", "SELECT * FROM loan_requests").returncode == 1

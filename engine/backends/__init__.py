@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from indb.backends.base import Backend
 from indb.errors import IndbError
@@ -19,8 +20,19 @@ def duckdb_path(url: str) -> str:
     return rest
 
 
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_ACCEPTED = (
+    "duckdb:///path/file.duckdb, duckdb://relative/file.duckdb, duckdb:///:memory: "
+    "or postgresql://user@host:port/dbname"
+)
+
+
 def open_backend(url: str | None = None) -> Backend:
     url = url or os.environ.get("INDB_URL") or DEFAULT_URL
+    scheme = _SCHEME.match(url)
+    # A scheme indb does not know (sqlite://x.db) is refused rather than read as a file path.
+    if scheme and scheme[1].lower() not in ("duckdb", "postgresql", "postgres") and len(scheme[1]) > 1:
+        raise IndbError(f"unknown database URL scheme {scheme[1]!r} in {url!r}: use {_ACCEPTED}")
     if url.startswith("duckdb:") or url.endswith((".duckdb", ".db")) or url == ":memory:":
         from indb.backends.duckdb import DuckDBBackend
 
@@ -29,7 +41,4 @@ def open_backend(url: str | None = None) -> Backend:
         from indb.backends.postgres import PostgresBackend
 
         return PostgresBackend(url)
-    raise IndbError(
-        f"unknown database URL {url!r}: use duckdb:///path/file.duckdb, duckdb:///:memory: "
-        "or postgresql://user@host:port/dbname"
-    )
+    raise IndbError(f"unknown database URL {url!r}: use {_ACCEPTED}")

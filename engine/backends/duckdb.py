@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 import duckdb
 import pandas as pd
+from sqlglot import exp
 
 from indb import errors
 from indb.backends.base import Backend, Check, ModelRef, ScoringTarget
@@ -25,6 +26,11 @@ from indb.udfs import onnx_udf
 
 _UDF_ERROR = re.compile(r"Python exception occurred while executing the UDF: (\w+): (.*)", re.S)
 _SQL_ERROR = re.compile(r"^[\w ]+Error: (ScoringError|IntegrityError): (.*)", re.S)  # from error() in SQL
+_PLAIN_CLIENT = re.compile(
+    r"Scalar Function with name ((?:deployed with runtime onnx|model \w+ version \d+ runs on onnxruntime)"
+    r": .*?\)) does not exist"
+)
+_SYSTEM_SUGGESTION = re.compile(r'\nDid you mean "(pg_|duckdb_|sqlite_|pragma_|information_schema)[\w.]*"\?')
 _OUR_ERRORS = {"ScoringError": errors.ScoringError, "IntegrityError": errors.IntegrityError}
 
 # Open backends per database file: a UDF outlives the connection that registered it, so
@@ -91,6 +97,27 @@ def scoring_function(ref: ModelRef, *, trigger: bool = False) -> str:
     Triggers call a variant whose onnxruntime uses every core: DuckDB runs a trigger body on
     one thread, while a query calls the plain variant from each of its threads."""
     return f"indb_score_{ref.model}_v{ref.version}_{ref.sha256[:12]}" + ("_bulk" if trigger else "")
+
+
+def plain_client_function(ref: ModelRef, *, trigger: bool = True) -> str:
+    """The name triggers (and ``predict_*`` macros, ``trigger=False``) call the onnx runtime by.
+    A process that never loaded indb has no such function, and DuckDB's "Scalar Function with
+    name ... does not exist" then reads as the fix. indb registers these names as well as the
+    ``indb_score_*`` ones that triggers and macros of earlier versions call."""
+    if not trigger:
+        return (
+            f"model {ref.model} version {ref.version} runs on onnxruntime: deploy it with "
+            f"runtime='sql' to call it from clients that do not load indb ({ref.sha256[:12]})"
+        )
+    return (
+        "deployed with runtime onnx: redeploy with runtime='sql' to score from clients that do "
+        f"not load indb (model {ref.model} version {ref.version}, {ref.sha256[:12]})"
+    )
+
+
+def _function_identifier(name: str) -> Quoted:
+    """A function name that is a sentence (see :func:`plain_client_function`), quoted by sqlglot."""
+    return Quoted(exp.to_identifier(name, quoted=True).sql("duckdb"))
 
 
 def model_functions(model: str, version: int | None = None) -> tuple[str, str]:
@@ -205,7 +232,12 @@ class DuckDBBackend(Backend):
         match = _UDF_ERROR.search(text) or _SQL_ERROR.search(text)
         if match and match[1] in _OUR_ERRORS:
             return _OUR_ERRORS[match[1]](match[2].strip() + " (statement rolled back)")
-        return errors.DatabaseError(text)
+        missing = _PLAIN_CLIENT.search(text)
+        if missing:
+            return errors.ScoringError(f"{missing[1]} (statement rolled back)")
+        # DuckDB suggests its pg_catalog look-alikes for any missing table ("Did you mean
+        # pg_class?"): no help to someone who mistyped, or has not yet created, their table.
+        return errors.DatabaseError(_SYSTEM_SUGGESTION.sub("", text))
 
     def close(self) -> None:
         with _open_lock:
@@ -240,8 +272,13 @@ class DuckDBBackend(Backend):
     def register_udf(self, ref: ModelRef) -> None:
         """Register the Arrow scoring UDFs of one version unless this instance has them."""
         sig = ref.signature
-        for trigger, threads in ((False, 1), (True, os.cpu_count() or 1)):
-            name = scoring_function(ref, trigger=trigger)
+        cores = os.cpu_count() or 1
+        for name, threads in (
+            (scoring_function(ref), 1),
+            (scoring_function(ref, trigger=True), cores),
+            (plain_client_function(ref), cores),
+            (plain_client_function(ref, trigger=False), 1),
+        ):
             if self._has_function(name):
                 continue
             scorer = onnx_udf.make_scorer(
@@ -281,7 +318,7 @@ class DuckDBBackend(Backend):
         sig = ref.signature
         predict, proba = model_functions(ref.model, version)
         parameters = join(q(c) for c in sig.columns)
-        function = q(scoring_function(ref))
+        function = _function_identifier(plain_client_function(ref, trigger=False))
         todo = [(predict, "create_predict_macro")]
         if sig.task == "classification":
             todo.append((proba, "create_proba_macro"))
@@ -319,7 +356,7 @@ class DuckDBBackend(Backend):
             model=self.literal(ref.model),
             version=Quoted(str(int(ref.version))),
             runtime=self.literal(target.runtime),
-            function=q(scoring_function(ref, trigger=True)),
+            function=_function_identifier(plain_client_function(ref)),
             arguments=join(q(c) for c in ref.signature.columns),
             source=Quoted(target.source(self.dialect, source.text)),
             recorded=join((q(c) for c in target.recorded), prefix=", ", separator=""),

@@ -552,9 +552,7 @@ class PostgresBackend(Backend):
     def compiled_model_sql(self, ref: ModelRef, compiled, *, default: bool) -> list[str]:
         sig = ref.signature
         helpers = self.compiled_helpers(ref)
-        bodies = {
-            "predict": (compiled.prediction_sql(self.dialect, helpers), _PG_TYPES[sig.prediction_type])
-        }
+        bodies = {"predict": (compiled.prediction_sql(self.dialect, helpers), _PG_TYPES[sig.prediction_type])}
         if sig.task == "classification":
             array = compiled.probabilities_array_sql(self.dialect, helpers)
             bodies["predict_proba"] = (array, "double precision[]")

@@ -157,6 +157,18 @@ class Compiler(MLOperators):
 
     # -- walk -----------------------------------------------------------------------------------
     def run(self) -> CompiledModel:
+        self.walk()
+        sig = self.signature
+        prediction = sql.lit(self._scalar(self.values[sig.prediction_output]))
+        probabilities = []
+        if sig.probability_output:
+            outputs = materialize(self.values[sig.probability_output]).data.ravel()
+            probabilities = [sql.lit(p) for p in outputs]
+        outputs, levels = self.lets.finish([prediction, *probabilities])
+        return CompiledModel(outputs[0], outputs[1:], levels, sig, self._guard())
+
+    def walk(self) -> None:
+        """Translate every node; ``self.values`` then holds each graph value's SQL."""
         graph = self.model.graph
         for initializer in graph.initializer:
             self.values[initializer.name] = Value.constant(numpy_helper.to_array(initializer))
@@ -177,14 +189,6 @@ class Compiler(MLOperators):
             outputs = [self._share_value(v) for v in visit(node, inputs, attributes(node))]
             for name, value in zip(node.output, outputs, strict=False):
                 self.values[name] = value
-        sig = self.signature
-        prediction = sql.lit(self._scalar(self.values[sig.prediction_output]))
-        probabilities = []
-        if sig.probability_output:
-            outputs = materialize(self.values[sig.probability_output]).data.ravel()
-            probabilities = [sql.lit(p) for p in outputs]
-        outputs, levels = self.lets.finish([prediction, *probabilities])
-        return CompiledModel(outputs[0], outputs[1:], levels, sig, self._guard())
 
     def _guard(self) -> Guard | None:
         """An error, not a silent answer, when an input the model needs is NULL."""
