@@ -141,7 +141,7 @@ def _lateral(backend, fs: FeatureSet, alias: str, time: str, selection: Selectio
         conditions.append(f"coalesce(h.{q(fs.created_time)}, {event}) <= {time}")
     if selection.ttl_seconds is not None:
         conditions.append(f"{event} >= {time} - make_interval(secs => ${ttl_param}::float8 / 1000000)")
-    columns = ", ".join(f"h.{q(c)}" for c, _ in selection.features)
+    columns = ", ".join(f"h.{q(c)}" for c in dict.fromkeys(c for c, _ in selection.features))
     order = ", ".join(f"{o} DESC" for o in order_columns(fs, "h."))
     return (
         f"LEFT JOIN LATERAL (SELECT {columns} FROM {q(fs.table)} AS h WHERE {' AND '.join(conditions)} "

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from indb import audit, identifiers
+from indb import audit, identifiers, userquery
 from indb.backends.base import Backend
 from indb.errors import IndbError, InvalidNameError, NotFoundError
 from indb.identifiers import Quoted, join
@@ -82,12 +82,22 @@ def ttl_seconds(ttl: Any) -> float | None:
     return seconds
 
 
+RESERVED = "names starting with indb_ or _indb are indb's own (its compiled SQL and triggers use them)"
+
+
+def reserved(column: str) -> bool:
+    return column.lower().startswith(("indb_", "_indb"))
+
+
 # -- entities ------------------------------------------------------------------------------------
 def create_entity(backend: Backend, name: str, keys: list[str], description: str | None = None) -> dict:
     name = identifiers.feature_set_name(name, "entity")
     if isinstance(keys, str) or not keys:
         raise FeatureStoreError(f"entity {name!r} needs a non-empty list of key columns, got {keys!r}")
     keys = [identifiers.column_name(k) for k in keys]
+    own = [k for k in keys if reserved(k)]
+    if own:
+        raise FeatureStoreError(f"entity {name!r}: key {own[0]!r}: {RESERVED}")
     if len(set(keys)) != len(keys):
         raise FeatureStoreError(f"entity {name!r} lists a key twice: {keys}")
     found = backend.rows(statement("feature_store", "get_entity", backend.dialect), {"name": name})
@@ -228,7 +238,8 @@ class Source:
                 self.relation = backend.quote(name)
                 self.kind = "table"
             else:
-                self.relation = Quoted(f"({text.rstrip().rstrip(';')}) AS indb_source")
+                # one read-only SELECT, parsed and rendered by sqlglot: never pasted as text
+                self.relation = Quoted(userquery.sql(text, backend.dialect, "indb_source", self.what))
                 self.kind = "query"
             self.description = text
         else:
@@ -265,7 +276,9 @@ def _schema(
     fixed = {}
     for column in wanted:
         identifiers.column_name(column)
-        if column not in columns:
+        if reserved(column):
+            problems.append(f"column {column!r}: {RESERVED}")
+        elif column not in columns:
             problems.append(f"no column {column!r}")
         else:
             fixed[column] = columns[column]
@@ -279,8 +292,8 @@ def _schema(
     values = {}
     for column in chosen:
         identifiers.column_name(column)
-        if column.lower().startswith("_indb"):
-            problems.append(f"column {column!r}: names starting with _indb are indb's own")
+        if reserved(column):
+            problems.append(f"column {column!r}: {RESERVED}")
         elif column in wanted:
             problems.append(f"{column!r} is a key or time column, not a feature")
         elif column not in columns:

@@ -81,13 +81,15 @@ def parse_features(backend: Backend, features: Any, *, cached: bool = False) -> 
         resolved[key] = fs
         chosen = grouped.setdefault(key, [])
         if feature == "*":
-            chosen += [(f, f) for f in fs.feature_names]
-            continue
-        if feature not in fs.feature_names:
+            wanted = [(f, f) for f in fs.feature_names]
+        elif feature not in fs.feature_names:
             raise NotFoundError(
                 f"feature of feature set {fs.name!r} version {fs.version}", feature, fs.feature_names
             )
-        chosen.append((feature, identifiers.column_name(alias) if alias else feature))
+        else:
+            wanted = [(feature, identifiers.column_name(alias) if alias else feature)]
+        # the same feature under the same name, asked for twice ("set:x", "set:*"): once
+        chosen += [pair for pair in wanted if pair not in chosen]
     return [pit.Selection(resolved[k], tuple(v), pinned=pinned[k]) for k, v in grouped.items()]
 
 
@@ -189,7 +191,7 @@ def training_set(
         if not materialize:
             result.frame = backend.query(join.text, join.params)
             return result
-        return _materialize(
+        result = _materialize(
             backend,
             result,
             src,
@@ -202,6 +204,8 @@ def training_set(
             description,
             statistics,
         )
+    result.frame = result.df()  # the stored rows, as a plain training set hands them back
+    return result
 
 
 def _materialize(
