@@ -127,6 +127,7 @@ class Backend(ABC):
     # Point-in-time joins: ASOF joins (True) or LATERAL ... ORDER BY ts DESC LIMIT 1 on an
     # index over (keys, ts DESC) that the feature store creates (False).
     asof_join: bool = False
+    nested_types: bool = False  # columns may hold STRUCT/LIST values (a DataFrame's dicts/lists)
 
     url: str
     user: str
