@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 
 from indb.feature_store import times
-from indb.feature_store.sets import SEQ, FeatureSet
+from indb.feature_store.sets import FeatureSet
+from indb.feature_store.trees import SEQ, column, desc, order_by, param, table_node
 
 ROW = "_indb_row"
 BIGGEST = 9223372036854775807
@@ -55,36 +56,11 @@ class JoinSQL:
     tree: exp.Query | None = None
 
 
-def column(name: str, table: str | None = None) -> exp.Column:
-    """A quoted column reference (``"table"."name"``)."""
-    return exp.column(name, table, quoted=True)
-
-
-def param(name: str) -> exp.Placeholder:
-    return exp.Placeholder(this=name)
-
-
 def _struct(**fields: exp.Expression) -> exp.Struct:
     """DuckDB's ``{'a': x, 'b': y}``: compares field by field, in order."""
     return exp.Struct(
         expressions=[exp.PropertyEQ(this=exp.to_identifier(k), expression=v) for k, v in fields.items()]
     )
-
-
-def _desc(value: exp.Expression) -> exp.Ordered:
-    # NULLS FIRST is PostgreSQL's default for DESC: the ORDER BY matches the history index
-    return exp.Ordered(this=value, desc=True, nulls_first=True)
-
-
-def order_by(fs: FeatureSet, table: str | None = None) -> list[exp.Expression]:
-    """Which row of an entity is the latest: event time, then created time, then ingestion."""
-    order: list[exp.Expression] = [column(fs.event_time, table)]
-    if fs.created_time:
-        order.append(
-            exp.Coalesce(this=column(fs.created_time, table), expressions=[column(fs.event_time, table)])
-        )
-    order.append(column(SEQ, table))
-    return order
 
 
 def build(
@@ -149,7 +125,7 @@ def _asof(
 ) -> tuple[list[exp.Join], exp.Expression]:
     """The ASOF LEFT JOIN(s) for one feature set, and its event-time expression.
     Without rows that tie on entity and time the inequality compares times alone (faster)."""
-    table = exp.to_table(fs.table, quoted=True)
+    table = table_node(fs.table)
     event = column(fs.event_time, alias)
     if fs.created_time is None and not selection.time_ties:
         on = exp.and_(*_keys_equal(fs, "spine", alias), exp.GTE(this=at, expression=event.copy()))
@@ -172,7 +148,7 @@ def _asof(
     visible: exp.Expression = row_event
     if selection.created_filter:
         created = exp.Coalesce(this=column(fs.created_time), expressions=[row_event.copy()])
-        visible = exp.Greatest(this=row_event.copy(), expressions=[created])
+        visible = exp.Greatest(this=row_event.copy(), expressions=[created], ignore_nulls=True)
     order = order_by(fs)
     latest = exp.Window(
         this=exp.Max(this=_struct(**{f"c{i}": o for i, o in enumerate(order)})),
@@ -198,7 +174,7 @@ def _asof(
         this=column("_indb_winner", f"w{alias}"), expression=exp.to_identifier(f"c{len(order) - 1}")
     )
     rows = exp.Join(
-        this=exp.to_table(fs.table, quoted=True).as_(alias, quoted=True),
+        this=table_node(fs.table).as_(alias, quoted=True),
         side="LEFT",
         on=exp.EQ(this=column(SEQ, alias), expression=seq),
     )
@@ -221,9 +197,9 @@ def _lateral(
     columns = dict.fromkeys(c for c, _ in selection.features)
     latest = (
         exp.select(*(column(c, "h") for c in columns))
-        .from_(exp.to_table(fs.table, quoted=True).as_("h", quoted=True))
+        .from_(table_node(fs.table).as_("h", quoted=True))
         .where(exp.and_(*conditions))
-        .order_by(*(_desc(o) for o in order_by(fs, "h")))
+        .order_by(*(desc(o) for o in order_by(fs, "h")))
         .limit(1)
     )
     lateral = exp.Lateral(

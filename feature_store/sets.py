@@ -22,12 +22,12 @@ from sqlglot import exp
 from indb import audit, identifiers, userquery
 from indb.backends.base import Backend
 from indb.errors import IndbError, InvalidNameError, NotFoundError
-from indb.feature_store import times
+from indb.feature_store import times, trees
 from indb.identifiers import Quoted, join
 from indb.sql import statement
 from indb.sqltypes import NUMERIC_TYPES, base_type
 
-SEQ = "_indb_seq"
+SEQ = trees.SEQ
 TIME_TYPES = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "DATE")
 FEATURE_TYPES = NUMERIC_TYPES + TIME_TYPES + ("BOOLEAN", "VARCHAR")
 SUPPORTED = (
@@ -287,7 +287,7 @@ class Source:
             if name is not None:
                 if backend.table_columns(name) is None:
                     raise NotFoundError(f"table or view for {self.what}", name, [])
-                self.tree = exp.to_table(name, quoted=True)
+                self.tree = exp.Table(this=exp.to_identifier(name, quoted=True))
                 self.kind = "table"
             else:
                 # one read-only SELECT, parsed by sqlglot: its tree, never its text, is used
@@ -377,29 +377,28 @@ def _schema_hash(keys, event_time, created_time, fixed: dict, values: dict) -> s
     return hashlib.sha256(json.dumps(shape).encode()).hexdigest()
 
 
-def order_columns(fs: FeatureSet, alias: str = "") -> list[Quoted]:
-    """Which row of an entity is the latest: event time, then created time, then ingestion."""
-    q = lambda c: Quoted(f"{alias}{fs_quote(c)}")  # noqa: E731
-    order = [q(fs.event_time)]
-    if fs.created_time:
-        created, event = fs_quote(fs.created_time), fs_quote(fs.event_time)
-        order.append(Quoted(f"(coalesce({alias}{created}, {alias}{event}))"))
-    order.append(q(SEQ))
-    return order
+def _fragment(backend: Backend, nodes: list[exp.Expression]) -> Quoted:
+    """Comma-separated nodes rendered for a ``{slot}`` of a ``sql/`` template."""
+    return Quoted(", ".join(n.sql(dialect=backend.dialect) for n in nodes))
 
 
-def fs_quote(column: str) -> str:
-    return identifiers.quote(column, dialect="duckdb").text
+def _column_definitions(backend: Backend, fs: FeatureSet, types: dict[str, str]) -> Quoted:
+    not_null = set(fs.keys) | {fs.event_time}
+    definitions = [
+        exp.ColumnDef(
+            this=exp.to_identifier(c, quoted=True),
+            kind=exp.DataType.build(identifiers.sql_type(types[c]).text, dialect="duckdb"),
+            constraints=[exp.ColumnConstraint(kind=exp.NotNullColumnConstraint())] if c in not_null else [],
+        )
+        for c in fs.columns
+    ]
+    return _fragment(backend, definitions)
 
 
 def _ddl(backend: Backend, fs: FeatureSet, types: dict[str, str], source: str | None) -> list[str]:
     q = backend.quote
     sequence = f"{fs.table}_seq"
-    not_null = set(fs.keys) | {fs.event_time}
-    columns = join(
-        Quoted(f"{q(c)} {identifiers.sql_type(types[c])}" + (" NOT NULL" if c in not_null else ""))
-        for c in fs.columns
-    )
+    columns = _column_definitions(backend, fs, types)
     keys = join(q(k) for k in fs.keys)
     statements = [
         backend.render("feature_store", "create_sequence", sequence=q(sequence)),
@@ -414,7 +413,7 @@ def _ddl(backend: Backend, fs: FeatureSet, types: dict[str, str], source: str | 
             "feature_store", "create_online_table", table=q(fs.online_table), columns=columns, keys=keys
         ),
     ]
-    order_desc = join(Quoted(f"{o} DESC") for o in order_columns(fs))
+    order_desc = _fragment(backend, [trees.desc(o) for o in trees.order_by(fs)])
     if not backend.asof_join:
         statements.append(
             backend.render(
@@ -436,16 +435,16 @@ def _ddl(backend: Backend, fs: FeatureSet, types: dict[str, str], source: str | 
 
 
 def upsert_latest_sql(backend: Backend, fs: FeatureSet, source: Quoted) -> str:
+    """The latest row per entity of ``source`` into the online table, unless it holds a later
+    one: rows compare as tuples (event time, created time, ingestion order)."""
     q = backend.quote
     stored = [*fs.columns, SEQ]
     keys = join(q(k) for k in fs.keys)
-    current = order_columns(fs, f"{q(fs.online_table)}.")
-    excluded = order_columns(fs, "excluded.")
-    row = lambda parts: Quoted(  # noqa: E731
-        ("{" + ", ".join(f"'c{i}': {p}" for i, p in enumerate(parts)) + "}")
-        if backend.asof_join
-        else "ROW(" + ", ".join(p.text for p in parts) + ")"
-    )
+    assignments = [
+        exp.EQ(this=trees.column(c), expression=trees.column(c, "excluded"))
+        for c in stored
+        if c not in fs.keys
+    ]
     return backend.render(
         "feature_store",
         "upsert_latest",
@@ -453,10 +452,10 @@ def upsert_latest_sql(backend: Backend, fs: FeatureSet, source: Quoted) -> str:
         columns=join(q(c) for c in fs.columns),
         source=source,
         keys=keys,
-        order_desc=join(Quoted(f"{o} DESC") for o in order_columns(fs)),
-        assignments=join(Quoted(f"{q(c)} = excluded.{q(c)}") for c in stored if c not in fs.keys),
-        order_excluded=row(excluded),
-        order_current=row(current),
+        order_desc=_fragment(backend, [trees.desc(o) for o in trees.order_by(fs)]),
+        assignments=_fragment(backend, assignments),
+        order_excluded=_fragment(backend, [exp.Tuple(expressions=trees.order_by(fs, "excluded"))]),
+        order_current=_fragment(backend, [exp.Tuple(expressions=trees.order_by(fs, fs.online_table))]),
     )
 
 
@@ -675,16 +674,12 @@ def _check_rows(fs: FeatureSet, columns: dict[str, str]) -> None:
         )
 
 
-def _column(name: str, table: str | None = None) -> exp.Column:
-    return exp.column(name, table, quoted=True)
-
-
 def _stored_value(fs: FeatureSet, column: str, source_type: str) -> exp.Expression:
     """A source column as the history table stores it: times converted, naive read as UTC."""
     target = {f.name: f.data_type for f in fs.features}.get(column)
     if column in (fs.event_time, fs.created_time):
         target = fs.time_type
-    value = _column(column)
+    value = trees.column(column)
     if target is None or times.kind(target) is None or source_type.upper() == target.upper():
         return value
     return exp.alias_(times.convert(value, source_type, target), column, quoted=True)
@@ -695,7 +690,7 @@ def _insert(backend: Backend, fs: FeatureSet, src: Source, *, extra_ok: bool = F
     dialect = backend.dialect
     _check_rows(fs, {c: t for c, t in src.columns.items() if c in fs.columns or not extra_ok})
     required = [*fs.keys, fs.event_time]
-    condition = exp.or_(*(_column(c).is_(exp.null()) for c in required))
+    condition = exp.or_(*(trees.column(c).is_(exp.null()) for c in required))
     count_invalid = exp.select(exp.func("count", exp.Star())).from_(src.tree.copy()).where(condition)
     ((invalid,),) = backend.rows(count_invalid.sql(dialect))
     if invalid:
@@ -713,7 +708,8 @@ def _insert(backend: Backend, fs: FeatureSet, src: Source, *, extra_ok: bool = F
     )
     rows = exp.select(*(_stored_value(fs, c, src.columns[c]) for c in fs.columns), seq).from_(src.tree.copy())
     target = exp.Schema(
-        this=exp.to_table(fs.table, quoted=True), expressions=[_column(c) for c in [*fs.columns, SEQ]]
+        this=exp.Table(this=exp.to_identifier(fs.table, quoted=True)),
+        expressions=[trees.column(c) for c in [*fs.columns, SEQ]],
     )
     backend.execute(exp.insert(rows, target).sql(dialect), {"batch": int(batch)})
     ((count,),) = backend.rows(exp.select(exp.func("count", exp.Star())).from_(src.tree.copy()).sql(dialect))
@@ -734,7 +730,10 @@ def _check_time_ties(backend: Backend, fs: FeatureSet, batch: int) -> None:
     ((ties, checked),) = backend.rows(statement("feature_store", "get_time_ties", backend.dialect), ids)
     if not ties:
         same = exp.and_(
-            *(exp.EQ(this=_column(c, "h"), expression=_column(c, "n")) for c in [*fs.keys, fs.event_time])
+            *(
+                exp.EQ(this=trees.column(c, "h"), expression=trees.column(c, "n"))
+                for c in [*fs.keys, fs.event_time]
+            )
         )
         on = Quoted(same.sql(backend.dialect))
         low = 0 if checked is None else (int(checked) + 1) * BATCH

@@ -53,7 +53,7 @@ class TrainingSet:
             raise FeatureStoreError("this training set was a dry run: it has SQL but no rows")
         rows = (
             exp.select(*(pit.column(c) for c in self.columns))
-            .from_(exp.to_table(self.table, quoted=True))
+            .from_(pit.table_node(self.table))
             .order_by(pit.column(pit.ROW))
         )
         return self.backend.query(rows.sql(self.backend.dialect))
@@ -221,7 +221,7 @@ def training_set(
 
 
 def _create_table_as(table: str, query: exp.Query) -> exp.Create:
-    return exp.Create(this=exp.to_table(table, quoted=True), kind="TABLE", expression=query)
+    return exp.Create(this=pit.table_node(table), kind="TABLE", expression=query)
 
 
 def _materialize(
