@@ -75,8 +75,10 @@ def _table(selection) -> str:
 @lru_cache(maxsize=1024)
 def _lookup_sql(dialect: str, table: str, columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
     """One entity's row; the key values are bound parameters named like the keys."""
-    where = exp.and_(*(exp.EQ(this=column(k), expression=param(k)) for k in keys))
-    return exp.select(*(column(c) for c in columns)).from_(table_node(table)).where(where).sql(dialect)
+    query = exp.select(*(column(c) for c in columns)).from_(table_node(table))
+    if keys:  # an entity without keys has one row
+        query = query.where(exp.and_(*(exp.EQ(this=column(k), expression=param(k)) for k in keys)))
+    return query.sql(dialect)
 
 
 def _one(backend: Backend, selections, entity: dict) -> pd.DataFrame:
@@ -108,7 +110,8 @@ def _many(backend: Backend, selections, frame: pd.DataFrame) -> pd.DataFrame:
         )
         for n, selection in enumerate(selections, start=1):
             fs, alias = selection.feature_set, f"f{n}"
-            on = exp.and_(*(exp.EQ(this=column(k, "e"), expression=column(k, alias)) for k in fs.keys))
+            equal = [exp.EQ(this=column(k, "e"), expression=column(k, alias)) for k in fs.keys]
+            on = exp.and_(*equal) if equal else exp.true()
             query = query.join(table_node(_table(selection)).as_(alias, quoted=True), join_type="LEFT", on=on)
             query = query.select(
                 *(exp.alias_(column(c, alias), o, quoted=True) for c, o in selection.features)

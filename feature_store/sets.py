@@ -28,6 +28,7 @@ from indb.sql import statement
 from indb.sqltypes import NUMERIC_TYPES, base_type
 
 SEQ = trees.SEQ
+ONE = "_indb_one"  # the key of an entity without keys: always true
 TIME_TYPES = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "DATE")
 FEATURE_TYPES = NUMERIC_TYPES + TIME_TYPES + ("BOOLEAN", "VARCHAR")
 SUPPORTED = (
@@ -71,6 +72,18 @@ class FeatureSet:
         return [f.name for f in self.features]
 
     @property
+    def storage_keys(self) -> tuple[str, ...]:
+        """The online table's primary key: the entity keys, or for an entity without keys
+        (one row of features for everything, as Feast's entity-less feature views) a constant
+        hidden column."""
+        return self.keys or (ONE,)
+
+    @property
+    def stored_columns(self) -> list[str]:
+        """Columns of the history and online tables (without ``_indb_seq``)."""
+        return ([] if self.keys else [ONE]) + self.columns
+
+    @property
     def columns(self) -> list[str]:
         """Stored columns in order (without ``_indb_seq``)."""
         times = [self.event_time] + ([self.created_time] if self.created_time else [])
@@ -103,8 +116,8 @@ def reserved(column: str) -> bool:
 # -- entities ------------------------------------------------------------------------------------
 def create_entity(backend: Backend, name: str, keys: list[str], description: str | None = None) -> dict:
     name = identifiers.feature_set_name(name, "entity")
-    if isinstance(keys, str) or not keys:
-        raise FeatureStoreError(f"entity {name!r} needs a non-empty list of key columns, got {keys!r}")
+    if not isinstance(keys, list | tuple):
+        raise FeatureStoreError(f"entity {name!r} needs a list of key columns, got {keys!r}")
     keys = [identifiers.column_name(k) for k in keys]
     own = [k for k in keys if reserved(k)]
     if own:
@@ -384,7 +397,16 @@ def _fragment(backend: Backend, nodes: list[exp.Expression]) -> Quoted:
 
 def _column_definitions(backend: Backend, fs: FeatureSet, types: dict[str, str]) -> Quoted:
     not_null = set(fs.keys) | {fs.event_time}
-    definitions = [
+    one = exp.ColumnDef(
+        this=exp.to_identifier(ONE, quoted=True),
+        kind=exp.DataType.build("BOOLEAN"),
+        constraints=[
+            exp.ColumnConstraint(kind=exp.NotNullColumnConstraint()),
+            exp.ColumnConstraint(kind=exp.DefaultColumnConstraint(this=exp.true())),
+        ],
+    )
+    definitions = [] if fs.keys else [one]
+    definitions += [
         exp.ColumnDef(
             this=exp.to_identifier(c, quoted=True),
             kind=exp.DataType.build(identifiers.sql_type(types[c]).text, dialect="duckdb"),
@@ -399,7 +421,7 @@ def _ddl(backend: Backend, fs: FeatureSet, types: dict[str, str], source: str | 
     q = backend.quote
     sequence = f"{fs.table}_seq"
     columns = _column_definitions(backend, fs, types)
-    keys = join(q(k) for k in fs.keys)
+    keys = join(q(k) for k in fs.storage_keys)
     statements = [
         backend.render("feature_store", "create_sequence", sequence=q(sequence)),
         backend.render(
@@ -413,7 +435,6 @@ def _ddl(backend: Backend, fs: FeatureSet, types: dict[str, str], source: str | 
             "feature_store", "create_online_table", table=q(fs.online_table), columns=columns, keys=keys
         ),
     ]
-    order_desc = _fragment(backend, [trees.desc(o) for o in trees.order_by(fs)])
     if not backend.asof_join:
         statements.append(
             backend.render(
@@ -421,8 +442,9 @@ def _ddl(backend: Backend, fs: FeatureSet, types: dict[str, str], source: str | 
                 "create_history_index",
                 index=q(f"{fs.table}_pit"),
                 table=q(fs.table),
-                keys=keys,
-                order_desc=order_desc,
+                columns=_fragment(
+                    backend, [*map(trees.column, fs.keys), *map(trees.desc, trees.order_by(fs))]
+                ),
             )
         )
     statements += online_trigger_sql(backend, fs)
@@ -438,18 +460,18 @@ def upsert_latest_sql(backend: Backend, fs: FeatureSet, source: Quoted) -> str:
     """The latest row per entity of ``source`` into the online table, unless it holds a later
     one: rows compare as tuples (event time, created time, ingestion order)."""
     q = backend.quote
-    stored = [*fs.columns, SEQ]
-    keys = join(q(k) for k in fs.keys)
+    stored = [*fs.stored_columns, SEQ]
+    keys = join(q(k) for k in fs.storage_keys)
     assignments = [
         exp.EQ(this=trees.column(c), expression=trees.column(c, "excluded"))
         for c in stored
-        if c not in fs.keys
+        if c not in fs.storage_keys
     ]
     return backend.render(
         "feature_store",
         "upsert_latest",
         online=q(fs.online_table),
-        columns=join(q(c) for c in fs.columns),
+        columns=join(q(c) for c in fs.stored_columns),
         source=source,
         keys=keys,
         order_desc=_fragment(backend, [trees.desc(o) for o in trees.order_by(fs)]),

@@ -243,3 +243,30 @@ def test_both_created_time_rules_match_the_reference(customers, ttl):
     assert not same(stored.frame.value.tolist(), reference(rows, spine, created_filter=False))
     rebuilt = customers.rebuild_training_set("feastlike")
     assert not same(rebuilt.frame.value.tolist(), reference(rows, spine, created_filter=False))
+
+
+# -- (e) entity-less feature sets (Feast's entity-less feature views) ---------------------------
+def test_entity_without_keys_joins_by_time_alone(db):
+    db.create_entity("world", keys=[])
+    rng = np.random.default_rng(10)
+    rows = [
+        (0, START + timedelta(minutes=int(m)), None, float(i))
+        for i, m in enumerate(rng.integers(0, 48 * 60, 80))
+    ]
+    frame = pd.DataFrame([(e, v) for _, e, _, v in rows], columns=["ts", "rate"])
+    fs = db.create_feature_set("rates", "world", source=frame, event_time="ts", ttl=timedelta(hours=3))
+    assert fs.keys == ()
+    db.ingest("rates", frame.iloc[:5])  # ties: the later batch wins
+    rows = rows + rows[:5]
+    spine = spine_rows(10)
+    spine_frame = pd.DataFrame(spine, columns=["cid", "event_time"])
+    got = db.training_set(spine_frame, ["rates:rate"]).frame
+    expected = reference(rows, [(0, t) for _, t in spine], ttl=timedelta(hours=3))
+    wrong = same(got.rate.tolist(), expected)
+    assert not wrong, f"{len(wrong)} rows differ, e.g. {wrong[:3]}"
+    latest = max(rows, key=lambda r: (r[1], rows.index(r)))
+    online = db.online_features(["rates:rate"], {})
+    assert online.rate.tolist() == [latest[3]]
+    many = db.online_features(["rates:rate"], pd.DataFrame({"anything": [1, 2]}))
+    assert many.rate.tolist() == [latest[3], latest[3]]
+    assert db.materialize_online("rates") == 1

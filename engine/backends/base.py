@@ -51,7 +51,7 @@ class FeatureJoin:
         q = lambda *p: quote(*p, dialect=dialect).text  # noqa: E731
         outputs, joins = ["r.*"], []
         for n, (table, keys, features) in enumerate(self.tables, start=1):
-            on = " AND ".join(f"f{n}.{q(k)} = r.{q(k)}" for k in keys)
+            on = " AND ".join(f"f{n}.{q(k)} = r.{q(k)}" for k in keys) or "true"  # no keys: one row
             joins.append(f"LEFT JOIN {q(self.schema, table)} AS f{n} ON {on}")
             outputs += [f"f{n}.{q(f)}" for f in features]
         rows_sql = f"(SELECT * FROM {rows}) AS r"
@@ -66,7 +66,8 @@ class FeatureJoin:
         call lazy on every engine."""
         checks = []
         for n, (table, keys, _) in enumerate(self.tables, start=1):
-            message: exp.Expression = exp.Literal.string("ScoringError: no stored features for ")
+            lead = "ScoringError: no stored features" + (" for " if keys else "")
+            message: exp.Expression = exp.Literal.string(lead)
             for i, key in enumerate(keys):
                 label = f"{', ' if i else ''}{key}="
                 value = exp.cast(exp.column(key, "r", quoted=True), exp.DataType.build("VARCHAR"))
@@ -74,8 +75,8 @@ class FeatureJoin:
                     this=exp.DPipe(this=message, expression=exp.Literal.string(label)), expression=value
                 )
             message = exp.DPipe(this=message, expression=exp.Literal.string(f" (feature table {table})"))
-            absent = exp.and_(
-                exp.column(keys[0], f"f{n}", quoted=True).is_(exp.null()),
+            absent = exp.and_(  # _indb_seq: NOT NULL in every latest-values row
+                exp.column("_indb_seq", f"f{n}", quoted=True).is_(exp.null()),
                 *(exp.not_(exp.column(k, "r", quoted=True).is_(exp.null())) for k in keys),
             )
             failing = exp.Anonymous(this=self.fail, expressions=[message]).is_(exp.null())
