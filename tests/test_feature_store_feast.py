@@ -173,7 +173,9 @@ def test_struct_and_list_columns_left_out_by_features(customers):
 
 def test_struct_and_list_features_are_refused_with_the_supported_types(customers):
     frame = pd.DataFrame({"cid": [1], "ts": [START], "details": [{"a": 1}], "value": [1.0]})
-    with pytest.raises(FeatureStoreError, match=r"'details'.*numbers, booleans, strings or times"):
+    with pytest.raises(
+        FeatureStoreError, match=r"'details'.*numbers, booleans, strings or times.*STRUCT or LIST"
+    ):
         customers.create_feature_set("spend", "customer", source=frame, event_time="ts")
     assert customers.sql("SELECT count(*) AS n FROM indb.feature_sets").n[0] == 0
 
@@ -270,3 +272,21 @@ def test_entity_without_keys_joins_by_time_alone(db):
     many = db.online_features(["rates:rate"], pd.DataFrame({"anything": [1, 2]}))
     assert many.rate.tolist() == [latest[3], latest[3]]
     assert db.materialize_online("rates") == 1
+
+
+def test_scoring_from_an_entity_without_keys(db):
+    from sklearn.linear_model import LinearRegression
+
+    db.create_entity("world", keys=[])
+    db.create_feature_set("rates", "world", columns={"ts": "TIMESTAMP", "rate": "DOUBLE"}, event_time="ts")
+    sample = pd.DataFrame({"rate": np.arange(20.0), "x": np.arange(20.0) % 7})
+    model = LinearRegression().fit(sample, 3 * sample.rate - sample.x)
+    db.register_model("m", model, sample=sample)
+    db.deploy("m", table="req", features_from="rates", runtime="sql")
+    with pytest.raises(Exception, match=r"no stored features \(feature table fs_rates_v1_latest\)"):
+        db.sql("INSERT INTO req (x) VALUES (1.0)")
+    db.ingest("rates", pd.DataFrame({"ts": [START, START + timedelta(hours=1)], "rate": [2.0, 5.0]}))
+    db.sql("INSERT INTO req (x) VALUES (1.0), (4.0)")
+    got = db.sql("SELECT rate, prediction FROM req_predictions ORDER BY id")
+    assert got.rate.tolist() == [5.0, 5.0]
+    assert got.prediction.tolist() == pytest.approx([14.0, 11.0], abs=1e-6)
