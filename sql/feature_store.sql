@@ -1,5 +1,7 @@
 -- Feature store: catalog statements (bound $parameters) and per-feature-set DDL templates
--- whose {slots} take only identifiers quoted by indb.identifiers.
+-- whose {slots} take only identifiers quoted by indb.identifiers or fragments rendered from
+-- sqlglot trees (feature_store/trees.py). The point-in-time join, ingestion and online
+-- look-ups are built as trees in Python (feature_store/pit.py, sets.py, online.py).
 
 -- name: get_entity
 SELECT name, keys, description, created_at FROM indb.entities WHERE name = $name;
