@@ -90,7 +90,10 @@ def parse_features(backend: Backend, features: Any, *, cached: bool = False) -> 
                 f"feature of feature set {fs.name!r} version {fs.version}", feature, fs.feature_names
             )
         else:
-            wanted = [(feature, identifiers.column_name(alias) if alias else feature)]
+            output = identifiers.column_name(alias) if alias else feature
+            if sets.reserved(output):
+                raise FeatureStoreError(f"output column {output!r}: {sets.RESERVED}")
+            wanted = [(feature, output)]
         # the same feature under the same name, asked for twice ("set:x", "set:*"): once
         chosen += [pair for pair in wanted if pair not in chosen]
     return [pit.Selection(resolved[k], tuple(v), pinned=pinned[k]) for k, v in grouped.items()]

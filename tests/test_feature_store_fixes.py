@@ -161,3 +161,7 @@ def test_indb_feature_and_key_names_are_refused(db):
             "typed", "customer", columns={"customer_id": "BIGINT", "ts": "TIMESTAMP", "INDB_let_1": "DOUBLE"}
         )
     assert db.sql("SELECT count(*) AS n FROM indb.feature_sets").n[0] == 0
+    db.create_feature_set("finance", "customer", source=customer_rows(), event_time="ts")
+    spine = _spine()
+    with pytest.raises(FeatureStoreError, match="indb_"):
+        db.training_set(spine, ["finance:income AS indb_let_1"])
