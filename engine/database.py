@@ -366,12 +366,15 @@ class Database:
         cutoff: Any = None,
         dry_run: bool = False,
         statistics: bool = True,
+        filter_by_created_time: bool = True,
     ):
         """Join each spine row (keys, ``event_time``, usually a label) to the latest feature
         values known at its time: exactly one row per spine row, in spine order. Features are
         ``"set:feature"``, ``"set:*"``, ``"set@2:feature"`` or ``"set:feature AS name"``.
         ``materialize=True`` stores it as table ``ts_<name>_v<N>`` with its lineage;
-        ``dry_run`` returns the SQL only (``.sql``, ``.params``)."""
+        ``dry_run`` returns the SQL only (``.sql``, ``.params``). ``filter_by_created_time``:
+        a row counts only once created by the spine's time (False: Feast's default, a later
+        created backfill wins)."""
         from indb.feature_store import training
 
         return self._call(
@@ -387,6 +390,7 @@ class Database:
             cutoff=cutoff,
             dry_run=dry_run,
             statistics=statistics,
+            filter_by_created_time=filter_by_created_time,
         )
 
     def get_training_set(self, name: str, version: int | None = None):

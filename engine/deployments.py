@@ -246,7 +246,8 @@ def _features_from(backend: Backend, features_from, sig) -> tuple[FeatureJoin, l
             if key not in [k.name for k in keys] and key not in [r.name for r in request]:
                 keys.append(RequestColumn(key, identifiers.sql_type(key_type).text))
     ((schema,),) = backend.rows("SELECT current_schema()")
-    join = FeatureJoin(tuple((fs.online_table, fs.keys, tuple(used[fs.name])) for fs in chosen), schema)
+    tables = tuple((fs.online_table, fs.keys, tuple(used[fs.name])) for fs in chosen)
+    join = FeatureJoin(tables, schema, backend.fail_function)
     types = {f: provider[f][1].data_type for f in join.columns}
     info = {
         "feature_sets": [[fs.name, fs.version] for fs in chosen],

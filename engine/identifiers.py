@@ -126,10 +126,26 @@ def feature_set_name(value: object, kind: str = "feature set") -> str:
 
 
 _SQL_TYPE = re.compile(r"[A-Z][A-Z0-9_ ]*(\(\d+(,\s*\d+)?\))?")
+# The words a plain column type is made of (DuckDB's and PostgreSQL's names): nothing else may
+# follow a type into DDL (``BIGINT DEFAULT CURRENT_USER UNIQUE`` is a type and two clauses).
+_TYPE_WORDS = frozenset(
+    """BIGINT INTEGER INT SMALLINT TINYINT HUGEINT UBIGINT UINTEGER USMALLINT UTINYINT UHUGEINT
+    INT1 INT2 INT4 INT8 INT16 LONG SHORT SIGNED DOUBLE PRECISION REAL FLOAT FLOAT4 FLOAT8
+    DECIMAL NUMERIC VARCHAR TEXT STRING CHARACTER VARYING CHAR BPCHAR BOOLEAN BOOL LOGICAL DATE
+    TIME TIMESTAMP TIMESTAMPTZ TIMESTAMP_S TIMESTAMP_MS TIMESTAMP_NS TIMESTAMP_US DATETIME WITH
+    WITHOUT ZONE INTERVAL UUID BLOB BYTEA JSON JSONB""".split()
+)
 
 
 def sql_type(value: str) -> Quoted:
-    """A column type reported by the database, checked before it is written into DDL."""
+    """A column type reported by the database, checked before it is written into DDL: type
+    names and a length/precision only."""
     if not isinstance(value, str) or not _SQL_TYPE.fullmatch(value.upper()):
         raise InvalidNameError(f"column type {value!r} is not a plain SQL type")
+    words = value.upper().split("(")[0].split()
+    unknown = [w for w in words if w not in _TYPE_WORDS]
+    if unknown:
+        raise InvalidNameError(
+            f"column type {value!r} is not a plain SQL type: {' '.join(unknown)} is not part of a type name"
+        )
     return Quoted(value.upper())

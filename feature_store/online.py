@@ -11,12 +11,15 @@ from functools import lru_cache
 from typing import Any
 
 import pandas as pd
+import sqlglot
+from sqlglot import exp
 
 from indb import audit
 from indb.backends.base import Backend
 from indb.feature_store import sets, training
+from indb.feature_store.pit import ROW, column, param, table_node
 from indb.feature_store.sets import FeatureStoreError
-from indb.identifiers import Quoted, quote
+from indb.identifiers import Quoted
 
 
 def _entities_frame(entities: Any) -> pd.DataFrame:
@@ -71,9 +74,11 @@ def _table(selection) -> str:
 
 @lru_cache(maxsize=1024)
 def _lookup_sql(dialect: str, table: str, columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
-    q = lambda name: quote(name, dialect=dialect).text  # noqa: E731
-    where = " AND ".join(f"{q(k)} = ${k}" for k in keys)
-    return f"SELECT {', '.join(q(c) for c in columns)} FROM {q(table)} WHERE {where}"
+    """One entity's row; the key values are bound parameters named like the keys."""
+    query = exp.select(*(column(c) for c in columns)).from_(table_node(table))
+    if keys:  # an entity without keys has one row
+        query = query.where(exp.and_(*(exp.EQ(this=column(k), expression=param(k)) for k in keys)))
+    return query.sql(dialect)
 
 
 def _one(backend: Backend, selections, entity: dict) -> pd.DataFrame:
@@ -96,22 +101,22 @@ def _python(value: Any) -> Any:
 
 
 def _many(backend: Backend, selections, frame: pd.DataFrame) -> pd.DataFrame:
-    q = backend.quote
+    """Entities in a DataFrame: staged, numbered, each feature set's latest values joined."""
     with backend.staged(frame) as staged:
-        outputs = [f"e.{q(str(c))}" for c in frame.columns]
-        joins = []
-        for n, selection in enumerate(selections, start=1):
-            fs = selection.feature_set
-            on = " AND ".join(f"e.{q(k)} = f{n}.{q(k)}" for k in fs.keys)
-            joins.append(f"LEFT JOIN {q(_table(selection))} AS f{n} ON {on}")
-            outputs += [f"f{n}.{q(c)} AS {q(o)}" for c, o in selection.features]
-        text = (
-            f"SELECT {', '.join(outputs)} "
-            f"FROM (SELECT *, row_number() OVER () AS _indb_row FROM {staged}) AS e "
-            + " ".join(joins)
-            + " ORDER BY e._indb_row"
+        table = sqlglot.parse_one(staged.text, into=exp.Table, read=backend.dialect)
+        numbered = exp.select(exp.Star(), exp.alias_(exp.Window(this=exp.RowNumber()), ROW, quoted=True))
+        query = exp.select(*(column(str(c), "e") for c in frame.columns)).from_(
+            numbered.from_(table).subquery("e")
         )
-        return backend.query(text)
+        for n, selection in enumerate(selections, start=1):
+            fs, alias = selection.feature_set, f"f{n}"
+            equal = [exp.EQ(this=column(k, "e"), expression=column(k, alias)) for k in fs.keys]
+            on = exp.and_(*equal) if equal else exp.true()
+            query = query.join(table_node(_table(selection)).as_(alias, quoted=True), join_type="LEFT", on=on)
+            query = query.select(
+                *(exp.alias_(column(c, alias), o, quoted=True) for c, o in selection.features)
+            )
+        return backend.query(query.order_by(column(ROW, "e")).sql(backend.dialect))
 
 
 def materialize(backend: Backend, name: str, version: int | None = None) -> int:
@@ -121,6 +126,7 @@ def materialize(backend: Backend, name: str, version: int | None = None) -> int:
     with backend.transaction():
         backend.execute(backend.render("feature_store", "delete_all", table=q(fs.online_table)))
         backend.execute(sets.upsert_latest_sql(backend, fs, Quoted(q(fs.table).text)))
-        ((count,),) = backend.rows(f"SELECT count(*) FROM {q(fs.online_table)}")
+        count_rows = exp.select(exp.func("count", exp.Star())).from_(table_node(fs.online_table))
+        ((count,),) = backend.rows(count_rows.sql(backend.dialect))
         audit.record(backend, "materialize_online", f"{fs.name} v{fs.version}", {"rows": int(count)})
     return int(count)

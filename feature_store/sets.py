@@ -13,19 +13,29 @@ import hashlib
 import json
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from indb import audit, identifiers
+import sqlglot
+from sqlglot import exp
+
+from indb import audit, identifiers, userquery
 from indb.backends.base import Backend
 from indb.errors import IndbError, InvalidNameError, NotFoundError
+from indb.feature_store import times, trees
 from indb.identifiers import Quoted, join
 from indb.sql import statement
 from indb.sqltypes import NUMERIC_TYPES, base_type
 
-SEQ = "_indb_seq"
+SEQ = trees.SEQ
+ONE = "_indb_one"  # the key of an entity without keys: always true
 TIME_TYPES = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "DATE")
 FEATURE_TYPES = NUMERIC_TYPES + TIME_TYPES + ("BOOLEAN", "VARCHAR")
+SUPPORTED = (
+    "features are numbers, booleans, strings or times: the types every backend stores, models "
+    "take as inputs and statistics describe (a STRUCT or LIST is not one value: select its "
+    "fields as columns in the source query, or leave it out with features=[...])"
+)
 
 
 class FeatureStoreError(IndbError, ValueError):
@@ -62,6 +72,18 @@ class FeatureSet:
         return [f.name for f in self.features]
 
     @property
+    def storage_keys(self) -> tuple[str, ...]:
+        """The online table's primary key: the entity keys, or for an entity without keys
+        (one row of features for everything, as Feast's entity-less feature views) a constant
+        hidden column."""
+        return self.keys or (ONE,)
+
+    @property
+    def stored_columns(self) -> list[str]:
+        """Columns of the history and online tables (without ``_indb_seq``)."""
+        return ([] if self.keys else [ONE]) + self.columns
+
+    @property
     def columns(self) -> list[str]:
         """Stored columns in order (without ``_indb_seq``)."""
         times = [self.event_time] + ([self.created_time] if self.created_time else [])
@@ -77,17 +99,29 @@ def ttl_seconds(ttl: Any) -> float | None:
         seconds = float(ttl)
     else:
         raise FeatureStoreError(f"ttl must be a timedelta or a number of seconds, got {type(ttl).__name__}")
+    if seconds == 0:  # Feast's ttl=timedelta(0): no ttl
+        return None
     if not seconds > 0:
-        raise FeatureStoreError(f"ttl must be positive, got {ttl!r}")
+        raise FeatureStoreError(f"ttl must be positive (or 0 for none), got {ttl!r}")
     return seconds
+
+
+RESERVED = "names starting with indb_ or _indb are indb's own (its compiled SQL and triggers use them)"
+
+
+def reserved(column: str) -> bool:
+    return column.lower().startswith(("indb_", "_indb"))
 
 
 # -- entities ------------------------------------------------------------------------------------
 def create_entity(backend: Backend, name: str, keys: list[str], description: str | None = None) -> dict:
     name = identifiers.feature_set_name(name, "entity")
-    if isinstance(keys, str) or not keys:
-        raise FeatureStoreError(f"entity {name!r} needs a non-empty list of key columns, got {keys!r}")
+    if not isinstance(keys, list | tuple):
+        raise FeatureStoreError(f"entity {name!r} needs a list of key columns, got {keys!r}")
     keys = [identifiers.column_name(k) for k in keys]
+    own = [k for k in keys if reserved(k)]
+    if own:
+        raise FeatureStoreError(f"entity {name!r}: key {own[0]!r}: {RESERVED}")
     if len(set(keys)) != len(keys):
         raise FeatureStoreError(f"entity {name!r} lists a key twice: {keys}")
     found = backend.rows(statement("feature_store", "get_entity", backend.dialect), {"name": name})
@@ -202,19 +236,60 @@ def _is_frame(data: Any) -> bool:
     return isinstance(data, pa.Table | pa.RecordBatchReader)
 
 
-class Source:
-    """A DataFrame, Arrow table, table or view name, or SELECT query, readable as a relation."""
+def _nested(values) -> bool:
+    return any(isinstance(v, dict | list | tuple | set) or hasattr(v, "__array__") for v in values)
 
-    def __init__(self, backend: Backend, data: Any, what: str = "source"):
-        self.backend, self.data, self.what = backend, data, what
+
+def _frame_for(backend: Backend, frame, keep: list[str] | None, passed_through: bool):
+    """A pandas frame as the feature store reads it: only the ``keep`` columns (when given);
+    object columns of datetimes (naive and aware mixed, or several zones) as UTC times, naive
+    read as UTC. Dict/list columns are refused as features; in a spine (``passed_through``)
+    they are kept, as JSON text where the backend has no nested types."""
+    import json
+
+    import pandas as pd
+
+    if keep is not None:
+        frame = frame[[c for c in frame.columns if c in keep]]
+    changed = {}
+    for name in frame.columns:
+        series = frame[name]
+        if series.dtype != object:
+            continue
+        values = series.dropna()
+        if len(values) and all(isinstance(v, datetime) for v in values):
+            aware = {v.tzinfo is not None for v in values}
+            changed[name] = pd.to_datetime(series, utc=True) if True in aware else pd.to_datetime(series)
+        elif len(values) and _nested(values) and not passed_through:
+            raise FeatureStoreError(f"column {name!r} holds dicts or lists; {SUPPORTED}")
+        elif len(values) and _nested(values) and not backend.nested_types:
+            changed[name] = series.map(lambda v: None if v is None else json.dumps(v, default=str))
+    return frame.assign(**changed) if changed else frame
+
+
+class Source:
+    """A DataFrame, Arrow table, table or view name, or SELECT query, readable as a relation
+    (``tree``: a table or an aliased subquery; ``relation``: its text for ``sql/`` templates).
+    ``keep`` names the columns wanted from a DataFrame (others are not staged); a ``spine``'s
+    columns pass through to the output (dict/list values too)."""
+
+    def __init__(
+        self, backend: Backend, data: Any, what: str = "source", keep: list[str] | None = None, spine=False
+    ):
+        self.backend, self.data, self.what, self.keep, self.spine = backend, data, what, keep, spine
         self._stage = None
 
     def __enter__(self) -> Source:
         data, backend = self.data, self.backend
         if _is_frame(data):
+            import pandas as pd
+
+            if isinstance(data, pd.DataFrame):
+                data = _frame_for(backend, data, self.keep, self.spine)
             self._stage = backend.staged(data)
-            self.relation = self._stage.__enter__()
-            self.description = f"{type(data).__name__}"
+            staged = self._stage.__enter__()
+            self.tree = sqlglot.parse_one(staged.text, into=exp.Table, read=backend.dialect)
+            self.description = f"{type(self.data).__name__}"
             self.kind = "frame"
         elif isinstance(data, str) and data.strip():
             text = data.strip()
@@ -225,10 +300,11 @@ class Source:
             if name is not None:
                 if backend.table_columns(name) is None:
                     raise NotFoundError(f"table or view for {self.what}", name, [])
-                self.relation = backend.quote(name)
+                self.tree = exp.Table(this=exp.to_identifier(name, quoted=True))
                 self.kind = "table"
             else:
-                self.relation = Quoted(f"({text.rstrip().rstrip(';')}) AS indb_source")
+                # one read-only SELECT, parsed by sqlglot: its tree, never its text, is used
+                self.tree = userquery.subquery(text, backend.dialect, "indb_source", self.what)
                 self.kind = "query"
             self.description = text
         else:
@@ -236,8 +312,11 @@ class Source:
                 f"{self.what} must be a DataFrame, an Arrow table, a table or view name, or a SELECT "
                 f"query; got {type(data).__name__}"
             )
+        self.relation = Quoted(self.tree.sql(dialect=backend.dialect))
         try:
-            self.columns = backend.query_columns(f"SELECT * FROM {self.relation}")
+            self.columns = backend.query_columns(
+                exp.select(exp.Star()).from_(self.tree.copy()).sql(backend.dialect)
+            )
         except Exception:
             self.__exit__(None, None, None)
             raise
@@ -265,30 +344,31 @@ def _schema(
     fixed = {}
     for column in wanted:
         identifiers.column_name(column)
-        if column not in columns:
+        if reserved(column):
+            problems.append(f"column {column!r}: {RESERVED}")
+        elif column not in columns:
             problems.append(f"no column {column!r}")
         else:
             fixed[column] = columns[column]
     for column in [event_time] + ([created_time] if created_time else []):
-        if column in columns and columns[column].upper() not in TIME_TYPES:
+        if column in columns and times.kind(columns[column]) is None:
             problems.append(f"{column!r} is {columns[column]}; a time column must be TIMESTAMP or DATE")
-    if created_time and event_time in columns and created_time in columns:
-        if columns[created_time].upper() != columns[event_time].upper():
-            problems.append(f"{created_time!r} must have the type of {event_time!r} ({columns[event_time]})")
+        elif column in columns:  # stored as the event time's type (naive read as UTC)
+            fixed[column] = times.stored(columns[event_time if times.kind(columns[event_time]) else column])
     chosen = features if features is not None else [c for c in columns if c not in wanted]
     values = {}
     for column in chosen:
         identifiers.column_name(column)
-        if column.lower().startswith("_indb"):
-            problems.append(f"column {column!r}: names starting with _indb are indb's own")
+        if reserved(column):
+            problems.append(f"column {column!r}: {RESERVED}")
         elif column in wanted:
             problems.append(f"{column!r} is a key or time column, not a feature")
         elif column not in columns:
             problems.append(f"no feature column {column!r}")
+        elif times.kind(columns[column]) is not None:
+            values[column] = times.stored(columns[column])
         elif base_type(columns[column]) not in FEATURE_TYPES:
-            problems.append(
-                f"feature {column!r} is {columns[column]}; features are numbers, booleans, strings or times"
-            )
+            problems.append(f"feature {column!r} is {columns[column]}; {SUPPORTED}")
         else:
             values[column] = columns[column]
     if not chosen:
@@ -310,30 +390,38 @@ def _schema_hash(keys, event_time, created_time, fixed: dict, values: dict) -> s
     return hashlib.sha256(json.dumps(shape).encode()).hexdigest()
 
 
-def order_columns(fs: FeatureSet, alias: str = "") -> list[Quoted]:
-    """Which row of an entity is the latest: event time, then created time, then ingestion."""
-    q = lambda c: Quoted(f"{alias}{fs_quote(c)}")  # noqa: E731
-    order = [q(fs.event_time)]
-    if fs.created_time:
-        created, event = fs_quote(fs.created_time), fs_quote(fs.event_time)
-        order.append(Quoted(f"(coalesce({alias}{created}, {alias}{event}))"))
-    order.append(q(SEQ))
-    return order
+def _fragment(backend: Backend, nodes: list[exp.Expression]) -> Quoted:
+    """Comma-separated nodes rendered for a ``{slot}`` of a ``sql/`` template."""
+    return Quoted(", ".join(n.sql(dialect=backend.dialect) for n in nodes))
 
 
-def fs_quote(column: str) -> str:
-    return identifiers.quote(column, dialect="duckdb").text
+def _column_definitions(backend: Backend, fs: FeatureSet, types: dict[str, str]) -> Quoted:
+    not_null = set(fs.keys) | {fs.event_time}
+    one = exp.ColumnDef(
+        this=exp.to_identifier(ONE, quoted=True),
+        kind=exp.DataType.build("BOOLEAN"),
+        constraints=[
+            exp.ColumnConstraint(kind=exp.NotNullColumnConstraint()),
+            exp.ColumnConstraint(kind=exp.DefaultColumnConstraint(this=exp.true())),
+        ],
+    )
+    definitions = [] if fs.keys else [one]
+    definitions += [
+        exp.ColumnDef(
+            this=exp.to_identifier(c, quoted=True),
+            kind=exp.DataType.build(identifiers.sql_type(types[c]).text, dialect="duckdb"),
+            constraints=[exp.ColumnConstraint(kind=exp.NotNullColumnConstraint())] if c in not_null else [],
+        )
+        for c in fs.columns
+    ]
+    return _fragment(backend, definitions)
 
 
 def _ddl(backend: Backend, fs: FeatureSet, types: dict[str, str], source: str | None) -> list[str]:
     q = backend.quote
     sequence = f"{fs.table}_seq"
-    not_null = set(fs.keys) | {fs.event_time}
-    columns = join(
-        Quoted(f"{q(c)} {identifiers.sql_type(types[c])}" + (" NOT NULL" if c in not_null else ""))
-        for c in fs.columns
-    )
-    keys = join(q(k) for k in fs.keys)
+    columns = _column_definitions(backend, fs, types)
+    keys = join(q(k) for k in fs.storage_keys)
     statements = [
         backend.render("feature_store", "create_sequence", sequence=q(sequence)),
         backend.render(
@@ -347,7 +435,6 @@ def _ddl(backend: Backend, fs: FeatureSet, types: dict[str, str], source: str | 
             "feature_store", "create_online_table", table=q(fs.online_table), columns=columns, keys=keys
         ),
     ]
-    order_desc = join(Quoted(f"{o} DESC") for o in order_columns(fs))
     if not backend.asof_join:
         statements.append(
             backend.render(
@@ -355,8 +442,9 @@ def _ddl(backend: Backend, fs: FeatureSet, types: dict[str, str], source: str | 
                 "create_history_index",
                 index=q(f"{fs.table}_pit"),
                 table=q(fs.table),
-                keys=keys,
-                order_desc=order_desc,
+                columns=_fragment(
+                    backend, [*map(trees.column, fs.keys), *map(trees.desc, trees.order_by(fs))]
+                ),
             )
         )
     statements += online_trigger_sql(backend, fs)
@@ -369,27 +457,27 @@ def _ddl(backend: Backend, fs: FeatureSet, types: dict[str, str], source: str | 
 
 
 def upsert_latest_sql(backend: Backend, fs: FeatureSet, source: Quoted) -> str:
+    """The latest row per entity of ``source`` into the online table, unless it holds a later
+    one: rows compare as tuples (event time, created time, ingestion order)."""
     q = backend.quote
-    stored = [*fs.columns, SEQ]
-    keys = join(q(k) for k in fs.keys)
-    current = order_columns(fs, f"{q(fs.online_table)}.")
-    excluded = order_columns(fs, "excluded.")
-    row = lambda parts: Quoted(  # noqa: E731
-        ("{" + ", ".join(f"'c{i}': {p}" for i, p in enumerate(parts)) + "}")
-        if backend.asof_join
-        else "ROW(" + ", ".join(p.text for p in parts) + ")"
-    )
+    stored = [*fs.stored_columns, SEQ]
+    keys = join(q(k) for k in fs.storage_keys)
+    assignments = [
+        exp.EQ(this=trees.column(c), expression=trees.column(c, "excluded"))
+        for c in stored
+        if c not in fs.storage_keys
+    ]
     return backend.render(
         "feature_store",
         "upsert_latest",
         online=q(fs.online_table),
-        columns=join(q(c) for c in fs.columns),
+        columns=join(q(c) for c in fs.stored_columns),
         source=source,
         keys=keys,
-        order_desc=join(Quoted(f"{o} DESC") for o in order_columns(fs)),
-        assignments=join(Quoted(f"{q(c)} = excluded.{q(c)}") for c in stored if c not in fs.keys),
-        order_excluded=row(excluded),
-        order_current=row(current),
+        order_desc=_fragment(backend, [trees.desc(o) for o in trees.order_by(fs)]),
+        assignments=_fragment(backend, assignments),
+        order_excluded=_fragment(backend, [exp.Tuple(expressions=trees.order_by(fs, "excluded"))]),
+        order_current=_fragment(backend, [exp.Tuple(expressions=trees.order_by(fs, fs.online_table))]),
     )
 
 
@@ -456,7 +544,10 @@ def create(
         if not isinstance(columns, dict):
             raise FeatureStoreError("columns must be a dict of column name -> SQL type")
         given = {identifiers.column_name(c): identifiers.sql_type(t).text for c, t in columns.items()}
-    reading = nullcontext() if source is None else Source(backend, source, f"feature set {name!r}")
+    keep = None
+    if isinstance(features, list | tuple) and features:  # only these (others may be STRUCTs...)
+        keep = [*keys, event_time, *([created_time] if created_time else []), *features]
+    reading = nullcontext() if source is None else Source(backend, source, f"feature set {name!r}", keep)
     with reading as src:
         return _create(
             backend,
@@ -564,7 +655,7 @@ def _create(
             )
         fs = get(backend, name, version)
         if src is not None:
-            _insert(backend, fs, src)
+            _insert(backend, fs, src, extra_ok=features is not None)
         audit.record(backend, "create_feature_set", f"{name} v{version}", {"schema_hash": schema_hash})
         if statistics:
             from indb.feature_store import statistics as stats
@@ -585,13 +676,13 @@ def _check_rows(fs: FeatureSet, columns: dict[str, str]) -> None:
             continue
         got = base_type(columns[column])
         want = base_type(types.get(column, "")) if column in types else None
-        if column in (fs.event_time, fs.created_time) and columns[column].upper() not in TIME_TYPES:
+        if column in (fs.event_time, fs.created_time) and times.kind(columns[column]) is None:
             problems.append(f"{column!r} is {columns[column]}; expected a TIMESTAMP or DATE")
         elif want in NUMERIC_TYPES and got not in NUMERIC_TYPES and got != "BOOLEAN":
             problems.append(f"feature {column!r} is {columns[column]}; expected {types[column]}")
         elif want == "VARCHAR" and got != "VARCHAR":
             problems.append(f"feature {column!r} is {columns[column]}; expected VARCHAR")
-        elif want in TIME_TYPES and got not in TIME_TYPES:
+        elif times.kind(types[column] if column in types else None) and times.kind(got) is None:
             problems.append(f"feature {column!r} is {columns[column]}; expected {types[column]}")
         elif want == "BOOLEAN" and got != "BOOLEAN":
             problems.append(f"feature {column!r} is {columns[column]}; expected BOOLEAN")
@@ -605,35 +696,45 @@ def _check_rows(fs: FeatureSet, columns: dict[str, str]) -> None:
         )
 
 
-def _insert(backend: Backend, fs: FeatureSet, src: Source) -> int:
-    q = backend.quote
-    _check_rows(fs, src.columns)
+def _stored_value(fs: FeatureSet, column: str, source_type: str) -> exp.Expression:
+    """A source column as the history table stores it: times converted, naive read as UTC."""
+    target = {f.name: f.data_type for f in fs.features}.get(column)
+    if column in (fs.event_time, fs.created_time):
+        target = fs.time_type
+    value = trees.column(column)
+    if target is None or times.kind(target) is None or source_type.upper() == target.upper():
+        return value
+    return exp.alias_(times.convert(value, source_type, target), column, quoted=True)
+
+
+def _insert(backend: Backend, fs: FeatureSet, src: Source, *, extra_ok: bool = False) -> int:
+    """Load a source's rows; ``extra_ok``: columns that are not in the set are left out."""
+    dialect = backend.dialect
+    _check_rows(fs, {c: t for c, t in src.columns.items() if c in fs.columns or not extra_ok})
     required = [*fs.keys, fs.event_time]
-    condition = Quoted(" OR ".join(f"{q(c)} IS NULL" for c in required))
-    ((invalid,),) = backend.rows(
-        backend.render("feature_store", "count_invalid_rows", source=src.relation, condition=condition)
-    )
+    condition = exp.or_(*(trees.column(c).is_(exp.null()) for c in required))
+    count_invalid = exp.select(exp.func("count", exp.Star())).from_(src.tree.copy()).where(condition)
+    ((invalid,),) = backend.rows(count_invalid.sql(dialect))
     if invalid:
         raise FeatureStoreError(
             f"{invalid} row(s) for feature set {fs.name!r} have a NULL key or event time "
             f"({', '.join(required)}); nothing was loaded"
         )
-    columns = join(q(c) for c in fs.columns)
     ((batch,),) = backend.rows(
         backend.render("feature_store", "next_batch", sequence_literal=backend.literal(f"{fs.table}_seq"))
     )
-    backend.execute(
-        backend.render(
-            "feature_store",
-            "insert_rows",
-            table=q(fs.table),
-            columns=columns,
-            values=columns,
-            source=src.relation,
-        ),
-        {"batch": int(batch)},
+    # _indb_seq = batch * BATCH + the row's number within the batch
+    seq = exp.Add(
+        this=exp.Mul(this=exp.Placeholder(this="batch"), expression=exp.Literal.number(BATCH)),
+        expression=exp.Window(this=exp.RowNumber()),
     )
-    ((count,),) = backend.rows(f"SELECT count(*) FROM {src.relation}")
+    rows = exp.select(*(_stored_value(fs, c, src.columns[c]) for c in fs.columns), seq).from_(src.tree.copy())
+    target = exp.Schema(
+        this=exp.Table(this=exp.to_identifier(fs.table, quoted=True)),
+        expressions=[trees.column(c) for c in [*fs.columns, SEQ]],
+    )
+    backend.execute(exp.insert(rows, target).sql(dialect), {"batch": int(batch)})
+    ((count,),) = backend.rows(exp.select(exp.func("count", exp.Star())).from_(src.tree.copy()).sql(dialect))
     if backend.asof_join and fs.created_time is None:
         _check_time_ties(backend, fs, int(batch))
     return int(count)
@@ -650,7 +751,13 @@ def _check_time_ties(backend: Backend, fs: FeatureSet, batch: int) -> None:
     ids = {"name": fs.name, "version": fs.version}
     ((ties, checked),) = backend.rows(statement("feature_store", "get_time_ties", backend.dialect), ids)
     if not ties:
-        on = Quoted(" AND ".join(f"h.{q(c)} = n.{q(c)}" for c in [*fs.keys, fs.event_time]))
+        same = exp.and_(
+            *(
+                exp.EQ(this=trees.column(c, "h"), expression=trees.column(c, "n"))
+                for c in [*fs.keys, fs.event_time]
+            )
+        )
+        on = Quoted(same.sql(backend.dialect))
         low = 0 if checked is None else (int(checked) + 1) * BATCH
         ((rows, matches),) = backend.rows(
             backend.render("feature_store", "count_tie_matches", table=q(fs.table), on=on), {"low": low}

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 
+from sqlglot import exp
+
 from indb.backends.base import Backend
 from indb.feature_store.sets import FeatureSet
 from indb.identifiers import Quoted
@@ -34,7 +36,10 @@ def feature_statistics(backend: Backend, source: Quoted, column: str, data_type:
         if base_type(data_type) in NUMERIC_TYPES or base_type(data_type) == "BOOLEAN"
         else "categorical"
     )
-    expression = q(column) if base_type(data_type) != "BOOLEAN" else Quoted(f"CAST({q(column)} AS INTEGER)")
+    expression = q(column)
+    if base_type(data_type) == "BOOLEAN":  # statistics of booleans: of 0 and 1
+        cast = exp.cast(exp.column(column, quoted=True), exp.DataType.build("INTEGER"))
+        expression = Quoted(cast.sql(dialect=backend.dialect))
     result = {
         "feature": column,
         "data_type": data_type,

@@ -15,13 +15,13 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
+from sqlglot import exp
 
 from indb import audit, identifiers
 from indb.backends.base import Backend
 from indb.errors import NotFoundError
-from indb.feature_store import pit, sets
-from indb.feature_store.sets import TIME_TYPES, FeatureStoreError, Source
-from indb.identifiers import Quoted
+from indb.feature_store import pit, sets, times
+from indb.feature_store.sets import FeatureStoreError, Source
 from indb.sql import statement
 
 _FEATURE = re.compile(r"^\s*(\w+)(?:@(\d+))?\s*:\s*(\*|\w+)(?:\s+as\s+(\w+))?\s*$", re.IGNORECASE)
@@ -51,9 +51,12 @@ class TrainingSet:
             return self.frame
         if self.table is None:
             raise FeatureStoreError("this training set was a dry run: it has SQL but no rows")
-        q = self.backend.quote
-        columns = ", ".join(q(c).text for c in self.columns)
-        return self.backend.query(f"SELECT {columns} FROM {q(self.table)} ORDER BY {pit.ROW}")
+        rows = (
+            exp.select(*(pit.column(c) for c in self.columns))
+            .from_(pit.table_node(self.table))
+            .order_by(pit.column(pit.ROW))
+        )
+        return self.backend.query(rows.sql(self.backend.dialect))
 
 
 def parse_features(backend: Backend, features: Any, *, cached: bool = False) -> list[pit.Selection]:
@@ -81,13 +84,18 @@ def parse_features(backend: Backend, features: Any, *, cached: bool = False) -> 
         resolved[key] = fs
         chosen = grouped.setdefault(key, [])
         if feature == "*":
-            chosen += [(f, f) for f in fs.feature_names]
-            continue
-        if feature not in fs.feature_names:
+            wanted = [(f, f) for f in fs.feature_names]
+        elif feature not in fs.feature_names:
             raise NotFoundError(
                 f"feature of feature set {fs.name!r} version {fs.version}", feature, fs.feature_names
             )
-        chosen.append((feature, identifiers.column_name(alias) if alias else feature))
+        else:
+            output = identifiers.column_name(alias) if alias else feature
+            if sets.reserved(output):
+                raise FeatureStoreError(f"output column {output!r}: {sets.RESERVED}")
+            wanted = [(feature, output)]
+        # the same feature under the same name, asked for twice ("set:x", "set:*"): once
+        chosen += [pair for pair in wanted if pair not in chosen]
     return [pit.Selection(resolved[k], tuple(v), pinned=pinned[k]) for k, v in grouped.items()]
 
 
@@ -95,7 +103,7 @@ def _check_spine(spine_columns: dict[str, str], event_time: str, label: str | No
     problems = []
     if event_time not in spine_columns:
         problems.append(f"no time column {event_time!r} (pass event_time=<column>)")
-    elif spine_columns[event_time].upper() not in TIME_TYPES:
+    elif times.kind(spine_columns[event_time]) is None:
         problems.append(f"{event_time!r} is {spine_columns[event_time]}; expected TIMESTAMP or DATE")
     if label is not None and label not in spine_columns:
         problems.append(f"no label column {label!r}")
@@ -137,8 +145,16 @@ def training_set(
     cutoff: datetime | None = None,
     dry_run: bool = False,
     statistics: bool = True,
+    filter_by_created_time: bool = True,
 ) -> TrainingSet:
+    """``filter_by_created_time`` (default): a feature row counts only once created by the
+    spine's time. False is Feast's default: the created time only orders rows that share an
+    event time, so a backfill created later wins over the row it restates."""
     identifiers.column_name(event_time)
+    if not isinstance(filter_by_created_time, bool):
+        raise FeatureStoreError(
+            f"filter_by_created_time must be True or False, got {filter_by_created_time!r}"
+        )
     if label is not None:
         identifiers.column_name(label)
     override = sets.ttl_seconds(ttl)
@@ -155,22 +171,23 @@ def training_set(
             s.features,
             override if override is not None else s.feature_set.ttl_seconds,
             time_ties=not backend.asof_join or sets.time_ties_possible(backend, s.feature_set),
+            created_filter=filter_by_created_time,
         )
         for s in selections
     ]
-    with Source(backend, spine, "spine") as src:
+    with Source(backend, spine, "spine", spine=True) as src:
         _check_spine(src.columns, event_time, label, selections)
         columns = list(src.columns) + [o for s in selections for _, o in s.features]
         join = pit.build(
             backend,
-            src.relation,
-            list(src.columns),
+            src.tree,
+            src.columns,
             event_time,
             selections,
             cutoff_param="cutoff" if cutoff is not None else None,
         )
-        if cutoff is not None:
-            join.params["cutoff"] = cutoff
+        if cutoff is not None:  # naive means UTC, as for every time
+            join.params["cutoff"] = times.python_value(cutoff, src.columns[event_time])
         result = TrainingSet(
             sql=join.text,
             params=join.params,
@@ -189,7 +206,7 @@ def training_set(
         if not materialize:
             result.frame = backend.query(join.text, join.params)
             return result
-        return _materialize(
+        result = _materialize(
             backend,
             result,
             src,
@@ -202,6 +219,12 @@ def training_set(
             description,
             statistics,
         )
+    result.frame = result.df()  # the stored rows, as a plain training set hands them back
+    return result
+
+
+def _create_table_as(table: str, query: exp.Query) -> exp.Create:
+    return exp.Create(this=pit.table_node(table), kind="TABLE", expression=query)
 
 
 def _materialize(
@@ -218,14 +241,8 @@ def _materialize(
             raise FeatureStoreError(f"table {existing!r} exists already; drop or rename it first")
     with backend.transaction():
         if src.kind == "frame":  # keep the spine so the definition can be rebuilt
-            backend.execute(
-                backend.render(
-                    "feature_store",
-                    "create_table_as",
-                    table=q(spine_table),
-                    query=Quoted(f"SELECT * FROM {src.relation}"),
-                )
-            )
+            copy = exp.select(exp.Star()).from_(src.tree.copy())
+            backend.execute(_create_table_as(spine_table, copy).sql(backend.dialect))
             spine_definition = {"table": spine_table}
         else:
             spine_definition = (
@@ -233,17 +250,14 @@ def _materialize(
             )
         join = pit.build(
             backend,
-            src.relation,
-            list(src.columns),
+            src.tree,
+            src.columns,
             event_time,
             selections,
             cutoff_param="cutoff" if cutoff is not None else None,
             keep_row=True,
         )
-        backend.execute(
-            backend.render("feature_store", "create_table_as", table=q(table), query=Quoted(join.text)),
-            result.params,
-        )
+        backend.execute(_create_table_as(table, join.tree).sql(backend.dialect), result.params)
         ((rows, content_hash),) = backend.rows(
             backend.render("feature_store", "table_summary", table=q(table))
         )
@@ -254,6 +268,7 @@ def _materialize(
             "label": result.label,
             "ttl_seconds": override,
             "cutoff": None if cutoff is None else cutoff.isoformat(),
+            "filter_by_created_time": all(s.created_filter for s in selections),
         }
         backend.execute(
             statement("feature_store", "insert_training_set", backend.dialect),
@@ -323,9 +338,8 @@ def get(backend: Backend, name: str, version: int | None = None) -> TrainingSet:
     ).iloc[0]
     definition = json.loads(row["definition"])
     lineage = backend.rows(
-        "SELECT feature_set, feature_set_version FROM indb.training_set_features "
-        "WHERE training_set = $n AND version = $v ORDER BY feature_set",
-        {"n": name, "v": version},
+        statement("feature_store", "get_training_set_lineage", backend.dialect),
+        {"name": name, "version": version},
     )
     columns = [c for c in (backend.table_columns(row["table_name"]) or {}) if c != pit.ROW]
     return TrainingSet(
@@ -362,6 +376,7 @@ def rebuild(
         event_time=definition["event_time"],
         label=definition["label"],
         ttl=definition["ttl_seconds"],
+        filter_by_created_time=definition.get("filter_by_created_time", True),
         materialize=True,
         name=name,
         cutoff=cutoff,

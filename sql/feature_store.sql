@@ -1,5 +1,7 @@
 -- Feature store: catalog statements (bound $parameters) and per-feature-set DDL templates
--- whose {slots} take only identifiers quoted by indb.identifiers.
+-- whose {slots} take only identifiers quoted by indb.identifiers or fragments rendered from
+-- sqlglot trees (feature_store/trees.py). The point-in-time join, ingestion and online
+-- look-ups are built as trees in Python (feature_store/pit.py, sets.py, online.py).
 
 -- name: get_entity
 SELECT name, keys, description, created_at FROM indb.entities WHERE name = $name;
@@ -61,6 +63,10 @@ SELECT coalesce(max(version), 0) + 1 AS version FROM indb.training_sets WHERE na
 SELECT name, version, table_name, definition, spine, label, ttl_seconds, cutoff, row_count,
        content_hash, description, created_at
 FROM indb.training_sets WHERE name = $name AND version = $version;
+
+-- name: get_training_set_lineage
+SELECT feature_set, feature_set_version FROM indb.training_set_features
+WHERE training_set = $name AND version = $version ORDER BY feature_set;
 
 -- name: latest_training_set_version
 SELECT max(version) AS version FROM indb.training_sets WHERE name = $name;
@@ -131,13 +137,6 @@ CREATE OR REPLACE TRIGGER {trigger} AFTER INSERT ON {table}
 REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
 {body};
 
--- name: count_invalid_rows
-SELECT count(*) AS n FROM {source} WHERE {condition};
-
--- name: insert_rows
-INSERT INTO {table} ({columns}, _indb_seq)
-SELECT {values}, $batch * 4294967296 + row_number() OVER () FROM {source};
-
 -- name: next_batch
 SELECT nextval({sequence_literal}) AS batch;
 
@@ -153,9 +152,6 @@ SELECT max(_indb_seq) AS seq FROM {table};
 
 -- name: delete_all
 DELETE FROM {table};
-
--- name: create_table_as
-CREATE TABLE {table} AS {query};
 
 -- name: table_summary
 -- Row count and an order-independent content hash of a table.

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from sqlglot import exp
 
 from indb.identifiers import Quoted, literal, quote
 from indb.sql import render
@@ -38,6 +39,7 @@ class FeatureJoin:
 
     tables: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]
     schema: str  # triggers may run with another search_path: tables are schema-qualified
+    fail: str = "error"  # the backend's fail_function: an entity without stored features fails
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -49,11 +51,37 @@ class FeatureJoin:
         q = lambda *p: quote(*p, dialect=dialect).text  # noqa: E731
         outputs, joins = ["r.*"], []
         for n, (table, keys, features) in enumerate(self.tables, start=1):
-            on = " AND ".join(f"f{n}.{q(k)} = r.{q(k)}" for k in keys)
+            on = " AND ".join(f"f{n}.{q(k)} = r.{q(k)}" for k in keys) or "true"  # no keys: one row
             joins.append(f"LEFT JOIN {q(self.schema, table)} AS f{n} ON {on}")
             outputs += [f"f{n}.{q(f)}" for f in features]
         rows_sql = f"(SELECT * FROM {rows}) AS r"
-        return f"(SELECT {', '.join(outputs)} FROM {rows_sql} {' '.join(joins)}) AS indb_request"
+        where = self._missing(dialect).sql(dialect=dialect)
+        return (
+            f"(SELECT {', '.join(outputs)} FROM {rows_sql} {' '.join(joins)} WHERE {where}) AS indb_request"
+        )
+
+    def _missing(self, dialect: str) -> exp.Expression:
+        """A condition that raises "no stored features for <key>=<value>" for a request row
+        whose (non-NULL) keys match no row of a latest-values table; CASE keeps the failing
+        call lazy on every engine."""
+        checks = []
+        for n, (table, keys, _) in enumerate(self.tables, start=1):
+            lead = "ScoringError: no stored features" + (" for " if keys else "")
+            message: exp.Expression = exp.Literal.string(lead)
+            for i, key in enumerate(keys):
+                label = f"{', ' if i else ''}{key}="
+                value = exp.cast(exp.column(key, "r", quoted=True), exp.DataType.build("VARCHAR"))
+                message = exp.DPipe(
+                    this=exp.DPipe(this=message, expression=exp.Literal.string(label)), expression=value
+                )
+            message = exp.DPipe(this=message, expression=exp.Literal.string(f" (feature table {table})"))
+            absent = exp.and_(  # _indb_seq: NOT NULL in every latest-values row
+                exp.column("_indb_seq", f"f{n}", quoted=True).is_(exp.null()),
+                *(exp.not_(exp.column(k, "r", quoted=True).is_(exp.null())) for k in keys),
+            )
+            failing = exp.Anonymous(this=self.fail, expressions=[message]).is_(exp.null())
+            checks.append(exp.Case(ifs=[exp.If(this=absent, true=failing)], default=exp.true()))
+        return exp.and_(*checks)
 
 
 @dataclass(frozen=True)
@@ -100,6 +128,7 @@ class Backend(ABC):
     # Point-in-time joins: ASOF joins (True) or LATERAL ... ORDER BY ts DESC LIMIT 1 on an
     # index over (keys, ts DESC) that the feature store creates (False).
     asof_join: bool = False
+    nested_types: bool = False  # columns may hold STRUCT/LIST values (a DataFrame's dicts/lists)
 
     url: str
     user: str

@@ -131,6 +131,7 @@ class DuckDBBackend(Backend):
     supports_python_udfs = True
     supports_statement_triggers = True
     asof_join = True
+    nested_types = True
 
     def __init__(self, path: str):
         self.path = path

@@ -9,7 +9,8 @@ WHERE {order_excluded} > {order_current};
 
 -- name: create_history_index
 -- Point-in-time joins read the latest row per entity at or before a time from this index.
-CREATE INDEX {index} ON {table} ({keys}, {order_desc});
+-- {columns}: the entity keys, then the order that says which row is the latest (DESC).
+CREATE INDEX {index} ON {table} ({columns});
 
 -- name: create_online_function
 CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS {body};
