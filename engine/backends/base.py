@@ -100,6 +100,8 @@ class Backend(ABC):
     # Point-in-time joins: ASOF joins (True) or LATERAL ... ORDER BY ts DESC LIMIT 1 on an
     # index over (keys, ts DESC) that the feature store creates (False).
     asof_join: bool = False
+    temp_schema: str = "temp"  # where this session's temporary tables are, to name them fully
+    supports_notify: bool = False  # NOTIFY channels (alert sinks of kind "notify")
 
     url: str
     user: str
@@ -112,6 +114,10 @@ class Backend(ABC):
     def literal(self, text: str) -> Quoted:
         """A string literal, for DDL positions that take no bound parameters."""
         return literal(text, self.dialect)
+
+    def scalar_function(self, name: str) -> Quoted:
+        """The name SQL calls a function made by :meth:`register_scalar` by."""
+        return self.quote(name)
 
     def render(self, file: str, statement: str, /, **slots: Quoted) -> str:
         """A statement from ``sql/<file>.sql`` with its slots filled, ready for this dialect."""

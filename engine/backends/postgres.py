@@ -116,6 +116,8 @@ class PostgresBackend(Backend):
     supports_procedures = True
     fail_function = "indb.fail"
     trigger_functions = True
+    temp_schema = "pg_temp"
+    supports_notify = True
 
     def __init__(self, url: str):
         try:
@@ -285,6 +287,9 @@ class PostgresBackend(Backend):
             self.execute(text)
         comment = f"Loads indb's scoring runtime (onnxruntime sessions) into the session; {fingerprint}"
         self.execute(self.render("scoring", "comment_runtime_loader", comment=self.literal(comment)))
+
+    def scalar_function(self, name: str) -> Quoted:
+        return self.quote("indb", name)
 
     def register_scalar(self, name: str, function, arguments: list[str], returns: str, source: str) -> None:
         """A PL/Python function over ``source``; without PL/Python, one that returns NULL."""

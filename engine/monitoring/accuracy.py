@@ -44,15 +44,13 @@ def statements(
     backend: Backend,
     monitor: str,
     window: Quoted,
-    ground_truth: str,
+    ground_truth: Quoted,
     task: str,
     classes,
     probability_columns: list[str],
 ) -> list[tuple[str, str]]:
     q = backend.quote
-    labels = Quoted(
-        backend.render("monitoring", "latest_labels", window=window, ground_truth=q(ground_truth))
-    )
+    labels = Quoted(backend.render("monitoring", "latest_labels", window=window, ground_truth=ground_truth))
     slots = {"window": window, "labels": labels, "insert_tail": Quoted(INSERT_TAIL)}
     if task != "classification":
         return [("accuracy", backend.render("monitoring", "accuracy_regression", **slots))]

@@ -171,6 +171,8 @@ def column_statements(
         "name": name,
         "insert_tail": _fragment(INSERT_TAIL, name),
         "epsilon": Quoted(repr(EPSILON)),
+        "ks_pvalue": backend.scalar_function("indb_ks_pvalue"),
+        "chi2_pvalue": backend.scalar_function("indb_chi2_pvalue"),
     }
     if kind == "categorical":
         return [
