@@ -12,6 +12,8 @@ INSERT is rolled back. Events are rows of ``indb.humility_events``. Bulk deploym
 from __future__ import annotations
 
 import io
+import math
+import numbers
 
 import pandas as pd
 
@@ -68,6 +70,7 @@ def add_rule(
             raise DeploymentError(f"humility rule {name!r}: 'uncertain' needs low= and high= (the band)")
     elif feature not in inputs:
         raise NotFoundError("model input", feature, list(inputs))
+    low, high = _bound(name, "low", low), _bound(name, "high", high)
     sample = _sample(backend, mv)
     if kind == "outside_range":
         if inputs[feature] == "VARCHAR":
@@ -101,6 +104,16 @@ def add_rule(
         install(backend, target.table)
         audit.record(backend, "add_humility_rule", target.table, {**row, "categories": categories})
     return row
+
+
+def _bound(rule: str, which: str, value) -> float | None:
+    """A band edge: a finite number or None (a NaN bound compares false with every value,
+    so the rule would never fire)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise DeploymentError(f"humility rule {rule!r}: {which} must be a finite number, got {value!r}")
+    return float(value)
 
 
 def remove_rule(backend: Backend, deployment: str, name: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -163,7 +164,7 @@ def _metric(name: str) -> str:
 def _number(value, what: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise MonitorError(f"threshold {what} must be a number, got {value!r}")
     if not math.isfinite(value):
         raise MonitorError(f"threshold {what} must be a finite number, got {value!r} (it would never fire)")
