@@ -99,6 +99,11 @@ BEGIN
                max(x.window_start) OVER (PARTITION BY x.feature, x.metric, x.model_version) AS last_start,
                max(x.window_end) OVER (PARTITION BY x.feature, x.metric, x.model_version) AS last_end
         FROM indb.monitor_results AS x WHERE x.run_id = run_monitor.run_id AND x.drifted
+          AND NOT EXISTS (  -- windows a resolved alert already counted do not reopen it
+              SELECT 1 FROM indb.alerts AS d
+              WHERE d.monitor = x.monitor AND d.feature = x.feature AND d.metric = x.metric
+                AND coalesce(d.model_version, -1) = coalesce(x.model_version, -1)
+                AND d.status = 'resolved' AND d.last_window_start >= x.window_start)
     ) AS r
     WHERE r.k = 1 AND NOT EXISTS (
         SELECT 1 FROM indb.alerts AS o
