@@ -130,3 +130,14 @@ def test_a_failed_create_shows_its_own_error_and_can_be_retried(db):
     monitor = db.create_monitor("m", "requests", reference=(DAY1, DAY2), window="1 day")
     assert monitor.n_reference == 200
     assert db.run_monitor("m").windows == 2
+
+
+def test_create_monitor_retried_after_a_refusal_works(db):
+    """11.16: on DuckDB the first create registered indb_ks_pvalue inside the transaction its
+    refusal rolled back; the retry said "function indb_ks_pvalue already created"."""
+    deployed(db)
+    _two_days(db)
+    with pytest.raises(indb.IndbError, match="has no rows"):
+        db.create_monitor("m", "requests", reference=("2030-01-01", "2030-01-02"))
+    assert db.create_monitor("m", "requests", reference=(DAY1, DAY2)).n_reference == 200
+    assert db.run_monitor("m").windows == 2
