@@ -20,9 +20,6 @@ INSERT INTO indb.monitors (name, deployment, schema_name, reference, window_size
 VALUES ($name, $deployment, $schema_name, $reference, $window_size, $window_seconds, $mode,
         $task, $classes, $probability_columns, $n_reference, $created_by);
 
--- name: current_schema
-SELECT current_schema();
-
 -- name: training_set_table
 SELECT table_name FROM indb.training_sets WHERE name = $name ORDER BY version DESC LIMIT 1;
 

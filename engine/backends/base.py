@@ -194,6 +194,41 @@ class Backend(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    # -- triggers -----------------------------------------------------------------------------
+    def trigger_sql(
+        self,
+        trigger: str,
+        table: Quoted,
+        body: Sequence[str],
+        *,
+        function: Quoted | None = None,
+        row: bool = False,
+        definer: bool = False,
+    ) -> list[str]:
+        """Statements that make every INSERT into ``table`` run ``body`` (statements rendered
+        for this dialect) in the insert's transaction. Statement level (default): AFTER
+        INSERT, the inserted rows readable as ``new_rows``; ``row``: BEFORE INSERT, per row
+        as ``NEW``. Where triggers call a function (:attr:`trigger_functions`), ``function``
+        names it and ``definer`` makes it SECURITY DEFINER with a pinned search_path (every
+        object in ``body`` schema-qualified). Here the trigger holds its statement, so each
+        statement of ``body`` gets its own trigger: ``trigger``, ``trigger_2``, ... in order."""
+        if row:
+            raise NotImplementedError(f"{self.name} triggers fire per statement only")
+        names = [trigger, *(f"{trigger}_{n}" for n in range(2, len(body) + 1))]
+        return [
+            self.render(
+                "triggers",
+                "create_statement_trigger",
+                trigger=self.quote(name),
+                table=table,
+                body=Quoted(text),
+            )
+            for name, text in zip(names, body, strict=True)
+        ]
+
+    def drop_trigger_sql(self, trigger: str, table: Quoted) -> str:
+        return self.render("triggers", "drop_trigger", trigger=self.quote(trigger), table=table)
+
     # -- models -------------------------------------------------------------------------------
     @abstractmethod
     def prepare_model(self, ref: ModelRef) -> None:

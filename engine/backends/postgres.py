@@ -288,6 +288,39 @@ class PostgresBackend(Backend):
         comment = f"Loads indb's scoring runtime (onnxruntime sessions) into the session; {fingerprint}"
         self.execute(self.render("scoring", "comment_runtime_loader", comment=self.literal(comment)))
 
+    def trigger_sql(
+        self,
+        trigger: str,
+        table: Quoted,
+        body: Sequence[str],
+        *,
+        function: Quoted | None = None,
+        row: bool = False,
+        definer: bool = False,
+    ) -> list[str]:
+        """One PL/pgSQL function ``function`` runs every statement of ``body``; the trigger
+        calls it (see :meth:`Backend.trigger_sql`)."""
+        if function is None:
+            raise ValueError("triggers here call a function: give its schema-qualified name")
+        text = self.render(
+            "triggers", "row_body" if row else "statement_body", statements=Quoted("; ".join(body))
+        )
+        return [
+            self.render(
+                "triggers",
+                "create_definer_function" if definer else "create_function",
+                function=function,
+                body=self.literal(text),
+            ),
+            self.render(
+                "triggers",
+                "create_row_trigger" if row else "create_statement_trigger",
+                trigger=self.quote(trigger),
+                table=table,
+                function=function,
+            ),
+        ]
+
     def scalar_function(self, name: str) -> Quoted:
         return self.quote("indb", name)
 
@@ -557,9 +590,7 @@ class PostgresBackend(Backend):
     def compiled_model_sql(self, ref: ModelRef, compiled, *, default: bool) -> list[str]:
         sig = ref.signature
         helpers = self.compiled_helpers(ref)
-        bodies = {
-            "predict": (compiled.prediction_sql(self.dialect, helpers), _PG_TYPES[sig.prediction_type])
-        }
+        bodies = {"predict": (compiled.prediction_sql(self.dialect, helpers), _PG_TYPES[sig.prediction_type])}
         if sig.task == "classification":
             array = compiled.probabilities_array_sql(self.dialect, helpers)
             bodies["predict_proba"] = (array, "double precision[]")

@@ -407,7 +407,7 @@ def create(
     limits = _thresholds(chosen, thresholds)
     if backend.rows(statement("monitoring", "get_monitor", backend.dialect), {"name": name}):
         raise MonitorError(f"monitor {name!r} exists; drop it first (db.drop_monitor)")
-    ((schema,),) = backend.rows(statement("monitoring", "current_schema", backend.dialect))
+    ((schema,),) = backend.rows(statement("triggers", "current_schema", backend.dialect))
     q = backend.quote
     probability_columns = list(deployments.probability_columns(mv.classes))
     install(backend)
