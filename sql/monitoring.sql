@@ -539,6 +539,22 @@ FROM indb.monitor_results WHERE run_id = $run_id;
 SELECT id, monitor, status, window_start, model_version, feature, metric, value, threshold, seen_count
 FROM indb.alerts WHERE run_id = $run_id ORDER BY window_start, feature, metric;
 
+-- name: report_reference_categories
+SELECT category, n FROM indb.monitor_bins WHERE monitor = $monitor AND feature = $feature
+AND grid = 'category' ORDER BY bin;
+
+-- name: report_reference_bins
+SELECT bin, lower, n FROM indb.monitor_bins WHERE monitor = $monitor AND feature = $feature
+AND grid = 'psi' ORDER BY bin;
+
+-- name: report_window_categories
+-- The report's window, by the monitor's window time ({time}: scored_at or its time_column).
+SELECT CAST({column} AS VARCHAR) AS category, count(*) AS n FROM {view}
+WHERE {time} >= $start AND {time} < $end AND {column} IS NOT NULL GROUP BY 1;
+
+-- name: report_window_values
+SELECT {column} AS v FROM {view} WHERE {time} >= $start AND {time} < $end AND {column} IS NOT NULL;
+
 -- name: results
 SELECT run_id, window_start, window_end, model_version, feature, metric, category, value, threshold,
        drifted, n_reference, n_current, computed_at
