@@ -539,6 +539,9 @@ FROM indb.monitor_results WHERE run_id = $run_id;
 SELECT id, monitor, status, window_start, model_version, feature, metric, value, threshold, seen_count
 FROM indb.alerts WHERE run_id = $run_id ORDER BY window_start, feature, metric;
 
+-- name: report_features
+SELECT feature, kind FROM indb.monitor_features WHERE monitor = $monitor ORDER BY feature;
+
 -- name: report_reference_categories
 SELECT category, n FROM indb.monitor_bins WHERE monitor = $monitor AND feature = $feature
 AND grid = 'category' ORDER BY bin;

@@ -140,11 +140,7 @@ def render(backend: Backend, name: str) -> str:
     monitor = monitors.get(backend, name)
     results = backend.query(statement("monitoring", "results", backend.dialect), {"monitor": name})
     alerts = backend.query(statement("monitoring", "alerts", backend.dialect), {"monitor": name})
-    kinds = dict(
-        backend.rows(
-            "SELECT feature, kind FROM indb.monitor_features WHERE monitor = $m ORDER BY feature", {"m": name}
-        )
-    )
+    kinds = dict(backend.rows(statement("monitoring", "report_features", backend.dialect), {"monitor": name}))
     sections, scores = [], {}
     drift = results[results.model_version.isna()]
     for feature, kind in kinds.items():
