@@ -123,8 +123,9 @@ def webhook():
     server.server_close()
 
 
-def test_new_alerts_reach_a_webhook_and_a_command_once(db, webhook, tmp_path):
+def test_new_alerts_reach_a_webhook_and_a_command_once(db, webhook, tmp_path, monkeypatch):
     url, received = webhook
+    monkeypatch.setenv("INDB_ALERT_COMMANDS", sys.executable)
     _monitor(db)
     out = tmp_path / "alerts.jsonl"
     writer = f"import sys; open({str(out)!r}, 'a').write(sys.stdin.read() + '\\n')"
@@ -165,6 +166,21 @@ def test_a_failing_webhook_keeps_its_alerts_for_the_next_run(db, webhook):
     _day(db, 2, 2.0)
     db.run_monitor("m")
     assert len(received) == 3
+
+
+def test_a_command_runs_only_where_the_monitoring_process_allows_it(db, tmp_path, monkeypatch):
+    """A sink is a row: a role that can insert one must not run code as whoever runs the monitor."""
+    _monitor(db)
+    out = tmp_path / "ran"
+    db.add_alert_sink("m", "command", [sys.executable, "-c", f"open({str(out)!r}, 'w').write('ran')"])
+    monkeypatch.delenv("INDB_ALERT_COMMANDS", raising=False)
+    _day(db, 1, 2.0)
+    with pytest.warns(UserWarning, match="INDB_ALERT_COMMANDS"):
+        db.run_monitor("m")
+    assert not out.exists()
+    monkeypatch.setenv("INDB_ALERT_COMMANDS", sys.executable)
+    db.run_monitor("m")  # the pending alerts go out once allowed
+    assert out.read_text() == "ran"
 
 
 def test_notify_sink_reaches_a_listener(db):

@@ -10,11 +10,17 @@ shell); ``notify`` sends it on a PostgreSQL NOTIFY channel from inside ``indb.ru
 so runs scheduled by pg_cron reach listeners with no client. Webhooks and commands are sent
 by the process that ran the monitor (``db.run_monitor``, the CLI, the scheduler), after the
 run committed; one that fails stays pending and is retried by the next run.
+
+A sink is a row any role with INSERT on ``indb.alert_sinks`` could write, so a command runs
+only where the process running the monitor allows its program: ``INDB_ALERT_COMMANDS`` lists
+the allowed programs (argv[0], separated by ``os.pathsep``); any other stays pending with a
+warning. Otherwise a role that can add a sink would run code as whoever runs the monitor.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import urllib.parse
 import urllib.request
@@ -31,6 +37,11 @@ from indb.sql import statement
 KINDS = ("webhook", "notify", "command")
 STATUSES = ("acknowledged", "resolved")
 TIMEOUT = 10  # seconds a webhook or command may take
+ALLOWED_COMMANDS = "INDB_ALERT_COMMANDS"  # programs this process may run for command sinks
+
+
+class SinkRefused(OSError):
+    """A sink this process will not send to (a command it was not allowed to run)."""
 
 
 def add_sink(backend: Backend, monitor: str, kind: str, target) -> dict:
@@ -123,7 +134,11 @@ def _send(kind: str, target: str, payload: bytes) -> None:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
             response.read()
         return
-    subprocess.run(json.loads(target), input=payload, timeout=TIMEOUT, check=True, capture_output=True)
+    argv = json.loads(target)
+    allowed = [a for a in os.environ.get(ALLOWED_COMMANDS, "").split(os.pathsep) if a]
+    if argv[0] not in allowed:
+        raise SinkRefused(f"{argv[0]!r} is not in {ALLOWED_COMMANDS} of the process running the monitor")
+    subprocess.run(argv, input=payload, timeout=TIMEOUT, check=True, capture_output=True)
 
 
 def _plain(value):
