@@ -141,3 +141,20 @@ def test_create_monitor_retried_after_a_refusal_works(db):
         db.create_monitor("m", "requests", reference=("2030-01-01", "2030-01-02"))
     assert db.create_monitor("m", "requests", reference=(DAY1, DAY2)).n_reference == 200
     assert db.run_monitor("m").windows == 2
+
+
+def test_runs_do_not_replace_the_procedure_each_time(db):
+    """Every run used to CREATE OR REPLACE indb.run_monitor: a role that does not own it could
+    not run a monitor, and concurrent runs collided ("tuple concurrently updated")."""
+    _postgres_only(db)
+    deployed(db)
+    _two_days(db)
+    db.create_monitor("m", "requests", reference=(DAY1, DAY2), window="1 day")
+    version = (
+        "SELECT xmin::text AS v FROM pg_proc "
+        "WHERE oid = to_regprocedure('indb.run_monitor(text, timestamp, bigint)')"
+    )
+    before = db.sql(version).v[0]
+    db.run_monitor("m")
+    db.run_monitor("m")
+    assert db.sql(version).v[0] == before

@@ -8,6 +8,7 @@ reference.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import numbers
@@ -82,16 +83,36 @@ def install(backend: Backend) -> None:
     )
     backend.register_scalar("indb_chi2_pvalue", pvalues.chi2_pvalue, ["DOUBLE", "BIGINT"], "DOUBLE", source)
     if backend.supports_procedures:
-        for name in (
-            "create_run_procedure",
-            "comment_run_procedure",
-            "create_alert_functions",
-            "create_acknowledge_function",
-            "create_resolve_function",
-            "comment_alert_functions",
-            "comment_acknowledge_function",
-        ):
-            backend.execute(backend.render("monitoring", name))
+        _install_procedures(backend)
+
+
+_PROCEDURES = (
+    "create_run_procedure",
+    "create_alert_functions",
+    "create_acknowledge_function",
+    "create_resolve_function",
+    "comment_alert_functions",
+    "comment_acknowledge_function",
+)
+_RUN_COMMENT = (
+    "Runs one monitor over its new windows, updates or opens alerts and sends them to its NOTIFY "
+    "sinks; schedule it with pg_cron: CALL indb.run_monitor('name'). indb {}"
+)
+
+
+def _install_procedures(backend: Backend) -> None:
+    """indb.run_monitor and the alert functions, only when missing or changed: replacing them
+    on every run would fail for roles that do not own them and collide between concurrent
+    runs ("tuple concurrently updated")."""
+    texts = [backend.render("monitoring", name) for name in _PROCEDURES]
+    fingerprint = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    comment = _RUN_COMMENT.format(fingerprint)
+    ((installed,),) = backend.rows(statement("monitoring", "installed_procedure", backend.dialect))
+    if installed == comment:
+        return
+    for text in texts:
+        backend.execute(text)
+    backend.execute(backend.render("monitoring", "comment_run_procedure", comment=backend.literal(comment)))
 
 
 def _source() -> str:

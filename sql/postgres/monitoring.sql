@@ -128,7 +128,12 @@ END
 $indb$;
 
 -- name: comment_run_procedure
-COMMENT ON PROCEDURE indb.run_monitor(text, timestamp, bigint) IS 'Runs one monitor over its new windows, updates or opens alerts and sends them to its NOTIFY sinks; schedule it with pg_cron: CALL indb.run_monitor(''name'').';
+-- {comment} ends with the fingerprint of what install() created, so it runs again only when
+-- the procedure or the alert functions changed.
+COMMENT ON PROCEDURE indb.run_monitor(text, timestamp, bigint) IS {comment};
+
+-- name: installed_procedure
+SELECT obj_description(to_regprocedure('indb.run_monitor(text, timestamp, bigint)'), 'pg_proc');
 
 -- name: call_run_procedure
 CALL indb.run_monitor($name, $since, NULL);
