@@ -54,7 +54,7 @@ def test_trigger_sql_builds_statement_triggers_on_both_backends(db):
             "SELECT prosecdef, proconfig FROM pg_proc WHERE oid = to_regproc($f)",
             {"f": f"{schema}.events_copy"},
         )
-        assert definer and config == ["search_path=pg_catalog, pg_temp"]
+        assert definer and config == ["search_path=pg_catalog, pg_temp", "standard_conforming_strings=on"]
         db.sql("CREATE TABLE stamped (id INTEGER, label TEXT)")
         row = ["NEW.label := 'row ' || NEW.id"]
         for text in backend.trigger_sql(

@@ -29,6 +29,7 @@ CREATE OR REPLACE PROCEDURE indb.run_monitor(monitor_name text, since timestamp 
                                              INOUT run_id bigint DEFAULT NULL)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET standard_conforming_strings = on
 SET client_min_messages = warning
 AS $indb$
 DECLARE

@@ -7,8 +7,9 @@
 CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS {body};
 
 -- name: create_definer_function
+-- The settings its statements are parsed and run with are pinned too, whatever the client set.
 CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {body};
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS {body};
 
 -- name: statement_body
 BEGIN {statements}; RETURN NULL; END
