@@ -98,3 +98,28 @@ def test_monitor_on_a_features_from_deployment_sees_the_stored_features(db):
     np.testing.assert_allclose(recorded.to_numpy(), scored.income.to_numpy())
     counts = db.monitor_results("risk")
     assert set(counts[counts.feature == "income"].n_current) == {300}
+
+
+def test_a_time_zone_aware_time_column_is_taken_in_utc(db):
+    model, _ = _model()
+    db.register_model("m", model, sample=_events(0, "2024-05-01", 0.0)[["x", "y", "c"]])
+    db.sql(
+        "CREATE TABLE requests (x DOUBLE PRECISION, y DOUBLE PRECISION, c VARCHAR, event_time TIMESTAMPTZ)"
+    )
+    db.deploy("m", table="requests")
+    rng = np.random.default_rng(5)
+    values = ", ".join(
+        f"({rng.normal():.6f}, {rng.exponential():.6f}, 'a', TIMESTAMPTZ '{when}')"
+        for when in ["2024-05-01 12:00:00+00"] * 10 + ["2024-05-01 23:30:00-02"] * 10  # 05-02 01:30 UTC
+    )
+    db.sql(f"INSERT INTO requests (x, y, c, event_time) VALUES {values}")
+    monitor = db.create_monitor(
+        "utc", "requests", reference=("2024-05-01", "2024-05-02"), window="1 day", time_column="event_time"
+    )
+    assert monitor.n_reference == 10
+    assert db.run_monitor("utc").windows == 2
+    results = db.monitor_results("utc")
+    counts = (
+        results[(results.feature == "x") & (results.metric == "ks_d")].set_index("window_start").n_current
+    )
+    assert counts.to_dict() == {pd.Timestamp("2024-05-01"): 10, pd.Timestamp("2024-05-02"): 10}

@@ -305,7 +305,7 @@ _PREDICTION_COLUMNS = ("id", "model", "model_version", "runtime", "prediction", 
 _TIMES = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "DATE")
 
 
-def _column(backend: Backend, relation: str, name: str) -> exp.Column:
+def _column(relation: str, name: str) -> exp.Column:
     return exp.column(name, table=relation, quoted=True)
 
 
@@ -317,7 +317,7 @@ def _fragment(backend: Backend, nodes: list[exp.Expression]) -> Quoted:
 def _window_time(backend: Backend, relation: str, column: str | None, sql_type: str | None) -> Quoted:
     """The window time of a row: ``scored_at`` of its prediction, or the request table's
     ``time_column`` (time-zone-aware values taken in UTC, dates as their midnight)."""
-    node: exp.Expression = _column(backend, relation, column or "scored_at")
+    node: exp.Expression = _column(relation, column or "scored_at")
     if sql_type in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
         node = exp.AtTimeZone(this=node, zone=exp.Literal.string("UTC"))
     elif sql_type == "DATE":
@@ -353,9 +353,9 @@ def window_statements(
     with predictions and ground truth) once per column. ``sources`` says where each monitored
     column is read: ``r`` the request table, ``p`` the predictions (features a deployment
     took from a feature store are recorded there, as the model used them)."""
-    columns = [_column(backend, relation, f) for f, relation in sources.items()]
+    columns = [_column(relation, f) for f, relation in sources.items()]
     columns += [
-        _column(backend, "p", c)
+        _column("p", c)
         for c in ("id", "model_version", "prediction", *probability_columns, "scored_at")
     ]
     table, predictions = tables
