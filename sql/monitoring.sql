@@ -432,10 +432,11 @@ SELECT DISTINCT time_bucket(to_seconds(CAST($1 AS BIGINT)), {time}, TIMESTAMP '1
 FROM {source} AS s WHERE {time} >= $2 ORDER BY w;
 
 -- name: first_relabeled_window
--- The earliest window with a label recorded after the previous run ($2), by the same time
--- read from the scored view.
+-- The earliest window with a label recorded, or a row scored, after the previous run ($2), by
+-- the window time read from the scored view: late rows (backfilled or replayed, by a
+-- time_column) and late labels make their window computed again.
 SELECT min(time_bucket(to_seconds(CAST($1 AS BIGINT)), {time}, TIMESTAMP '1970-01-01'))
-FROM {view} AS s WHERE s.observed_at > $2;
+FROM {view} AS s WHERE s.observed_at > $2 OR s.scored_at > $2;
 
 -- name: delete_results
 DELETE FROM indb.monitor_results WHERE monitor = $monitor AND window_start >= $since;

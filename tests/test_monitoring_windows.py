@@ -65,6 +65,17 @@ def test_windows_by_an_event_time_column(db):
     assert pd.Timestamp("2024-05-01") not in set(drifted.window_start)  # the reference itself
     assert db.monitors().set_index("name").time_column["replay"] == "event_time"
 
+    # Late rows of an earlier day (a backfill) make that day's window computed again.
+    late = _events(9, "2024-05-01", 0.0, n=50)
+    db.write_table("incoming", late, replace=True)
+    db.sql("INSERT INTO requests (x, y, c, event_time) SELECT x, y, c, event_time FROM incoming")
+    assert db.run_monitor("replay").windows == 3
+    results = db.monitor_results("replay")
+    first = results[(results.feature == "x") & (results.metric == "ks_d")].set_index("window_start")
+    assert first.n_current[pd.Timestamp("2024-05-01")] == 200
+    expected = stats.ks_2samp(reference, pd.concat([frames["2024-05-01"].x, late.x]))
+    assert first.value[pd.Timestamp("2024-05-01")] == pytest.approx(expected.statistic, rel=RTOL)
+
     # By scored_at (the default) the same rows all fall into today's window.
     now = pd.Timestamp.now().floor("D")
     db.create_monitor("scored", "requests", reference=(now - timedelta(days=1), now + timedelta(days=2)))

@@ -15,7 +15,7 @@ FROM {ground_truth} WHERE id IN (SELECT id FROM {window}) ORDER BY id, observed_
 
 -- name: first_relabeled_window
 SELECT min(date_bin(make_interval(secs => $1), {time}, TIMESTAMP '1970-01-01'))
-FROM {view} AS s WHERE s.observed_at > $2;
+FROM {view} AS s WHERE s.observed_at > $2 OR s.scored_at > $2;
 
 -- name: create_run_procedure
 -- Runs a monitor with no client: the windows since its last run (that window again, as it
