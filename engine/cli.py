@@ -321,6 +321,21 @@ def cmd_monitor_results(args) -> None:
         _show(frame, args)
 
 
+def cmd_monitor_alerts(args) -> None:
+    with indb.connect(args.db) as db:
+        if args.resolve is not None or args.acknowledge is not None:
+            if args.resolve is not None:
+                done = db.resolve_alert(args.resolve, args.note)
+            else:
+                done = db.acknowledge_alert(args.acknowledge, args.note)
+            print(f"alert {done['id']} of monitor {done['monitor']}: {done['status']}")
+            return
+        frame = db.alerts(args.name)
+        if not args.all:
+            frame = frame[frame.status != "resolved"]
+        _show(frame)
+
+
 def cmd_monitor_list(args) -> None:
     with indb.connect(args.db) as db:
         _show(db.monitors(), args)
@@ -537,6 +552,16 @@ def build_parser() -> argparse.ArgumentParser:
     results.add_argument("name")
     results.add_argument("--alerts", action="store_true", help="show its alerts instead")
     results.set_defaults(run=cmd_monitor_results)
+    alerts = verbs.add_parser(
+        "alerts", parents=[common], help="open alerts of a monitor; --acknowledge/--resolve ID"
+    )
+    alerts.add_argument("name")
+    alerts.add_argument("--all", action="store_true", help="resolved alerts too")
+    acting = alerts.add_mutually_exclusive_group()
+    acting.add_argument("--resolve", type=int, metavar="ID", help="resolve alert ID")
+    acting.add_argument("--acknowledge", type=int, metavar="ID", help="acknowledge alert ID")
+    alerts.add_argument("--note", help="a note stored with the alert")
+    alerts.set_defaults(run=cmd_monitor_alerts)
     report = verbs.add_parser("report", parents=[common], help="a self-contained HTML report")
     report.add_argument("name")
     report.add_argument("--out", required=True, help="HTML file to write")

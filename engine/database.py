@@ -441,6 +441,7 @@ class Database:
         features=None,
         thresholds: dict | None = None,
         mode: str = "exact",
+        time_column: str | None = None,
     ):
         """Watch a deployment for drift and accuracy, window by window, against a reference.
 
@@ -449,6 +450,8 @@ class Database:
         columns to watch (default: the model's inputs and ``prediction``). ``thresholds``:
         ``{"psi": 0.3, "income": {"wasserstein": 0.2}, "accuracy": 0.8}`` over the defaults.
         ``mode``: ``"exact"`` or ``"binned"`` (one pass per window; see indb.monitoring.drift).
+        ``time_column``: a timestamp column of the request table (e.g. an event time) that
+        places rows in windows and in a ``(start, end)`` reference; default: ``scored_at``.
         """
         from indb.monitoring import monitors
 
@@ -461,6 +464,7 @@ class Database:
             features=features,
             thresholds=thresholds,
             mode=mode,
+            time_column=time_column,
         )
 
     def run_monitor(self, name: str, *, since=None):
@@ -478,6 +482,31 @@ class Database:
 
     def alerts(self, name: str) -> pd.DataFrame:
         return self._call(lambda b: b.query(statement("monitoring", "alerts", b.dialect), {"monitor": name}))
+
+    def acknowledge_alert(self, alert_id: int, note: str | None = None) -> dict:
+        """Mark an alert seen: it stays the one alert of its ongoing condition (on PostgreSQL
+        also ``SELECT indb.acknowledge_alert(id)``)."""
+        from indb.monitoring import sinks
+
+        return self._call(sinks.set_status, alert_id, "acknowledged", note)
+
+    def resolve_alert(self, alert_id: int, note: str | None = None) -> dict:
+        """Close an alert; a later crossing opens a new one (``SELECT indb.resolve_alert(id)``)."""
+        from indb.monitoring import sinks
+
+        return self._call(sinks.set_status, alert_id, "resolved", note)
+
+    def add_alert_sink(self, monitor: str, kind: str, target) -> dict:
+        """Send a monitor's new alerts somewhere: ``kind`` webhook (a URL), notify (a
+        PostgreSQL NOTIFY channel) or command (an argv list; the alert JSON on stdin)."""
+        from indb.monitoring import sinks
+
+        return self._call(sinks.add_sink, monitor, kind, target)
+
+    def alert_sinks(self, monitor: str) -> pd.DataFrame:
+        from indb.monitoring import sinks
+
+        return self._call(sinks.sinks, monitor)
 
     def monitor_report(self, name: str) -> str:
         """A self-contained HTML page: drift per column over time, quality per version, and the

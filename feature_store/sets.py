@@ -482,30 +482,17 @@ def upsert_latest_sql(backend: Backend, fs: FeatureSet, source: Quoted) -> str:
 
 
 def online_trigger_sql(backend: Backend, fs: FeatureSet) -> list[str]:
+    """The trigger that keeps the latest row per entity current as history rows arrive (one
+    ``Backend.trigger_sql`` builds it, as it does humility rules' triggers). Its function runs
+    as the inserting role (not SECURITY DEFINER), like the insert itself."""
     q = backend.quote
-    body = upsert_latest_sql(backend, fs, Quoted("new_rows"))
-    trigger = q(f"{fs.table}_latest")
-    if backend.asof_join:  # DuckDB: the trigger body is the statement itself
-        return [
-            backend.render(
-                "feature_store",
-                "create_online_trigger",
-                trigger=trigger,
-                table=q(fs.table),
-                body=Quoted(body),
-            )
-        ]
-    ((schema,),) = backend.rows("SELECT current_schema()")
-    function = q(schema, f"{fs.table}_latest")
-    text = f"BEGIN {body}; RETURN NULL; END"
-    return [
-        backend.render(
-            "feature_store", "create_online_function", function=function, body=backend.literal(text)
-        ),
-        backend.render(
-            "feature_store", "create_online_trigger", trigger=trigger, table=q(fs.table), function=function
-        ),
-    ]
+    ((schema,),) = backend.rows(statement("triggers", "current_schema", backend.dialect))
+    return backend.trigger_sql(
+        f"{fs.table}_latest",
+        q(fs.table),
+        [upsert_latest_sql(backend, fs, Quoted("new_rows"))],
+        function=q(schema, f"{fs.table}_latest"),
+    )
 
 
 def create(

@@ -132,10 +132,6 @@ QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {order_desc}) = 1
 ON CONFLICT ({keys}) DO UPDATE SET {assignments}
 WHERE {order_excluded} > {order_current};
 
--- name: create_online_trigger
-CREATE OR REPLACE TRIGGER {trigger} AFTER INSERT ON {table}
-REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-{body};
 
 -- name: next_batch
 SELECT nextval({sequence_literal}) AS batch;

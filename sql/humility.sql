@@ -62,11 +62,3 @@ FROM (
     GROUP BY e.row_id
 ) AS o
 WHERE {predictions}.id = o.row_id
-
--- name: create_trigger
-CREATE OR REPLACE TRIGGER {trigger} AFTER INSERT ON {table}
-REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-{body};
-
--- name: drop_trigger
-DROP TRIGGER IF EXISTS {trigger} ON {table};

@@ -6,11 +6,12 @@
 
 -- name: get_monitor
 SELECT name, deployment, schema_name, reference, window_size, window_seconds, mode, task, classes,
-       probability_columns, n_reference, created_by, created_at, last_run_at, last_window
+       probability_columns, n_reference, created_by, created_at, last_run_at, last_window, time_column,
+       windows_sql, relabeled_sql
 FROM indb.monitors WHERE name = $name;
 
 -- name: list_monitors
-SELECT name, deployment, window_size, mode, n_reference, created_at, last_run_at, last_window
+SELECT name, deployment, window_size, time_column, mode, n_reference, created_at, last_run_at, last_window
 FROM indb.monitors ORDER BY name;
 
 -- name: insert_monitor
@@ -18,6 +19,54 @@ INSERT INTO indb.monitors (name, deployment, schema_name, reference, window_size
                            task, classes, probability_columns, n_reference, created_by)
 VALUES ($name, $deployment, $schema_name, $reference, $window_size, $window_seconds, $mode,
         $task, $classes, $probability_columns, $n_reference, $created_by);
+
+-- name: training_set_table
+SELECT table_name FROM indb.training_sets WHERE name = $name ORDER BY version DESC LIMIT 1;
+
+-- name: create_reference_like
+-- The reference rows, once, while create_monitor reads them (a user's query instead becomes
+-- CREATE TEMPORARY TABLE ... AS <its checked tree>).
+CREATE TEMPORARY TABLE {temp} AS SELECT * FROM {source} LIMIT 0;
+
+-- name: insert_reference_window
+INSERT INTO {temp} SELECT * FROM {view} AS s WHERE {time} >= $start AND {time} < $end;
+
+-- name: insert_reference_table
+INSERT INTO {temp} SELECT * FROM {source};
+
+-- name: reference_columns
+SELECT * FROM {temp} LIMIT 0;
+
+-- name: reference_rows
+SELECT count(*) FROM {temp};
+
+-- name: drop_reference
+DROP TABLE IF EXISTS {temp};
+
+-- name: set_window_queries
+UPDATE indb.monitors SET time_column = $time_column, windows_sql = $windows_sql, relabeled_sql = $relabeled_sql
+WHERE name = $name;
+
+-- name: delete_monitor_features
+DELETE FROM indb.monitor_features WHERE monitor = $monitor;
+
+-- name: delete_monitor_bins
+DELETE FROM indb.monitor_bins WHERE monitor = $monitor;
+
+-- name: delete_monitor_reference_values
+DELETE FROM indb.monitor_reference_values WHERE monitor = $monitor;
+
+-- name: delete_monitor_thresholds
+DELETE FROM indb.monitor_thresholds WHERE monitor = $monitor;
+
+-- name: delete_monitor_statements
+DELETE FROM indb.monitor_statements WHERE monitor = $monitor;
+
+-- name: delete_monitor_results
+DELETE FROM indb.monitor_results WHERE monitor = $monitor;
+
+-- name: delete_monitor_alerts
+DELETE FROM indb.alerts WHERE monitor = $monitor;
 
 -- name: insert_threshold
 INSERT INTO indb.monitor_thresholds (monitor, feature, metric, threshold, direction)
@@ -86,14 +135,16 @@ FROM (SELECT CAST({column} AS VARCHAR) AS c FROM {source}) AS s WHERE c IS NOT N
 DROP TABLE IF EXISTS {window};
 
 -- name: create_window
--- The window's rows, read once per window for every statement after it: the scored view's
--- rows in the window (request rows joined with their predictions scored in it), with only
--- the monitored request columns and what accuracy needs from the predictions; no ground
--- truth. ($1 and $2 are named so that every stored statement takes the same four values.)
+-- The window's rows, read once per window for every statement after it: the request rows
+-- joined with their predictions whose window time ({time}: scored_at, or the monitor's
+-- time_column) falls in the window, with only the monitored columns ({columns}: request
+-- columns from r, features recorded at scoring time from p) and what accuracy needs from the
+-- predictions; no ground truth. ($1 and $2 are named so that every stored statement takes
+-- the same four values.)
 CREATE TEMPORARY TABLE {window} AS
 SELECT {columns}
 FROM {table} AS r JOIN {predictions} AS p ON p.id = r.id
-WHERE p.scored_at >= $3 AND p.scored_at < $4 AND $1 IS NOT NULL AND $2 IS NOT NULL;
+WHERE {time} >= $3 AND {time} < $4 AND $1 IS NOT NULL AND $2 IS NOT NULL;
 
 -- name: latest_labels
 -- The latest label of each row of the window (as the scored view picks it).
@@ -199,7 +250,7 @@ distance AS MATERIALIZED (
 {psi_ctes}
 metrics AS (
     SELECT 'ks_d' AS metric, d AS value FROM distance
-    UNION ALL SELECT 'ks_pvalue', indb_ks_pvalue(d, CAST(t.nr AS BIGINT), CAST(t.nc AS BIGINT)) FROM distance, totals AS t
+    UNION ALL SELECT 'ks_pvalue', {ks_pvalue}(d, CAST(t.nr AS BIGINT), CAST(t.nc AS BIGINT)) FROM distance, totals AS t
     UNION ALL SELECT 'wasserstein', w1 FROM distance
     UNION ALL SELECT 'psi', psi FROM divergence
     UNION ALL SELECT 'js', js FROM divergence
@@ -243,7 +294,7 @@ distance AS MATERIALIZED (
 {psi_ctes}
 metrics AS (
     SELECT 'ks_d' AS metric, d AS value FROM distance
-    UNION ALL SELECT 'ks_pvalue', indb_ks_pvalue(d, CAST(t.nr AS BIGINT), CAST(t.nc AS BIGINT)) FROM distance, totals AS t
+    UNION ALL SELECT 'ks_pvalue', {ks_pvalue}(d, CAST(t.nr AS BIGINT), CAST(t.nc AS BIGINT)) FROM distance, totals AS t
     UNION ALL SELECT 'wasserstein', w1 FROM distance
     UNION ALL SELECT 'psi', psi FROM divergence
     UNION ALL SELECT 'js', js FROM divergence
@@ -304,7 +355,7 @@ distance AS MATERIALIZED (
 metrics AS (
     SELECT 'ks_d' AS metric, d AS value FROM distance
     UNION ALL SELECT 'ks_d_bound', d_bound FROM distance
-    UNION ALL SELECT 'ks_pvalue', indb_ks_pvalue(d, CAST(t.nr AS BIGINT), CAST(t.nc AS BIGINT)) FROM distance, totals AS t
+    UNION ALL SELECT 'ks_pvalue', {ks_pvalue}(d, CAST(t.nr AS BIGINT), CAST(t.nc AS BIGINT)) FROM distance, totals AS t
     UNION ALL SELECT 'wasserstein', w1 FROM distance
     UNION ALL SELECT 'wasserstein_bound', w1_bound FROM distance
     UNION ALL SELECT 'psi', psi FROM divergence
@@ -352,7 +403,7 @@ divergence AS (
 ),
 metrics AS (
     SELECT 'chi2' AS metric, x AS value FROM chi
-    UNION ALL SELECT 'chi2_pvalue', indb_chi2_pvalue(x, CAST(dof AS BIGINT)) FROM chi
+    UNION ALL SELECT 'chi2_pvalue', {chi2_pvalue}(x, CAST(dof AS BIGINT)) FROM chi
     UNION ALL SELECT 'psi', psi FROM divergence
     UNION ALL SELECT 'js', js FROM divergence
     UNION ALL SELECT 'new_categories', CAST(count(*) AS DOUBLE) FROM shares WHERE rn = 0
@@ -374,16 +425,18 @@ WHERE NOT EXISTS (
 );
 
 -- name: windows
--- Window starts (multiples of the window length since 1970) with predictions at or after
--- $since. Read from the predictions alone: a window whose predictions lost their request
--- rows yields no results, as it would through the scored view.
-SELECT DISTINCT time_bucket(to_seconds(CAST($seconds AS BIGINT)), scored_at, TIMESTAMP '1970-01-01') AS w
-FROM {predictions} WHERE scored_at >= $since ORDER BY w;
+-- Window starts (multiples of the window length since 1970, $1 seconds) with rows at or after
+-- $2 by the monitor's window time ({time} over {source} AS s: the predictions' scored_at, or
+-- the request table's time_column). Stored with the monitor; a run executes it as stored.
+SELECT DISTINCT time_bucket(to_seconds(CAST($1 AS BIGINT)), {time}, TIMESTAMP '1970-01-01') AS w
+FROM {source} AS s WHERE {time} >= $2 ORDER BY w;
 
 -- name: first_relabeled_window
--- The earliest window with a label recorded after the previous run.
-SELECT min(time_bucket(to_seconds(CAST($seconds AS BIGINT)), scored_at, TIMESTAMP '1970-01-01'))
-FROM {view} WHERE observed_at > $since;
+-- The earliest window with a label recorded, or a row scored, after the previous run ($2), by
+-- the window time read from the scored view: late rows (backfilled or replayed, by a
+-- time_column) and late labels make their window computed again.
+SELECT min(time_bucket(to_seconds(CAST($1 AS BIGINT)), {time}, TIMESTAMP '1970-01-01'))
+FROM {view} AS s WHERE s.observed_at > $2 OR s.scored_at > $2;
 
 -- name: delete_results
 DELETE FROM indb.monitor_results WHERE monitor = $monitor AND window_start >= $since;
@@ -391,16 +444,87 @@ DELETE FROM indb.monitor_results WHERE monitor = $monitor AND window_start >= $s
 -- name: next_run_id
 SELECT nextval('indb.monitor_run_id');
 
+-- name: update_alerts
+-- An ongoing condition keeps one alert: a crossing (monitor, column, metric, model version)
+-- that already has an open or acknowledged alert updates it (last seen, latest window and
+-- value, and seen_count grows by the windows after the last one it counted).
+UPDATE indb.alerts AS a
+SET last_seen = current_timestamp, run_id = c.run_id, seen_count = a.seen_count + c.new_windows,
+    last_window_start = c.last_start, window_end = c.last_end, value = c.value, threshold = c.threshold
+FROM (
+    SELECT o.id, max(r.run_id) AS run_id,
+           count(CASE WHEN r.window_start > o.last_window_start THEN 1 END) AS new_windows,
+           greatest(max(r.window_start), max(o.last_window_start)) AS last_start,
+           greatest(max(r.window_end), max(o.window_end)) AS last_end,
+           max(CASE WHEN r.latest THEN r.value END) AS value,
+           max(CASE WHEN r.latest THEN r.threshold END) AS threshold
+    FROM indb.alerts AS o JOIN (
+        SELECT x.run_id, x.monitor, x.feature, x.metric, x.model_version, x.window_start, x.window_end,
+               x.value, x.threshold,
+               x.window_start = max(x.window_start) OVER (PARTITION BY x.feature, x.metric, x.model_version) AS latest
+        FROM indb.monitor_results AS x WHERE x.run_id = $run_id AND x.drifted
+    ) AS r ON r.monitor = o.monitor AND r.feature = o.feature AND r.metric = o.metric
+          AND coalesce(r.model_version, -1) = coalesce(o.model_version, -1)
+    WHERE o.status IN ('open', 'acknowledged')
+    GROUP BY o.id
+) AS c
+WHERE a.id = c.id;
+
 -- name: open_alerts
-INSERT INTO indb.alerts (monitor, run_id, window_start, window_end, model_version, feature, metric, value, threshold)
-SELECT r.monitor, r.run_id, r.window_start, r.window_end, r.model_version, r.feature, r.metric, r.value, r.threshold
-FROM indb.monitor_results AS r
-WHERE r.run_id = $run_id AND r.drifted
-  AND NOT EXISTS (
-      SELECT 1 FROM indb.alerts AS a
-      WHERE a.monitor = r.monitor AND a.window_start = r.window_start AND a.feature = r.feature
-        AND a.metric = r.metric AND coalesce(a.model_version, -1) = coalesce(r.model_version, -1)
-  );
+-- A crossing with no open or acknowledged alert opens one, from its earliest window in the run.
+INSERT INTO indb.alerts (monitor, run_id, window_start, window_end, model_version, feature, metric, value,
+                         threshold, status, opened_at, first_seen, last_seen, seen_count, last_window_start)
+SELECT r.monitor, r.run_id, r.window_start, r.last_end, r.model_version, r.feature, r.metric, r.value,
+       r.threshold, 'open', current_timestamp, current_timestamp, current_timestamp, r.windows, r.last_start
+FROM (
+    SELECT x.*, row_number() OVER (PARTITION BY x.feature, x.metric, x.model_version ORDER BY x.window_start) AS k,
+           count(*) OVER (PARTITION BY x.feature, x.metric, x.model_version) AS windows,
+           max(x.window_start) OVER (PARTITION BY x.feature, x.metric, x.model_version) AS last_start,
+           max(x.window_end) OVER (PARTITION BY x.feature, x.metric, x.model_version) AS last_end
+    FROM indb.monitor_results AS x WHERE x.run_id = $run_id AND x.drifted
+      AND NOT EXISTS (  -- windows a resolved alert already counted do not reopen it
+          SELECT 1 FROM indb.alerts AS d
+          WHERE d.monitor = x.monitor AND d.feature = x.feature AND d.metric = x.metric
+            AND coalesce(d.model_version, -1) = coalesce(x.model_version, -1)
+            AND d.status = 'resolved' AND d.last_window_start >= x.window_start)
+) AS r
+WHERE r.k = 1 AND NOT EXISTS (
+    SELECT 1 FROM indb.alerts AS a
+    WHERE a.monitor = r.monitor AND a.feature = r.feature AND a.metric = r.metric
+      AND coalesce(a.model_version, -1) = coalesce(r.model_version, -1) AND a.status IN ('open', 'acknowledged')
+);
+
+-- name: set_alert_status
+-- Acknowledge (still counted as ongoing) or resolve (a later crossing opens a new alert).
+UPDATE indb.alerts SET status = $status,
+    acknowledged_at = CASE WHEN $status = 'acknowledged' THEN current_timestamp ELSE acknowledged_at END,
+    acknowledged_by = CASE WHEN $status = 'acknowledged' THEN $actor ELSE acknowledged_by END,
+    resolved_at = CASE WHEN $status = 'resolved' THEN current_timestamp ELSE resolved_at END,
+    resolved_by = CASE WHEN $status = 'resolved' THEN $actor ELSE resolved_by END,
+    note = coalesce($note, note)
+WHERE id = $id AND status <> 'resolved';
+
+-- name: get_alert
+SELECT id, monitor, status FROM indb.alerts WHERE id = $id;
+
+-- name: insert_sink
+INSERT INTO indb.alert_sinks (monitor, kind, target, last_alert_id)
+VALUES ($monitor, $kind, $target, coalesce((SELECT max(id) FROM indb.alerts WHERE monitor = $monitor), 0));
+
+-- name: sinks
+SELECT id, monitor, kind, target, last_alert_id FROM indb.alert_sinks WHERE monitor = $monitor ORDER BY id;
+
+-- name: pending_alerts
+-- Alerts a sink has not been sent: the ones opened after the last it was sent.
+SELECT id, monitor, status, window_start, window_end, model_version, feature, metric, value, threshold,
+       first_seen, last_seen, seen_count
+FROM indb.alerts WHERE monitor = $monitor AND id > $after ORDER BY id;
+
+-- name: sink_sent
+UPDATE indb.alert_sinks SET last_alert_id = $last WHERE id = $id;
+
+-- name: delete_sinks
+DELETE FROM indb.alert_sinks WHERE monitor = $monitor;
 
 -- name: finish_run
 UPDATE indb.monitors SET last_run_at = current_timestamp,
@@ -413,8 +537,27 @@ SELECT count(DISTINCT window_start) AS windows, count(*) AS results,
 FROM indb.monitor_results WHERE run_id = $run_id;
 
 -- name: alerts_of_run
-SELECT id, monitor, window_start, model_version, feature, metric, value, threshold
+SELECT id, monitor, status, window_start, model_version, feature, metric, value, threshold, seen_count
 FROM indb.alerts WHERE run_id = $run_id ORDER BY window_start, feature, metric;
+
+-- name: report_features
+SELECT feature, kind FROM indb.monitor_features WHERE monitor = $monitor ORDER BY feature;
+
+-- name: report_reference_categories
+SELECT category, n FROM indb.monitor_bins WHERE monitor = $monitor AND feature = $feature
+AND grid = 'category' ORDER BY bin;
+
+-- name: report_reference_bins
+SELECT bin, lower, n FROM indb.monitor_bins WHERE monitor = $monitor AND feature = $feature
+AND grid = 'psi' ORDER BY bin;
+
+-- name: report_window_categories
+-- The report's window, by the monitor's window time ({time}: scored_at or its time_column).
+SELECT CAST({column} AS VARCHAR) AS category, count(*) AS n FROM {view}
+WHERE {time} >= $start AND {time} < $end AND {column} IS NOT NULL GROUP BY 1;
+
+-- name: report_window_values
+SELECT {column} AS v FROM {view} WHERE {time} >= $start AND {time} < $end AND {column} IS NOT NULL;
 
 -- name: results
 SELECT run_id, window_start, window_end, model_version, feature, metric, category, value, threshold,
@@ -423,8 +566,9 @@ FROM indb.monitor_results WHERE monitor = $monitor
 ORDER BY window_start, feature, metric, model_version, category;
 
 -- name: alerts
-SELECT id, monitor, window_start, window_end, model_version, feature, metric, value, threshold, status, opened_at
-FROM indb.alerts WHERE monitor = $monitor ORDER BY window_start, feature, metric;
+SELECT id, monitor, status, window_start, window_end, model_version, feature, metric, value, threshold,
+       first_seen, last_seen, seen_count, last_window_start, opened_at, acknowledged_at, acknowledged_by, resolved_at, resolved_by, note
+FROM indb.alerts WHERE monitor = $monitor ORDER BY id;
 
 -- name: delete_monitor
 DELETE FROM indb.monitors WHERE name = $monitor;

@@ -129,6 +129,8 @@ class Backend(ABC):
     # index over (keys, ts DESC) that the feature store creates (False).
     asof_join: bool = False
     nested_types: bool = False  # columns may hold STRUCT/LIST values (a DataFrame's dicts/lists)
+    temp_schema: str = "temp"  # where this session's temporary tables are, to name them fully
+    supports_notify: bool = False  # NOTIFY channels (alert sinks of kind "notify")
 
     url: str
     user: str
@@ -141,6 +143,10 @@ class Backend(ABC):
     def literal(self, text: str) -> Quoted:
         """A string literal, for DDL positions that take no bound parameters."""
         return literal(text, self.dialect)
+
+    def scalar_function(self, name: str) -> Quoted:
+        """The name SQL calls a function made by :meth:`register_scalar` by."""
+        return self.quote(name)
 
     def render(self, file: str, statement: str, /, **slots: Quoted) -> str:
         """A statement from ``sql/<file>.sql`` with its slots filled, ready for this dialect."""
@@ -216,6 +222,41 @@ class Backend(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    # -- triggers -----------------------------------------------------------------------------
+    def trigger_sql(
+        self,
+        trigger: str,
+        table: Quoted,
+        body: Sequence[str],
+        *,
+        function: Quoted | None = None,
+        row: bool = False,
+        definer: bool = False,
+    ) -> list[str]:
+        """Statements that make every INSERT into ``table`` run ``body`` (statements rendered
+        for this dialect) in the insert's transaction. Statement level (default): AFTER
+        INSERT, the inserted rows readable as ``new_rows``; ``row``: BEFORE INSERT, per row
+        as ``NEW``. Where triggers call a function (:attr:`trigger_functions`), ``function``
+        names it and ``definer`` makes it SECURITY DEFINER with a pinned search_path (every
+        object in ``body`` schema-qualified). Here the trigger holds its statement, so each
+        statement of ``body`` gets its own trigger: ``trigger``, ``trigger_2``, ... in order."""
+        if row:
+            raise NotImplementedError(f"{self.name} triggers fire per statement only")
+        names = [trigger, *(f"{trigger}_{n}" for n in range(2, len(body) + 1))]
+        return [
+            self.render(
+                "triggers",
+                "create_statement_trigger",
+                trigger=self.quote(name),
+                table=table,
+                body=Quoted(text),
+            )
+            for name, text in zip(names, body, strict=True)
+        ]
+
+    def drop_trigger_sql(self, trigger: str, table: Quoted) -> str:
+        return self.render("triggers", "drop_trigger", trigger=self.quote(trigger), table=table)
 
     # -- models -------------------------------------------------------------------------------
     @abstractmethod

@@ -306,7 +306,11 @@ class DuckDBBackend(Backend):
 
     def register_scalar(self, name: str, function, arguments: list[str], returns: str, source: str) -> None:
         if not self._has_function(name):
-            self.con.create_function(name, function, arguments, returns, side_effects=False)
+            # "special": the function sees NULLs and may return NULL (a p-value with no
+            # degrees of freedom), which DuckDB's default handling refuses.
+            self.con.create_function(
+                name, function, arguments, returns, null_handling="special", side_effects=False
+            )
 
     def model_sql(self, ref: ModelRef, *, default: bool) -> list[str]:
         result = self._macro_sql(ref, version=ref.version)

@@ -116,6 +116,8 @@ class PostgresBackend(Backend):
     supports_procedures = True
     fail_function = "indb.fail"
     trigger_functions = True
+    temp_schema = "pg_temp"
+    supports_notify = True
 
     def __init__(self, url: str):
         try:
@@ -285,6 +287,42 @@ class PostgresBackend(Backend):
             self.execute(text)
         comment = f"Loads indb's scoring runtime (onnxruntime sessions) into the session; {fingerprint}"
         self.execute(self.render("scoring", "comment_runtime_loader", comment=self.literal(comment)))
+
+    def trigger_sql(
+        self,
+        trigger: str,
+        table: Quoted,
+        body: Sequence[str],
+        *,
+        function: Quoted | None = None,
+        row: bool = False,
+        definer: bool = False,
+    ) -> list[str]:
+        """One PL/pgSQL function ``function`` runs every statement of ``body``; the trigger
+        calls it (see :meth:`Backend.trigger_sql`)."""
+        if function is None:
+            raise ValueError("triggers here call a function: give its schema-qualified name")
+        text = self.render(
+            "triggers", "row_body" if row else "statement_body", statements=Quoted("; ".join(body))
+        )
+        return [
+            self.render(
+                "triggers",
+                "create_definer_function" if definer else "create_function",
+                function=function,
+                body=self.literal(text),
+            ),
+            self.render(
+                "triggers",
+                "create_row_trigger" if row else "create_statement_trigger",
+                trigger=self.quote(trigger),
+                table=table,
+                function=function,
+            ),
+        ]
+
+    def scalar_function(self, name: str) -> Quoted:
+        return self.quote("indb", name)
 
     def register_scalar(self, name: str, function, arguments: list[str], returns: str, source: str) -> None:
         """A PL/Python function over ``source``; without PL/Python, one that returns NULL."""

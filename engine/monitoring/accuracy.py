@@ -9,6 +9,8 @@ scoring to label) say how much of the window the figures stand on.
 
 from __future__ import annotations
 
+from sqlglot import exp
+
 from indb.backends.base import Backend
 from indb.identifiers import Quoted
 from indb.sql import statement
@@ -44,15 +46,12 @@ def statements(
     backend: Backend,
     monitor: str,
     window: Quoted,
-    ground_truth: str,
+    ground_truth: Quoted,
     task: str,
     classes,
     probability_columns: list[str],
 ) -> list[tuple[str, str]]:
-    q = backend.quote
-    labels = Quoted(
-        backend.render("monitoring", "latest_labels", window=window, ground_truth=q(ground_truth))
-    )
+    labels = Quoted(backend.render("monitoring", "latest_labels", window=window, ground_truth=ground_truth))
     slots = {"window": window, "labels": labels, "insert_tail": Quoted(INSERT_TAIL)}
     if task != "classification":
         return [("accuracy", backend.render("monitoring", "accuracy_regression", **slots))]
@@ -62,41 +61,57 @@ def statements(
             statement("monitoring", "insert_class", backend.dialect),
             {"monitor": monitor, "bin": position, "category": _text(label)},
         )
-    last = len(classes) - 1
-    pivot = [f"max(CASE WHEN bin = {i} THEN category END) AS c{i}" for i in range(len(classes))]
-    pivot.append(f"max(CASE WHEN bin = {last} THEN category END) AS positive")
-    columns = [q(c).text for c in probability_columns]
+    return [("accuracy", _classification(backend, len(classes), probability_columns, slots))]
+
+
+# Precision, recall and F1 over per_class: the positive class's for two classes, else macro
+# averages over the classes seen (as scikit-learn's average="binary" / "macro").
+_BINARY = {
+    "precision": "max(CASE WHEN is_positive = 1 THEN coalesce(tp / nullif(pp, 0), 0) END)",
+    "recall": "max(CASE WHEN is_positive = 1 THEN coalesce(tp / nullif(ap, 0), 0) END)",
+    "f1": "max(CASE WHEN is_positive = 1 THEN coalesce(2 * tp / nullif(pp + ap, 0), 0) END)",
+}
+_MACRO = {
+    "precision": "avg(CASE WHEN pp + ap > 0 THEN coalesce(tp / nullif(pp, 0), 0) END)",
+    "recall": "avg(CASE WHEN pp + ap > 0 THEN coalesce(tp / nullif(ap, 0), 0) END)",
+    "f1": "avg(CASE WHEN pp + ap > 0 THEN 2 * tp / (pp + ap) END)",
+}
+
+
+def _render(*nodes: exp.Expression) -> Quoted:
+    return Quoted(", ".join(n.sql(dialect="duckdb") for n in nodes))
+
+
+def _classification(backend: Backend, n_classes: int, probability_columns: list[str], slots: dict) -> str:
+    """The classification statement for ``n_classes`` classes: the class names pivoted into
+    c0 .. c<n-1> and ``positive`` (the last), and each row's probability of its label."""
+    category = lambda b: exp.Max(this=exp.case().when(exp.column("bin").eq(b), exp.column("category")))  # noqa: E731
+    pivot = [exp.alias_(category(i), f"c{i}") for i in range(n_classes)]
+    pivot.append(exp.alias_(category(n_classes - 1), "positive"))
+    columns = [exp.column(c, table="v", quoted=True) for c in probability_columns]
     if columns:
-        label_probability = (
-            "CASE "
-            + " ".join(f"WHEN CAST(g.label AS VARCHAR) = cls.c{i} THEN v.{c}" for i, c in enumerate(columns))
-            + " END"
-        )
-        score = f"v.{columns[-1]}"
+        label = exp.cast(exp.column("label", table="g"), "VARCHAR")
+        label_probability = exp.case()
+        for i, column in enumerate(columns):
+            label_probability = label_probability.when(
+                label.copy().eq(exp.column(f"c{i}", table="cls")), column
+            )
+        score = columns[-1]
     else:
-        label_probability = score = "CAST(NULL AS DOUBLE)"
-    if len(classes) == 2:
-        precision = "max(CASE WHEN is_positive = 1 THEN coalesce(tp / nullif(pp, 0), 0) END)"
-        recall = "max(CASE WHEN is_positive = 1 THEN coalesce(tp / nullif(ap, 0), 0) END)"
-        f1 = "max(CASE WHEN is_positive = 1 THEN coalesce(2 * tp / nullif(pp + ap, 0), 0) END)"
-    else:
-        seen = "CASE WHEN pp + ap > 0 THEN {} END"
-        precision = "avg(" + seen.format("coalesce(tp / nullif(pp, 0), 0)") + ")"
-        recall = "avg(" + seen.format("coalesce(tp / nullif(ap, 0), 0)") + ")"
-        f1 = "avg(" + seen.format("2 * tp / (pp + ap)") + ")"
-    text = backend.render(
+        label_probability = score = exp.cast(exp.null(), "DOUBLE")
+    scores = _BINARY if n_classes == 2 else _MACRO
+    return backend.render(
         "monitoring",
         "accuracy_classification",
-        class_pivot=Quoted(", ".join(pivot)),
-        label_probability=Quoted(label_probability),
-        score=Quoted(score),
-        precision=Quoted(precision),
-        recall=Quoted(recall),
-        f1=Quoted(f1),
-        binary=Quoted("TRUE" if len(classes) == 2 and columns else "FALSE"),
+        class_pivot=_render(*pivot),
+        label_probability=_render(label_probability),
+        score=_render(score),
+        precision=Quoted(scores["precision"]),
+        recall=Quoted(scores["recall"]),
+        f1=Quoted(scores["f1"]),
+        binary=Quoted("TRUE" if n_classes == 2 and columns else "FALSE"),
         **slots,
     )
-    return [("accuracy", text)]
 
 
 def _text(label) -> str:

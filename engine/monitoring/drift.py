@@ -66,8 +66,10 @@ chisquare``), ``psi`` and ``js`` over all categories, ``new_categories`` (how ma
 
 from __future__ import annotations
 
+from sqlglot import exp
+
 from indb.backends.base import Backend
-from indb.identifiers import Quoted
+from indb.identifiers import Quoted, fill
 
 PSI_BINS = 10
 CELLS = 10_000
@@ -84,33 +86,76 @@ NUMERIC_METRICS = ("ks_d", "ks_pvalue", "wasserstein", "psi", "js", "ks_d_bound"
 CATEGORICAL_METRICS = ("chi2", "chi2_pvalue", "psi", "js", "new_categories", "new_category_share")
 
 
+# Fragments are sqlglot trees rendered once in the dialect the sql/monitoring.sql statements
+# are written in (DuckDB's; the backend transpiles the whole statement).
+_TEMPLATE_DIALECT = "duckdb"
+
+
+def _render(*nodes: exp.Expression, separator: str = ", ") -> Quoted:
+    return Quoted(separator.join(n.sql(dialect=_TEMPLATE_DIALECT) for n in nodes))
+
+
+def _bin_edge(b: int) -> exp.Expression:
+    return exp.column(f"e{b}", table="e")
+
+
 def edge_pivot() -> Quoted:
-    return Quoted(", ".join(f"max(CASE WHEN bin = {b} THEN lower END) AS e{b}" for b in range(1, PSI_BINS)))
+    """The PSI bins' lower edges as one row: e1 .. e9 (``max(CASE WHEN bin = b THEN lower END)``)."""
+    return _render(
+        *(
+            exp.alias_(exp.Max(this=exp.case().when(exp.column("bin").eq(b), exp.column("lower"))), f"e{b}")
+            for b in range(1, PSI_BINS)
+        )
+    )
+
+
+def _cells(count: str, cast: str) -> Quoted:
+    """The cell of ``v`` among ``f.<count>`` equal-width cells over [f.lo, f.hi]: -1 below,
+    f.<count> above. Monotone in ``v`` (every step of it is), so each cell holds a run of values."""
+    v, lo, hi, k = exp.column("v"), exp.column("lo", "f"), exp.column("hi", "f"), exp.column(count, "f")
+    inside = exp.cast(
+        exp.Floor(
+            this=exp.Div(
+                this=exp.Mul(this=exp.Paren(this=exp.Sub(this=v, expression=lo)), expression=k),
+                expression=exp.Paren(this=exp.Sub(this=hi, expression=lo)),
+            )
+        ),
+        cast,
+    )
+    return _render(
+        exp.case()
+        .when(v < lo, exp.Literal.number(-1))
+        .when(v > hi, k.copy())
+        .when(hi.eq(lo), exp.Literal.number(0))
+        .else_(
+            exp.Anonymous(
+                this="least", expressions=[exp.Sub(this=k.copy(), expression=exp.Literal.number(1)), inside]
+            )
+        )
+    )
 
 
 def fine_expression() -> Quoted:
-    """Exact mode's cell of ``v``: ``FINE_CELLS`` equal-width cells over [f.lo, f.hi], -1 below,
-    f.kf above. Monotone in ``v`` (every step of it is), so each cell holds a run of values."""
-    return Quoted(
-        "CASE WHEN v < f.lo THEN -1 WHEN v > f.hi THEN f.kf WHEN f.hi = f.lo THEN 0 "
-        "ELSE least(f.kf - 1, CAST(floor((v - f.lo) * f.kf / (f.hi - f.lo)) AS BIGINT)) END"
-    )
+    """Exact mode's cell of ``v``: ``FINE_CELLS`` cells (f.kf) over the reference range."""
+    return _cells("kf", "BIGINT")
 
 
 def bin_expression() -> Quoted:
     """The PSI bin of ``v``: how many edges are <= v (numpy's searchsorted, side right)."""
-    return Quoted(
-        "(" + " + ".join(f"CASE WHEN v >= e.e{b} THEN 1 ELSE 0 END" for b in range(1, PSI_BINS)) + ")"
-    )
+    terms = [
+        exp.case().when(exp.column("v") >= _bin_edge(b), exp.Literal.number(1)).else_(exp.Literal.number(0))
+        for b in range(1, PSI_BINS)
+    ]
+    total = terms[0]
+    for term in terms[1:]:
+        total = exp.Add(this=total, expression=term)
+    return _render(exp.Paren(this=total))
 
 
 def cell_expression() -> Quoted:
-    """Fine cell of ``v`` over [f.lo, f.hi]: -1 below, f.k above. The same expression counts
-    the reference, so both samples fall into identical cells."""
-    return Quoted(
-        "CASE WHEN v < f.lo THEN -1 WHEN v > f.hi THEN f.k WHEN f.hi = f.lo THEN 0 "
-        "ELSE least(f.k - 1, CAST(floor((v - f.lo) * f.k / (f.hi - f.lo)) AS INTEGER)) END"
-    )
+    """Binned mode's cell of ``v``: ``CELLS`` cells (f.k) over [f.lo, f.hi]. The same
+    expression counts the reference, so both samples fall into identical cells."""
+    return _cells("k", "INTEGER")
 
 
 _DIVERGENCE = """
@@ -151,11 +196,15 @@ WHERE t.nc > 0"""
 
 
 def _fragment(text: str, name: Quoted) -> Quoted:
+    """A CTE fragment above with its slots filled (the column's name as a literal)."""
     return Quoted(
-        text.replace("{name}", name.text)
-        .replace("{edge_pivot}", edge_pivot().text)
-        .replace("{bin_expression}", bin_expression().text)
-        .replace("{epsilon}", repr(EPSILON))
+        fill(
+            text,
+            name=name,
+            edge_pivot=edge_pivot(),
+            bin_expression=bin_expression(),
+            epsilon=Quoted(repr(EPSILON)),
+        )
     )
 
 
@@ -171,6 +220,8 @@ def column_statements(
         "name": name,
         "insert_tail": _fragment(INSERT_TAIL, name),
         "epsilon": Quoted(repr(EPSILON)),
+        "ks_pvalue": backend.scalar_function("indb_ks_pvalue"),
+        "chi2_pvalue": backend.scalar_function("indb_chi2_pvalue"),
     }
     if kind == "categorical":
         return [

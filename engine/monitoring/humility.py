@@ -12,6 +12,8 @@ INSERT is rolled back. Events are rows of ``indb.humility_events``. Bulk deploym
 from __future__ import annotations
 
 import io
+import math
+import numbers
 
 import pandas as pd
 
@@ -68,6 +70,7 @@ def add_rule(
             raise DeploymentError(f"humility rule {name!r}: 'uncertain' needs low= and high= (the band)")
     elif feature not in inputs:
         raise NotFoundError("model input", feature, list(inputs))
+    low, high = _bound(name, "low", low), _bound(name, "high", high)
     sample = _sample(backend, mv)
     if kind == "outside_range":
         if inputs[feature] == "VARCHAR":
@@ -103,6 +106,16 @@ def add_rule(
     return row
 
 
+def _bound(rule: str, which: str, value) -> float | None:
+    """A band edge: a finite number or None (a NaN bound compares false with every value,
+    so the rule would never fire)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise DeploymentError(f"humility rule {rule!r}: {which} must be a finite number, got {value!r}")
+    return float(value)
+
+
 def remove_rule(backend: Backend, deployment: str, name: str) -> None:
     target = deployments.get(backend, deployment)
     with backend.transaction():
@@ -121,22 +134,27 @@ def events(backend: Backend, deployment: str) -> pd.DataFrame:
     return backend.query(statement("humility", "events", backend.dialect), {"deployment": deployment})
 
 
+# Trigger names: one per statement where triggers hold their statement (log, then override);
+# "_override" is the name older indb gave the second one.
+_TRIGGERS = ("score_humility", "score_humility_2", "score_humility_override")
+
+
 def install(backend: Backend, table: str) -> None:
     """(Re)create the humility triggers of a deployment from its rules; none without rules.
-    Deploying calls this too, so they stay after the scoring trigger."""
+    Deploying calls this too, so they stay after the scoring trigger (their names sort after
+    ``<table>_score``). Every object the trigger statements name is schema-qualified: on
+    PostgreSQL they run in a SECURITY DEFINER function with search_path pg_catalog, pg_temp."""
     found = backend.rows(statement("humility", "rules", backend.dialect), {"deployment": table})
     q = backend.quote
-    triggers = (f"{table}_score_humility", f"{table}_score_humility_override")
-    for trigger in triggers:
-        backend.execute(backend.render("humility", "drop_trigger", trigger=q(trigger), table=q(table)))
+    ((schema,),) = backend.rows(statement("triggers", "current_schema", backend.dialect))
+    target_table = q(schema, table)
+    for suffix in _TRIGGERS:
+        backend.execute(backend.drop_trigger_sql(f"{table}_{suffix}", target_table))
     if not found:
         return
     target = deployments.get(backend, table)
     mv = registry.get(backend, target.model, target.version, with_bytes=False)
-    ((schema,),) = backend.rows("SELECT current_schema()")
-    predictions = (
-        q(schema, f"{table}_predictions") if backend.trigger_functions else q(f"{table}_predictions")
-    )
+    predictions = q(schema, f"{table}_predictions")
     deployment = backend.literal(table)
     checks = [
         backend.render(
@@ -160,21 +178,11 @@ def install(backend: Backend, table: str) -> None:
     override = backend.render(
         "humility", "apply_overrides", prediction_type=Quoted(mv.signature.prediction_type), **slots
     )
-    if backend.trigger_functions:
-        function = q("indb", f"humility_{table}")
-        body = f"BEGIN {log}; {override}; RETURN NULL; END"
-        backend.execute(
-            backend.render("humility", "create_function", function=function, body=backend.literal(body))
-        )
-        backend.execute(
-            backend.render(
-                "humility", "create_trigger", trigger=q(triggers[0]), table=q(table), function=function
-            )
-        )
-        return
-    for trigger, body in zip(triggers, (log, override), strict=True):
-        backend.execute(
-            backend.render(
-                "humility", "create_trigger", trigger=q(trigger), table=q(table), body=Quoted(body)
-            )
-        )
+    for text in backend.trigger_sql(
+        f"{table}_{_TRIGGERS[0]}",
+        target_table,
+        [log, override],
+        function=q("indb", f"humility_{table}"),
+        definer=True,
+    ):
+        backend.execute(text)

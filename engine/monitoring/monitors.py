@@ -8,16 +8,18 @@ reference.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import numbers
 import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import sqlglot
 from sqlglot import exp
 
-from indb import audit, deployments, identifiers, registry
+from indb import audit, deployments, identifiers, registry, userquery
 from indb.backends.base import Backend
 from indb.errors import IndbError, NotFoundError
 from indb.identifiers import Quoted
@@ -46,6 +48,7 @@ class Monitor:
     mode: str
     reference: dict
     n_reference: int
+    time_column: str | None = None
     thresholds: list[tuple[str, str, float, str]] = field(default_factory=list, repr=False)
     statements: list[tuple[str, str]] = field(default_factory=list, repr=False)
 
@@ -71,15 +74,45 @@ def parse_window(window: str | int | timedelta) -> tuple[str, int]:
 
 def install(backend: Backend) -> None:
     """The p-value functions the statements call, and on servers with procedures the
-    ``indb.run_monitor`` procedure."""
+    ``indb.run_monitor`` procedure and the alert functions. Run outside create/run's
+    transaction: DuckDB keeps a Python function registered by a rolled-back transaction in
+    the connection but not in its catalog, and refuses to register it again."""
     source = re.sub(r"^from __future__ import annotations\n", "", _source(), flags=re.M)
     backend.register_scalar(
         "indb_ks_pvalue", pvalues.ks_pvalue, ["DOUBLE", "BIGINT", "BIGINT"], "DOUBLE", source
     )
     backend.register_scalar("indb_chi2_pvalue", pvalues.chi2_pvalue, ["DOUBLE", "BIGINT"], "DOUBLE", source)
     if backend.supports_procedures:
-        backend.execute(backend.render("monitoring", "create_run_procedure"))
-        backend.execute(backend.render("monitoring", "comment_run_procedure"))
+        _install_procedures(backend)
+
+
+_PROCEDURES = (
+    "create_run_procedure",
+    "create_alert_functions",
+    "create_acknowledge_function",
+    "create_resolve_function",
+    "comment_alert_functions",
+    "comment_acknowledge_function",
+)
+_RUN_COMMENT = (
+    "Runs one monitor over its new windows, updates or opens alerts and sends them to its NOTIFY "
+    "sinks; schedule it with pg_cron: CALL indb.run_monitor('name'). indb {}"
+)
+
+
+def _install_procedures(backend: Backend) -> None:
+    """indb.run_monitor and the alert functions, only when missing or changed: replacing them
+    on every run would fail for roles that do not own them and collide between concurrent
+    runs ("tuple concurrently updated")."""
+    texts = [backend.render("monitoring", name) for name in _PROCEDURES]
+    fingerprint = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    comment = _RUN_COMMENT.format(fingerprint)
+    ((installed,),) = backend.rows(statement("monitoring", "installed_procedure", backend.dialect))
+    if installed == comment:
+        return
+    for text in texts:
+        backend.execute(text)
+    backend.execute(backend.render("monitoring", "comment_run_procedure", comment=backend.literal(comment)))
 
 
 def _source() -> str:
@@ -152,8 +185,10 @@ def _metric(name: str) -> str:
 def _number(value, what: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise MonitorError(f"threshold {what} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise MonitorError(f"threshold {what} must be a finite number, got {value!r} (it would never fire)")
     return float(value)
 
 
@@ -185,26 +220,24 @@ def _time(value) -> str:
         raise MonitorError(f"reference time {value!r} is not an ISO date or timestamp") from None
 
 
-def _reference_table(backend: Backend, spec: dict, view: str) -> str:
-    """A temporary table holding the reference rows; returns its name."""
-    q = backend.quote
-    temp = f"indb_reference_{uuid.uuid4().hex[:12]}"
+def _reference_table(backend: Backend, spec: dict, view: str, time: Quoted) -> Quoted:
+    """A temporary table holding the reference rows; returns its quoted name."""
+    temp = backend.quote(backend.temp_schema, f"indb_reference_{uuid.uuid4().hex[:12]}")
     if "query" in spec:
-        text = spec["query"]
-        try:
-            tree = sqlglot.parse(text, dialect=backend.dialect)
-        except sqlglot.errors.ParseError as e:
-            raise MonitorError(f"reference query does not parse: {e}") from None
-        if len(tree) != 1 or not isinstance(tree[0], exp.Query):
-            raise MonitorError("reference query must be one SELECT statement")
-        backend.execute(f"CREATE TEMPORARY TABLE {q(temp)} AS {text}")
+        query = userquery.select_query(spec["query"], backend.dialect, "reference query")
+        create = exp.Create(
+            this=exp.to_table(temp.text, dialect=backend.dialect),
+            kind="TABLE",
+            expression=query,
+            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+        )
+        backend.execute(create.sql(dialect=backend.dialect))
         return temp
     if "training_set" in spec:
         name = identifiers.table_name(spec["training_set"])
         try:
             found = backend.rows(
-                "SELECT table_name FROM indb.training_sets WHERE name = $name ORDER BY version DESC LIMIT 1",
-                {"name": name},
+                statement("monitoring", "training_set_table", backend.dialect), {"name": name}
             )
         except Exception:
             raise MonitorError(
@@ -213,20 +246,22 @@ def _reference_table(backend: Backend, spec: dict, view: str) -> str:
             ) from None
         if not found:
             raise NotFoundError("training set", name)
-        source = q(identifiers.table_name(found[0][0]))
-        backend.execute(f"CREATE TEMPORARY TABLE {q(temp)} AS SELECT * FROM {source}")
+        source = backend.quote(identifiers.table_name(found[0][0]))
+        backend.execute(backend.render("monitoring", "create_reference_like", temp=temp, source=source))
+        backend.execute(backend.render("monitoring", "insert_reference_table", temp=temp, source=source))
         return temp
-    backend.execute(f"CREATE TEMPORARY TABLE {q(temp)} AS SELECT * FROM {q(view)} LIMIT 0")
+    source = backend.quote(view)
+    backend.execute(backend.render("monitoring", "create_reference_like", temp=temp, source=source))
     backend.execute(
-        f"INSERT INTO {q(temp)} SELECT * FROM {q(view)} WHERE scored_at >= $start AND scored_at < $end",
+        backend.render("monitoring", "insert_reference_window", temp=temp, view=source, time=time),
         {"start": datetime.fromisoformat(spec["start"]), "end": datetime.fromisoformat(spec["end"])},
     )
     return temp
 
 
-def _store_reference(backend: Backend, name: str, temp: str, features: dict[str, str], mode: str) -> None:
+def _store_reference(backend: Backend, name: str, temp: Quoted, features: dict[str, str], mode: str) -> None:
     q = backend.quote
-    source = q(temp)
+    source = temp
     for feature, kind in features.items():
         slots = {"column": q(feature), "source": source}
         params = {"monitor": name, "feature": feature}
@@ -266,24 +301,72 @@ def _store_reference(backend: Backend, name: str, temp: str, features: dict[str,
             backend.execute(backend.render("monitoring", "reference_values", **slots), params)
 
 
+_PREDICTION_COLUMNS = ("id", "model", "model_version", "runtime", "prediction", "scored_at")
+_TIMES = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "DATE")
+
+
+def _column(relation: str, name: str) -> exp.Column:
+    return exp.column(name, table=relation, quoted=True)
+
+
+def _fragment(backend: Backend, nodes: list[exp.Expression]) -> Quoted:
+    """Expression trees rendered once for this dialect, as one slot of a statement."""
+    return Quoted(", ".join(n.sql(dialect=backend.dialect) for n in nodes))
+
+
+def _window_time(backend: Backend, relation: str, column: str | None, sql_type: str | None) -> Quoted:
+    """The window time of a row: ``scored_at`` of its prediction, or the request table's
+    ``time_column`` (time-zone-aware values taken in UTC, dates as their midnight)."""
+    node: exp.Expression = _column(relation, column or "scored_at")
+    if sql_type in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
+        node = exp.AtTimeZone(this=node, zone=exp.Literal.string("UTC"))
+    elif sql_type == "DATE":
+        node = exp.cast(node, "TIMESTAMP")
+    return Quoted(node.sql(dialect=backend.dialect))
+
+
+def _time_column(time_column, request: dict[str, str]) -> tuple[str | None, str | None]:
+    if time_column is None:
+        return None, None
+    identifiers.column_name(time_column)
+    times = [c for c, t in request.items() if t.upper() in _TIMES]
+    if time_column not in request:
+        raise NotFoundError("request column", time_column, times)
+    kind = request[time_column].upper()
+    if kind not in _TIMES:
+        raise MonitorError(
+            f"time_column {time_column!r} is {kind}, not a timestamp or date; timestamp columns: {times}"
+        )
+    return time_column, kind
+
+
 def window_statements(
-    backend: Backend, window: Quoted, table: str, features: dict[str, str], probability_columns: list[str]
+    backend: Backend,
+    window: Quoted,
+    tables: tuple[Quoted, Quoted],
+    sources: dict[str, str],
+    probability_columns: list[str],
+    time: Quoted,
 ) -> list[tuple[str, str]]:
     """The first steps of every window: its rows into a temporary table, read once, so that
     the statements after it scan that table instead of the scored view (request rows joined
-    with predictions and ground truth) once per column."""
-    q = backend.quote
-    columns = [f"r.{q(f).text}" for f in features if f != "prediction"]
+    with predictions and ground truth) once per column. ``sources`` says where each monitored
+    column is read: ``r`` the request table, ``p`` the predictions (features a deployment
+    took from a feature store are recorded there, as the model used them)."""
+    columns = [_column(relation, f) for f, relation in sources.items()]
     columns += [
-        f"p.{q(c).text}" for c in ("id", "model_version", "prediction", *probability_columns, "scored_at")
+        _column("p", c)
+        for c in ("id", "model_version", "prediction", *probability_columns, "scored_at")
     ]
+    table, predictions = tables
     create = backend.render(
         "monitoring",
         "create_window",
         window=window,
-        columns=Quoted(", ".join(columns)),
-        table=q(table),
-        predictions=q(f"{table}_predictions"),
+        columns=_fragment(backend, columns),
+        table=table,
+        predictions=predictions,
+        time=time,
     )
     return [
         ("drop window", backend.render("monitoring", "drop_window", window=window)),
@@ -296,6 +379,27 @@ def _positional(text: str) -> str:
     return re.sub(r"%\((\d+)\)s", r"$\1", text)
 
 
+def _sources(backend: Backend, target, chosen: dict[str, str], request: dict[str, str]) -> dict[str, str]:
+    """Where each monitored column is read: the request table, else the predictions."""
+    recorded = backend.table_columns(target.predictions_table) or {}
+    sources, missing = {}, []
+    for feature in chosen:
+        if feature == "prediction":
+            continue
+        if feature in request:
+            sources[feature] = "r"
+        elif feature in recorded and feature not in _PREDICTION_COLUMNS:
+            sources[feature] = "p"
+        else:
+            missing.append(feature)
+    if missing:
+        raise MonitorError(
+            f"deployment {target.table!r} has no column(s) {missing}: neither its request table nor "
+            "its predictions (features recorded at scoring time) hold them"
+        )
+    return sources
+
+
 def create(
     backend: Backend,
     name: str,
@@ -306,54 +410,62 @@ def create(
     features=None,
     thresholds: dict | None = None,
     mode: str = "exact",
+    time_column: str | None = None,
 ) -> Monitor:
     name = identifiers.monitor_name(name)
     if mode not in MODES:
         raise MonitorError(f"mode {mode!r} is not one of {', '.join(MODES)}")
     target = deployments.get(backend, deployment)
     mv = registry.get(backend, target.model, target.version, with_bytes=False)
-    chosen = _features(mv.signature, features, backend.table_columns(target.table) or {})
+    request = backend.table_columns(target.table) or {}
+    time_column, time_type = _time_column(time_column, request)
+    recorded = backend.table_columns(target.predictions_table) or {}
+    extra = {c: t for c, t in recorded.items() if c not in _PREDICTION_COLUMNS} | request
+    chosen = _features(mv.signature, features, extra)
+    sources = _sources(backend, target, chosen, request)
     window_text, seconds = parse_window(window)
     spec = _reference_spec(reference)
     limits = _thresholds(chosen, thresholds)
     if backend.rows(statement("monitoring", "get_monitor", backend.dialect), {"name": name}):
         raise MonitorError(f"monitor {name!r} exists; drop it first (db.drop_monitor)")
-    view = target.view
-    ((schema,),) = backend.rows("SELECT current_schema()")
+    ((schema,),) = backend.rows(statement("triggers", "current_schema", backend.dialect))
+    q = backend.quote
     probability_columns = list(deployments.probability_columns(mv.classes))
+    install(backend)
+    # No cleanup in a finally: after a failed statement the transaction is aborted and any
+    # further statement would hide the error; the rollback drops the temporary table.
     with backend.transaction():
-        install(backend)
-        temp = _reference_table(backend, spec, view)
-        try:
-            present = set(backend.query(f"SELECT * FROM {backend.quote(temp)} LIMIT 0").columns)
-            missing = [f for f in chosen if f not in present and f != "prediction"]
-            if missing:
-                raise MonitorError(f"the reference has no column(s) {missing}; it has {sorted(present)}")
-            if "prediction" not in present:
-                chosen.pop("prediction", None)  # e.g. a training set: no predictions to compare
-            ((n_reference,),) = backend.rows(f"SELECT count(*) FROM {backend.quote(temp)}")
-            if not n_reference:
-                raise MonitorError(f"the reference of monitor {name!r} has no rows: {spec}")
-            backend.execute(
-                statement("monitoring", "insert_monitor", backend.dialect),
-                {
-                    "name": name,
-                    "deployment": target.table,
-                    "schema_name": schema,
-                    "reference": json.dumps(spec),
-                    "window_size": window_text,
-                    "window_seconds": seconds,
-                    "mode": mode,
-                    "task": mv.task,
-                    "classes": mv.signature.classes_json(),
-                    "probability_columns": json.dumps(probability_columns),
-                    "n_reference": int(n_reference),
-                    "created_by": backend.user,
-                },
-            )
-            _store_reference(backend, name, temp, chosen, mode)
-        finally:
-            backend.execute(f"DROP TABLE IF EXISTS {backend.quote(temp)}")
+        temp = _reference_table(
+            backend, spec, target.view, _window_time(backend, "s", time_column, time_type)
+        )
+        present = set(backend.query(backend.render("monitoring", "reference_columns", temp=temp)).columns)
+        missing = [f for f in chosen if f not in present and f != "prediction"]
+        if missing:
+            raise MonitorError(f"the reference has no column(s) {missing}; it has {sorted(present)}")
+        if "prediction" not in present:
+            chosen.pop("prediction", None)  # e.g. a training set: no predictions to compare
+        ((n_reference,),) = backend.rows(backend.render("monitoring", "reference_rows", temp=temp))
+        if not n_reference:
+            raise MonitorError(f"the reference of monitor {name!r} has no rows: {spec}")
+        backend.execute(
+            statement("monitoring", "insert_monitor", backend.dialect),
+            {
+                "name": name,
+                "deployment": target.table,
+                "schema_name": schema,
+                "reference": json.dumps(spec),
+                "window_size": window_text,
+                "window_seconds": seconds,
+                "mode": mode,
+                "task": mv.task,
+                "classes": mv.signature.classes_json(),
+                "probability_columns": json.dumps(probability_columns),
+                "n_reference": int(n_reference),
+                "created_by": backend.user,
+            },
+        )
+        _store_reference(backend, name, temp, chosen, mode)
+        backend.execute(backend.render("monitoring", "drop_reference", temp=temp))
         for feature, metric, value, direction in limits:
             if feature == "*" or feature in chosen:
                 backend.execute(
@@ -366,12 +478,23 @@ def create(
                         "direction": direction,
                     },
                 )
-        window = backend.quote(WINDOW_TABLE)
-        steps = window_statements(backend, window, target.table, chosen, probability_columns)
+        # Every object the stored statements name is schema-qualified: indb.run_monitor runs
+        # them with search_path = pg_catalog, pg_temp.
+        window = q(backend.temp_schema, WINDOW_TABLE)
+        tables = (q(schema, target.table), q(schema, target.predictions_table))
+        time = _window_time(backend, "r" if time_column else "p", time_column, time_type)
+        sources = {f: s for f, s in sources.items() if f in chosen}
+        steps = window_statements(backend, window, tables, sources, probability_columns, time)
         for feature, kind in chosen.items():
             steps += drift.column_statements(backend, window, feature, kind, mode)
         steps += accuracy.statements(
-            backend, name, window, target.ground_truth_table, mv.task, mv.classes, probability_columns
+            backend,
+            name,
+            window,
+            q(schema, target.ground_truth_table),
+            mv.task,
+            mv.classes,
+            probability_columns,
         )
         steps.append(("drop window", backend.render("monitoring", "drop_window", window=window)))
         for step, (purpose, text) in enumerate(steps):
@@ -379,11 +502,43 @@ def create(
                 statement("monitoring", "insert_statement", backend.dialect),
                 {"monitor": name, "step": step, "purpose": purpose, "statement": _positional(text)},
             )
+        source = tables[0] if time_column else tables[1]
+        windows_sql = backend.render(
+            "monitoring", "windows", source=source, time=_window_time(backend, "s", time_column, time_type)
+        )
+        relabeled_sql = backend.render(
+            "monitoring",
+            "first_relabeled_window",
+            view=q(schema, target.view),
+            time=_window_time(backend, "s", time_column, time_type),
+        )
+        backend.execute(
+            statement("monitoring", "set_window_queries", backend.dialect),
+            {
+                "name": name,
+                "time_column": time_column,
+                "windows_sql": _positional(windows_sql),
+                "relabeled_sql": _positional(relabeled_sql),
+            },
+        )
         audit.record(
-            backend, "create_monitor", name, {"deployment": target.table, "reference": spec, "mode": mode}
+            backend,
+            "create_monitor",
+            name,
+            {"deployment": target.table, "reference": spec, "mode": mode, "time_column": time_column},
         )
     return Monitor(
-        name, target.table, chosen, window_text, seconds, mode, spec, int(n_reference), limits, steps
+        name,
+        target.table,
+        chosen,
+        window_text,
+        seconds,
+        mode,
+        spec,
+        int(n_reference),
+        time_column,
+        limits,
+        steps,
     )
 
 
@@ -399,16 +554,17 @@ def drop(backend: Backend, name: str) -> None:
     get(backend, name)
     with backend.transaction():
         for table in (
-            "monitor_features",
-            "monitor_bins",
-            "monitor_reference_values",
-            "monitor_thresholds",
-            "monitor_statements",
-            "monitor_results",
+            "features",
+            "bins",
+            "reference_values",
+            "thresholds",
+            "statements",
+            "results",
             "alerts",
         ):
             backend.execute(
-                f"DELETE FROM {backend.quote('indb', table)} WHERE monitor = $monitor", {"monitor": name}
+                statement("monitoring", f"delete_monitor_{table}", backend.dialect), {"monitor": name}
             )
+        backend.execute(statement("monitoring", "delete_sinks", backend.dialect), {"monitor": name})
         backend.execute(statement("monitoring", "delete_monitor", backend.dialect), {"monitor": name})
         audit.record(backend, "drop_monitor", name)

@@ -106,33 +106,26 @@ def _bars(title: str, labels: list[str], reference: np.ndarray, current: np.ndar
 
 def _distribution(backend: Backend, monitor: dict, feature: str, kind: str, window) -> str:
     q = backend.quote
-    view = q(f"{monitor['deployment']}_scored")
+    time = monitor.get("time_column")
+    slots = {
+        "view": q(monitor["schema_name"], f"{monitor['deployment']}_scored"),
+        "column": q(feature),
+        "time": q(time if isinstance(time, str) else "scored_at"),
+    }
     params = {"monitor": monitor["name"], "feature": feature}
     end = window + pd.Timedelta(seconds=int(monitor["window_seconds"]))
     if kind == "categorical":
-        ref = backend.query(
-            "SELECT category, n FROM indb.monitor_bins WHERE monitor = $monitor AND feature = $feature "
-            "AND grid = 'category' ORDER BY bin",
-            params,
-        )
+        ref = backend.query(statement("monitoring", "report_reference_categories", backend.dialect), params)
         cur = backend.query(
-            f"SELECT CAST({q(feature)} AS VARCHAR) AS category, count(*) AS n FROM {view} "
-            f"WHERE scored_at >= $start AND scored_at < $end AND {q(feature)} IS NOT NULL GROUP BY 1",
-            {"start": window, "end": end},
+            backend.render("monitoring", "report_window_categories", **slots), {"start": window, "end": end}
         )
         labels = list(dict.fromkeys([*ref.category, *cur.sort_values("n", ascending=False).category]))[:12]
         r = ref.set_index("category").n.reindex(labels).fillna(0).to_numpy(float)
         c = cur.set_index("category").n.reindex(labels).fillna(0).to_numpy(float)
         return _bars(f"{feature}: categories", labels, r / max(ref.n.sum(), 1), c / max(cur.n.sum(), 1))
-    edges = backend.query(
-        "SELECT bin, lower, n FROM indb.monitor_bins WHERE monitor = $monitor AND feature = $feature "
-        "AND grid = 'psi' ORDER BY bin",
-        params,
-    )
+    edges = backend.query(statement("monitoring", "report_reference_bins", backend.dialect), params)
     values = backend.query(
-        f"SELECT {q(feature)} AS v FROM {view} "
-        f"WHERE scored_at >= $start AND scored_at < $end AND {q(feature)} IS NOT NULL",
-        {"start": window, "end": end},
+        backend.render("monitoring", "report_window_values", **slots), {"start": window, "end": end}
     ).v.to_numpy(float)
     inner = edges.lower.to_numpy(float)[1:]
     current = np.bincount(np.searchsorted(inner, values, side="right"), minlength=len(edges)) / max(
@@ -147,11 +140,7 @@ def render(backend: Backend, name: str) -> str:
     monitor = monitors.get(backend, name)
     results = backend.query(statement("monitoring", "results", backend.dialect), {"monitor": name})
     alerts = backend.query(statement("monitoring", "alerts", backend.dialect), {"monitor": name})
-    kinds = dict(
-        backend.rows(
-            "SELECT feature, kind FROM indb.monitor_features WHERE monitor = $m ORDER BY feature", {"m": name}
-        )
-    )
+    kinds = dict(backend.rows(statement("monitoring", "report_features", backend.dialect), {"monitor": name}))
     sections, scores = [], {}
     drift = results[results.model_version.isna()]
     for feature, kind in kinds.items():

@@ -16,8 +16,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from indb.backends.base import Backend
-from indb.identifiers import Quoted
-from indb.monitoring import monitors
+from indb.monitoring import monitors, sinks
 from indb.sql import statement
 
 EARLIEST = datetime(1, 1, 1)
@@ -36,14 +35,14 @@ class RunSummary:
     def __str__(self) -> str:
         return (
             f"monitor {self.monitor}: run {self.run_id}, {self.windows} window(s), {self.results} "
-            f"results, {self.crossed} over threshold, {len(self.alerts)} new alert(s)"
+            f"results, {self.crossed} over threshold, {len(self.alerts)} alert(s) opened or updated"
         )
 
 
 def run(backend: Backend, name: str, *, since: datetime | None = None) -> RunSummary:
     monitor = monitors.get(backend, name)
+    monitors.install(backend)
     with backend.transaction():
-        monitors.install(backend)
         if backend.supports_procedures:
             ((run_id,),) = backend.rows(
                 statement("monitoring", "call_run_procedure", backend.dialect), {"name": name, "since": since}
@@ -54,6 +53,7 @@ def run(backend: Backend, name: str, *, since: datetime | None = None) -> RunSum
         statement("monitoring", "run_summary", backend.dialect), {"run_id": run_id}
     )
     alerts = backend.query(statement("monitoring", "alerts_of_run", backend.dialect), {"run_id": run_id})
+    sinks.deliver(backend, name)
     return RunSummary(name, int(run_id), int(windows), int(results), int(crossed or 0), alerts)
 
 
@@ -64,14 +64,14 @@ def _bucket(moment: datetime, seconds: int) -> datetime:
 
 def _run_here(backend: Backend, monitor: dict, since: datetime | None) -> int:
     name, seconds = monitor["name"], int(monitor["window_seconds"])
-    view = Quoted(backend.quote(f"{monitor['deployment']}_scored").text)
+    if monitor["windows_sql"] is None:
+        raise monitors.MonitorError(
+            f"monitor {name!r} was created by an older indb; drop it and create it again"
+        )
     start = since or _timestamp(monitor["last_window"]) or EARLIEST
     last_run = _timestamp(monitor["last_run_at"])
     if since is None and last_run is not None:
-        ((relabeled,),) = backend.rows(
-            backend.render("monitoring", "first_relabeled_window", view=view),
-            {"seconds": seconds, "since": last_run},
-        )
+        ((relabeled,),) = backend.rows(monitor["relabeled_sql"], [seconds, last_run])
         if relabeled is not None and relabeled < start:
             start = relabeled
     if start > EARLIEST:
@@ -80,20 +80,14 @@ def _run_here(backend: Backend, monitor: dict, since: datetime | None) -> int:
     backend.execute(
         statement("monitoring", "delete_results", backend.dialect), {"monitor": name, "since": start}
     )
-    predictions = backend.quote(f"{monitor['deployment']}_predictions")
-    windows = [
-        w
-        for (w,) in backend.rows(
-            backend.render("monitoring", "windows", predictions=predictions),
-            {"seconds": seconds, "since": start},
-        )
-    ]
+    windows = [w for (w,) in backend.rows(monitor["windows_sql"], [seconds, start])]
     steps = backend.rows(statement("monitoring", "statements", backend.dialect), {"monitor": name})
     width = timedelta(seconds=seconds)
     for window in windows:
         values = [name, run_id, window, window + width]
         for _, _, text in steps:
             backend.execute(text, values if _PARAMETER.search(text) else None)
+    backend.execute(statement("monitoring", "update_alerts", backend.dialect), {"run_id": run_id})
     backend.execute(statement("monitoring", "open_alerts", backend.dialect), {"run_id": run_id})
     backend.execute(statement("monitoring", "finish_run", backend.dialect), {"monitor": name})
     return int(run_id)

@@ -12,13 +12,6 @@ WHERE {order_excluded} > {order_current};
 -- {columns}: the entity keys, then the order that says which row is the latest (DESC).
 CREATE INDEX {index} ON {table} ({columns});
 
--- name: create_online_function
-CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS {body};
-
--- name: create_online_trigger
-CREATE TRIGGER {trigger} AFTER INSERT ON {table}
-REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {function}();
-
 -- name: table_summary
 SELECT count(*) AS n, coalesce(md5(string_agg(md5(t::text), '' ORDER BY md5(t::text))), '0') AS content_hash
 FROM {table} AS t;
