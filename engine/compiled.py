@@ -15,13 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import pandas as pd
+from sqlglot import exp
 
 from indb.backends.base import Backend
 from indb.errors import DeploymentError
 from indb.registry import ModelVersion
 from indb.sql import statement
 from indb.udfs import convert, sessions
-from indb.udfs.compiler import CompiledModel, UnsupportedOperator, compile_onnx
+from indb.udfs.compiler import CompiledModel, UnsupportedOperator, compile_onnx, dialects
 
 __all__ = ["UnsupportedOperator", "choose", "compile_version", "verify"]
 
@@ -62,22 +63,33 @@ def evaluate(backend: Backend, compiled: CompiledModel, rows: pd.DataFrame) -> p
     o1.. (the probabilities), in the order of ``rows``. Nothing is left behind."""
     table = f"indb_verify_{uuid.uuid4().hex[:12]}"
     helpers = backend.compiled_helpers(None)
-    outputs = [compiled.prediction_sql(backend.dialect, helpers)]
-    outputs += compiled.probabilities_sql(backend.dialect, helpers=helpers)
-    select = ", ".join(f"{e} AS o{i}" for i, e in enumerate(outputs))
+    select = _select(compiled, backend.dialect, helpers, table)
     frame = rows.reset_index(drop=True).reset_index().rename(columns={"index": "indb_row"})
+    # No try/finally: after an error PostgreSQL refuses every statement until the transaction
+    # ends, so a DROP there would hide the real error. The transaction's rollback removes the
+    # table and the functions instead.
     with backend.transaction():
         backend.write_table(table, frame, replace=True)
         created = backend.compiled_helper_sql(compiled, helpers)
-        try:
-            for text in created:
-                backend.execute(text)
-            return backend.query(f"SELECT {select} FROM {backend.quote(table)} ORDER BY indb_row")
-        finally:
-            backend.execute(f"DROP TABLE {backend.quote(table)}")
-            if created:
-                for helper in compiled.helper_functions(helpers):
-                    backend.execute(f"DROP FUNCTION {backend.quote(helpers[0], helper.name)}")
+        for text in created:
+            backend.execute(text)
+        result = backend.query(select)
+        backend.execute(f"DROP TABLE {backend.quote(table)}")
+        if created:
+            for helper in compiled.helper_functions(helpers):
+                backend.execute(f"DROP FUNCTION {backend.quote(helpers[0], helper.name)}")
+    return result
+
+
+def _select(compiled: CompiledModel, dialect: str, helpers, table: str) -> str:
+    """SELECT o0 (the prediction), o1.. (the probabilities) FROM table ORDER BY indb_row."""
+    outputs = [compiled.prediction_tree(dialect, helpers), *compiled.probability_picks(dialect, helpers=helpers)]
+    query = (
+        exp.select(*(exp.alias_(o, f"o{i}") for i, o in enumerate(outputs)), copy=False)
+        .from_(exp.Table(this=exp.to_identifier(table, quoted=True)), copy=False)
+        .order_by(exp.column("indb_row"), copy=False)
+    )
+    return dialects.render(query, dialect)
 
 
 def verification_rows(backend: Backend, mv: ModelVersion, seed: int = 0) -> pd.DataFrame:

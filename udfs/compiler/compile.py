@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +10,8 @@ import onnx
 from onnx import helper, numpy_helper
 from sqlglot import exp
 
-from indb.udfs.compiler import sql
+from indb.udfs.compiler import dialects, sql
+from indb.udfs.compiler.dialects import Fail, Pick, Planned, Trunc
 from indb.udfs.compiler.ml import MLOperators
 from indb.udfs.compiler.shared import Lets, Levels
 from indb.udfs.compiler.values import Value, apply, elementwise, materialize
@@ -22,31 +22,16 @@ class UnsupportedOperator(ValueError):
     """The graph holds an operator (or an attribute value) the compiler cannot translate."""
 
 
-_DECIMAL = re.compile(r"(?<![\w.'])(\d+(?:\.\d+)?e[-+]?\d+|\d+\.\d+)(?![\w.'])")
-
-# Raises an error from SQL; its real name depends on the dialect.
-FAIL = "INDB_FAIL"
-FAIL_FUNCTIONS = {"duckdb": "error", "postgres": "indb.fail", "spark": "raise_error"}
-# Truncation toward zero before a cast to an integer. Spark's TRUNC is for dates only, and its
-# CAST to an integral type truncates already.
-TRUNC = "INDB_TRUNC"
-TRUNC_FUNCTIONS = {"spark": ""}
-
-
 @dataclass
 class Guard:
-    """Inputs that must not be NULL, and the error to raise if one is."""
+    """Inputs that must not be NULL (nor NaN or infinite), and the error to raise if one is."""
 
     condition: exp.Expression
     message: str
 
-    def wrap(self, text: str, sql_type: str, dialect: str, render) -> str:
-        fail = exp.Cast(
-            this=exp.Anonymous(this=FAIL, expressions=[exp.Literal.string(self.message)]),
-            to=exp.DataType.build(sql_type),
-        )
-        case = exp.Case().when(exp.Paren(this=self.condition), fail).else_(exp.column("indb_guarded"))
-        return render(case, dialect).replace("indb_guarded", text)
+    def wrap(self, expression: exp.Expression, sql_type: str) -> exp.Expression:
+        fail = exp.Cast(this=Fail(this=exp.Literal.string(self.message)), to=exp.DataType.build(sql_type))
+        return exp.Case(ifs=[exp.If(this=exp.Paren(this=self.condition), true=fail)], default=expression)
 
 
 @dataclass
@@ -60,68 +45,73 @@ class CompiledModel:
     signature: Signature
     guard: Guard | None
 
-    @staticmethod
-    def render(expression: exp.Expression, dialect: str) -> str:
-        # copy=False: the generator's defensive copy costs as much as generating a big model
-        text = expression.sql(dialect=dialect, copy=False)
-        text = text.replace(f"{FAIL}(", f"{FAIL_FUNCTIONS.get(dialect, 'error')}(")
-        text = text.replace(f"{TRUNC}(", f"{TRUNC_FUNCTIONS.get(dialect, 'TRUNC')}(")
-        if dialect == "postgres":  # 1.5e0 is NUMERIC there, and NUMERIC arithmetic is ~4x slower
-            text = _DECIMAL.sub(r"\1::float8", text)
-        return text
-
-    def _output(self, expression, sql_type: str, dialect: str, helpers, kind: str) -> tuple[str, list]:
-        def render(e):
-            return self.render(e, dialect)
-
+    def _output(self, expression, sql_type: str, dialect: str, helpers, kind: str, generator):
+        """The tree computing ``expression`` (rendered by ``generator``, which holds its plan
+        of lets) and the PostgreSQL helper functions it calls."""
         functions = []
         if dialect in ("duckdb", "spark"):
-            text = self.levels.lambdas(expression, dialect, render)
+            tree = self.levels.lambdas(expression, generator, dialect == "spark")
         elif dialect == "postgres" and helpers is not None:
             schema, name = helpers
-            arguments = [render(exp.column(i.name, quoted=True)) for i in self.signature.inputs]
-            text, functions = self.levels.chain(
+            tree, functions = self.levels.chain(
                 expression,
-                render,
+                generator,
                 schema=schema,
                 name=f"{name}_{kind}",
-                arguments=arguments,
+                arguments=[exp.column(i.name, quoted=True) for i in self.signature.inputs],
                 returns="prediction" if kind == "p" else "DOUBLE[]",
             )
         else:
-            text = render(self.levels.inline(expression))
+            tree = self.levels.inline(expression)
         if self.guard is not None:
-            text = self.guard.wrap(text, sql_type, dialect, self.render)
-        return text, functions
+            tree = self.guard.wrap(tree, sql_type)
+        return tree, functions
 
     def _array(self) -> exp.Expression:
         return exp.Array(expressions=[sql.lit(p) for p in self.probabilities])
+
+    def prediction_tree(self, dialect: str, helpers: tuple[str, str] | None = None) -> Planned:
+        """The prediction as a node to render in ``dialect`` (alone or inside a statement)."""
+        generator = dialects.generator(dialect)
+        tree = self._output(self.prediction, self.signature.prediction_type, dialect, helpers, "p", generator)[0]
+        return Planned(this=tree, plan=generator)
+
+    def probabilities_tree(self, dialect: str, helpers: tuple[str, str] | None = None) -> Planned:
+        """The probability array as a node (see :meth:`prediction_tree`)."""
+        generator = dialects.generator(dialect)
+        return Planned(this=self._output(self._array(), "DOUBLE[]", dialect, helpers, "q", generator)[0], plan=generator)
 
     def prediction_sql(self, dialect: str, helpers: tuple[str, str] | None = None) -> str:
         """The prediction. On PostgreSQL, ``helpers=(schema, name)`` computes shared
         sub-expressions once through the functions :meth:`helper_functions` returns; without
         it they are written out in place."""
-        return self._output(self.prediction, self.signature.prediction_type, dialect, helpers, "p")[0]
+        return dialects.render(self.prediction_tree(dialect, helpers), dialect)
 
     def probabilities_array_sql(self, dialect: str, helpers: tuple[str, str] | None = None) -> str:
         """All probabilities as one array (NULL-free; empty models give an empty array)."""
-        return self._output(self._array(), "DOUBLE[]", dialect, helpers, "q")[0]
+        return dialects.render(self.probabilities_tree(dialect, helpers), dialect)
+
+    def probability_picks(self, dialect: str, width: int | None = None, helpers=None) -> list[exp.Expression]:
+        """One node per probability, NULL-padded to ``width`` columns (a scores-only binary
+        classifier gives one score for two classes)."""
+        picks = []
+        if self.probabilities:
+            array = self.probabilities_tree(dialect, helpers)
+            offset = 0 if dialect == "spark" else 1
+            picks = [Pick(this=array, index=i + offset) for i in range(len(self.probabilities))]
+        return picks + [exp.Null() for _ in range(max(0, (width or 0) - len(picks)))]
 
     def probabilities_sql(self, dialect: str, width: int | None = None, helpers=None) -> list[str]:
-        """One SQL expression per probability (NULL-padded to ``width`` columns: a scores-only
-        binary classifier gives one score for two classes)."""
-        texts = []
-        if self.probabilities:
-            array = self.probabilities_array_sql(dialect, helpers)
-            offset = 0 if dialect == "spark" else 1
-            texts = [f"({array})[{i + offset}]" for i in range(len(self.probabilities))]
-        return texts + ["NULL"] * max(0, (width or 0) - len(texts))
+        """One SQL expression per probability (NULL-padded to ``width`` columns)."""
+        return [dialects.render(p, dialect) for p in self.probability_picks(dialect, width, helpers)]
 
     def helper_functions(self, helpers: tuple[str, str]) -> list:
         """The PostgreSQL functions that ``helpers`` names in the rendered SQL."""
-        functions = self._output(self.prediction, "TEXT", "postgres", helpers, "p")[1]
+        generator = dialects.generator("postgres")
+        functions = self._output(self.prediction, "TEXT", "postgres", helpers, "p", generator)[1]
         if self.probabilities:
-            functions += self._output(self._array(), "DOUBLE[]", "postgres", helpers, "q")[1]
+            generator = dialects.generator("postgres")
+            functions += self._output(self._array(), "DOUBLE[]", "postgres", helpers, "q", generator)[1]
         return functions
 
     def sql(self, dialect: str) -> dict[str, str]:
@@ -131,10 +121,14 @@ class CompiledModel:
         return result
 
     def size(self, dialect: str) -> int:
-        """Bytes of SQL: the prediction and the probability array."""
-        total = len(self.prediction_sql(dialect))
+        """Bytes of SQL: the prediction and the probability array, with their shared
+        sub-expressions computed once (PostgreSQL: in helper functions), never written out."""
+        helpers = ("indb", "size") if dialect == "postgres" else None
+        total = len(self.prediction_sql(dialect, helpers))
         if self.probabilities:
-            total += len(self.probabilities_array_sql(dialect))
+            total += len(self.probabilities_array_sql(dialect, helpers))
+        if helpers:
+            total += sum(len(h.body) for h in self.helper_functions(helpers))
         return total
 
 
@@ -296,9 +290,7 @@ class Compiler(MLOperators):
                     return int(x)
                 if isinstance(x, exp.Predicate | exp.Boolean | exp.Not):
                     return sql.case(x, 1, 0)
-                return exp.Cast(
-                    this=exp.Anonymous(this=TRUNC, expressions=[x]), to=exp.DataType.build("BIGINT")
-                )
+                return exp.Cast(this=Trunc(this=x), to=exp.DataType.build("BIGINT"))
 
             return [Value(apply(to_int, value.data), value.batched)]
         if to == onnx.TensorProto.STRING:
