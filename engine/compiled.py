@@ -83,7 +83,10 @@ def evaluate(backend: Backend, compiled: CompiledModel, rows: pd.DataFrame) -> p
 
 def _select(compiled: CompiledModel, dialect: str, helpers, table: str) -> str:
     """SELECT o0 (the prediction), o1.. (the probabilities) FROM table ORDER BY indb_row."""
-    outputs = [compiled.prediction_tree(dialect, helpers), *compiled.probability_picks(dialect, helpers=helpers)]
+    outputs = [
+        compiled.prediction_tree(dialect, helpers),
+        *compiled.probability_picks(dialect, helpers=helpers),
+    ]
     query = (
         exp.select(*(exp.alias_(o, f"o{i}") for i, o in enumerate(outputs)), copy=False)
         .from_(exp.Table(this=exp.to_identifier(table, quoted=True)), copy=False)

@@ -73,13 +73,17 @@ class CompiledModel:
     def prediction_tree(self, dialect: str, helpers: tuple[str, str] | None = None) -> Planned:
         """The prediction as a node to render in ``dialect`` (alone or inside a statement)."""
         generator = dialects.generator(dialect)
-        tree = self._output(self.prediction, self.signature.prediction_type, dialect, helpers, "p", generator)[0]
+        tree = self._output(
+            self.prediction, self.signature.prediction_type, dialect, helpers, "p", generator
+        )[0]
         return Planned(this=tree, plan=generator)
 
     def probabilities_tree(self, dialect: str, helpers: tuple[str, str] | None = None) -> Planned:
         """The probability array as a node (see :meth:`prediction_tree`)."""
         generator = dialects.generator(dialect)
-        return Planned(this=self._output(self._array(), "DOUBLE[]", dialect, helpers, "q", generator)[0], plan=generator)
+        return Planned(
+            this=self._output(self._array(), "DOUBLE[]", dialect, helpers, "q", generator)[0], plan=generator
+        )
 
     def prediction_sql(self, dialect: str, helpers: tuple[str, str] | None = None) -> str:
         """The prediction. On PostgreSQL, ``helpers=(schema, name)`` computes shared

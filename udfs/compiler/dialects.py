@@ -99,7 +99,12 @@ class _Lets:
         return f"indb_l{int(e.this)}[{int(e.args['index'])}]"
 
     def _helper_call(self, e: HelperCall) -> str:
-        name = self.sql(exp.Dot(this=exp.to_identifier(e.this, quoted=True), expression=exp.to_identifier(e.args["name"], quoted=True)))
+        name = self.sql(
+            exp.Dot(
+                this=exp.to_identifier(e.this, quoted=True),
+                expression=exp.to_identifier(e.args["name"], quoted=True),
+            )
+        )
         return f"{name}({self.expressions(e, flat=True)})"
 
     def _planned(self, e: Planned) -> str:
@@ -152,7 +157,9 @@ class IndbSpark(Spark):
     class Generator(_Lets, Spark.Generator):
         # Spark's TRUNC is for dates only, and its CAST to an integral type truncates already.
         TRANSFORMS = {
-            **_transforms(Spark.Generator.TRANSFORMS, "raise_error", lambda self, e: f"({self.sql(e, 'this')})"),
+            **_transforms(
+                Spark.Generator.TRANSFORMS, "raise_error", lambda self, e: f"({self.sql(e, 'this')})"
+            ),
             LetLevel: _spark_level,
         }
 
@@ -163,7 +170,9 @@ _FLOAT = re.compile(r"\d+(?:\.\d+)?e[-+]?\d+|\d+\.\d+")
 class IndbPostgres(Postgres):
     class Generator(_Lets, Postgres.Generator):
         TRANSFORMS = {
-            **_transforms(Postgres.Generator.TRANSFORMS, "indb.fail", lambda self, e: self.func("TRUNC", e.this)),
+            **_transforms(
+                Postgres.Generator.TRANSFORMS, "indb.fail", lambda self, e: self.func("TRUNC", e.this)
+            ),
             LetLevel: _unsupported_level,
         }
 

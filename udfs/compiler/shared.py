@@ -208,7 +208,11 @@ class Levels:
             if self.deadline is not None and time.monotonic() > self.deadline:
                 raise CompileLimit("rendering the compiled SQL took longer than the compile time limit")
             refs = sorted(self.uses[name])
-            key = (name, dialect, *(texts[r] if slots[r] is None else (slots[r].this, slots[r].args["index"]) for r in refs))
+            key = (
+                name,
+                dialect,
+                *(texts[r] if slots[r] is None else (slots[r].this, slots[r].args["index"]) for r in refs),
+            )
             text = self._rendered.get(key)
             if text is None:
                 text = self._rendered[key] = generator.generate(self.bodies[name], copy=False)
@@ -262,7 +266,11 @@ class Levels:
             passed = [*arguments, *(exp.column(f"indb_l{k}") for k in range(1, j + 1))]
             if j < len(levels):
                 items = exp.Array(expressions=[LetBody(this=n) for n in levels[j]])
-                call = HelperCall(this=schema, name=f"{name}{j + 1}", expressions=[*passed, exp.Cast(this=items, to=array_type)])
+                call = HelperCall(
+                    this=schema,
+                    name=f"{name}{j + 1}",
+                    expressions=[*passed, exp.Cast(this=items, to=array_type)],
+                )
                 body = generator.generate(call, copy=False)
             else:
                 body = generator.generate(expression, copy=False)
