@@ -1,0 +1,173 @@
+"""The compiler treats models as untrusted input: a model's strings stay string literals in
+every dialect, NaN/infinite inputs are refused like NULL, sizes and compile time are bounded,
+and malformed models get clear errors."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+import sqlglot
+from onnx import TensorProto, helper
+from sklearn import linear_model, tree
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+import indb
+from indb.compiled import compile_version, evaluate
+from indb.udfs.compiler import compile_onnx, dialects
+from indb.udfs.signature import Input, Signature
+
+# Category strings a hostile (or unlucky) training set may hold.
+PAYLOADS = [
+    "plain",
+    "it's",
+    "C:\\",
+    "\\'; DROP TABLE canary; --",
+    "'); DROP TABLE canary; --",
+    "$",
+    "$$",
+    "$indb$",
+    "$indb$; DROP TABLE canary; $indb$",
+    "a;b",
+    "x -- y",
+    "/* c */",
+    "indb_let_1",
+    "indb_let_2 indb_l1[1]",
+    "indb_guarded",
+    "INDB_FAIL(",
+    "INDB_TRUNC(",
+    "x 1.5 y",
+    "2.5e0",
+    "E'x'",
+    "ünïcödé ✓ 中文 🙂",
+    "line\nbreak",
+]
+
+
+def _category_model(kind: str = "logistic"):
+    rng = np.random.default_rng(0)
+    rows = 40 * len(PAYLOADS)
+    frame = pd.DataFrame(
+        {
+            "income": rng.normal(50_000, 10_000, rows).round(2),
+            "purpose": [PAYLOADS[i % len(PAYLOADS)] for i in range(rows)],
+        }
+    )
+    code = frame.purpose.map({p: i for i, p in enumerate(PAYLOADS)})
+    frame["label"] = np.where((code % 3 == 0) ^ (frame.income > 52_000), "yes", "no")
+    estimator = (
+        linear_model.LogisticRegression(max_iter=500)
+        if kind == "logistic"
+        else tree.DecisionTreeClassifier(max_depth=8, random_state=0)
+    )
+    columns = ColumnTransformer(
+        [("n", StandardScaler(), ["income"]), ("s", OneHotEncoder(handle_unknown="ignore"), ["purpose"])]
+    )
+    model = Pipeline([("encode", columns), ("model", estimator)]).fit(
+        frame[["income", "purpose"]], frame.label
+    )
+    return model, frame[["income", "purpose"]]
+
+
+def _string_literals(text: str, dialect: str) -> set[str]:
+    tree = sqlglot.parse_one(text, read=dialect)
+    escaped = {node.this for node in tree.find_all(sqlglot.exp.ByteString)}  # sqlglot reads E'' so
+    return escaped | {node.this for node in tree.find_all(sqlglot.exp.Literal) if node.is_string}
+
+
+@pytest.mark.parametrize("kind", ["logistic", "tree"])
+def test_category_strings_stay_string_literals_in_every_dialect(tmp_path, kind):
+    """Regression (issue 10.2): rendered SQL was patched with regexes and replace(), so a
+    category "indb_let_1" or "x 1.5 y" changed (or turned into SQL)."""
+    model, sample = _category_model(kind)
+    with indb.connect(f"duckdb://{tmp_path}/m.duckdb") as db:
+        db.register_model("m", model, sample=sample)
+        compiled = compile_version(db.get_model("m"))
+    for dialect in ("duckdb", "postgres", "spark"):
+        helpers = ("indb", "m") if dialect == "postgres" else None
+        texts = [
+            compiled.prediction_sql(dialect, helpers),
+            compiled.probabilities_array_sql(dialect, helpers),
+        ]
+        if helpers:
+            texts += [h.body for h in compiled.helper_functions(helpers)]
+        found = set().union(*(_string_literals(t, dialect) for t in texts if "lambda" not in t))
+        if dialect == "duckdb":  # sqlglot does not parse DuckDB's lambdas: read the text instead
+            found |= {p for p in PAYLOADS if any("'" + p.replace("'", "''") + "'" in t for t in texts)}
+        changed = [s for s in found if s not in {*PAYLOADS, "yes", "no"} and not s.startswith("ScoringError")]
+        assert not changed, f"{dialect}: string literals the model does not hold: {changed}"
+        if kind == "logistic":  # every category has a coefficient
+            missing = [p for p in PAYLOADS if p not in found]
+            assert not missing, f"{dialect}: categories not kept as literals: {missing}"
+
+
+def test_postgres_literals_do_not_depend_on_standard_conforming_strings():
+    text = dialects.render(sqlglot.exp.Literal.string("C:\\ it's"), "postgres")
+    assert text == "E'C:\\\\ it''s'"
+
+
+@pytest.mark.parametrize("db", ["duckdb", "postgresql"], indirect=True)
+def test_category_fuzz_register_compile_deploy_insert(db):
+    """Hostile category strings through register -> compile -> deploy(runtime="sql") ->
+    insert: predictions equal scikit-learn's, and no payload runs (the canary survives). On
+    PostgreSQL the client inserts with standard_conforming_strings off."""
+    model, sample = _category_model("tree")
+    db.sql("CREATE TABLE canary (x INTEGER)")
+    db.register_model("fuzz", model, sample=sample)
+    assert db.deploy("fuzz", table="requests", runtime="sql").runtime == "sql"
+    rows = pd.DataFrame(
+        {
+            "income": [40_000.0, 60_000.0] * len(PAYLOADS) + [55_000.0],
+            "purpose": [p for p in PAYLOADS for _ in range(2)] + ["never seen"],
+        }
+    )
+    if db.backend.dialect == "postgres":
+        db.sql("SET standard_conforming_strings = off")
+    for income, purpose in rows.itertuples(index=False):
+        db.sql(
+            "INSERT INTO requests (income, purpose) VALUES ($income, $purpose)",
+            {"income": income, "purpose": purpose},
+        )
+    if db.backend.dialect == "postgres":
+        db.sql("SET standard_conforming_strings = on")
+    got = db.sql("SELECT prediction, probability_yes FROM requests_predictions ORDER BY id")
+    assert list(got.prediction) == list(model.predict(rows))
+    np.testing.assert_allclose(got.probability_yes, model.predict_proba(rows)[:, 1], atol=1e-6)
+    assert db.sql("SELECT count(*) AS n FROM canary").n[0] == 0
+
+
+def _muls(n: int) -> bytes:
+    """x * x, squared again n - 1 times: 18 of them are 438 bytes of ONNX."""
+    nodes, previous = [], "x"
+    for i in range(n):
+        out = f"m{i}" if i < n - 1 else "variable"
+        nodes.append(helper.make_node("Mul", [previous, previous], [out]))
+        previous = out
+    graph = helper.make_graph(
+        nodes,
+        "muls",
+        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [None, 1])],
+        [helper.make_tensor_value_info("variable", TensorProto.DOUBLE, [None, 1])],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)]).SerializeToString()
+
+
+@pytest.mark.parametrize("db", ["duckdb", "postgresql"], indirect=True)
+def test_chained_muls_deploy_or_are_refused_quickly(db):
+    """Regression (issue 10.7): the size estimate wrote every shared sub-expression out in full;
+    18 chained Muls took 55 s to deploy on PostgreSQL, 21 never ended."""
+    for n in (18, 21, 40):
+        db.register_model(f"muls{n}", _muls(n), sample=pd.DataFrame({"x": [1.0, -1.0, 1.0]}))
+        started = time.monotonic()
+        try:
+            db.deploy(f"muls{n}", table=f"requests{n}", runtime="sql")
+        except indb.IndbError as e:
+            assert "muls" in str(e) or "SQL" in str(e)
+        assert time.monotonic() - started < 10, n
+        compiled = compile_version(db.get_model(f"muls{n}"))
+        assert compiled.size(db.backend.dialect) < 100_000
