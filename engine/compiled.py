@@ -18,11 +18,11 @@ import pandas as pd
 from sqlglot import exp
 
 from indb.backends.base import Backend
-from indb.errors import DeploymentError
+from indb.errors import DatabaseError, DeploymentError
 from indb.registry import ModelVersion
 from indb.sql import statement
 from indb.udfs import convert, sessions
-from indb.udfs.compiler import CompiledModel, UnsupportedOperator, compile_onnx, dialects
+from indb.udfs.compiler import CompiledModel, ModelRefused, UnsupportedOperator, compile_onnx, dialects
 
 __all__ = ["UnsupportedOperator", "choose", "compile_version", "verify"]
 
@@ -30,6 +30,7 @@ TOLERANCE = 1e-6
 RANDOM_ROWS = 300
 AUTO_MAX_SQL_BYTES = 64_000  # above this, onnxruntime beats the SQL engines on these models
 MAX_TREE_NODES = 250_000  # beyond this the SQL runs to tens of MB
+MAX_ONNX_BYTES = 64_000_000  # bigger models are scored by onnxruntime only
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,11 @@ class RuntimeChoice:
 
 
 def compile_version(mv: ModelVersion) -> CompiledModel:
+    if len(mv.onnx) > MAX_ONNX_BYTES:
+        raise ModelRefused(
+            f"model {mv.name!r} version {mv.version} is {len(mv.onnx):,} bytes of ONNX; the compiler "
+            f"takes at most {MAX_ONNX_BYTES:,}"
+        )
     return compile_onnx(onnx.load_from_string(mv.onnx), mv.signature)
 
 
@@ -130,7 +136,17 @@ def verification_rows(backend: Backend, mv: ModelVersion, seed: int = 0) -> pd.D
 def verify(backend: Backend, mv: ModelVersion, compiled: CompiledModel) -> dict:
     """Score the verification rows with both runtimes; raise DeploymentError on any difference."""
     rows = verification_rows(backend, mv)
-    got = evaluate(backend, compiled, rows)
+    try:
+        got = evaluate(backend, compiled, rows)
+    except Exception as e:  # the engine refuses the SQL (e.g. a float overflow PostgreSQL raises)
+        error = backend.translate(e)
+        if not isinstance(error, DatabaseError):
+            raise
+        reason = str(error).splitlines()[0] if str(error) else type(e).__name__
+        raise DeploymentError(
+            f"compiled SQL of model {mv.name!r} version {mv.version} fails in the database on the "
+            f"verification rows: {reason}"
+        ) from None
     sig = mv.signature
     session = sessions.build(mv.onnx)
     outputs = [sig.prediction_output] + ([sig.probability_output] if sig.probability_output else [])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import onnx
 import pandas as pd
 import pytest
 import sqlglot
@@ -18,9 +17,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import indb
-from indb.compiled import compile_version, evaluate
-from indb.udfs.compiler import compile_onnx, dialects
-from indb.udfs.signature import Input, Signature
+from indb.compiled import compile_version
+from indb.udfs.compiler import dialects
 
 # Category strings a hostile (or unlucky) training set may hold.
 PAYLOADS = [
@@ -171,3 +169,18 @@ def test_chained_muls_deploy_or_are_refused_quickly(db):
         assert time.monotonic() - started < 10, n
         compiled = compile_version(db.get_model(f"muls{n}"))
         assert compiled.size(db.backend.dialect) < 100_000
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_overflow_errors_do_not_show_the_compiled_sql(db):
+    """Regression (issue 10.8): PostgreSQL quoted the trigger's whole compiled INSERT (the
+    coefficients, the categories) in the context of a float overflow error."""
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, 50)
+    model = linear_model.LinearRegression().fit(pd.DataFrame({"x": x}), x * 3.25e300 + 7.5)
+    db.register_model("huge", model, sample=pd.DataFrame({"x": x}))
+    assert db.deploy("huge", table="requests", runtime="sql").runtime == "sql"
+    with pytest.raises(indb.IndbError) as caught:
+        db.sql("INSERT INTO requests (x) VALUES (1e300)")
+    assert "out of range" in str(caught.value)
+    assert "3.25e+300" not in str(caught.value) and "e+300" not in str(caught.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,16 +11,19 @@ import onnx
 from onnx import helper, numpy_helper
 from sqlglot import exp
 
+from indb.errors import ModelError
 from indb.udfs.compiler import dialects, sql
 from indb.udfs.compiler.dialects import Fail, Pick, Planned, Trunc
+from indb.udfs.compiler.errors import ModelRefused, UnsupportedOperator
 from indb.udfs.compiler.ml import MLOperators
 from indb.udfs.compiler.shared import Lets, Levels
 from indb.udfs.compiler.values import Value, apply, elementwise, materialize
 from indb.udfs.signature import Signature
 
-
-class UnsupportedOperator(ValueError):
-    """The graph holds an operator (or an attribute value) the compiler cannot translate."""
+MAX_GRAPH_NODES = 100_000  # ONNX nodes of one graph
+COMPILE_SECONDS = 120.0  # walking the graph; rendering has its own limits (shared.MAX_SQL_BYTES)
+RESERVED_PREFIX = "indb_"  # indb's own column and variable names in compiled SQL
+LARGEST_DOUBLE = 1.7976931348623157e308
 
 
 @dataclass
@@ -49,9 +53,14 @@ class CompiledModel:
         """The tree computing ``expression`` (rendered by ``generator``, which holds its plan
         of lets) and the PostgreSQL helper functions it calls."""
         functions = []
+
+        def guarded(tree):
+            return tree if self.guard is None else self.guard.wrap(tree, sql_type)
+
         if dialect in ("duckdb", "spark"):
-            tree = self.levels.lambdas(expression, generator, dialect == "spark")
+            tree = guarded(self.levels.lambdas(expression, generator, dialect == "spark"))
         elif dialect == "postgres" and helpers is not None:
+            # The guard goes inside the first function: the calling statement holds no model text.
             schema, name = helpers
             tree, functions = self.levels.chain(
                 expression,
@@ -60,11 +69,10 @@ class CompiledModel:
                 name=f"{name}_{kind}",
                 arguments=[exp.column(i.name, quoted=True) for i in self.signature.inputs],
                 returns="prediction" if kind == "p" else "DOUBLE[]",
+                first=guarded,
             )
         else:
-            tree = self.levels.inline(expression)
-        if self.guard is not None:
-            tree = self.guard.wrap(tree, sql_type)
+            tree = guarded(self.levels.inline(expression))
         return tree, functions
 
     def _array(self) -> exp.Expression:
@@ -112,7 +120,8 @@ class CompiledModel:
     def helper_functions(self, helpers: tuple[str, str]) -> list:
         """The PostgreSQL functions that ``helpers`` names in the rendered SQL."""
         generator = dialects.generator("postgres")
-        functions = self._output(self.prediction, "TEXT", "postgres", helpers, "p", generator)[1]
+        prediction_type = self.signature.prediction_type
+        functions = self._output(self.prediction, prediction_type, "postgres", helpers, "p", generator)[1]
         if self.probabilities:
             generator = dialects.generator("postgres")
             functions += self._output(self._array(), "DOUBLE[]", "postgres", helpers, "q", generator)[1]
@@ -136,6 +145,10 @@ class CompiledModel:
         return total
 
 
+def _is_float(spec) -> bool:
+    return spec.onnx_type in ("float", "double") and spec.sql_type == "DOUBLE"
+
+
 def attributes(node: onnx.NodeProto) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
@@ -156,6 +169,17 @@ class Compiler(MLOperators):
     # -- walk -----------------------------------------------------------------------------------
     def run(self) -> CompiledModel:
         graph = self.model.graph
+        reserved = [i.name for i in self.signature.inputs if i.name.lower().startswith(RESERVED_PREFIX)]
+        if reserved:
+            raise ModelError(
+                f"input column {reserved[0]!r}: names starting with {RESERVED_PREFIX!r} are indb's own "
+                "(compiled SQL and verification use them); rename the column"
+            )
+        if len(graph.node) > MAX_GRAPH_NODES:
+            raise ModelRefused(
+                f"the ONNX graph has {len(graph.node):,} nodes; the limit is {MAX_GRAPH_NODES:,}"
+            )
+        deadline = time.monotonic() + COMPILE_SECONDS
         for initializer in graph.initializer:
             self.values[initializer.name] = Value.constant(numpy_helper.to_array(initializer))
         for spec in self.signature.inputs:
@@ -166,6 +190,10 @@ class Compiler(MLOperators):
                 np.array([column], dtype=object), batched=True, rounded32=spec.onnx_type == "float"
             )
         for node in graph.node:
+            if time.monotonic() > deadline:
+                raise ModelRefused(
+                    f"compiling took over {COMPILE_SECONDS:.0f} s (at {node.op_type} node {node.name!r})"
+                )
             visit = getattr(self, f"visit_{node.op_type}", None)
             if visit is None:
                 raise UnsupportedOperator(
@@ -185,15 +213,28 @@ class Compiler(MLOperators):
         return CompiledModel(outputs[0], outputs[1:], levels, sig, self._guard())
 
     def _guard(self) -> Guard | None:
-        """An error, not a silent answer, when an input the model needs is NULL."""
-        required = [i.name for i in self.signature.inputs if not i.nullable]
-        if not required:
-            return None
+        """An error, not a silent answer, when an input the model needs is NULL, or a number
+        input is NaN or infinite (unless the model was registered with ``allow_nan=True``):
+        onnxruntime is refused the same rows."""
+        inputs = self.signature.inputs
+        required = [i.name for i in inputs if not i.nullable]
         tests = [exp.Is(this=exp.column(name, quoted=True), expression=exp.Null()) for name in required]
+        finite = (
+            [] if getattr(self.signature, "allow_nan", False) else [i.name for i in inputs if _is_float(i)]
+        )
+        for name in finite:  # NaN is above every number in all three engines: NOT (NaN <= max) holds
+            within = exp.LTE(
+                this=exp.Abs(this=exp.column(name, quoted=True)), expression=sql.lit(LARGEST_DOUBLE)
+            )
+            tests.append(exp.Not(this=exp.Paren(this=within)))
+        if not tests:
+            return None
         condition = tests[0]
         for test in tests[1:]:
             condition = exp.Or(this=condition, expression=test)
-        message = f"ScoringError: an input of this model is NULL; it needs values in {', '.join(required)}"
+        names = [i.name for i in inputs if i.name in required or i.name in finite]
+        what = "NULL, NaN or infinite" if finite else "NULL"
+        message = f"ScoringError: an input of this model is {what}; it needs values in {', '.join(names)}"
         return Guard(condition, message)
 
     def share(self, element):

@@ -26,16 +26,14 @@ from sqlglot import exp
 
 from indb.udfs.compiler import sql
 from indb.udfs.compiler.dialects import HelperCall, LetBody, LetLevel, LetRef, LevelRef
+from indb.udfs.compiler.errors import ModelRefused
 
 LET = "indb_let_"  # names of lets while compiling (LetRef nodes, never columns)
 MIN_NODES = 12  # smaller expressions are cheaper to repeat than to share
 INLINE_BYTES = 2_000  # DuckDB/Spark: lets shorter than this are written in place
 INLINE_BYTES_POSTGRES = 600  # PostgreSQL repeats them (no shared sub-expressions) but skips a call
-MAX_SQL_BYTES = 64_000_000  # compiled SQL beyond this is refused (CompileLimit)
-
-
-class CompileLimit(ValueError):
-    """The compiled SQL would be too large, or compiling it takes too long."""
+MAX_SQL_BYTES = 64_000_000  # compiled SQL beyond this is refused (ModelRefused)
+RENDER_SECONDS = 120.0
 
 
 def _is_let(node: exp.Expression) -> bool:
@@ -144,7 +142,6 @@ class Levels:
         self.uses = {name: set(refs[name]) for name in bodies}
         # (let, dialect, how its references are rendered) -> its text: tree ensembles take seconds
         self._rendered: dict[tuple, str] = {}
-        self.deadline: float | None = None  # time.monotonic() past which rendering stops
 
     def needed(self, expression: exp.Expression) -> list[str]:
         """The lets ``expression`` depends on, in binding order."""
@@ -158,11 +155,11 @@ class Levels:
         return [name for name in self.bodies if name in seen]
 
     def inline(self, expression: exp.Expression) -> exp.Expression:
-        """``expression`` with every let written out in place (no sharing); CompileLimit when
+        """``expression`` with every let written out in place (no sharing); ModelRefused when
         that would be larger than MAX_SQL_BYTES (estimated from the lets, not by expanding)."""
         nodes = self.inline_nodes(expression)
         if nodes * 8 > MAX_SQL_BYTES:  # a node renders to at least ~8 bytes
-            raise CompileLimit(
+            raise ModelRefused(
                 f"written out without shared sub-expressions the SQL would have about {nodes:,} "
                 f"nodes (limit {MAX_SQL_BYTES // 8:,})"
             )
@@ -203,10 +200,10 @@ class Levels:
         depth: dict[str, int] = {}
         levels: list[list[str]] = []
         dialect = type(generator).__qualname__
-        total = 0
+        total, deadline = 0, time.monotonic() + RENDER_SECONDS
         for name in self.needed(expression):
-            if self.deadline is not None and time.monotonic() > self.deadline:
-                raise CompileLimit("rendering the compiled SQL took longer than the compile time limit")
+            if time.monotonic() > deadline:
+                raise ModelRefused(f"rendering the compiled SQL took longer than {RENDER_SECONDS:.0f} s")
             refs = sorted(self.uses[name])
             key = (
                 name,
@@ -219,7 +216,7 @@ class Levels:
             texts[name] = text
             total += len(text)
             if total > MAX_SQL_BYTES:
-                raise CompileLimit(f"the compiled SQL is over {MAX_SQL_BYTES:,} bytes")
+                raise ModelRefused(f"the compiled SQL is over {MAX_SQL_BYTES:,} bytes")
             below = max((depth[r] for r in refs), default=0)
             if len(text) <= limit:
                 slots[name], depth[name] = None, below
@@ -250,29 +247,32 @@ class Levels:
         name: str,
         arguments: list[exp.Expression],
         returns: str,
+        first=lambda tree: tree,
     ) -> tuple[exp.Expression, list[Helper]]:
         """PostgreSQL: the call that computes ``expression`` (rendered by ``generator``), and
-        the functions it needs (``schema.name0``, ``schema.name1``, ...): function ``j`` fills
+        the functions it needs (``schema.name0``, ``schema.name1``, ...); ``first`` wraps the body
+        of ``name0`` (the input guard). Function ``j`` fills
         level ``j + 1`` and passes it on; the last one computes ``expression``. Everything, the
         heavy first level included, lives in the functions, whose plans PL/pgSQL keeps for the
         session. Lets under ``INLINE_BYTES_POSTGRES`` are repeated in place: cheaper than a
-        function call."""
+        function call. A model without levels still gets one function: the statement calling it
+        then holds no coefficients or categories, and neither do its errors (PostgreSQL quotes
+        a failing statement in the error's context, but not a function's RETURN expression)."""
         levels = self._plan(expression, generator, INLINE_BYTES_POSTGRES, 1)
-        if not levels:
-            return expression, []
         array_type = exp.DataType.build("DOUBLE PRECISION[]", dialect="postgres")
         helpers = []
         for j in range(len(levels) + 1):
             passed = [*arguments, *(exp.column(f"indb_l{k}") for k in range(1, j + 1))]
             if j < len(levels):
                 items = exp.Array(expressions=[LetBody(this=n) for n in levels[j]])
-                call = HelperCall(
+                body = HelperCall(
                     this=schema,
                     name=f"{name}{j + 1}",
                     expressions=[*passed, exp.Cast(this=items, to=array_type)],
                 )
-                body = generator.generate(call, copy=False)
             else:
-                body = generator.generate(expression, copy=False)
-            helpers.append(Helper(f"{name}{j}", j, returns, body))
+                body = expression
+            if j == 0:
+                body = first(body)
+            helpers.append(Helper(f"{name}{j}", j, returns, generator.generate(body, copy=False)))
         return HelperCall(this=schema, name=f"{name}0", expressions=list(arguments)), helpers
