@@ -4,9 +4,11 @@ and malformed models get clear errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
+import onnx
 import pandas as pd
 import pytest
 import sqlglot
@@ -17,8 +19,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import indb
-from indb.compiled import compile_version
-from indb.udfs.compiler import dialects
+from indb.compiled import compile_version, evaluate
+from indb.errors import ModelError
+from indb.udfs.compiler import compile_onnx, dialects
 
 # Category strings a hostile (or unlucky) training set may hold.
 PAYLOADS = [
@@ -184,3 +187,123 @@ def test_overflow_errors_do_not_show_the_compiled_sql(db):
         db.sql("INSERT INTO requests (x) VALUES (1e300)")
     assert "out of range" in str(caught.value)
     assert "3.25e+300" not in str(caught.value) and "e+300" not in str(caught.value)
+
+
+def _chain_tree(depth: int, nan_at: int | None = None) -> bytes:
+    """A TreeEnsembleRegressor whose one tree is a chain ``depth`` branches deep."""
+    leaves = list(range(depth, 2 * depth + 1))
+    ids = list(range(2 * depth + 1))
+    modes = ["BRANCH_LEQ"] * depth + ["LEAF"] * (depth + 1)
+    values = [float(i) for i in range(depth)] + [0.0] * (depth + 1)
+    if nan_at is not None:
+        values[nan_at] = float("nan")
+    true_ids = [depth + i for i in range(depth)] + [0] * (depth + 1)
+    false_ids = [i + 1 for i in range(depth - 1)] + [2 * depth] + [0] * (depth + 1)
+    node = helper.make_node(
+        "TreeEnsembleRegressor",
+        ["x"],
+        ["variable"],
+        domain="ai.onnx.ml",
+        n_targets=1,
+        nodes_treeids=[0] * len(ids),
+        nodes_nodeids=ids,
+        nodes_featureids=[0] * len(ids),
+        nodes_modes=modes,
+        nodes_values=values,
+        nodes_truenodeids=true_ids,
+        nodes_falsenodeids=false_ids,
+        target_treeids=[0] * len(leaves),
+        target_nodeids=leaves,
+        target_ids=[0] * len(leaves),
+        target_weights=[float(i) for i in range(len(leaves))],
+    )
+    graph = helper.make_graph(
+        [node],
+        "chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
+        [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])],
+    )
+    opsets = [helper.make_opsetid("", 15), helper.make_opsetid("ai.onnx.ml", 3)]
+    return helper.make_model(graph, opset_imports=opsets).SerializeToString()
+
+
+def test_deep_trees_and_nan_thresholds_are_refused_clearly(tmp_path):
+    """Regression (issue 10.8): a tree 500 deep raised a raw RecursionError; NaN thresholds
+    compiled to comparisons that never hold."""
+    sample = pd.DataFrame({"x": [0.5, 3.0, 7.0]})
+    with indb.connect(f"duckdb://{tmp_path}/m.duckdb") as db:
+        db.register_model("shallow", _chain_tree(8), sample=sample)
+        assert db.deploy("shallow", table="shallow_requests", runtime="sql").runtime == "sql"
+        db.register_model("deep", _chain_tree(500), sample=sample)
+        with pytest.raises(ModelError, match="deeper than"):
+            compile_version(db.get_model("deep"))
+        with pytest.raises(indb.DeploymentError, match="runtime='sql' is not possible: tree 0 is deeper"):
+            db.deploy("deep", table="deep_requests", runtime="sql")
+        db.register_model("nan", _chain_tree(4, nan_at=2), sample=sample)
+        with pytest.raises(ModelError, match="tree 0 node 2 has a NaN threshold"):
+            compile_version(db.get_model("nan"))
+        assert db.deploy("nan", table="nan_requests").runtime == "onnx"  # auto: onnxruntime's semantics
+
+
+def test_input_names_starting_indb_are_refused(tmp_path):
+    """Regression (issue 10.8): inputs named indb_guarded / indb_let_1 / indb_row crashed deploy
+    or corrupted verification (they are the compiler's own names)."""
+    rng = np.random.default_rng(2)
+    for name in ("indb_guarded", "indb_let_1", "indb_row", "INDB_x"):
+        frame = pd.DataFrame({name: rng.normal(size=60), "other": rng.normal(size=60)})
+        model = linear_model.LinearRegression().fit(frame, frame.other * 2 + frame[name])
+        with indb.connect(f"duckdb://{tmp_path}/{name}.duckdb") as db:
+            db.register_model("m", model, sample=frame)
+            with pytest.raises(ModelError, match=f"input column '{name}': names starting with 'indb_'"):
+                compile_version(db.get_model("m"))
+            with pytest.raises(ModelError, match="names starting with 'indb_'"):
+                db.deploy("m", table="requests", runtime="sql")
+
+
+@pytest.mark.parametrize("db", ["duckdb", "postgresql"], indirect=True)
+def test_nan_and_infinite_inputs_are_rejected_like_null(db):
+    """Issue 10.8: NaN and +-inf passed the NULL checks and scored as confident labels."""
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})
+    model = linear_model.LogisticRegression().fit(frame, np.where(frame.a + frame.b > 0, "yes", "no"))
+    db.register_model("m", model, sample=frame)
+    assert db.deploy("m", table="requests", runtime="sql").runtime == "sql"
+    insert = "INSERT INTO requests (a, b) VALUES ($a, $b)"
+    db.sql(insert, {"a": 0.5, "b": 1e300})
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(indb.ScoringError, match="NULL, NaN or infinite; it needs values in a, b"):
+            db.sql(insert, {"a": 0.5, "b": bad})
+    assert list(db.sql("SELECT prediction FROM requests_predictions").prediction) == ["yes"]
+
+
+def test_allow_nan_models_take_nan_inputs(tmp_path):
+    """A model registered with allow_nan=True (its imputer expects NaN) gets no NaN check."""
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"a": rng.normal(size=100), "b": rng.normal(size=100)})
+    model = linear_model.LinearRegression().fit(frame, frame.a - frame.b)
+    with indb.connect(f"duckdb://{tmp_path}/m.duckdb") as db:
+        db.register_model("m", model, sample=frame)
+        mv = db.get_model("m")
+        strict = compile_onnx(onnx.load_from_string(mv.onnx), mv.signature)
+        loose_signature = dataclasses.replace(mv.signature)
+        object.__setattr__(loose_signature, "allow_nan", True)  # Signature.allow_nan (registry)
+        loose = compile_onnx(onnx.load_from_string(mv.onnx), loose_signature)
+        rows = pd.DataFrame({"a": [1.0], "b": [float("inf")]})
+        with pytest.raises(Exception, match="NaN or infinite"):
+            evaluate(db.backend, strict, rows)
+        assert evaluate(db.backend, loose, rows).o0[0] == float("-inf")
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_evaluate_shows_the_real_error_and_leaves_nothing_behind(db):
+    """Regression (issue 10.8): evaluate's `finally: DROP` ran in the aborted transaction and
+    replaced the real error with "current transaction is aborted"."""
+    x = np.linspace(0, 1, 20)
+    model = linear_model.LinearRegression().fit(pd.DataFrame({"x": x}), x * 3.25e300)
+    db.register_model("huge", model, sample=pd.DataFrame({"x": x}))
+    compiled = compile_version(db.get_model("huge"))
+    with pytest.raises(Exception, match="out of range") as caught:
+        evaluate(db.backend, compiled, pd.DataFrame({"x": [1e300]}))
+    assert "transaction is aborted" not in str(caught.value)
+    left = db.sql("SELECT count(*) AS n FROM pg_class WHERE relname LIKE 'indb_verify_%'")
+    assert left.n[0] == 0
