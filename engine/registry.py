@@ -34,6 +34,7 @@ RESERVED_COLUMNS = (
 PARITY_ROWS = 1000
 SAMPLE_ROWS = 200  # rows of the registration sample kept to verify compiled SQL
 PARITY_TOLERANCE = 1e-5
+EXPECTED = "indb_expected"  # stored sample columns holding the estimator's outputs (engine/compiled.py)
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,16 @@ def _parity(estimator: Any, sig: Signature, results: list, sample: pd.DataFrame)
         difference = np.abs(got.ravel() - expected.ravel()) / scale
         mismatches = 0
     report["max_abs_diff"] = float(np.nanmax(difference)) if difference.size else 0.0
+    # The estimator's own outputs on the stored sample rows: compiled SQL is verified against them.
+    head = min(len(sample), SAMPLE_ROWS)
+    outputs = {
+        EXPECTED: list(convert.python_classes(expected[:head]))
+        if sig.task == "classification"
+        else expected[:head].ravel().tolist()
+    }
+    if sig.task == "classification" and hasattr(estimator, "predict_proba"):
+        outputs.update({f"{EXPECTED}_p{i}": column.tolist() for i, column in enumerate(proba[:head].T)})
+    report[EXPECTED] = outputs
     if mismatches or report["max_abs_diff"] > PARITY_TOLERANCE:
         raise ModelError(
             f"the ONNX conversion of {type(estimator).__name__} disagrees with scikit-learn on "
@@ -206,6 +217,8 @@ def register(
     name = identifiers.model_name(name)
     lineage = _training_set(backend, training_set)
     data, sig, recipe, conversion = prepare(model, sample)
+    expected = pd.DataFrame((conversion or {}).pop(EXPECTED, {}))
+    stored = pd.concat([sample.head(SAMPLE_ROWS).reset_index(drop=True), expected], axis=1)
     if lineage is not None:
         recipe["training_set"] = {"name": lineage[0], "version": lineage[1]}
     sha256 = hashlib.sha256(data).hexdigest()
@@ -225,7 +238,7 @@ def register(
         "conversion": None if conversion is None else json.dumps(conversion),
         "description": description,
         "created_by": backend.user,
-        "sample": sample.head(SAMPLE_ROWS).to_json(orient="split", index=False),
+        "sample": stored.to_json(orient="split", index=False),
     }
     with backend.transaction():
         if not backend.rows(_sql("get_model", backend), {"name": name}):

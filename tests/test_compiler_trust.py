@@ -307,3 +307,24 @@ def test_evaluate_shows_the_real_error_and_leaves_nothing_behind(db):
     assert "transaction is aborted" not in str(caught.value)
     left = db.sql("SELECT count(*) AS n FROM pg_class WHERE relname LIKE 'indb_verify_%'")
     assert left.n[0] == 0
+
+
+def test_verification_accepts_sql_that_matches_the_estimator_on_ties(tmp_path):
+    """Issue 11.14: a 10-tree forest gives exact 0.5/0.5 votes; onnxruntime picks the second
+    class there, the SQL picks scikit-learn's (the first). Verification counted those as label
+    mismatches and refused SQL that is right; ties now pass as they do at registration."""
+    from sklearn import ensemble
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"a": rng.normal(size=400).round(1), "b": rng.normal(size=400).round(1)})
+    label = np.where(rng.uniform(size=400) < 0.5, "x", "y")  # noise: many 5-5 votes
+    model = ensemble.RandomForestClassifier(10, random_state=0).fit(frame, label)
+    ties = np.isclose(model.predict_proba(frame)[:, 0], 0.5).sum()
+    assert ties > 0
+    with indb.connect(f"duckdb://{tmp_path}/m.duckdb") as db:
+        db.register_model("rf", model, sample=frame)
+        deployment = db.deploy("rf", table="requests", runtime="sql")
+        assert deployment.runtime == "sql"
+        db.sql("INSERT INTO requests (a, b) VALUES (0.1, 0.2), (1.5, -0.3)")
+        got = db.sql("SELECT prediction FROM requests_predictions ORDER BY id").prediction
+        assert list(got) == list(model.predict(pd.DataFrame({"a": [0.1, 1.5], "b": [0.2, -0.3]})))
