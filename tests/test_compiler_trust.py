@@ -328,3 +328,26 @@ def test_verification_accepts_sql_that_matches_the_estimator_on_ties(tmp_path):
         db.sql("INSERT INTO requests (a, b) VALUES (0.1, 0.2), (1.5, -0.3)")
         got = db.sql("SELECT prediction FROM requests_predictions ORDER BY id").prediction
         assert list(got) == list(model.predict(pd.DataFrame({"a": [0.1, 1.5], "b": [0.2, -0.3]})))
+
+
+def test_verification_takes_sql_closer_to_the_estimator_and_names_the_failing_figure():
+    """Issue 11.14: SQL 0.0025 from scikit-learn where onnxruntime is 0.085 off was refused at
+    1.45e-6 relative to onnxruntime, and the message showed a passing figure."""
+    from types import SimpleNamespace
+
+    from indb.compiled import _compare
+    from indb.registry import EXPECTED
+
+    sig = SimpleNamespace(task="regression")
+    onnxruntime = [np.array([100_000.15, 100_000.0, 5.0])]
+    estimator = pd.DataFrame({EXPECTED: [100_000.0025, 100_000.0]})  # the sample rows only
+
+    def compare(sql):
+        return _compare(sig, None, pd.DataFrame({"o0": sql}), onnxruntime, estimator)
+
+    good = compare([100_000.0, 100_000.0, 5.0])  # 1.5e-6 from onnxruntime, nearer the estimator
+    assert good.max_difference == pytest.approx(1.5e-6, rel=1e-3) and good.failed == []
+    assert good.tolerance == pytest.approx(1.475e-6, rel=1e-3)  # onnxruntime's own distance
+    bad = compare([100_000.4, 100_000.0, 5.1])
+    assert bad.failed == [0, 2] and bad.worst == 2 and bad.difference[2] == pytest.approx(0.02)
+    assert "SQL 3.97e-06, onnxruntime 1.47e-06" in bad.estimator_value(0)
