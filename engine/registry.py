@@ -149,14 +149,13 @@ def _parity(estimator: Any, sig: Signature, results: list, sample: pd.DataFrame)
     report["max_abs_diff"] = float(np.nanmax(difference)) if difference.size else 0.0
     # The estimator's own outputs on the stored sample rows: compiled SQL is verified against them.
     head = min(len(sample), SAMPLE_ROWS)
-    outputs = {
-        EXPECTED: list(convert.python_classes(expected[:head]))
-        if sig.task == "classification"
-        else expected[:head].ravel().tolist()
-    }
-    if sig.task == "classification" and hasattr(estimator, "predict_proba"):
-        outputs.update({f"{EXPECTED}_p{i}": column.tolist() for i, column in enumerate(proba[:head].T)})
-    report[EXPECTED] = outputs
+    if expected.ndim == 1 or expected.shape[1] == 1:  # one output per row, as indb scores
+        first = expected[:head].ravel()
+        is_label = sig.task == "classification"
+        outputs = {EXPECTED: list(convert.python_classes(first)) if is_label else first.tolist()}
+        if is_label and hasattr(estimator, "predict_proba"):
+            outputs.update({f"{EXPECTED}_p{i}": column.tolist() for i, column in enumerate(proba[:head].T)})
+        report[EXPECTED] = outputs
     if mismatches or report["max_abs_diff"] > PARITY_TOLERANCE:
         raise ModelError(
             f"the ONNX conversion of {type(estimator).__name__} disagrees with scikit-learn on "
