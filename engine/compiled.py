@@ -15,13 +15,14 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 import pandas as pd
+from sqlglot import exp
 
 from indb.backends.base import Backend
-from indb.errors import DeploymentError
-from indb.registry import ModelVersion
+from indb.errors import DatabaseError, DeploymentError
+from indb.registry import EXPECTED, PARITY_TOLERANCE, ModelVersion
 from indb.sql import statement
 from indb.udfs import convert, sessions
-from indb.udfs.compiler import CompiledModel, UnsupportedOperator, compile_onnx
+from indb.udfs.compiler import CompiledModel, ModelRefused, UnsupportedOperator, compile_onnx, dialects
 
 __all__ = ["UnsupportedOperator", "choose", "compile_version", "verify"]
 
@@ -29,6 +30,7 @@ TOLERANCE = 1e-6
 RANDOM_ROWS = 300
 AUTO_MAX_SQL_BYTES = 64_000  # above this, onnxruntime beats the SQL engines on these models
 MAX_TREE_NODES = 250_000  # beyond this the SQL runs to tens of MB
+MAX_ONNX_BYTES = 64_000_000  # bigger models are scored by onnxruntime only
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,11 @@ class RuntimeChoice:
 
 
 def compile_version(mv: ModelVersion) -> CompiledModel:
+    if len(mv.onnx) > MAX_ONNX_BYTES:
+        raise ModelRefused(
+            f"model {mv.name!r} version {mv.version} is {len(mv.onnx):,} bytes of ONNX; the compiler "
+            f"takes at most {MAX_ONNX_BYTES:,}"
+        )
     return compile_onnx(onnx.load_from_string(mv.onnx), mv.signature)
 
 
@@ -62,32 +69,54 @@ def evaluate(backend: Backend, compiled: CompiledModel, rows: pd.DataFrame) -> p
     o1.. (the probabilities), in the order of ``rows``. Nothing is left behind."""
     table = f"indb_verify_{uuid.uuid4().hex[:12]}"
     helpers = backend.compiled_helpers(None)
-    outputs = [compiled.prediction_sql(backend.dialect, helpers)]
-    outputs += compiled.probabilities_sql(backend.dialect, helpers=helpers)
-    select = ", ".join(f"{e} AS o{i}" for i, e in enumerate(outputs))
+    select = _select(compiled, backend.dialect, helpers, table)
     frame = rows.reset_index(drop=True).reset_index().rename(columns={"index": "indb_row"})
+    # No try/finally: after an error PostgreSQL refuses every statement until the transaction
+    # ends, so a DROP there would hide the real error. The transaction's rollback removes the
+    # table and the functions instead.
     with backend.transaction():
         backend.write_table(table, frame, replace=True)
         created = backend.compiled_helper_sql(compiled, helpers)
-        try:
-            for text in created:
-                backend.execute(text)
-            return backend.query(f"SELECT {select} FROM {backend.quote(table)} ORDER BY indb_row")
-        finally:
-            backend.execute(f"DROP TABLE {backend.quote(table)}")
-            if created:
-                for helper in compiled.helper_functions(helpers):
-                    backend.execute(f"DROP FUNCTION {backend.quote(helpers[0], helper.name)}")
+        for text in created:
+            backend.execute(text)
+        result = backend.query(select)
+        backend.execute(f"DROP TABLE {backend.quote(table)}")
+        if created:
+            for helper in compiled.helper_functions(helpers):
+                backend.execute(f"DROP FUNCTION {backend.quote(helpers[0], helper.name)}")
+    return result
+
+
+def _select(compiled: CompiledModel, dialect: str, helpers, table: str) -> str:
+    """SELECT o0 (the prediction), o1.. (the probabilities) FROM table ORDER BY indb_row."""
+    outputs = [
+        compiled.prediction_tree(dialect, helpers),
+        *compiled.probability_picks(dialect, helpers=helpers),
+    ]
+    query = (
+        exp.select(*(exp.alias_(o, f"o{i}") for i, o in enumerate(outputs)), copy=False)
+        .from_(exp.Table(this=exp.to_identifier(table, quoted=True)), copy=False)
+        .order_by(exp.column("indb_row"), copy=False)
+    )
+    return dialects.render(query, dialect)
 
 
 def verification_rows(backend: Backend, mv: ModelVersion, seed: int = 0) -> pd.DataFrame:
     """The stored registration sample, random rows within its ranges, and its edge values."""
+    return _verification_rows(backend, mv, seed)[0]
+
+
+def _verification_rows(backend: Backend, mv: ModelVersion, seed: int = 0):
+    """(rows, the estimator's outputs stored for the first rows: columns indb_expected and
+    indb_expected_p<i>, empty for models registered as ONNX or before they were stored)."""
     ((text,),) = backend.rows(
         statement("registry", "get_sample", backend.dialect), {"model": mv.name, "version": mv.version}
     )
     sample = pd.read_json(io.StringIO(text), orient="split") if text else pd.DataFrame()
     if sample.empty:
         raise DeploymentError(f"model {mv.name!r} version {mv.version} has no stored sample to verify with")
+    estimator = sample[[c for c in sample.columns if str(c).startswith(EXPECTED)]]
+    sample = sample[mv.signature.columns]
     rng = np.random.default_rng(seed)
     random, edges = {}, {}
     for spec in mv.signature.inputs:
@@ -109,36 +138,135 @@ def verification_rows(backend: Backend, mv: ModelVersion, seed: int = 0) -> pd.D
             rows[spec.name] = rows[spec.name].round().astype("int64")
         elif spec.sql_type == "BOOLEAN":
             rows[spec.name] = rows[spec.name].astype(bool)
-    return rows[mv.signature.columns]
+    return rows[mv.signature.columns], estimator
 
 
 def verify(backend: Backend, mv: ModelVersion, compiled: CompiledModel) -> dict:
-    """Score the verification rows with both runtimes; raise DeploymentError on any difference."""
-    rows = verification_rows(backend, mv)
-    got = evaluate(backend, compiled, rows)
+    """Score the verification rows with both runtimes; raise DeploymentError on a difference.
+
+    The reference is onnxruntime, and on the sample rows also the registered estimator's own
+    outputs (stored at registration): a row passes when the SQL agrees with onnxruntime, or
+    is at least as close to the estimator as onnxruntime is. Labels that differ only where
+    onnxruntime saw a tie (two classes within PARITY_TOLERANCE) pass, as at registration.
+    Elsewhere the tolerance is TOLERANCE, or onnxruntime's own distance from the estimator on
+    the sample where that is larger (the model's float32 noise, not a compiler error)."""
+    rows, estimator = _verification_rows(backend, mv)
+    try:
+        got = evaluate(backend, compiled, rows)
+    except Exception as e:  # the engine refuses the SQL (e.g. a float overflow PostgreSQL raises)
+        error = backend.translate(e)
+        if not isinstance(error, DatabaseError):
+            raise
+        reason = str(error).splitlines()[0] if str(error) else type(e).__name__
+        raise DeploymentError(
+            f"compiled SQL of model {mv.name!r} version {mv.version} fails in the database on the "
+            f"verification rows: {reason}"
+        ) from None
     sig = mv.signature
     session = sessions.build(mv.onnx)
     outputs = [sig.prediction_output] + ([sig.probability_output] if sig.probability_output else [])
     reference = session.run(outputs, convert.feeds(sig, rows))
-    report = {"rows": len(rows), "tolerance": TOLERANCE}
-    expected = np.asarray(reference[0]).reshape(len(rows))
-    if sig.task == "classification":
-        labels = [str(v) for v in got["o0"]]
-        report["label_mismatches"] = int(sum(a != str(b) for a, b in zip(labels, expected, strict=True)))
-        ours = got[[f"o{i + 1}" for i in range(len(compiled.probabilities))]].to_numpy(dtype=np.float64)
-        theirs = np.asarray(reference[1], dtype=np.float64)
-    else:
-        report["label_mismatches"] = 0
-        ours, theirs = got["o0"].to_numpy(dtype=np.float64), expected.astype(np.float64)
-    difference = np.abs(ours - theirs) / np.maximum(1.0, np.abs(theirs))
-    report["max_difference"] = float(np.max(difference)) if difference.size else 0.0
-    if report["label_mismatches"] or report["max_difference"] > TOLERANCE:
+    found = _compare(sig, compiled, got, reference, estimator)
+    report = {"rows": len(rows), "tolerance": found.tolerance, "label_mismatches": len(found.mislabeled)}
+    report["max_difference"] = found.max_difference
+    report["estimator_rows"] = len(estimator) if len(estimator.columns) else 0
+    what = f"compiled SQL of model {mv.name!r} version {mv.version}"
+    if found.mislabeled:
+        row = found.mislabeled[0]
         raise DeploymentError(
-            f"compiled SQL of model {mv.name!r} version {mv.version} disagrees with onnxruntime on "
-            f"{report['rows']} verification rows ({report['label_mismatches']} label mismatches, max "
-            f"difference {report['max_difference']:.3g} > {TOLERANCE})"
+            f"{what} disagrees with onnxruntime on {len(found.mislabeled)} labels of {len(rows)} "
+            f"verification rows (not ties), e.g. row {row}: SQL {got['o0'][row]!r}, onnxruntime "
+            f"{found.labels[row]!r}" + found.estimator_label(row)
+        )
+    if found.failed:
+        row = found.worst
+        raise DeploymentError(
+            f"{what} differs from onnxruntime by {found.difference[row]:.3g} (relative above 1) > "
+            f"{found.tolerance:.3g} on row {row} of {len(rows)} verification rows ({len(found.failed)} "
+            f"rows differ)" + found.estimator_value(row)
         )
     return report
+
+
+@dataclass
+class _Comparison:
+    labels: list  # onnxruntime's labels (str), classifiers only
+    mislabeled: list[int]
+    difference: np.ndarray  # per row: the largest relative difference from onnxruntime
+    failed: list[int]  # rows beyond the tolerance and no closer to the estimator than onnxruntime
+    tolerance: float
+    estimator_labels: list
+    estimator_gap: np.ndarray  # per row with estimator outputs: (SQL, onnxruntime) distance to it
+
+    @property
+    def max_difference(self) -> float:
+        return float(self.difference.max()) if self.difference.size else 0.0
+
+    @property
+    def worst(self) -> int:
+        return max(self.failed, key=lambda r: self.difference[r])
+
+    def estimator_label(self, row: int) -> str:
+        if row < len(self.estimator_labels):
+            return f", the estimator {self.estimator_labels[row]!r}"
+        return ""
+
+    def estimator_value(self, row: int) -> str:
+        if row < len(self.estimator_gap):
+            sql, ort = self.estimator_gap[row]
+            return f"; from the estimator's own output: SQL {sql:.3g}, onnxruntime {ort:.3g}"
+        return ""
+
+
+def _relative(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per row, the largest |a - b| relative to |b| above 1 (2-D: over the columns)."""
+    difference = np.abs(a - b) / np.maximum(1.0, np.abs(b))
+    return difference.max(axis=1) if difference.ndim == 2 else difference
+
+
+def _compare(sig, compiled: CompiledModel, got: pd.DataFrame, reference: list, estimator: pd.DataFrame):
+    n = len(got)
+    expected = np.asarray(reference[0]).reshape(n)
+    known = len(estimator) if EXPECTED in estimator.columns else 0
+    columns = [c for c in estimator.columns if c != EXPECTED]
+    if sig.task == "classification":
+        labels = [str(v) for v in expected]
+        ours = got[[f"o{i + 1}" for i in range(len(compiled.probabilities))]].to_numpy(dtype=np.float64)
+        theirs = np.asarray(reference[1], dtype=np.float64).reshape(n, -1)
+        truth = estimator[columns].to_numpy(dtype=np.float64) if columns and known else None
+        estimator_labels = [str(v) for v in estimator[EXPECTED]] if known else []
+    else:
+        labels, estimator_labels = [], []
+        ours, theirs = got["o0"].to_numpy(dtype=np.float64), expected.astype(np.float64)
+        truth = estimator[EXPECTED].to_numpy(dtype=np.float64) if known else None
+    difference = _relative(ours, theirs)
+    gap = np.zeros((0, 2))
+    tolerance = TOLERANCE
+    if (
+        truth is not None
+        and truth.shape[:1] == (known,)
+        and (truth.ndim == 1 or truth.shape == ours[:known].shape)
+    ):
+        gap = np.stack([_relative(ours[:known], truth), _relative(theirs[:known], truth)], axis=1)
+        tolerance = max(TOLERANCE, float(gap[:, 1].max()))
+    failed = [
+        r
+        for r in np.flatnonzero(difference > TOLERANCE).tolist()
+        if (gap[r, 0] > max(gap[r, 1], TOLERANCE) if r < len(gap) else difference[r] > tolerance)
+    ]
+    mislabeled = []
+    if labels:
+        position = {str(c): i for i, c in enumerate(sig.classes)}
+        for row, (a, b) in enumerate(zip(got["o0"], labels, strict=True)):
+            a = str(a)
+            if a == b or (row < len(estimator_labels) and a == estimator_labels[row]):
+                continue
+            probabilities = theirs[row] if theirs.shape[1] == len(position) else None
+            if probabilities is not None and a in position:
+                if probabilities.max() - probabilities[position[a]] <= PARITY_TOLERANCE:
+                    continue  # a tie: either label is right (registration's rule)
+            mislabeled.append(row)
+    return _Comparison(labels, mislabeled, difference, failed, tolerance, estimator_labels, gap)
 
 
 def choose(backend: Backend, mv: ModelVersion, runtime: str) -> RuntimeChoice:

@@ -36,6 +36,7 @@ RESERVED_COLUMNS = (
 PARITY_ROWS = 1000
 SAMPLE_ROWS = 200  # rows of the registration sample kept to verify compiled SQL
 PARITY_TOLERANCE = 1e-5
+EXPECTED = "indb_expected"  # stored sample columns holding the estimator's outputs (engine/compiled.py)
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,15 @@ def _parity(estimator: Any, sig: Signature, results: list, sample: pd.DataFrame)
         difference = np.abs(got.ravel() - expected.ravel()) / scale
         mismatches = 0
     report["max_abs_diff"] = float(np.nanmax(difference)) if difference.size else 0.0
+    # The estimator's own outputs on the stored sample rows: compiled SQL is verified against them.
+    head = min(len(sample), SAMPLE_ROWS)
+    if expected.ndim == 1 or expected.shape[1] == 1:  # one output per row, as indb scores
+        first = expected[:head].ravel()
+        is_label = sig.task == "classification"
+        outputs = {EXPECTED: list(convert.python_classes(first)) if is_label else first.tolist()}
+        if is_label and hasattr(estimator, "predict_proba"):
+            outputs.update({f"{EXPECTED}_p{i}": column.tolist() for i, column in enumerate(proba[:head].T)})
+        report[EXPECTED] = outputs
     if mismatches or report["max_abs_diff"] > PARITY_TOLERANCE:
         raise ModelError(
             f"the ONNX conversion of {type(estimator).__name__} disagrees with scikit-learn on "
@@ -212,6 +222,8 @@ def register(
     lineage = _training_set(backend, training_set)
     data, sig, recipe, conversion = prepare(model, sample)
     sig = dataclasses.replace(sig, allow_nan=allow_nan)
+    expected = pd.DataFrame((conversion or {}).pop(EXPECTED, {}))
+    stored = pd.concat([sample.head(SAMPLE_ROWS).reset_index(drop=True), expected], axis=1)
     if lineage is not None:
         recipe["training_set"] = {"name": lineage[0], "version": lineage[1]}
         recipe["label"] = _training_set_label(backend, lineage)
@@ -232,7 +244,7 @@ def register(
         "conversion": None if conversion is None else json.dumps(conversion),
         "description": description,
         "created_by": backend.user,
-        "sample": sample.head(SAMPLE_ROWS).to_json(orient="split", index=False),
+        "sample": stored.to_json(orient="split", index=False),
     }
     with backend.transaction():
         if not backend.rows(_sql("get_model", backend), {"name": name}):

@@ -8,6 +8,7 @@ one row (see :mod:`values`); each operator has a ``visit_<Op>`` method, and an o
 without one raises :class:`UnsupportedOperator` naming it.
 """
 
-from indb.udfs.compiler.compile import CompiledModel, UnsupportedOperator, compile_onnx
+from indb.udfs.compiler.compile import CompiledModel, compile_onnx
+from indb.udfs.compiler.errors import ModelRefused, UnsupportedOperator
 
-__all__ = ["CompiledModel", "UnsupportedOperator", "compile_onnx"]
+__all__ = ["CompiledModel", "ModelRefused", "UnsupportedOperator", "compile_onnx"]

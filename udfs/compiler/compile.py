@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-import re
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,42 +11,31 @@ import onnx
 from onnx import helper, numpy_helper
 from sqlglot import exp
 
-from indb.udfs.compiler import sql
+from indb.errors import ModelError
+from indb.udfs.compiler import dialects, sql
+from indb.udfs.compiler.dialects import Fail, Pick, Planned, Trunc
+from indb.udfs.compiler.errors import ModelRefused, UnsupportedOperator
 from indb.udfs.compiler.ml import MLOperators
 from indb.udfs.compiler.shared import Lets, Levels
 from indb.udfs.compiler.values import Value, apply, elementwise, materialize
 from indb.udfs.signature import Signature
 
-
-class UnsupportedOperator(ValueError):
-    """The graph holds an operator (or an attribute value) the compiler cannot translate."""
-
-
-_DECIMAL = re.compile(r"(?<![\w.'])(\d+(?:\.\d+)?e[-+]?\d+|\d+\.\d+)(?![\w.'])")
-
-# Raises an error from SQL; its real name depends on the dialect.
-FAIL = "INDB_FAIL"
-FAIL_FUNCTIONS = {"duckdb": "error", "postgres": "indb.fail", "spark": "raise_error"}
-# Truncation toward zero before a cast to an integer. Spark's TRUNC is for dates only, and its
-# CAST to an integral type truncates already.
-TRUNC = "INDB_TRUNC"
-TRUNC_FUNCTIONS = {"spark": ""}
+MAX_GRAPH_NODES = 100_000  # ONNX nodes of one graph
+COMPILE_SECONDS = 120.0  # walking the graph; rendering has its own limits (shared.MAX_SQL_BYTES)
+RESERVED_PREFIX = "indb_"  # indb's own column and variable names in compiled SQL
+LARGEST_DOUBLE = 1.7976931348623157e308
 
 
 @dataclass
 class Guard:
-    """Inputs that must not be NULL, and the error to raise if one is."""
+    """Inputs that must not be NULL (nor NaN or infinite), and the error to raise if one is."""
 
     condition: exp.Expression
     message: str
 
-    def wrap(self, text: str, sql_type: str, dialect: str, render) -> str:
-        fail = exp.Cast(
-            this=exp.Anonymous(this=FAIL, expressions=[exp.Literal.string(self.message)]),
-            to=exp.DataType.build(sql_type),
-        )
-        case = exp.Case().when(exp.Paren(this=self.condition), fail).else_(exp.column("indb_guarded"))
-        return render(case, dialect).replace("indb_guarded", text)
+    def wrap(self, expression: exp.Expression, sql_type: str) -> exp.Expression:
+        fail = exp.Cast(this=Fail(this=exp.Literal.string(self.message)), to=exp.DataType.build(sql_type))
+        return exp.Case(ifs=[exp.If(this=exp.Paren(this=self.condition), true=fail)], default=expression)
 
 
 @dataclass
@@ -60,68 +49,82 @@ class CompiledModel:
     signature: Signature
     guard: Guard | None
 
-    @staticmethod
-    def render(expression: exp.Expression, dialect: str) -> str:
-        # copy=False: the generator's defensive copy costs as much as generating a big model
-        text = expression.sql(dialect=dialect, copy=False)
-        text = text.replace(f"{FAIL}(", f"{FAIL_FUNCTIONS.get(dialect, 'error')}(")
-        text = text.replace(f"{TRUNC}(", f"{TRUNC_FUNCTIONS.get(dialect, 'TRUNC')}(")
-        if dialect == "postgres":  # 1.5e0 is NUMERIC there, and NUMERIC arithmetic is ~4x slower
-            text = _DECIMAL.sub(r"\1::float8", text)
-        return text
-
-    def _output(self, expression, sql_type: str, dialect: str, helpers, kind: str) -> tuple[str, list]:
-        def render(e):
-            return self.render(e, dialect)
-
+    def _output(self, expression, sql_type: str, dialect: str, helpers, kind: str, generator):
+        """The tree computing ``expression`` (rendered by ``generator``, which holds its plan
+        of lets) and the PostgreSQL helper functions it calls."""
         functions = []
+
+        def guarded(tree):
+            return tree if self.guard is None else self.guard.wrap(tree, sql_type)
+
         if dialect in ("duckdb", "spark"):
-            text = self.levels.lambdas(expression, dialect, render)
+            tree = guarded(self.levels.lambdas(expression, generator, dialect == "spark"))
         elif dialect == "postgres" and helpers is not None:
+            # The guard goes inside the first function: the calling statement holds no model text.
             schema, name = helpers
-            arguments = [render(exp.column(i.name, quoted=True)) for i in self.signature.inputs]
-            text, functions = self.levels.chain(
+            tree, functions = self.levels.chain(
                 expression,
-                render,
+                generator,
                 schema=schema,
                 name=f"{name}_{kind}",
-                arguments=arguments,
+                arguments=[exp.column(i.name, quoted=True) for i in self.signature.inputs],
                 returns="prediction" if kind == "p" else "DOUBLE[]",
+                first=guarded,
             )
         else:
-            text = render(self.levels.inline(expression))
-        if self.guard is not None:
-            text = self.guard.wrap(text, sql_type, dialect, self.render)
-        return text, functions
+            tree = guarded(self.levels.inline(expression))
+        return tree, functions
 
     def _array(self) -> exp.Expression:
         return exp.Array(expressions=[sql.lit(p) for p in self.probabilities])
+
+    def prediction_tree(self, dialect: str, helpers: tuple[str, str] | None = None) -> Planned:
+        """The prediction as a node to render in ``dialect`` (alone or inside a statement)."""
+        generator = dialects.generator(dialect)
+        tree = self._output(
+            self.prediction, self.signature.prediction_type, dialect, helpers, "p", generator
+        )[0]
+        return Planned(this=tree, plan=generator)
+
+    def probabilities_tree(self, dialect: str, helpers: tuple[str, str] | None = None) -> Planned:
+        """The probability array as a node (see :meth:`prediction_tree`)."""
+        generator = dialects.generator(dialect)
+        return Planned(
+            this=self._output(self._array(), "DOUBLE[]", dialect, helpers, "q", generator)[0], plan=generator
+        )
 
     def prediction_sql(self, dialect: str, helpers: tuple[str, str] | None = None) -> str:
         """The prediction. On PostgreSQL, ``helpers=(schema, name)`` computes shared
         sub-expressions once through the functions :meth:`helper_functions` returns; without
         it they are written out in place."""
-        return self._output(self.prediction, self.signature.prediction_type, dialect, helpers, "p")[0]
+        return dialects.render(self.prediction_tree(dialect, helpers), dialect)
 
     def probabilities_array_sql(self, dialect: str, helpers: tuple[str, str] | None = None) -> str:
         """All probabilities as one array (NULL-free; empty models give an empty array)."""
-        return self._output(self._array(), "DOUBLE[]", dialect, helpers, "q")[0]
+        return dialects.render(self.probabilities_tree(dialect, helpers), dialect)
+
+    def probability_picks(self, dialect: str, width: int | None = None, helpers=None) -> list[exp.Expression]:
+        """One node per probability, NULL-padded to ``width`` columns (a scores-only binary
+        classifier gives one score for two classes)."""
+        picks = []
+        if self.probabilities:
+            array = self.probabilities_tree(dialect, helpers)
+            offset = 0 if dialect == "spark" else 1
+            picks = [Pick(this=array, index=i + offset) for i in range(len(self.probabilities))]
+        return picks + [exp.Null() for _ in range(max(0, (width or 0) - len(picks)))]
 
     def probabilities_sql(self, dialect: str, width: int | None = None, helpers=None) -> list[str]:
-        """One SQL expression per probability (NULL-padded to ``width`` columns: a scores-only
-        binary classifier gives one score for two classes)."""
-        texts = []
-        if self.probabilities:
-            array = self.probabilities_array_sql(dialect, helpers)
-            offset = 0 if dialect == "spark" else 1
-            texts = [f"({array})[{i + offset}]" for i in range(len(self.probabilities))]
-        return texts + ["NULL"] * max(0, (width or 0) - len(texts))
+        """One SQL expression per probability (NULL-padded to ``width`` columns)."""
+        return [dialects.render(p, dialect) for p in self.probability_picks(dialect, width, helpers)]
 
     def helper_functions(self, helpers: tuple[str, str]) -> list:
         """The PostgreSQL functions that ``helpers`` names in the rendered SQL."""
-        functions = self._output(self.prediction, "TEXT", "postgres", helpers, "p")[1]
+        generator = dialects.generator("postgres")
+        prediction_type = self.signature.prediction_type
+        functions = self._output(self.prediction, prediction_type, "postgres", helpers, "p", generator)[1]
         if self.probabilities:
-            functions += self._output(self._array(), "DOUBLE[]", "postgres", helpers, "q")[1]
+            generator = dialects.generator("postgres")
+            functions += self._output(self._array(), "DOUBLE[]", "postgres", helpers, "q", generator)[1]
         return functions
 
     def sql(self, dialect: str) -> dict[str, str]:
@@ -131,11 +134,19 @@ class CompiledModel:
         return result
 
     def size(self, dialect: str) -> int:
-        """Bytes of SQL: the prediction and the probability array."""
-        total = len(self.prediction_sql(dialect))
+        """Bytes of SQL: the prediction and the probability array, with their shared
+        sub-expressions computed once (PostgreSQL: in helper functions), never written out."""
+        helpers = ("indb", "size") if dialect == "postgres" else None
+        total = len(self.prediction_sql(dialect, helpers))
         if self.probabilities:
-            total += len(self.probabilities_array_sql(dialect))
+            total += len(self.probabilities_array_sql(dialect, helpers))
+        if helpers:
+            total += sum(len(h.body) for h in self.helper_functions(helpers))
         return total
+
+
+def _is_float(spec) -> bool:
+    return spec.onnx_type in ("float", "double") and spec.sql_type == "DOUBLE"
 
 
 def attributes(node: onnx.NodeProto) -> dict:
@@ -170,6 +181,17 @@ class Compiler(MLOperators):
     def walk(self) -> None:
         """Translate every node; ``self.values`` then holds each graph value's SQL."""
         graph = self.model.graph
+        reserved = [i.name for i in self.signature.inputs if i.name.lower().startswith(RESERVED_PREFIX)]
+        if reserved:
+            raise ModelError(
+                f"input column {reserved[0]!r}: names starting with {RESERVED_PREFIX!r} are indb's own "
+                "(compiled SQL and verification use them); rename the column"
+            )
+        if len(graph.node) > MAX_GRAPH_NODES:
+            raise ModelRefused(
+                f"the ONNX graph has {len(graph.node):,} nodes; the limit is {MAX_GRAPH_NODES:,}"
+            )
+        deadline = time.monotonic() + COMPILE_SECONDS
         for initializer in graph.initializer:
             self.values[initializer.name] = Value.constant(numpy_helper.to_array(initializer))
         for spec in self.signature.inputs:
@@ -180,6 +202,10 @@ class Compiler(MLOperators):
                 np.array([column], dtype=object), batched=True, rounded32=spec.onnx_type == "float"
             )
         for node in graph.node:
+            if time.monotonic() > deadline:
+                raise ModelRefused(
+                    f"compiling took over {COMPILE_SECONDS:.0f} s (at {node.op_type} node {node.name!r})"
+                )
             visit = getattr(self, f"visit_{node.op_type}", None)
             if visit is None:
                 raise UnsupportedOperator(
@@ -191,15 +217,26 @@ class Compiler(MLOperators):
                 self.values[name] = value
 
     def _guard(self) -> Guard | None:
-        """An error, not a silent answer, when an input the model needs is NULL."""
-        required = [i.name for i in self.signature.inputs if not i.nullable]
-        if not required:
-            return None
+        """An error, not a silent answer, when an input the model needs is NULL, or a number
+        input is NaN or infinite (unless the model was registered with ``allow_nan=True``):
+        onnxruntime is refused the same rows."""
+        inputs = self.signature.inputs
+        required = [i.name for i in inputs if not i.nullable]
         tests = [exp.Is(this=exp.column(name, quoted=True), expression=exp.Null()) for name in required]
+        finite = [] if self.signature.allow_nan else [i.name for i in inputs if _is_float(i)]
+        for name in finite:  # NaN is above every number in all three engines: NOT (NaN <= max) holds
+            within = exp.LTE(
+                this=exp.Abs(this=exp.column(name, quoted=True)), expression=sql.lit(LARGEST_DOUBLE)
+            )
+            tests.append(exp.Not(this=exp.Paren(this=within)))
+        if not tests:
+            return None
         condition = tests[0]
         for test in tests[1:]:
             condition = exp.Or(this=condition, expression=test)
-        message = f"ScoringError: an input of this model is NULL; it needs values in {', '.join(required)}"
+        names = [i.name for i in inputs if i.name in required or i.name in finite]
+        what = "NULL, NaN or infinite" if finite else "NULL"
+        message = f"ScoringError: an input of this model is {what}; it needs values in {', '.join(names)}"
         return Guard(condition, message)
 
     def share(self, element):
@@ -300,9 +337,7 @@ class Compiler(MLOperators):
                     return int(x)
                 if isinstance(x, exp.Predicate | exp.Boolean | exp.Not):
                     return sql.case(x, 1, 0)
-                return exp.Cast(
-                    this=exp.Anonymous(this=TRUNC, expressions=[x]), to=exp.DataType.build("BIGINT")
-                )
+                return exp.Cast(this=Trunc(this=x), to=exp.DataType.build("BIGINT"))
 
             return [Value(apply(to_int, value.data), value.batched)]
         if to == onnx.TensorProto.STRING:

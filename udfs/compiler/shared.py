@@ -18,27 +18,30 @@ A let is a numeric value of one row; lets used only once are written back in pla
 
 from __future__ import annotations
 
-import re
+import time
 from collections import Counter
 from dataclasses import dataclass
 
 from sqlglot import exp
 
 from indb.udfs.compiler import sql
+from indb.udfs.compiler.dialects import HelperCall, LetBody, LetLevel, LetRef, LevelRef
+from indb.udfs.compiler.errors import ModelRefused
 
-LET = "indb_let_"  # column names standing for lets while compiling
+LET = "indb_let_"  # names of lets while compiling (LetRef nodes, never columns)
 MIN_NODES = 12  # smaller expressions are cheaper to repeat than to share
 INLINE_BYTES = 2_000  # DuckDB/Spark: lets shorter than this are written in place
 INLINE_BYTES_POSTGRES = 600  # PostgreSQL repeats them (no shared sub-expressions) but skips a call
-_LET_NAME = re.compile(rf"\b{LET}\d+\b")
+MAX_SQL_BYTES = 64_000_000  # compiled SQL beyond this is refused (ModelRefused)
+RENDER_SECONDS = 120.0
 
 
 def _is_let(node: exp.Expression) -> bool:
-    return isinstance(node, exp.Column) and node.name.startswith(LET) and not node.table
+    return isinstance(node, LetRef)
 
 
 def _references(expression: exp.Expression) -> list[str]:
-    return [node.name for node in expression.find_all(exp.Column) if _is_let(node)]
+    return [node.name for node in expression.find_all(LetRef)]
 
 
 def numeric(e: exp.Expression) -> bool:
@@ -54,8 +57,10 @@ def numeric(e: exp.Expression) -> bool:
     if isinstance(e, exp.Case):
         results = [i.args["true"] for i in e.args["ifs"]] + [e.args.get("default")]
         return all(r is not None and numeric(r) for r in results)
+    if isinstance(e, LetRef):
+        return True
     if isinstance(e, exp.Column):
-        return _is_let(e)
+        return False
     return True
 
 
@@ -78,7 +83,7 @@ class Lets:
             return element
         name = f"{LET}{len(self.bodies) + 1}"
         self.bodies[name] = element
-        return exp.column(name)
+        return LetRef(this=exp.to_identifier(name))  # as many nodes as the column it replaced
 
     def finish(self, outputs: list[exp.Expression]) -> tuple[list[exp.Expression], Levels]:
         """Write lets used once back in place; group the rest into levels."""
@@ -135,7 +140,8 @@ class Levels:
     def __init__(self, bodies: dict[str, exp.Expression], refs: dict[str, list[str]]):
         self.bodies = bodies
         self.uses = {name: set(refs[name]) for name in bodies}
-        self._rendered: dict[tuple[str, str], str] = {}
+        # (let, dialect, how its references are rendered) -> its text: tree ensembles take seconds
+        self._rendered: dict[tuple, str] = {}
 
     def needed(self, expression: exp.Expression) -> list[str]:
         """The lets ``expression`` depends on, in binding order."""
@@ -149,7 +155,14 @@ class Levels:
         return [name for name in self.bodies if name in seen]
 
     def inline(self, expression: exp.Expression) -> exp.Expression:
-        """``expression`` with every let written out in place (no sharing)."""
+        """``expression`` with every let written out in place (no sharing); ModelRefused when
+        that would be larger than MAX_SQL_BYTES (estimated from the lets, not by expanding)."""
+        nodes = self.inline_nodes(expression)
+        if nodes * 8 > MAX_SQL_BYTES:  # a node renders to at least ~8 bytes
+            raise ModelRefused(
+                f"written out without shared sub-expressions the SQL would have about {nodes:,} "
+                f"nodes (limit {MAX_SQL_BYTES // 8:,})"
+            )
         done: dict[str, exp.Expression] = {}
 
         def replace(node):
@@ -161,81 +174,105 @@ class Levels:
             done[name] = body.copy().transform(replace, copy=False)
         return expression.copy().transform(replace, copy=False)
 
+    def inline_nodes(self, expression: exp.Expression) -> int:
+        """Nodes of ``expression`` with every let written out, counted from the lets."""
+        sizes: dict[str, int] = {}
+
+        def count(e):
+            total = 0
+            for node in e.walk():
+                total += sizes[node.name] if _is_let(node) else 1
+            return total
+
+        for name in self.needed(expression):
+            sizes[name] = count(self.bodies[name])
+        return count(expression)
+
     # -- rendering ------------------------------------------------------------------------------
-    def _body(self, name: str, dialect: str, render) -> str:
-        """A let's body as text, rendered once per dialect (tree ensembles take seconds)."""
-        key = (name, dialect)
-        if key not in self._rendered:
-            self._rendered[key] = render(self.bodies[name])
-        return self._rendered[key]
-
-    @staticmethod
-    def _refer(text: str, slots: dict[str, str]) -> str:
-        """Let names in rendered text replaced by their slots (names are unquoted, unique)."""
-        return _LET_NAME.sub(lambda m: slots[m.group(0)], text)
-
-    def _plan(self, expression, dialect: str, render, limit: int, base: int):
+    def _plan(self, expression, generator, limit: int, base: int) -> list[list[str]]:
         """The lets ``expression`` needs: those whose text is at most ``limit`` bytes are
-        written in place; the rest go into levels. Returns (levels of item texts, the text
-        of ``expression``), with references as ``indb_l<level>[<base + position>]``."""
-        slots: dict[str, str] = {}
+        written in place; the rest go into levels. Sets the plan on ``generator`` (whose
+        LetRef nodes then render as their slot, ``indb_l<level>[<base + position>]``, or in
+        place) and returns the names of the lets of each level."""
+        slots: dict[str, exp.Expression | None] = {}
+        texts: dict[str, str] = {}
+        generator.indb_slots, generator.indb_bodies = slots, texts
         depth: dict[str, int] = {}
         levels: list[list[str]] = []
+        dialect = type(generator).__qualname__
+        total, deadline = 0, time.monotonic() + RENDER_SECONDS
         for name in self.needed(expression):
-            text = self._refer(self._body(name, dialect, render), slots)
-            below = max((depth[r] for r in self.uses[name]), default=0)
+            if time.monotonic() > deadline:
+                raise ModelRefused(f"rendering the compiled SQL took longer than {RENDER_SECONDS:.0f} s")
+            refs = sorted(self.uses[name])
+            key = (
+                name,
+                dialect,
+                *(texts[r] if slots[r] is None else (slots[r].this, slots[r].args["index"]) for r in refs),
+            )
+            text = self._rendered.get(key)
+            if text is None:
+                text = self._rendered[key] = generator.generate(self.bodies[name], copy=False)
+            texts[name] = text
+            total += len(text)
+            if total > MAX_SQL_BYTES:
+                raise ModelRefused(f"the compiled SQL is over {MAX_SQL_BYTES:,} bytes")
+            below = max((depth[r] for r in refs), default=0)
             if len(text) <= limit:
-                slots[name], depth[name] = f"({text})", below
+                slots[name], depth[name] = None, below
                 continue
             depth[name] = below + 1
             if len(levels) < depth[name]:
                 levels.append([])
-            levels[below].append(text)
-            slots[name] = f"indb_l{below + 1}[{base + len(levels[below]) - 1}]"
-        return levels, self._refer(render(expression), slots)
+            levels[below].append(name)
+            slots[name] = LevelRef(this=below + 1, index=base + len(levels[below]) - 1)
+        return levels
 
-    def lambdas(self, expression: exp.Expression, dialect: str, render) -> str:
+    def lambdas(self, expression: exp.Expression, generator, spark: bool) -> exp.Expression:
         """DuckDB / Spark: one lambda per level for the big lets; small ones are written in
         place (DuckDB evaluates repeated sub-expressions once, and a lambda costs more than a
-        short expression)."""
-        spark = dialect == "spark"
-        levels, text = self._plan(expression, dialect, render, INLINE_BYTES, 0 if spark else 1)
+        short expression). ``generator`` then renders the tree returned."""
+        levels = self._plan(expression, generator, INLINE_BYTES, 0 if spark else 1)
         for j in range(len(levels), 0, -1):
-            items = ", ".join(levels[j - 1])
-            if spark:
-                text = f"transform(array(array({items})), indb_l{j} -> {text})[0]"
-            else:
-                text = f"list_transform([[{items}]], lambda indb_l{j}: {text})[1]"
-        return text
+            items = [LetBody(this=name) for name in levels[j - 1]]
+            expression = LetLevel(this=expression, expressions=items, level=j)
+        return expression
 
     def chain(
         self,
         expression: exp.Expression,
-        render,
+        generator,
         *,
         schema: str,
         name: str,
-        arguments: list[str],
+        arguments: list[exp.Expression],
         returns: str,
-    ) -> tuple[str, list[Helper]]:
-        """PostgreSQL: the call that computes ``expression``, and the functions it needs
-        (``schema.name0``, ``schema.name1``, ...): function ``j`` fills level ``j + 1`` and
-        passes it on; the last one computes ``expression``. Everything, the heavy first level
-        included, lives in the functions, whose plans PL/pgSQL keeps for the session. Lets
-        under ``INLINE_BYTES_POSTGRES`` are repeated in place: cheaper than a function call."""
-        levels, text = self._plan(expression, "postgres", render, INLINE_BYTES_POSTGRES, 1)
-        if not levels:
-            return text, []
-
-        def array(j):
-            return f"CAST(ARRAY[{', '.join(levels[j - 1])}] AS DOUBLE PRECISION[])"
-
+        first=lambda tree: tree,
+    ) -> tuple[exp.Expression, list[Helper]]:
+        """PostgreSQL: the call that computes ``expression`` (rendered by ``generator``), and
+        the functions it needs (``schema.name0``, ``schema.name1``, ...); ``first`` wraps the body
+        of ``name0`` (the input guard). Function ``j`` fills
+        level ``j + 1`` and passes it on; the last one computes ``expression``. Everything, the
+        heavy first level included, lives in the functions, whose plans PL/pgSQL keeps for the
+        session. Lets under ``INLINE_BYTES_POSTGRES`` are repeated in place: cheaper than a
+        function call. A model without levels still gets one function: the statement calling it
+        then holds no coefficients or categories, and neither do its errors (PostgreSQL quotes
+        a failing statement in the error's context, but not a function's RETURN expression)."""
+        levels = self._plan(expression, generator, INLINE_BYTES_POSTGRES, 1)
+        array_type = exp.DataType.build("DOUBLE PRECISION[]", dialect="postgres")
         helpers = []
         for j in range(len(levels) + 1):
-            passed = ", ".join([*arguments, *(f"indb_l{k}" for k in range(1, j + 1))])
+            passed = [*arguments, *(exp.column(f"indb_l{k}") for k in range(1, j + 1))]
             if j < len(levels):
-                body = f'"{schema}"."{name}{j + 1}"({passed}, {array(j + 1)})'
+                items = exp.Array(expressions=[LetBody(this=n) for n in levels[j]])
+                body = HelperCall(
+                    this=schema,
+                    name=f"{name}{j + 1}",
+                    expressions=[*passed, exp.Cast(this=items, to=array_type)],
+                )
             else:
-                body = text
-            helpers.append(Helper(f"{name}{j}", j, returns, body))
-        return f'"{schema}"."{name}0"({", ".join(arguments)})', helpers
+                body = expression
+            if j == 0:
+                body = first(body)
+            helpers.append(Helper(f"{name}{j}", j, returns, generator.generate(body, copy=False)))
+        return HelperCall(this=schema, name=f"{name}0", expressions=list(arguments)), helpers

@@ -10,6 +10,8 @@ import math
 import numpy as np
 from sqlglot import exp
 
+from indb.udfs.compiler.dialects import LetRef
+
 Element = float | int | str | bool | exp.Expression
 
 
@@ -40,7 +42,7 @@ def lit(x: Element) -> exp.Expression:
 def paren(x: exp.Expression) -> exp.Expression:
     return (
         x
-        if isinstance(x, exp.Column | exp.Literal | exp.Paren | exp.Anonymous | exp.Func)
+        if isinstance(x, exp.Column | exp.Literal | exp.Paren | exp.Anonymous | exp.Func | LetRef)
         else exp.Paren(this=x)
     )
 

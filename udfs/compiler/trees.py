@@ -17,6 +17,8 @@ from sqlglot import exp
 from indb.udfs.compiler import sql
 from indb.udfs.compiler.values import Value
 
+MAX_TREE_DEPTH = 250  # deeper nested CASEs overflow Python's stack in sqlglot (and the engines')
+
 
 def _unsupported(message: str):
     from indb.udfs.compiler.compile import UnsupportedOperator
@@ -76,6 +78,32 @@ def _list(attrs: dict, name: str, *, short: bool = False):
     return [float(np.float32(v)) for v in attrs.get(name, [])]
 
 
+def _check_trees(nodes: dict) -> None:
+    """Refuse what nested CASEs cannot mean: NaN thresholds (every comparison false), trees
+    deeper than MAX_TREE_DEPTH, branches to missing nodes or back up the tree."""
+    from indb.udfs.compiler.errors import ModelRefused
+
+    for (tree, node), (mode, _, threshold, *_) in nodes.items():
+        if mode != "LEAF" and np.isnan(threshold):
+            raise ModelRefused(f"tree {tree} node {node} has a NaN threshold: no input is ever below it")
+    children = {key: (nodes[key][3], nodes[key][4]) for key in nodes if nodes[key][0] != "LEAF"}
+    for tree in sorted({t for t, _ in nodes}):
+        root = min(n for t, n in nodes if t == tree)
+        stack, seen = [(root, 1)], set()
+        while stack:
+            node, depth = stack.pop()
+            if depth > MAX_TREE_DEPTH:
+                raise ModelRefused(
+                    f"tree {tree} is deeper than the compiler's limit of {MAX_TREE_DEPTH} levels"
+                )
+            if (tree, node) not in nodes:
+                raise ModelRefused(f"tree {tree} branches to node {node}, which it does not have")
+            if (tree, node) in seen:
+                raise ModelRefused(f"tree {tree} reaches node {node} twice (a cycle or a shared node)")
+            seen.add((tree, node))
+            stack += [(child, depth + 1) for child in children.get((tree, node), ())]
+
+
 def tree_ensemble(value: Value, attrs: dict, *, regressor: bool, classes: int = 0) -> list:
     """One score expression per target (regressor) or class (classifier), before post-transform."""
     if not value.batched or value.data.ndim != 1:
@@ -94,6 +122,7 @@ def tree_ensemble(value: Value, attrs: dict, *, regressor: bool, classes: int = 
             attrs["nodes_falsenodeids"][i],
             tracks[i],
         )
+    _check_trees(nodes)
     prefix = "target" if regressor else "class"
     weights = _list(attrs, f"{prefix}_weights", short=True)
     leaves: dict = defaultdict(lambda: defaultdict(float))
