@@ -282,6 +282,7 @@ class PostgresBackend(Backend):
                 "create_versions_function",
             )
         ]
+        python.append(self.render("deploy", "create_warm_up_function"))
         return plain, python
 
     def _fingerprint(self, statements: list[str]) -> str:

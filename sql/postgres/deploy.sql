@@ -84,3 +84,22 @@ SELECT min(id), max(id) FROM {table};
 -- name: unscored_batch
 (SELECT * FROM {table} AS r WHERE r.id >= {low} AND r.id < {high}
  AND NOT EXISTS (SELECT 1 FROM {predictions} AS p WHERE p.id = r.id))
+
+-- name: create_warm_up_function
+-- A new backend's first onnx-scored insert imports numpy and onnxruntime and builds the
+-- model's session (250-450 ms). A pool runs this once per server connection before clients
+-- use it (PgBouncer: connect_query = 'SELECT indb.warm_up()'), so no insert pays for it.
+-- Returns how many deployed versions it loaded.
+CREATE OR REPLACE FUNCTION indb.warm_up() RETURNS integer LANGUAGE plpython3u
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $indb$
+if "indb_runtime" not in GD:
+    plpy.execute("SELECT indb.load_runtime()")
+import onnxruntime  # noqa: F401 (the import is most of the cost)
+runtime = GD["indb_runtime"]
+loaded = 0
+for row in plpy.execute("SELECT table_name FROM indb.deployments WHERE runtime = 'onnx' ORDER BY table_name"):
+    deployment = runtime.deployment(row["table_name"])
+    runtime.model(deployment["model"], deployment["version"], deployment["sha256"])
+    loaded += 1
+return loaded
+$indb$;
