@@ -15,6 +15,7 @@ Starts a throwaway cluster (tests/pg_server.py) unless ``--dsn`` names a server.
 
     python benchmarks/pgbench_scoring.py [--seconds 5] [--clients 1,4,8] [--dsn postgresql://...]
         [--pgbench /usr/lib/postgresql/15/bin/pgbench] [--tables plain,bulk_onnx,...]
+        [--new-connection both|no|yes]
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ def main() -> None:
     parser.add_argument("--tables", default=",".join(TABLES))
     parser.add_argument("--dsn", default=os.environ.get("INDB_BENCH_PG_DSN"))
     parser.add_argument("--pgbench", default="/usr/lib/postgresql/15/bin/pgbench")
+    parser.add_argument("--new-connection", choices=("both", "no", "yes"), default="both", help="-C runs")
     args = parser.parse_args()
     tables = args.tables.split(",")
     stop = None
@@ -140,7 +142,8 @@ def main() -> None:
         setup(url, tables)
         results = []
         print(f"{'table':10} {'clients':>7} {'-C':>3} {'tps':>9} {'p50 ms':>8} {'p99 ms':>8}")
-        for connect in (False, True):
+        modes = {"both": (False, True), "no": (False,), "yes": (True,)}[args.new_connection]
+        for connect in modes:
             for clients in [int(c) for c in args.clients.split(",")]:
                 for table in tables:
                     r = pgbench(args.pgbench, url, table, clients, args.seconds, connect)

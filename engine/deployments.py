@@ -271,6 +271,22 @@ def _features_from(backend: Backend, features_from, sig) -> tuple[FeatureJoin, l
     return join, keys + request, info
 
 
+# Runtime choices (with the compiled and verified SQL) of versions this process deployed: a
+# version's bytes never change (sha256), so switching back to one does not compile it again.
+_CHOICES: dict[tuple, object] = {}
+
+
+def _choose(backend: Backend, mv, runtime: str):
+    key = (backend.scope, mv.name, mv.version, mv.sha256, runtime)
+    found = _CHOICES.get(key)
+    if found is None:
+        found = compiled_runtime.choose(backend, mv, runtime)
+        while len(_CHOICES) >= 32:
+            del _CHOICES[next(iter(_CHOICES))]
+        _CHOICES[key] = found
+    return found
+
+
 def deploy(
     backend: Backend,
     model: str,
@@ -304,7 +320,7 @@ def deploy(
         feature_join, inputs, feature_info = _features_from(backend, features_from, mv.signature)
     if existing is not None:
         _check_request_table(table, existing, inputs)
-    choice = compiled_runtime.choose(backend, mv, runtime)
+    choice = _choose(backend, mv, runtime)
     statements = _request_statements(backend, table, inputs, existing)
     more, probabilities = _prediction_statements(backend, table, mv, mode)
     # DDL on a request table that applications may be writing to (row mode keeps predictions there)
