@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 import psycopg
@@ -138,3 +139,20 @@ def test_new_tables_are_keyed_on_id(db, logistic, loans):
         "AND conrelid IN ('requests'::regclass, 'requests_predictions'::regclass) ORDER BY 1"
     )
     assert keys.t.tolist() == ["requests", "requests_predictions"]
+
+
+def test_warm_up_moves_the_cold_start_out_of_the_first_insert(db, logistic, loans):
+    """11.6: a new backend's first onnx-scored insert imported numpy and onnxruntime and built
+    the session (250-450 ms). indb.warm_up() (a pool's connect_query) does that beforehand."""
+    db.register_model("m", logistic, sample=loans[NUMERIC])
+    db.deploy("m", table="requests", runtime="onnx")
+    with psycopg.connect(db.url, autocommit=True) as app:
+        began = time.monotonic()
+        ((loaded,),) = app.execute("SELECT indb.warm_up()").fetchall()
+        warm_up = time.monotonic() - began
+        began = time.monotonic()
+        _insert(app, 1, seed=1)
+        first_insert = time.monotonic() - began
+    assert loaded == 1
+    assert first_insert < warm_up / 3, (first_insert, warm_up)
+    assert db.sql("SELECT count(*) AS n FROM requests_predictions").n[0] == 1
