@@ -8,8 +8,8 @@ The model is StandardScaler + LogisticRegression (tests.switch_stress.models, ve
 Each pgbench run: ``-n -T <seconds> -c <clients> -j <min(clients, 2)>`` with a one-statement
 script ``INSERT INTO <table> (...) VALUES (random values)``, once on kept connections and
 once with ``-C`` (a new connection per transaction, no pooling). p50/p99 come from pgbench's
-per-transaction log (``-l``; with -C the latency excludes the connection time pgbench spends
-outside the transaction, so tps is the figure to read there).
+per-transaction log (``-l``; with -C those latencies do not cover all of the time spent
+connecting, so tps is the figure to compare there).
 
 Starts a throwaway cluster (tests/pg_server.py) unless ``--dsn`` names a server.
 
