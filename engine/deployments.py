@@ -113,6 +113,8 @@ def _request_statements(backend: Backend, table: str, inputs, existing: dict | N
                 "deploy", "add_id_column", table=q(table), sequence_literal=backend.literal(sequence)
             )
         )
+    if existing is None and backend.keyed_ids:
+        result.append(backend.render("deploy", "add_key", table=q(table)))
     return result
 
 
@@ -138,6 +140,8 @@ def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple
                 "deploy", "create_predictions_table", predictions=q(home), prediction_type=prediction_type
             )
         )
+        if backend.keyed_ids:
+            result.append(backend.render("deploy", "add_key", table=q(home)))
     present = present or {}
     if "prediction" in present and base_type(present["prediction"]) != sig.prediction_type:
         raise DeploymentError(

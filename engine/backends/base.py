@@ -165,6 +165,9 @@ class Backend(ABC):
         """Whether :meth:`scoring_sql` changes triggers on the request table."""
         return True
 
+    # New request and predictions tables get PRIMARY KEY (id) (sql/<dialect>/deploy.sql add_key).
+    keyed_ids = False
+
     # True: rows already in a table are scored by :meth:`backfill` after the deploy commits
     # (in batches, outside the switch's lock); False: by ``scoring_sql(..., backfill=True)``.
     separate_backfill = False

@@ -479,6 +479,7 @@ class PostgresBackend(Backend):
 
     # -- switching versions (the lock order is explained in sql/postgres/deploy.sql) ----------
     separate_backfill = True
+    keyed_ids = True
     backfill_batch = 20_000
 
     def _qualified(self, table: str) -> str:
@@ -513,6 +514,13 @@ class PostgresBackend(Backend):
         is scored by its own trigger)."""
         q = self.quote
         name = self._qualified(target.table)
+        for table in (target.table, f"{target.table}_predictions"):  # adopted tables: an index on id
+            ((indexed,),) = self.rows(
+                statement("deploy", "has_id_index", self.dialect), {"table": self._qualified(table)}
+            )
+            if not indexed:
+                index = q(f"{table[:56]}_id_idx")
+                self.execute(self.render("deploy", "create_id_index", index=index, table=q(table)))
         ((low, high),) = self.rows(self.render("deploy", "id_range", table=q(target.table)))
         if low is None:
             return 0

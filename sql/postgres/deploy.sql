@@ -103,3 +103,16 @@ for row in plpy.execute("SELECT table_name FROM indb.deployments WHERE runtime =
     loaded += 1
 return loaded
 $indb$;
+
+-- name: add_key
+-- id is the key of a request table and of its predictions (one prediction per row); backfills
+-- and the scored view look rows up by it.
+ALTER TABLE {table} ADD PRIMARY KEY (id);
+
+-- name: has_id_index
+SELECT count(*) FROM pg_catalog.pg_index AS i
+JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+WHERE i.indrelid = pg_catalog.to_regclass($table) AND a.attname = 'id';
+
+-- name: create_id_index
+CREATE INDEX IF NOT EXISTS {index} ON {table} (id);
