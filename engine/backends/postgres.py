@@ -341,31 +341,35 @@ class PostgresBackend(Backend):
             template = "create_null_scalar"
         fingerprint = "indb " + hashlib.sha256(body.encode()).hexdigest()[:16]
         signature = f"indb.{name}({', '.join(types)})"
-        ((installed,),) = self.rows(
-            "SELECT obj_description(to_regprocedure($s), 'pg_proc')", {"s": signature}
-        )
+        query = "SELECT obj_description(to_regprocedure($s), 'pg_proc')"
+        ((installed,),) = self.rows(query, {"s": signature})
         if installed == fingerprint:
             return
-        name_sql = self.quote("indb", name)
-        self.execute(
-            self.render(
-                "scoring",
-                template,
-                name=name_sql,
-                parameters=parameters,
-                return_type=Quoted(_PG_TYPES[returns]),
-                body=self.literal(body),
+        with self.transaction():  # under the catalog lock: two sessions may install it at once
+            self.lock_catalog()
+            ((installed,),) = self.rows(query, {"s": signature})
+            if installed == fingerprint:
+                return
+            name_sql = self.quote("indb", name)
+            self.execute(
+                self.render(
+                    "scoring",
+                    template,
+                    name=name_sql,
+                    parameters=parameters,
+                    return_type=Quoted(_PG_TYPES[returns]),
+                    body=self.literal(body),
+                )
             )
-        )
-        self.execute(
-            self.render(
-                "scoring",
-                "comment_function",
-                name=name_sql,
-                argument_types=Quoted(", ".join(types)),
-                comment=self.literal(fingerprint),
+            self.execute(
+                self.render(
+                    "scoring",
+                    "comment_function",
+                    name=name_sql,
+                    argument_types=Quoted(", ".join(types)),
+                    comment=self.literal(fingerprint),
+                )
             )
-        )
 
     @property
     def runs_onnx(self) -> bool:
