@@ -156,3 +156,26 @@ def test_warm_up_moves_the_cold_start_out_of_the_first_insert(db, logistic, loan
     assert loaded == 1
     assert first_insert < warm_up / 3, (first_insert, warm_up)
     assert db.sql("SELECT count(*) AS n FROM requests_predictions").n[0] == 1
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "sql"])
+def test_the_guarantee_under_repeatable_read_is_the_snapshot_version_or_a_retry(db, loans, runtime):
+    """11.5, as documented in the README: READ COMMITTED inserts are scored by the version
+    deployed when they commit (tests/test_switch_concurrency.py); a REPEATABLE READ
+    transaction reads the deployment in its snapshot: onnx scores with the version of the
+    snapshot, a compiled trigger refuses and asks to retry."""
+    for model in models(loans).values():
+        db.register_model("m", model, sample=loans[NUMERIC])
+    db.deploy("m", table="requests", version=1, runtime=runtime)
+    with psycopg.connect(db.url) as app:
+        app.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        app.execute("SELECT 1").fetchall()  # the snapshot
+        db.deploy("m", table="requests", version=2, runtime=runtime)
+        insert = f"INSERT INTO requests ({COLUMNS}) VALUES (50000, 9000, 35, 2)"
+        if runtime == "sql":
+            with pytest.raises(psycopg.errors.RaiseException, match="retry the transaction"):
+                app.execute(insert)
+            return
+        app.execute(insert)
+        app.commit()
+    assert db.sql("SELECT model_version FROM requests_predictions").model_version.tolist() == [1]
