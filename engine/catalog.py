@@ -13,22 +13,31 @@ def schema_version(backend: Backend) -> int:
     return int(version)
 
 
+def _missing(backend: Backend) -> list:
+    """Migrations not yet recorded (all of them when there is no catalog), read without DDL."""
+    ((present,),) = backend.rows(statement("catalog", "has_catalog", backend.dialect))
+    if not present:
+        return list(migrations())
+    applied = {int(v) for (v,) in backend.rows(statement("catalog", "applied_migrations", backend.dialect))}
+    return [m for m in migrations() if m.version not in applied]
+
+
 def ensure(backend: Backend) -> int:
-    """Apply missing migrations in one transaction; a no-op on an up-to-date catalog. Every
-    unrecorded migration runs, not only those above the latest: branches merged in another
-    order (004 arriving after 005) still upgrade."""
-    with backend.transaction():
-        backend.script(statement("catalog", "bootstrap", backend.dialect))
-        applied = {
-            int(v) for (v,) in backend.rows(statement("catalog", "applied_migrations", backend.dialect))
-        }
-        for migration in migrations():
-            if migration.version in applied:
-                continue
-            backend.script(migration.text, transpile=True)
-            backend.execute(
-                statement("catalog", "record_migration", backend.dialect),
-                {"version": migration.version, "name": migration.name},
-            )
-        backend.install_runtime()
+    """Apply missing migrations in one transaction; on an up-to-date catalog it only reads.
+    Every unrecorded migration runs, not only those above the latest: branches merged in
+    another order (004 arriving after 005) still upgrade. Connections that find work to do
+    take the catalog lock (PostgreSQL: an advisory lock) and look again under it, so many
+    processes connecting at once install the catalog once and never collide."""
+    if _missing(backend):
+        with backend.transaction():
+            backend.lock_catalog()
+            if _missing(backend):
+                backend.script(statement("catalog", "bootstrap", backend.dialect))
+                for migration in _missing(backend):
+                    backend.script(migration.text, transpile=True)
+                    backend.execute(
+                        statement("catalog", "record_migration", backend.dialect),
+                        {"version": migration.version, "name": migration.name},
+                    )
+    backend.install_runtime()
     return schema_version(backend)

@@ -113,6 +113,8 @@ def _request_statements(backend: Backend, table: str, inputs, existing: dict | N
                 "deploy", "add_id_column", table=q(table), sequence_literal=backend.literal(sequence)
             )
         )
+    if existing is None and backend.keyed_ids:
+        result.append(backend.render("deploy", "add_key", table=q(table)))
     return result
 
 
@@ -125,7 +127,8 @@ def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple
     present = backend.table_columns(home) if mode == "bulk" else (backend.table_columns(table) or {})
     result = []
     prediction_type = Quoted(sig.prediction_type)
-    if mode == "row":
+    if mode == "row" and not set(PREDICTION_COLUMNS) <= set(present or {}):
+        # only when a column is missing: ALTER TABLE blocks every writer of the table
         result.append(
             backend.render(
                 "deploy", "add_row_prediction_columns", table=q(table), prediction_type=prediction_type
@@ -137,6 +140,8 @@ def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple
                 "deploy", "create_predictions_table", predictions=q(home), prediction_type=prediction_type
             )
         )
+        if backend.keyed_ids:
+            result.append(backend.render("deploy", "add_key", table=q(home)))
     present = present or {}
     if "prediction" in present and base_type(present["prediction"]) != sig.prediction_type:
         raise DeploymentError(
@@ -154,15 +159,28 @@ def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple
 
 
 def _view_statements(backend: Backend, table: str, mv, mode: str, request: list[str], probabilities) -> list:
+    """The ground-truth table and the views, each only when missing or different: replacing a
+    view waits for every query reading it."""
     q = backend.quote
-    result = [
-        backend.render(
-            "deploy",
-            "create_ground_truth_table",
-            ground_truth=q(f"{table}_ground_truth"),
-            prediction_type=Quoted(mv.signature.prediction_type),
+    result = []
+    if backend.table_columns(f"{table}_ground_truth") is None:
+        result.append(
+            backend.render(
+                "deploy",
+                "create_ground_truth_table",
+                ground_truth=q(f"{table}_ground_truth"),
+                prediction_type=Quoted(mv.signature.prediction_type),
+            )
         )
-    ]
+    outputs = ["model", "model_version", "runtime", "prediction", *probabilities, "scored_at"]
+    predictions = backend.table_columns(f"{table}_predictions")
+    scored = backend.table_columns(f"{table}_scored")
+    if (
+        scored is not None
+        and list(scored) == [*request, *outputs, "label", "observed_at"]
+        and (mode != "row" or (predictions is not None and list(predictions) == ["id", *outputs]))
+    ):
+        return result
     if mode == "row":
         result.append(
             backend.render(
@@ -258,6 +276,22 @@ def _features_from(backend: Backend, features_from, sig) -> tuple[FeatureJoin, l
     return join, keys + request, info
 
 
+# Runtime choices (with the compiled and verified SQL) of versions this process deployed: a
+# version's bytes never change (sha256), so switching back to one does not compile it again.
+_CHOICES: dict[tuple, object] = {}
+
+
+def _choose(backend: Backend, mv, runtime: str):
+    key = (backend.scope, mv.name, mv.version, mv.sha256, runtime)
+    found = _CHOICES.get(key)
+    if found is None:
+        found = compiled_runtime.choose(backend, mv, runtime)
+        while len(_CHOICES) >= 32:
+            del _CHOICES[next(iter(_CHOICES))]
+        _CHOICES[key] = found
+    return found
+
+
 def deploy(
     backend: Backend,
     model: str,
@@ -291,9 +325,11 @@ def deploy(
         feature_join, inputs, feature_info = _features_from(backend, features_from, mv.signature)
     if existing is not None:
         _check_request_table(table, existing, inputs)
-    choice = compiled_runtime.choose(backend, mv, runtime)
+    choice = _choose(backend, mv, runtime)
     statements = _request_statements(backend, table, inputs, existing)
     more, probabilities = _prediction_statements(backend, table, mv, mode)
+    # DDL on a request table that applications may be writing to (row mode keeps predictions there)
+    table_ddl = existing is not None and bool(statements or (mode == "row" and more))
     statements += more
     recorded = []
     if feature_join is not None:
@@ -312,22 +348,35 @@ def deploy(
                 )
     request = _request_columns(existing, inputs, mode, probabilities)
     statements += _view_statements(backend, table, mv, mode, request, [*probabilities, *recorded])
+    functions = []  # the version's own functions: created before the switch takes its lock
     if choice.compiled is not None:
         is_default = registry.default_version(backend, mv.name) == mv.version
-        statements += backend.compiled_model_sql(mv.ref, choice.compiled, default=is_default)
+        functions = backend.compiled_model_sql(mv.ref, choice.compiled, default=is_default)
     target = ScoringTarget(
         table, mv.ref, choice.runtime, probability_columns(mv.classes), mode, choice.compiled, feature_join
     )
+    # Rows without a prediction exist only in a table that was not deployed (adopted, or
+    # undeployed and deployed again): while deployed, every insert commits with its prediction.
+    backfill = existing is not None and not current
+    previous = current[0][3] if current else None
+    trigger_ddl = backend.scoring_ddl(target, previous)
     scoring = backend.scoring_sql(
-        target, backfill=existing is not None, previous=current[0][3] if current else None
+        target, backfill=backfill and not backend.separate_backfill, previous=previous
     )
-    result = Deployment(table, mv.name, mv.version, choice.runtime, mode, statements + scoring, choice.reason)
+    result = Deployment(
+        table, mv.name, mv.version, choice.runtime, mode, functions + statements + scoring, choice.reason
+    )
     if dry_run:
         return result
     which = "update_deployment" if current else "insert_deployment"
     with backend.transaction():
         if choice.runtime == "onnx":
             backend.prepare_model(mv.ref)
+        for text in functions:
+            backend.execute(text)
+        # One lock order for every deploy: the request table (only when its definition or
+        # triggers change), then the deployment's lock, which inserts take after the table's.
+        backend.lock_deployment(table, ddl=table_ddl or (existing is not None and trigger_ddl))
         for text in statements:
             backend.execute(text)
         backend.execute(
@@ -348,11 +397,13 @@ def deploy(
         )
         for text in scoring:
             backend.execute(text)
-        if current:  # keep humility rules after the (replaced) scoring trigger
+        if current and trigger_ddl and not backend.trigger_functions:
+            # Triggers that fire in creation order (DuckDB): the humility triggers go back
+            # after the replaced scoring trigger. PostgreSQL fires them by name, so a switch
+            # leaves humility triggers (and their rules) alone.
             from indb.monitoring import humility
 
             humility.install(backend, table)
-        previous = None if not current else {"model": current[0][1], "version": current[0][2]}
         audit.record(
             backend,
             "deploy",
@@ -363,9 +414,11 @@ def deploy(
                 "runtime": choice.runtime,
                 "why": choice.reason,
                 "mode": mode,
-                "previous": previous,
+                "previous": None if not current else {"model": current[0][1], "version": current[0][2]},
             },
         )
+    if backfill and backend.separate_backfill:
+        backend.backfill(target)
     return result
 
 

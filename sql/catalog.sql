@@ -19,3 +19,7 @@ CREATE TABLE IF NOT EXISTS indb.schema_migrations (
     name       VARCHAR NOT NULL,
     applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp
 );
+
+-- name: has_catalog
+SELECT count(*) FROM information_schema.tables
+WHERE table_schema = 'indb' AND table_name = 'schema_migrations';

@@ -5,8 +5,8 @@ indb. Its source becomes the body of ``indb.load_runtime()``, which leaves one
 ``Runtime`` in PL/Python's per-session dictionary ``GD``; model functions and
 triggers call it. Sessions are cached per (model, version, sha256) for the life of
 the backend process; a statement trigger looks up its deployment once per
-statement (``FOR SHARE``, so a version switch waits for in-flight inserts and every
-insert is scored by the version deployed when it commits).
+statement, after the insert took the deployment's lock (so every insert is scored by the
+version deployed when it commits).
 """
 
 import hashlib
@@ -165,14 +165,13 @@ class Runtime:
         return model
 
     def deployment(self, table):
-        """The deployment row, share-locked until the insert commits: a version switch waits
-        for inserts under way, and inserts that start later see the new version. (No join
-        here: a re-checked row would drop out of a join after a concurrent update.)"""
+        """The deployment row. The insert took the deployment's advisory lock before (trigger
+        <table>_lock, sql/postgres/deploy.sql), so it reads the version deployed when it commits."""
         rows = self.plpy.execute(
             self.plan(
                 "deployment",
                 "SELECT model, version, runtime, mode, probability_columns::text AS columns, "
-                "features::text AS features FROM indb.deployments WHERE table_name = $1 FOR SHARE",
+                "features::text AS features FROM indb.deployments WHERE table_name = $1",
                 ["text"],
             ),
             [table],

@@ -184,6 +184,33 @@ class Backend(ABC):
         catalog migrations, in their transaction). Nothing by default."""
         return None
 
+    def lock_catalog(self) -> None:
+        """Serialise catalog installs and upgrades between connections (in a transaction, held
+        to its end). Nothing by default: a DuckDB file has one writing process."""
+        return None
+
+    # -- switching versions under concurrent inserts --------------------------------------------
+    def lock_deployment(self, table: str, *, ddl: bool) -> None:
+        """Taken first by a deploy's transaction (held to its end): inserts under way finish,
+        later ones wait for the switch. ``ddl``: the deploy also changes the request table.
+        Nothing by default (one writing process)."""
+        return None
+
+    def scoring_ddl(self, target: ScoringTarget, previous: str | None) -> bool:
+        """Whether :meth:`scoring_sql` changes triggers on the request table."""
+        return True
+
+    # New request and predictions tables get PRIMARY KEY (id) (sql/<dialect>/deploy.sql add_key).
+    keyed_ids = False
+
+    # True: rows already in a table are scored by :meth:`backfill` after the deploy commits
+    # (in batches, outside the switch's lock); False: by ``scoring_sql(..., backfill=True)``.
+    separate_backfill = False
+
+    def backfill(self, target: ScoringTarget) -> int:
+        """Score the rows of ``target.table`` that have no prediction; the number scored."""
+        raise NotImplementedError
+
     def register_scalar(self, name: str, function, arguments: list[str], returns: str, source: str) -> None:
         """Make a Python scalar function callable from SQL as ``name``: ``function`` in this
         process, or ``source`` (a module defining it) inside the server. Arguments and result

@@ -22,7 +22,7 @@ from psycopg.types.string import TextLoader
 from indb import errors
 from indb.backends.base import Backend, Check, ModelRef, ScoringTarget
 from indb.identifiers import Quoted, join, quote
-from indb.sql import render, statement
+from indb.sql import statement
 
 _PG_TYPES = {"DOUBLE": "double precision", "BIGINT": "bigint", "VARCHAR": "text", "BOOLEAN": "boolean"}
 # information_schema type names, in the names the rest of indb uses (DuckDB's).
@@ -257,18 +257,25 @@ class PostgresBackend(Backend):
 
     # -- server-side runtime ------------------------------------------------------------------
     def install_runtime(self) -> None:
-        """PL/Python and indb's runtime functions, (re)installed when the runtime changed."""
-        self.execute(self.render("scoring", "create_fail_function"))
+        """PL/Python and indb's runtime functions, installed only when missing or outdated,
+        under the catalog's advisory lock: many processes may connect at once, and two
+        ``CREATE OR REPLACE FUNCTION`` of one function collide (``tuple concurrently updated``)."""
         self.has_plpython = bool(self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'"))
-        if not self.has_plpython:
-            try:
-                with self.transaction():
-                    self.execute(self.render("scoring", "create_plpython"))
-                self.has_plpython = True
-            except psycopg.Error:
-                return  # models will say how to enable it; the catalog works without it
-        statements = [self.render("scoring", "create_runtime_loader", body=self.literal(_runtime_source()))]
-        statements += [
+        if not self._runtime_current():
+            with self.transaction():
+                self.execute(statement("deploy", "lock_catalog", self.dialect))
+                self.has_plpython = bool(self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'"))
+                if not self._runtime_current():
+                    self._install_runtime()
+
+    def _runtime_statements(self) -> tuple[list[str], list[str]]:
+        """(statements every database gets, those that need PL/Python)."""
+        plain = [
+            self.render("scoring", "create_fail_function"),
+            self.render("deploy", "create_lock_function"),
+        ]
+        python = [self.render("scoring", "create_runtime_loader", body=self.literal(_runtime_source()))]
+        python += [
             self.render("scoring", name)
             for name in (
                 "create_bulk_trigger_function",
@@ -277,16 +284,51 @@ class PostgresBackend(Backend):
                 "create_versions_function",
             )
         ]
-        fingerprint = "indb runtime " + hashlib.sha256("\n".join(statements).encode()).hexdigest()[:16]
-        ((installed,),) = self.rows(
-            "SELECT obj_description(to_regprocedure('indb.load_runtime()'), 'pg_proc')"
+        python.append(self.render("deploy", "create_warm_up_function"))
+        return plain, python
+
+    def _fingerprint(self, statements: list[str]) -> str:
+        return "indb runtime " + hashlib.sha256("\n".join(statements).encode()).hexdigest()[:16]
+
+    def _runtime_current(self) -> bool:
+        plain, python = self._runtime_statements()
+        ((lock, loader),) = self.rows(
+            "SELECT obj_description(to_regprocedure('indb.lock_deployment()'), 'pg_proc'), "
+            "obj_description(to_regprocedure('indb.load_runtime()'), 'pg_proc')"
         )
-        if installed and fingerprint in installed:
-            return
-        for text in statements:
+        if lock is None or self._fingerprint(plain) not in lock:
+            return False
+        return not self.has_plpython or (loader is not None and self._fingerprint(python) in loader)
+
+    def _install_runtime(self) -> None:
+        plain, python = self._runtime_statements()
+        for text in plain:
             self.execute(text)
-        comment = f"Loads indb's scoring runtime (onnxruntime sessions) into the session; {fingerprint}"
-        self.execute(self.render("scoring", "comment_runtime_loader", comment=self.literal(comment)))
+        comment = "Takes a deployment's lock for an insert (sql/postgres/deploy.sql); "
+        self.execute(
+            self.render(
+                "scoring",
+                "comment_function",
+                name=self.quote("indb", "lock_deployment"),
+                argument_types=Quoted(""),
+                comment=self.literal(comment + self._fingerprint(plain)),
+            )
+        )
+        if not self.has_plpython:
+            try:
+                with self.transaction():
+                    self.execute(self.render("scoring", "create_plpython"))
+                self.has_plpython = True
+            except psycopg.Error:
+                return  # models will say how to enable it; the catalog works without it
+        for text in python:
+            self.execute(text)
+        comment = "Loads indb's scoring runtime (onnxruntime sessions) into the session; "
+        self.execute(
+            self.render(
+                "scoring", "comment_runtime_loader", comment=self.literal(comment + self._fingerprint(python))
+            )
+        )
 
     def trigger_sql(
         self,
@@ -337,31 +379,35 @@ class PostgresBackend(Backend):
             template = "create_null_scalar"
         fingerprint = "indb " + hashlib.sha256(body.encode()).hexdigest()[:16]
         signature = f"indb.{name}({', '.join(types)})"
-        ((installed,),) = self.rows(
-            "SELECT obj_description(to_regprocedure($s), 'pg_proc')", {"s": signature}
-        )
+        query = "SELECT obj_description(to_regprocedure($s), 'pg_proc')"
+        ((installed,),) = self.rows(query, {"s": signature})
         if installed == fingerprint:
             return
-        name_sql = self.quote("indb", name)
-        self.execute(
-            self.render(
-                "scoring",
-                template,
-                name=name_sql,
-                parameters=parameters,
-                return_type=Quoted(_PG_TYPES[returns]),
-                body=self.literal(body),
+        with self.transaction():  # under the catalog lock: two sessions may install it at once
+            self.lock_catalog()
+            ((installed,),) = self.rows(query, {"s": signature})
+            if installed == fingerprint:
+                return
+            name_sql = self.quote("indb", name)
+            self.execute(
+                self.render(
+                    "scoring",
+                    template,
+                    name=name_sql,
+                    parameters=parameters,
+                    return_type=Quoted(_PG_TYPES[returns]),
+                    body=self.literal(body),
+                )
             )
-        )
-        self.execute(
-            self.render(
-                "scoring",
-                "comment_function",
-                name=name_sql,
-                argument_types=Quoted(", ".join(types)),
-                comment=self.literal(fingerprint),
+            self.execute(
+                self.render(
+                    "scoring",
+                    "comment_function",
+                    name=name_sql,
+                    argument_types=Quoted(", ".join(types)),
+                    comment=self.literal(fingerprint),
+                )
             )
-        )
 
     @property
     def runs_onnx(self) -> bool:
@@ -444,6 +490,7 @@ class PostgresBackend(Backend):
 
     # -- scoring on insert --------------------------------------------------------------------
     def scoring_sql(self, target: ScoringTarget, *, backfill: bool, previous: str | None) -> list[str]:
+        """Rows already in the table are scored by :meth:`backfill`, after the deploy commits."""
         q = self.quote
         result = []
         if target.compiled is not None:
@@ -464,27 +511,91 @@ class PostgresBackend(Backend):
                     table_literal=self.literal(target.table),
                 )
             )
-        if backfill and target.mode == "bulk":
-            unscored = render(
+        if previous != target.runtime or not self._has_lock_trigger(target.table):
+            result.append(
+                self.render(
+                    "deploy", "create_lock_trigger", trigger=q(f"{target.table}_lock"), table=q(target.table)
+                )
+            )
+        return result
+
+    # -- switching versions (the lock order is explained in sql/postgres/deploy.sql) ----------
+    separate_backfill = True
+    keyed_ids = True
+    backfill_batch = 20_000
+
+    def _qualified(self, table: str) -> str:
+        ((schema,),) = self.rows("SELECT current_schema()")
+        return self.quote(schema, table).text
+
+    def _has_lock_trigger(self, table: str) -> bool:
+        if self.table_columns(table) is None:
+            return False
+        params = {"table": self._qualified(table), "trigger": f"{table}_lock"}
+        ((count,),) = self.rows(statement("deploy", "has_trigger", self.dialect), params)
+        return bool(count)
+
+    def lock_catalog(self) -> None:
+        self.execute(statement("deploy", "lock_catalog", self.dialect))
+
+    def lock_deployment(self, table: str, *, ddl: bool) -> None:
+        name = self._qualified(table)
+        if ddl and self.table_columns(table) is not None:
+            self.execute(self.render("deploy", "lock_request_table", table=Quoted(name)))
+        self.execute(statement("deploy", "lock_deployment", self.dialect), {"table": name})
+
+    def scoring_ddl(self, target: ScoringTarget, previous: str | None) -> bool:
+        return previous != target.runtime or not self._has_lock_trigger(target.table)
+
+    def backfill(self, target: ScoringTarget) -> int:
+        """Rows without a prediction, in batches of ids (by the request table's key and the
+        predictions' key), each batch in its own short transaction under the deployment's
+        shared lock, scored by the version deployed then. A compiled batch is this version's
+        SQL: when another deploy switched the table meanwhile, the batch stops (that deploy
+        found the table deployed and left rows it had not scored: none, since every insert
+        is scored by its own trigger)."""
+        q = self.quote
+        name = self._qualified(target.table)
+        for table in (target.table, f"{target.table}_predictions"):  # adopted tables: an index on id
+            ((indexed,),) = self.rows(
+                statement("deploy", "has_id_index", self.dialect), {"table": self._qualified(table)}
+            )
+            if not indexed:
+                index = q(f"{table[:56]}_id_idx")
+                self.execute(self.render("deploy", "create_id_index", index=index, table=q(table)))
+        ((low, high),) = self.rows(self.render("deploy", "id_range", table=q(target.table)))
+        if low is None:
+            return 0
+        scored = 0
+        for start in range(int(low), int(high) + 1, self.backfill_batch):
+            unscored = self.render(
                 "deploy",
-                "unscored_rows",
-                "duckdb",
+                "unscored_batch",
                 table=q(target.table),
                 predictions=q(f"{target.table}_predictions"),
+                low=Quoted(str(int(start))),
+                high=Quoted(str(int(start) + self.backfill_batch)),
             )
-            if target.compiled is not None:
-                result.append(self._compiled_insert(target, unscored + " AS unscored"))
-
-            else:
-                result.append(
-                    self.render(
-                        "scoring",
-                        "backfill",
-                        table_literal=self.literal(target.table),
-                        source=self.literal(unscored + " AS unscored"),
+            with self.transaction():
+                self.execute(statement("deploy", "lock_deployment_shared", self.dialect), {"table": name})
+                if target.compiled is not None:
+                    deployed = self.rows(
+                        statement("deploy", "deployed_version", self.dialect), {"table_name": target.table}
                     )
-                )
-        return result
+                    if deployed != [(target.model.model, int(target.model.version), "sql")]:
+                        return scored
+                    self.execute(self._compiled_insert(target, unscored + " AS unscored"))
+                else:
+                    ((count,),) = self.rows(
+                        self.render(
+                            "scoring",
+                            "backfill",
+                            table_literal=self.literal(target.table),
+                            source=self.literal(unscored + " AS unscored"),
+                        )
+                    )
+                    scored += int(count or 0)
+        return scored
 
     def compiled_helpers(self, ref: ModelRef | None) -> tuple[str, str]:
         if ref is None:
@@ -549,6 +660,23 @@ class PostgresBackend(Backend):
             f"{picks} FROM ({self._compiled_outputs(target, source)}) AS indb_o"
         )
 
+    def _compiled_check(self, target: ScoringTarget) -> str:
+        """PL/pgSQL refusing to score with a version that is no longer deployed. Inserts take
+        the deployment's lock before this function is looked up, so the function is the one
+        the last switch left; this is the guard that it stays so."""
+        message = (
+            f"IntegrityError: table {target.table} was switched to another version while this "
+            "transaction was inserting into it; retry the transaction"
+        )
+        return self.render(
+            "deploy",
+            "check_compiled_version",
+            table_literal=self.literal(target.table),
+            model_literal=self.literal(target.model.model),
+            version=Quoted(str(int(target.model.version))),
+            message=self.literal(message),
+        )
+
     def _compiled_scoring_sql(self, target: ScoringTarget, previous: str | None) -> list[str]:
         """A PL/pgSQL trigger function per deployment holding the compiled model: no PL/Python.
         Switching versions replaces the function; the trigger is created once."""
@@ -561,12 +689,13 @@ class PostgresBackend(Backend):
             values += ["o.prediction"] + [f"o.p{i}" for i in range(len(target.probability_columns))]
             outputs = self._compiled_outputs(target, "(SELECT NEW.*) AS r")
             body = (
-                f"BEGIN SELECT {', '.join(values)} INTO {', '.join(targets)} "
+                f"BEGIN {self._compiled_check(target)}; SELECT {', '.join(values)} INTO {', '.join(targets)} "
                 f"FROM ({outputs}) AS o; RETURN NEW; END"
             )
             trigger = "create_compiled_row_trigger"
         else:
-            body = f"BEGIN {self._compiled_insert(target, 'new_rows')}; RETURN NULL; END"
+            insert = self._compiled_insert(target, "new_rows")
+            body = f"BEGIN {self._compiled_check(target)}; {insert}; RETURN NULL; END"
             trigger = "create_compiled_trigger"
         result = [
             self.render(
@@ -604,7 +733,10 @@ class PostgresBackend(Backend):
 
     def unscoring_sql(self, table: str) -> list[str]:
         q = self.quote
-        return [self.render("scoring", "drop_trigger", trigger=q(f"{table}_score"), table=q(table))]
+        return [
+            self.render("scoring", "drop_trigger", trigger=q(f"{table}_{name}"), table=q(table))
+            for name in ("score", "lock")
+        ]
 
     # -- doctor -------------------------------------------------------------------------------
     def health(self) -> list[Check]:

@@ -5,3 +5,7 @@ CREATE TABLE IF NOT EXISTS indb.schema_migrations (
     name       TEXT NOT NULL,
     applied_at TIMESTAMP NOT NULL DEFAULT current_timestamp
 );
+
+-- name: has_catalog
+-- pg_tables lists tables whatever the user's privileges (information_schema hides them).
+SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname = 'indb' AND tablename = 'schema_migrations';
