@@ -16,7 +16,11 @@ def schema_version(backend: Backend) -> int:
 def ensure(backend: Backend) -> int:
     """Apply missing migrations in one transaction; a no-op on an up-to-date catalog. Every
     unrecorded migration runs, not only those above the latest: branches merged in another
-    order (004 arriving after 005) still upgrade."""
+    order (004 arriving after 005) still upgrade. A role that may not install (PostgreSQL:
+    not a superuser) only checks the catalog is there and current."""
+    read_only = backend.read_only_catalog(CATALOG_VERSION)
+    if read_only is not None:
+        return read_only
     with backend.transaction():
         backend.script(statement("catalog", "bootstrap", backend.dialect))
         applied = {

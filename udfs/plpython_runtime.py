@@ -3,14 +3,23 @@
 This file is self-contained: the server's Python has numpy and onnxruntime but not
 indb. Its source becomes the body of ``indb.load_runtime()``, which leaves one
 ``Runtime`` in PL/Python's per-session dictionary ``GD``; model functions and
-triggers call it. Sessions are cached per (model, version, sha256) for the life of
-the backend process; a statement trigger looks up its deployment once per
+triggers call it. Sessions are cached per (model, version, content hash) for the life
+of the backend process; a statement trigger looks up its deployment once per
 statement (``FOR SHARE``, so a version switch waits for in-flight inserts and every
 insert is scored by the version deployed when it commits).
+
+Trust: the trigger functions run as indb's owner, so they check that the table that
+fired them is the deployed one (schema and name as recorded in ``indb.deployments``)
+and write only beside it; a loaded version must have the content hash the deployment
+(or, for ``predict_*``, the function body) recorded, not merely the one in its own row.
+onnxruntime runs under a watchdog that stops it when PostgreSQL wants the statement to
+end (statement_timeout, pg_cancel_backend) or after ``indb.max_inference_ms``.
 """
 
 import hashlib
 import json
+import threading
+import time
 
 import numpy as np
 
@@ -23,19 +32,102 @@ def quote_ident(name):
     return '"' + name.replace('"', '""') + '"'
 
 
+def content_hash(sha256, inputs, outputs, classes, recipe):
+    """indb.registry.content_hash: the ONNX bytes' sha256, signature, classes and recipe."""
+    digest = hashlib.sha256(b"indb content v1")
+    for part in (sha256, inputs, outputs, classes or "", recipe):
+        data = part.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+class Watchdog:
+    """Ends an onnxruntime run early (``RunOptions.terminate``) when the backend has an
+    interrupt pending (a statement_timeout or a cancel sets PostgreSQL's InterruptPending,
+    which onnxruntime never looks at) or the run passed its own limit. One thread per
+    backend, polling every few milliseconds while runs happen and sleeping after a second
+    without one, so an idle connection costs nothing."""
+
+    POLL = 0.004
+    QUIET_POLLS = 250
+
+    def __init__(self):
+        self.pending = None
+        try:
+            import ctypes
+
+            self.pending = ctypes.c_int.in_dll(ctypes.CDLL(None), "InterruptPending")
+        except (OSError, ValueError, AttributeError):
+            self.pending = None  # not inside a PostgreSQL backend: the limit still works
+        self.current = None
+        self.idle = True
+        self.wake = threading.Event()
+        self.thread = None
+
+    def interrupted(self):
+        return self.pending is not None and bool(self.pending.value)
+
+    def watch(self, options, deadline):
+        self.current = (options, deadline)
+        if self.idle:
+            self.idle = False
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._loop, name="indb-watchdog", daemon=True)
+                self.thread.start()
+            self.wake.set()
+
+    def done(self):
+        self.current = None
+
+    def _loop(self):
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            quiet = 0
+            while True:
+                current = self.current
+                if current is None:
+                    quiet += 1
+                    if quiet >= self.QUIET_POLLS:
+                        self.idle = True
+                        if self.current is None:
+                            break
+                        self.idle = False
+                        quiet = 0
+                else:
+                    quiet = 0
+                    options, deadline = current
+                    if self.interrupted() or (deadline is not None and time.monotonic() > deadline):
+                        options.terminate = True
+                time.sleep(self.POLL)
+
+
 class Model:
     """One model version: its signature and onnxruntime session."""
 
-    def __init__(self, name, version, sha256, data, inputs, outputs, classes):
+    def __init__(self, name, version, expected, row, runtime):
         import onnxruntime as ort
 
+        data = row["onnx"]
+        inputs, outputs, classes = row["inputs"], row["outputs"], row["classes"]
         actual = hashlib.sha256(data).hexdigest()
-        if actual != sha256:
+        if actual != row["sha256"]:
             raise ValueError(
                 f"IntegrityError: model {name!r} version {version}: stored ONNX bytes have sha256 "
-                f"{actual[:16]}..., but {sha256[:16]}... was recorded at registration; the blob was "
-                "altered or corrupted"
+                f"{actual[:16]}..., but {row['sha256'][:16]}... was recorded at registration; the "
+                "blob was altered or corrupted"
             )
+        if expected is not None:
+            found = content_hash(actual, inputs, outputs, classes, row["recipe"])
+            if found != expected:
+                raise ValueError(
+                    f"IntegrityError: model {name!r} version {version} is not the version that was "
+                    f"deployed: its content hash is {found[:16]}..., the deployment recorded "
+                    f"{expected[:16]}...; the catalog row was changed after deployment (redeploy "
+                    "a registered version)"
+                )
+        self.runtime = runtime
         options = ort.SessionOptions()
         # Two threads speed up large statement batches; no spinning, so an idle backend
         # does not burn a core between statements.
@@ -43,7 +135,7 @@ class Model:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        self.name, self.version, self.sha256 = name, version, sha256
+        self.name, self.version, self.sha256 = name, version, actual
         self.inputs = json.loads(inputs)
         out = json.loads(outputs)
         self.task = out["task"]
@@ -83,7 +175,7 @@ class Model:
         return self.run_feeds(self.feeds(columns, rows), rows)
 
     def run_feeds(self, feeds, rows):
-        results = self.session.run(self.outputs, feeds)
+        results = self.runtime.run(self, feeds)
         labels = np.asarray(results[0]).reshape(rows)
         if self.task != "classification":
             return labels.astype(np.float64), None
@@ -108,8 +200,45 @@ class Runtime:
         self.plpy = plpy
         self.models = {}
         self.plans = {}
-        self.hashes = {}
         self.parsed = {}
+        self.watchdog = Watchdog()
+        self.limit_ms = None  # indb.max_inference_ms, read once per statement or call
+
+    # -- limits ----------------------------------------------------------------------------------
+    def read_limit(self):
+        rows = self.plpy.execute(
+            self.plan("limit", "SELECT current_setting('indb.max_inference_ms', true) AS v", [])
+        )
+        text = rows[0]["v"]
+        try:
+            value = float(text) if text else 0.0
+        except ValueError:
+            raise ValueError(
+                f"ScoringError: indb.max_inference_ms is {text!r}; set it to a number of milliseconds"
+            ) from None
+        self.limit_ms = value if value > 0 else None
+
+    def run(self, model, feeds):
+        """onnxruntime's run under the watchdog; a run it stopped raises PostgreSQL's own error
+        (statement timeout, cancel) or a ScoringError naming the limit."""
+        import onnxruntime as ort
+
+        options = ort.RunOptions()
+        deadline = None if self.limit_ms is None else time.monotonic() + self.limit_ms / 1000.0
+        self.watchdog.watch(options, deadline)
+        try:
+            return model.session.run(model.outputs, feeds, options)
+        except Exception:
+            if not options.terminate:
+                raise
+        finally:
+            self.watchdog.done()
+        if self.watchdog.interrupted():
+            self.plpy.execute("SELECT 1")  # lets PostgreSQL raise its timeout or cancel error
+        raise ValueError(
+            f"ScoringError: model {model.name!r} version {model.version} ran longer than "
+            f"indb.max_inference_ms = {self.limit_ms:g} ms; the statement was stopped"
+        )
 
     # -- catalog --------------------------------------------------------------------------------
     def plan(self, key, query, types):
@@ -118,8 +247,10 @@ class Runtime:
             found = self.plans[key] = self.plpy.prepare(query, types)
         return found
 
-    def model(self, name, version, sha256):
-        key = (name, version, sha256)
+    def model(self, name, version, expected):
+        """The session of a version whose content hash is ``expected`` (None: a deployment
+        from before content hashes, checked against its own sha256 only)."""
+        key = (name, version, expected)
         found = self.models.get(key)
         if found is not None:
             return found
@@ -127,15 +258,15 @@ class Runtime:
             self.plan(
                 "load",
                 "SELECT onnx, sha256, inputs::text AS inputs, outputs::text AS outputs, "
-                "classes::text AS classes FROM indb.model_versions WHERE model = $1 AND version = $2",
+                "classes::text AS classes, recipe::text AS recipe "
+                "FROM indb.model_versions WHERE model = $1 AND version = $2",
                 ["text", "int4"],
             ),
             [name, version],
         )
         if not rows:
             raise ValueError(f"NotFound: model {name!r} has no version {version}")
-        row = rows[0]
-        model = Model(name, version, sha256, row["onnx"], row["inputs"], row["outputs"], row["classes"])
+        model = Model(name, version, expected, rows[0], self)
         for old in [k for k in self.models if k[0] == name]:
             del self.models[old]  # a version switch drops the sessions it replaced
         while len(self.models) >= MAX_MODELS:
@@ -143,15 +274,18 @@ class Runtime:
         self.models[key] = model
         return model
 
-    def deployment(self, table):
+    def deployment(self, table, fired=None):
         """The deployment row, share-locked until the insert commits: a version switch waits
         for inserts under way, and inserts that start later see the new version. (No join
-        here: a re-checked row would drop out of a join after a concurrent update.)"""
+        here: a re-checked row would drop out of a join after a concurrent update.)
+        ``fired``: (schema, table) of the table whose trigger called, which must be the
+        deployed table itself: anyone who owns a table can attach a trigger function."""
         rows = self.plpy.execute(
             self.plan(
                 "deployment",
-                "SELECT model, version, runtime, mode, probability_columns::text AS columns, "
-                "features::text AS features FROM indb.deployments WHERE table_name = $1 FOR SHARE",
+                "SELECT table_name, schema_name, model, version, runtime, mode, content_hash, "
+                "probability_columns::text AS columns, features::text AS features "
+                "FROM indb.deployments WHERE table_name = $1 FOR SHARE",
                 ["text"],
             ),
             [table],
@@ -159,7 +293,16 @@ class Runtime:
         if not rows:
             raise ValueError(f"NotFound: table {table!r} has no indb deployment")
         row = dict(rows[0])
-        row["sha256"] = self.sha256(row["model"], row["version"])
+        if row["schema_name"] is None:
+            raise ValueError(
+                f"IntegrityError: the deployment on table {table!r} records no schema (it was made "
+                "before indb checked which table fires its triggers); deploy it again"
+            )
+        if fired is not None and (row["schema_name"], row["table_name"]) != tuple(fired):
+            raise ValueError(
+                f"IntegrityError: indb's scoring trigger fired on {fired[0]}.{fired[1]}, which is not "
+                f"the deployed table {row['schema_name']}.{row['table_name']}; nothing was written"
+            )
         text = row.pop("columns") or "[]"
         if text not in self.parsed:
             self.parsed[text] = json.loads(text)
@@ -170,26 +313,10 @@ class Runtime:
         row["features"] = self.parsed[features]
         return row
 
-    def sha256(self, name, version):
-        """The sha256 recorded at registration (never changes, so it is cached)."""
-        key = (name, version)
-        if key not in self.hashes:
-            rows = self.plpy.execute(
-                self.plan(
-                    "sha256",
-                    "SELECT sha256 FROM indb.model_versions WHERE model = $1 AND version = $2",
-                    ["text", "int4"],
-                ),
-                [name, version],
-            )
-            if not rows:
-                raise ValueError(f"NotFound: model {name!r} has no version {version}")
-            self.hashes[key] = rows[0]["sha256"]
-        return self.hashes[key]
-
     # -- SQL functions ---------------------------------------------------------------------------
-    def predict_one(self, name, version, sha256, args, want):
-        model = self.model(name, version, sha256)
+    def predict_one(self, name, version, expected, args, want):
+        self.read_limit()
+        model = self.model(name, version, expected)
         model.check_nulls([1 if v is None else 0 for v in args])
         labels, probabilities = model.run_feeds(model.feed_one(args), 1)
         if want == "proba":
@@ -260,12 +387,14 @@ class Runtime:
             return self.plpy.prepare(query, types)
         return self.plan(key, query, types)
 
-    def score_rows(self, schema, table, source):
+    def score_rows(self, fired, table, source):
         """Score every row of ``source`` (a transition table or a query) into the predictions
-        table, which sits in ``schema`` beside the request table."""
-        deployment = self.deployment(table)
+        table, which sits beside the request table in the schema the deployment recorded."""
+        deployment = self.deployment(table, fired)
+        schema = deployment["schema_name"]
+        self.read_limit()
         probability_columns = deployment["probability_columns"]
-        model = self.model(deployment["model"], deployment["version"], deployment["sha256"])
+        model = self.model(deployment["model"], deployment["version"], deployment["content_hash"])
         features = deployment["features"]
         if features:  # request rows hold entity keys: join the latest stored features
             source = features["source"].replace("{rows}", source)
@@ -281,12 +410,13 @@ class Runtime:
         return rows
 
     def score_statement(self, TD):
-        self.score_rows(TD["table_schema"], TD["args"][0], "new_rows")
+        self.score_rows((TD["table_schema"], TD["table_name"]), TD["args"][0], "new_rows")
 
     def score_row(self, TD):
-        deployment = self.deployment(TD["args"][0])
+        deployment = self.deployment(TD["args"][0], (TD["table_schema"], TD["table_name"]))
+        self.read_limit()
         probability_columns = deployment["probability_columns"]
-        model = self.model(deployment["model"], deployment["version"], deployment["sha256"])
+        model = self.model(deployment["model"], deployment["version"], deployment["content_hash"])
         new = TD["new"]
         values = [new[spec["name"]] for spec in model.inputs]
         model.check_nulls([1 if v is None else 0 for v in values])

@@ -22,7 +22,7 @@ from psycopg.types.string import TextLoader
 from indb import errors
 from indb.backends.base import Backend, Check, ModelRef, ScoringTarget
 from indb.identifiers import Quoted, join, quote
-from indb.sql import render, statement
+from indb.sql import render, statement, statements
 
 _PG_TYPES = {"DOUBLE": "double precision", "BIGINT": "bigint", "VARCHAR": "text", "BOOLEAN": "boolean"}
 # information_schema type names, in the names the rest of indb uses (DuckDB's).
@@ -78,6 +78,14 @@ _OUR_ERRORS = {
     "NotFound": errors.DatabaseError,
 }
 RUNTIME_MODULE = "plpython_runtime.py"
+# Statements of sql/postgres/privileges.sql run per deployment, not at install.
+_NOT_AT_INSTALL = (
+    "grant_deployment",
+    "record_deployment",
+    "backfill_deployment_schemas",
+    "catalog_access",
+    "comment_schema",
+)
 
 
 def _placeholders(sql: str, params) -> tuple[str, object]:
@@ -130,6 +138,7 @@ class PostgresBackend(Backend):
         self.user = info.user
         self.has_plpython = False
         self.conn.execute('SET search_path TO "$user", public, indb')
+        ((self.superuser,),) = self.rows("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
 
     # -- statements ---------------------------------------------------------------------------
     def execute(self, sql: str, params: dict | Sequence | None = None) -> None:
@@ -229,9 +238,9 @@ class PostgresBackend(Backend):
             return _OUR_ERRORS[match[1]](match[2].strip() + " (statement rolled back)")
         if isinstance(error, psycopg.errors.InsufficientPrivilege):
             return errors.PermissionDeniedError(
-                f"database user {self.user!r}: {text}. A superuser can grant what indb needs, e.g. "
-                f"GRANT USAGE ON SCHEMA indb TO {self.user}; "
-                f"GRANT SELECT ON ALL TABLES IN SCHEMA indb TO {self.user}"
+                f"database user {self.user!r}: {text.splitlines()[0]}. A superuser grants one of "
+                f"indb's roles, e.g. GRANT indb_reader TO {self.quote(self.user).text}; (read), "
+                "indb_developer (register), indb_admin (deploy); see the README's Security section"
             )
         if isinstance(error, psycopg.errors.UndefinedFunction):
             text += self._near_functions(text)
@@ -254,8 +263,76 @@ class PostgresBackend(Backend):
         self.conn.close()
 
     # -- server-side runtime ------------------------------------------------------------------
+    def read_only_catalog(self, latest: int) -> int | None:
+        """For a role that may not install indb (not a superuser): the catalog's version,
+        checked without any DDL, or an error naming the GRANT that is missing. None for a
+        superuser, who installs and upgrades."""
+        if self.superuser:
+            return None
+        ((schema, usage, readable, version_readable),) = self.rows(
+            statement("privileges", "catalog_access", "postgres")
+        )
+        role = self.quote(self.user).text
+        if not schema:
+            raise errors.PermissionDeniedError(
+                f"database user {self.user!r}: this database has no indb catalog and only a superuser "
+                "may install it (PL/Python and the trigger functions need one): connect once as the "
+                f"superuser, then GRANT indb_reader TO {role};"
+            )
+        if not (usage and readable and version_readable):
+            raise errors.PermissionDeniedError(
+                f"database user {self.user!r}: permission denied for indb's catalog. A superuser "
+                f"grants a role: GRANT indb_reader TO {role}; (or indb_developer, indb_admin; "
+                "see the README's Security section)"
+            )
+        ((version,),) = self.rows("SELECT coalesce(max(version), 0) FROM indb.schema_migrations")
+        missing = self.rows(
+            "SELECT m FROM unnest(CAST($versions AS int[])) AS m "
+            "WHERE m NOT IN (SELECT version FROM indb.schema_migrations)",
+            {"versions": list(range(1, latest + 1))},
+        )
+        if missing and int(version) < latest:
+            raise errors.DatabaseError(
+                f"indb's catalog in this database is at version {int(version)}; this indb needs "
+                f"{latest}. The superuser who installed indb upgrades it by connecting once "
+                f"(user {self.user!r} may not)"
+            )
+        self.has_plpython = bool(self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'"))
+        return int(version)
+
     def install_runtime(self) -> None:
-        """PL/Python and indb's runtime functions, (re)installed when the runtime changed."""
+        """PL/Python and indb's runtime functions, (re)installed when the runtime changed;
+        then indb's roles and privileges and the audit log's triggers."""
+        self._install_runtime()
+        self.install_privileges()
+
+    def install_privileges(self) -> None:
+        """sql/postgres/audit.sql and privileges.sql, run again when either file or the set
+        of catalog tables changed (a fingerprint in the schema's comment)."""
+        texts = [
+            statement("audit", n, "postgres") for n in statements("audit", "postgres") if n != "verify_chain"
+        ]
+        texts += [
+            statement("privileges", n, "postgres")
+            for n in statements("privileges", "postgres")
+            if n not in _NOT_AT_INSTALL
+        ]
+        ((objects,),) = self.rows(
+            "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class "
+            "WHERE relnamespace = 'indb'::regnamespace AND relkind IN ('r', 'p', 'S', 'v')"
+        )
+        digest = hashlib.sha256("\n".join([*texts, objects or ""]).encode()).hexdigest()[:16]
+        fingerprint = f"indb privileges {digest}"
+        ((installed,),) = self.rows("SELECT obj_description('indb'::regnamespace, 'pg_namespace')")
+        if installed and fingerprint in installed:
+            return
+        for text in texts:
+            self.execute(text)
+        self.execute(statement("privileges", "backfill_deployment_schemas", "postgres"))
+        comment = f"indb's catalog: models, deployments, monitors; {fingerprint}"
+        self.execute(self.render("privileges", "comment_schema", comment=self.literal(comment)))
+
+    def _install_runtime(self) -> None:
         self.execute(self.render("scoring", "create_fail_function"))
         self.has_plpython = bool(self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'"))
         if not self.has_plpython:
@@ -394,7 +471,7 @@ class PostgresBackend(Backend):
             body = (
                 'if "indb_runtime" not in GD:\n    plpy.execute("SELECT indb.load_runtime()")\n'
                 f'return GD["indb_runtime"].predict_one({ref.model!r}, {int(ref.version)}, '
-                f"{ref.sha256!r}, list(args), {want!r})\n"
+                f"{ref.content_hash!r}, list(args), {want!r})\n"
             )
             result += self._function_sql(ref, pinned, "create_model_function", returns[kind], body, "")
             if default:
@@ -446,7 +523,28 @@ class PostgresBackend(Backend):
                         source=self.literal(unscored + " AS unscored"),
                     )
                 )
-        return result
+        return self._deployment_record(target) + result
+
+    def _deployment_record(self, target: ScoringTarget) -> list[str]:
+        """The deployment row's schema and content hash (its trigger functions check both before
+        writing) and the grants its tables give indb's roles; run after the row is written."""
+        schema = self._schema()
+        content = target.model.content_hash
+        values = {
+            "schema": self.literal(schema),
+            "table": self.literal(target.table),
+            "content_hash": self.literal(content) if content else Quoted("NULL"),
+        }
+        return [
+            self.render("privileges", "record_deployment", **values),
+            self.render("privileges", "grant_deployment", schema=values["schema"], table=values["table"]),
+        ]
+
+    def _schema(self) -> str:
+        ((schema,),) = self.rows("SELECT current_schema()")
+        if schema is None:
+            raise errors.DeploymentError("no schema to deploy into: the search_path names none that exists")
+        return schema
 
     def compiled_helpers(self, ref: ModelRef | None) -> tuple[str, str]:
         if ref is None:
@@ -522,14 +620,20 @@ class PostgresBackend(Backend):
             values = [self.literal(target.model.model).text, str(int(target.model.version)), "'sql'"]
             values += ["o.prediction"] + [f"o.p{i}" for i in range(len(target.probability_columns))]
             outputs = self._compiled_outputs(target, "(SELECT NEW.*) AS r")
-            body = (
-                f"BEGIN SELECT {', '.join(values)} INTO {', '.join(targets)} "
-                f"FROM ({outputs}) AS o; RETURN NEW; END"
-            )
+            scoring = f"SELECT {', '.join(values)} INTO {', '.join(targets)} FROM ({outputs}) AS o"
+            returns = "NEW"
             trigger = "create_compiled_row_trigger"
         else:
-            body = f"BEGIN {self._compiled_insert(target, 'new_rows')}; RETURN NULL; END"
+            scoring, returns = self._compiled_insert(target, "new_rows"), "NULL"
             trigger = "create_compiled_trigger"
+        body = self.render(
+            "scoring",
+            "compiled_trigger_body",
+            schema=self.literal(self._schema()),
+            table=self.literal(target.table),
+            scoring=Quoted(scoring),
+            result=Quoted(returns),
+        )
         result = [
             self.render(
                 "scoring", "create_compiled_bulk_function", function=function, body=self.literal(body)
@@ -552,9 +656,7 @@ class PostgresBackend(Backend):
     def compiled_model_sql(self, ref: ModelRef, compiled, *, default: bool) -> list[str]:
         sig = ref.signature
         helpers = self.compiled_helpers(ref)
-        bodies = {
-            "predict": (compiled.prediction_sql(self.dialect, helpers), _PG_TYPES[sig.prediction_type])
-        }
+        bodies = {"predict": (compiled.prediction_sql(self.dialect, helpers), _PG_TYPES[sig.prediction_type])}
         if sig.task == "classification":
             array = compiled.probabilities_array_sql(self.dialect, helpers)
             bodies["predict_proba"] = (array, "double precision[]")
@@ -653,11 +755,12 @@ class PostgresBackend(Backend):
                 Check(
                     "privileges",
                     ok,
-                    f"user {server.user_name}{' (superuser)' if server.superuser else ''}: "
+                    f"user {server.user_name}{' (superuser)' if server.superuser else ''}"
+                    f"{' in ' + row.roles if row.roles else ''}: "
                     f"catalog {'readable' if ok else 'not readable'}, "
                     f"{'may' if row.register_models else 'may not'} register models",
-                    f"GRANT USAGE ON SCHEMA indb TO {server.user_name}; "
-                    f"GRANT SELECT ON ALL TABLES IN SCHEMA indb TO {server.user_name};",
+                    f"as a superuser: GRANT indb_reader TO {self.quote(server.user_name).text}; "
+                    "(or indb_developer, indb_admin: see the README's Security section)",
                 )
             )
         return checks
