@@ -718,7 +718,11 @@ class PostgresBackend(Backend):
                         "then connect once with indb as a superuser to install its runtime",
                     )
                 )
-        preloaded, cron = "pg_cron" in server.preload, "pg_cron" in extensions
+        # shared_preload_libraries is hidden from roles without pg_read_all_settings: an
+        # installed pg_cron was preloaded (CREATE EXTENSION needs it).
+        visible = isinstance(server.preload, str)
+        cron = "pg_cron" in extensions
+        preloaded = "pg_cron" in server.preload if visible else extensions.get("pg_cron") is not None
         if not cron:
             cron_fix = f"apt-get install postgresql-{major}-cron; then as below"
         elif not preloaded:
@@ -733,7 +737,8 @@ class PostgresBackend(Backend):
                 "pg_cron",
                 preloaded and extensions.get("pg_cron") is not None,
                 ("installed" if extensions.get("pg_cron") else "available" if cron else "missing")
-                + (", preloaded" if preloaded else ", not in shared_preload_libraries"),
+                + (", preloaded" if preloaded else ", not in shared_preload_libraries")
+                + ("" if visible else " (shared_preload_libraries not visible to this user)"),
                 cron_fix,
             )
         )

@@ -7,7 +7,7 @@ SELECT current_setting('server_version_num')::int AS version_num,
        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
        has_database_privilege(current_database(), 'CREATE') AS can_create_schema,
        current_database() AS database_name,
-       current_setting('shared_preload_libraries') AS preload;
+       (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'shared_preload_libraries') AS preload;
 
 -- name: extensions
 SELECT name, installed_version FROM pg_available_extensions WHERE name IN ('plpython3u', 'pg_cron');

@@ -171,10 +171,6 @@ BEGIN
 END
 $indb$;
 
--- name: grant_every_function
-SELECT indb.grant_function(p.oid::regprocedure) FROM pg_catalog.pg_proc AS p
-WHERE p.pronamespace = 'indb'::regnamespace;
-
 -- name: monitor_procedure
 -- Developers run monitors (pg_cron runs them as the job's owner).
 DO $indb$
@@ -209,6 +205,11 @@ BEGIN
     END IF;
 END
 $indb$;
+
+-- name: grant_every_function
+-- Every function there now (the two above included) gets its grants.
+SELECT indb.grant_function(p.oid::regprocedure) FROM pg_catalog.pg_proc AS p
+WHERE p.pronamespace = 'indb'::regnamespace;
 
 -- name: create_deployment_grants
 -- What a deployment's tables give each role (run at every deploy): applications insert
