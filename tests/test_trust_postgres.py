@@ -190,6 +190,30 @@ def test_developers_set_staging_aliases_only_approvers_production(db, logistic, 
     assert set(db.sql("SELECT alias FROM indb.model_aliases").alias) == {"staging", "production"}
 
 
+def test_developer_registers_through_the_python_client(db, logistic, forest, loans):
+    """A developer registers models and moves staging; their predict functions are built by
+    the server from the catalog row; production stays with approvers."""
+    db.register_model("m", logistic, sample=loans[NUMERIC])
+    with login_role(db, "indb_developer") as (name, url), login_role(db, "indb_app") as (_, app_url):
+        with indb.connect(url) as dev:
+            mv = dev.register_model("m", forest, sample=loans[NUMERIC])
+            assert mv.version == 2 and mv.created_by == name
+            dev.set_alias("m", "staging", 2)
+            with pytest.raises(indb.PermissionDeniedError, match="row-level security"):
+                dev.set_alias("m", "production", 1)
+        expected = forest.predict(pd.DataFrame([[50000, 1000, 40, 3]], columns=NUMERIC))[0]
+        with psycopg.connect(app_url, autocommit=True) as app:
+            assert app.execute(f"SELECT indb.predict_m{ROW}").fetchone()[0] == expected
+            assert app.execute(f"SELECT indb.predict_m_v2{ROW}").fetchone()[0] == expected
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                app.execute("SELECT indb.install_model_functions('m', 1)")
+    owner = db.sql(
+        "SELECT DISTINCT r.rolname FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner "
+        "WHERE p.proname LIKE 'predict%m%'"
+    )
+    assert list(owner.rolname) == ["postgres"]
+
+
 def test_non_superusers_use_the_python_client_and_doctor(db, logistic, boosted_regressor, loans):
     """11.15: indb.connect as a reader or developer installs nothing and works read-only;
     `indb doctor` reports them instead of crashing; a role with no grant is told which."""

@@ -23,6 +23,13 @@ import time
 
 import numpy as np
 
+MODEL_NAME = r"[a-z_][a-z0-9_]{0,39}"  # indb.identifiers.model_name
+SQL_ARGUMENT_TYPES = {
+    "DOUBLE": "double precision",
+    "BIGINT": "bigint",
+    "VARCHAR": "text",
+    "BOOLEAN": "boolean",
+}
 NUMPY_TYPES = {"float": np.float32, "double": np.float64, "int64": np.int64, "string": object}
 PG_TYPES = {"DOUBLE": "float8", "BIGINT": "int8", "VARCHAR": "text", "BOOLEAN": "bool"}
 MAX_MODELS = 32
@@ -323,6 +330,100 @@ class Runtime:
             return probabilities[0].tolist()
         label = labels[0]
         return label.item() if hasattr(label, "item") else label
+
+    # -- model functions for roles that may not create PL/Python functions ------------------------
+    def install_model_functions(self, name, version):
+        """indb.install_model_functions(model, version), for indb_developer: the same
+        predict_<model>_v<N> (and, for the default version, predict_<model>) functions the
+        Python client creates for a superuser (PostgresBackend.model_sql), built only from the
+        catalog row: the name must be a model name, every type one of four, argument names
+        quoted, and the content hash embedded is the one of the row as it is now."""
+        import re
+
+        if not isinstance(name, str) or not re.fullmatch(MODEL_NAME, name) or version is None:
+            raise ValueError(f"NotFound: {name!r} is not a model name")
+        rows = self.plpy.execute(
+            self.plan(
+                "install",
+                "SELECT onnx, sha256, inputs::text AS inputs, outputs::text AS outputs, "
+                "classes::text AS classes, recipe::text AS recipe FROM indb.model_versions "
+                "WHERE model = $1 AND version = $2",
+                ["text", "int4"],
+            ),
+            [name, version],
+        )
+        if not rows:
+            raise ValueError(f"NotFound: model {name!r} has no version {version}")
+        row = rows[0]
+        actual = hashlib.sha256(row["onnx"]).hexdigest()
+        if actual != row["sha256"]:
+            raise ValueError(
+                f"IntegrityError: model {name!r} version {version}: ONNX bytes do not match sha256"
+            )
+        content = content_hash(actual, row["inputs"], row["outputs"], row["classes"], row["recipe"])
+        inputs, outputs = json.loads(row["inputs"]), json.loads(row["outputs"])
+        parameters, types = [], []
+        for spec in inputs:
+            numeric = spec["onnx_type"] in ("float", "double") and spec["sql_type"] != "BOOLEAN"
+            kind = SQL_ARGUMENT_TYPES["DOUBLE" if numeric else spec["sql_type"]]
+            parameters.append(f"{self.plpy.quote_ident(str(spec['name']))} {kind}")
+            types.append(kind)
+        returns = {"predict": SQL_ARGUMENT_TYPES[outputs["prediction_type"]]}
+        if outputs["task"] == "classification":
+            returns["predict_proba"] = "double precision[]"
+        ((default,),) = [
+            (r["v"],)
+            for r in self.plpy.execute(
+                self.plan(
+                    "default_version",
+                    "SELECT coalesce((SELECT version FROM indb.model_aliases WHERE model = $1 "
+                    "AND alias = 'production'), (SELECT max(version) FROM indb.model_versions "
+                    "WHERE model = $1)) AS v",
+                    ["text"],
+                ),
+                [name],
+            )
+        ]
+        call = ", ".join(f"${n + 1}" for n in range(len(inputs)))
+        for kind, return_type in returns.items():
+            want = "proba" if kind == "predict_proba" else "label"
+            body = (
+                'if "indb_runtime" not in GD:\n    plpy.execute("SELECT indb.load_runtime()")\n'
+                f'return GD["indb_runtime"].predict_one({name!r}, {int(version)}, {content!r}, '
+                f"list(args), {want!r})\n"
+            )
+            functions = [(f"{kind}_{name}_v{int(version)}", "plpython3u", body)]
+            if default == version:
+                functions.append(
+                    (f"{kind}_{name}", "sql", f"SELECT indb.{kind}_{name}_v{int(version)}({call})")
+                )
+            for function, language, text in functions:
+                for (old,) in [
+                    (r["f"],)
+                    for r in self.plpy.execute(
+                        self.plan(
+                            "overloads",
+                            "SELECT oid::regprocedure::text AS f FROM pg_proc "
+                            "WHERE proname = $1 AND pronamespace = 'indb'::regnamespace",
+                            ["text"],
+                        ),
+                        [function],
+                    )
+                ]:
+                    self.plpy.execute(f"DROP FUNCTION IF EXISTS {old}")
+                definer = ""
+                if language == "plpython3u":
+                    definer = " SECURITY DEFINER SET search_path = pg_catalog, pg_temp"
+                    definer += " SET standard_conforming_strings = on"
+                self.plpy.execute(
+                    f"CREATE FUNCTION indb.{self.plpy.quote_ident(function)}({', '.join(parameters)}) "
+                    f"RETURNS {return_type} LANGUAGE {language} STABLE PARALLEL UNSAFE{definer} "
+                    f"AS {self.plpy.quote_literal(text)}"
+                )
+                self.plpy.execute(
+                    f"COMMENT ON FUNCTION indb.{self.plpy.quote_ident(function)}({', '.join(types)}) IS "
+                    + self.plpy.quote_literal(f"indb model {name} version {int(version)}")
+                )
 
     # -- triggers --------------------------------------------------------------------------------
     def _columns_query(self, model, source):

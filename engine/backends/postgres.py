@@ -349,6 +349,7 @@ class PostgresBackend(Backend):
                 "create_bulk_trigger_function",
                 "create_row_trigger_function",
                 "create_backfill_function",
+                "create_install_function",
                 "create_versions_function",
             )
         ]
@@ -460,6 +461,15 @@ class PostgresBackend(Backend):
     def model_sql(self, ref: ModelRef, *, default: bool) -> list[str]:
         if not self.has_plpython:
             return []  # without PL/Python, a model is callable once deployed with runtime="sql"
+        if not self.superuser:  # the server builds them from the catalog row (indb_developer)
+            return [
+                self.render(
+                    "scoring",
+                    "install_model_functions",
+                    model=self.literal(ref.model),
+                    version=Quoted(str(int(ref.version))),
+                )
+            ]
         sig = ref.signature
         returns = {"predict": _PG_TYPES[sig.prediction_type], "predict_proba": "double precision[]"}
         kinds = ["predict"] + (["predict_proba"] if sig.task == "classification" else [])

@@ -164,6 +164,9 @@ BEGIN
     IF p.proname LIKE 'predict\_%' OR p.proname LIKE 'compiled\_%'
        OR p.proname IN ('fail', 'runtime_versions') THEN
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO indb_reader, indb_app', f);
+    ELSIF p.proname = 'install_model_functions' THEN
+        -- developers register models: this creates their predict functions from the catalog row
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO indb_developer', f);
     ELSIF p.proname LIKE 'indb\_%' OR p.proname = 'audit_row_hash' THEN
         -- monitoring's statistics (indb_ks_pvalue, ...) and the audit hash, for readers
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO indb_reader', f);

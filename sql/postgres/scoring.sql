@@ -72,6 +72,20 @@ DROP TRIGGER IF EXISTS {trigger} ON {table};
 -- name: backfill
 SELECT indb.score_unscored_rows({table_literal}, {source});
 
+-- name: create_install_function
+-- Model functions for a role that may not create PL/Python functions (indb_developer):
+-- built by the runtime from the catalog row alone, never from text the caller passes.
+CREATE OR REPLACE FUNCTION indb.install_model_functions(model_name text, model_version integer)
+RETURNS void LANGUAGE plpython3u
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $indb$
+if "indb_runtime" not in GD:
+    plpy.execute("SELECT indb.load_runtime()")
+GD["indb_runtime"].install_model_functions(model_name, model_version)
+$indb$;
+
+-- name: install_model_functions
+SELECT indb.install_model_functions({model}, {version});
+
 -- name: create_versions_function
 CREATE OR REPLACE FUNCTION indb.runtime_versions() RETURNS text LANGUAGE plpython3u AS $indb$
 import sys
