@@ -7,8 +7,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 import indb
 from indb import audit, registry
 from tests.conftest import NUMERIC
@@ -51,15 +49,15 @@ def test_duckdb_audit_edit_is_detected_by_verify(logistic, loans, tmp_path):
     assert out.returncode == 2 and "the rows before it were removed" in out.stdout, out.stdout
 
 
-@pytest.mark.parametrize("db", ["duckdb"], indirect=True)
-def test_duckdb_actor_is_the_os_user_not_logname(db, logistic, loans, monkeypatch):
+def test_duckdb_actor_is_the_os_user_not_logname(logistic, loans, monkeypatch, tmp_path):
+    import pwd
+
     monkeypatch.setenv("LOGNAME", "mallory")
     monkeypatch.setenv("USER", "mallory")
     assert getpass.getuser() == "mallory"
-    db.register_model("m", logistic, sample=loans[NUMERIC])
-    actors = set(db.sql("SELECT actor FROM indb.audit_log").actor)
-    import pwd
-
+    with indb.connect(f"duckdb://{tmp_path}/actor.duckdb") as db:
+        db.register_model("m", logistic, sample=loans[NUMERIC])
+        actors = set(db.sql("SELECT actor FROM indb.audit_log").actor)
     assert actors == {pwd.getpwuid(os.getuid()).pw_name}
 
 

@@ -412,7 +412,9 @@ def test_errors_seen_by_the_application_carry_no_compiled_sql(db, loans):
     db.register_model("lin", model, sample=loans[NUMERIC])
     db.deploy("lin", table="requests", runtime="sql")
     intercept = repr(float(model.intercept_))[:10]
-    with login_role(db, "indb_app") as (_, url), psycopg.connect(url, autocommit=True) as app:
+    with login_role(db) as (name, url), psycopg.connect(url, autocommit=True) as app:
+        db.sql(f'GRANT INSERT ON requests TO "{name}"')  # an INSERT-only client
+        db.sql(f'GRANT USAGE ON SEQUENCE requests_id_seq TO "{name}"')
         with pytest.raises(psycopg.errors.NumericValueOutOfRange) as caught:
             app.execute(f"INSERT INTO requests ({COLUMNS}) VALUES (1e308, 1e308, 40, 3)")
     diag = caught.value.diag
