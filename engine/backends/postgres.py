@@ -78,6 +78,14 @@ _OUR_ERRORS = {
     "NotFound": errors.DatabaseError,
 }
 RUNTIME_MODULE = "plpython_runtime.py"
+# What a non-superuser owner of the catalog runs of sql/postgres/privileges.sql.
+_OWNER_PRIVILEGES = (
+    "revoke_schema",
+    "revoke_tables",
+    "revoke_sequences",
+    "revoke_functions",
+    "revoke_procedures",
+)
 # Statements of sql/postgres/privileges.sql run per deployment, not at install.
 _NOT_AT_INSTALL = (
     "grant_deployment",
@@ -269,9 +277,11 @@ class PostgresBackend(Backend):
         superuser, who installs and upgrades."""
         if self.superuser:
             return None
-        ((schema, usage, readable, version_readable),) = self.rows(
+        ((installs, schema, usage, readable, version_readable),) = self.rows(
             statement("privileges", "catalog_access", "postgres")
         )
+        if installs:  # owns the catalog (or may create it): a managed server's owner
+            return None
         role = self.quote(self.user).text
         if not schema:
             raise errors.PermissionDeniedError(
@@ -321,11 +331,19 @@ class PostgresBackend(Backend):
             "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class "
             "WHERE relnamespace = 'indb'::regnamespace AND relkind IN ('r', 'p', 'S', 'v')"
         )
-        digest = hashlib.sha256("\n".join([*texts, objects or ""]).encode()).hexdigest()[:16]
+        digest = hashlib.sha256("\n".join([*texts, objects or "", str(self.superuser)]).encode()).hexdigest()[
+            :16
+        ]
         fingerprint = f"indb privileges {digest}"
         ((installed,),) = self.rows("SELECT obj_description('indb'::regnamespace, 'pg_namespace')")
         if installed and fingerprint in installed:
             return
+        if not self.superuser:
+            # A non-superuser owner (managed PostgreSQL) gets the audit triggers and nothing
+            # for PUBLIC, but no roles or event trigger (those need a superuser).
+            texts = [statement("audit", n, "postgres") for n in statements("audit", "postgres")]
+            texts = [t for t in texts if not t.startswith("SELECT")]
+            texts += [statement("privileges", n, "postgres") for n in _OWNER_PRIVILEGES]
         for text in texts:
             self.execute(text)
         self.execute(statement("privileges", "backfill_deployment_schemas", "postgres"))
@@ -545,10 +563,13 @@ class PostgresBackend(Backend):
             "table": self.literal(target.table),
             "content_hash": self.literal(content) if content else Quoted("NULL"),
         }
-        return [
-            self.render("privileges", "record_deployment", **values),
-            self.render("privileges", "grant_deployment", schema=values["schema"], table=values["table"]),
-        ]
+        result = [self.render("privileges", "record_deployment", **values)]
+        if self.rows("SELECT to_regprocedure('indb.grant_deployment(text, text)')")[0][0] is not None:
+            grant = self.render(
+                "privileges", "grant_deployment", schema=values["schema"], table=values["table"]
+            )
+            result.append(grant)  # not on a managed server installed without a superuser
+        return result
 
     def _schema(self) -> str:
         ((schema,),) = self.rows("SELECT current_schema()")

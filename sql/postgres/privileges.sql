@@ -261,8 +261,11 @@ COMMENT ON SCHEMA indb IS {comment};
 
 -- name: catalog_access
 -- What a role that may not install indb can use of it (indb.connect checks before reading);
--- by oid, as naming indb.<table> without USAGE on the schema is itself an error.
-SELECT n.oid IS NOT NULL AS has_schema,
+-- by oid, as naming indb.<table> without USAGE on the schema is itself an error. A role that
+-- owns schema indb, or may create it in a database without one, installs (managed servers).
+SELECT (n.oid IS NULL AND has_database_privilege(current_database(), 'CREATE'))
+           OR coalesce(pg_has_role(n.nspowner, 'USAGE'), false) AS installs,
+       n.oid IS NOT NULL AS has_schema,
        coalesce(has_schema_privilege(n.oid, 'USAGE'), false) AS usage,
        coalesce(has_table_privilege(v.oid, 'SELECT'), false) AS read_models,
        coalesce(has_table_privilege(m.oid, 'SELECT'), false) AS read_version
