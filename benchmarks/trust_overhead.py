@@ -10,7 +10,8 @@ Then ``--rounds`` rounds, alternating which database goes first, each measuring 
   row       ``--requests`` one-row ``INSERT .. RETURNING prediction`` into the onnx row table (p50 ms)
   sql bulk  the same bulk insert into the compiled table (seconds)
   sql row   one-row inserts into the compiled row-mode table (p50 ms)
-  function  ``SELECT sum((indb.predict_proba_lr(..))[2])`` over ``--function-rows`` rows (seconds)
+  function  ``SELECT sum((indb.predict_proba_lrpy(..))[2])`` over ``--function-rows`` rows, the
+            PL/Python model function (seconds)
 
 Figures are medians over rounds; the last column is head / base.
 
@@ -44,7 +45,9 @@ rng = np.random.default_rng(0)
 X = pd.DataFrame(rng.normal(size=(20000, 8)), columns=[f"f{i}" for i in range(8)])
 y = (X.f0 + X.f1 * 0.5 + rng.normal(0, 0.5, 20000) > 0).astype(int)
 db = indb.connect(sys.argv[1])
-db.register_model("lr", LogisticRegression().fit(X, y), sample=X)
+model = LogisticRegression().fit(X, y)
+db.register_model("lr", model, sample=X)
+db.register_model("lrpy", model, sample=X)  # never compiled: its functions stay PL/Python
 db.deploy("lr", table="bulk_onnx", runtime="onnx")
 db.deploy("lr", table="row_onnx", runtime="onnx", mode="row")
 db.deploy("lr", table="bulk_sql", runtime="sql")
@@ -95,7 +98,7 @@ def one_rows(conn, table: str, requests: int) -> float:
 
 def function(conn, rows: int) -> float:
     start = time.perf_counter()
-    call = f"indb.predict_proba_lr({', '.join(FEATURES)})"
+    call = f"indb.predict_proba_lrpy({', '.join(FEATURES)})"
     conn.execute(f"SELECT sum(({call})[2]) FROM (SELECT * FROM src LIMIT {rows}) AS s").fetchone()
     return time.perf_counter() - start
 
@@ -130,7 +133,7 @@ def main() -> None:
             "row onnx p50, ms": lambda c: one_rows(c, "row_onnx", args.requests),
             "bulk sql, s": lambda c: bulk(c, "bulk_sql", args.rows),
             "row sql p50, ms": lambda c: one_rows(c, "row_sql", args.requests),
-            "predict_proba function, s": lambda c: function(c, args.function_rows),
+            "PL/Python predict_proba, s": lambda c: function(c, args.function_rows),
         }
         results = {m: {n: [] for n in trees} for m in measures}
         for number in range(args.rounds):
