@@ -323,6 +323,32 @@ def test_audit_log_is_append_only_chained_and_logs_direct_catalog_changes(db, lo
     assert out.returncode == 2 and "was changed after it was logged" in out.stdout
 
 
+def test_ddl_on_indb_and_on_deployed_tables_is_logged(db, logistic, loans):
+    db.register_model("m", logistic, sample=loans[NUMERIC])
+    db.deploy("m", table="requests")
+    db.sql("CREATE TABLE unrelated (x int)")
+    with login_role(db, "indb_app") as (name, url), psycopg.connect(url, autocommit=True) as app:
+        app.execute("CREATE TEMP TABLE scratch (x int)")  # DDL elsewhere: not logged, not refused
+    db.sql("ALTER TABLE requests DISABLE TRIGGER requests_score")
+    db.sql("DROP TRIGGER requests_score ON requests")
+    db.sql("ALTER TABLE indb.models ADD COLUMN owner_team text")
+    log = db.sql("SELECT action, object FROM indb.audit_log WHERE action LIKE 'ddl %' ORDER BY id")
+    logged = set(zip(log.action, log.object, strict=True))
+    assert ("ddl alter table", "public.requests") in logged
+    assert ("ddl drop trigger", "requests_score on public.requests") in logged
+    assert ("ddl alter table", "indb.models") in logged
+    assert not any("unrelated" in o or "scratch" in o for o in log.object)
+    assert audit_verify(db).ok
+    db.sql("DROP SCHEMA indb CASCADE")  # uninstalling takes the event triggers with it
+    db.sql("CREATE TABLE after_uninstall (x int)")
+
+
+def audit_verify(db):
+    from indb import audit
+
+    return audit.verify(db.backend)
+
+
 # -- 10.7: onnxruntime honours statement_timeout and cancel ---------------------------------------
 def long_model() -> bytes:
     """y = x + n by n iterations of an ONNX Loop, n = max(x): it runs as long as asked."""

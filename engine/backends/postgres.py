@@ -341,8 +341,11 @@ class PostgresBackend(Backend):
         if not self.superuser:
             # A non-superuser owner (managed PostgreSQL) gets the audit triggers and nothing
             # for PUBLIC, but no roles or event trigger (those need a superuser).
-            texts = [statement("audit", n, "postgres") for n in statements("audit", "postgres")]
-            texts = [t for t in texts if not t.startswith("SELECT")]
+            texts = [
+                statement("audit", n, "postgres")
+                for n in statements("audit", "postgres")
+                if n not in ("verify_chain", "create_ddl_triggers")  # event triggers: superuser
+            ]
             texts += [statement("privileges", n, "postgres") for n in _OWNER_PRIVILEGES]
         for text in texts:
             self.execute(text)

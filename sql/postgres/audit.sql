@@ -126,6 +126,55 @@ BEGIN
 END
 $indb$;
 
+-- name: create_ddl_function
+-- DDL on indb's own objects and on deployed tables (ALTER TABLE .. DISABLE TRIGGER, DROP
+-- TRIGGER, ...) is logged as well, whoever runs it (SECURITY DEFINER: the DDL's author needs
+-- no privilege on the audit log). COMMENT is not.
+CREATE OR REPLACE FUNCTION indb.audit_ddl() RETURNS event_trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $indb$
+DECLARE
+    c record;
+BEGIN
+    IF TG_EVENT = 'sql_drop' THEN
+        FOR c IN SELECT o.object_type, o.schema_name, o.object_identity FROM pg_catalog.pg_event_trigger_dropped_objects() AS o
+                 WHERE o.schema_name IS NOT NULL AND NOT o.is_temporary LOOP
+            PERFORM indb.audit_ddl_object(TG_TAG, c.object_type, c.schema_name, c.object_identity);
+        END LOOP;
+    ELSE
+        FOR c IN SELECT d.object_type, d.schema_name, d.object_identity FROM pg_catalog.pg_event_trigger_ddl_commands() AS d
+                 WHERE d.schema_name IS NOT NULL AND NOT d.in_extension AND d.command_tag <> 'COMMENT' LOOP
+            PERFORM indb.audit_ddl_object(TG_TAG, c.object_type, c.schema_name, c.object_identity);
+        END LOOP;
+    END IF;
+END
+$indb$;
+
+-- name: create_ddl_object_function
+CREATE OR REPLACE FUNCTION indb.audit_ddl_object(tag text, object_type text, schema_name text, identity text)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $indb$
+BEGIN
+    IF schema_name = 'indb' OR EXISTS (
+        SELECT 1 FROM indb.deployments AS d
+        WHERE d.schema_name = audit_ddl_object.schema_name
+          AND (identity = quote_ident(d.schema_name) || '.' || quote_ident(d.table_name)
+               OR identity LIKE '% on ' || quote_ident(d.schema_name) || '.' || quote_ident(d.table_name))) THEN
+        INSERT INTO indb.audit_log (actor, action, object, details)
+        VALUES (session_user, 'ddl ' || lower(tag), identity,
+                json_build_object('object_type', object_type, 'schema', schema_name));
+    END IF;
+END
+$indb$;
+
+-- name: create_ddl_triggers
+DO $indb$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger WHERE evtname = 'indb_audit_ddl') THEN
+        CREATE EVENT TRIGGER indb_audit_ddl ON ddl_command_end EXECUTE FUNCTION indb.audit_ddl();
+        CREATE EVENT TRIGGER indb_audit_drop ON sql_drop EXECUTE FUNCTION indb.audit_ddl();
+    END IF;
+END
+$indb$;
+
 -- name: verify_chain
 -- Every audit row with what its hashes should be; rows from before the chain (no row_hash,
 -- logged before indb 0.2) come first and are reported as unchained by `indb audit verify`.
