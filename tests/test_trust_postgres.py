@@ -286,6 +286,25 @@ def test_deployment_records_schema_and_content_hash(db, logistic, loans):
     assert len(stored) == 64
 
 
+def test_upgrade_fills_schemas_and_content_hashes_of_earlier_deployments(db, logistic, loans):
+    """A catalog from before migration 006: versions and deployments without hashes or schema
+    get them at the next superuser connect, computed as registration computes them."""
+    mv = db.register_model("m", logistic, sample=loans[NUMERIC])
+    db.deploy("m", table="requests", runtime="onnx")
+    db.sql("UPDATE indb.model_versions SET content_hash = NULL")
+    db.sql("UPDATE indb.deployments SET content_hash = NULL, schema_name = NULL")
+    db.sql("COMMENT ON SCHEMA indb IS NULL")  # as before this version's privileges ran
+    with psycopg.connect(db.url, autocommit=True) as client:
+        with pytest.raises(psycopg.Error, match="records no schema"):
+            client.execute(f"INSERT INTO requests ({COLUMNS}) VALUES {ROW}")
+    indb.connect(db.url).close()
+    row = db.sql("SELECT schema_name, content_hash FROM indb.deployments").iloc[0]
+    assert row.schema_name == "public" and row.content_hash == mv.content_hash
+    assert db.sql("SELECT content_hash FROM indb.model_versions").content_hash[0] == mv.content_hash
+    with psycopg.connect(db.url, autocommit=True) as client:
+        client.execute(f"INSERT INTO requests ({COLUMNS}) VALUES {ROW}")
+
+
 # -- 10.6: the audit log ---------------------------------------------------------------------------
 def _verify(url: str) -> subprocess.CompletedProcess:
     return subprocess.run(

@@ -91,6 +91,8 @@ _NOT_AT_INSTALL = (
     "grant_deployment",
     "record_deployment",
     "backfill_deployment_schemas",
+    "backfill_content_hashes",
+    "backfill_deployment_hashes",
     "catalog_access",
     "comment_schema",
 )
@@ -349,7 +351,12 @@ class PostgresBackend(Backend):
             texts += [statement("privileges", n, "postgres") for n in _OWNER_PRIVILEGES]
         for text in texts:
             self.execute(text)
-        self.execute(statement("privileges", "backfill_deployment_schemas", "postgres"))
+        for backfill in (
+            "backfill_deployment_schemas",
+            "backfill_content_hashes",
+            "backfill_deployment_hashes",
+        ):
+            self.execute(statement("privileges", backfill, "postgres"))
         comment = f"indb's catalog: models, deployments, monitors; {fingerprint}"
         self.execute(self.render("privileges", "comment_schema", comment=self.literal(comment)))
 

@@ -248,6 +248,25 @@ SELECT indb.grant_deployment({schema}, {table});
 UPDATE indb.deployments SET schema_name = {schema}, content_hash = {content_hash}
 WHERE table_name = {table};
 
+-- name: backfill_content_hashes
+-- Versions registered before content hashes (indb.registry.content_hash, in SQL): only rows
+-- whose bytes still match their sha256; then the deployments of those versions.
+UPDATE indb.model_versions AS v SET content_hash = encode(sha256(
+    convert_to('indb content v1', 'UTF8')
+    || int8send(octet_length(convert_to(v.sha256, 'UTF8'))::int8) || convert_to(v.sha256, 'UTF8')
+    || int8send(octet_length(convert_to(v.inputs::text, 'UTF8'))::int8) || convert_to(v.inputs::text, 'UTF8')
+    || int8send(octet_length(convert_to(v.outputs::text, 'UTF8'))::int8) || convert_to(v.outputs::text, 'UTF8')
+    || int8send(octet_length(convert_to(coalesce(v.classes::text, ''), 'UTF8'))::int8)
+    || convert_to(coalesce(v.classes::text, ''), 'UTF8')
+    || int8send(octet_length(convert_to(v.recipe::text, 'UTF8'))::int8) || convert_to(v.recipe::text, 'UTF8')
+), 'hex')
+WHERE v.content_hash IS NULL AND encode(sha256(v.onnx), 'hex') = v.sha256;
+
+-- name: backfill_deployment_hashes
+UPDATE indb.deployments AS d SET content_hash = v.content_hash
+FROM indb.model_versions AS v
+WHERE d.content_hash IS NULL AND v.model = d.model AND v.version = d.version;
+
 -- name: backfill_deployment_schemas
 -- Deployments made before schemas were recorded: the schema of the table their trigger is on.
 UPDATE indb.deployments AS d SET schema_name = n.nspname
