@@ -130,8 +130,9 @@ DO $indb$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policies WHERE schemaname = 'indb'
                    AND tablename = 'model_aliases' AND policyname = 'indb_read') THEN
-        -- Readers see every alias.
-        CREATE POLICY indb_read ON indb.model_aliases FOR SELECT TO indb_reader USING (true);
+        -- Whoever may SELECT the table sees every alias (a role given SELECT directly, not
+        -- through indb_reader, must not silently see none and take the wrong default version).
+        CREATE POLICY indb_read ON indb.model_aliases FOR SELECT USING (true);
         -- Developers set any alias but production.
         CREATE POLICY indb_stage ON indb.model_aliases FOR ALL TO indb_developer
             USING (alias <> 'production') WITH CHECK (alias <> 'production');
