@@ -51,7 +51,8 @@ def content_hash(sha256, inputs, outputs, classes, recipe):
 
 class Watchdog:
     """Ends an onnxruntime run early (``RunOptions.terminate``) when the backend has an
-    interrupt pending (a statement_timeout or a cancel sets PostgreSQL's InterruptPending,
+    interrupt pending (a statement_timeout or a cancel sets PostgreSQL's QueryCancelPending,
+    a terminate its ProcDiePending; other interrupts, such as NOTIFY, do not count;
     which onnxruntime never looks at) or the run passed its own limit. One thread per
     backend, polling every 50 ms while runs happen and sleeping after a second without one,
     so an idle connection costs nothing. (Not faster: PL/Python's main thread keeps the GIL
@@ -68,7 +69,7 @@ class Watchdog:
             import ctypes
 
             backend = ctypes.CDLL(None)
-            self.pending = ctypes.c_int.in_dll(backend, "InterruptPending")
+            self.pending = [ctypes.c_int.in_dll(backend, n) for n in ("QueryCancelPending", "ProcDiePending")]
             # const char *GetConfigOption(const char *name, bool missing_ok, bool
             # restrict_privileged): with missing_ok it never raises, so it is safe to call here.
             get_option = backend.GetConfigOption
@@ -83,7 +84,7 @@ class Watchdog:
         self.thread = None
 
     def interrupted(self):
-        return self.pending is not None and bool(self.pending.value)
+        return self.pending is not None and any(flag.value for flag in self.pending)
 
     def watch(self, options, deadline):
         self.current = (options, deadline)
@@ -257,10 +258,12 @@ class Runtime:
             self.watchdog.done()
         if self.watchdog.interrupted():
             self.plpy.execute("SELECT 1")  # lets PostgreSQL raise its timeout or cancel error
-        raise ValueError(
-            f"ScoringError: model {model.name!r} version {model.version} ran longer than "
-            f"indb.max_inference_ms = {self.limit_ms:g} ms; the statement was stopped"
-        )
+        if self.limit_ms is not None and deadline is not None and time.monotonic() > deadline:
+            raise ValueError(
+                f"ScoringError: model {model.name!r} version {model.version} ran longer than "
+                f"indb.max_inference_ms = {self.limit_ms:g} ms; the statement was stopped"
+            )
+        raise ValueError(f"ScoringError: model {model.name!r} version {model.version}: the run was stopped")
 
     # -- catalog --------------------------------------------------------------------------------
     def plan(self, key, query, types):
