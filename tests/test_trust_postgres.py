@@ -342,6 +342,26 @@ def test_audit_log_is_append_only_chained_and_logs_direct_catalog_changes(db, lo
     assert out.returncode == 2 and "was changed after it was logged" in out.stdout
 
 
+def test_audit_chain_holds_under_concurrent_writers(db):
+    """Ids are taken under the chain's lock, so concurrent writers extend one chain."""
+
+    def write(n: int) -> None:
+        with psycopg.connect(db.url, autocommit=True) as conn:
+            for i in range(25):
+                conn.execute(
+                    "INSERT INTO indb.audit_log (actor, action, object) VALUES ('x', 'load', %s)",
+                    [f"{n}-{i}"],
+                )
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result = audit_verify(db)
+    assert result.ok and result.rows >= 100, str(result)
+
+
 def test_ddl_on_indb_and_on_deployed_tables_is_logged(db, logistic, loans):
     db.register_model("m", logistic, sample=loans[NUMERIC])
     db.deploy("m", table="requests")
