@@ -246,6 +246,13 @@ def test_non_superusers_use_the_python_client_and_doctor(db, logistic, boosted_r
         assert "Traceback" not in out.stderr and "catalog not readable" in out.stdout
 
 
+def test_a_reader_is_told_when_the_catalog_needs_an_upgrade(db):
+    db.sql("DELETE FROM indb.schema_migrations WHERE version = 6")  # as if 006 were new
+    with login_role(db, "indb_reader") as (name, url):
+        with pytest.raises(indb.DatabaseError, match=r"lacks migration\(s\) \[6\].*superuser"):
+            indb.connect(url)
+
+
 def test_connect_with_a_classifier_and_a_regressor_in_the_catalog(db, logistic, boosted_regressor, loans):
     """10.8: pandas 3 gives a regressor's NULL classes as NaN once a classifier sits beside it."""
     db.register_model("m", logistic, sample=loans[NUMERIC])

@@ -22,7 +22,7 @@ from psycopg.types.string import TextLoader
 from indb import errors
 from indb.backends.base import Backend, Check, ModelRef, ScoringTarget
 from indb.identifiers import Quoted, join, quote
-from indb.sql import render, statement, statements
+from indb.sql import migrations, render, statement, statements
 
 _PG_TYPES = {"DOUBLE": "double precision", "BIGINT": "bigint", "VARCHAR": "text", "BOOLEAN": "boolean"}
 # information_schema type names, in the names the rest of indb uses (DuckDB's).
@@ -297,20 +297,16 @@ class PostgresBackend(Backend):
                 f"grants a role: GRANT indb_reader TO {role}; (or indb_developer, indb_admin; "
                 "see the README's Security section)"
             )
-        ((version,),) = self.rows("SELECT coalesce(max(version), 0) FROM indb.schema_migrations")
-        missing = self.rows(
-            "SELECT m FROM unnest(CAST($versions AS int[])) AS m "
-            "WHERE m NOT IN (SELECT version FROM indb.schema_migrations)",
-            {"versions": list(range(1, latest + 1))},
-        )
-        if missing and int(version) < latest:
+        applied = {int(v) for (v,) in self.rows("SELECT version FROM indb.schema_migrations")}
+        missing = sorted({m.version for m in migrations()} - applied)
+        if missing:
             raise errors.DatabaseError(
-                f"indb's catalog in this database is at version {int(version)}; this indb needs "
-                f"{latest}. The superuser who installed indb upgrades it by connecting once "
-                f"(user {self.user!r} may not)"
+                f"indb's catalog in this database lacks migration(s) {missing} this indb needs "
+                f"(latest {latest}). The superuser who installed indb upgrades it by connecting "
+                f"once (user {self.user!r} may not)"
             )
         self.has_plpython = bool(self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'"))
-        return int(version)
+        return max(applied, default=0)
 
     def install_runtime(self) -> None:
         """PL/Python and indb's runtime functions, (re)installed when the runtime changed;
@@ -333,10 +329,8 @@ class PostgresBackend(Backend):
             "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class "
             "WHERE relnamespace = 'indb'::regnamespace AND relkind IN ('r', 'p', 'S', 'v')"
         )
-        digest = hashlib.sha256("\n".join([*texts, objects or "", str(self.superuser)]).encode()).hexdigest()[
-            :16
-        ]
-        fingerprint = f"indb privileges {digest}"
+        text = "\n".join([*texts, objects or "", str(self.superuser)])
+        fingerprint = "indb privileges " + hashlib.sha256(text.encode()).hexdigest()[:16]
         ((installed,),) = self.rows("SELECT obj_description('indb'::regnamespace, 'pg_namespace')")
         if installed and fingerprint in installed:
             return
