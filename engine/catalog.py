@@ -27,7 +27,11 @@ def ensure(backend: Backend) -> int:
     Every unrecorded migration runs, not only those above the latest: branches merged in
     another order (004 arriving after 005) still upgrade. Connections that find work to do
     take the catalog lock (PostgreSQL: an advisory lock) and look again under it, so many
-    processes connecting at once install the catalog once and never collide."""
+    processes connecting at once install the catalog once and never collide. A role that may
+    not install (PostgreSQL: not a superuser) only checks the catalog is there and current."""
+    read_only = backend.read_only_catalog(CATALOG_VERSION)
+    if read_only is not None:
+        return read_only
     if _missing(backend):
         with backend.transaction():
             backend.lock_catalog()

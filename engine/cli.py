@@ -278,6 +278,16 @@ def cmd_sql(args) -> None:
         _show(db.sql(args.query), args)
 
 
+def cmd_audit_verify(args) -> int:
+    """Recompute the audit log's hash chain; non-zero exit on a break."""
+    from indb import audit
+
+    with indb.connect(args.db) as db:
+        result = db._call(audit.verify)
+    print(result)
+    return 0 if result.ok else 2
+
+
 def cmd_doctor(args) -> int:
     from indb.backends import open_backend
 
@@ -515,6 +525,12 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_argument("--name", default=None, help="materialize as ts_<name>_v<N>")
     training.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
     training.set_defaults(run=cmd_training_set)
+
+    audit_log = commands.add_parser("audit", help="the audit log")
+    audit_verbs = audit_log.add_subparsers(dest="verb", required=True, metavar="VERB")
+    audit_verbs.add_parser(
+        "verify", parents=[common], help="check the audit log's hash chain (exit 2 on a break)"
+    ).set_defaults(run=cmd_audit_verify)
 
     doctor = commands.add_parser("doctor", parents=[listing], help="check the database and server setup")
     doctor.set_defaults(run=cmd_doctor)

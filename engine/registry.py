@@ -37,6 +37,8 @@ PARITY_ROWS = 1000
 SAMPLE_ROWS = 200  # rows of the registration sample kept to verify compiled SQL
 PARITY_TOLERANCE = 1e-5
 EXPECTED = "indb_expected"  # stored sample columns holding the estimator's outputs (engine/compiled.py)
+# Catalog columns that may be NULL and are read as text (JSON or strings).
+_NULLABLE_TEXT = ("classes", "metrics", "tags", "conversion", "description", "content_hash")
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class ModelVersion:
     created_at: datetime | None = None
     conversion: dict | None = None
     onnx: bytes | None = field(default=None, repr=False)
+    content_hash: str | None = None
 
     @property
     def classes(self) -> tuple | None:
@@ -64,10 +67,23 @@ class ModelVersion:
 
     @property
     def ref(self) -> ModelRef:
-        return ModelRef(self.name, self.version, self.sha256, self.signature)
+        return ModelRef(self.name, self.version, self.sha256, self.signature, self.content_hash)
 
     def describe(self) -> str:
         return self.signature.describe(f"predict_{self.name}")
+
+
+def content_hash(sha256: str, inputs: str, outputs: str, classes: str | None, recipe: str) -> str:
+    """One hash over what decides a version's predictions: the ONNX bytes (by their sha256),
+    the signature (inputs, outputs), the classes and the recipe, as stored. Deployments record
+    it; scoring compares the row it loads with the recorded hash, so replacing bytes and
+    sha256 together is caught. (udfs/plpython_runtime.py computes the same.)"""
+    digest = hashlib.sha256(b"indb content v1")
+    for part in (sha256, inputs, outputs, classes or "", recipe):
+        data = part.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def _sql(name: str, backend: Backend) -> str:
@@ -246,6 +262,9 @@ def register(
         "created_by": backend.user,
         "sample": stored.to_json(orient="split", index=False),
     }
+    values["content_hash"] = content_hash(
+        sha256, values["inputs"], values["outputs"], values["classes"], values["recipe"]
+    )
     with backend.transaction():
         if not backend.rows(_sql("get_model", backend), {"name": name}):
             backend.execute(
@@ -264,12 +283,17 @@ def register(
                     "training_set_version": lineage[1],
                 },
             )
-        ref = ModelRef(name, version, sha256, sig)
+        ref = ModelRef(name, version, sha256, sig, values["content_hash"])
         backend.prepare_model(ref)
         is_default = default_version(backend, name) == version
         for text in backend.model_sql(ref, default=is_default):
             backend.execute(text)
-        audit.record(backend, "register_model", f"{name} v{version}", {"sha256": sha256})
+        audit.record(
+            backend,
+            "register_model",
+            f"{name} v{version}",
+            {"sha256": sha256, "content_hash": values["content_hash"]},
+        )
     return get(backend, name, version, with_bytes=False)
 
 
@@ -335,7 +359,14 @@ def resolve(backend: Backend, name: str, version: int | str | None) -> int:
     return int(version)
 
 
+def _text(value: Any) -> str | None:
+    """A nullable text column of a query's frame: pandas 3 gives NaN, not None, for a NULL in a
+    text column (a regressor's classes once the catalog also holds a classifier)."""
+    return value if isinstance(value, str) else None
+
+
 def _from_row(row: dict, with_bytes: bool) -> ModelVersion:
+    row = {k: (_text(v) if k in _NULLABLE_TEXT else v) for k, v in row.items()}
     sig = Signature.from_catalog(row["inputs"], row["outputs"], row["classes"])
     loads = lambda v: None if v is None else json.loads(v)  # noqa: E731
     return ModelVersion(
@@ -353,6 +384,25 @@ def _from_row(row: dict, with_bytes: bool) -> ModelVersion:
         created_at=row["created_at"],
         conversion=loads(row["conversion"]),
         onnx=bytes(row["onnx"]) if with_bytes else None,
+        content_hash=_row_content_hash(row),
+    )
+
+
+def _row_content_hash(row: dict) -> str | None:
+    """The hash recorded at registration; for versions registered before it existed, the
+    hash of the row as it is now (its bytes were checked against their sha256)."""
+    recorded = row.get("content_hash")
+    if isinstance(recorded, str):
+        return recorded
+    if any(not isinstance(row.get(k), str) for k in ("sha256", "inputs", "outputs", "recipe")):
+        return None
+    classes = row.get("classes")
+    return content_hash(
+        row["sha256"],
+        row["inputs"],
+        row["outputs"],
+        classes if isinstance(classes, str) else None,
+        row["recipe"],
     )
 
 
@@ -519,7 +569,7 @@ def _refresh_default(backend: Backend, name: str) -> None:
 def install_all(backend: Backend) -> None:
     """Make every registered version callable on this connection (run at connect)."""
     for row in backend.query(statement("registry", "all_versions", backend.dialect)).to_dict("records"):
-        sig = Signature.from_catalog(row["inputs"], row["outputs"], row["classes"])
+        sig = Signature.from_catalog(row["inputs"], row["outputs"], _text(row["classes"]))
         backend.prepare_model(ModelRef(row["model"], int(row["version"]), row["sha256"], sig))
 
 

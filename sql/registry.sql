@@ -12,10 +12,10 @@ SELECT coalesce(max(version), 0) + 1 AS version FROM indb.model_versions WHERE m
 -- name: insert_version
 INSERT INTO indb.model_versions
     (model, version, onnx, sha256, size_bytes, task, signature, inputs, outputs, classes,
-     recipe, metrics, tags, conversion, description, created_by, sample)
+     recipe, metrics, tags, conversion, description, created_by, sample, content_hash)
 VALUES
     ($model, $version, $onnx, $sha256, $size_bytes, $task, $signature, $inputs, $outputs, $classes,
-     $recipe, $metrics, $tags, $conversion, $description, $created_by, $sample);
+     $recipe, $metrics, $tags, $conversion, $description, $created_by, $sample, $content_hash);
 
 -- name: list_models
 SELECT * FROM indb.model_summary ORDER BY name;
@@ -42,7 +42,7 @@ ORDER BY v.model, v.version;
 -- name: get_version
 SELECT v.model, v.version, v.sha256, v.size_bytes, v.task, v.signature, v.inputs, v.outputs,
        v.classes, v.recipe, v.metrics, v.tags, v.conversion, v.description, v.created_by,
-       v.created_at, v.onnx
+       v.created_at, v.onnx, v.content_hash
 FROM indb.model_versions v
 WHERE v.model = $model AND v.version = $version;
 

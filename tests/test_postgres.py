@@ -172,7 +172,7 @@ def test_a_user_without_privileges_gets_a_clear_error(db, logistic, loans):
     db.sql(f'CREATE ROLE "{role}" LOGIN')
     try:
         with pytest.raises(
-            indb.PermissionDeniedError, match=rf"'{role}'.*permission denied(.|\n)*GRANT USAGE"
+            indb.PermissionDeniedError, match=rf"'{role}'.*permission denied(.|\n)*GRANT indb_reader"
         ):
             indb.connect(_as_user(db.url, role))
         with psycopg.connect(_as_user(db.url, role), autocommit=True) as app:

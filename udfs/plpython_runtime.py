@@ -3,17 +3,33 @@
 This file is self-contained: the server's Python has numpy and onnxruntime but not
 indb. Its source becomes the body of ``indb.load_runtime()``, which leaves one
 ``Runtime`` in PL/Python's per-session dictionary ``GD``; model functions and
-triggers call it. Sessions are cached per (model, version, sha256) for the life of
-the backend process; a statement trigger looks up its deployment once per
-statement, after the insert took the deployment's lock (so every insert is scored by the
-version deployed when it commits).
+triggers call it. Sessions are cached per (model, version, content hash) for the life
+of the backend process; a statement trigger looks up its deployment once per
+statement, after the insert took the deployment's lock (trigger ``<table>_lock``), so
+every insert is scored by the version deployed when it commits.
+
+Trust: the trigger functions run as indb's owner, so they check that the table that
+fired them is the deployed one (schema and name as recorded in ``indb.deployments``)
+and write only beside it; a loaded version must have the content hash the deployment
+(or, for ``predict_*``, the function body) recorded, not merely the one in its own row.
+onnxruntime runs under a watchdog that stops it when PostgreSQL wants the statement to
+end (statement_timeout, pg_cancel_backend) or after ``indb.max_inference_ms``.
 """
 
 import hashlib
 import json
+import threading
+import time
 
 import numpy as np
 
+MODEL_NAME = r"[a-z_][a-z0-9_]{0,39}"  # indb.identifiers.model_name
+SQL_ARGUMENT_TYPES = {
+    "DOUBLE": "double precision",
+    "BIGINT": "bigint",
+    "VARCHAR": "text",
+    "BOOLEAN": "boolean",
+}
 NUMPY_TYPES = {"float": np.float32, "double": np.float64, "int64": np.int64, "string": object}
 PG_TYPES = {"DOUBLE": "float8", "BIGINT": "int8", "VARCHAR": "text", "BOOLEAN": "bool"}
 MAX_MODELS = 32
@@ -23,19 +39,113 @@ def quote_ident(name):
     return '"' + name.replace('"', '""') + '"'
 
 
+def content_hash(sha256, inputs, outputs, classes, recipe):
+    """indb.registry.content_hash: the ONNX bytes' sha256, signature, classes and recipe."""
+    digest = hashlib.sha256(b"indb content v1")
+    for part in (sha256, inputs, outputs, classes or "", recipe):
+        data = part.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+class Watchdog:
+    """Ends an onnxruntime run early (``RunOptions.terminate``) when the backend has an
+    interrupt pending (a statement_timeout or a cancel sets PostgreSQL's QueryCancelPending,
+    a terminate its ProcDiePending; other interrupts, such as NOTIFY, do not count;
+    which onnxruntime never looks at) or the run passed its own limit. One thread per
+    backend, polling every 50 ms while runs happen and sleeping after a second without one,
+    so an idle connection costs nothing. (Not faster: PL/Python's main thread keeps the GIL
+    outside Python, so each time this thread wakes between runs it takes a GIL hand-off from
+    the next call, tens of microseconds on a busy machine; every 4 ms cost 10% on one-row
+    inserts.) A timeout or cancel therefore ends a run within about 50 ms."""
+
+    POLL = 0.05
+    QUIET_POLLS = 20
+
+    def __init__(self):
+        self.pending = self.get_option = None
+        try:
+            import ctypes
+
+            backend = ctypes.CDLL(None)
+            self.pending = [ctypes.c_int.in_dll(backend, n) for n in ("QueryCancelPending", "ProcDiePending")]
+            # const char *GetConfigOption(const char *name, bool missing_ok, bool
+            # restrict_privileged): with missing_ok it never raises, so it is safe to call here.
+            get_option = backend.GetConfigOption
+            get_option.restype = ctypes.c_char_p
+            get_option.argtypes = [ctypes.c_char_p, ctypes.c_bool, ctypes.c_bool]
+            self.get_option = get_option
+        except (OSError, ValueError, AttributeError):
+            pass  # not inside a PostgreSQL backend: the limit is read with SPI
+        self.current = None
+        self.idle = True
+        self.wake = threading.Event()
+        self.thread = None
+
+    def interrupted(self):
+        return self.pending is not None and any(flag.value for flag in self.pending)
+
+    def watch(self, options, deadline):
+        self.current = (options, deadline)
+        if self.idle:
+            self.idle = False
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._loop, name="indb-watchdog", daemon=True)
+                self.thread.start()
+            self.wake.set()
+
+    def done(self):
+        self.current = None
+
+    def _loop(self):
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            quiet = 0
+            while True:
+                current = self.current
+                if current is None:
+                    quiet += 1
+                    if quiet >= self.QUIET_POLLS:
+                        self.idle = True
+                        if self.current is None:
+                            break
+                        self.idle = False
+                        quiet = 0
+                else:
+                    quiet = 0
+                    options, deadline = current
+                    if self.interrupted() or (deadline is not None and time.monotonic() > deadline):
+                        options.terminate = True
+                time.sleep(self.POLL)
+
+
 class Model:
     """One model version: its signature and onnxruntime session."""
 
-    def __init__(self, name, version, sha256, data, inputs, outputs, classes):
+    def __init__(self, name, version, expected, row, runtime):
         import onnxruntime as ort
 
+        data = row["onnx"]
+        inputs, outputs, classes = row["inputs"], row["outputs"], row["classes"]
         actual = hashlib.sha256(data).hexdigest()
-        if actual != sha256:
+        if actual != row["sha256"]:
             raise ValueError(
                 f"IntegrityError: model {name!r} version {version}: stored ONNX bytes have sha256 "
-                f"{actual[:16]}..., but {sha256[:16]}... was recorded at registration; the blob was "
-                "altered or corrupted"
+                f"{actual[:16]}..., but {row['sha256'][:16]}... was recorded at registration; the "
+                "blob was altered or corrupted"
             )
+        if expected is not None:
+            found = content_hash(actual, inputs, outputs, classes, row["recipe"])
+            if found != expected:
+                raise ValueError(
+                    f"IntegrityError: model {name!r} version {version} is not the version that was "
+                    f"deployed: its content hash is {found[:16]}..., the deployment recorded "
+                    f"{expected[:16]}...; the catalog row was changed after deployment (redeploy "
+                    "a registered version)"
+                )
+        self.runtime = runtime
         options = ort.SessionOptions()
         # Two threads speed up large statement batches; no spinning, so an idle backend
         # does not burn a core between statements.
@@ -43,7 +153,7 @@ class Model:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
         self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
-        self.name, self.version, self.sha256 = name, version, sha256
+        self.name, self.version, self.sha256 = name, version, actual
         self.inputs = json.loads(inputs)
         out = json.loads(outputs)
         self.task = out["task"]
@@ -84,7 +194,7 @@ class Model:
         return self.run_feeds(self.feeds(columns, rows), rows)
 
     def run_feeds(self, feeds, rows):
-        results = self.session.run(self.outputs, feeds)
+        results = self.runtime.run(self, feeds)
         labels = np.asarray(results[0]).reshape(rows)
         if self.task != "classification":
             return labels.astype(np.float64), None
@@ -129,8 +239,52 @@ class Runtime:
         self.plpy = plpy
         self.models = {}
         self.plans = {}
-        self.hashes = {}
         self.parsed = {}
+        self.watchdog = Watchdog()
+        self.limit_ms = None  # indb.max_inference_ms, read once per statement or call
+
+    # -- limits ----------------------------------------------------------------------------------
+    def read_limit(self):
+        option = self.watchdog.get_option
+        if option is not None:  # a hash look-up in the backend, about 1 us (SPI: 5-7 us)
+            found = option(b"indb.max_inference_ms", True, False)
+            text = None if found is None else found.decode("utf-8", "replace")
+        else:
+            rows = self.plpy.execute(
+                self.plan("limit", "SELECT current_setting('indb.max_inference_ms', true) AS v", [])
+            )
+            text = rows[0]["v"]
+        try:
+            value = float(text) if text else 0.0
+        except ValueError:
+            raise ValueError(
+                f"ScoringError: indb.max_inference_ms is {text!r}; set it to a number of milliseconds"
+            ) from None
+        self.limit_ms = value if value > 0 else None
+
+    def run(self, model, feeds):
+        """onnxruntime's run under the watchdog; a run it stopped raises PostgreSQL's own error
+        (statement timeout, cancel) or a ScoringError naming the limit."""
+        import onnxruntime as ort
+
+        options = ort.RunOptions()
+        deadline = None if self.limit_ms is None else time.monotonic() + self.limit_ms / 1000.0
+        self.watchdog.watch(options, deadline)
+        try:
+            return model.session.run(model.outputs, feeds, options)
+        except Exception:
+            if not options.terminate:
+                raise
+        finally:
+            self.watchdog.done()
+        if self.watchdog.interrupted():
+            self.plpy.execute("SELECT 1")  # lets PostgreSQL raise its timeout or cancel error
+        if self.limit_ms is not None and deadline is not None and time.monotonic() > deadline:
+            raise ValueError(
+                f"ScoringError: model {model.name!r} version {model.version} ran longer than "
+                f"indb.max_inference_ms = {self.limit_ms:g} ms; the statement was stopped"
+            )
+        raise ValueError(f"ScoringError: model {model.name!r} version {model.version}: the run was stopped")
 
     # -- catalog --------------------------------------------------------------------------------
     def plan(self, key, query, types):
@@ -139,8 +293,10 @@ class Runtime:
             found = self.plans[key] = self.plpy.prepare(query, types)
         return found
 
-    def model(self, name, version, sha256):
-        key = (name, version, sha256)
+    def model(self, name, version, expected):
+        """The session of a version whose content hash is ``expected`` (None: a deployment
+        from before content hashes, checked against its own sha256 only)."""
+        key = (name, version, expected)
         found = self.models.get(key)
         if found is not None:
             return found
@@ -148,15 +304,15 @@ class Runtime:
             self.plan(
                 "load",
                 "SELECT onnx, sha256, inputs::text AS inputs, outputs::text AS outputs, "
-                "classes::text AS classes FROM indb.model_versions WHERE model = $1 AND version = $2",
+                "classes::text AS classes, recipe::text AS recipe "
+                "FROM indb.model_versions WHERE model = $1 AND version = $2",
                 ["text", "int4"],
             ),
             [name, version],
         )
         if not rows:
             raise ValueError(f"NotFound: model {name!r} has no version {version}")
-        row = rows[0]
-        model = Model(name, version, sha256, row["onnx"], row["inputs"], row["outputs"], row["classes"])
+        model = Model(name, version, expected, rows[0], self)
         for old in [k for k in self.models if k[0] == name]:
             del self.models[old]  # a version switch drops the sessions it replaced
         while len(self.models) >= MAX_MODELS:
@@ -164,14 +320,17 @@ class Runtime:
         self.models[key] = model
         return model
 
-    def deployment(self, table):
+    def deployment(self, table, fired=None):
         """The deployment row. The insert took the deployment's advisory lock before (trigger
-        <table>_lock, sql/postgres/deploy.sql), so it reads the version deployed when it commits."""
+        <table>_lock, sql/postgres/deploy.sql), so it reads the version deployed when it commits.
+        ``fired``: (schema, table) of the table whose trigger called, which must be the
+        deployed table itself: anyone who owns a table can attach a trigger function."""
         rows = self.plpy.execute(
             self.plan(
                 "deployment",
-                "SELECT model, version, runtime, mode, probability_columns::text AS columns, "
-                "features::text AS features FROM indb.deployments WHERE table_name = $1",
+                "SELECT table_name, schema_name, model, version, runtime, mode, content_hash, "
+                "probability_columns::text AS columns, features::text AS features "
+                "FROM indb.deployments WHERE table_name = $1",
                 ["text"],
             ),
             [table],
@@ -179,7 +338,16 @@ class Runtime:
         if not rows:
             raise ValueError(f"NotFound: table {table!r} has no indb deployment")
         row = dict(rows[0])
-        row["sha256"] = self.sha256(row["model"], row["version"])
+        if row["schema_name"] is None:
+            raise ValueError(
+                f"IntegrityError: the deployment on table {table!r} records no schema (it was made "
+                "before indb checked which table fires its triggers); deploy it again"
+            )
+        if fired is not None and (row["schema_name"], row["table_name"]) != tuple(fired):
+            raise ValueError(
+                f"IntegrityError: indb's scoring trigger fired on {fired[0]}.{fired[1]}, which is not "
+                f"the deployed table {row['schema_name']}.{row['table_name']}; nothing was written"
+            )
         text = row.pop("columns") or "[]"
         if text not in self.parsed:
             self.parsed[text] = json.loads(text)
@@ -190,26 +358,10 @@ class Runtime:
         row["features"] = self.parsed[features]
         return row
 
-    def sha256(self, name, version):
-        """The sha256 recorded at registration (never changes, so it is cached)."""
-        key = (name, version)
-        if key not in self.hashes:
-            rows = self.plpy.execute(
-                self.plan(
-                    "sha256",
-                    "SELECT sha256 FROM indb.model_versions WHERE model = $1 AND version = $2",
-                    ["text", "int4"],
-                ),
-                [name, version],
-            )
-            if not rows:
-                raise ValueError(f"NotFound: model {name!r} has no version {version}")
-            self.hashes[key] = rows[0]["sha256"]
-        return self.hashes[key]
-
     # -- SQL functions ---------------------------------------------------------------------------
-    def predict_one(self, name, version, sha256, args, want):
-        model = self.model(name, version, sha256)
+    def predict_one(self, name, version, expected, args, want):
+        self.read_limit()
+        model = self.model(name, version, expected)
         model.check_nulls([1 if v is None else 0 for v in args])
         model.check_finite([[v] for v in args])
         labels, probabilities = model.run_feeds(model.feed_one(args), 1)
@@ -217,6 +369,100 @@ class Runtime:
             return probabilities[0].tolist()
         label = labels[0]
         return label.item() if hasattr(label, "item") else label
+
+    # -- model functions for roles that may not create PL/Python functions ------------------------
+    def install_model_functions(self, name, version):
+        """indb.install_model_functions(model, version), for indb_developer: the same
+        predict_<model>_v<N> (and, for the default version, predict_<model>) functions the
+        Python client creates for a superuser (PostgresBackend.model_sql), built only from the
+        catalog row: the name must be a model name, every type one of four, argument names
+        quoted, and the content hash embedded is the one of the row as it is now."""
+        import re
+
+        if not isinstance(name, str) or not re.fullmatch(MODEL_NAME, name) or version is None:
+            raise ValueError(f"NotFound: {name!r} is not a model name")
+        rows = self.plpy.execute(
+            self.plan(
+                "install",
+                "SELECT onnx, sha256, inputs::text AS inputs, outputs::text AS outputs, "
+                "classes::text AS classes, recipe::text AS recipe FROM indb.model_versions "
+                "WHERE model = $1 AND version = $2",
+                ["text", "int4"],
+            ),
+            [name, version],
+        )
+        if not rows:
+            raise ValueError(f"NotFound: model {name!r} has no version {version}")
+        row = rows[0]
+        actual = hashlib.sha256(row["onnx"]).hexdigest()
+        if actual != row["sha256"]:
+            raise ValueError(
+                f"IntegrityError: model {name!r} version {version}: ONNX bytes do not match sha256"
+            )
+        content = content_hash(actual, row["inputs"], row["outputs"], row["classes"], row["recipe"])
+        inputs, outputs = json.loads(row["inputs"]), json.loads(row["outputs"])
+        parameters, types = [], []
+        for spec in inputs:
+            numeric = spec["onnx_type"] in ("float", "double") and spec["sql_type"] != "BOOLEAN"
+            kind = SQL_ARGUMENT_TYPES["DOUBLE" if numeric else spec["sql_type"]]
+            parameters.append(f"{self.plpy.quote_ident(str(spec['name']))} {kind}")
+            types.append(kind)
+        returns = {"predict": SQL_ARGUMENT_TYPES[outputs["prediction_type"]]}
+        if outputs["task"] == "classification":
+            returns["predict_proba"] = "double precision[]"
+        ((default,),) = [
+            (r["v"],)
+            for r in self.plpy.execute(
+                self.plan(
+                    "default_version",
+                    "SELECT coalesce((SELECT version FROM indb.model_aliases WHERE model = $1 "
+                    "AND alias = 'production'), (SELECT max(version) FROM indb.model_versions "
+                    "WHERE model = $1)) AS v",
+                    ["text"],
+                ),
+                [name],
+            )
+        ]
+        call = ", ".join(f"${n + 1}" for n in range(len(inputs)))
+        for kind, return_type in returns.items():
+            want = "proba" if kind == "predict_proba" else "label"
+            body = (
+                'if "indb_runtime" not in GD:\n    plpy.execute("SELECT indb.load_runtime()")\n'
+                f'return GD["indb_runtime"].predict_one({name!r}, {int(version)}, {content!r}, '
+                f"list(args), {want!r})\n"
+            )
+            functions = [(f"{kind}_{name}_v{int(version)}", "plpython3u", body)]
+            if default == version:
+                functions.append(
+                    (f"{kind}_{name}", "sql", f"SELECT indb.{kind}_{name}_v{int(version)}({call})")
+                )
+            for function, language, text in functions:
+                for (old,) in [
+                    (r["f"],)
+                    for r in self.plpy.execute(
+                        self.plan(
+                            "overloads",
+                            "SELECT oid::regprocedure::text AS f FROM pg_proc "
+                            "WHERE proname = $1 AND pronamespace = 'indb'::regnamespace",
+                            ["text"],
+                        ),
+                        [function],
+                    )
+                ]:
+                    self.plpy.execute(f"DROP FUNCTION IF EXISTS {old}")
+                definer = ""
+                if language == "plpython3u":
+                    definer = " SECURITY DEFINER SET search_path = pg_catalog, pg_temp"
+                    definer += " SET standard_conforming_strings = on"
+                self.plpy.execute(
+                    f"CREATE FUNCTION indb.{self.plpy.quote_ident(function)}({', '.join(parameters)}) "
+                    f"RETURNS {return_type} LANGUAGE {language} STABLE PARALLEL UNSAFE{definer} "
+                    f"AS {self.plpy.quote_literal(text)}"
+                )
+                self.plpy.execute(
+                    f"COMMENT ON FUNCTION indb.{self.plpy.quote_ident(function)}({', '.join(types)}) IS "
+                    + self.plpy.quote_literal(f"indb model {name} version {int(version)}")
+                )
 
     # -- triggers --------------------------------------------------------------------------------
     def _columns_query(self, model, source):
@@ -283,12 +529,14 @@ class Runtime:
             return self.plpy.prepare(query, types)
         return self.plan(key, query, types)
 
-    def score_rows(self, schema, table, source):
+    def score_rows(self, fired, table, source):
         """Score every row of ``source`` (a transition table or a query) into the predictions
-        table, which sits in ``schema`` beside the request table."""
-        deployment = self.deployment(table)
+        table, which sits beside the request table in the schema the deployment recorded."""
+        deployment = self.deployment(table, fired)
+        schema = deployment["schema_name"]
+        self.read_limit()
         probability_columns = deployment["probability_columns"]
-        model = self.model(deployment["model"], deployment["version"], deployment["sha256"])
+        model = self.model(deployment["model"], deployment["version"], deployment["content_hash"])
         features = deployment["features"]
         if features:  # request rows hold entity keys: join the latest stored features
             source = features["source"].replace("{rows}", source)
@@ -304,12 +552,13 @@ class Runtime:
         return rows
 
     def score_statement(self, TD):
-        self.score_rows(TD["table_schema"], TD["args"][0], "new_rows")
+        self.score_rows((TD["table_schema"], TD["table_name"]), TD["args"][0], "new_rows")
 
     def score_row(self, TD):
-        deployment = self.deployment(TD["args"][0])
+        deployment = self.deployment(TD["args"][0], (TD["table_schema"], TD["table_name"]))
+        self.read_limit()
         probability_columns = deployment["probability_columns"]
-        model = self.model(deployment["model"], deployment["version"], deployment["sha256"])
+        model = self.model(deployment["model"], deployment["version"], deployment["content_hash"])
         new = TD["new"]
         values = [new[spec["name"]] for spec in model.inputs]
         model.check_nulls([1 if v is None else 0 for v in values])

@@ -30,6 +30,7 @@ class ModelRef:
     version: int
     sha256: str
     signature: Signature
+    content_hash: str | None = None  # registry.content_hash, recorded by deployments
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,11 @@ class Backend(ABC):
             self.execute(
                 rewrite(statement, self.dialect) if transpile and self.dialect != "duckdb" else statement
             )
+
+    def read_only_catalog(self, latest: int) -> int | None:
+        """The catalog's version when this connection may not install or upgrade it (checked
+        without DDL; an error says what to grant), else None. None by default."""
+        return None
 
     def install_runtime(self) -> None:
         """Install or upgrade server-side code the backend needs (run at connect, after the

@@ -7,7 +7,6 @@ indb opens registers the scoring function of every model version; the public
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 import threading
@@ -136,7 +135,9 @@ class DuckDBBackend(Backend):
     def __init__(self, path: str):
         self.path = path
         self.url = f"duckdb:///{path}" if path == ":memory:" else f"duckdb://{path}"
-        self.user = getpass.getuser()
+        from indb.audit import os_user  # the OS user by uid ($LOGNAME can say anything)
+
+        self.user = os_user()
         try:
             self.con = _connect(path)
         except duckdb.Error as e:

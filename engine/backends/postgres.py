@@ -22,7 +22,7 @@ from psycopg.types.string import TextLoader
 from indb import errors
 from indb.backends.base import Backend, Check, ModelRef, ScoringTarget
 from indb.identifiers import Quoted, join, quote
-from indb.sql import statement
+from indb.sql import migrations, statement, statements
 
 _PG_TYPES = {"DOUBLE": "double precision", "BIGINT": "bigint", "VARCHAR": "text", "BOOLEAN": "boolean"}
 # information_schema type names, in the names the rest of indb uses (DuckDB's).
@@ -78,6 +78,24 @@ _OUR_ERRORS = {
     "NotFound": errors.DatabaseError,
 }
 RUNTIME_MODULE = "plpython_runtime.py"
+# What a non-superuser owner of the catalog runs of sql/postgres/privileges.sql.
+_OWNER_PRIVILEGES = (
+    "revoke_schema",
+    "revoke_tables",
+    "revoke_sequences",
+    "revoke_functions",
+    "revoke_procedures",
+)
+# Statements of sql/postgres/privileges.sql run per deployment, not at install.
+_NOT_AT_INSTALL = (
+    "grant_deployment",
+    "record_deployment",
+    "backfill_deployment_schemas",
+    "backfill_content_hashes",
+    "backfill_deployment_hashes",
+    "catalog_access",
+    "comment_schema",
+)
 
 
 def _placeholders(sql: str, params) -> tuple[str, object]:
@@ -132,6 +150,7 @@ class PostgresBackend(Backend):
         self.user = info.user
         self.has_plpython = False
         self.conn.execute('SET search_path TO "$user", public, indb')
+        ((self.superuser,),) = self.rows("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
 
     # -- statements ---------------------------------------------------------------------------
     def execute(self, sql: str, params: dict | Sequence | None = None) -> None:
@@ -231,9 +250,9 @@ class PostgresBackend(Backend):
             return _OUR_ERRORS[match[1]](match[2].strip() + " (statement rolled back)")
         if isinstance(error, psycopg.errors.InsufficientPrivilege):
             return errors.PermissionDeniedError(
-                f"database user {self.user!r}: {text}. A superuser can grant what indb needs, e.g. "
-                f"GRANT USAGE ON SCHEMA indb TO {self.user}; "
-                f"GRANT SELECT ON ALL TABLES IN SCHEMA indb TO {self.user}"
+                f"database user {self.user!r}: {text.splitlines()[0]}. A superuser grants one of "
+                f"indb's roles, e.g. GRANT indb_reader TO {self.quote(self.user).text}; (read), "
+                "indb_developer (register), indb_admin (deploy); see the README's Security section"
             )
         if isinstance(error, psycopg.errors.UndefinedFunction):
             text += self._near_functions(text)
@@ -256,10 +275,97 @@ class PostgresBackend(Backend):
         self.conn.close()
 
     # -- server-side runtime ------------------------------------------------------------------
+    def read_only_catalog(self, latest: int) -> int | None:
+        """For a role that may not install indb (not a superuser): the catalog's version,
+        checked without any DDL, or an error naming the GRANT that is missing. None for a
+        superuser, who installs and upgrades."""
+        if self.superuser:
+            return None
+        ((installs, schema, usage, readable, version_readable),) = self.rows(
+            statement("privileges", "catalog_access", "postgres")
+        )
+        if installs:  # owns the catalog (or may create it): a managed server's owner
+            return None
+        role = self.quote(self.user).text
+        if not schema:
+            raise errors.PermissionDeniedError(
+                f"database user {self.user!r}: this database has no indb catalog and only a superuser "
+                "may install it (PL/Python and the trigger functions need one): connect once as the "
+                f"superuser, then GRANT indb_reader TO {role};"
+            )
+        if not (usage and readable and version_readable):
+            raise errors.PermissionDeniedError(
+                f"database user {self.user!r}: permission denied for indb's catalog. A superuser "
+                f"grants a role: GRANT indb_reader TO {role}; (or indb_developer, indb_admin; "
+                "see the README's Security section)"
+            )
+        applied = {int(v) for (v,) in self.rows("SELECT version FROM indb.schema_migrations")}
+        missing = sorted({m.version for m in migrations()} - applied)
+        if missing:
+            raise errors.DatabaseError(
+                f"indb's catalog in this database lacks migration(s) {missing} this indb needs "
+                f"(latest {latest}). The superuser who installed indb upgrades it by connecting "
+                f"once (user {self.user!r} may not)"
+            )
+        self.has_plpython = bool(self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'"))
+        return max(applied, default=0)
+
     def install_runtime(self) -> None:
-        """PL/Python and indb's runtime functions, installed only when missing or outdated,
-        under the catalog's advisory lock: many processes may connect at once, and two
-        ``CREATE OR REPLACE FUNCTION`` of one function collide (``tuple concurrently updated``)."""
+        """PL/Python and indb's runtime functions, then indb's roles and privileges and the audit
+        log's triggers: each installed only when missing or outdated, under the catalog's
+        advisory lock (many processes may connect at once, and two ``CREATE OR REPLACE
+        FUNCTION`` of one function collide: ``tuple concurrently updated``)."""
+        self._ensure_runtime()
+        self.install_privileges()
+
+    def install_privileges(self) -> None:
+        """sql/postgres/audit.sql and privileges.sql, run again when either file or the set
+        of catalog tables changed (a fingerprint in the schema's comment)."""
+        texts = [
+            statement("audit", n, "postgres") for n in statements("audit", "postgres") if n != "verify_chain"
+        ]
+        texts += [
+            statement("privileges", n, "postgres")
+            for n in statements("privileges", "postgres")
+            if n not in _NOT_AT_INSTALL
+        ]
+        ((objects,),) = self.rows(
+            "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class "
+            "WHERE relnamespace = 'indb'::regnamespace AND relkind IN ('r', 'p', 'S', 'v')"
+        )
+        text = "\n".join([*texts, objects or "", str(self.superuser)])
+        fingerprint = "indb privileges " + hashlib.sha256(text.encode()).hexdigest()[:16]
+        ((installed,),) = self.rows("SELECT obj_description('indb'::regnamespace, 'pg_namespace')")
+        if installed and fingerprint in installed:
+            return
+        with self.transaction():  # under the catalog lock, as the runtime: connects may race
+            self.lock_catalog()
+            ((installed,),) = self.rows("SELECT obj_description('indb'::regnamespace, 'pg_namespace')")
+            if not (installed and fingerprint in installed):
+                self._install_privileges(texts, fingerprint)
+
+    def _install_privileges(self, texts: list[str], fingerprint: str) -> None:
+        if not self.superuser:
+            # A non-superuser owner (managed PostgreSQL) gets the audit triggers and nothing
+            # for PUBLIC, but no roles or event trigger (those need a superuser).
+            texts = [
+                statement("audit", n, "postgres")
+                for n in statements("audit", "postgres")
+                if n not in ("verify_chain", "create_ddl_triggers")  # event triggers: superuser
+            ]
+            texts += [statement("privileges", n, "postgres") for n in _OWNER_PRIVILEGES]
+        for text in texts:
+            self.execute(text)
+        for backfill in (
+            "backfill_deployment_schemas",
+            "backfill_content_hashes",
+            "backfill_deployment_hashes",
+        ):
+            self.execute(statement("privileges", backfill, "postgres"))
+        comment = f"indb's catalog: models, deployments, monitors; {fingerprint}"
+        self.execute(self.render("privileges", "comment_schema", comment=self.literal(comment)))
+
+    def _ensure_runtime(self) -> None:
         self.has_plpython = bool(self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'"))
         if not self._runtime_current():
             with self.transaction():
@@ -281,6 +387,7 @@ class PostgresBackend(Backend):
                 "create_bulk_trigger_function",
                 "create_row_trigger_function",
                 "create_backfill_function",
+                "create_install_function",
                 "create_versions_function",
             )
         ]
@@ -467,6 +574,15 @@ class PostgresBackend(Backend):
     def model_sql(self, ref: ModelRef, *, default: bool) -> list[str]:
         if not self.has_plpython:
             return []  # without PL/Python, a model is callable once deployed with runtime="sql"
+        if not self.superuser:  # the server builds them from the catalog row (indb_developer)
+            return [
+                self.render(
+                    "scoring",
+                    "install_model_functions",
+                    model=self.literal(ref.model),
+                    version=Quoted(str(int(ref.version))),
+                )
+            ]
         sig = ref.signature
         returns = {"predict": _PG_TYPES[sig.prediction_type], "predict_proba": "double precision[]"}
         kinds = ["predict"] + (["predict_proba"] if sig.task == "classification" else [])
@@ -478,7 +594,7 @@ class PostgresBackend(Backend):
             body = (
                 'if "indb_runtime" not in GD:\n    plpy.execute("SELECT indb.load_runtime()")\n'
                 f'return GD["indb_runtime"].predict_one({ref.model!r}, {int(ref.version)}, '
-                f"{ref.sha256!r}, list(args), {want!r})\n"
+                f"{ref.content_hash!r}, list(args), {want!r})\n"
             )
             result += self._function_sql(ref, pinned, "create_model_function", returns[kind], body, "")
             if default:
@@ -517,7 +633,7 @@ class PostgresBackend(Backend):
                     "deploy", "create_lock_trigger", trigger=q(f"{target.table}_lock"), table=q(target.table)
                 )
             )
-        return result
+        return self._deployment_record(target) + result
 
     # -- switching versions (the lock order is explained in sql/postgres/deploy.sql) ----------
     separate_backfill = True
@@ -596,6 +712,30 @@ class PostgresBackend(Backend):
                     )
                     scored += int(count or 0)
         return scored
+
+    def _deployment_record(self, target: ScoringTarget) -> list[str]:
+        """The deployment row's schema and content hash (its trigger functions check both before
+        writing) and the grants its tables give indb's roles; run after the row is written."""
+        schema = self._schema()
+        content = target.model.content_hash
+        values = {
+            "schema": self.literal(schema),
+            "table": self.literal(target.table),
+            "content_hash": self.literal(content) if content else Quoted("NULL"),
+        }
+        result = [self.render("privileges", "record_deployment", **values)]
+        if self.rows("SELECT to_regprocedure('indb.grant_deployment(text, text)')")[0][0] is not None:
+            grant = self.render(
+                "privileges", "grant_deployment", schema=values["schema"], table=values["table"]
+            )
+            result.append(grant)  # not on a managed server installed without a superuser
+        return result
+
+    def _schema(self) -> str:
+        ((schema,),) = self.rows("SELECT current_schema()")
+        if schema is None:
+            raise errors.DeploymentError("no schema to deploy into: the search_path names none that exists")
+        return schema
 
     def compiled_helpers(self, ref: ModelRef | None) -> tuple[str, str]:
         if ref is None:
@@ -688,15 +828,20 @@ class PostgresBackend(Backend):
             values = [self.literal(target.model.model).text, str(int(target.model.version)), "'sql'"]
             values += ["o.prediction"] + [f"o.p{i}" for i in range(len(target.probability_columns))]
             outputs = self._compiled_outputs(target, "(SELECT NEW.*) AS r")
-            body = (
-                f"BEGIN {self._compiled_check(target)}; SELECT {', '.join(values)} INTO {', '.join(targets)} "
-                f"FROM ({outputs}) AS o; RETURN NEW; END"
-            )
+            scoring = f"SELECT {', '.join(values)} INTO {', '.join(targets)} FROM ({outputs}) AS o"
+            returns = "NEW"
             trigger = "create_compiled_row_trigger"
         else:
-            insert = self._compiled_insert(target, "new_rows")
-            body = f"BEGIN {self._compiled_check(target)}; {insert}; RETURN NULL; END"
+            scoring, returns = self._compiled_insert(target, "new_rows"), "NULL"
             trigger = "create_compiled_trigger"
+        body = self.render(
+            "scoring",
+            "compiled_trigger_body",
+            schema=self.literal(self._schema()),
+            table=self.literal(target.table),
+            scoring=Quoted(f"{self._compiled_check(target)}; {scoring}"),
+            result=Quoted(returns),
+        )
         result = [
             self.render(
                 "scoring", "create_compiled_bulk_function", function=function, body=self.literal(body)
@@ -784,7 +929,11 @@ class PostgresBackend(Backend):
                         "then connect once with indb as a superuser to install its runtime",
                     )
                 )
-        preloaded, cron = "pg_cron" in server.preload, "pg_cron" in extensions
+        # shared_preload_libraries is hidden from roles without pg_read_all_settings: an
+        # installed pg_cron was preloaded (CREATE EXTENSION needs it).
+        visible = isinstance(server.preload, str)
+        cron = "pg_cron" in extensions
+        preloaded = "pg_cron" in server.preload if visible else extensions.get("pg_cron") is not None
         if not cron:
             cron_fix = f"apt-get install postgresql-{major}-cron; then as below"
         elif not preloaded:
@@ -799,7 +948,8 @@ class PostgresBackend(Backend):
                 "pg_cron",
                 preloaded and extensions.get("pg_cron") is not None,
                 ("installed" if extensions.get("pg_cron") else "available" if cron else "missing")
-                + (", preloaded" if preloaded else ", not in shared_preload_libraries"),
+                + (", preloaded" if preloaded else ", not in shared_preload_libraries")
+                + ("" if visible else " (shared_preload_libraries not visible to this user)"),
                 cron_fix,
             )
         )
@@ -821,11 +971,12 @@ class PostgresBackend(Backend):
                 Check(
                     "privileges",
                     ok,
-                    f"user {server.user_name}{' (superuser)' if server.superuser else ''}: "
+                    f"user {server.user_name}{' (superuser)' if server.superuser else ''}"
+                    f"{' in ' + row.roles if row.roles else ''}: "
                     f"catalog {'readable' if ok else 'not readable'}, "
                     f"{'may' if row.register_models else 'may not'} register models",
-                    f"GRANT USAGE ON SCHEMA indb TO {server.user_name}; "
-                    f"GRANT SELECT ON ALL TABLES IN SCHEMA indb TO {server.user_name};",
+                    f"as a superuser: GRANT indb_reader TO {self.quote(server.user_name).text}; "
+                    "(or indb_developer, indb_admin: see the README's Security section)",
                 )
             )
         return checks

@@ -7,16 +7,21 @@ SELECT current_setting('server_version_num')::int AS version_num,
        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
        has_database_privilege(current_database(), 'CREATE') AS can_create_schema,
        current_database() AS database_name,
-       current_setting('shared_preload_libraries') AS preload;
+       (SELECT setting FROM pg_catalog.pg_settings WHERE name = 'shared_preload_libraries') AS preload;
 
 -- name: extensions
 SELECT name, installed_version FROM pg_available_extensions WHERE name IN ('plpython3u', 'pg_cron');
 
 -- name: catalog_access
-SELECT has_schema_privilege('indb', 'USAGE') AS usage,
-       has_table_privilege('indb.model_versions', 'SELECT') AS read_models,
-       has_table_privilege('indb.model_versions', 'INSERT') AS register_models
-WHERE EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'indb');
+-- By oid: naming indb.<table> without USAGE on schema indb is itself an error.
+SELECT has_schema_privilege(n.oid, 'USAGE') AS usage,
+       coalesce(has_table_privilege(v.oid, 'SELECT'), false) AS read_models,
+       coalesce(has_table_privilege(v.oid, 'INSERT'), false) AS register_models,
+       (SELECT string_agg(r.rolname, ', ' ORDER BY r.rolname) FROM pg_catalog.pg_roles AS r
+        WHERE r.rolname LIKE 'indb\_%' AND pg_has_role(current_user, r.oid, 'MEMBER')) AS roles
+FROM pg_catalog.pg_namespace AS n
+LEFT JOIN pg_catalog.pg_class AS v ON v.relnamespace = n.oid AND v.relname = 'model_versions'
+WHERE n.nspname = 'indb';
 
 -- name: cron_database
 SELECT current_setting('cron.database_name', true) AS cron_database;

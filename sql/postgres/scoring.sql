@@ -15,7 +15,7 @@ COMMENT ON FUNCTION indb.load_runtime() IS {comment};
 
 -- name: create_bulk_trigger_function
 CREATE OR REPLACE FUNCTION indb.score_inserted_rows() RETURNS trigger LANGUAGE plpython3u
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $indb$
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $indb$
 if "indb_runtime" not in GD:
     plpy.execute("SELECT indb.load_runtime()")
 GD["indb_runtime"].score_statement(TD)
@@ -23,7 +23,7 @@ $indb$;
 
 -- name: create_row_trigger_function
 CREATE OR REPLACE FUNCTION indb.score_inserted_row() RETURNS trigger LANGUAGE plpython3u
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $indb$
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $indb$
 if "indb_runtime" not in GD:
     plpy.execute("SELECT indb.load_runtime()")
 return GD["indb_runtime"].score_row(TD)
@@ -34,17 +34,18 @@ CREATE OR REPLACE FUNCTION indb.score_unscored_rows(table_name text, source text
 RETURNS bigint LANGUAGE plpython3u AS $indb$
 if "indb_runtime" not in GD:
     plpy.execute("SELECT indb.load_runtime()")
-schema = plpy.execute("SELECT current_schema() AS s")[0]["s"]
-return GD["indb_runtime"].score_rows(schema, table_name, source)
+return GD["indb_runtime"].score_rows(None, table_name, source)
 $indb$;
 
 -- Model functions are PARALLEL UNSAFE (the default): loading a model runs a query, and
 -- PL/Python runs queries in subtransactions, which no process may start during a parallel
--- query, the leader included.
+-- query, the leader included. They run as indb's owner (callers need EXECUTE only, not
+-- access to indb.model_versions) and load only the content their body names.
 
 -- name: create_model_function
 CREATE OR REPLACE FUNCTION {name}({parameters}) RETURNS {return_type}
-LANGUAGE plpython3u STABLE PARALLEL UNSAFE AS {body};
+LANGUAGE plpython3u STABLE PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS {body};
 
 -- name: create_default_function
 CREATE OR REPLACE FUNCTION {name}({parameters}) RETURNS {return_type}
@@ -71,6 +72,20 @@ DROP TRIGGER IF EXISTS {trigger} ON {table};
 -- name: backfill
 SELECT indb.score_unscored_rows({table_literal}, {source});
 
+-- name: create_install_function
+-- Model functions for a role that may not create PL/Python functions (indb_developer):
+-- built by the runtime from the catalog row alone, never from text the caller passes.
+CREATE OR REPLACE FUNCTION indb.install_model_functions(model_name text, model_version integer)
+RETURNS void LANGUAGE plpython3u
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $indb$
+if "indb_runtime" not in GD:
+    plpy.execute("SELECT indb.load_runtime()")
+GD["indb_runtime"].install_model_functions(model_name, model_version)
+$indb$;
+
+-- name: install_model_functions
+SELECT indb.install_model_functions({model}, {version});
+
 -- name: create_versions_function
 CREATE OR REPLACE FUNCTION indb.runtime_versions() RETURNS text LANGUAGE plpython3u AS $indb$
 import sys
@@ -90,7 +105,25 @@ LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS {body};
 
 -- name: create_compiled_bulk_function
 CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {body};
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS {body};
+
+-- name: compiled_trigger_body
+-- A compiled trigger function's body: first the check that the table firing it is the one
+-- deployed (anyone owning a table can attach a trigger function), then the scoring; an error
+-- is raised again from here, so its context names this function, not the compiled SQL
+-- (coefficients, categories) an INSERT-only client must not see.
+BEGIN
+    IF TG_TABLE_SCHEMA IS DISTINCT FROM {schema} OR TG_TABLE_NAME IS DISTINCT FROM {table} THEN
+        RAISE EXCEPTION 'IntegrityError: % fired on %.%, which is not the deployed table %.%; nothing was written',
+            TG_NAME, TG_TABLE_SCHEMA, TG_TABLE_NAME, {schema}, {table} USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    BEGIN
+        {scoring};
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = SQLERRM;
+    END;
+    RETURN {result};
+END
 
 -- name: create_compiled_trigger
 CREATE TRIGGER {trigger} AFTER INSERT ON {table}
