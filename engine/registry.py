@@ -19,6 +19,7 @@ from indb.errors import DeploymentError, IndbError, ModelError, NotFoundError
 from indb.recipe import recipe as make_recipe
 from indb.sql import statement
 from indb.udfs import convert, sessions
+from indb.udfs.plpython_runtime import content_hash  # one hash, shared with the server's runtime
 from indb.udfs.signature import Signature
 
 # Columns every request table or scored view has; a feature may not take these names.
@@ -71,19 +72,6 @@ class ModelVersion:
 
     def describe(self) -> str:
         return self.signature.describe(f"predict_{self.name}")
-
-
-def content_hash(sha256: str, inputs: str, outputs: str, classes: str | None, recipe: str) -> str:
-    """One hash over what decides a version's predictions: the ONNX bytes (by their sha256),
-    the signature (inputs, outputs), the classes and the recipe, as stored. Deployments record
-    it; scoring compares the row it loads with the recorded hash, so replacing bytes and
-    sha256 together is caught. (udfs/plpython_runtime.py computes the same.)"""
-    digest = hashlib.sha256(b"indb content v1")
-    for part in (sha256, inputs, outputs, classes or "", recipe):
-        data = part.encode("utf-8")
-        digest.update(len(data).to_bytes(8, "big"))
-        digest.update(data)
-    return digest.hexdigest()
 
 
 def _sql(name: str, backend: Backend) -> str:

@@ -40,7 +40,11 @@ def quote_ident(name):
 
 
 def content_hash(sha256, inputs, outputs, classes, recipe):
-    """indb.registry.content_hash: the ONNX bytes' sha256, signature, classes and recipe."""
+    """One hash over what decides a version's predictions: the ONNX bytes (by their sha256),
+    the signature (inputs, outputs), the classes and the recipe, as stored. The registry
+    records it at registration (indb.registry imports it from here) and deployments record
+    it; a loaded row must match the recorded hash, so replacing bytes and sha256 together
+    is caught."""
     digest = hashlib.sha256(b"indb content v1")
     for part in (sha256, inputs, outputs, classes or "", recipe):
         data = part.encode("utf-8")
