@@ -122,3 +122,18 @@ def test_adopted_tables_keep_their_own_columns(db, logistic, loans):
             with _refused(db):
                 run(f"INSERT INTO adopted (id, {COLUMNS}) VALUES (5, {ROW[1:]}")
     assert str(db.sql("SELECT created_at FROM adopted_scored").created_at[0]).startswith("2020-01-01")
+
+
+def test_an_adopted_table_without_id_switches_versions(db, logistic, loans):
+    """indb adds id as the adopted table's last column; the scored view puts it there too, so a
+    later deploy finds the same view (PostgreSQL refused to reorder it: `indb demo` switched
+    versions on such a table)."""
+    db.sql("CREATE TABLE adopted (income FLOAT8, debt FLOAT8, age BIGINT, tenure FLOAT8, applied_at DATE)")
+    db.register_model("m", logistic, sample=loans[NUMERIC])
+    db.register_model("m", logistic, sample=loans[NUMERIC])
+    db.deploy("m", table="adopted", version=1, runtime="sql")
+    db.deploy("m", table="adopted", version=2, runtime="sql")
+    db.sql(f"INSERT INTO adopted ({COLUMNS}, applied_at) VALUES {ROW[:-1]}, DATE '2020-01-01')")
+    scored = db.sql("SELECT * FROM adopted_scored")
+    assert list(scored.columns[:6]) == [*NUMERIC, "applied_at", "id"]
+    assert scored.model_version[0] == 2
