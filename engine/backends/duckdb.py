@@ -33,7 +33,7 @@ _SYSTEM_SUGGESTION = re.compile(r'\nDid you mean "(pg_|duckdb_|sqlite_|pragma_|i
 # The request table's CHECKs (sql/duckdb/deploy.sql): id and created_at are the server's.
 _SERVER_COLUMN = re.compile(
     r'CHECK constraint failed on table "([^"]+)" with expression '
-    r"CHECK\(\((created_at = now\(\)|id <= currval)"
+    r"CHECK\(\((created_at = |id <= currval)"
 )
 _OUR_ERRORS = {"ScoringError": errors.ScoringError, "IntegrityError": errors.IntegrityError}
 
@@ -241,7 +241,7 @@ class DuckDBBackend(Backend):
             return _OUR_ERRORS[match[1]](match[2].strip() + " (statement rolled back)")
         stamped = _SERVER_COLUMN.search(text)
         if stamped:
-            column = stamped[2].split()[0]
+            column = stamped[2].split()[0]  # created_at or id
             return errors.DatabaseError(
                 f"{stamped[1]}.{column} is set by the server: leave it out of the INSERT "
                 f"(an {column} of your own goes in a column of its own) (statement rolled back)"
