@@ -243,8 +243,8 @@ class DuckDBBackend(Backend):
         if stamped:
             column = stamped[2].split()[0]  # created_at or id
             return errors.DatabaseError(
-                f"{stamped[1]}.{column} is set by the server: leave it out of the INSERT "
-                f"(an {column} of your own goes in a column of its own) (statement rolled back)"
+                f"{stamped[1]}.{column} is set by the server: leave it out of the INSERT (keep "
+                "an id or time of your own in a column of its own) (statement rolled back)"
             )
         missing = _PLAIN_CLIENT.search(text)
         if missing:
