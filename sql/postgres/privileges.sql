@@ -223,7 +223,8 @@ WHERE p.pronamespace = 'indb'::regnamespace;
 -- Applications insert the request columns only: not the values the server gives (id and
 -- created_at when they have a default, as indb's own do; a row-mode table's prediction
 -- columns and scored_at), so PostgreSQL refuses theirs (README, "Request tables"). A
--- column privilege costs nothing per row, unlike a BEFORE row trigger overwriting them.
+-- column privilege costs nothing per row, unlike a BEFORE row trigger overwriting them; an
+-- identity column GENERATED ALWAYS would not do (OVERRIDING SYSTEM VALUE needs only INSERT).
 CREATE OR REPLACE FUNCTION indb.grant_deployment(schema_name text, table_name text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $indb$
 DECLARE
