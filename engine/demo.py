@@ -4,6 +4,11 @@ Train on 30 days of history, register and deploy the model, stream 60 more days 
 applications into the request table in daily batches (each INSERT is scored by the
 trigger), record each outcome 14 days after its application, retrain mid-stream and
 switch versions, then report accuracy per week and per model version.
+
+The request table's ``id`` and ``created_at`` are the server's (the time of the replay), so
+the demo keeps each application's own number and date in columns of its own
+(``application_id``, ``applied_at``): it creates the table with them before deploying, the
+deploy adopts it, and the weeks are counted by ``applied_at``.
 """
 
 from __future__ import annotations
@@ -117,15 +122,17 @@ def _stream_day(db: indb.Database, day: int) -> int:
     delay = pd.Timedelta(days=LABEL_DELAY_DAYS)
     columns = ", ".join(FEATURES)
     db.sql(
-        f"INSERT INTO {TABLE} (id, {columns}, created_at) "
-        f"SELECT id, {columns}, applied_at FROM demo_incoming "
+        f"INSERT INTO {TABLE} (application_id, applied_at, {columns}) "
+        f"SELECT id, applied_at, {columns} FROM demo_incoming "
         "WHERE applied_at >= $start AND applied_at < $end ORDER BY id",
         {"start": start, "end": end},
     )
+    # outcomes are recorded against the server's row id of each application
     db.sql(
         f"INSERT INTO {TABLE}_ground_truth (id, label, observed_at) "
-        "SELECT id, outcome, applied_at + $delay * INTERVAL '1 day' FROM demo_incoming "
-        "WHERE applied_at >= $start AND applied_at < $end",
+        "SELECT r.id, i.outcome, i.applied_at + $delay * INTERVAL '1 day' "
+        f"FROM demo_incoming AS i JOIN {TABLE} AS r ON r.application_id = i.id "
+        "WHERE i.applied_at >= $start AND i.applied_at < $end",
         {"start": start - delay, "end": end - delay, "delay": LABEL_DELAY_DAYS},
     )
     ((count,),) = db.backend.rows(
@@ -136,7 +143,7 @@ def _stream_day(db: indb.Database, day: int) -> int:
 
 
 ACCURACY_BY_WEEK = f"""
-SELECT CAST(date_trunc('week', created_at) AS DATE) AS week,
+SELECT CAST(date_trunc('week', applied_at) AS DATE) AS week,
        model_version,
        count(*) AS scored,
        count(label) AS labeled,
@@ -180,6 +187,9 @@ def run_demo(url: str | None = None, rows: int = 30_000, seed: int = 7) -> None:
         "aliased production"
     )
 
+    # the request table, with each application's own number and date: the deploy adopts it
+    requests = data.iloc[:0][["id", "applied_at", *FEATURES]].rename(columns={"id": "application_id"})
+    db.write_table(TABLE, requests, replace=True)
     db.deploy("loans", table=TABLE)
     print(f"3. deployed: every INSERT INTO {TABLE} is scored into {TABLE}_predictions\n")
 

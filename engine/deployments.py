@@ -212,7 +212,9 @@ def _request_columns(table_columns: dict | None, inputs, mode: str, probabilitie
         return ["id", *(i.name for i in inputs), "created_at"]
     added = set(PREDICTION_COLUMNS) | set(probabilities) if mode == "row" else set()
     columns = [c for c in table_columns if c not in added]
-    return columns if "id" in columns else ["id", *columns]
+    # an adopted table without id gets it as its last column: the view's order then stays the
+    # same when a later deploy finds it there (PostgreSQL cannot reorder a view's columns)
+    return columns if "id" in columns else [*columns, "id"]
 
 
 def _features_from(backend: Backend, features_from, sig) -> tuple[FeatureJoin, list, dict]:

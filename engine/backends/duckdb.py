@@ -30,6 +30,11 @@ _PLAIN_CLIENT = re.compile(
     r": .*?\)) does not exist"
 )
 _SYSTEM_SUGGESTION = re.compile(r'\nDid you mean "(pg_|duckdb_|sqlite_|pragma_|information_schema)[\w.]*"\?')
+# The request table's CHECKs (sql/duckdb/deploy.sql): id and created_at are the server's.
+_SERVER_COLUMN = re.compile(
+    r'CHECK constraint failed on table "([^"]+)" with expression '
+    r"CHECK\(\((created_at = |id <= currval)"
+)
 _OUR_ERRORS = {"ScoringError": errors.ScoringError, "IntegrityError": errors.IntegrityError}
 
 # Open backends per database file: a UDF outlives the connection that registered it, so
@@ -234,6 +239,13 @@ class DuckDBBackend(Backend):
         match = _UDF_ERROR.search(text) or _SQL_ERROR.search(text)
         if match and match[1] in _OUR_ERRORS:
             return _OUR_ERRORS[match[1]](match[2].strip() + " (statement rolled back)")
+        stamped = _SERVER_COLUMN.search(text)
+        if stamped:
+            column = stamped[2].split()[0]  # created_at or id
+            return errors.DatabaseError(
+                f"{stamped[1]}.{column} is set by the server: leave it out of the INSERT (keep "
+                "an id or time of your own in a column of its own) (statement rolled back)"
+            )
         missing = _PLAIN_CLIENT.search(text)
         if missing:
             return errors.ScoringError(f"{missing[1]} (statement rolled back)")

@@ -220,12 +220,31 @@ WHERE p.pronamespace = 'indb'::regnamespace;
 -- What a deployment's tables give each role (run at every deploy): applications insert
 -- requests and read them back (INSERT ... RETURNING needs SELECT), read predictions and
 -- record ground truth; readers see predictions, ground truth and the scored view.
+-- Applications insert the request columns only: not the values the server gives (id and
+-- created_at when they have a default, as indb's own do; a row-mode table's prediction
+-- columns and scored_at), so PostgreSQL refuses theirs (README, "Request tables"). A
+-- column privilege costs nothing per row, unlike a BEFORE row trigger overwriting them; an
+-- identity column GENERATED ALWAYS would not do (OVERRIDING SYSTEM VALUE needs only INSERT).
 CREATE OR REPLACE FUNCTION indb.grant_deployment(schema_name text, table_name text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $indb$
 DECLARE
     t text;
+    request_columns text;
+    row_mode boolean;
 BEGIN
-    EXECUTE format('GRANT INSERT, SELECT ON %I.%I TO indb_app', schema_name, table_name);
+    SELECT coalesce(bool_or(d.mode = 'row'), false) INTO row_mode
+    FROM indb.deployments AS d WHERE d.table_name = grant_deployment.table_name;
+    SELECT string_agg(format('%I', a.attname), ', ' ORDER BY a.attnum) INTO request_columns
+    FROM pg_catalog.pg_attribute AS a
+    WHERE a.attrelid = format('%I.%I', schema_name, table_name)::regclass
+      AND a.attnum > 0 AND NOT a.attisdropped
+      AND NOT (a.attname IN ('id', 'created_at') AND (a.atthasdef OR a.attidentity <> ''))
+      AND NOT (row_mode AND (a.attname IN ('model', 'model_version', 'runtime', 'prediction', 'scored_at')
+                             OR left(a.attname, 12) = 'probability_'));
+    -- a table-level grant (older indb) would cover every column: replaced by the column list
+    EXECUTE format('REVOKE INSERT ON %I.%I FROM indb_app', schema_name, table_name);
+    EXECUTE format('GRANT INSERT (%s) ON %I.%I TO indb_app', request_columns, schema_name, table_name);
+    EXECUTE format('GRANT SELECT ON %I.%I TO indb_app', schema_name, table_name);
     IF pg_catalog.to_regclass(format('%I.%I', schema_name, table_name || '_id_seq')) IS NOT NULL THEN
         EXECUTE format('GRANT USAGE ON SEQUENCE %I.%I TO indb_app', schema_name, table_name || '_id_seq');
     END IF;
