@@ -441,34 +441,58 @@ class PostgresBackend(Backend):
         self,
         trigger: str,
         table: Quoted,
-        body: Sequence[str],
+        body: Sequence[str] | None,
         *,
         function: Quoted | None = None,
         row: bool = False,
         definer: bool = False,
+        guard: tuple[str, str] | None = None,
+        arguments: Sequence[Quoted] = (),
+        before: bool = False,
+        attach: bool = True,
     ) -> list[str]:
         """One PL/pgSQL function ``function`` runs every statement of ``body``; the trigger
         calls it (see :meth:`Backend.trigger_sql`)."""
         if function is None:
             raise ValueError("triggers here call a function: give its schema-qualified name")
-        text = self.render(
-            "triggers", "row_body" if row else "statement_body", statements=Quoted("; ".join(body))
-        )
-        return [
-            self.render(
-                "triggers",
-                "create_definer_function" if definer else "create_function",
-                function=function,
-                body=self.literal(text),
-            ),
-            self.render(
-                "triggers",
-                "create_row_trigger" if row else "create_statement_trigger",
-                trigger=self.quote(trigger),
-                table=table,
-                function=function,
-            ),
-        ]
+        if before and row:
+            raise ValueError("row triggers fire before each row already: give row or before, not both")
+        result = []
+        if body is not None:
+            statements, returned = Quoted("; ".join(body)), Quoted("NEW" if row else "NULL")
+            if guard is None:
+                text = self.render("triggers", "body", statements=statements, result=returned)
+            else:
+                schema, name = guard
+                text = self.render(
+                    "triggers",
+                    "guarded_body",
+                    schema=self.literal(schema),
+                    table=self.literal(name),
+                    statements=statements,
+                    result=returned,
+                )
+            result.append(
+                self.render(
+                    "triggers",
+                    "create_definer_function" if definer else "create_function",
+                    function=function,
+                    body=self.literal(text),
+                )
+            )
+        if attach:
+            kind = "create_row_trigger" if row else "create_statement_trigger"
+            result.append(
+                self.render(
+                    "triggers",
+                    "create_before_statement_trigger" if before else kind,
+                    trigger=self.quote(trigger),
+                    table=table,
+                    function=function,
+                    arguments=join(arguments),
+                )
+            )
+        return result
 
     def scalar_function(self, name: str) -> Quoted:
         return self.quote("indb", name)
@@ -617,21 +641,22 @@ class PostgresBackend(Backend):
             self._require_plpython()
             if previous is not None:
                 result += self.unscoring_sql(target.table)
-            template = "create_row_trigger" if target.mode == "row" else "create_bulk_trigger"
-            result.append(
-                self.render(
-                    "scoring",
-                    template,
-                    trigger=q(f"{target.table}_score"),
-                    table=q(target.table),
-                    table_literal=self.literal(target.table),
-                )
+            function = "score_inserted_row" if target.mode == "row" else "score_inserted_rows"
+            result += self.trigger_sql(
+                f"{target.table}_score",
+                q(target.table),
+                None,
+                function=q("indb", function),
+                row=target.mode == "row",
+                arguments=[self.literal(target.table)],
             )
         if previous != target.runtime or not self._has_lock_trigger(target.table):
-            result.append(
-                self.render(
-                    "deploy", "create_lock_trigger", trigger=q(f"{target.table}_lock"), table=q(target.table)
-                )
+            result += self.trigger_sql(
+                f"{target.table}_lock",
+                q(target.table),
+                None,
+                function=q("indb", "lock_deployment"),
+                before=True,
             )
         return self._deployment_record(target) + result
 
@@ -707,7 +732,8 @@ class PostgresBackend(Backend):
                             "scoring",
                             "backfill",
                             table_literal=self.literal(target.table),
-                            source=self.literal(unscored + " AS unscored"),
+                            # with its stored features joined, if any: the runtime runs it as it is
+                            source=self.literal(target.source(self.dialect, unscored + " AS unscored")),
                         )
                     )
                     scored += int(count or 0)
@@ -821,7 +847,6 @@ class PostgresBackend(Backend):
         """A PL/pgSQL trigger function per deployment holding the compiled model: no PL/Python.
         Switching versions replaces the function; the trigger is created once."""
         q = self.quote
-        function = q("indb", f"score_{target.table}")
         if target.mode == "row":
             targets = ["NEW.model", "NEW.model_version", "NEW.runtime", "NEW.prediction"]
             targets += [f"NEW.{q(c)}" for c in target.probability_columns]
@@ -829,37 +854,21 @@ class PostgresBackend(Backend):
             values += ["o.prediction"] + [f"o.p{i}" for i in range(len(target.probability_columns))]
             outputs = self._compiled_outputs(target, "(SELECT NEW.*) AS r")
             scoring = f"SELECT {', '.join(values)} INTO {', '.join(targets)} FROM ({outputs}) AS o"
-            returns = "NEW"
-            trigger = "create_compiled_row_trigger"
         else:
-            scoring, returns = self._compiled_insert(target, "new_rows"), "NULL"
-            trigger = "create_compiled_trigger"
-        body = self.render(
-            "scoring",
-            "compiled_trigger_body",
-            schema=self.literal(self._schema()),
-            table=self.literal(target.table),
-            scoring=Quoted(f"{self._compiled_check(target)}; {scoring}"),
-            result=Quoted(returns),
+            scoring = self._compiled_insert(target, "new_rows")
+        result = []
+        if previous not in (None, "sql"):
+            result += self.unscoring_sql(target.table)
+        return result + self.trigger_sql(
+            f"{target.table}_score",
+            q(target.table),
+            [self._compiled_check(target), scoring],
+            function=q("indb", f"score_{target.table}"),
+            row=target.mode == "row",
+            definer=True,
+            guard=(self._schema(), target.table),
+            attach=previous != "sql",
         )
-        result = [
-            self.render(
-                "scoring", "create_compiled_bulk_function", function=function, body=self.literal(body)
-            )
-        ]
-        if previous != "sql":
-            if previous is not None:
-                result += self.unscoring_sql(target.table)
-            result.append(
-                self.render(
-                    "scoring",
-                    trigger,
-                    trigger=q(f"{target.table}_score"),
-                    table=q(target.table),
-                    function=function,
-                )
-            )
-        return result
 
     def compiled_model_sql(self, ref: ModelRef, compiled, *, default: bool) -> list[str]:
         sig = ref.signature
@@ -878,10 +887,7 @@ class PostgresBackend(Backend):
 
     def unscoring_sql(self, table: str) -> list[str]:
         q = self.quote
-        return [
-            self.render("scoring", "drop_trigger", trigger=q(f"{table}_{name}"), table=q(table))
-            for name in ("score", "lock")
-        ]
+        return [self.drop_trigger_sql(f"{table}_{name}", q(table)) for name in ("score", "lock")]
 
     # -- doctor -------------------------------------------------------------------------------
     def health(self) -> list[Check]:
