@@ -50,6 +50,10 @@ class FeatureJoin:
     def source(self, dialect: str, rows: str) -> str:
         """``rows`` (a table name, or a parenthesized query with its alias) with the features,
         as a relation named ``indb_request``, built as one tree and rendered once."""
+        return self.relation(dialect, rows).sql(dialect=dialect)
+
+    def relation(self, dialect: str, rows: str | exp.Expression) -> exp.Subquery:
+        """The tree :meth:`source` renders."""
         request = exp.select("*").from_(rows, dialect=dialect).subquery("r")
         query = exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("r"))).from_(request)
         for n, (table, keys, features) in enumerate(self.tables, start=1):
@@ -61,7 +65,7 @@ class FeatureJoin:
             )
             query = query.join(stored.as_(alias), on=on, join_type="left")
             query = query.select(*(exp.column(f, alias, quoted=True) for f in features))
-        return query.where(self._missing(dialect)).subquery("indb_request").sql(dialect=dialect)
+        return query.where(self._missing(dialect)).subquery("indb_request")
 
     def _missing(self, dialect: str) -> exp.Expression:
         """A condition that raises "no stored features for <key>=<value>" for a request row
@@ -102,6 +106,12 @@ class ScoringTarget:
     def source(self, dialect: str, rows: str) -> str:
         """What the scoring statement reads: the request rows, with their stored features."""
         return rows if self.features is None else self.features.source(dialect, rows)
+
+    def relation(self, dialect: str, rows: str) -> exp.Expression:
+        """:meth:`source` as a tree to build a statement around (``rows`` parsed)."""
+        if self.features is not None:
+            return self.features.relation(dialect, rows)
+        return exp.select("*").from_(rows, dialect=dialect).args["from_"].this
 
     @property
     def recorded(self) -> tuple[str, ...]:

@@ -18,11 +18,14 @@ from importlib import resources
 import pandas as pd
 import psycopg
 from psycopg.types.string import TextLoader
+from sqlglot import exp
 
 from indb import errors
 from indb.backends.base import Backend, Check, ModelRef, ScoringTarget
 from indb.identifiers import Quoted, join, quote
 from indb.sql import migrations, statement, statements
+from indb.udfs.compiler import dialects
+from indb.udfs.compiler.dialects import Pick
 
 _PG_TYPES = {"DOUBLE": "double precision", "BIGINT": "bigint", "VARCHAR": "text", "BOOLEAN": "boolean"}
 # information_schema type names, in the names the rest of indb uses (DuckDB's).
@@ -792,39 +795,49 @@ class PostgresBackend(Backend):
             )
         return result
 
-    def _compiled_outputs(self, target: ScoringTarget, source: str) -> str:
+    def _compiled_outputs(self, target: ScoringTarget, source: str) -> exp.Select:
         """SELECT of id, prediction, p0.. and the recorded features over ``source`` (with its
         stored features joined), the probabilities computed once per row (OFFSET 0 keeps the
         planner from copying the array into every column)."""
         compiled = target.compiled
         helpers = self.compiled_helpers(target.model)
         width = len(target.probability_columns)
-        values = [f"{compiled.prediction_sql(self.dialect, helpers)} AS indb_prediction"]
+        values = [exp.alias_(compiled.prediction_tree(self.dialect, helpers), "indb_prediction")]
         if compiled.probabilities:
-            values.append(f"{compiled.probabilities_array_sql(self.dialect, helpers)} AS indb_p")
-        inner = f"SELECT *, {', '.join(values)} FROM {target.source(self.dialect, source)} OFFSET 0"
-        picks = [f"indb_p[{i + 1}]" for i in range(len(compiled.probabilities))]
-        picks += ["NULL"] * max(0, width - len(picks))
-        outputs = ["id", "indb_prediction AS prediction"] + [f"{p} AS p{i}" for i, p in enumerate(picks)]
-        outputs += [self.quote(c).text for c in target.recorded]
-        return f"SELECT {', '.join(outputs)} FROM ({inner}) AS indb_scored"
+            values.append(exp.alias_(compiled.probabilities_tree(self.dialect, helpers), "indb_p"))
+        inner = exp.select(exp.Star(), *values).from_(target.relation(self.dialect, source)).offset(0)
+        picks: list[exp.Expression] = [
+            Pick(this=exp.column("indb_p"), index=i + 1) for i in range(len(compiled.probabilities))
+        ]
+        picks += [exp.null() for _ in range(max(0, width - len(picks)))]
+        outputs = [exp.column("id"), exp.alias_(exp.column("indb_prediction"), "prediction")]
+        outputs += [exp.alias_(p, f"p{i}") for i, p in enumerate(picks)]
+        outputs += [exp.column(c, quoted=True) for c in target.recorded]
+        return exp.select(*outputs).from_(inner.subquery("indb_scored"))
 
     def _compiled_insert(self, target: ScoringTarget, source: str) -> str:
-        q = self.quote
+        """INSERT of the predictions of the rows of ``source``, one tree rendered once."""
         ((schema,),) = self.rows("SELECT current_schema()")
-        recorded = [q(c).text for c in target.recorded]
-        columns = ", ".join(
-            ["id", "model", "model_version", "runtime", "prediction"]
-            + [q(c).text for c in target.probability_columns]
-            + recorded
+        recorded = [exp.to_identifier(c, quoted=True) for c in target.recorded]
+        probabilities = [exp.to_identifier(c, quoted=True) for c in target.probability_columns]
+        columns = [exp.to_identifier(c) for c in ("id", "model", "model_version", "runtime", "prediction")]
+        predictions = exp.Table(
+            this=exp.to_identifier(target.table + "_predictions", quoted=True),
+            db=exp.to_identifier(schema, quoted=True),
         )
-        width = len(target.probability_columns)
-        picks = ", ".join(["prediction", *(f"p{i}" for i in range(width)), *recorded])
-        return (
-            f"INSERT INTO {q(schema, target.table + '_predictions')} ({columns}) "
-            f"SELECT id, {self.literal(target.model.model)}, {int(target.model.version)}, 'sql', "
-            f"{picks} FROM ({self._compiled_outputs(target, source)}) AS indb_o"
-        )
+        values = [
+            exp.column("id"),
+            exp.Literal.string(target.model.model),
+            exp.Literal.number(int(target.model.version)),
+            exp.Literal.string("sql"),
+            exp.column("prediction"),
+            *(exp.column(f"p{i}") for i in range(len(probabilities))),
+            *(exp.column(c.copy()) for c in recorded),
+        ]
+        select = exp.select(*values).from_(self._compiled_outputs(target, source).subquery("indb_o"))
+        into = exp.Schema(this=predictions, expressions=columns + probabilities + recorded)
+        insert = exp.Insert(this=into, expression=select)
+        return dialects.render(insert, self.dialect)
 
     def _compiled_check(self, target: ScoringTarget) -> str:
         """PL/pgSQL refusing to score with a version that is no longer deployed. Inserts take
@@ -852,7 +865,8 @@ class PostgresBackend(Backend):
             targets += [f"NEW.{q(c)}" for c in target.probability_columns]
             values = [self.literal(target.model.model).text, str(int(target.model.version)), "'sql'"]
             values += ["o.prediction"] + [f"o.p{i}" for i in range(len(target.probability_columns))]
-            outputs = self._compiled_outputs(target, "(SELECT NEW.*) AS r")
+            outputs = dialects.render(self._compiled_outputs(target, "(SELECT NEW.*) AS r"), self.dialect)
+            # SELECT ... INTO record fields is PL/pgSQL, which sqlglot does not build
             scoring = f"SELECT {', '.join(values)} INTO {', '.join(targets)} FROM ({outputs}) AS o"
         else:
             scoring = self._compiled_insert(target, "new_rows")

@@ -95,7 +95,7 @@ runtime = GD["indb_runtime"]
 loaded = 0
 for row in plpy.execute("SELECT table_name FROM indb.deployments WHERE runtime = 'onnx' ORDER BY table_name"):
     deployment = runtime.deployment(row["table_name"])
-    runtime.model(deployment["model"], deployment["version"], deployment["sha256"])
+    runtime.model(deployment["model"], deployment["version"], deployment["content_hash"])
     loaded += 1
 return loaded
 $indb$;
