@@ -146,3 +146,24 @@ def _insert_and_check(db, model, loans, version: int) -> None:
     assert list(model.classes_) == ["default", "repaid"]
     expected = model.predict_proba(sample)[:, 1]
     assert got.probability_repaid.tolist() == pytest.approx(expected.tolist(), abs=1e-6)
+
+
+def test_a_deployment_with_template_features_asks_to_be_deployed_again(store):
+    """Deployments made before stored the features as a template with a {rows} slot that the
+    runtime filled in: now it refuses them clearly instead of running the template."""
+    if store.backend.name != "postgresql" or not store.backend.runs_onnx:
+        pytest.skip("the PL/Python runtime reads the stored features")
+    _risk_model(store)
+    store.deploy("risk", table="risk_requests", runtime="onnx", features_from="finance")
+    ((text,),) = store.backend.rows(
+        "SELECT features::text FROM indb.deployments WHERE table_name = 'risk_requests'"
+    )
+    old = json.loads(text)
+    old["source"] = old.pop("relation").replace("new_rows", "{rows}")
+    store.backend.execute(
+        "UPDATE indb.deployments SET features = %s::json WHERE table_name = 'risk_requests'",
+        [json.dumps(old)],
+    )
+    with pytest.raises(indb.IndbError, match="made by an older indb.*deploy it again"):
+        store.sql("INSERT INTO risk_requests (customer_id) VALUES (3)")
+    assert store.sql("SELECT count(*) AS n FROM risk_requests").n[0] == 0
