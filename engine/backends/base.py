@@ -47,7 +47,7 @@ class FeatureJoin:
         """The features, in the order the prediction rows record them."""
         return tuple(f for _, _, features in self.tables for f in features)
 
-    def source(self, dialect: str, rows: str) -> str:
+    def source(self, dialect: str, rows: str | exp.Expression) -> str:
         """``rows`` (a table name, or a parenthesized query with its alias) with the features,
         as a relation named ``indb_request``, built as one tree and rendered once."""
         return self.relation(dialect, rows).sql(dialect=dialect)
@@ -103,19 +103,29 @@ class ScoringTarget:
     compiled: Any = None  # the CompiledModel when runtime == "sql"
     features: FeatureJoin | None = None  # stored features to join, recorded with each prediction
 
-    def source(self, dialect: str, rows: str) -> str:
+    def source(self, dialect: str, rows: str | exp.Expression) -> str:
         """What the scoring statement reads: the request rows, with their stored features."""
-        return rows if self.features is None else self.features.source(dialect, rows)
+        if self.features is None:
+            return rows if isinstance(rows, str) else rows.sql(dialect=dialect)
+        return self.features.source(dialect, rows)
 
-    def relation(self, dialect: str, rows: str) -> exp.Expression:
-        """:meth:`source` as a tree to build a statement around (``rows`` parsed)."""
+    def relation(self, dialect: str, rows: str | exp.Expression) -> exp.Expression:
+        """:meth:`source` as a tree to build a statement around (``rows`` parsed if text)."""
         if self.features is not None:
             return self.features.relation(dialect, rows)
-        return exp.select("*").from_(rows, dialect=dialect).args["from_"].this
+        return relation(rows, dialect)
 
     @property
     def recorded(self) -> tuple[str, ...]:
         return () if self.features is None else self.features.columns
+
+
+def relation(rows: str | exp.Expression, dialect: str) -> exp.Expression:
+    """``rows`` (a table name, or a parenthesized query, with or without an alias) as a tree
+    for a FROM clause."""
+    if isinstance(rows, exp.Expression):
+        return rows
+    return exp.select("*").from_(rows, dialect=dialect).args["from_"].this
 
 
 @dataclass(frozen=True)

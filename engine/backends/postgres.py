@@ -21,7 +21,7 @@ from psycopg.types.string import TextLoader
 from sqlglot import exp
 
 from indb import errors
-from indb.backends.base import Backend, Check, ModelRef, ScoringTarget
+from indb.backends.base import Backend, Check, ModelRef, ScoringTarget, relation
 from indb.identifiers import Quoted, join, quote
 from indb.sql import migrations, statement, statements
 from indb.udfs.compiler import dialects
@@ -712,7 +712,7 @@ class PostgresBackend(Backend):
             return 0
         scored = 0
         for start in range(int(low), int(high) + 1, self.backfill_batch):
-            unscored = self.render(
+            batch = self.render(
                 "deploy",
                 "unscored_batch",
                 table=q(target.table),
@@ -720,6 +720,7 @@ class PostgresBackend(Backend):
                 low=Quoted(str(int(start))),
                 high=Quoted(str(int(start) + self.backfill_batch)),
             )
+            unscored = relation(batch, self.dialect).as_("unscored")
             with self.transaction():
                 self.execute(statement("deploy", "lock_deployment_shared", self.dialect), {"table": name})
                 if target.compiled is not None:
@@ -728,7 +729,7 @@ class PostgresBackend(Backend):
                     )
                     if deployed != [(target.model.model, int(target.model.version), "sql")]:
                         return scored
-                    self.execute(self._compiled_insert(target, unscored + " AS unscored"))
+                    self.execute(self._compiled_insert(target, unscored))
                 else:
                     ((count,),) = self.rows(
                         self.render(
@@ -736,7 +737,7 @@ class PostgresBackend(Backend):
                             "backfill",
                             table_literal=self.literal(target.table),
                             # with its stored features joined, if any: the runtime runs it as it is
-                            source=self.literal(target.source(self.dialect, unscored + " AS unscored")),
+                            source=self.literal(target.source(self.dialect, unscored)),
                         )
                     )
                     scored += int(count or 0)
@@ -795,7 +796,7 @@ class PostgresBackend(Backend):
             )
         return result
 
-    def _compiled_outputs(self, target: ScoringTarget, source: str) -> exp.Select:
+    def _compiled_outputs(self, target: ScoringTarget, source: str | exp.Expression) -> exp.Select:
         """SELECT of id, prediction, p0.. and the recorded features over ``source`` (with its
         stored features joined), the probabilities computed once per row (OFFSET 0 keeps the
         planner from copying the array into every column)."""
@@ -815,7 +816,7 @@ class PostgresBackend(Backend):
         outputs += [exp.column(c, quoted=True) for c in target.recorded]
         return exp.select(*outputs).from_(inner.subquery("indb_scored"))
 
-    def _compiled_insert(self, target: ScoringTarget, source: str) -> str:
+    def _compiled_insert(self, target: ScoringTarget, source: str | exp.Expression) -> str:
         """INSERT of the predictions of the rows of ``source``, one tree rendered once."""
         ((schema,),) = self.rows("SELECT current_schema()")
         recorded = [exp.to_identifier(c, quoted=True) for c in target.recorded]
@@ -860,14 +861,30 @@ class PostgresBackend(Backend):
         """A PL/pgSQL trigger function per deployment holding the compiled model: no PL/Python.
         Switching versions replaces the function; the trigger is created once."""
         q = self.quote
+        picks = [f"p{i}" for i in range(len(target.probability_columns))]
         if target.mode == "row":
-            targets = ["NEW.model", "NEW.model_version", "NEW.runtime", "NEW.prediction"]
-            targets += [f"NEW.{q(c)}" for c in target.probability_columns]
-            values = [self.literal(target.model.model).text, str(int(target.model.version)), "'sql'"]
-            values += ["o.prediction"] + [f"o.p{i}" for i in range(len(target.probability_columns))]
-            outputs = dialects.render(self._compiled_outputs(target, "(SELECT NEW.*) AS r"), self.dialect)
-            # SELECT ... INTO record fields is PL/pgSQL, which sqlglot does not build
-            scoring = f"SELECT {', '.join(values)} INTO {', '.join(targets)} FROM ({outputs}) AS o"
+            fields = ["model", "model_version", "runtime", "prediction", *target.probability_columns]
+            record = exp.to_identifier("NEW")  # PL/pgSQL's row: unquoted
+            targets = [
+                Quoted(
+                    exp.Column(this=exp.to_identifier(c, quoted=i > 3), table=record.copy()).sql(self.dialect)
+                )
+                for i, c in enumerate(fields)
+            ]
+            values = [
+                self.literal(target.model.model),
+                Quoted(str(int(target.model.version))),
+                self.literal("sql"),
+            ]
+            values += [Quoted(exp.column(c, "o").sql(self.dialect)) for c in ("prediction", *picks)]
+            outputs = self._compiled_outputs(target, "(SELECT NEW.*) AS r")
+            scoring = self.render(
+                "scoring",
+                "score_compiled_row",
+                values=join(values),
+                targets=join(targets),
+                outputs=Quoted(dialects.render(outputs, self.dialect)),
+            )
         else:
             scoring = self._compiled_insert(target, "new_rows")
         result = []

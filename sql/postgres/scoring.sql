@@ -91,6 +91,10 @@ LANGUAGE sql STABLE PARALLEL SAFE AS {body};
 CREATE OR REPLACE FUNCTION {name}({parameters}) RETURNS {return_type}
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS {body};
 
+-- name: score_compiled_row
+-- A compiled row trigger's scoring (PL/pgSQL): the outputs for the row NEW into its columns.
+SELECT {values} INTO {targets} FROM ({outputs}) AS o
+
 -- name: create_fail_function
 -- Raises an error from inside an SQL expression (compiled models refuse NULL inputs with it).
 CREATE OR REPLACE FUNCTION indb.fail(message text) RETURNS text LANGUAGE plpgsql STABLE AS $indb$
