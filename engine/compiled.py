@@ -80,11 +80,18 @@ def evaluate(backend: Backend, compiled: CompiledModel, rows: pd.DataFrame) -> p
         for text in created:
             backend.execute(text)
         result = backend.query(select)
-        backend.execute(f"DROP TABLE {backend.quote(table)}")
+        backend.execute(_drop("TABLE", (table,), backend.dialect))
         if created:
             for helper in compiled.helper_functions(helpers):
-                backend.execute(f"DROP FUNCTION {backend.quote(helpers[0], helper.name)}")
+                backend.execute(_drop("FUNCTION", (helpers[0], helper.name), backend.dialect))
     return result
+
+
+def _drop(kind: str, name: tuple[str, ...], dialect: str) -> str:
+    """DROP of a table or function ``name`` ((schema,) name), quoted, as one tree."""
+    *schema, last = (exp.to_identifier(part, quoted=True) for part in name)
+    table = exp.Table(this=last, db=schema[0] if schema else None)
+    return exp.Drop(tables=[table], kind=kind).sql(dialect=dialect)
 
 
 def _select(compiled: CompiledModel, dialect: str, helpers, table: str) -> str:

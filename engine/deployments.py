@@ -273,7 +273,9 @@ def _features_from(backend: Backend, features_from, sig) -> tuple[FeatureJoin, l
         "feature_sets": [[fs.name, fs.version] for fs in chosen],
         "columns": list(join.columns),
         "types": types,
-        "source": join.source(backend.dialect, "{rows}"),
+        # What the onnx trigger reads: its transition table with the stored features, rendered
+        # once here (the runtime runs it as it is).
+        "relation": join.source(backend.dialect, "new_rows"),
     }
     return join, keys + request, info
 

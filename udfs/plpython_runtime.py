@@ -533,17 +533,19 @@ class Runtime:
             return self.plpy.prepare(query, types)
         return self.plan(key, query, types)
 
-    def score_rows(self, fired, table, source):
-        """Score every row of ``source`` (a transition table or a query) into the predictions
-        table, which sits beside the request table in the schema the deployment recorded."""
+    def score_rows(self, fired, table, source=None):
+        """Score every row of ``source`` into the predictions table, which sits beside the
+        request table in the schema the deployment recorded. ``source``: a relation the
+        client rendered (the backfill's unscored rows, with their stored features joined as
+        ``indb_request``); None: the trigger's transition table ``new_rows``."""
         deployment = self.deployment(table, fired)
         schema = deployment["schema_name"]
         self.read_limit()
         probability_columns = deployment["probability_columns"]
         model = self.model(deployment["model"], deployment["version"], deployment["content_hash"])
         features = deployment["features"]
-        if features:  # request rows hold entity keys: join the latest stored features
-            source = features["source"].replace("{rows}", source)
+        if source is None:
+            source = "new_rows" if not features else self._with_features(table, features)
         rows, ids, columns = self._read_columns(model, source)
         if not rows:
             return 0
@@ -555,8 +557,18 @@ class Runtime:
         self.plpy.execute(plan, args)
         return rows
 
+    def _with_features(self, table, features):
+        """The transition table with the latest stored features its request rows' entity keys
+        name: the relation the deploy rendered and recorded, run as it is."""
+        if "relation" not in features:
+            raise ValueError(
+                f"IntegrityError: the deployment on table {table!r} was made by an older indb (its "
+                "stored features are a template, no longer filled in at scoring); deploy it again"
+            )
+        return features["relation"]
+
     def score_statement(self, TD):
-        self.score_rows((TD["table_schema"], TD["table_name"]), TD["args"][0], "new_rows")
+        self.score_rows((TD["table_schema"], TD["table_name"]), TD["args"][0])
 
     def score_row(self, TD):
         deployment = self.deployment(TD["args"][0], (TD["table_schema"], TD["table_name"]))

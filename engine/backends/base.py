@@ -47,19 +47,25 @@ class FeatureJoin:
         """The features, in the order the prediction rows record them."""
         return tuple(f for _, _, features in self.tables for f in features)
 
-    def source(self, dialect: str, rows: str) -> str:
-        """``rows`` (a table name, or a parenthesized query) with the features, as a relation."""
-        q = lambda *p: quote(*p, dialect=dialect).text  # noqa: E731
-        outputs, joins = ["r.*"], []
+    def source(self, dialect: str, rows: str | exp.Expression) -> str:
+        """``rows`` (a table name, or a parenthesized query with its alias) with the features,
+        as a relation named ``indb_request``, built as one tree and rendered once."""
+        return self.relation(dialect, rows).sql(dialect=dialect)
+
+    def relation(self, dialect: str, rows: str | exp.Expression) -> exp.Subquery:
+        """The tree :meth:`source` renders."""
+        request = exp.select("*").from_(rows, dialect=dialect).subquery("r")
+        query = exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("r"))).from_(request)
         for n, (table, keys, features) in enumerate(self.tables, start=1):
-            on = " AND ".join(f"f{n}.{q(k)} = r.{q(k)}" for k in keys) or "true"  # no keys: one row
-            joins.append(f"LEFT JOIN {q(self.schema, table)} AS f{n} ON {on}")
-            outputs += [f"f{n}.{q(f)}" for f in features]
-        rows_sql = f"(SELECT * FROM {rows}) AS r"
-        where = self._missing(dialect).sql(dialect=dialect)
-        return (
-            f"(SELECT {', '.join(outputs)} FROM {rows_sql} {' '.join(joins)} WHERE {where}) AS indb_request"
-        )
+            alias = f"f{n}"
+            matches = [exp.column(k, alias, quoted=True).eq(exp.column(k, "r", quoted=True)) for k in keys]
+            on = exp.and_(*matches) if matches else exp.true()  # no keys: the one row
+            stored = exp.Table(
+                this=exp.to_identifier(table, quoted=True), db=exp.to_identifier(self.schema, quoted=True)
+            )
+            query = query.join(stored.as_(alias), on=on, join_type="left")
+            query = query.select(*(exp.column(f, alias, quoted=True) for f in features))
+        return query.where(self._missing(dialect)).subquery("indb_request")
 
     def _missing(self, dialect: str) -> exp.Expression:
         """A condition that raises "no stored features for <key>=<value>" for a request row
@@ -97,13 +103,29 @@ class ScoringTarget:
     compiled: Any = None  # the CompiledModel when runtime == "sql"
     features: FeatureJoin | None = None  # stored features to join, recorded with each prediction
 
-    def source(self, dialect: str, rows: str) -> str:
+    def source(self, dialect: str, rows: str | exp.Expression) -> str:
         """What the scoring statement reads: the request rows, with their stored features."""
-        return rows if self.features is None else self.features.source(dialect, rows)
+        if self.features is None:
+            return rows if isinstance(rows, str) else rows.sql(dialect=dialect)
+        return self.features.source(dialect, rows)
+
+    def relation(self, dialect: str, rows: str | exp.Expression) -> exp.Expression:
+        """:meth:`source` as a tree to build a statement around (``rows`` parsed if text)."""
+        if self.features is not None:
+            return self.features.relation(dialect, rows)
+        return relation(rows, dialect)
 
     @property
     def recorded(self) -> tuple[str, ...]:
         return () if self.features is None else self.features.columns
+
+
+def relation(rows: str | exp.Expression, dialect: str) -> exp.Expression:
+    """``rows`` (a table name, or a parenthesized query, with or without an alias) as a tree
+    for a FROM clause."""
+    if isinstance(rows, exp.Expression):
+        return rows
+    return exp.select("*").from_(rows, dialect=dialect).args["from_"].this
 
 
 @dataclass(frozen=True)
@@ -261,21 +283,35 @@ class Backend(ABC):
         self,
         trigger: str,
         table: Quoted,
-        body: Sequence[str],
+        body: Sequence[str] | None,
         *,
         function: Quoted | None = None,
         row: bool = False,
         definer: bool = False,
+        guard: tuple[str, str] | None = None,
+        arguments: Sequence[Quoted] = (),
+        before: bool = False,
+        attach: bool = True,
     ) -> list[str]:
         """Statements that make every INSERT into ``table`` run ``body`` (statements rendered
-        for this dialect) in the insert's transaction. Statement level (default): AFTER
-        INSERT, the inserted rows readable as ``new_rows``; ``row``: BEFORE INSERT, per row
-        as ``NEW``. Where triggers call a function (:attr:`trigger_functions`), ``function``
-        names it and ``definer`` makes it SECURITY DEFINER with a pinned search_path (every
-        object in ``body`` schema-qualified). Here the trigger holds its statement, so each
-        statement of ``body`` gets its own trigger: ``trigger``, ``trigger_2``, ... in order."""
-        if row:
-            raise NotImplementedError(f"{self.name} triggers fire per statement only")
+        for this dialect) in the insert's transaction: deployments, feature sets and humility
+        rules all build their triggers here. Statement level (default): AFTER INSERT, the
+        inserted rows readable as ``new_rows`` (``before``: BEFORE INSERT, no rows); ``row``:
+        BEFORE INSERT, per row as ``NEW``.
+
+        Where triggers call a function (:attr:`trigger_functions`), ``function`` names it:
+        ``body`` None means it exists already (shared by many tables) and only the trigger,
+        passing ``arguments``, is made; ``definer`` makes it SECURITY DEFINER with a pinned
+        search_path (every object in ``body`` schema-qualified); ``guard`` = (schema, table)
+        makes it refuse to run for any other table and raise errors from itself; ``attach``
+        False replaces the function only (its trigger is there already).
+
+        Here the trigger holds its statement, so each statement of ``body`` gets its own
+        trigger ``trigger``, ``trigger_2``, ... in order, made on every call."""
+        if row or before or body is None:
+            raise NotImplementedError(
+                f"{self.name} triggers hold their statements, fired after each statement"
+            )
         names = [trigger, *(f"{trigger}_{n}" for n in range(2, len(body) + 1))]
         return [
             self.render(

@@ -384,22 +384,16 @@ class DuckDBBackend(Backend):
         # The version is part of the trigger body, so every deploy replaces the trigger.
         q = self.quote
         body = self._score_rows(target, Quoted("new_rows"))
-        trigger = self.render(
-            "scoring",
-            "create_trigger",
-            trigger=q(f"{target.table}_score"),
-            table=q(target.table),
-            body=Quoted(body),
-        )
+        trigger = self.trigger_sql(f"{target.table}_score", q(target.table), [body])
         if not backfill:
-            return [trigger]
+            return trigger
         unscored = self.render(
             "deploy",
             "unscored_rows",
             table=q(target.table),
             predictions=q(f"{target.table}_predictions"),
         )
-        return [self._score_rows(target, Quoted(unscored)), trigger]
+        return [self._score_rows(target, Quoted(unscored)), *trigger]
 
     def _score_rows_compiled(self, target: ScoringTarget, source: Quoted) -> str:
         q = self.quote
@@ -452,7 +446,7 @@ class DuckDBBackend(Backend):
 
     def unscoring_sql(self, table: str) -> list[str]:
         q = self.quote
-        return [self.render("scoring", "drop_trigger", trigger=q(f"{table}_score"), table=q(table))]
+        return [self.drop_trigger_sql(f"{table}_score", q(table))]
 
     # -- doctor -------------------------------------------------------------------------------
     def health(self) -> list[Check]:

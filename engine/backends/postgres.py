@@ -18,11 +18,14 @@ from importlib import resources
 import pandas as pd
 import psycopg
 from psycopg.types.string import TextLoader
+from sqlglot import exp
 
 from indb import errors
-from indb.backends.base import Backend, Check, ModelRef, ScoringTarget
+from indb.backends.base import Backend, Check, ModelRef, ScoringTarget, relation
 from indb.identifiers import Quoted, join, quote
 from indb.sql import migrations, statement, statements
+from indb.udfs.compiler import dialects
+from indb.udfs.compiler.dialects import Pick
 
 _PG_TYPES = {"DOUBLE": "double precision", "BIGINT": "bigint", "VARCHAR": "text", "BOOLEAN": "boolean"}
 # information_schema type names, in the names the rest of indb uses (DuckDB's).
@@ -441,34 +444,58 @@ class PostgresBackend(Backend):
         self,
         trigger: str,
         table: Quoted,
-        body: Sequence[str],
+        body: Sequence[str] | None,
         *,
         function: Quoted | None = None,
         row: bool = False,
         definer: bool = False,
+        guard: tuple[str, str] | None = None,
+        arguments: Sequence[Quoted] = (),
+        before: bool = False,
+        attach: bool = True,
     ) -> list[str]:
         """One PL/pgSQL function ``function`` runs every statement of ``body``; the trigger
         calls it (see :meth:`Backend.trigger_sql`)."""
         if function is None:
             raise ValueError("triggers here call a function: give its schema-qualified name")
-        text = self.render(
-            "triggers", "row_body" if row else "statement_body", statements=Quoted("; ".join(body))
-        )
-        return [
-            self.render(
-                "triggers",
-                "create_definer_function" if definer else "create_function",
-                function=function,
-                body=self.literal(text),
-            ),
-            self.render(
-                "triggers",
-                "create_row_trigger" if row else "create_statement_trigger",
-                trigger=self.quote(trigger),
-                table=table,
-                function=function,
-            ),
-        ]
+        if before and row:
+            raise ValueError("row triggers fire before each row already: give row or before, not both")
+        result = []
+        if body is not None:
+            statements, returned = Quoted("; ".join(body)), Quoted("NEW" if row else "NULL")
+            if guard is None:
+                text = self.render("triggers", "body", statements=statements, result=returned)
+            else:
+                schema, name = guard
+                text = self.render(
+                    "triggers",
+                    "guarded_body",
+                    schema=self.literal(schema),
+                    table=self.literal(name),
+                    statements=statements,
+                    result=returned,
+                )
+            result.append(
+                self.render(
+                    "triggers",
+                    "create_definer_function" if definer else "create_function",
+                    function=function,
+                    body=self.literal(text),
+                )
+            )
+        if attach:
+            kind = "create_row_trigger" if row else "create_statement_trigger"
+            result.append(
+                self.render(
+                    "triggers",
+                    "create_before_statement_trigger" if before else kind,
+                    trigger=self.quote(trigger),
+                    table=table,
+                    function=function,
+                    arguments=join(arguments),
+                )
+            )
+        return result
 
     def scalar_function(self, name: str) -> Quoted:
         return self.quote("indb", name)
@@ -617,21 +644,22 @@ class PostgresBackend(Backend):
             self._require_plpython()
             if previous is not None:
                 result += self.unscoring_sql(target.table)
-            template = "create_row_trigger" if target.mode == "row" else "create_bulk_trigger"
-            result.append(
-                self.render(
-                    "scoring",
-                    template,
-                    trigger=q(f"{target.table}_score"),
-                    table=q(target.table),
-                    table_literal=self.literal(target.table),
-                )
+            function = "score_inserted_row" if target.mode == "row" else "score_inserted_rows"
+            result += self.trigger_sql(
+                f"{target.table}_score",
+                q(target.table),
+                None,
+                function=q("indb", function),
+                row=target.mode == "row",
+                arguments=[self.literal(target.table)],
             )
         if previous != target.runtime or not self._has_lock_trigger(target.table):
-            result.append(
-                self.render(
-                    "deploy", "create_lock_trigger", trigger=q(f"{target.table}_lock"), table=q(target.table)
-                )
+            result += self.trigger_sql(
+                f"{target.table}_lock",
+                q(target.table),
+                None,
+                function=q("indb", "lock_deployment"),
+                before=True,
             )
         return self._deployment_record(target) + result
 
@@ -684,7 +712,7 @@ class PostgresBackend(Backend):
             return 0
         scored = 0
         for start in range(int(low), int(high) + 1, self.backfill_batch):
-            unscored = self.render(
+            batch = self.render(
                 "deploy",
                 "unscored_batch",
                 table=q(target.table),
@@ -692,6 +720,7 @@ class PostgresBackend(Backend):
                 low=Quoted(str(int(start))),
                 high=Quoted(str(int(start) + self.backfill_batch)),
             )
+            unscored = relation(batch, self.dialect).as_("unscored")
             with self.transaction():
                 self.execute(statement("deploy", "lock_deployment_shared", self.dialect), {"table": name})
                 if target.compiled is not None:
@@ -700,14 +729,15 @@ class PostgresBackend(Backend):
                     )
                     if deployed != [(target.model.model, int(target.model.version), "sql")]:
                         return scored
-                    self.execute(self._compiled_insert(target, unscored + " AS unscored"))
+                    self.execute(self._compiled_insert(target, unscored))
                 else:
                     ((count,),) = self.rows(
                         self.render(
                             "scoring",
                             "backfill",
                             table_literal=self.literal(target.table),
-                            source=self.literal(unscored + " AS unscored"),
+                            # with its stored features joined, if any: the runtime runs it as it is
+                            source=self.literal(target.source(self.dialect, unscored)),
                         )
                     )
                     scored += int(count or 0)
@@ -766,39 +796,49 @@ class PostgresBackend(Backend):
             )
         return result
 
-    def _compiled_outputs(self, target: ScoringTarget, source: str) -> str:
+    def _compiled_outputs(self, target: ScoringTarget, source: str | exp.Expression) -> exp.Select:
         """SELECT of id, prediction, p0.. and the recorded features over ``source`` (with its
         stored features joined), the probabilities computed once per row (OFFSET 0 keeps the
         planner from copying the array into every column)."""
         compiled = target.compiled
         helpers = self.compiled_helpers(target.model)
         width = len(target.probability_columns)
-        values = [f"{compiled.prediction_sql(self.dialect, helpers)} AS indb_prediction"]
+        values = [exp.alias_(compiled.prediction_tree(self.dialect, helpers), "indb_prediction")]
         if compiled.probabilities:
-            values.append(f"{compiled.probabilities_array_sql(self.dialect, helpers)} AS indb_p")
-        inner = f"SELECT *, {', '.join(values)} FROM {target.source(self.dialect, source)} OFFSET 0"
-        picks = [f"indb_p[{i + 1}]" for i in range(len(compiled.probabilities))]
-        picks += ["NULL"] * max(0, width - len(picks))
-        outputs = ["id", "indb_prediction AS prediction"] + [f"{p} AS p{i}" for i, p in enumerate(picks)]
-        outputs += [self.quote(c).text for c in target.recorded]
-        return f"SELECT {', '.join(outputs)} FROM ({inner}) AS indb_scored"
+            values.append(exp.alias_(compiled.probabilities_tree(self.dialect, helpers), "indb_p"))
+        inner = exp.select(exp.Star(), *values).from_(target.relation(self.dialect, source)).offset(0)
+        picks: list[exp.Expression] = [
+            Pick(this=exp.column("indb_p"), index=i + 1) for i in range(len(compiled.probabilities))
+        ]
+        picks += [exp.null() for _ in range(max(0, width - len(picks)))]
+        outputs = [exp.column("id"), exp.alias_(exp.column("indb_prediction"), "prediction")]
+        outputs += [exp.alias_(p, f"p{i}") for i, p in enumerate(picks)]
+        outputs += [exp.column(c, quoted=True) for c in target.recorded]
+        return exp.select(*outputs).from_(inner.subquery("indb_scored"))
 
-    def _compiled_insert(self, target: ScoringTarget, source: str) -> str:
-        q = self.quote
+    def _compiled_insert(self, target: ScoringTarget, source: str | exp.Expression) -> str:
+        """INSERT of the predictions of the rows of ``source``, one tree rendered once."""
         ((schema,),) = self.rows("SELECT current_schema()")
-        recorded = [q(c).text for c in target.recorded]
-        columns = ", ".join(
-            ["id", "model", "model_version", "runtime", "prediction"]
-            + [q(c).text for c in target.probability_columns]
-            + recorded
+        recorded = [exp.to_identifier(c, quoted=True) for c in target.recorded]
+        probabilities = [exp.to_identifier(c, quoted=True) for c in target.probability_columns]
+        columns = [exp.to_identifier(c) for c in ("id", "model", "model_version", "runtime", "prediction")]
+        predictions = exp.Table(
+            this=exp.to_identifier(target.table + "_predictions", quoted=True),
+            db=exp.to_identifier(schema, quoted=True),
         )
-        width = len(target.probability_columns)
-        picks = ", ".join(["prediction", *(f"p{i}" for i in range(width)), *recorded])
-        return (
-            f"INSERT INTO {q(schema, target.table + '_predictions')} ({columns}) "
-            f"SELECT id, {self.literal(target.model.model)}, {int(target.model.version)}, 'sql', "
-            f"{picks} FROM ({self._compiled_outputs(target, source)}) AS indb_o"
-        )
+        values = [
+            exp.column("id"),
+            exp.Literal.string(target.model.model),
+            exp.Literal.number(int(target.model.version)),
+            exp.Literal.string("sql"),
+            exp.column("prediction"),
+            *(exp.column(f"p{i}") for i in range(len(probabilities))),
+            *(exp.column(c.copy()) for c in recorded),
+        ]
+        select = exp.select(*values).from_(self._compiled_outputs(target, source).subquery("indb_o"))
+        into = exp.Schema(this=predictions, expressions=columns + probabilities + recorded)
+        insert = exp.Insert(this=into, expression=select)
+        return dialects.render(insert, self.dialect)
 
     def _compiled_check(self, target: ScoringTarget) -> str:
         """PL/pgSQL refusing to score with a version that is no longer deployed. Inserts take
@@ -821,45 +861,45 @@ class PostgresBackend(Backend):
         """A PL/pgSQL trigger function per deployment holding the compiled model: no PL/Python.
         Switching versions replaces the function; the trigger is created once."""
         q = self.quote
-        function = q("indb", f"score_{target.table}")
+        picks = [f"p{i}" for i in range(len(target.probability_columns))]
         if target.mode == "row":
-            targets = ["NEW.model", "NEW.model_version", "NEW.runtime", "NEW.prediction"]
-            targets += [f"NEW.{q(c)}" for c in target.probability_columns]
-            values = [self.literal(target.model.model).text, str(int(target.model.version)), "'sql'"]
-            values += ["o.prediction"] + [f"o.p{i}" for i in range(len(target.probability_columns))]
-            outputs = self._compiled_outputs(target, "(SELECT NEW.*) AS r")
-            scoring = f"SELECT {', '.join(values)} INTO {', '.join(targets)} FROM ({outputs}) AS o"
-            returns = "NEW"
-            trigger = "create_compiled_row_trigger"
-        else:
-            scoring, returns = self._compiled_insert(target, "new_rows"), "NULL"
-            trigger = "create_compiled_trigger"
-        body = self.render(
-            "scoring",
-            "compiled_trigger_body",
-            schema=self.literal(self._schema()),
-            table=self.literal(target.table),
-            scoring=Quoted(f"{self._compiled_check(target)}; {scoring}"),
-            result=Quoted(returns),
-        )
-        result = [
-            self.render(
-                "scoring", "create_compiled_bulk_function", function=function, body=self.literal(body)
-            )
-        ]
-        if previous != "sql":
-            if previous is not None:
-                result += self.unscoring_sql(target.table)
-            result.append(
-                self.render(
-                    "scoring",
-                    trigger,
-                    trigger=q(f"{target.table}_score"),
-                    table=q(target.table),
-                    function=function,
+            fields = ["model", "model_version", "runtime", "prediction", *target.probability_columns]
+            record = exp.to_identifier("NEW")  # PL/pgSQL's row: unquoted
+            targets = [
+                Quoted(
+                    exp.Column(this=exp.to_identifier(c, quoted=i > 3), table=record.copy()).sql(self.dialect)
                 )
+                for i, c in enumerate(fields)
+            ]
+            values = [
+                self.literal(target.model.model),
+                Quoted(str(int(target.model.version))),
+                self.literal("sql"),
+            ]
+            values += [Quoted(exp.column(c, "o").sql(self.dialect)) for c in ("prediction", *picks)]
+            outputs = self._compiled_outputs(target, "(SELECT NEW.*) AS r")
+            scoring = self.render(
+                "scoring",
+                "score_compiled_row",
+                values=join(values),
+                targets=join(targets),
+                outputs=Quoted(dialects.render(outputs, self.dialect)),
             )
-        return result
+        else:
+            scoring = self._compiled_insert(target, "new_rows")
+        result = []
+        if previous not in (None, "sql"):
+            result += self.unscoring_sql(target.table)
+        return result + self.trigger_sql(
+            f"{target.table}_score",
+            q(target.table),
+            [self._compiled_check(target), scoring],
+            function=q("indb", f"score_{target.table}"),
+            row=target.mode == "row",
+            definer=True,
+            guard=(self._schema(), target.table),
+            attach=previous != "sql",
+        )
 
     def compiled_model_sql(self, ref: ModelRef, compiled, *, default: bool) -> list[str]:
         sig = ref.signature
@@ -878,10 +918,7 @@ class PostgresBackend(Backend):
 
     def unscoring_sql(self, table: str) -> list[str]:
         q = self.quote
-        return [
-            self.render("scoring", "drop_trigger", trigger=q(f"{table}_{name}"), table=q(table))
-            for name in ("score", "lock")
-        ]
+        return [self.drop_trigger_sql(f"{table}_{name}", q(table)) for name in ("score", "lock")]
 
     # -- doctor -------------------------------------------------------------------------------
     def health(self) -> list[Check]:

@@ -17,14 +17,6 @@ INSERT INTO {predictions} (id, model, model_version, runtime, prediction{probabi
 SELECT id, {model}, {version}, {runtime}, result.prediction{probability_values}{recorded}
 FROM (SELECT id, {function}({arguments}) AS result{recorded} FROM {source});
 
--- name: create_trigger
-CREATE OR REPLACE TRIGGER {trigger} AFTER INSERT ON {table}
-REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-{body};
-
--- name: drop_trigger
-DROP TRIGGER IF EXISTS {trigger} ON {table};
-
 -- name: create_compiled_macro
 CREATE OR REPLACE MACRO {name}({parameters}) AS {body};
 

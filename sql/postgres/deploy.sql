@@ -46,10 +46,6 @@ BEGIN
 END
 $indb$;
 
--- name: create_lock_trigger
-CREATE TRIGGER {trigger} BEFORE INSERT ON {table}
-FOR EACH STATEMENT EXECUTE FUNCTION indb.lock_deployment();
-
 -- name: lock_request_table
 LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;
 

@@ -57,18 +57,6 @@ COMMENT ON FUNCTION {name}({argument_types}) IS {comment};
 -- name: drop_function
 DROP FUNCTION IF EXISTS {signature};
 
--- name: create_bulk_trigger
-CREATE TRIGGER {trigger} AFTER INSERT ON {table}
-REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-EXECUTE FUNCTION indb.score_inserted_rows({table_literal});
-
--- name: create_row_trigger
-CREATE TRIGGER {trigger} BEFORE INSERT ON {table}
-FOR EACH ROW EXECUTE FUNCTION indb.score_inserted_row({table_literal});
-
--- name: drop_trigger
-DROP TRIGGER IF EXISTS {trigger} ON {table};
-
 -- name: backfill
 SELECT indb.score_unscored_rows({table_literal}, {source});
 
@@ -103,35 +91,9 @@ LANGUAGE sql STABLE PARALLEL SAFE AS {body};
 CREATE OR REPLACE FUNCTION {name}({parameters}) RETURNS {return_type}
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS {body};
 
--- name: create_compiled_bulk_function
-CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS {body};
-
--- name: compiled_trigger_body
--- A compiled trigger function's body: first the check that the table firing it is the one
--- deployed (anyone owning a table can attach a trigger function), then the scoring; an error
--- is raised again from here, so its context names this function, not the compiled SQL
--- (coefficients, categories) an INSERT-only client must not see.
-BEGIN
-    IF TG_TABLE_SCHEMA IS DISTINCT FROM {schema} OR TG_TABLE_NAME IS DISTINCT FROM {table} THEN
-        RAISE EXCEPTION 'IntegrityError: % fired on %.%, which is not the deployed table %.%; nothing was written',
-            TG_NAME, TG_TABLE_SCHEMA, TG_TABLE_NAME, {schema}, {table} USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    BEGIN
-        {scoring};
-    EXCEPTION WHEN OTHERS THEN
-        RAISE EXCEPTION USING ERRCODE = SQLSTATE, MESSAGE = SQLERRM;
-    END;
-    RETURN {result};
-END
-
--- name: create_compiled_trigger
-CREATE TRIGGER {trigger} AFTER INSERT ON {table}
-REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {function}();
-
--- name: create_compiled_row_trigger
-CREATE TRIGGER {trigger} BEFORE INSERT ON {table}
-FOR EACH ROW EXECUTE FUNCTION {function}();
+-- name: score_compiled_row
+-- A compiled row trigger's scoring (PL/pgSQL): the outputs for the row NEW into its columns.
+SELECT {values} INTO {targets} FROM ({outputs}) AS o
 
 -- name: create_fail_function
 -- Raises an error from inside an SQL expression (compiled models refuse NULL inputs with it).
