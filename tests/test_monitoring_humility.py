@@ -41,3 +41,20 @@ def test_rules_log_override_and_reject(db, mixed_pipeline, loans):
     db.sql(INSERT + "(55000, 9000, 12, 3, 'boat')")
     last = db.sql("SELECT prediction FROM requests_predictions ORDER BY id DESC LIMIT 1")
     assert last.prediction.iloc[0] == "default"
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_humility_function_runs_only_for_its_own_table(db, mixed_pipeline, loans):
+    """indb.humility_<t>() is SECURITY DEFINER: attached to another table (by anyone who was
+    given EXECUTE by mistake) it refuses before it writes anything."""
+    db.register_model("m", mixed_pipeline, sample=loans[COLUMNS])
+    db.deploy("m", table="requests")
+    db.add_humility_rule("requests", "income_range", "outside_range", "income", action="log")
+    db.sql("CREATE TABLE other (LIKE requests INCLUDING DEFAULTS)")
+    db.sql(
+        "CREATE TRIGGER steal AFTER INSERT ON other REFERENCING NEW TABLE AS new_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION indb.humility_requests()"
+    )
+    with pytest.raises(Exception, match="not the deployed table"):
+        db.sql("INSERT INTO other (id, income, debt, age, tenure, purpose) VALUES (1, 9e6, 1, 30, 2, 'car')")
+    assert db.sql("SELECT count(*) AS n FROM indb.humility_events").n[0] == 0

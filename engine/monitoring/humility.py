@@ -184,5 +184,6 @@ def install(backend: Backend, table: str) -> None:
         [log, override],
         function=q("indb", f"humility_{table}"),
         definer=True,
+        guard=(schema, table),  # a definer function: it runs only for the table it was made for
     ):
         backend.execute(text)
