@@ -18,6 +18,7 @@ from onnx import TensorProto, helper
 
 import indb
 from tests.conftest import NUMERIC
+from tests.test_trust import _verify
 
 pytestmark = pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 COLUMNS = ", ".join(NUMERIC)
@@ -325,15 +326,6 @@ def test_upgrade_fills_schemas_and_content_hashes_of_earlier_deployments(db, log
 
 
 # -- 10.6: the audit log ---------------------------------------------------------------------------
-def _verify(url: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "indb.cli", "audit", "verify", "--db", url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_audit_log_is_append_only_chained_and_logs_direct_catalog_changes(db, logistic, loans):
     db.register_model("m", logistic, sample=loans[NUMERIC])
     db.deploy("m", table="requests")
