@@ -18,7 +18,7 @@ from indb.backends.base import Backend, FeatureJoin, ScoringTarget
 from indb.errors import DeploymentError, NotFoundError
 from indb.identifiers import Quoted, join
 from indb.sql import statement
-from indb.sqltypes import COMPATIBLE, base_type
+from indb.sqltypes import COMPATIBLE, base_type, spelled
 
 RUNTIMES = ("auto", "sql", "onnx")
 # Columns a row-mode deployment adds to the request table (besides probability_<class>).
@@ -131,7 +131,10 @@ def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple
         # only when a column is missing: ALTER TABLE blocks every writer of the table
         result.append(
             backend.render(
-                "deploy", "add_row_prediction_columns", table=q(table), prediction_type=prediction_type
+                "deploy",
+                "add_row_prediction_columns",
+                table=q(table),
+                prediction_type=Quoted(spelled(sig.prediction_type, backend.dialect)),
             )
         )
     elif present is None:

@@ -53,6 +53,24 @@ def test_psql_scores_through_the_trigger_and_the_function(db, forest, loans):
     assert float(function[1]) == pytest.approx(expected, abs=1e-5)
 
 
+@pytest.mark.parametrize("runtime", ["onnx", "sql"])
+def test_row_mode_deploys_a_regressor(db, boosted_regressor, loans, fresh_loans, runtime):
+    """Row mode added `prediction DOUBLE` to the request table, a type PostgreSQL does not
+    know: every row-mode regressor deploy failed."""
+    db.register_model("m", boosted_regressor, sample=loans[NUMERIC])
+    db.deploy("m", table="requests", mode="row", runtime=runtime)
+    rows = fresh_loans[NUMERIC].head(5)
+    with psycopg.connect(db.url, autocommit=True) as app:
+        got = [
+            app.execute(
+                f"INSERT INTO requests ({COLUMNS}) VALUES (%s, %s, %s, %s) RETURNING prediction",
+                [float(r.income), float(r.debt), int(r.age), float(r.tenure)],
+            ).fetchone()[0]
+            for r in rows.itertuples(index=False)
+        ]
+    np.testing.assert_allclose(got, boosted_regressor.predict(rows), rtol=1e-5, atol=1e-5)
+
+
 def test_row_mode_returns_the_prediction_in_one_round_trip(db, mixed_pipeline, loans, fresh_loans):
     columns = NUMERIC + ["purpose"]
     db.register_model("m", mixed_pipeline, sample=loans[columns])
