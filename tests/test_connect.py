@@ -77,3 +77,14 @@ def test_two_connections_to_one_file_share_models(tmp_path, logistic, loans):
         first.register_model("lr", logistic, sample=loans[["income", "debt", "age", "tenure"]])
         result = second.sql("SELECT predict_lr(50000.0, 1000.0, 30, 2.0) AS p")
         assert result.p[0] in ("default", "repaid")
+
+
+def test_closing_twice_leaves_other_connections_to_the_file_open(tmp_path):
+    """A second close released the shared DuckDB instance again (KeyError, or the file
+    detached under another open connection)."""
+    url = f"duckdb://{tmp_path}/x.duckdb"
+    first, second = indb.connect(url), indb.connect(url)
+    first.close()
+    first.close()
+    assert second.sql("SELECT 42 AS answer").answer[0] == 42
+    second.close()

@@ -254,7 +254,12 @@ class DuckDBBackend(Backend):
         return errors.DatabaseError(_SYSTEM_SUGGESTION.sub("", text))
 
     def close(self) -> None:
+        """Idempotent: a second close must not release the shared instance a second time (it
+        would detach the file under another connection that still uses it)."""
         with _open_lock:
+            if getattr(self, "_closed", False):
+                return
+            self._closed = True
             _open.get(self.scope, weakref.WeakSet()).discard(self)
         _disconnect(self.path, self.con)
 
