@@ -268,7 +268,7 @@ def _features_from(backend: Backend, features_from, sig) -> tuple[FeatureJoin, l
         for key, key_type in zip(fs.keys, fs.key_types, strict=True):
             if key not in [k.name for k in keys] and key not in [r.name for r in request]:
                 keys.append(RequestColumn(key, identifiers.sql_type(key_type).text))
-    ((schema,),) = backend.rows("SELECT current_schema()")
+    schema = backend.current_schema()
     tables = tuple((fs.online_table, fs.keys, tuple(used[fs.name])) for fs in chosen)
     join = FeatureJoin(tables, schema, backend.fail_function)
     types = {f: provider[f][1].data_type for f in join.columns}

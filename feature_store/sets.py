@@ -486,7 +486,7 @@ def online_trigger_sql(backend: Backend, fs: FeatureSet) -> list[str]:
     ``Backend.trigger_sql`` builds it, as it does humility rules' triggers). Its function runs
     as the inserting role (not SECURITY DEFINER), like the insert itself."""
     q = backend.quote
-    ((schema,),) = backend.rows(statement("triggers", "current_schema", backend.dialect))
+    schema = backend.current_schema()
     return backend.trigger_sql(
         f"{fs.table}_latest",
         q(fs.table),

@@ -17,8 +17,9 @@ from typing import Any
 import pandas as pd
 from sqlglot import exp
 
+from indb.errors import DatabaseError
 from indb.identifiers import Quoted, literal, quote
-from indb.sql import render
+from indb.sql import render, statement
 from indb.udfs.signature import Signature
 
 
@@ -197,10 +198,8 @@ class Backend(ABC):
         from indb.sql import split_script
         from indb.sql import transpile as rewrite
 
-        for statement in split_script(text):
-            self.execute(
-                rewrite(statement, self.dialect) if transpile and self.dialect != "duckdb" else statement
-            )
+        for part in split_script(text):
+            self.execute(rewrite(part, self.dialect) if transpile and self.dialect != "duckdb" else part)
 
     def read_only_catalog(self, latest: int) -> int | None:
         """The catalog's version when this connection may not install or upgrade it (checked
@@ -277,6 +276,16 @@ class Backend(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def current_schema(self) -> str:
+        """The schema unqualified names resolve to: where request tables, feature tables and
+        their triggers live, and what trigger and monitor statements qualify them with."""
+        ((schema,),) = self.rows(statement("triggers", "current_schema", self.dialect))
+        if schema is None:
+            raise DatabaseError(
+                "no current schema: the search_path names no schema that exists (SET search_path TO ...)"
+            )
+        return schema
 
     # -- triggers -----------------------------------------------------------------------------
     def trigger_sql(

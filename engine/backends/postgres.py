@@ -669,8 +669,7 @@ class PostgresBackend(Backend):
     backfill_batch = 20_000
 
     def _qualified(self, table: str) -> str:
-        ((schema,),) = self.rows("SELECT current_schema()")
-        return self.quote(schema, table).text
+        return self.quote(self.current_schema(), table).text
 
     def _has_lock_trigger(self, table: str) -> bool:
         if self.table_columns(table) is None:
@@ -746,7 +745,7 @@ class PostgresBackend(Backend):
     def _deployment_record(self, target: ScoringTarget) -> list[str]:
         """The deployment row's schema and content hash (its trigger functions check both before
         writing) and the grants its tables give indb's roles; run after the row is written."""
-        schema = self._schema()
+        schema = self.current_schema()
         content = target.model.content_hash
         values = {
             "schema": self.literal(schema),
@@ -760,12 +759,6 @@ class PostgresBackend(Backend):
             )
             result.append(grant)  # not on a managed server installed without a superuser
         return result
-
-    def _schema(self) -> str:
-        ((schema,),) = self.rows("SELECT current_schema()")
-        if schema is None:
-            raise errors.DeploymentError("no schema to deploy into: the search_path names none that exists")
-        return schema
 
     def compiled_helpers(self, ref: ModelRef | None) -> tuple[str, str]:
         if ref is None:
@@ -818,7 +811,7 @@ class PostgresBackend(Backend):
 
     def _compiled_insert(self, target: ScoringTarget, source: str | exp.Expression) -> str:
         """INSERT of the predictions of the rows of ``source``, one tree rendered once."""
-        ((schema,),) = self.rows("SELECT current_schema()")
+        schema = self.current_schema()
         recorded = [exp.to_identifier(c, quoted=True) for c in target.recorded]
         probabilities = [exp.to_identifier(c, quoted=True) for c in target.probability_columns]
         columns = [exp.to_identifier(c) for c in ("id", "model", "model_version", "runtime", "prediction")]
@@ -897,7 +890,7 @@ class PostgresBackend(Backend):
             function=q("indb", f"score_{target.table}"),
             row=target.mode == "row",
             definer=True,
-            guard=(self._schema(), target.table),
+            guard=(self.current_schema(), target.table),
             attach=previous != "sql",
         )
 

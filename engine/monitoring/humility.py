@@ -146,7 +146,7 @@ def install(backend: Backend, table: str) -> None:
     PostgreSQL they run in a SECURITY DEFINER function with search_path pg_catalog, pg_temp."""
     found = backend.rows(statement("humility", "rules", backend.dialect), {"deployment": table})
     q = backend.quote
-    ((schema,),) = backend.rows(statement("triggers", "current_schema", backend.dialect))
+    schema = backend.current_schema()
     target_table = q(schema, table)
     for suffix in _TRIGGERS:
         backend.execute(backend.drop_trigger_sql(f"{table}_{suffix}", target_table))

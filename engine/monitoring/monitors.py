@@ -428,7 +428,7 @@ def create(
     limits = _thresholds(chosen, thresholds)
     if backend.rows(statement("monitoring", "get_monitor", backend.dialect), {"name": name}):
         raise MonitorError(f"monitor {name!r} exists; drop it first (db.drop_monitor)")
-    ((schema,),) = backend.rows(statement("triggers", "current_schema", backend.dialect))
+    schema = backend.current_schema()
     q = backend.quote
     probability_columns = list(deployments.probability_columns(mv.classes))
     install(backend)
