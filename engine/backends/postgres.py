@@ -82,6 +82,15 @@ _OUR_ERRORS = {
 }
 RUNTIME_MODULE = "plpython_runtime.py"
 # What a non-superuser owner of the catalog runs of sql/postgres/privileges.sql.
+# indb's roles by what they are for (the names the catalog creates).
+ROLE_NAMES = {
+    "reader": "indb_reader",
+    "app": "indb_app",
+    "developer": "indb_developer",
+    "approver": "indb_approver",
+    "admin": "indb_admin",
+}
+
 _OWNER_PRIVILEGES = (
     "revoke_schema",
     "revoke_tables",
@@ -154,6 +163,11 @@ class PostgresBackend(Backend):
         self.has_plpython = False
         self.conn.execute('SET search_path TO "$user", public, indb')
         ((self.superuser,),) = self.rows("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+
+    def role_slots(self) -> dict[str, Quoted]:
+        """indb's roles as template slots ``{reader}``, ``{app}``, ``{developer}``, ``{approver}``,
+        ``{admin}``: SQL in sql/postgres/ names roles only through these."""
+        return {key: quote(name, dialect=self.dialect) for key, name in ROLE_NAMES.items()}
 
     # -- statements ---------------------------------------------------------------------------
     def execute(self, sql: str, params: dict | Sequence | None = None) -> None:
