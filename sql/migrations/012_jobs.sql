@@ -69,3 +69,8 @@ FROM indb.jobs j
 LEFT JOIN indb.job_runs last_run
        ON last_run.id = (SELECT max(r.id) FROM indb.job_runs r WHERE r.job = j.name);
 COMMENT ON VIEW indb.job_status IS 'Each job with its last run (status, times, error), last success, failed runs since that success and the next due time.';
+
+-- A job that keeps failing raises an alert like a monitor does: kind 'job', monitor = the job's
+-- name, feature 'job', metric 'consecutive_failures', value = failures in a row, threshold = the
+-- job's alert_after_failures, run_id = the job run; while open, later failures update it.
+ALTER TABLE indb.alerts ADD COLUMN IF NOT EXISTS kind VARCHAR DEFAULT 'monitor';
