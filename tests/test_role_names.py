@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 import indb
+from indb.backends import open_backend
 from indb.backends.postgres_roles import PURPOSES
 from tests.conftest import NUMERIC, pg_database
 from tests.test_trust_postgres import COLUMNS, ROW, login_role
@@ -42,8 +43,9 @@ def _names(prefix: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def custom(pg_dsn, logistic, loans):
-    """indb installed under chosen names, a model deployed in bulk and row mode: (db, names)."""
+def custom(pg_dsn, pg_template, logistic, loans):
+    """indb installed under chosen names, a model deployed in bulk and row mode: (db, names).
+    After pg_template, so that the default roles exist in the cluster (and must stay unused)."""
     prefix = f"t{uuid.uuid4().hex[:6]}_"
     names = _names(prefix)
     with fresh_database(pg_dsn, list(names.values())) as url, pytest.MonkeyPatch.context() as env:
@@ -173,6 +175,11 @@ def test_later_connects_and_hints_use_the_recorded_names(custom):
     db, names = custom
     with indb.connect(db.url) as again:  # no roles= and no INDB_ROLE_*: the recorded names
         assert again.backend.role_names == names
+    backend = open_backend(db.url)  # SQL templates' slots, before any install step ran
+    try:
+        assert backend.role_slots()["app"].text == f'"{names["app"]}"'
+    finally:
+        backend.close()
     with login_role(db, names["reader"]) as (name, url):
         with indb.connect(url) as reader_db:
             assert reader_db.backend.role_names == names
@@ -307,8 +314,7 @@ def test_a_catalog_from_before_configurable_names_keeps_the_defaults(db):
     """Privileges installed before migration 013 were granted to indb_*: the upgrade records those
     names and refuses others."""
     comment = db.sql("SELECT obj_description('indb'::regnamespace, 'pg_namespace') AS c").c[0]
-    db.sql("DELETE FROM indb.roles")
-    db.sql("COMMENT ON SCHEMA indb IS 'indb''s catalog: models, deployments, monitors; indb privileges 0123'")
+    db.sql("DELETE FROM indb.roles")  # as after migration 013 on such a catalog
     with pytest.raises(indb.InvalidNameError, match="installed with the default names"):
         indb.connect(db.url, roles={"app": "loan_app"})
     with indb.connect(db.url) as again:

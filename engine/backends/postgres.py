@@ -151,6 +151,7 @@ class PostgresBackend(Backend):
         # names replace them once read (_settle_roles).
         self.requested_roles = postgres_roles.requested(roles, os.environ)
         self.role_names = postgres_roles.DEFAULTS | self.requested_roles
+        self._roles_read = False  # whether role_names came from the catalog (or it has none)
         try:
             self.conn = psycopg.connect(url, autocommit=True)
         except psycopg.Error as e:
@@ -168,7 +169,9 @@ class PostgresBackend(Backend):
     def role_slots(self) -> dict[str, Quoted]:
         """indb's roles as template slots ``{reader}``, ``{app}``, ``{developer}``, ``{approver}``,
         ``{admin}``: SQL in sql/postgres/ names roles only through these. The names this
-        database's catalog records (read at connect), else those asked for or the defaults."""
+        database's catalog records, else those asked for or the defaults."""
+        if not self._roles_read:  # e.g. an install step that runs before install_privileges
+            self._settle_roles(self.installed_roles())
         return {key: quote(name, dialect=self.dialect) for key, name in self.role_names.items()}
 
     def _role(self, purpose: str) -> str:
@@ -188,13 +191,18 @@ class PostgresBackend(Backend):
         if installed:
             postgres_roles.check_same(self.requested_roles, installed, "recorded in indb.roles at install")
             self.role_names = postgres_roles.DEFAULTS | installed
+        self._roles_read = True
 
-    def _record_roles(self, previous_comment: str | None) -> None:
+    def _record_roles(self) -> None:
         """The first install by a superuser (under the catalog lock): the chosen names go into
         indb.roles. A catalog whose privileges were installed before names were configurable
         has the default roles already. Refused: a superuser or BYPASSRLS role (grants would
         mean nothing to it, and row-level security keeps production from developers)."""
-        if previous_comment and "indb privileges " in previous_comment:
+        ((before,),) = self.rows(
+            statement("roles", "installed_before", self.dialect),
+            {"reader": postgres_roles.DEFAULTS["reader"]},
+        )
+        if before:
             postgres_roles.check_same(
                 self.requested_roles,
                 postgres_roles.DEFAULTS,
@@ -410,7 +418,7 @@ class PostgresBackend(Backend):
             comment = self._schema_comment()
             recording = not installed and self.superuser
             if recording:
-                self._record_roles(comment)
+                self._record_roles()
                 installed = self.role_names
             texts, fingerprint = self._privileges(recorded=bool(installed))
             if not (comment and fingerprint in comment):

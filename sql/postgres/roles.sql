@@ -20,3 +20,9 @@ SELECT rolname, rolsuper, rolbypassrls FROM pg_catalog.pg_roles WHERE rolname = 
 
 -- name: record
 INSERT INTO indb.roles (purpose, role_name, created) VALUES ($purpose, $role_name, $created);
+
+-- name: installed_before
+-- Whether privileges.sql ran here before names were configurable (and so granted to the
+-- default roles): the default reader role may use schema indb.
+SELECT coalesce(bool_or(has_schema_privilege(r.oid, 'indb', 'USAGE')), false)
+FROM pg_catalog.pg_roles AS r WHERE r.rolname = $reader;
