@@ -65,7 +65,9 @@ def test_occurrences_between():
     got = s.occurrences(datetime(2025, 1, 1, 1), datetime(2025, 1, 1, 4, 30))
     assert got == [datetime(2025, 1, 1, h) for h in (1, 2, 3, 4)]
     assert s.occurrences(datetime(2025, 1, 1, 1), datetime(2025, 1, 2, 1), limit=3) == [
-        datetime(2025, 1, 1, 23), datetime(2025, 1, 2, 0), datetime(2025, 1, 2, 1)
+        datetime(2025, 1, 1, 23),
+        datetime(2025, 1, 2, 0),
+        datetime(2025, 1, 2, 1),
     ]
 
 

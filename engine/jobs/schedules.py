@@ -102,16 +102,16 @@ def parse(text: str, zone: str | None = "UTC") -> Schedule:
     zone = zone or "UTC"
     timezone(zone)
     if not isinstance(text, str) or not text.strip():
-        raise ScheduleError("a schedule is a cron expression ('*/15 * * * *'), @hourly/@daily/"
-                            "@weekly/@monthly/@yearly, or an interval ('15 minutes'); got "
-                            f"{text!r}")
+        raise ScheduleError(
+            "a schedule is a cron expression ('*/15 * * * *'), @hourly/@daily/"
+            "@weekly/@monthly/@yearly, or an interval ('15 minutes'); got "
+            f"{text!r}"
+        )
     cleaned = " ".join(text.split())
     if cleaned.startswith("@"):
         expression = NAMED.get(cleaned.lower())
         if expression is None:
-            raise ScheduleError(
-                f"unknown schedule name {cleaned!r}: use one of {', '.join(sorted(NAMED))}"
-            )
+            raise ScheduleError(f"unknown schedule name {cleaned!r}: use one of {', '.join(sorted(NAMED))}")
         return Schedule(cleaned, zone, cron=expression)
     interval = _INTERVAL.match(cleaned)
     if interval:
