@@ -14,6 +14,7 @@ server, which does the same; :func:`run` only calls it.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import threading
@@ -27,6 +28,7 @@ from indb.jobs.clock import SYSTEM, Clock
 from indb.sql import statement
 
 HOST = socket.gethostname()
+log = logging.getLogger("indb.jobs")
 RUNNERS = ("scheduler", "manual")
 
 # One lock per (database, job) in this process: a DuckDB file has one writing process, so
@@ -161,6 +163,7 @@ def skip(
             "pid": os.getpid(),
         },
     )
+    log.info("job %s: run %d skipped: %s", job.name, run_id, error)
     return Run(int(run_id), job.name, "skipped", 1, reason, error, scheduled_for=scheduled_for)
 
 
@@ -189,6 +192,7 @@ def _attempt(
         },
     )
     run_id = int(run_id)
+    log.info("job %s: run %d started (attempt %d, %s)", job.name, run_id, attempt, reason)
     watch = _Watch(backend)
     watch.run_id = run_id
     key = (_scope(backend), job.name)
@@ -231,6 +235,7 @@ def _attempt(
             "error": error,
         },
     )
+    log.info("job %s: run %d %s%s", job.name, run_id, status, f": {error}" if error else "")
     return Run(
         run_id,
         job.name,
