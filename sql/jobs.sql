@@ -88,9 +88,9 @@ FROM indb.job_runs WHERE id = $id;
 SELECT id, job, scheduled_for, started_at, finished_at, status, attempt, reason, rows_affected,
        result, error, runner, host, pid
 FROM indb.job_runs
-WHERE $job IS NULL OR job = $job
+WHERE CAST($job AS VARCHAR) IS NULL OR job = $job
 ORDER BY id DESC
-LIMIT $limit;
+LIMIT CAST($limit AS INTEGER);
 
 -- name: consecutive_failures
 SELECT consecutive_failures FROM indb.job_status WHERE name = $name;
