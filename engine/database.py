@@ -473,7 +473,9 @@ class Database:
         this is ``CALL indb.run_monitor(name)``, which pg_cron can schedule."""
         from indb.monitoring import runner
 
-        return self._call(runner.run, name, since=since)
+        summary = self._call(runner.run, name, since=since)
+        self._wake_scheduler()  # jobs waiting for its alerts (on_alert) run now
+        return summary
 
     def monitor_results(self, name: str) -> pd.DataFrame:
         from indb.monitoring import monitors

@@ -131,6 +131,13 @@ def test_timeout_interrupts_the_query(db):
     assert runs(db, "forever").status.tolist() == ["timed_out"]
 
 
+def test_a_python_action_past_its_timeout_is_recorded_timed_out(db):
+    db.schedule("sleepy", "@daily", "test_sleep", seconds=0.6, timeout=0.1)
+    run = db.run_job("sleepy")
+    assert run.status == "timed_out" and run.result == {"slept": 0.6}
+    assert run.error == "timed out after 0.1 s: the action ran on to its end (not between statements)"
+
+
 def test_failures_are_recorded_and_raise_one_alert(db):
     db.schedule("broken", "@daily", "test_fail", message="the source is gone", alert_after_failures=2)
     first = db.run_job("broken")

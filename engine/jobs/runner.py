@@ -220,7 +220,8 @@ def _attempt(
             _running.pop(key, None)
     if watch.reason is not None and (error is not None or watch.reason.startswith("timed out")):
         status = "timed_out" if watch.reason.startswith("timed out") else "failed"
-        error = f"{watch.reason}" + (f": {error}" if error else "")
+        # Python code between statements cannot be interrupted: it ran on past its timeout.
+        error = f"{watch.reason}: " + (error or "the action ran on to its end (not between statements)")
     elif error is not None:
         status = "failed"
     rows = result.get("rows") if result else None
