@@ -85,7 +85,7 @@ class JobSpec:
 
     def options(self) -> dict:
         """The options object of ``indb.schedule(name, schedule, action, arguments, options)``."""
-        return {
+        given = {
             "timezone": self.timezone,
             "on_alert": self.on_alert,
             "retries": self.retries,
@@ -96,6 +96,7 @@ class JobSpec:
             "comment": self.comment,
             "enabled": self.enabled,
         }
+        return {key: value for key, value in given.items() if value is not None}
 
 
 def job_name(value: object) -> str:
