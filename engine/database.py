@@ -658,6 +658,10 @@ class Database:
 
         if getattr(self, "_scheduler", None) is not None:
             raise SchedulerError("this connection's scheduler is running already")
+        if self.backend.supports_procedures:
+            raise SchedulerError(
+                f"{self.backend.name} runs jobs itself (pg_cron calls indb.run_job): no indb scheduler needed"
+            )
         path = getattr(self.backend, "path", None)
         if path == ":memory:" or path is None:
             raise SchedulerError(

@@ -407,3 +407,47 @@ def test_sigterm_mid_run(path, grace, status):
             assert history.error.iloc[0].startswith("the scheduler stopped (SIGTERM)")
         assert db.sql("SELECT * FROM indb.job_runs WHERE status = 'running'").empty
         assert Scheduler(db.backend).run_due() == []  # the scheduler's lock was released
+
+
+# -- PostgreSQL: the same Python API calls the server's functions (sql/postgres/jobs.sql) --------
+
+
+def test_python_api_on_postgres_calls_the_server(pg_dsn):
+    """Runs once the server side (indb.schedule, indb.run_job) is installed by the backend."""
+    import psycopg
+
+    from tests.pg_fixtures import require_pg_extension
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        require_pg_extension(conn, "pg_cron")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+    with indb.connect(pg_dsn) as db:
+        if (
+            db.backend.rows("SELECT to_regprocedure('indb.schedule(text,text,text,jsonb,jsonb)')")[0][0]
+            is None
+        ):
+            pytest.skip("indb.schedule is not installed on this branch (the pgjobs part of issue 12)")
+        plan = db.schedule("pg_sql_job", "*/5 * * * *", "sql", statement="SELECT 1", dry_run=True)
+        assert str(plan).startswith("SELECT indb.schedule(") and '"statement": \\"SELECT 1\\"' not in str(
+            plan
+        )
+        job = db.schedule("pg_sql_job", "*/5 * * * *", "sql", statement="SELECT 1", retries=1, comment="c")
+        assert (job.schedule, job.retries, job.comment, job.arguments) == (
+            "*/5 * * * *",
+            1,
+            "c",
+            {"statement": "SELECT 1"},
+        )
+        run = db.run_job("pg_sql_job")
+        assert run.status == "succeeded" and run.job == "pg_sql_job"
+        history = db.job_runs("pg_sql_job")
+        assert history.status.tolist() == ["succeeded"] and history.runner.iloc[0] == "manual"
+        assert db.jobs().set_index("name").loc["pg_sql_job"].last_status == "succeeded"
+        db.enable_job("pg_sql_job", False)
+        assert not db.job("pg_sql_job").enabled
+        with pytest.raises(SchedulerError, match="pg_cron"):
+            db.start_scheduler()
+        db.unschedule("pg_sql_job")
+        assert "pg_sql_job" not in db.jobs().name.tolist()
+        with pytest.raises(indb.IndbError):
+            db.schedule("pg_bad", "61 * * * *", "sql", statement="SELECT 1")

@@ -258,10 +258,8 @@ def plan_unschedule(backend: Backend, name: str) -> Plan:
 def unschedule(backend: Backend, name: str, *, dry_run: bool = False) -> Plan:
     """Remove a job (its runs stay in ``indb.job_runs``)."""
     plan = plan_unschedule(backend, name)
-    if not dry_run:
-        ((removed,),) = _run(backend, plan)[0] or [(True,)]
-        if removed is False:
-            raise NotFoundError("job", name)
+    if not dry_run:  # an unknown job: NotFoundError from get() or from the server's function
+        _run(backend, plan)
     return plan
 
 
@@ -284,9 +282,7 @@ def enable(
 ) -> Plan:
     plan = plan_enable(backend, name, enabled, clock)
     if not dry_run:
-        found = _run(backend, plan)[0]
-        if found and found[0][0] is False:
-            raise NotFoundError("job", name)
+        _run(backend, plan)
     return plan
 
 
