@@ -107,3 +107,41 @@ def test_invalid_schedules(text, words):
 def test_invalid_zone_suggests():
     with pytest.raises(ScheduleError, match="unknown time zone 'Europe/Pari'; did you mean 'Europe/Paris'"):
         parse("@daily", "Europe/Pari")
+
+
+def test_occurrences_count_back_from_the_end():
+    minute = parse("* * * * *")
+    import time
+
+    started = time.perf_counter()
+    got = minute.occurrences(datetime(2020, 1, 1), datetime(2025, 1, 1), limit=5)
+    assert time.perf_counter() - started < 2  # five years of minutes are not walked
+    assert got == [datetime(2024, 12, 31, 23, m) for m in (56, 57, 58, 59)] + [datetime(2025, 1, 1)]
+    seven = parse("7 minutes")
+    assert seven.occurrences(datetime(2025, 1, 1), datetime(2025, 1, 1, 0, 30)) == [
+        seven.next_run(datetime(2025, 1, 1)) + __import__("datetime").timedelta(minutes=7 * k)
+        for k in range(4)
+    ]
+    assert seven.previous(datetime(1970, 1, 1, 0, 14)) == datetime(1970, 1, 1, 0, 7)
+
+
+def test_across_a_dst_change_times_only_move_forward():
+    for text in ("1 hour", "30 * * * *", "1 day", "0 2 * * *"):
+        s = parse(text, "Europe/Paris")
+        moment = datetime(2025, 3, 29)
+        for _ in range(60):  # across 2025-03-30 (spring forward) ...
+            following = s.next_run(moment)
+            assert following > moment
+            moment = following
+        moment = datetime(2025, 10, 25)
+        for _ in range(60):  # ... and 2025-10-26 (fall back)
+            following = s.next_run(moment)
+            assert following > moment
+            moment = following
+    hourly, cron = parse("1 hour", "Europe/Paris"), parse("0 * * * *", "Europe/Paris")
+    for start in (datetime(2025, 10, 25, 22), datetime(2025, 3, 29, 22)):
+        a = b = start
+        for _ in range(6):  # the hour a DST change repeats runs twice, as cron does
+            a, b = hourly.next_run(a), cron.next_run(b)
+            assert a == b
+            assert hourly.previous(a + __import__("datetime").timedelta(minutes=1)) == a

@@ -147,7 +147,10 @@ class Scheduler:
             ):
                 if self.stopping.is_set():
                     break
-                done += self._run_scheduled(name, now)
+                try:
+                    done += self._run_scheduled(name, now)
+                except Exception as e:  # removed meanwhile, say: the other jobs still run
+                    log.error("indb scheduler: job %s: %s", name, self.backend.translate(e))
             if not self.stopping.is_set():
                 done += self._run_alerted()
         finally:

@@ -72,25 +72,46 @@ class Schedule:
             return found.astimezone(UTC).replace(tzinfo=None)
         step = self.interval_seconds
         wall = local.replace(tzinfo=None)
-        count = int((wall - _EPOCH).total_seconds() // step) + 1
+        count = int((wall - _EPOCH).total_seconds() // step)  # its own slot may repeat later
         while True:
-            candidate = (_EPOCH + timedelta(seconds=count * step)).replace(tzinfo=tz)
-            found = candidate.astimezone(UTC).replace(tzinfo=None)
-            if found > after:  # a wall-clock time repeated by a DST change can map back
-                return found
+            wall_time = _EPOCH + timedelta(seconds=count * step)
+            for fold in (0, 1):  # a wall-clock time a DST change repeats: both, in order
+                found = wall_time.replace(tzinfo=tz, fold=fold).astimezone(UTC).replace(tzinfo=None)
+                if found > after:
+                    return found
             count += 1
 
+    def previous(self, before: datetime) -> datetime:
+        """The last due time strictly before ``before`` (naive UTC in and out)."""
+        tz = timezone(self.zone)
+        local = before.replace(tzinfo=UTC).astimezone(tz)
+        if self.cron is not None:
+            found = croniter(self.cron, local).get_prev(datetime)
+            return found.astimezone(UTC).replace(tzinfo=None)
+        step = self.interval_seconds
+        wall = local.replace(tzinfo=None)
+        count = -int(-(wall - _EPOCH).total_seconds() // step)  # ceil
+        while True:
+            wall_time = _EPOCH + timedelta(seconds=count * step)
+            for fold in (1, 0):
+                found = wall_time.replace(tzinfo=tz, fold=fold).astimezone(UTC).replace(tzinfo=None)
+                if found < before:
+                    return found
+            count -= 1
+
     def occurrences(self, start: datetime, until: datetime, limit: int = MAX_OCCURRENCES) -> list[datetime]:
-        """Due times from ``start`` (included when due) up to ``until`` (included), at most
-        ``limit`` of them: the latest ones when there are more."""
+        """Due times from ``start`` (included when due) up to ``until`` (included), oldest
+        first: the latest ``limit`` of them when there are more (counted back from ``until``,
+        so a scheduler down for a year does not walk every minute of it)."""
         found: list[datetime] = []
-        moment = self.next_run(start - timedelta(microseconds=1))
-        while moment <= until:
+        cursor = until + timedelta(microseconds=1)
+        while len(found) < limit:
+            moment = self.previous(cursor)
+            if moment < start:
+                break
             found.append(moment)
-            if len(found) > limit:
-                del found[0]
-            moment = self.next_run(moment)
-        return found
+            cursor = moment
+        return found[::-1]
 
     def __str__(self) -> str:
         return self.text if self.zone == "UTC" else f"{self.text} ({self.zone})"
