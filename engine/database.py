@@ -652,7 +652,8 @@ class Database:
 
     def start_scheduler(self, *, poll: float = 30.0, grace: float = 30.0):
         """Run due jobs on a background thread of this process, on a connection of its own,
-        until :meth:`stop_scheduler` or :meth:`close`. Refused when another scheduler runs the
+        until :meth:`stop_scheduler` or :meth:`close` (which give a run under way ``grace``
+        seconds, then interrupt it: recorded failed). Refused when another scheduler runs the
         jobs of this database (in this process or another)."""
         from indb.jobs.scheduler import Scheduler, SchedulerError
 

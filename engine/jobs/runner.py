@@ -108,12 +108,14 @@ def run(
     scheduled_for: datetime | None = None,
     clock: Clock = SYSTEM,
     stop: threading.Event | None = None,
+    job: Job | None = None,
 ) -> Run:
-    """Run a job now (with its retries) and return its last attempt."""
+    """Run a job now (with its retries) and return its last attempt; ``job``: its row, when
+    the caller has just read it."""
     if backend.supports_procedures:
         ((run_id,),) = backend.rows(statement("jobs", "server_run_job", backend.dialect), {"name": name})
         return get_run(backend, run_id)
-    job = get(backend, name)
+    job = job if job is not None and job.name == name else get(backend, name)
     key = (_scope(backend), name)
     with _guard:
         lock = _locks.setdefault(key, threading.Lock())

@@ -191,6 +191,7 @@ class Scheduler:
                     scheduled_for=moment,
                     clock=self.clock,
                     stop=self.stopping,
+                    job=job,
                 )
             )
             last = moment
