@@ -231,6 +231,7 @@ def test_due_jobs_run_once_at_their_time(db, clock):
     clock.set(datetime(2025, 1, 1, 0, 59))
     assert scheduler.tick() == []
     assert scheduler.seconds_to_next() == 30.0  # poll bounds the sleep
+    assert Scheduler(db.backend, clock=clock, poll=3600).seconds_to_next() == 60.0  # else the next due
     clock.set(datetime(2025, 1, 1, 1, 0))
     done = scheduler.tick()
     assert [(r.status, r.reason, r.scheduled_for) for r in done] == [
@@ -333,6 +334,25 @@ def test_start_scheduler_runs_due_jobs_and_stops_with_close(path):
     assert not scheduler.thread.is_alive()
     with indb.connect(path) as again:  # the lock went with it
         again.start_scheduler(poll=0.2)
+
+
+def test_close_interrupts_a_run_past_the_grace(path):
+    db = indb.connect(path)
+    db.schedule("forever", "0 0 1 1 *", "test_query_forever")
+    _make_due(db, "forever")
+    try:
+        db.start_scheduler(poll=0.2, grace=0.3)
+        deadline = time.time() + 20
+        while time.time() < deadline and db.sql("SELECT 1 FROM indb.job_runs WHERE status = 'running'").empty:
+            time.sleep(0.05)
+    finally:
+        started = time.perf_counter()
+        db.close()
+    assert time.perf_counter() - started < 10
+    with indb.connect(path) as again:
+        history = again.job_runs("forever")
+        assert history.status.tolist() == ["failed"]
+        assert history.error.iloc[0].startswith("the scheduler stopped: ")
 
 
 def test_a_second_scheduler_is_refused(path):

@@ -17,6 +17,7 @@ so tests and the demo drive it.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -271,7 +272,13 @@ class Scheduler:
         self.acquire()
         self.thread = threading.Thread(target=self.loop, name="indb-scheduler", daemon=True)
         self.thread.start()
+        # A process that ends without stop(): a DuckDB statement still running on the thread
+        # would abort the interpreter's exit.
+        atexit.register(self._stop_at_exit)
         return self
+
+    def _stop_at_exit(self) -> None:
+        self.stop(0, "the process exited")
 
     def wake(self) -> None:
         """Look at the jobs again now (one was created or changed)."""
@@ -280,6 +287,7 @@ class Scheduler:
     def stop(self, grace: float | None = None, reason: str | None = None) -> bool:
         """Stop after the run under way, waiting ``grace`` seconds for it before interrupting it
         (recorded ``failed`` with ``reason``). True when the thread ended."""
+        atexit.unregister(self._stop_at_exit)
         grace = self.grace if grace is None else grace
         if reason:
             self.stop_reason = reason
