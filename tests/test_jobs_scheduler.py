@@ -215,7 +215,9 @@ def test_unschedule_and_enable_are_audited(db):
     assert db.job("j").next_run is not None
     db.run_job("j")
     db.unschedule("j")
-    assert db.jobs().empty and len(db.job_runs()) == 1  # the history stays
+    assert db.jobs().empty and len(db.job_runs("j")) == 1  # the history stays
+    with pytest.raises(indb.NotFoundError, match="job 'k' does not exist"):
+        db.job_runs("k")
     logged = db.sql("SELECT action FROM indb.audit_log WHERE object = 'j' ORDER BY id").action.tolist()
     assert logged == ["schedule_job", "disable_job", "enable_job", "unschedule_job"]
     with pytest.raises(indb.NotFoundError, match="job 'j' does not exist"):

@@ -292,6 +292,7 @@ def jobs(backend: Backend) -> pd.DataFrame:
 
 def runs(backend: Backend, name: str | None = None, limit: int = 100) -> pd.DataFrame:
     """The latest runs, newest first, of one job or all."""
-    if name is not None:
-        get(backend, name)
-    return backend.query(statement("jobs", "job_runs", backend.dialect), {"job": name, "limit": int(limit)})
+    found = backend.query(statement("jobs", "job_runs", backend.dialect), {"job": name, "limit": int(limit)})
+    if found.empty and name is not None:
+        get(backend, name)  # a name that is no job (a removed job's runs are still shown)
+    return found
