@@ -355,7 +355,8 @@ def window_statements(
     took from a feature store are recorded there, as the model used them)."""
     columns = [_column(relation, f) for f, relation in sources.items()]
     columns += [
-        _column("p", c) for c in ("id", "model_version", "prediction", *probability_columns, "scored_at")
+        _column("p", c)
+        for c in ("id", "model_version", "prediction", *probability_columns, "scored_at")
     ]
     table, predictions = tables
     create = backend.render(
