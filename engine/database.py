@@ -655,7 +655,7 @@ class Database:
         until :meth:`stop_scheduler` or :meth:`close` (which give a run under way ``grace``
         seconds, then interrupt it: recorded failed). Refused when another scheduler runs the
         jobs of this database (in this process or another)."""
-        from indb.jobs.scheduler import Scheduler, SchedulerError
+        from indb.jobs.scheduler import Scheduler, SchedulerError, lock_path
 
         if getattr(self, "_scheduler", None) is not None:
             raise SchedulerError("this connection's scheduler is running already")
@@ -663,14 +663,11 @@ class Database:
             raise SchedulerError(
                 f"{self.backend.name} runs jobs itself (pg_cron calls indb.run_job): no indb scheduler needed"
             )
-        path = getattr(self.backend, "path", None)
-        if path == ":memory:" or path is None:
+        if lock_path(self.backend) is None:
             raise SchedulerError(
                 "start_scheduler() needs a database file (its thread opens a connection of its own)"
             )
-        import os
-
-        scheduler = Scheduler.open(f"duckdb://{os.path.abspath(path)}", poll=poll, grace=grace)
+        scheduler = Scheduler.open(self.url, poll=poll, grace=grace)
         try:
             scheduler.start()
         except BaseException:

@@ -473,3 +473,11 @@ def test_python_api_on_postgres_calls_the_server(pg_dsn):
         assert "pg_sql_job" not in db.jobs().name.tolist()
         with pytest.raises(indb.IndbError):
             db.schedule("pg_bad", "61 * * * *", "sql", statement="SELECT 1")
+
+
+def test_an_in_memory_database_has_no_scheduler_thread():
+    with indb.connect("duckdb:///:memory:") as db:
+        with pytest.raises(SchedulerError, match="needs a database file"):
+            db.start_scheduler()
+        db.schedule("j", "@daily", "test_noop")
+        assert db.run_job("j").ok  # runs by hand still work
