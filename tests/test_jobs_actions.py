@@ -21,10 +21,11 @@ DAYS = [datetime(2024, 3, d) for d in range(1, 11)]
 PER_DAY = 40
 
 
-def act(db, name: str, now: datetime = NOW, run_id: int = 1, **arguments) -> dict:
+def act(db, name: str, now: datetime = NOW, run_id: int = 1, owner: str | None = None, **arguments) -> dict:
     """Run an action as a job would: arguments checked, then run with a context."""
     action = actions.get(name)
-    context = Context(job="test", run_id=run_id, owner=db.backend.user, scheduled_for=None, now=now)
+    owner = owner or db.backend.user
+    context = Context(job="test", run_id=run_id, owner=owner, scheduled_for=None, now=now)
     return action.run(db.backend, action.check(arguments), context)
 
 
@@ -37,6 +38,7 @@ def _rows(day: datetime, seed: int) -> pd.DataFrame:
             "y": rng.exponential(1, PER_DAY),
             "c": rng.choice(list("abc"), PER_DAY),
             "created_at": [day + timedelta(minutes=30 * i) for i in range(PER_DAY)],
+            "event_time": [day + timedelta(days=2, minutes=30 * i) for i in range(PER_DAY)],
         }
     )
 
@@ -48,7 +50,7 @@ def aged(db, days=DAYS) -> None:
     model, _ = _model()
     first = _rows(days[0], 0)
     db.write_table("requests", first.iloc[:0], replace=True)
-    db.register_model("m", model, sample=first.drop(columns="created_at"))
+    db.register_model("m", model, sample=first[["x", "y", "c"]])
     db.deploy("m", table="requests")
     add_days(db, days)
 
@@ -56,7 +58,10 @@ def aged(db, days=DAYS) -> None:
 def add_days(db, days) -> None:
     for day in days:
         db.write_table("incoming", _rows(day, day.day), replace=True)
-        db.sql("INSERT INTO requests (x, y, c, created_at) SELECT x, y, c, created_at FROM incoming")
+        db.sql(
+            "INSERT INTO requests (x, y, c, created_at, event_time) "
+            "SELECT x, y, c, created_at, event_time FROM incoming"
+        )
     db.sql(
         "UPDATE requests_predictions AS p SET scored_at = r.created_at FROM requests AS r "
         "WHERE r.id = p.id AND r.created_at < CAST($now AS TIMESTAMP)",
@@ -191,6 +196,29 @@ def test_retain_keeps_what_monitors_still_read(tmp_path):
     assert len(got) > 0 and got["window_start"].nunique() == 7
     pd.testing.assert_frame_equal(got, want)
     assert {"accuracy"} <= set(got.metric)  # labels kept: early labels of kept rows too
+    db.close()
+
+
+def test_retain_keeps_the_rows_of_a_monitor_windowed_by_a_request_column(tmp_path):
+    """A monitor by event_time (two days after created_at): its kept windows hold rows scored
+    before its last window; the cutoff moves back to the earliest of them."""
+    db = indb.connect(f"duckdb://{tmp_path}/t.duckdb")
+    aged(db, DAYS[:4])
+    reference = ("2024-03-03", "2024-03-04")
+    for name in ("early", "late"):
+        db.create_monitor(name, "requests", reference=reference, window="1 day", time_column="event_time")
+    db.run_monitor("early")  # last_window: day 4 + 2
+    add_days(db, DAYS[4:])
+    db.run_monitor("late")
+    before = tables(db)
+    result = act(db, "retain", deployment="requests", days=2, batch_size=50)
+    assert result["monitors"]["early"] == "2024-03-06 00:00:00"
+    assert result["cutoff"] == "2024-03-04 00:00:00"  # created/scored two days before event_time
+    assert kept(db) == expected_after(before, DAYS[3])
+    db.run_monitor("early")
+    got, want = _results(db, "early", datetime(2024, 3, 6)), _results(db, "late", datetime(2024, 3, 6))
+    assert got["window_start"].nunique() == 7
+    pd.testing.assert_frame_equal(got, want)
     db.close()
 
 
@@ -450,3 +478,7 @@ def test_sql_action_runs_one_statement(db):
         with pytest.raises(indb.IndbError, match=message):
             act(db, "sql", statement=text)
     assert db.sql("SELECT v FROM t").v.tolist() == [1]
+    if db.backend.supports_procedures:  # a server with roles: never with another user's rights
+        with pytest.raises(indb.IndbError, match="runs its SQL as its owner 'someone_else'"):
+            act(db, "sql", owner="someone_else", statement="DELETE FROM t")
+        assert db.sql("SELECT v FROM t").v.tolist() == [1]
