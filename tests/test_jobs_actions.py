@@ -144,8 +144,7 @@ def test_retain_a_subset_of_tables(db):
     assert set(result["deleted"]) == {"predictions"} and result["batches"] == 1
 
 
-def test_retain_archives_into_table_archive(tmp_path):
-    db = indb.connect(f"duckdb://{tmp_path}/a.duckdb")
+def test_retain_archives_into_table_archive(db):
     aged(db)
     before = {k: db.sql(f"SELECT * FROM {t}") for k, t in _NAMES.items()}
     result = act(db, "retain", deployment="requests", days=5, archive=True, batch_size=64)
@@ -155,9 +154,14 @@ def test_retain_archives_into_table_archive(tmp_path):
         archived = db.sql(f"SELECT * FROM {table}_archive")
         assert list(archived.columns) == list(before[kind].columns)
         assert len(archived) == result["deleted"][kind] > 0
-        both = pd.concat([after, archived]).sort_values(list(after.columns)).reset_index(drop=True)
-        assert both.equals(before[kind].sort_values(list(after.columns)).reset_index(drop=True))
-    db.close()
+        order = list(after.columns)
+        both = pd.concat([after, archived]).sort_values(order).reset_index(drop=True)
+        assert both.equals(before[kind].sort_values(order).reset_index(drop=True))
+    again = act(db, "retain", deployment="requests", days=3, archive=True, batch_size=64)
+    assert again["rows"] > 0  # into the archive tables made by the first sweep
+    assert len(db.sql("SELECT * FROM requests_predictions_archive")) == sum(
+        r["deleted"]["predictions"] for r in (result, again)
+    )
 
 
 _NAMES = {
@@ -347,11 +351,9 @@ def test_run_monitor_action(db):
 
 
 @pytest.fixture
-def store(tmp_path):
-    db = indb.connect(f"duckdb://{tmp_path}/fs.duckdb")
+def store(db):
     db.create_entity("customer", keys=["customer_id"])
-    yield db
-    db.close()
+    return db
 
 
 def test_ingest_action_appends_a_query(store):
