@@ -2,6 +2,11 @@
 -- indb.identifiers; values are bound. Every statement that changes rows returns one row: the
 -- number of rows it changed (DuckDB's INSERT/DELETE do; sql/postgres/jobs_actions.sql counts).
 
+-- name: local_time
+-- A naive UTC time ($now: the run's) as the session's local time: deployment tables keep
+-- local times (their defaults are current_timestamp), and so do monitors' windows.
+SELECT CAST(CAST($now AS TIMESTAMP) AT TIME ZONE 'UTC' AS TIMESTAMP);
+
 -- name: deployment_monitors
 -- retain: what each monitor on a deployment still reads (it re-runs from last_window).
 SELECT name, last_window, time_column, window_seconds FROM indb.monitors

@@ -136,6 +136,17 @@ def test_retain_deletes_what_a_brute_force_reference_says_in_batches(db):
     assert act(db, "retain", deployment="requests", days=4.5, batch_size=37)["rows"] == 0
 
 
+def test_retain_compares_in_the_sessions_local_time(db):
+    """Deployment tables hold local times (current_timestamp): the run's UTC time is converted."""
+    db.sql("SET TimeZone = 'Asia/Kolkata'")  # UTC+5:30, no daylight saving
+    aged(db)
+    before = tables(db)
+    result = act(db, "retain", deployment="requests", days=4.5)
+    local = NOW + timedelta(hours=5, minutes=30) - timedelta(days=4.5)
+    assert result["requested_cutoff"] == local.isoformat(sep=" ")
+    assert kept(db) == expected_after(before, local)
+
+
 def test_retain_a_subset_of_tables(db):
     aged(db)
     before = tables(db)

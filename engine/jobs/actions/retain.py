@@ -4,8 +4,9 @@ Arguments: ``days`` (>= 0); ``deployment`` with optional ``tables`` (any of ``re
 ``predictions``, ``ground_truth``; default all three), or ``job_runs: true``; ``batch_size``
 (10000) and ``archive`` (false). Statements: sql/jobs_actions.sql.
 
-What goes, for a deployment (its tables' own times: ``created_at``, ``scored_at``,
-``observed_at``, compared with the run's time as naive UTC):
+What goes, for a deployment (by its tables' own times, ``created_at``, ``scored_at`` and
+``observed_at``, which hold the session's local time as their defaults write it: the run's
+time is converted to it; job runs are in UTC):
 
 1. The cutoff starts at ``now - days``. Monitors on the deployment re-run from their
    ``last_window``, so the cutoff moves back to the oldest ``last_window``, then to the start
@@ -75,12 +76,16 @@ def run(backend, arguments: dict, context) -> dict:
     deployment = arguments.get("deployment")
     if (deployment is None) == (not job_runs):
         raise IndbError("action 'retain' needs either a deployment or job_runs: true (not both)")
-    requested = context.now - timedelta(days=days)
     if job_runs:
         if arguments.get("tables") is not None:
             raise IndbError("action 'retain': tables applies to a deployment, not to job_runs")
+        requested = context.now - timedelta(days=days)  # job_runs' times are UTC
         sweep = _job_runs(backend, requested, context.run_id)
     else:
+        ((now,),) = backend.rows(
+            statement("jobs_actions", "local_time", backend.dialect), {"now": context.now}
+        )
+        requested = _timestamp(now) - timedelta(days=days)
         sweep = _deployment(backend, deployment, arguments.get("tables"), requested)
     sweep.result |= {"requested_cutoff": requested.isoformat(sep=" "), "archive": archive}
     if sweep.kinds:
