@@ -110,7 +110,10 @@ def expected_after(before: dict[str, pd.DataFrame], cutoff: datetime, kinds=None
 
 
 def kept(db) -> dict[str, set]:
-    now = tables(db)
+    return kept_of(tables(db))
+
+
+def kept_of(now: dict[str, pd.DataFrame]) -> dict[str, set]:
     g = now["ground_truth"]
     return {
         "requests": set(now["requests"].id),
@@ -134,6 +137,31 @@ def test_retain_deletes_what_a_brute_force_reference_says_in_batches(db):
     assert gone["requests"] < (before["requests"].created_at < cutoff).sum()  # early labels kept some
     # a second sweep finds nothing more
     assert act(db, "retain", deployment="requests", days=4.5, batch_size=37)["rows"] == 0
+
+
+def test_retain_commits_batch_by_batch(db):
+    """Each batch is its own transaction: when one fails (here an archive table refusing ids
+    from 100 on), the batches before it stay done and the failing one changes nothing."""
+    aged(db)
+    before = tables(db)
+    db.sql(
+        "CREATE TABLE requests_archive (x DOUBLE PRECISION, y DOUBLE PRECISION, c VARCHAR, "
+        "created_at TIMESTAMP, event_time TIMESTAMP, id BIGINT CHECK (id < 100))"
+    )
+    with pytest.raises(Exception, match="(?i)check"):
+        act(db, "retain", deployment="requests", days=4.5, batch_size=30, archive=True)
+    done = expected_after(before, NOW - timedelta(days=4.5))
+    untouched = kept_of(before)
+    want = {
+        kind: {e for e in done[kind] if _id(e) < 91} | {e for e in untouched[kind] if _id(e) >= 91}
+        for kind in done
+    }
+    assert kept(db) == want
+    assert want != untouched and db.sql("SELECT max(id) AS m FROM requests_archive").m[0] < 91
+
+
+def _id(entry) -> int:
+    return int(entry[0] if isinstance(entry, tuple) else entry)
 
 
 def test_retain_compares_in_the_sessions_local_time(db):
