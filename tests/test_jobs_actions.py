@@ -131,6 +131,7 @@ def test_retain_deletes_what_a_brute_force_reference_says_in_batches(db):
     want = expected_after(before, cutoff)
     assert kept(db) == want
     assert result["cutoff"] == result["requested_cutoff"] == cutoff.isoformat(sep=" ")
+    assert "note" not in result and result["monitors"] == {}
     gone = {k: len(before[k]) - len(want[k]) for k in want}
     assert result["deleted"] == gone and result["rows"] == sum(gone.values()) > 0
     assert result["batches"] > 3
@@ -231,6 +232,7 @@ def test_retain_keeps_what_monitors_still_read(tmp_path):
     result = act(db, "retain", deployment="requests", days=2, batch_size=50)
     assert result["monitors"] == {"early": "2024-03-04 00:00:00", "late": "2024-03-10 00:00:00"}
     assert result["cutoff"] == "2024-03-04 00:00:00"  # not now - 2 days: 'early' reads from day 4
+    assert "monitor 'early' still reads rows from 2024-03-04 00:00:00" in result["note"]
     assert kept(db) == expected_after(before, DAYS[3])
     assert min(tables(db)["predictions"].scored_at) >= pd.Timestamp(DAYS[3])
 

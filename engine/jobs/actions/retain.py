@@ -134,9 +134,11 @@ def _deployment(backend, name, tables, requested: datetime) -> Sweep:
         kinds = tuple(k for k in kinds if k != "requests")
         note.append(f"requests kept: {target.table!r} has no created_at time column")
     result: dict = {"deployment": target.table, "tables": list(kinds), "rows": 0}
-    cutoff, monitors, never = _monitor_cutoff(backend, target, request_columns, requested)
+    cutoff, monitors, never, holder = _monitor_cutoff(backend, target, request_columns, requested)
     result["monitors"] = monitors
     result["cutoff"] = cutoff.isoformat(sep=" ")
+    if holder is not None and not never:
+        note.append(f"monitor {holder!r} still reads rows from {result['cutoff']} on")
     if never:
         note.append(
             f"monitor {never[0]!r} has never run: it reads every row of {target.table!r}, so nothing "
@@ -150,15 +152,13 @@ def _deployment(backend, name, tables, requested: datetime) -> Sweep:
 
 
 def _monitor_cutoff(backend, target, request_columns, requested):
-    """(cutoff, monitor -> last_window, monitors that never ran): see the module's 1."""
-    from indb.monitoring import monitors as monitoring
-
+    """(cutoff, monitor -> last_window, monitors that never ran, the monitor that moved the
+    cutoff back or None): see the module's 1."""
     found = backend.rows(
         statement("jobs_actions", "deployment_monitors", backend.dialect),
         {"deployment": target.table, "schema": backend.current_schema()},
     )
-    cutoff, windows, never, shown = requested, [], [], {}
-    q = backend.quote
+    cutoff, windows, never, shown, holder = requested, [], [], {}, None
     for name, last_window, time_column, seconds in found:
         last = _timestamp(last_window)
         shown[name] = None if last is None else last.isoformat(sep=" ")
@@ -166,35 +166,40 @@ def _monitor_cutoff(backend, target, request_columns, requested):
             never.append(name)
             continue
         if time_column is None:
-            cutoff = min(cutoff, last)
             windows.append(int(seconds))
-            continue
-        kind = request_columns.get(time_column, "TIMESTAMP")
-        window_time = monitoring._window_time(backend, "r", time_column, kind)
-        request_time = Quoted(
-            f"r.{q('created_at')}" if "created_at" in request_columns else f"p.{q('scored_at')}"
-        )
-        floor = backend.rows(
-            backend.render(
-                "jobs_actions",
-                "time_column_floor",
-                table=q(target.table),
-                predictions=q(target.predictions_table),
-                window_time=window_time,
-                request_time=request_time,
-            ),
-            {"since": last},
-        )
-        for value in floor[0]:
-            moment = _timestamp(value)
-            if moment is not None:
-                cutoff = min(cutoff, moment)
+            needed = last
+        else:
+            needed = _time_column_floor(backend, target, request_columns, time_column, last)
+        if needed is not None and needed < cutoff:
+            cutoff, holder = needed, name
     while windows:  # into the start of the window it falls in, for every window length
         floored = min(_bucket(cutoff, seconds) for seconds in windows)
         if floored == cutoff:
             break
         cutoff = floored
-    return cutoff, shown, never
+    return cutoff, shown, never, holder
+
+
+def _time_column_floor(backend, target, request_columns, time_column, last) -> datetime | None:
+    """The earliest scored_at or created_at of the rows a monitor windowed by a request column
+    reads from its last window on (None: no such rows)."""
+    from indb.monitoring import monitors as monitoring
+
+    q = backend.quote
+    kind = request_columns.get(time_column, "TIMESTAMP")
+    request_time = Quoted(
+        f"r.{q('created_at')}" if "created_at" in request_columns else f"p.{q('scored_at')}"
+    )
+    text = backend.render(
+        "jobs_actions",
+        "time_column_floor",
+        table=q(target.table),
+        predictions=q(target.predictions_table),
+        window_time=monitoring._window_time(backend, "r", time_column, kind),
+        request_time=request_time,
+    )
+    moments = [_timestamp(v) for v in backend.rows(text, {"since": last})[0]]
+    return min((m for m in moments if m is not None), default=None)
 
 
 def _job_runs(backend, requested: datetime, run_id: int) -> Sweep:
