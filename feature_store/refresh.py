@@ -20,6 +20,7 @@ from indb.feature_store.sets import FeatureSet, FeatureStoreError
 from indb.sql import statement
 
 FRAMES = ("DataFrame", "Table", "RecordBatchReader")
+STORED_LENGTH = 10_000  # sets._create keeps this much of the source's text
 
 
 def stored_source(backend: Backend, fs: FeatureSet) -> str:
@@ -39,6 +40,11 @@ def stored_source(backend: Backend, fs: FeatureSet) -> str:
         raise FeatureStoreError(
             f"{where} was created from an in-memory {source}, not a table or query: nothing to "
             "refresh from; ingest rows with a query instead"
+        )
+    if len(source) >= STORED_LENGTH:
+        raise FeatureStoreError(
+            f"{where}: its stored source was cut at {STORED_LENGTH:,} characters, so it cannot be "
+            "re-read; ingest rows with a query instead (or a view holding the query as its source)"
         )
     return str(source)
 

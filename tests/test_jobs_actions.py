@@ -472,6 +472,11 @@ def test_refresh_feature_set_without_a_stored_query_is_refused(store):
         act(store, "refresh_feature_set", feature_set="framed")
     with pytest.raises(indb.IndbError, match="'empty' version 1 has no stored source query"):
         act(store, "refresh_feature_set", feature_set="empty")
+    store.write_table("raw", customer_rows(50), replace=True)
+    long = "SELECT * FROM raw WHERE " + " OR ".join(f"customer_id = {i}" for i in range(1000))
+    store.create_feature_set("long", "customer", source=long, event_time="ts")
+    with pytest.raises(indb.IndbError, match="stored source was cut at 10,000 characters"):
+        act(store, "refresh_feature_set", feature_set="long")
     assert int(store.sql("SELECT count(*) AS n FROM fs_framed").n[0]) == 50
 
 
