@@ -20,8 +20,11 @@ time is converted to it; job runs are in UTC):
 
 The sweep goes through request ids in ranges of ``batch_size`` (ids from the smallest to the
 largest id of a row older than the cutoff); each range is one transaction holding its three
-statements, so a concurrent insert waits for at most one batch. With ``archive`` the rows are
-first copied to ``<table>_archive`` in the same schema (created like the table when missing).
+statements, so a concurrent insert waits for at most one batch (call it outside a
+transaction: inside one, every batch would join it). A failing batch changes nothing and
+stops the sweep; the batches before it stay done. With ``archive`` the rows are first copied
+to ``<table>_archive`` in the same schema (created like the table when missing; an archive
+whose columns no longer match its table fails the first batch).
 
 For ``job_runs``: finished runs (``finished_at`` before ``now - days``) go, except each job's
 last run, its last successful run (``indb.job_status`` reads both) and the run doing the
