@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+import indb
+
 
 def indb_cli(*args: str, cwd) -> subprocess.CompletedProcess:
     return subprocess.run(
@@ -35,6 +37,20 @@ def test_demo_runs_the_whole_loop_in_an_empty_folder(demo_folder):
     assert "streaming applications" in result.stderr and "100%" in result.stderr
     # Versions 1 and 2 both scored rows: the demo retrains and switches mid-stream.
     assert "versions 1 and 2" in out
+
+
+def test_demo_runs_its_monitor_and_retention_as_jobs(demo_folder):
+    """Eight Mondays 06:00 and nine weekly sweeps fall in the 60 streamed days (from 2026-02-04)."""
+    folder, result = demo_folder
+    with indb.connect(f"duckdb://{folder}/indb.duckdb") as db:
+        runs = db.sql("SELECT job, status, count(*) AS n FROM indb.job_runs GROUP BY 1, 2 ORDER BY 1")
+        assert runs.to_dict("records") == [
+            {"job": "loans_drift", "status": "succeeded", "n": 8},
+            {"job": "loans_retention", "status": "succeeded", "n": 9},
+        ]
+        (results,) = db.sql("SELECT count(*) FROM indb.monitor_results WHERE monitor = 'loans'").iloc[0]
+        assert results > 0
+    assert "job runs (the scheduler, on a simulated clock" in result.stdout
 
 
 def test_models_list_show_and_sql(demo_folder):
