@@ -502,7 +502,7 @@ BEGIN
             USING ERRCODE = 'undefined_column';
     END IF;
     -- deployment tables hold local times (DEFAULT current_timestamp), as monitors read them
-    cutoff := pg_catalog.localtimestamp() - pg_catalog.make_interval(secs => (spec ->> 'days')::double precision * 86400);
+    cutoff := LOCALTIMESTAMP - pg_catalog.make_interval(secs => (spec ->> 'days')::double precision * 86400);
     SELECT pg_catalog.min(m.last_window) INTO kept FROM indb.monitors AS m
     WHERE m.deployment = d.table_name AND m.schema_name = d.schema_name;
     IF kept IS NOT NULL AND kept < cutoff THEN
@@ -547,6 +547,7 @@ DECLARE
     n bigint;
     caller text;
     lock_key integer;
+    batches integer;
 BEGIN
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     IF runner IS NULL OR runner NOT IN ('manual', 'pg_cron') THEN
@@ -576,6 +577,7 @@ BEGIN
         run_rows := NULL;
         IF j.action = 'retain' THEN
             run_rows := 0;
+            batches := 0;
             step := 1;
             LOOP
                 BEGIN
@@ -594,13 +596,14 @@ BEGIN
                     EXIT;
                 END IF;
                 run_rows := run_rows + n;
+                batches := batches + 1;
                 COMMIT;  -- each batch on its own: concurrent inserts wait for one batch at most
                 PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
                 IF n < coalesce((j.arguments ->> 'batch_size')::bigint, 10000) THEN
                     step := step + 1;
                 END IF;
             END LOOP;
-            run_result := pg_catalog.jsonb_build_object('rows', run_rows);
+            run_result := pg_catalog.jsonb_build_object('rows', run_rows, 'batches', batches);
         ELSE
             BEGIN
                 IF j.action = 'run_monitor' THEN
@@ -685,7 +688,7 @@ BEGIN
         ELSIF r.timeout_seconds IS NOT NULL
               AND pg_catalog.timezone('UTC', pg_catalog.clock_timestamp()) - r.started_at
                   > pg_catalog.make_interval(secs => r.timeout_seconds) THEN
-            IF pg_catalog.pg_cancel_backend(r.pid) THEN
+            IF pg_catalog.pg_cancel_backend(r.pid::integer) THEN
                 cancelled := cancelled + 1;
             END IF;
         END IF;
