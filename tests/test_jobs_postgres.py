@@ -296,6 +296,11 @@ def test_an_existing_name_is_refused_and_interval_maps_to_cron(sql):
     name = _name()
     sql.execute("SELECT indb.schedule(%s, '15 minutes', 'run_monitor', '{\"monitor\": \"drift\"}')", (name,))
     assert _cron(sql, name)[0] == "*/15 * * * *"
+    ((next_run, now),) = sql.execute(
+        "SELECT next_run, timezone('UTC', now()) FROM indb.jobs WHERE name = %s", (name,)
+    ).fetchall()  # croniter in the server's Python
+    assert next_run > now and next_run.minute % 15 == 0 and next_run.second == 0
+    assert (next_run - now).total_seconds() <= 15 * 60
     with pytest.raises(psycopg.Error, match="already exists"):
         sql.execute("SELECT indb.schedule(%s, '@hourly', 'run_monitor', '{\"monitor\": \"drift\"}')", (name,))
     assert _cron(sql, name)[0] == "*/15 * * * *"

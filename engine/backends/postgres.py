@@ -394,6 +394,9 @@ class PostgresBackend(Backend):
             if n.startswith(("create_", "revoke_"))
             or (n.startswith("comment_") and n != "comment_run_procedure")
         ]
+        # next_run by croniter in PL/Python where there is PL/Python, else a NULL stand-in
+        skip = "create_next_run_null" if self.has_plpython else "create_next_run_python"
+        texts.remove(statement("jobs", skip, self.dialect))
         slots = self.role_slots()
         ((roles,),) = self.rows(
             "SELECT count(to_regrole(r)) = count(*) FROM unnest($1::text[]) AS r",

@@ -58,6 +58,27 @@ BEGIN
 END
 $indb$;
 
+-- name: create_next_run_python
+-- The next time (UTC) a schedule is due after `after`, by croniter in the server's Python
+-- (.ci/install_postgres.sh installs it); NULL when croniter is not there.
+CREATE OR REPLACE FUNCTION indb.job_next_run(cron_text text, after timestamp) RETURNS timestamp
+LANGUAGE plpython3u STABLE SET search_path = pg_catalog, pg_temp AS $indb$
+import datetime
+try:
+    from croniter import croniter
+except ImportError:
+    return None
+if cron_text is None or after is None:
+    return None
+start = datetime.datetime.fromisoformat(after)
+return croniter(cron_text, start).get_next(datetime.datetime).isoformat(sep=" ")
+$indb$;
+
+-- name: create_next_run_null
+-- Without PL/Python: next_run stays NULL (pg_cron still runs the job on time).
+CREATE OR REPLACE FUNCTION indb.job_next_run(cron_text text, after timestamp) RETURNS timestamp
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $indb$ SELECT NULL::timestamp $indb$;
+
 -- name: create_schedule_function
 -- Creates a job and its pg_cron entry; checks the name, schedule, action, arguments and
 -- options first and creates nothing when one is wrong. The job's owner is the caller's
@@ -239,7 +260,9 @@ BEGIN
         IF NOT coalesce((opts ->> 'enabled')::boolean, true) THEN
             PERFORM indb.job_cron_active(cron_id, false);
         END IF;
-        UPDATE indb.jobs SET cron_job_id = cron_id WHERE name = job_name;
+        UPDATE indb.jobs SET cron_job_id = cron_id,
+            next_run = CASE WHEN enabled THEN indb.job_next_run(cron_text, pg_catalog.timezone('UTC', pg_catalog.now())) END
+        WHERE name = job_name;
     END IF;
     needs_tick := on_alert IS NOT NULL OR opts ? 'timeout';
     IF needs_tick AND pg_catalog.to_regnamespace('cron') IS NOT NULL THEN
@@ -342,8 +365,10 @@ BEGIN
         RAISE EXCEPTION 'NotFound: job % does not exist (SELECT name FROM indb.jobs)',
             coalesce(pg_catalog.quote_literal(job_name), 'NULL') USING ERRCODE = 'undefined_object';
     END IF;
-    UPDATE indb.jobs SET enabled = enable_job.enabled, updated_at = pg_catalog.timezone('UTC', pg_catalog.now())
-    WHERE name = job_name;
+    UPDATE indb.jobs AS j SET enabled = enable_job.enabled, updated_at = pg_catalog.timezone('UTC', pg_catalog.now()),
+        next_run = CASE WHEN enable_job.enabled AND j.schedule IS NOT NULL
+                        THEN indb.job_next_run(indb.job_cron_expression(j.schedule), pg_catalog.timezone('UTC', pg_catalog.now())) END
+    WHERE j.name = job_name;
     IF cron_id IS NOT NULL AND pg_catalog.to_regnamespace('cron') IS NOT NULL THEN
         PERFORM indb.job_cron_active(cron_id, enable_job.enabled);
     END IF;
@@ -408,6 +433,9 @@ BEGIN
         RAISE EXCEPTION 'JobError: run % is not a running run of this session', run_id
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
+    UPDATE indb.jobs AS x
+    SET next_run = indb.job_next_run(indb.job_cron_expression(x.schedule), pg_catalog.timezone('UTC', pg_catalog.now()))
+    WHERE x.name = r.job AND x.enabled AND x.schedule IS NOT NULL;
     IF run_status NOT IN ('failed', 'timed_out') THEN
         RETURN;
     END IF;
@@ -701,7 +729,9 @@ $indb$;
 CREATE OR REPLACE FUNCTION indb.job_alert_seen(job_name text, alert_id bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $indb$
 BEGIN
-    UPDATE indb.jobs SET last_alert_id = greatest(last_alert_id, alert_id), next_run = NULL WHERE name = job_name;
+    UPDATE indb.jobs AS j SET last_alert_id = greatest(j.last_alert_id, alert_id),
+        next_run = indb.job_next_run(indb.job_cron_expression(j.schedule), pg_catalog.timezone('UTC', pg_catalog.now()))
+    WHERE j.name = job_name;
 END
 $indb$;
 
@@ -755,7 +785,7 @@ SELECT obj_description(to_regprocedure('indb.run_job(text, text, bigint)'), 'pg_
 
 -- name: revoke_public
 -- Functions are executable by PUBLIC unless revoked.
-REVOKE ALL ON FUNCTION indb.job_cron_expression(text), indb.schedule(text, text, text, jsonb, jsonb),
+REVOKE ALL ON FUNCTION indb.job_cron_expression(text), indb.job_next_run(text, timestamp), indb.schedule(text, text, text, jsonb, jsonb),
     indb.job_cron_schedule(text, text, text), indb.job_cron_active(bigint, boolean),
     indb.job_cron_unschedule(bigint), indb.job_cron_tick(), indb.unschedule(text), indb.enable_job(text, boolean),
     indb.job_run_begin(text, text, text, integer, boolean), indb.job_run_end(bigint, text, jsonb, bigint, text),
