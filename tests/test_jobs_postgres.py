@@ -189,6 +189,22 @@ def test_a_second_concurrent_run_is_skipped(sql, pg_dsn):
     assert _runs(sql, name)[-1][0] == "succeeded"
 
 
+def test_a_call_inside_a_transaction_block_is_refused_and_leaves_no_lock_or_running_row(sql, pg_dsn):
+    name = _name()
+    sql.execute("SELECT indb.schedule(%s, '0 3 * * *', 'sql', '{\"statement\": \"SELECT 1\"}')", (name,))
+    with psycopg.connect(pg_dsn) as conn:  # not autocommit: run_job cannot commit
+        with pytest.raises(psycopg.Error, match="invalid transaction termination"):
+            conn.execute("CALL indb.run_job(%s)", (name,))
+        conn.rollback()
+        conn.autocommit = True
+        assert _runs(sql, name) == []
+        sql.execute("CALL indb.run_job(%s)", (name,))  # another session is not skipped
+        conn.execute("CALL indb.run_job(%s)", (name,))  # nor this one, which had the lock
+        assert [r[0] for r in _runs(sql, name)] == ["succeeded", "succeeded"]
+        held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 1768189541"
+        assert sql.execute(held).fetchone() == (0,)
+
+
 def test_a_timeout_is_recorded_timed_out(sql, pg_dsn):
     """By the tick's watchdog (what pg_cron runs every minute, called here at once), and by a
     statement_timeout the DBA sets before a CALL by hand."""

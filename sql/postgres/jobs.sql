@@ -577,12 +577,21 @@ DECLARE
     lock_key integer;
     batches integer;
 BEGIN
+    -- inside a transaction block a procedure cannot commit: fail here, before taking any lock
+    COMMIT;
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     IF runner IS NULL OR runner NOT IN ('manual', 'pg_cron') THEN
         RAISE EXCEPTION 'JobError: runner is manual or pg_cron, got %', coalesce(pg_catalog.quote_literal(runner), 'NULL')
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     lock_key := pg_catalog.hashtext(job_name);
+    -- a run of this session that ended in an error outside its action (a cancel, a CALL inside
+    -- a transaction block) left the session-level lock held: it is not running any more
+    WHILE EXISTS (SELECT 1 FROM pg_catalog.pg_locks AS l
+                  WHERE l.locktype = 'advisory' AND l.pid = pg_catalog.pg_backend_pid() AND l.granted
+                    AND l.classid = 1768189541::oid AND l.objid = lock_key::oid AND l.objsubid = 2) LOOP
+        PERFORM pg_catalog.pg_advisory_unlock(1768189541, lock_key);
+    END LOOP;
     IF NOT pg_catalog.pg_try_advisory_lock(1768189541, lock_key) THEN
         run_id := indb.job_run_begin(job_name, runner, reason, 1, false);
         RETURN;
@@ -702,15 +711,15 @@ DECLARE
     r record;
     cancelled integer := 0;
 BEGIN
-    FOR r IN SELECT x.id, x.pid, x.started_at, j.timeout_seconds, s.pid AS live
+    FOR r IN SELECT x.id, x.pid, x.started_at, j.timeout_seconds, s.pid AS live, s.state
              FROM indb.job_runs AS x
              LEFT JOIN indb.jobs AS j ON j.name = x.job
              LEFT JOIN pg_catalog.pg_stat_activity AS s
                     ON s.pid = x.pid AND s.datname = pg_catalog.current_database()
                    AND pg_catalog.timezone('UTC', s.backend_start) <= x.started_at
              WHERE x.status = 'running' LOOP
-        IF r.live IS NULL THEN
-            UPDATE indb.job_runs SET status = 'failed', error = 'its session ended before the run was recorded as finished',
+        IF r.live IS NULL OR r.state <> 'active' THEN
+            UPDATE indb.job_runs SET status = 'failed', error = 'its session ended or moved on before the run was recorded as finished',
                 finished_at = pg_catalog.timezone('UTC', pg_catalog.clock_timestamp())
             WHERE id = r.id AND status = 'running';
         ELSIF r.timeout_seconds IS NOT NULL
