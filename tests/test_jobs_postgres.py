@@ -262,6 +262,14 @@ def test_a_timeout_is_recorded_timed_out(sql, pg_dsn):
             "runs from Python",
         ),
         ("t_bad_arg", "@daily", "sql", {"stmt": "SELECT 1"}, {}, "has no argument 'stmt'"),
+        (
+            "t_two",
+            "@daily",
+            "sql",
+            {"statement": "SELECT ';'; DROP TABLE public.job_target"},
+            {},
+            "holds 2 statements",
+        ),
         ("t_no_arg", "@daily", "run_monitor", {}, {}, "needs the argument 'monitor'"),
         ("t_no_monitor", "@daily", "run_monitor", {"monitor": "nope"}, {}, 'monitor "nope" does not exist'),
         (
@@ -326,6 +334,14 @@ def test_an_existing_name_is_refused_and_interval_maps_to_cron(sql):
         ("120 minutes", "0 */2 * * *"),
     ):
         assert sql.execute("SELECT indb.job_cron_expression(%s)", (schedule,)).fetchone()[0] == cron
+    for text, count in (
+        ("SELECT 1;", 1),
+        ("SELECT ';' -- ;\n", 1),
+        ("DO $x$ BEGIN PERFORM 1; PERFORM 2; END $x$", 1),
+        ("SELECT $$;$$; SELECT 2", 2),
+        ("SELECT \"a;b\", 'it'';' /* ; */ FROM t;", 1),
+    ):
+        assert sql.execute("SELECT indb.job_statements(%s)", (text,)).fetchone()[0] == count, text
 
 
 def test_enable_and_unschedule_change_the_cron_entry(sql):

@@ -58,6 +58,36 @@ BEGIN
 END
 $indb$;
 
+-- name: create_statement_count
+-- How many statements a sql job's text holds: semicolons outside quotes, quoted identifiers,
+-- comments and dollar-quoted bodies, a trailing one not counted (EXECUTE would run them all).
+CREATE OR REPLACE FUNCTION indb.job_statements(sql_text text) RETURNS integer
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $indb$
+DECLARE
+    rest text := sql_text;
+    m text[];
+    closing text;
+    at integer;
+    found integer := 1;
+BEGIN
+    LOOP
+        m := pg_catalog.regexp_match(rest, $re$('|"|--|/\*|\$[A-Za-z_]?[A-Za-z_0-9]*\$|;)$re$);
+        EXIT WHEN m IS NULL;
+        rest := pg_catalog.substr(rest, pg_catalog.strpos(rest, m[1]) + pg_catalog.length(m[1]));
+        IF m[1] = ';' THEN
+            EXIT WHEN pg_catalog.btrim(rest, E' \t\r\n;') = '';
+            found := found + 1;
+            CONTINUE;
+        END IF;
+        closing := CASE m[1] WHEN '--' THEN E'\n' WHEN '/*' THEN '*/' ELSE m[1] END;
+        at := pg_catalog.strpos(rest, closing);
+        EXIT WHEN at = 0;
+        rest := pg_catalog.substr(rest, at + pg_catalog.length(closing));
+    END LOOP;
+    RETURN found;
+END
+$indb$;
+
 -- name: create_next_run_python
 -- The next time (UTC) a schedule is due after `after`, by croniter in the server's Python
 -- (.ci/install_postgres.sh installs it); NULL when croniter is not there.
@@ -147,6 +177,10 @@ BEGIN
         IF pg_catalog.jsonb_typeof(spec -> 'statement') <> 'string' OR pg_catalog.btrim(spec ->> 'statement') = '' THEN
             RAISE EXCEPTION 'JobError: job %: statement must be one SQL statement as a string', job_name
                 USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF indb.job_statements(spec ->> 'statement') > 1 THEN
+            RAISE EXCEPTION 'JobError: job %: statement holds % statements; a sql job runs one (schedule one job per statement)',
+                job_name, indb.job_statements(spec ->> 'statement') USING ERRCODE = 'invalid_parameter_value';
         END IF;
     ELSE  -- retain
         IF pg_catalog.jsonb_typeof(spec -> 'days') <> 'number' OR (spec ->> 'days')::numeric <= 0 THEN
@@ -794,7 +828,7 @@ SELECT obj_description(to_regprocedure('indb.run_job(text, text, bigint)'), 'pg_
 
 -- name: revoke_public
 -- Functions are executable by PUBLIC unless revoked.
-REVOKE ALL ON FUNCTION indb.job_cron_expression(text), indb.job_next_run(text, timestamp), indb.schedule(text, text, text, jsonb, jsonb),
+REVOKE ALL ON FUNCTION indb.job_cron_expression(text), indb.job_statements(text), indb.job_next_run(text, timestamp), indb.schedule(text, text, text, jsonb, jsonb),
     indb.job_cron_schedule(text, text, text), indb.job_cron_active(bigint, boolean),
     indb.job_cron_unschedule(bigint), indb.job_cron_tick(), indb.unschedule(text), indb.enable_job(text, boolean),
     indb.job_run_begin(text, text, text, integer, boolean), indb.job_run_end(bigint, text, jsonb, bigint, text),
