@@ -472,12 +472,24 @@ def test_retain_job_runs(sql):
         "(%s, now() - interval '2 days', now() - interval '2 days', 'succeeded', 'manual')",
         (old, old),
     )
+    ((cron_id,),) = sql.execute(
+        "SELECT cron.schedule(%s, '@yearly', 'SELECT 1')", ("indb." + old,)
+    ).fetchall()
+    sql.execute(
+        "INSERT INTO cron.job_run_details (jobid, runid, command, status, start_time, end_time) VALUES "
+        "(%s, -1, 'SELECT 1', 'succeeded', now() - interval '40 days', now() - interval '40 days'), "
+        "(%s, -2, 'SELECT 1', 'succeeded', now() - interval '2 days', now() - interval '2 days')",
+        (cron_id, cron_id),
+    )
     sql.execute("SELECT indb.schedule(%s, '@daily', 'retain', '{\"days\": 30, \"job_runs\": true}')", (name,))
     sql.execute("CALL indb.run_job(%s)", (name,))
     assert sql.execute(
         "SELECT count(*) FROM indb.job_runs WHERE started_at < now() - interval '30 days'"
     ).fetchone() == (0,)
     assert sql.execute("SELECT count(*) FROM indb.job_runs WHERE job = %s", (old,)).fetchone() == (1,)
+    details = "SELECT runid FROM cron.job_run_details WHERE jobid = %s"
+    assert sql.execute(details, (cron_id,)).fetchall() == [(-2,)]
+    sql.execute("SELECT cron.unschedule(%s)", (cron_id,))
     assert _runs(sql, name)[0][0] == "succeeded"
 
 

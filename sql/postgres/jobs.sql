@@ -501,7 +501,7 @@ $indb$;
 -- name: create_retain_batch_function
 -- One batch of a retain run of this session: deletes up to batch_size rows older than the
 -- cutoff from step `step` of the job's tables (ground truth, then predictions, then requests:
--- children first; or indb.job_runs). The cutoff is now - days, and for a deployment never
+-- children first; or indb.job_runs, then pg_cron's job_run_details of indb's entries). The cutoff is now - days, and for a deployment never
 -- later than the oldest last_window of its monitors (the window a monitor runs again).
 -- Returns the rows deleted, or NULL when there is no such step.
 CREATE OR REPLACE FUNCTION indb.job_retain_batch(run_id bigint, step integer) RETURNS bigint
@@ -529,10 +529,17 @@ BEGIN
     spec := r.arguments;
     batch := coalesce((spec ->> 'batch_size')::bigint, 10000);
     IF coalesce(spec -> 'job_runs', 'false'::jsonb) = 'true'::jsonb THEN
-        IF step <> 1 THEN
+        cutoff := pg_catalog.timezone('UTC', pg_catalog.now()) - pg_catalog.make_interval(secs => (spec ->> 'days')::double precision * 86400);
+        IF step = 2 AND pg_catalog.to_regnamespace('cron') IS NOT NULL THEN
+            -- pg_cron never purges its own record of the runs of indb's entries
+            DELETE FROM cron.job_run_details AS x WHERE x.runid = ANY (ARRAY(
+                SELECT y.runid FROM cron.job_run_details AS y JOIN cron.job AS c ON c.jobid = y.jobid
+                WHERE c.jobname LIKE 'indb.%' AND pg_catalog.timezone('UTC', y.end_time) < cutoff LIMIT batch));
+            GET DIAGNOSTICS deleted = ROW_COUNT;
+            RETURN deleted;
+        ELSIF step <> 1 THEN
             RETURN NULL;
         END IF;
-        cutoff := pg_catalog.timezone('UTC', pg_catalog.now()) - pg_catalog.make_interval(secs => (spec ->> 'days')::double precision * 86400);
         DELETE FROM indb.job_runs AS x WHERE x.ctid = ANY (ARRAY(
             SELECT y.ctid FROM indb.job_runs AS y
             WHERE y.started_at < cutoff AND y.status <> 'running' AND y.id <> run_id LIMIT batch));
