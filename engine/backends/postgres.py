@@ -387,7 +387,8 @@ class PostgresBackend(Backend):
         """sql/postgres/jobs.sql: ``indb.schedule``, ``indb.run_job`` and their helpers (jobs a
         DBA runs from psql and pg_cron), installed when missing or changed, under the catalog
         lock; the grants after indb's roles exist (a managed server's owner has none)."""
-        names = statements("jobs", self.dialect)
+        # only this file's own statements: sql/jobs.sql (DuckDB's, transpiled) is not installed
+        names = [n for n, (_, native) in statements("jobs", self.dialect).items() if native]
         texts = [
             statement("jobs", n, self.dialect)
             for n in names
@@ -408,7 +409,7 @@ class PostgresBackend(Backend):
         comment = (
             "Runs a job once, recording its runs in indb.job_runs: CALL indb.run_job('name'); " + fingerprint
         )
-        query = statement("jobs", "installed", self.dialect)
+        query = statement("jobs", "installed_server_jobs", self.dialect)
         if self.rows(query)[0][0] == comment:
             return
         with self.transaction():

@@ -830,7 +830,7 @@ COMMENT ON PROCEDURE indb.run_due_jobs() IS 'pg_cron''s indb.tick, every minute:
 -- {comment} ends with the fingerprint of what was installed: installed again only when changed.
 COMMENT ON PROCEDURE indb.run_job(text, text, bigint) IS {comment};
 
--- name: installed
+-- name: installed_server_jobs
 SELECT obj_description(to_regprocedure('indb.run_job(text, text, bigint)'), 'pg_proc');
 
 -- name: revoke_public
