@@ -476,11 +476,15 @@ def test_retain_job_runs(sql):
         "SELECT cron.schedule(%s, '@yearly', 'SELECT 1')", ("indb." + old,)
     ).fetchall()
     sql.execute(
-        "INSERT INTO cron.job_run_details (jobid, runid, command, status, start_time, end_time) VALUES "
-        "(%s, -1, 'SELECT 1', 'succeeded', now() - interval '40 days', now() - interval '40 days'), "
-        "(%s, -2, 'SELECT 1', 'succeeded', now() - interval '2 days', now() - interval '2 days')",
-        (cron_id, cron_id),
+        "INSERT INTO cron.job_run_details (jobid, command, status, start_time, end_time) VALUES "
+        "(%s, 'SELECT 1', 'succeeded', now() - interval '40 days', now() - interval '40 days')",
+        (cron_id,),
     )
+    ((recent,),) = sql.execute(
+        "INSERT INTO cron.job_run_details (jobid, command, status, start_time, end_time) VALUES "
+        "(%s, 'SELECT 1', 'succeeded', now() - interval '2 days', now() - interval '2 days') RETURNING runid",
+        (cron_id,),
+    ).fetchall()
     sql.execute("SELECT indb.schedule(%s, '@daily', 'retain', '{\"days\": 30, \"job_runs\": true}')", (name,))
     sql.execute("CALL indb.run_job(%s)", (name,))
     assert sql.execute(
@@ -488,7 +492,7 @@ def test_retain_job_runs(sql):
     ).fetchone() == (0,)
     assert sql.execute("SELECT count(*) FROM indb.job_runs WHERE job = %s", (old,)).fetchone() == (1,)
     details = "SELECT runid FROM cron.job_run_details WHERE jobid = %s"
-    assert sql.execute(details, (cron_id,)).fetchall() == [(-2,)]
+    assert sql.execute(details, (cron_id,)).fetchall() == [(recent,)]
     sql.execute("SELECT cron.unschedule(%s)", (cron_id,))
     assert _runs(sql, name)[0][0] == "succeeded"
 
