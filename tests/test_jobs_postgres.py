@@ -344,6 +344,42 @@ def test_an_existing_name_is_refused_and_interval_maps_to_cron(sql):
         assert sql.execute("SELECT indb.job_statements(%s)", (text,)).fetchone()[0] == count, text
 
 
+def test_null_arguments_and_options_count_as_not_given(sql):
+    """As a client that sends every option (and an action's optional arguments) sends them."""
+    name = _name()
+    options = {
+        "timezone": "UTC",
+        "on_alert": None,
+        "retries": 0,
+        "retry_delay": 60,
+        "timeout": None,
+        "alert_after_failures": 3,
+        "catch_up": "latest",
+        "comment": None,
+        "enabled": True,
+    }
+    arguments = {
+        "days": 30,
+        "deployment": None,
+        "tables": None,
+        "job_runs": True,
+        "batch_size": 100,
+        "archive": False,
+    }
+    from psycopg.types.json import Jsonb
+
+    sql.execute(
+        "SELECT indb.schedule(%s, '@daily', 'retain', %s, %s)", (name, Jsonb(arguments), Jsonb(options))
+    )
+    row = sql.execute(
+        "SELECT timeout_seconds, on_alert, retry_delay_seconds, arguments::jsonb "
+        "FROM indb.jobs WHERE name = %s",
+        (name,),
+    ).fetchone()
+    assert row[:3] == (None, None, 60.0)
+    assert row[3] == {"days": 30, "job_runs": True, "batch_size": 100, "archive": False}
+
+
 def test_enable_and_unschedule_change_the_cron_entry(sql):
     name = _name()
     sql.execute("SELECT indb.schedule(%s, '@hourly', 'run_monitor', '{\"monitor\": \"drift\"}')", (name,))

@@ -117,8 +117,9 @@ CREATE OR REPLACE FUNCTION indb.schedule(job_name text, schedule text, action te
                                          arguments jsonb DEFAULT '{}', options jsonb DEFAULT '{}')
 RETURNS text LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $indb$
 DECLARE
-    spec jsonb := coalesce(arguments, '{}'::jsonb);
-    opts jsonb := coalesce(options, '{}'::jsonb);
+    -- a key given as null is a key not given (clients send unset options as null)
+    spec jsonb := pg_catalog.jsonb_strip_nulls(coalesce(arguments, '{}'::jsonb));
+    opts jsonb := pg_catalog.jsonb_strip_nulls(coalesce(options, '{}'::jsonb));
     required text[];
     allowed text[];
     k text;
