@@ -16,6 +16,16 @@
 -- timeout; a DBA running a job by hand may also SET statement_timeout before the CALL. Either
 -- cancel is recorded as timed_out. The same tick runs jobs waiting on an alert.
 --
+-- Decisions: a name that exists is an error (unschedule, then schedule again); schedules
+-- run in UTC (pg_cron 1.4 has no time zones: other zones are refused); pg_cron does not make
+-- up runs missed while the server was down, whatever catch_up says (it is stored for other
+-- runners); next_run comes from croniter in the server's Python when PL/Python has it, else
+-- stays NULL; a sql job's statement runs with its owner's privileges (SET ROLE), which guards
+-- against mistakes, not against an admin (trusted like the superuser: a DO block can RESET
+-- ROLE). Actions built from feature-store definitions in Python (ingest, refresh_feature_set,
+-- rebuild_training_set, materialize_latest) and retain with archive are refused here: they
+-- run from indb's Python scheduler.
+--
 -- Statements here are installed as they are (no {slots}) but the grants, rendered with the
 -- role names of PostgresBackend.role_slots().
 
