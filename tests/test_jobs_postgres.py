@@ -408,11 +408,18 @@ def test_who_may_schedule_and_run(cron_db, sql):
                 (defined_job,),
             )
             conn.execute(
-                "SELECT indb.schedule(%s, '@daily', 'sql', '{\"statement\": \"SELECT current_user\"}')",
+                "SELECT indb.schedule(%s, '@daily', 'sql', "
+                '\'{"statement": "INSERT INTO public.job_target (x) VALUES (7)"}\')',
                 (sql_job,),
             )
-            conn.execute("CALL indb.run_job(%s)", (sql_job,))  # its owner may
+            conn.execute("CALL indb.run_job(%s)", (sql_job,))  # its owner may (and may not insert)
         assert sql.execute("SELECT owner FROM indb.jobs WHERE name = %s", (sql_job,)).fetchone() == (admin,)
+        sql.execute("CALL indb.run_job(%s)", (sql_job,))  # as pg_cron runs it: still as its owner
+        sql.execute(f'GRANT INSERT ON public.job_target TO "{admin}"')
+        sql.execute("CALL indb.run_job(%s)", (sql_job,))
+        runs = _runs(sql, sql_job)
+        assert [r[0] for r in runs] == ["failed", "failed", "succeeded"]
+        assert all("permission denied for table job_target" in r[4] for r in runs[:2])
         with psycopg.connect(developer_url, autocommit=True) as conn:
             for call, args in (
                 ("SELECT indb.schedule(%s, '@daily', 'sql', '{\"statement\": \"SELECT 1\"}')", (_name(),)),
@@ -431,7 +438,8 @@ def test_who_may_schedule_and_run(cron_db, sql):
             with pytest.raises(psycopg.Error, match="not a running run of this session"):  # steps check it
                 conn.execute("SELECT indb.job_run_end(1, 'succeeded', NULL, NULL, NULL)")
         assert _runs(sql, defined_job)[-1][0] == "succeeded"
-        assert [r[0] for r in _runs(sql, sql_job)] == ["succeeded"]
+        assert len(_runs(sql, sql_job)) == 3
+        sql.execute(f'REVOKE INSERT ON public.job_target FROM "{admin}"')
         sql.execute("SELECT indb.unschedule(%s)", (defined_job,))
         sql.execute("SELECT indb.unschedule(%s)", (sql_job,))
 
