@@ -278,7 +278,7 @@ def test_a_timeout_is_recorded_timed_out(sql, pg_dsn):
             "retain",
             {"days": -1, "job_runs": True},
             {},
-            "days must be a number above 0",
+            "days must be a number, 0 or more",
         ),
         (
             "t_bad_zone",
@@ -495,6 +495,13 @@ def test_retain_deletes_in_batches_and_keeps_monitor_windows(cron_db, sql):
     assert status == "succeeded"
     assert rows == older["requests"][0] + older["requests_predictions"][0]
     assert result["batches"] >= rows // 37
+    assert result["cutoff"] == str(last_window)  # moved back from now - 1 day by the monitor
+    assert result["deleted"] == {
+        "predictions": older["requests_predictions"][0],
+        "ground_truth": 0,
+        "requests": older["requests"][0],
+    }
+    assert "monitor 'drift' still reads rows" in result["note"]
     for table, column in (("requests", "created_at"), ("requests_predictions", "scored_at")):
         left = sql.execute(
             f"SELECT count(*) FILTER (WHERE {column} < %s), count(*) FROM public.{table}", (last_window,)
@@ -578,3 +585,43 @@ def test_doctor_checks_each_jobs_cron_entry(cron_db, sql):
     sql.execute("SELECT cron.unschedule(%s)", ("indb." + name,))
     check = {c.name: c for c in cron_db.backend.health()}[f"job {name}"]
     assert not check.ok and "no pg_cron entry" in check.detail and "indb.unschedule" in check.fix
+
+
+def test_retain_keeps_everything_a_monitor_that_never_ran_reads_and_archives(cron_db, sql):
+    """The same rules as the Python action: a monitor that never ran keeps every row; archive
+    moves the rows to <table>_archive."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": np.zeros(30), "y": np.ones(30), "c": ["a"] * 30})
+    load(cron_db, frame, "2023-12-30")
+    sql.execute(
+        "UPDATE public.requests AS r SET created_at = p.scored_at "
+        "FROM public.requests_predictions AS p WHERE p.id = r.id AND p.scored_at < %s",
+        (DAY2,),
+    )
+    sql.execute("CALL indb.run_monitor('drift')")  # its last window: DAY2, the cutoff
+    counts = (
+        "SELECT (SELECT count(*) FROM public.requests_predictions WHERE scored_at < %(day)s), "
+        "(SELECT count(*) FROM public.requests WHERE created_at < %(day)s)"
+    )
+    older = sql.execute(counts, {"day": DAY2}).fetchone()
+    assert older[0] >= 30 and older[1] >= 30
+    cron_db.create_monitor("fresh", "requests", reference=(DAY2, DAY2 + " 23:59:59"), window="1 day")
+    name = _name()
+    arguments = '{"days": 0, "deployment": "requests", "archive": true}'
+    sql.execute("SELECT indb.schedule(%s, '@daily', 'retain', %s)", (name, arguments))
+    last = "SELECT result::jsonb FROM indb.job_runs WHERE job = %s ORDER BY id DESC LIMIT 1"
+    sql.execute("CALL indb.run_job(%s)", (name,))
+    ((result,),) = sql.execute(last, (name,)).fetchall()
+    assert result["rows"] == 0 and "monitor 'fresh' has never run" in result["note"]
+    assert sql.execute(counts, {"day": DAY2}).fetchone() == older
+    cron_db.drop_monitor("fresh")
+    sql.execute("CALL indb.run_job(%s)", (name,))
+    ((result,),) = sql.execute(last, (name,)).fetchall()
+    moved = {"predictions": older[0], "ground_truth": 0, "requests": older[1]}
+    assert result["deleted"] == result["archived"] == moved and result["cutoff"].startswith(DAY2)
+    assert sql.execute(counts, {"day": DAY2}).fetchone() == (0, 0)
+    archived = "SELECT count(*) FROM public.requests_predictions_archive WHERE scored_at < %s"
+    assert sql.execute(archived, (DAY2,)).fetchone() == (older[0],)
+    assert sql.execute("SELECT count(*) FROM public.requests_archive").fetchone() == (older[1],)

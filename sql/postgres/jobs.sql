@@ -23,8 +23,8 @@
 -- stays NULL; a sql job's statement runs with its owner's privileges (SET ROLE), which guards
 -- against mistakes, not against an admin (trusted like the superuser: a DO block can RESET
 -- ROLE). Actions built from feature-store definitions in Python (ingest, refresh_feature_set,
--- rebuild_training_set, materialize_latest) and retain with archive are refused here: they
--- run from indb's Python scheduler.
+-- rebuild_training_set, materialize_latest) are refused here: they run from indb's Python
+-- scheduler. retain follows engine/jobs/actions/retain.py's rules (indb.job_retain_plan).
 --
 -- Statements here are installed as they are (no {slots}) but the grants, rendered with the
 -- role names of PostgresBackend.role_slots().
@@ -194,8 +194,8 @@ BEGIN
                 job_name, indb.job_statements(spec ->> 'statement') USING ERRCODE = 'invalid_parameter_value';
         END IF;
     ELSE  -- retain
-        IF pg_catalog.jsonb_typeof(spec -> 'days') <> 'number' OR (spec ->> 'days')::numeric <= 0 THEN
-            RAISE EXCEPTION 'JobError: job %: days must be a number above 0, got %', job_name, spec -> 'days'
+        IF pg_catalog.jsonb_typeof(spec -> 'days') <> 'number' OR (spec ->> 'days')::numeric < 0 THEN
+            RAISE EXCEPTION 'JobError: job %: days must be a number, 0 or more, got %', job_name, spec -> 'days'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
         IF (spec ? 'deployment') = (coalesce(spec -> 'job_runs', 'false'::jsonb) = 'true'::jsonb) THEN
@@ -217,9 +217,14 @@ BEGIN
             RAISE EXCEPTION 'JobError: job %: batch_size must be a whole number above 0, got %', job_name, spec -> 'batch_size'
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        IF coalesce(spec -> 'archive', 'false'::jsonb) <> 'false'::jsonb THEN
-            RAISE EXCEPTION 'JobError: job %: retain with archive runs from Python on PostgreSQL (indb''s scheduler); indb.schedule deletes only', job_name
-                USING ERRCODE = 'feature_not_supported';
+        IF pg_catalog.jsonb_typeof(coalesce(spec -> 'archive', 'false'::jsonb)) <> 'boolean' THEN
+            RAISE EXCEPTION 'JobError: job %: archive is true or false, got %', job_name, spec -> 'archive'
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF spec ? 'deployment' AND EXISTS (SELECT 1 FROM indb.deployments AS d
+                                           WHERE d.table_name = spec ->> 'deployment' AND d.mode <> 'bulk') THEN
+            RAISE EXCEPTION 'JobError: job %: deployment % keeps its predictions in its request table (row mode); retain sweeps bulk-mode deployments only',
+                job_name, spec -> 'deployment' USING ERRCODE = 'feature_not_supported';
         END IF;
     END IF;
     -- options (the same keys as db.schedule's)
@@ -509,26 +514,41 @@ BEGIN
 END
 $indb$;
 
--- name: create_retain_batch_function
--- One batch of a retain run of this session: deletes up to batch_size rows older than the
--- cutoff from step `step` of the job's tables (ground truth, then predictions, then requests:
--- children first; or indb.job_runs, then pg_cron's job_run_details of indb's entries). The cutoff is now - days, and for a deployment never
--- later than the oldest last_window of its monitors (the window a monitor runs again).
--- Returns the rows deleted, or NULL when there is no such step.
-CREATE OR REPLACE FUNCTION indb.job_retain_batch(run_id bigint, step integer) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $indb$
+-- name: create_retain_plan_function
+-- What a retain run of this session deletes, as engine/jobs/actions/retain.py decides it (the
+-- same rules on every backend): the cutoff is now - days (deployment tables hold local times,
+-- as their defaults write them; job runs UTC), moved back to the oldest last_window of the
+-- deployment's monitors (for a monitor windowed by a request column: the earliest scored_at /
+-- created_at of the rows in its windows from there), then to the start of the monitor window
+-- it falls in; a monitor that never ran reads every row, so nothing goes. Kinds in the order
+-- they are swept: predictions, ground truth, requests (children first); or job runs, then
+-- pg_cron's record of indb's entries. Written into the run's result, where the batches read
+-- it: no caller can hand a batch another cutoff. With archive, creates <table>_archive.
+CREATE OR REPLACE FUNCTION indb.job_retain_plan(run_id bigint) RETURNS jsonb
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+SET client_min_messages = warning AS $indb$
 DECLARE
     r record;
     spec jsonb;
-    d record;
+    dep record;
+    m record;
+    days double precision;
+    requested timestamp;
+    cutoff timestamp;
+    needed timestamp;
+    floored timestamp;
     kinds text[];
     kind text;
-    target text;
-    time_column text;
-    cutoff timestamp;
-    kept timestamp;
-    batch bigint;
-    deleted bigint;
+    chosen boolean;
+    notes text[] := '{}';
+    never text;
+    holder text;
+    monitors jsonb := '{}';
+    widths bigint[] := '{}';
+    w bigint;
+    has_created boolean;
+    archive boolean;
+    plan jsonb;
 BEGIN
     SELECT x.job, j.action, j.arguments::jsonb AS arguments INTO r
     FROM indb.job_runs AS x JOIN indb.jobs AS j ON j.name = x.job
@@ -538,59 +558,167 @@ BEGIN
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
     spec := r.arguments;
-    batch := coalesce((spec ->> 'batch_size')::bigint, 10000);
+    days := (spec ->> 'days')::double precision;
+    archive := coalesce(spec -> 'archive', 'false'::jsonb) = 'true'::jsonb;
     IF coalesce(spec -> 'job_runs', 'false'::jsonb) = 'true'::jsonb THEN
-        cutoff := pg_catalog.timezone('UTC', pg_catalog.now()) - pg_catalog.make_interval(secs => (spec ->> 'days')::double precision * 86400);
-        IF step = 2 AND pg_catalog.to_regnamespace('cron') IS NOT NULL THEN
-            -- pg_cron never purges its own record of the runs of indb's entries
-            DELETE FROM cron.job_run_details AS x WHERE x.runid = ANY (ARRAY(
-                SELECT y.runid FROM cron.job_run_details AS y JOIN cron.job AS c ON c.jobid = y.jobid
-                WHERE c.jobname LIKE 'indb.%' AND pg_catalog.timezone('UTC', y.end_time) < cutoff LIMIT batch));
-            GET DIAGNOSTICS deleted = ROW_COUNT;
-            RETURN deleted;
-        ELSIF step <> 1 THEN
-            RETURN NULL;
+        cutoff := pg_catalog.timezone('UTC', pg_catalog.now()) - pg_catalog.make_interval(secs => days * 86400);
+        kinds := ARRAY['job_runs'];
+        IF pg_catalog.to_regnamespace('cron') IS NOT NULL THEN
+            kinds := kinds || 'cron_job_run_details'::text;  -- pg_cron never purges it
         END IF;
-        DELETE FROM indb.job_runs AS x WHERE x.ctid = ANY (ARRAY(
-            SELECT y.ctid FROM indb.job_runs AS y
-            WHERE y.started_at < cutoff AND y.status <> 'running' AND y.id <> run_id LIMIT batch));
+        IF archive THEN
+            CREATE TABLE IF NOT EXISTS indb.job_runs_archive AS SELECT * FROM indb.job_runs LIMIT 0;
+        END IF;
+        plan := pg_catalog.jsonb_build_object('job_runs', true, 'tables', pg_catalog.jsonb_build_array('job_runs'),
+            'cutoff', cutoff::text, 'requested_cutoff', cutoff::text, 'archive', archive, 'kinds', pg_catalog.to_jsonb(kinds));
+    ELSE
+        SELECT d.table_name, coalesce(d.schema_name, 'public') AS schema_name, d.mode INTO dep
+        FROM indb.deployments AS d WHERE d.table_name = spec ->> 'deployment';
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'JobError: job %: deployment % does not exist any more', r.job, spec -> 'deployment'
+                USING ERRCODE = 'undefined_object';
+        END IF;
+        IF dep.mode <> 'bulk' THEN
+            RAISE EXCEPTION 'JobError: action ''retain'': deployment % keeps its predictions in its request table (% mode); retain sweeps bulk-mode deployments only',
+                pg_catalog.quote_literal(dep.table_name), dep.mode USING ERRCODE = 'feature_not_supported';
+        END IF;
+        chosen := spec ? 'tables';
+        SELECT pg_catalog.array_agg(t.k ORDER BY t.o) INTO kinds
+        FROM (VALUES ('predictions', 1), ('ground_truth', 2), ('requests', 3)) AS t(k, o)
+        WHERE NOT chosen OR spec -> 'tables' ? t.k;
+        has_created := EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS a
+                               WHERE a.attrelid = pg_catalog.format('%I.%I', dep.schema_name, dep.table_name)::regclass
+                                 AND a.attname = 'created_at' AND NOT a.attisdropped);
+        IF 'requests' = ANY (kinds) AND NOT has_created THEN
+            IF chosen THEN
+                RAISE EXCEPTION 'JobError: action ''retain'': request table % has no created_at time column, so its rows have no age; leave requests out of tables',
+                    pg_catalog.quote_literal(dep.table_name) USING ERRCODE = 'undefined_column';
+            END IF;
+            kinds := pg_catalog.array_remove(kinds, 'requests');
+            notes := notes || pg_catalog.format('requests kept: %L has no created_at time column', dep.table_name);
+        END IF;
+        requested := LOCALTIMESTAMP - pg_catalog.make_interval(secs => days * 86400);
+        cutoff := requested;
+        FOR m IN SELECT x.name, x.last_window, x.time_column, x.window_seconds FROM indb.monitors AS x
+                 WHERE x.deployment = dep.table_name AND x.schema_name = dep.schema_name ORDER BY x.name LOOP
+            monitors := monitors || pg_catalog.jsonb_build_object(m.name, m.last_window::text);
+            IF m.last_window IS NULL THEN
+                never := coalesce(never, m.name);
+                CONTINUE;
+            END IF;
+            IF m.time_column IS NULL THEN
+                widths := widths || m.window_seconds;
+                needed := m.last_window;
+            ELSE
+                EXECUTE pg_catalog.format(
+                    'SELECT least(min(p.scored_at), min(%s)) FROM %I.%I AS r JOIN %I.%I AS p ON p.id = r.id WHERE CAST(r.%I AS timestamp) >= $1',
+                    CASE WHEN has_created THEN 'r.created_at' ELSE 'p.scored_at' END, dep.schema_name, dep.table_name,
+                    dep.schema_name, dep.table_name || '_predictions', m.time_column) INTO needed USING m.last_window;
+            END IF;
+            IF needed IS NOT NULL AND needed < cutoff THEN
+                cutoff := needed;
+                holder := m.name;
+            END IF;
+        END LOOP;
+        LOOP  -- into the start of the window it falls in, for every window length
+            floored := cutoff;
+            FOREACH w IN ARRAY widths LOOP
+                floored := least(floored, pg_catalog.date_bin(pg_catalog.make_interval(secs => w), cutoff, TIMESTAMP '1970-01-01'));
+            END LOOP;
+            EXIT WHEN floored = cutoff;
+            cutoff := floored;
+        END LOOP;
+        plan := pg_catalog.jsonb_build_object('deployment', dep.table_name, 'tables', pg_catalog.to_jsonb(kinds),
+            'monitors', monitors, 'cutoff', cutoff::text, 'requested_cutoff', requested::text, 'archive', archive);
+        IF holder IS NOT NULL AND never IS NULL THEN
+            notes := notes || pg_catalog.format('monitor %L still reads rows from %s on', holder, cutoff);
+        END IF;
+        IF never IS NOT NULL THEN
+            notes := notes || pg_catalog.format('monitor %L has never run: it reads every row of %L, so nothing was deleted (run it, then retain again)',
+                                                never, dep.table_name);
+            kinds := '{}';
+        END IF;
+        IF archive THEN
+            FOREACH kind IN ARRAY kinds LOOP
+                IF pg_catalog.length(dep.table_name || CASE kind WHEN 'requests' THEN '' ELSE '_' || kind END || '_archive') > 63 THEN
+                    RAISE EXCEPTION 'JobError: action ''retain'': archive table name %_archive is longer than 63 characters; retain without archive, or archive by hand',
+                        dep.table_name || CASE kind WHEN 'requests' THEN '' ELSE '_' || kind END USING ERRCODE = 'name_too_long';
+                END IF;
+                EXECUTE pg_catalog.format('CREATE TABLE IF NOT EXISTS %1$I.%2$I AS SELECT * FROM %1$I.%3$I LIMIT 0', dep.schema_name,
+                    dep.table_name || CASE kind WHEN 'requests' THEN '' ELSE '_' || kind END || '_archive',
+                    dep.table_name || CASE kind WHEN 'requests' THEN '' ELSE '_' || kind END);
+            END LOOP;
+        END IF;
+        plan := plan || pg_catalog.jsonb_build_object('kinds', pg_catalog.to_jsonb(kinds), 'schema', dep.schema_name);
+        IF notes <> '{}' THEN
+            plan := plan || pg_catalog.jsonb_build_object('note', pg_catalog.array_to_string(notes, '; '));
+        END IF;
+    END IF;
+    UPDATE indb.job_runs SET result = plan::json WHERE id = run_id;
+    RETURN plan;
+END
+$indb$;
+
+-- name: create_retain_batch_function
+-- One batch of a retain run of this session: up to batch_size rows of one kind of its plan
+-- (indb.job_retain_plan) deleted, or moved to the archive table; returns how many. Labels
+-- whose prediction is kept stay, and requests with a prediction or a label left.
+CREATE OR REPLACE FUNCTION indb.job_retain_batch(run_id bigint, kind text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $indb$
+DECLARE
+    r record;
+    plan jsonb;
+    schema_name text;
+    base text;
+    target text;
+    condition text;
+    deleted bigint;
+    text_sql text;
+BEGIN
+    SELECT x.result::jsonb AS plan, j.arguments::jsonb AS arguments, j.action INTO r
+    FROM indb.job_runs AS x JOIN indb.jobs AS j ON j.name = x.job
+    WHERE x.id = run_id AND x.status = 'running' AND x.pid = pg_catalog.pg_backend_pid();
+    IF NOT FOUND OR r.action <> 'retain' OR r.plan IS NULL OR NOT coalesce(r.plan -> 'kinds' ? kind, false) THEN
+        RAISE EXCEPTION 'JobError: run % is not a running retain run of this session planned to sweep %', run_id, kind
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    plan := r.plan;
+    IF kind = 'cron_job_run_details' THEN
+        DELETE FROM cron.job_run_details AS x WHERE x.runid = ANY (ARRAY(
+            SELECT y.runid FROM cron.job_run_details AS y JOIN cron.job AS c ON c.jobid = y.jobid
+            WHERE c.jobname LIKE 'indb.%' AND pg_catalog.timezone('UTC', y.end_time) < (plan ->> 'cutoff')::timestamp
+            LIMIT coalesce((r.arguments ->> 'batch_size')::bigint, 10000)));
         GET DIAGNOSTICS deleted = ROW_COUNT;
         RETURN deleted;
     END IF;
-    SELECT dep.table_name, coalesce(dep.schema_name, 'public') AS schema_name INTO d
-    FROM indb.deployments AS dep WHERE dep.table_name = spec ->> 'deployment';
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'JobError: job %: deployment % does not exist any more', r.job, spec -> 'deployment'
-            USING ERRCODE = 'undefined_object';
+    IF kind = 'job_runs' THEN
+        target := 'indb.job_runs';
+        condition := 'y.finished_at < $1 AND y.status <> ''running'' AND y.id <> $3'
+            ' AND y.id <> (SELECT max(l.id) FROM indb.job_runs AS l WHERE l.job = y.job)'
+            ' AND y.id IS DISTINCT FROM (SELECT max(s.id) FROM indb.job_runs AS s WHERE s.job = y.job AND s.status = ''succeeded'')';
+    ELSE
+        schema_name := plan ->> 'schema';
+        base := plan ->> 'deployment';
+        target := pg_catalog.format('%I.%I', schema_name, base || CASE kind WHEN 'requests' THEN '' ELSE '_' || kind END);
+        condition := CASE kind
+            WHEN 'predictions' THEN 'y.scored_at < $1'
+            WHEN 'ground_truth' THEN pg_catalog.format(
+                'y.observed_at < $1 AND NOT EXISTS (SELECT 1 FROM %I.%I AS p WHERE p.id = y.id AND p.scored_at >= $1)',
+                schema_name, base || '_predictions')
+            ELSE pg_catalog.format(
+                'y.created_at < $1 AND NOT EXISTS (SELECT 1 FROM %1$I.%2$I AS p WHERE p.id = y.id)'
+                ' AND NOT EXISTS (SELECT 1 FROM %1$I.%3$I AS g WHERE g.id = y.id)',
+                schema_name, base || '_predictions', base || '_ground_truth')
+        END;
     END IF;
-    SELECT pg_catalog.array_agg(k ORDER BY o) INTO kinds
-    FROM (VALUES ('ground_truth', 1), ('predictions', 2), ('requests', 3)) AS t(k, o)
-    WHERE NOT spec ? 'tables' OR spec -> 'tables' ? k;
-    IF step > coalesce(pg_catalog.array_length(kinds, 1), 0) THEN
-        RETURN NULL;
+    text_sql := pg_catalog.format('DELETE FROM %1$s AS x WHERE x.ctid = ANY (ARRAY(SELECT y.ctid FROM %1$s AS y WHERE %2$s LIMIT $2))',
+                                  target, condition);
+    IF (plan ->> 'archive')::boolean THEN
+        text_sql := pg_catalog.format('WITH gone AS (%s RETURNING x.*) INSERT INTO %s SELECT * FROM gone', text_sql,
+            CASE WHEN kind = 'job_runs' THEN 'indb.job_runs_archive'
+                 ELSE pg_catalog.format('%I.%I', schema_name, base || CASE kind WHEN 'requests' THEN '' ELSE '_' || kind END || '_archive') END);
     END IF;
-    kind := kinds[step];
-    target := CASE kind WHEN 'requests' THEN d.table_name ELSE d.table_name || '_' || kind END;
-    time_column := CASE kind WHEN 'requests' THEN 'created_at' WHEN 'predictions' THEN 'scored_at' ELSE 'observed_at' END;
-    IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', d.schema_name, target)) IS NULL THEN
-        RETURN 0;  -- a row-mode deployment has no predictions table
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute AS a
-                   WHERE a.attrelid = pg_catalog.format('%I.%I', d.schema_name, target)::regclass
-                     AND a.attname = time_column AND NOT a.attisdropped) THEN
-        RAISE EXCEPTION 'JobError: job %: table %.% has no column % to retain by', r.job, d.schema_name, target, time_column
-            USING ERRCODE = 'undefined_column';
-    END IF;
-    -- deployment tables hold local times (DEFAULT current_timestamp), as monitors read them
-    cutoff := LOCALTIMESTAMP - pg_catalog.make_interval(secs => (spec ->> 'days')::double precision * 86400);
-    SELECT pg_catalog.min(m.last_window) INTO kept FROM indb.monitors AS m
-    WHERE m.deployment = d.table_name AND m.schema_name = d.schema_name;
-    IF kept IS NOT NULL AND kept < cutoff THEN
-        cutoff := kept;
-    END IF;
-    EXECUTE pg_catalog.format(
-        'DELETE FROM %1$I.%2$I WHERE ctid = ANY (ARRAY(SELECT ctid FROM %1$I.%2$I WHERE %3$I < $1 LIMIT $2))',
-        d.schema_name, target, time_column) USING cutoff, batch;
+    EXECUTE text_sql USING (plan ->> 'cutoff')::timestamp, coalesce((r.arguments ->> 'batch_size')::bigint, 10000), run_id;
     GET DIAGNOSTICS deleted = ROW_COUNT;
     RETURN deleted;
 END
@@ -623,7 +751,10 @@ DECLARE
     run_rows bigint;
     started timestamptz;
     monitor_run bigint;
-    step integer;
+    kind text;
+    plan jsonb;
+    deleted jsonb;
+    total bigint;
     n bigint;
     caller text;
     lock_key integer;
@@ -667,32 +798,49 @@ BEGIN
         IF j.action = 'retain' THEN
             run_rows := 0;
             batches := 0;
-            step := 1;
-            LOOP
-                BEGIN
-                    n := indb.job_retain_batch(run_id, step);
-                EXCEPTION
-                    WHEN query_canceled THEN
-                        run_status := CASE WHEN SQLERRM LIKE '%statement timeout%' OR (j.timeout_seconds IS NOT NULL AND pg_catalog.clock_timestamp() - started
-                            >= pg_catalog.make_interval(secs => j.timeout_seconds)) THEN 'timed_out' ELSE 'failed' END;
-                        run_error := SQLERRM;
-                    WHEN OTHERS THEN
-                        run_status := 'failed';
-                        run_error := SQLERRM;
-                END;
-                EXIT WHEN run_error IS NOT NULL;
-                IF n IS NULL THEN
-                    EXIT;
-                END IF;
-                run_rows := run_rows + n;
-                batches := batches + 1;
-                COMMIT;  -- each batch on its own: concurrent inserts wait for one batch at most
+            deleted := '{}';
+            plan := NULL;
+            BEGIN
+                plan := indb.job_retain_plan(run_id);
+            EXCEPTION
+                WHEN OTHERS THEN
+                    run_status := 'failed';
+                    run_error := SQLERRM;
+            END;
+            IF run_error IS NULL THEN
+                COMMIT;
                 PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-                IF n < coalesce((j.arguments ->> 'batch_size')::bigint, 10000) THEN
-                    step := step + 1;
-                END IF;
-            END LOOP;
-            run_result := pg_catalog.jsonb_build_object('rows', run_rows, 'batches', batches);
+                FOR kind IN SELECT pg_catalog.jsonb_array_elements_text(plan -> 'kinds') LOOP
+                    total := 0;
+                    LOOP
+                        BEGIN
+                            n := indb.job_retain_batch(run_id, kind);
+                        EXCEPTION
+                            WHEN query_canceled THEN
+                                run_status := CASE WHEN SQLERRM LIKE '%statement timeout%' OR (j.timeout_seconds IS NOT NULL AND pg_catalog.clock_timestamp() - started
+                                    >= pg_catalog.make_interval(secs => j.timeout_seconds)) THEN 'timed_out' ELSE 'failed' END;
+                                run_error := SQLERRM;
+                            WHEN OTHERS THEN
+                                run_status := 'failed';
+                                run_error := SQLERRM;
+                        END;
+                        EXIT WHEN run_error IS NOT NULL;
+                        total := total + n;
+                        batches := batches + 1;
+                        COMMIT;  -- each batch on its own: concurrent inserts wait for one batch at most
+                        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+                        EXIT WHEN n < coalesce((j.arguments ->> 'batch_size')::bigint, 10000);
+                    END LOOP;
+                    deleted := deleted || pg_catalog.jsonb_build_object(kind, total);
+                    run_rows := run_rows + total;
+                    EXIT WHEN run_error IS NOT NULL;
+                END LOOP;
+            END IF;
+            run_result := coalesce(plan, '{}'::jsonb) - 'kinds' - 'schema'
+                || pg_catalog.jsonb_build_object('rows', run_rows, 'batches', batches, 'deleted', deleted);
+            IF coalesce((plan ->> 'archive')::boolean, false) THEN
+                run_result := run_result || pg_catalog.jsonb_build_object('archived', deleted);
+            END IF;
         ELSE
             BEGIN
                 IF j.action = 'run_monitor' THEN
@@ -850,7 +998,7 @@ REVOKE ALL ON FUNCTION indb.job_cron_expression(text), indb.job_statements(text)
     indb.job_cron_schedule(text, text, text), indb.job_cron_active(bigint, boolean),
     indb.job_cron_unschedule(bigint), indb.job_cron_tick(), indb.unschedule(text), indb.enable_job(text, boolean),
     indb.job_run_begin(text, text, text, integer, boolean), indb.job_run_end(bigint, text, jsonb, bigint, text),
-    indb.job_retain_batch(bigint, integer), indb.queue_alert_jobs(text), indb.job_watchdog(),
+    indb.job_retain_batch(bigint, text), indb.job_retain_plan(bigint), indb.queue_alert_jobs(text), indb.job_watchdog(),
     indb.job_alert_seen(text, bigint) FROM PUBLIC;
 
 -- name: revoke_public_procedures
@@ -872,7 +1020,7 @@ GRANT EXECUTE ON PROCEDURE indb.run_job(text, text, bigint), indb.run_job_for(te
 -- What indb.run_job (run with its caller's rights, so that it may COMMIT) calls: each
 -- function acts only on a run of the caller's own session of a job an admin defined.
 GRANT EXECUTE ON FUNCTION indb.job_run_begin(text, text, text, integer, boolean),
-    indb.job_run_end(bigint, text, jsonb, bigint, text), indb.job_retain_batch(bigint, integer) TO {developer};
+    indb.job_run_end(bigint, text, jsonb, bigint, text), indb.job_retain_batch(bigint, text), indb.job_retain_plan(bigint) TO {developer};
 
 -- name: grant_queue
 -- indb.run_monitor, which developers run, queues the jobs waiting on its alerts.
