@@ -259,7 +259,7 @@ def test_a_timeout_is_recorded_timed_out(sql, pg_dsn):
             "ingest",
             {"feature_set": "f", "query": "SELECT 1"},
             {},
-            "runs from Python",
+            "cannot run inside PostgreSQL",
         ),
         ("t_bad_arg", "@daily", "sql", {"stmt": "SELECT 1"}, {}, "has no argument 'stmt'"),
         (

@@ -23,8 +23,8 @@
 -- stays NULL; a sql job's statement runs with its owner's privileges (SET ROLE), which guards
 -- against mistakes, not against an admin (trusted like the superuser: a DO block can RESET
 -- ROLE). Actions built from feature-store definitions in Python (ingest, refresh_feature_set,
--- rebuild_training_set, materialize_latest) are refused here: they run from indb's Python
--- scheduler. retain follows engine/jobs/actions/retain.py's rules (indb.job_retain_plan).
+-- rebuild_training_set, materialize_latest) are refused here: the server has no indb Python.
+-- retain follows engine/jobs/actions/retain.py's rules (indb.job_retain_plan).
 --
 -- Statements here are installed as they are (no {slots}) but the grants, rendered with the
 -- role names of PostgresBackend.role_slots().
@@ -160,7 +160,7 @@ BEGIN
         WHEN 'sql' THEN required := ARRAY['statement']; allowed := ARRAY['statement'];
         ELSE
             IF action IN ('ingest', 'refresh_feature_set', 'rebuild_training_set', 'materialize_latest') THEN
-                RAISE EXCEPTION 'JobError: action % runs from Python on PostgreSQL (it builds its SQL from the feature store''s definitions): schedule it with indb''s scheduler (indb jobs add ... / indb scheduler) instead of indb.schedule',
+                RAISE EXCEPTION 'JobError: action % cannot run inside PostgreSQL: it builds its SQL in Python from the feature store''s definitions, and jobs here run in the server (pg_cron); call it from indb''s Python client instead. Actions that run here: run_monitor, retain, sql',
                     action USING ERRCODE = 'feature_not_supported';
             END IF;
             RAISE EXCEPTION 'JobError: unknown job action %: use one of run_monitor, retain, sql',
@@ -856,7 +856,7 @@ BEGIN
                     EXECUTE pg_catalog.format('SET LOCAL ROLE %I', caller);
                     run_result := pg_catalog.jsonb_build_object('rows', run_rows);
                 ELSE
-                    RAISE EXCEPTION 'JobError: action % runs from Python on PostgreSQL: indb jobs run %', j.action, job_name
+                    RAISE EXCEPTION 'JobError: action % cannot run inside PostgreSQL (job %): it runs from indb''s Python client', j.action, job_name
                         USING ERRCODE = 'feature_not_supported';
                 END IF;
             EXCEPTION
