@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from indb.database import Database
 from indb.deployments import Deployment
 from indb.errors import (
@@ -43,12 +45,19 @@ __all__ = [
 ]
 
 
-def connect(url: str | None = None) -> Database:
+def connect(url: str | None = None, *, roles: Mapping[str, str] | None = None) -> Database:
     """Open a database and create or upgrade its catalog.
 
-    ``url``: ``duckdb:///path/file.duckdb``, ``duckdb:///:memory:``; default ``$INDB_URL`` or
-    ``indb.duckdb`` in the working directory.
+    ``url``: ``duckdb:///path/file.duckdb``, ``duckdb:///:memory:``,
+    ``postgresql://user@host:port/dbname``; default ``$INDB_URL`` or ``indb.duckdb`` in the
+    working directory.
+
+    ``roles`` (PostgreSQL only): the names of indb's roles by purpose, e.g.
+    ``{"app": "loan_app", "reader": "loan_reader"}`` (purposes: reader, app, developer,
+    approver, admin; default ``$INDB_ROLE_<PURPOSE>``, else ``$INDB_ROLE_PREFIX<purpose>``,
+    else ``indb_<purpose>``). Chosen when a superuser installs indb and recorded in
+    ``indb.roles``; a later connect asking for other names is refused.
     """
     from indb.backends import open_backend
 
-    return Database(open_backend(url))
+    return Database(open_backend(url, roles))

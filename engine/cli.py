@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from contextlib import contextmanager
 
@@ -400,6 +401,203 @@ def cmd_transforms_list(args) -> None:
         _show(db.transforms(), args)
 
 
+def _job_arguments(args) -> dict:
+    """--arg KEY=VALUE (VALUE read as JSON when it is JSON: 30, true, ["a"]; else text)."""
+    arguments = dict(_json_option(args.args_json, "--args-json") or {})
+    for item in args.arg:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise IndbError(f"--arg {item!r} is not KEY=VALUE")
+        try:
+            arguments[key] = json.loads(value)
+        except json.JSONDecodeError:
+            arguments[key] = value
+    return arguments
+
+
+def _on_alert(text: str | None) -> dict | None:
+    """--on-alert monitor=loans[,metric=psi]"""
+    if text is None:
+        return None
+    found = {}
+    for item in text.split(","):
+        key, sep, value = item.strip().partition("=")
+        if not sep or not key or not value:
+            raise IndbError(f"--on-alert {text!r}: expected monitor=NAME[,metric=NAME]")
+        found[key] = value
+    return found
+
+
+def _print_plan(plan) -> None:
+    print(plan)
+
+
+def _run_line(run) -> str:
+    line = f"job {run.job}: run {run.id} {run.status} (attempt {run.attempt}, {run.reason})"
+    if run.error:
+        line += f": {run.error}"
+    elif run.result:
+        line += f" {json.dumps(run.result, default=str)}"
+    return line
+
+
+def _runs_json(runs) -> None:
+    print(json.dumps([dataclasses.asdict(r) for r in runs], indent=2, default=str))
+
+
+def cmd_jobs_add(args) -> None:
+    with indb.connect(args.db) as db:
+        job = db.schedule(
+            args.name,
+            args.schedule,
+            args.action,
+            timezone=args.timezone,
+            on_alert=_on_alert(args.on_alert),
+            retries=args.retries,
+            retry_delay=args.retry_delay,
+            timeout=args.timeout,
+            alert_after_failures=args.alert_after_failures,
+            catch_up=args.catch_up,
+            comment=args.comment,
+            enabled=not args.disabled,
+            dry_run=args.dry_run,
+            **_job_arguments(args),
+        )
+    if args.dry_run:
+        _print_plan(job)
+        return
+    when = f"next run {job.next_run} UTC" if job.next_run else "no scheduled run"
+    print(f"job {job.name}: {job.action} {json.dumps(job.arguments)}; {when}")
+
+
+def cmd_jobs_list(args) -> None:
+    with indb.connect(args.db) as db:
+        _show(db.jobs(), args)
+
+
+def cmd_jobs_show(args) -> None:
+    with indb.connect(args.db) as db:
+        job = db.job(args.name)
+        runs = db.job_runs(args.name, limit=args.limit)
+    record = dataclasses.asdict(job)
+    if args.json:
+        record["runs"] = json.loads(runs.to_json(orient="records", date_format="iso"))
+        print(json.dumps(record, indent=2, default=str))
+        return
+    for key, value in record.items():
+        if value is not None:
+            print(f"  {key:<21} {json.dumps(value) if isinstance(value, dict) else value}")
+    print(f"\nlast {args.limit} runs:")
+    _show(runs[["id", "status", "attempt", "reason", "scheduled_for", "started_at", "finished_at", "error"]])
+
+
+def cmd_jobs_run(args) -> int:
+    with indb.connect(args.db) as db:
+        run = db.run_job(args.name)
+    if args.json:
+        _runs_json([run])
+    else:
+        print(_run_line(run))
+    return 0 if run.status == "succeeded" else 1
+
+
+def cmd_jobs_history(args) -> None:
+    with indb.connect(args.db) as db:
+        _show(db.job_runs(args.name, limit=args.limit), args)
+
+
+def cmd_jobs_enable(args) -> None:
+    with indb.connect(args.db) as db:
+        plan = db.enable_job(args.name, args.enabled, dry_run=args.dry_run)
+    if args.dry_run:
+        _print_plan(plan)
+    else:
+        print(f"job {args.name}: {'enabled' if args.enabled else 'disabled'}")
+
+
+def cmd_jobs_remove(args) -> None:
+    with indb.connect(args.db) as db:
+        plan = db.unschedule(args.name, dry_run=args.dry_run)
+    if args.dry_run:
+        _print_plan(plan)
+    else:
+        print(f"job {args.name} removed (its runs stay in indb.job_runs)")
+
+
+def cmd_jobs_run_due(args) -> int:
+    from indb.jobs.scheduler import Scheduler
+
+    scheduler = Scheduler.open(args.db or _default_url())
+    try:
+        runs = scheduler.run_due()
+    finally:
+        scheduler.backend.close()
+    if args.json:
+        _runs_json(runs)
+    else:
+        for run in runs:
+            print(_run_line(run))
+        if not runs:
+            print("nothing due")
+    return 0 if all(r.status in ("succeeded", "skipped") for r in runs) else 1
+
+
+def _default_url() -> str:
+    import os
+
+    from indb.backends import DEFAULT_URL
+
+    return os.environ.get("INDB_URL") or DEFAULT_URL
+
+
+def cmd_scheduler(args) -> int:
+    """Run due jobs until SIGTERM/SIGINT: the run under way gets --grace seconds to finish,
+    then is interrupted and recorded failed; a second signal interrupts it at once."""
+    import logging
+    import signal
+    import threading
+
+    from indb.jobs import runner
+    from indb.jobs.scheduler import Scheduler
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    scheduler = Scheduler.open(args.db or _default_url(), poll=args.poll, grace=args.grace)
+    signals: list[str] = []
+    stoppers: list[threading.Thread] = []
+
+    def handle(number, frame) -> None:
+        name = signal.Signals(number).name
+        reason = f"the scheduler stopped ({name})"
+        if signals:
+            runner.interrupt(scheduler.backend, reason)
+            return
+        signals.append(name)
+        print(f"indb scheduler: {name}: stopping", file=sys.stderr, flush=True)
+        stopper = threading.Thread(target=scheduler.stop, kwargs={"reason": reason}, daemon=True)
+        stoppers.append(stopper)
+        stopper.start()
+
+    try:
+        scheduler.start()
+    except BaseException:
+        scheduler.backend.close()
+        raise
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    print(
+        f"indb scheduler: running the jobs of {scheduler.backend.url} (pid {os.getpid()})",
+        file=sys.stderr,
+        flush=True,
+    )
+    while scheduler.thread.is_alive():
+        scheduler.thread.join(0.2)
+    for stopper in stoppers:  # stop() releases the lock and closes the connection
+        while stopper.is_alive():
+            stopper.join(0.2)
+    print("indb scheduler: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     db_help = "database URL (default: $INDB_URL, else the DuckDB file ./indb.duckdb)"
     # --db works before or after the command; SUPPRESS keeps a sub-command from resetting it.
@@ -595,6 +793,76 @@ def build_parser() -> argparse.ArgumentParser:
     drop = verbs.add_parser("drop", parents=[common], help="remove a transform, its view and function")
     drop.add_argument("name")
     drop.set_defaults(run=cmd_transforms_drop)
+
+    jobs = commands.add_parser("jobs", help="scheduled jobs: add, list, run, history")
+    verbs = jobs.add_subparsers(dest="verb", required=True, metavar="VERB")
+    add = verbs.add_parser("add", parents=[common], help="schedule an action")
+    add.add_argument("name")
+    add.add_argument("--schedule", help='cron ("*/15 * * * *"), @hourly, @daily, ... or "15 minutes"')
+    add.add_argument("--action", required=True, help="run_monitor, ingest, retain, sql, ...")
+    add.add_argument(
+        "--arg", action="append", default=[], metavar="KEY=VALUE", help="an argument of the action (repeat)"
+    )
+    add.add_argument("--args-json", metavar="JSON", help="the action's arguments as one JSON object")
+    add.add_argument("--timezone", default="UTC", help="the schedule's time zone (default UTC)")
+    add.add_argument(
+        "--on-alert", metavar="monitor=NAME[,metric=NAME]", help="also run after a matching alert"
+    )
+    add.add_argument("--retries", type=int, default=0)
+    add.add_argument("--retry-delay", type=float, default=60, metavar="SECONDS")
+    add.add_argument("--timeout", type=float, default=None, metavar="SECONDS")
+    add.add_argument("--alert-after-failures", type=int, default=3, metavar="N")
+    add.add_argument(
+        "--catch-up",
+        choices=["latest", "all", "none"],
+        default="latest",
+        help="runs missed while no scheduler ran",
+    )
+    add.add_argument("--comment")
+    add.add_argument("--disabled", action="store_true", help="create it disabled")
+    add.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
+    add.set_defaults(run=cmd_jobs_add)
+    verbs.add_parser("list", parents=[listing], help="jobs with their last run and next run").set_defaults(
+        run=cmd_jobs_list
+    )
+    show = verbs.add_parser("show", parents=[listing], help="one job and its latest runs")
+    show.add_argument("name")
+    show.add_argument("--limit", type=int, default=10)
+    show.set_defaults(run=cmd_jobs_show)
+    run = verbs.add_parser("run", parents=[listing], help="run a job now (exit 1 unless it succeeds)")
+    run.add_argument("name")
+    run.set_defaults(run=cmd_jobs_run)
+    history = verbs.add_parser("history", parents=[listing], help="runs, newest first")
+    history.add_argument("name", nargs="?")
+    history.add_argument("--limit", type=int, default=50)
+    history.set_defaults(run=cmd_jobs_history)
+    for verb, enabled in (("enable", True), ("disable", False)):
+        toggle = verbs.add_parser(verb, parents=[common], help=f"{verb} a job")
+        toggle.add_argument("name")
+        toggle.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
+        toggle.set_defaults(run=cmd_jobs_enable, enabled=enabled)
+    remove = verbs.add_parser("remove", parents=[common], help="remove a job (its runs stay)")
+    remove.add_argument("name")
+    remove.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
+    remove.set_defaults(run=cmd_jobs_remove)
+    verbs.add_parser(
+        "run-due", parents=[listing], help="run what is due once and exit (system cron, CI)"
+    ).set_defaults(run=cmd_jobs_run_due)
+
+    scheduler = commands.add_parser(
+        "scheduler", parents=[common], help="run due jobs until SIGTERM (systemd, docker; DuckDB)"
+    )
+    scheduler.add_argument(
+        "--poll", type=float, default=30.0, metavar="SECONDS", help="longest sleep between passes"
+    )
+    scheduler.add_argument(
+        "--grace",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long a run may still take",
+    )
+    scheduler.set_defaults(run=cmd_scheduler)
 
     sql = commands.add_parser("sql", parents=[listing], help="run one SQL statement")
     sql.add_argument("query")

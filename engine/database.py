@@ -53,6 +53,7 @@ class Database:
         return self.backend.url
 
     def close(self) -> None:
+        self.stop_scheduler()
         self.backend.close()
 
     def _call(self, function, *args, **kwargs):
@@ -472,7 +473,9 @@ class Database:
         this is ``CALL indb.run_monitor(name)``, which pg_cron can schedule."""
         from indb.monitoring import runner
 
-        return self._call(runner.run, name, since=since)
+        summary = self._call(runner.run, name, since=since)
+        self._wake_scheduler()  # jobs waiting for its alerts (on_alert) run now
+        return summary
 
     def monitor_results(self, name: str) -> pd.DataFrame:
         from indb.monitoring import monitors
@@ -562,3 +565,124 @@ class Database:
         from indb.monitoring import monitors
 
         self._call(monitors.drop, name)
+
+    # -- jobs -----------------------------------------------------------------------------------
+    def schedule(
+        self,
+        name: str,
+        schedule: str | None,
+        action: str,
+        *,
+        timezone: str = "UTC",
+        on_alert: dict | None = None,
+        retries: int = 0,
+        retry_delay: float = 60,
+        timeout: float | None = None,
+        alert_after_failures: int = 3,
+        catch_up: str = "latest",
+        comment: str | None = None,
+        enabled: bool = True,
+        dry_run: bool = False,
+        **arguments,
+    ):
+        """Run ``action`` (see :mod:`indb.jobs.actions`) with ``arguments`` on a schedule: cron
+        (``"*/15 * * * *"``), ``"@daily"`` or an interval (``"15 minutes"``) in ``timezone``,
+        and/or after a monitor raises a matching alert (``on_alert={"monitor": "loans",
+        "metric": "psi"}``). ``retries`` more attempts ``retry_delay`` seconds apart; ``timeout``
+        seconds; an alert after ``alert_after_failures`` failures in a row; ``catch_up``
+        (latest, all, none) for runs missed while no scheduler ran. On PostgreSQL this is
+        ``SELECT indb.schedule(...)`` and pg_cron runs it; on DuckDB a scheduler does
+        (:meth:`start_scheduler`, ``indb scheduler``). ``dry_run`` returns the plan only."""
+        from indb.jobs import api
+
+        spec = api.JobSpec(
+            name,
+            schedule,
+            action,
+            arguments,
+            timezone=timezone,
+            on_alert=on_alert,
+            retries=retries,
+            retry_delay=retry_delay,
+            timeout=timeout,
+            alert_after_failures=alert_after_failures,
+            catch_up=catch_up,
+            comment=comment,
+            enabled=enabled,
+        )
+        job = self._call(api.schedule, spec, dry_run=dry_run)
+        self._wake_scheduler()
+        return job
+
+    def job(self, name: str):
+        from indb.jobs import api
+
+        return self._call(api.get, name)
+
+    def jobs(self) -> pd.DataFrame:
+        """Every job with its last run, last success, failures in a row and next run."""
+        from indb.jobs import api
+
+        return self._call(api.jobs)
+
+    def job_runs(self, name: str | None = None, *, limit: int = 100) -> pd.DataFrame:
+        """The latest runs (newest first) of one job, or of all."""
+        from indb.jobs import api
+
+        return self._call(api.runs, name, limit)
+
+    def run_job(self, name: str):
+        """Run a job now (reason ``manual``, with its retries); returns its last attempt."""
+        from indb.jobs import runner
+
+        return self._call(runner.run, name)
+
+    def unschedule(self, name: str, *, dry_run: bool = False):
+        """Remove a job; its runs stay in ``indb.job_runs``."""
+        from indb.jobs import api
+
+        return self._call(api.unschedule, name, dry_run=dry_run)
+
+    def enable_job(self, name: str, enabled: bool = True, *, dry_run: bool = False):
+        from indb.jobs import api
+
+        plan = self._call(api.enable, name, enabled, dry_run=dry_run)
+        self._wake_scheduler()
+        return plan
+
+    def start_scheduler(self, *, poll: float = 30.0, grace: float = 30.0):
+        """Run due jobs on a background thread of this process, on a connection of its own,
+        until :meth:`stop_scheduler` or :meth:`close` (which give a run under way ``grace``
+        seconds, then interrupt it: recorded failed). Refused when another scheduler runs the
+        jobs of this database (in this process or another)."""
+        from indb.jobs.scheduler import Scheduler, SchedulerError, lock_path
+
+        if getattr(self, "_scheduler", None) is not None:
+            raise SchedulerError("this connection's scheduler is running already")
+        if self.backend.supports_procedures:
+            raise SchedulerError(
+                f"{self.backend.name} runs jobs itself (pg_cron calls indb.run_job): no indb scheduler needed"
+            )
+        if lock_path(self.backend) is None:
+            raise SchedulerError(
+                "start_scheduler() needs a database file (its thread opens a connection of its own)"
+            )
+        scheduler = Scheduler.open(self.url, poll=poll, grace=grace)
+        try:
+            scheduler.start()
+        except BaseException:
+            scheduler.backend.close()
+            raise
+        self._scheduler = scheduler
+        return scheduler
+
+    def stop_scheduler(self, grace: float | None = None) -> None:
+        scheduler = getattr(self, "_scheduler", None)
+        if scheduler is not None:
+            self._scheduler = None
+            scheduler.stop(grace)
+
+    def _wake_scheduler(self) -> None:
+        scheduler = getattr(self, "_scheduler", None)
+        if scheduler is not None:
+            scheduler.wake()

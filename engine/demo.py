@@ -3,7 +3,10 @@
 Train on 30 days of history, register and deploy the model, stream 60 more days of
 applications into the request table in daily batches (each INSERT is scored by the
 trigger), record each outcome 14 days after its application, retrain mid-stream and
-switch versions, then report accuracy per week and per model version.
+switch versions, then report accuracy per week and per model version. A drift monitor and a
+retention sweep run as jobs: on DuckDB through indb's scheduler on a simulated clock (one tick
+per streamed day, so 60 days of schedule take seconds), on PostgreSQL once each by hand, as
+pg_cron would.
 
 The request table's ``id`` and ``created_at`` are the server's (the time of the replay), so
 the demo keeps each application's own number and date in columns of its own
@@ -109,7 +112,15 @@ def train(history: pd.DataFrame):
     return pipeline, metrics
 
 
+JOBS = ("loans_drift", "loans_retention")
+
+
 def _drop_previous_run(db: indb.Database) -> None:
+    for job in JOBS:
+        if not db.sql("SELECT 1 FROM indb.jobs WHERE name = $n", {"n": job}).empty:
+            db.unschedule(job)
+    if not db.sql("SELECT 1 FROM indb.monitors WHERE name = $n", {"n": "loans"}).empty:
+        db.drop_monitor("loans")
     if not db.sql("SELECT 1 FROM indb.deployments WHERE table_name = $t", {"t": TABLE}).empty:
         db.undeploy(TABLE, drop_tables=True)
         print(f"  removed the tables of an earlier demo run ({TABLE}*)")
@@ -140,6 +151,57 @@ def _stream_day(db: indb.Database, day: int) -> int:
         {"start": start, "end": end},
     )
     return int(count)
+
+
+def _schedule_jobs(db: indb.Database):
+    """The demo's monitor and retention as jobs; on DuckDB also a scheduler whose clock starts
+    on the first streamed day (None on PostgreSQL, where pg_cron runs jobs)."""
+    from indb.jobs import api
+    from indb.jobs.clock import ManualClock
+    from indb.jobs.scheduler import Scheduler
+
+    specs = [
+        api.JobSpec(
+            "loans_drift",
+            "0 6 * * 1",
+            "run_monitor",
+            {"monitor": "loans"},
+            comment="drift and accuracy of the loans deployment, Mondays 06:00 UTC",
+        ),
+        api.JobSpec(
+            "loans_retention",
+            "@weekly",
+            "retain",
+            {"deployment": TABLE, "days": 365},
+            comment="keep a year of requests, predictions and outcomes",
+        ),
+    ]
+    if db.backend.supports_procedures:
+        for spec in specs:
+            api.schedule(db.backend, spec)
+        return None
+    clock = ManualClock(START + pd.Timedelta(days=TRAIN_DAYS))
+    for spec in specs:
+        api.schedule(db.backend, spec, clock=clock)
+    return Scheduler(db.backend, clock=clock)
+
+
+def _run_jobs(db: indb.Database, scheduler, day: int) -> int:
+    """The jobs due by the end of ``day``: the scheduler's own pass on the simulated clock."""
+    if scheduler is None:
+        return 0
+    scheduler.clock.set(START + pd.Timedelta(days=day + 1))
+    return len(scheduler.tick())
+
+
+JOB_HISTORY = """
+SELECT job, status, count(*) AS runs, min(scheduled_for) AS first_due, max(scheduled_for) AS last_due,
+       max(rows_affected) AS max_rows
+FROM indb.job_runs
+WHERE job IN ('loans_drift', 'loans_retention')
+GROUP BY 1, 2
+ORDER BY 1, 2
+"""
 
 
 ACCURACY_BY_WEEK = f"""
@@ -191,7 +253,18 @@ def run_demo(url: str | None = None, rows: int = 30_000, seed: int = 7) -> None:
     requests = data.iloc[:0][["id", "applied_at", *FEATURES]].rename(columns={"id": "application_id"})
     db.write_table(TABLE, requests, replace=True)
     db.deploy("loans", table=TABLE)
-    print(f"3. deployed: every INSERT INTO {TABLE} is scored into {TABLE}_predictions\n")
+    print(f"3. deployed: every INSERT INTO {TABLE} is scored into {TABLE}_predictions")
+    db.create_monitor(
+        "loans",
+        TABLE,
+        reference="SELECT " + ", ".join(FEATURES) + " FROM loan_history",
+        features=FEATURES,
+        window="7 days",
+        time_column="applied_at",
+    )
+    scheduler = _schedule_jobs(db)
+    print("   monitor loans (weekly windows of applied_at) and jobs loans_drift ('0 6 * * 1', run_monitor),")
+    print("   loans_retention (@weekly, retain 365 days) are in indb.monitors and indb.jobs\n")
 
     versions = str(v1.version)
     with Progress(DAYS - TRAIN_DAYS, "4. streaming applications", unit="days") as bar:
@@ -213,7 +286,11 @@ def run_demo(url: str | None = None, rows: int = 30_000, seed: int = 7) -> None:
                 versions = f"{v1.version} and {v2.version}"
                 db.deploy("loans", table=TABLE, version="production")
                 bar.advance(0, note=f"retrained: version {v2.version} deployed")
-            bar.advance(1, note=f"{_stream_day(db, day):,} rows")
+            rows = _stream_day(db, day)
+            bar.advance(1, note=f"{rows:,} rows, {_run_jobs(db, scheduler, day)} job run(s)")
+    if scheduler is None:  # PostgreSQL: pg_cron would run them; once each by hand here
+        for job in JOBS:
+            db.run_job(job)
     print()
 
     print(
@@ -223,6 +300,11 @@ def run_demo(url: str | None = None, rows: int = 30_000, seed: int = 7) -> None:
     from indb.cli import _show
 
     _show(db.sql(ACCURACY_BY_WEEK))
+    how = "the scheduler, on a simulated clock" if scheduler is not None else "CALL indb.run_job"
+    print(f"\n   job runs ({how}; indb.job_runs, indb.job_status):")
+    _show(db.sql(JOB_HISTORY))
+    alerts = db.sql("SELECT count(*) AS n FROM indb.alerts WHERE monitor = 'loans'").iloc[0].n
+    print(f"   drift alerts raised by the monitor job: {alerts} (indb monitor alerts loans)")
     totals = db.sql(
         f"SELECT (SELECT count(*) FROM {TABLE}) AS requests, "
         f"(SELECT count(*) FROM {TABLE}_predictions) AS predictions, "

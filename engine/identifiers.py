@@ -71,6 +71,27 @@ def column_name(value: object) -> str:
     )
 
 
+# Role names PostgreSQL gives a meaning of its own: quoted or not, ``GRANT ... TO "public"``
+# grants to everyone; ``none`` and ``pg_*`` may not be created.
+_RESERVED_ROLES = frozenset({"public", "none", "current_user", "session_user", "current_role"})
+
+
+def role_name(value: object, purpose: str = "") -> str:
+    """A PostgreSQL role indb grants to (``purpose``: reader, app, ...): lowercase so that
+    the ``GRANT <role> TO ...`` a DBA types unquoted names the same role."""
+    kind = f"{purpose} role".strip()
+    name = _check(
+        value,
+        kind,
+        _OBJECT_NAME,
+        MAX_NAME,
+        "lowercase letters, digits and underscores, starting with a letter or underscore",
+    )
+    if name in _RESERVED_ROLES or name.startswith("pg_"):
+        raise InvalidNameError(f"{kind} name {name!r} is reserved by PostgreSQL (public, none, pg_*)")
+    return name
+
+
 @dataclass(frozen=True)
 class Quoted:
     """SQL text of an identifier that was validated and quoted; the only thing templates accept."""

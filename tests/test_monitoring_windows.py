@@ -134,3 +134,26 @@ def test_a_time_zone_aware_time_column_is_taken_in_utc(db):
         results[(results.feature == "x") & (results.metric == "ks_d")].set_index("window_start").n_current
     )
     assert counts.to_dict() == {pd.Timestamp("2024-05-01"): 10, pd.Timestamp("2024-05-02"): 10}
+
+
+@pytest.mark.parametrize("sql_type", ["TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S"])
+def test_a_time_column_of_another_precision_windows_like_a_timestamp(tmp_path, sql_type):
+    """pandas writes nanosecond timestamps (TIMESTAMP_NS in DuckDB): they window as TIMESTAMP."""
+    db = indb.connect(f"duckdb://{tmp_path}/test.duckdb")
+    model, _ = _model()
+    db.register_model("m", model, sample=_events(0, "2024-05-01", 0.0)[["x", "y", "c"]])
+    db.sql(f"CREATE TABLE requests (x DOUBLE, y DOUBLE, c VARCHAR, event_time {sql_type})")
+    db.deploy("m", table="requests")
+    for n, day in enumerate(["2024-05-01", "2024-05-02", "2024-05-03"]):
+        db.write_table("incoming", _events(n, day, 0.5 * n, n=40 + n), replace=True)
+        db.sql("INSERT INTO requests (x, y, c, event_time) SELECT x, y, c, event_time FROM incoming")
+    monitor = db.create_monitor(
+        "p", "requests", reference=("2024-05-01", "2024-05-02"), window="1 day", time_column="event_time"
+    )
+    assert monitor.n_reference == 40
+    assert db.run_monitor("p").windows == 3
+    results = db.monitor_results("p")
+    counts = (
+        results[(results.feature == "x") & (results.metric == "ks_d")].set_index("window_start").n_current
+    )
+    assert counts.to_dict() == {pd.Timestamp(f"2024-05-0{d}"): 40 + d - 1 for d in (1, 2, 3)}

@@ -376,8 +376,8 @@ class Runtime:
 
     # -- model functions for roles that may not create PL/Python functions ------------------------
     def install_model_functions(self, name, version):
-        """indb.install_model_functions(model, version), for indb_developer: the same
-        predict_<model>_v<N> (and, for the default version, predict_<model>) functions the
+        """indb.install_model_functions(model, version), for the developer role (indb.roles): the
+        same predict_<model>_v<N> (and, for the default version, predict_<model>) functions the
         Python client creates for a superuser (PostgresBackend.model_sql), built only from the
         catalog row: the name must be a model name, every type one of four, argument names
         quoted, and the content hash embedded is the one of the row as it is now."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 
 from indb.backends.base import Backend
 from indb.errors import IndbError
@@ -27,18 +28,24 @@ _ACCEPTED = (
 )
 
 
-def open_backend(url: str | None = None) -> Backend:
+def open_backend(url: str | None = None, roles: Mapping[str, str] | None = None) -> Backend:
+    """``roles``: names for indb's PostgreSQL roles (``indb.connect``)."""
     url = url or os.environ.get("INDB_URL") or DEFAULT_URL
     scheme = _SCHEME.match(url)
     # A scheme indb does not know (sqlite://x.db) is refused rather than read as a file path.
     if scheme and scheme[1].lower() not in ("duckdb", "postgresql", "postgres") and len(scheme[1]) > 1:
         raise IndbError(f"unknown database URL scheme {scheme[1]!r} in {url!r}: use {_ACCEPTED}")
     if url.startswith("duckdb:") or url.endswith((".duckdb", ".db")) or url == ":memory:":
+        if roles:  # INDB_ROLE_* variables are left alone: one environment may serve both
+            raise IndbError(
+                f"roles= names PostgreSQL roles; {url!r} is a DuckDB database, which has no roles "
+                "(a DuckDB file is single-user: whoever can open it may do anything): leave roles out"
+            )
         from indb.backends.duckdb import DuckDBBackend
 
         return DuckDBBackend(duckdb_path(url))
     if url.startswith(("postgresql:", "postgres:")):
         from indb.backends.postgres import PostgresBackend
 
-        return PostgresBackend(url)
+        return PostgresBackend(url, roles)
     raise IndbError(f"unknown database URL {url!r}: use {_ACCEPTED}")

@@ -9,9 +9,10 @@ of one catalog row and never DDL on a table applications write to.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from importlib import resources
 
@@ -21,9 +22,10 @@ from psycopg.types.string import TextLoader
 from sqlglot import exp
 
 from indb import errors
+from indb.backends import postgres_roles
 from indb.backends.base import Backend, Check, ModelRef, ScoringTarget, relation
 from indb.identifiers import Quoted, join, quote
-from indb.sql import migrations, statement, statements
+from indb.sql import migrations, render, statement, statements
 from indb.udfs.compiler import dialects
 from indb.udfs.compiler.dialects import Pick
 
@@ -81,16 +83,11 @@ _OUR_ERRORS = {
     "NotFound": errors.DatabaseError,
 }
 RUNTIME_MODULE = "plpython_runtime.py"
-# What a non-superuser owner of the catalog runs of sql/postgres/privileges.sql.
-# indb's roles by what they are for (the names the catalog creates).
-ROLE_NAMES = {
-    "reader": "indb_reader",
-    "app": "indb_app",
-    "developer": "indb_developer",
-    "approver": "indb_approver",
-    "admin": "indb_admin",
-}
+# indb's roles by what they are for, with their default names; a database records its own
+# names in indb.roles (chosen at install: postgres_roles, PostgresBackend.role_names).
+ROLE_NAMES = postgres_roles.DEFAULTS
 
+# What a non-superuser owner of the catalog runs of sql/postgres/privileges.sql.
 _OWNER_PRIVILEGES = (
     "revoke_schema",
     "revoke_tables",
@@ -149,7 +146,12 @@ class PostgresBackend(Backend):
     temp_schema = "pg_temp"
     supports_notify = True
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, roles: Mapping[str, str] | None = None):
+        # Names asked for (roles=, INDB_ROLE_*), checked before connecting; the catalog's
+        # names replace them once read (_settle_roles).
+        self.requested_roles = postgres_roles.requested(roles, os.environ)
+        self.role_names = postgres_roles.DEFAULTS | self.requested_roles
+        self._roles_read = False  # whether role_names came from the catalog (or it has none)
         try:
             self.conn = psycopg.connect(url, autocommit=True)
         except psycopg.Error as e:
@@ -166,8 +168,68 @@ class PostgresBackend(Backend):
 
     def role_slots(self) -> dict[str, Quoted]:
         """indb's roles as template slots ``{reader}``, ``{app}``, ``{developer}``, ``{approver}``,
-        ``{admin}``: SQL in sql/postgres/ names roles only through these."""
-        return {key: quote(name, dialect=self.dialect) for key, name in ROLE_NAMES.items()}
+        ``{admin}``: SQL in sql/postgres/ names roles only through these. The names this
+        database's catalog records, else those asked for or the defaults."""
+        if not self._roles_read:  # e.g. an install step that runs before install_privileges
+            self._settle_roles(self.installed_roles())
+        return {key: quote(name, dialect=self.dialect) for key, name in self.role_names.items()}
+
+    def _role(self, purpose: str) -> str:
+        """A role's name as a DBA types it in a GRANT (names are plain lowercase identifiers)."""
+        return self.role_names[purpose]
+
+    def installed_roles(self) -> dict[str, str]:
+        """The role names this database's catalog records: from indb.roles, or from the schema's
+        comment for a role that may not read it; {} before indb installed its roles."""
+        ((readable, comment),) = self.rows(statement("roles", "access", self.dialect))
+        if readable:
+            return dict(self.rows(statement("roles", "recorded", self.dialect)))
+        return postgres_roles.from_comment(comment)
+
+    def _settle_roles(self, installed: dict[str, str]) -> None:
+        """Use the installed names, refusing a connect that asked for others."""
+        if installed:
+            postgres_roles.check_same(self.requested_roles, installed, "recorded in indb.roles at install")
+            self.role_names = postgres_roles.DEFAULTS | installed
+        self._roles_read = True
+
+    def _record_roles(self) -> None:
+        """The first install by a superuser (under the catalog lock): the chosen names go into
+        indb.roles. A catalog whose privileges were installed before names were configurable
+        has the default roles already. Refused: a superuser or BYPASSRLS role (grants would
+        mean nothing to it, and row-level security keeps production from developers)."""
+        ((before,),) = self.rows(
+            statement("roles", "installed_before", self.dialect),
+            {"reader": postgres_roles.DEFAULTS["reader"]},
+        )
+        if before:
+            postgres_roles.check_same(
+                self.requested_roles,
+                postgres_roles.DEFAULTS,
+                "indb was installed with the default names before names were configurable",
+            )
+            self.role_names = dict(postgres_roles.DEFAULTS)
+        names = self.role_names
+        existing = {
+            name: (superuser, bypass)
+            for name, superuser, bypass in self.rows(
+                statement("roles", "existing", self.dialect), {"names": list(names.values())}
+            )
+        }
+        for purpose, name in names.items():
+            superuser, bypass = existing.get(name, (False, False))
+            if superuser or bypass:
+                raise errors.InvalidNameError(
+                    f"{purpose} role name {name!r} is an existing "
+                    f"{'superuser' if superuser else 'BYPASSRLS'} role: indb grants its {purpose} "
+                    "privileges to a role of their own; choose a name that is free or a role "
+                    "without SUPERUSER and BYPASSRLS"
+                )
+        for purpose, name in names.items():
+            self.execute(
+                statement("roles", "record", self.dialect),
+                {"purpose": purpose, "role_name": name, "created": name not in existing},
+            )
 
     # -- statements ---------------------------------------------------------------------------
     def execute(self, sql: str, params: dict | Sequence | None = None) -> None:
@@ -268,8 +330,10 @@ class PostgresBackend(Backend):
         if isinstance(error, psycopg.errors.InsufficientPrivilege):
             return errors.PermissionDeniedError(
                 f"database user {self.user!r}: {text.splitlines()[0]}. A superuser grants one of "
-                f"indb's roles, e.g. GRANT indb_reader TO {self.quote(self.user).text}; (read), "
-                "indb_developer (register), indb_admin (deploy); see the README's Security section"
+                f"indb's roles, e.g. GRANT {self._role('reader')} TO {self.quote(self.user).text}; "
+                f"(read), {self._role('app')} (insert into request tables), "
+                f"{self._role('developer')} (register), {self._role('admin')} (deploy); "
+                "see the README's Security section"
             )
         if isinstance(error, psycopg.errors.UndefinedFunction):
             text += self._near_functions(text)
@@ -298,6 +362,7 @@ class PostgresBackend(Backend):
         superuser, who installs and upgrades."""
         if self.superuser:
             return None
+        self._settle_roles(self.installed_roles())  # hints below name this database's roles
         ((installs, schema, usage, readable, version_readable),) = self.rows(
             statement("privileges", "catalog_access", "postgres")
         )
@@ -308,13 +373,13 @@ class PostgresBackend(Backend):
             raise errors.PermissionDeniedError(
                 f"database user {self.user!r}: this database has no indb catalog and only a superuser "
                 "may install it (PL/Python and the trigger functions need one): connect once as the "
-                f"superuser, then GRANT indb_reader TO {role};"
+                f"superuser, then GRANT {self._role('reader')} TO {role};"
             )
         if not (usage and readable and version_readable):
             raise errors.PermissionDeniedError(
                 f"database user {self.user!r}: permission denied for indb's catalog. A superuser "
-                f"grants a role: GRANT indb_reader TO {role}; (or indb_developer, indb_admin; "
-                "see the README's Security section)"
+                f"grants a role: GRANT {self._role('reader')} TO {role}; (or "
+                f"{self._role('developer')}, {self._role('admin')}; see the README's Security section)"
             )
         applied = {int(v) for (v,) in self.rows("SELECT version FROM indb.schema_migrations")}
         missing = sorted({m.version for m in migrations()} - applied)
@@ -337,13 +402,45 @@ class PostgresBackend(Backend):
         self.install_jobs()
 
     def install_privileges(self) -> None:
-        """sql/postgres/audit.sql and privileges.sql, run again when either file or the set
-        of catalog tables changed (a fingerprint in the schema's comment)."""
+        """sql/postgres/audit.sql and privileges.sql, run again when either file, the set of
+        catalog tables or the role names changed (a fingerprint in the schema's comment). The
+        first superuser install records the role names (indb.roles) in the same transaction."""
+        installed = self.installed_roles()
+        self._settle_roles(installed)
+        # A superuser's install always records the names first: with none recorded yet, no
+        # fingerprint matches (recorded=False is part of it) and the install runs.
+        texts, fingerprint = self._privileges(recorded=bool(installed))
+        if fingerprint in (self._schema_comment() or ""):
+            return
+        with self.transaction():  # under the catalog lock, as the runtime: connects may race
+            self.lock_catalog()
+            installed = self.installed_roles()  # another connect may have installed them
+            self._settle_roles(installed)
+            comment = self._schema_comment()
+            recording = not installed and self.superuser
+            if recording:
+                self._record_roles()
+                installed = self.role_names
+            texts, fingerprint = self._privileges(recorded=bool(installed))
+            if not (comment and fingerprint in comment):
+                self._install_privileges(texts, fingerprint)
+            if recording:  # after the audit log's triggers exist (a fresh install makes them)
+                from indb import audit
+
+                audit.record(self, "record roles", "indb.roles", dict(self.role_names))
+
+    def _schema_comment(self) -> str | None:
+        ((comment,),) = self.rows("SELECT obj_description('indb'::regnamespace, 'pg_namespace')")
+        return comment
+
+    def _privileges(self, *, recorded: bool) -> tuple[list[str], str]:
+        """The install statements with this database's role names, and their fingerprint."""
+        slots = self.role_slots()
         texts = [
             statement("audit", n, "postgres") for n in statements("audit", "postgres") if n != "verify_chain"
         ]
         texts += [
-            statement("privileges", n, "postgres")
+            render("privileges", n, "postgres", **slots)
             for n in statements("privileges", "postgres")
             if n not in _NOT_AT_INSTALL
         ]
@@ -351,19 +448,15 @@ class PostgresBackend(Backend):
             "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class "
             "WHERE relnamespace = 'indb'::regnamespace AND relkind IN ('r', 'p', 'S', 'v')"
         )
-        text = "\n".join([*texts, objects or "", str(self.superuser)])
-        fingerprint = "indb privileges " + hashlib.sha256(text.encode()).hexdigest()[:16]
-        ((installed,),) = self.rows("SELECT obj_description('indb'::regnamespace, 'pg_namespace')")
-        if installed and fingerprint in installed:
-            return
-        with self.transaction():  # under the catalog lock, as the runtime: connects may race
-            self.lock_catalog()
-            ((installed,),) = self.rows("SELECT obj_description('indb'::regnamespace, 'pg_namespace')")
-            if not (installed and fingerprint in installed):
-                self._install_privileges(texts, fingerprint)
+        names = postgres_roles.comment_fragment(self.role_names)
+        text = "\n".join([*texts, objects or "", str(self.superuser), names, str(recorded)])
+        return texts, "indb privileges " + hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def _install_privileges(self, texts: list[str], fingerprint: str) -> None:
-        if not self.superuser:
+        roles = ""
+        if self.superuser:
+            roles = postgres_roles.comment_fragment(self.role_names) + "; "
+        else:
             # A non-superuser owner (managed PostgreSQL) gets the audit triggers and nothing
             # for PUBLIC, but no roles or event trigger (those need a superuser).
             texts = [
@@ -380,7 +473,8 @@ class PostgresBackend(Backend):
             "backfill_deployment_hashes",
         ):
             self.execute(statement("privileges", backfill, "postgres"))
-        comment = f"indb's catalog: models, deployments, monitors; {fingerprint}"
+        # The role names are repeated here for roles that may not read indb.roles (hints).
+        comment = f"indb's catalog: models, deployments, monitors; {roles}{fingerprint}"
         self.execute(self.render("privileges", "comment_schema", comment=self.literal(comment)))
 
     def install_jobs(self) -> None:
@@ -653,7 +747,7 @@ class PostgresBackend(Backend):
     def model_sql(self, ref: ModelRef, *, default: bool) -> list[str]:
         if not self.has_plpython:
             return []  # without PL/Python, a model is callable once deployed with runtime="sql"
-        if not self.superuser:  # the server builds them from the catalog row (indb_developer)
+        if not self.superuser:  # the server builds them from the catalog row (developer role)
             return [
                 self.render(
                     "scoring",
@@ -966,6 +1060,20 @@ class PostgresBackend(Backend):
         return [self.drop_trigger_sql(f"{table}_{name}", q(table)) for name in ("score", "lock")]
 
     # -- doctor -------------------------------------------------------------------------------
+    def _roles_check(self) -> Check:
+        installed = self.installed_roles()
+        names = postgres_roles.comment_fragment(postgres_roles.DEFAULTS | (installed or self.role_names))
+        names = names.removeprefix("roles ")
+        try:
+            self._settle_roles(installed)
+        except errors.InvalidNameError as e:
+            self.role_names = postgres_roles.DEFAULTS | installed  # the checks below: the real ones
+            return Check("roles", False, names, str(e))
+        where = (
+            "recorded at install" if installed else "not installed yet: a superuser's connect creates them"
+        )
+        return Check("roles", True, f"{names} ({where})")
+
     def health(self) -> list[Check]:
         d = self.dialect
         server = self.query(statement("doctor", "server", d)).iloc[0]
@@ -1037,7 +1145,9 @@ class PostgresBackend(Backend):
         )
         if extensions.get("pg_cron") is not None:
             checks += self._job_checks(server.database_name)
-        access = self.query(statement("doctor", "catalog_access", d))
+        checks.append(self._roles_check())
+        names = list(self.role_names.values())
+        access = self.query(statement("doctor", "catalog_access", d), {"roles": names})
         if access.empty:
             checks.append(
                 Check(
@@ -1059,8 +1169,9 @@ class PostgresBackend(Backend):
                     f"{' in ' + row.roles if row.roles else ''}: "
                     f"catalog {'readable' if ok else 'not readable'}, "
                     f"{'may' if row.register_models else 'may not'} register models",
-                    f"as a superuser: GRANT indb_reader TO {self.quote(server.user_name).text}; "
-                    "(or indb_developer, indb_admin: see the README's Security section)",
+                    f"as a superuser: GRANT {self._role('reader')} TO {self.quote(server.user_name).text}; "
+                    f"(or {self._role('developer')}, {self._role('admin')}: see the README's "
+                    "Security section)",
                 )
             )
         return checks

@@ -302,7 +302,15 @@ def _store_reference(backend: Backend, name: str, temp: Quoted, features: dict[s
 
 
 _PREDICTION_COLUMNS = ("id", "model", "model_version", "runtime", "prediction", "scored_at")
-_TIMES = ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "DATE")
+# DuckDB's TIMESTAMP_S/MS/NS (pandas writes nanoseconds) and DATE are read as TIMESTAMP.
+_AS_TIMESTAMP = ("DATE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS")
+_TIMES = (
+    "TIMESTAMP",
+    "TIMESTAMP WITHOUT TIME ZONE",
+    "TIMESTAMP WITH TIME ZONE",
+    "TIMESTAMPTZ",
+    *_AS_TIMESTAMP,
+)
 
 
 def _column(relation: str, name: str) -> exp.Column:
@@ -316,11 +324,12 @@ def _fragment(backend: Backend, nodes: list[exp.Expression]) -> Quoted:
 
 def _window_time(backend: Backend, relation: str, column: str | None, sql_type: str | None) -> Quoted:
     """The window time of a row: ``scored_at`` of its prediction, or the request table's
-    ``time_column`` (time-zone-aware values taken in UTC, dates as their midnight)."""
+    ``time_column`` (time-zone-aware values taken in UTC, dates as their midnight, other
+    precisions as microseconds)."""
     node: exp.Expression = _column(relation, column or "scored_at")
     if sql_type in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
         node = exp.AtTimeZone(this=node, zone=exp.Literal.string("UTC"))
-    elif sql_type == "DATE":
+    elif sql_type in _AS_TIMESTAMP:
         node = exp.cast(node, "TIMESTAMP")
     return Quoted(node.sql(dialect=backend.dialect))
 
@@ -355,8 +364,7 @@ def window_statements(
     took from a feature store are recorded there, as the model used them)."""
     columns = [_column(relation, f) for f, relation in sources.items()]
     columns += [
-        _column("p", c)
-        for c in ("id", "model_version", "prediction", *probability_columns, "scored_at")
+        _column("p", c) for c in ("id", "model_version", "prediction", *probability_columns, "scored_at")
     ]
     table, predictions = tables
     create = backend.render(

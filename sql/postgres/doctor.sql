@@ -13,12 +13,13 @@ SELECT current_setting('server_version_num')::int AS version_num,
 SELECT name, installed_version FROM pg_available_extensions WHERE name IN ('plpython3u', 'pg_cron');
 
 -- name: catalog_access
--- By oid: naming indb.<table> without USAGE on schema indb is itself an error.
+-- By oid: naming indb.<table> without USAGE on schema indb is itself an error. $roles: the
+-- names of indb's roles in this database (indb.roles).
 SELECT has_schema_privilege(n.oid, 'USAGE') AS usage,
        coalesce(has_table_privilege(v.oid, 'SELECT'), false) AS read_models,
        coalesce(has_table_privilege(v.oid, 'INSERT'), false) AS register_models,
        (SELECT string_agg(r.rolname, ', ' ORDER BY r.rolname) FROM pg_catalog.pg_roles AS r
-        WHERE r.rolname LIKE 'indb\_%' AND pg_has_role(current_user, r.oid, 'MEMBER')) AS roles
+        WHERE r.rolname = ANY($roles) AND pg_has_role(current_user, r.oid, 'MEMBER')) AS roles
 FROM pg_catalog.pg_namespace AS n
 LEFT JOIN pg_catalog.pg_class AS v ON v.relnamespace = n.oid AND v.relname = 'model_versions'
 WHERE n.nspname = 'indb';

@@ -1,23 +1,29 @@
 -- PostgreSQL privileges: indb's roles, nothing for PUBLIC, then one GRANT per need, each with
 -- the reason (pg_cron's style). Run in file order by the PostgreSQL backend as the role that
--- installed indb (a superuser), again whenever this file or the catalog's tables change.
+-- installed indb (a superuser), again whenever this file, the catalog's tables or the role
+-- names change.
 --
---   indb_reader     reads the catalog, monitor results and (per deployment) predictions;
---                   calls predict_* functions
---   indb_app        inserts into request tables (per deployment), reads their predictions,
---                   records ground truth, calls predict_* functions; no catalog access
---   indb_developer  what a reader may, and registers models, sets non-production aliases,
---                   edits tags/descriptions, writes feature-store and monitor definitions
---   indb_approver   what a developer may, and moves the production alias
---   indb_admin      what an approver may, and writes deployments and humility rules: as
---                   trusted as the superuser, since scoring triggers act on those rows
+-- Roles by purpose; their names are chosen at install and recorded in indb.roles (default
+-- indb_<purpose>; indb.backends.postgres_roles). Statements name them through the slots
+-- {reader} ... {admin} (filled from indb.roles, PostgresBackend.role_slots); functions that
+-- grant at run time read indb.roles through indb.role_name(purpose).
+--   reader     reads the catalog, monitor results and (per deployment) predictions;
+--              calls predict_* functions
+--   app        inserts into request tables (per deployment), reads their predictions,
+--              records ground truth, calls predict_* functions; no catalog access
+--   developer  what a reader may, and registers models, sets non-production aliases,
+--              edits tags/descriptions, writes feature-store and monitor definitions
+--   approver   what a developer may, and moves the production alias
+--   admin      what an approver may, and writes deployments and humility rules: as
+--              trusted as the superuser, since scoring triggers act on those rows
 
 -- name: create_roles
+-- The roles indb.roles names (recorded just before, in the same transaction), unless they exist.
 DO $indb$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['indb_reader', 'indb_app', 'indb_developer', 'indb_approver', 'indb_admin'] LOOP
+    FOR r IN SELECT role_name FROM indb.roles ORDER BY purpose LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
             EXECUTE format('CREATE ROLE %I NOLOGIN', r);
         END IF;
@@ -25,17 +31,33 @@ BEGIN
 END
 $indb$;
 
+-- name: create_role_name_function
+-- The role a purpose is granted to, for functions that grant at run time (a deploy, a new
+-- function): they follow indb.roles, never a name written into their body.
+CREATE OR REPLACE FUNCTION indb.role_name(purpose text) RETURNS text LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $indb$
+DECLARE
+    chosen text;
+BEGIN
+    SELECT r.role_name INTO chosen FROM indb.roles AS r WHERE r.purpose = role_name.purpose;
+    IF chosen IS NULL THEN
+        RAISE EXCEPTION 'indb.roles records no role for %: connect once with indb as a superuser', purpose;
+    END IF;
+    RETURN chosen;
+END
+$indb$;
+
 -- name: developer_reads
 -- A developer looks at everything a reader does.
-GRANT indb_reader TO indb_developer;
+GRANT {reader} TO {developer};
 
 -- name: approver_develops
 -- An approver does what a developer does, and also moves production.
-GRANT indb_developer TO indb_approver;
+GRANT {developer} TO {approver};
 
 -- name: admin_approves
 -- An admin does what an approver does, and also deploys.
-GRANT indb_approver TO indb_admin;
+GRANT {approver} TO {admin};
 
 -- name: revoke_schema
 -- Nothing in schema indb is anyone's by default.
@@ -56,72 +78,75 @@ REVOKE ALL ON ALL PROCEDURES IN SCHEMA indb FROM PUBLIC;
 
 -- name: schema_usage
 -- Readers and applications name indb's functions and (readers) tables.
-GRANT USAGE ON SCHEMA indb TO indb_reader, indb_app;
+GRANT USAGE ON SCHEMA indb TO {reader}, {app};
 
 -- name: reader_selects
 -- The catalog, monitor results, alerts and the audit log are for every reader to see.
-GRANT SELECT ON ALL TABLES IN SCHEMA indb TO indb_reader;
+GRANT SELECT ON ALL TABLES IN SCHEMA indb TO {reader};
 
 -- name: reader_sequences
 -- Readers may see where the catalog's sequences stand (no nextval).
-GRANT SELECT ON ALL SEQUENCES IN SCHEMA indb TO indb_reader;
+GRANT SELECT ON ALL SEQUENCES IN SCHEMA indb TO {reader};
 
 -- name: developer_sequences
 -- Developers insert catalog rows whose ids come from indb's sequences.
-GRANT USAGE ON ALL SEQUENCES IN SCHEMA indb TO indb_developer;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA indb TO {developer};
 
 -- name: developer_registers
 -- Registering a model adds a models row (and may edit its description)...
-GRANT INSERT, UPDATE (description) ON indb.models TO indb_developer;
+GRANT INSERT, UPDATE (description) ON indb.models TO {developer};
 
 -- name: developer_registers_versions
 -- ...and a model_versions row, never changing one (tags and descriptions may be edited).
-GRANT INSERT, UPDATE (tags, description) ON indb.model_versions TO indb_developer;
+GRANT INSERT, UPDATE (tags, description) ON indb.model_versions TO {developer};
 
 -- name: developer_aliases
 -- Developers move aliases; row-level security keeps production for approvers.
-GRANT INSERT, UPDATE, DELETE ON indb.model_aliases TO indb_developer;
+GRANT INSERT, UPDATE, DELETE ON indb.model_aliases TO {developer};
 
 -- name: developer_audits
 -- Every change made through indb writes an audit row (the chain trigger sets actor and hashes).
-GRANT INSERT ON indb.audit_log TO indb_developer;
+GRANT INSERT ON indb.audit_log TO {developer};
 
 -- name: developer_writes
 -- Feature-store definitions and monitor results (whichever of these tables exist) are
 -- developers' work. Not indb.monitors / indb.monitor_statements / indb.alert_sinks: they hold
 -- SQL text and commands that indb.run_monitor runs as its caller (pg_cron's superuser
--- included), so only indb_admin, trusted like the superuser, writes them.
+-- included), so only the admin role, trusted like the superuser, writes them.
 DO $indb$
 DECLARE
     t text;
+    developer text := indb.role_name('developer');
 BEGIN
     FOREACH t IN ARRAY ARRAY['entities', 'feature_sets', 'features', 'training_sets',
                              'training_set_features', 'model_training_sets', 'model_lineage',
                              'feature_statistics', 'monitor_results', 'alerts'] LOOP
         IF pg_catalog.to_regclass('indb.' || quote_ident(t)) IS NOT NULL THEN
-            EXECUTE format('GRANT INSERT, UPDATE, DELETE ON indb.%I TO indb_developer', t);
+            EXECUTE format('GRANT INSERT, UPDATE, DELETE ON indb.%I TO %I', t, developer);
         END IF;
     END LOOP;
 END
 $indb$;
 
 -- name: admin_writes
--- Admins write every catalog table but the audit log (append-only) and the migrations record.
+-- Admins write every catalog table but the audit log (append-only), the migrations record and
+-- the role names (the superuser's choice at install: grants follow them).
 DO $indb$
 DECLARE
     t text;
+    admin text := indb.role_name('admin');
 BEGIN
     FOR t IN SELECT c.relname FROM pg_catalog.pg_class AS c
              WHERE c.relnamespace = 'indb'::regnamespace AND c.relkind IN ('r', 'p')
-               AND c.relname NOT IN ('audit_log', 'schema_migrations') LOOP
-        EXECUTE format('GRANT INSERT, UPDATE, DELETE ON indb.%I TO indb_admin', t);
+               AND c.relname NOT IN ('audit_log', 'schema_migrations', 'roles') LOOP
+        EXECUTE format('GRANT INSERT, UPDATE, DELETE ON indb.%I TO %I', t, admin);
     END LOOP;
 END
 $indb$;
 
 -- name: audit_log_no_changes
 -- Nobody but the owner may change or remove audit rows (and its trigger refuses the owner too).
-REVOKE UPDATE, DELETE, TRUNCATE ON indb.audit_log FROM indb_reader, indb_app, indb_developer, indb_approver, indb_admin;
+REVOKE UPDATE, DELETE, TRUNCATE ON indb.audit_log FROM {reader}, {app}, {developer}, {approver}, {admin};
 
 -- name: aliases_row_security
 ALTER TABLE indb.model_aliases ENABLE ROW LEVEL SECURITY;
@@ -132,13 +157,13 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policies WHERE schemaname = 'indb'
                    AND tablename = 'model_aliases' AND policyname = 'indb_read') THEN
         -- Whoever may SELECT the table sees every alias (a role given SELECT directly, not
-        -- through indb_reader, must not silently see none and take the wrong default version).
+        -- through the reader role, must not silently see none and take the wrong default version).
         CREATE POLICY indb_read ON indb.model_aliases FOR SELECT USING (true);
         -- Developers set any alias but production.
-        CREATE POLICY indb_stage ON indb.model_aliases FOR ALL TO indb_developer
+        CREATE POLICY indb_stage ON indb.model_aliases FOR ALL TO {developer}
             USING (alias <> 'production') WITH CHECK (alias <> 'production');
         -- Approvers set production.
-        CREATE POLICY indb_approve ON indb.model_aliases FOR ALL TO indb_approver
+        CREATE POLICY indb_approve ON indb.model_aliases FOR ALL TO {approver}
             USING (true) WITH CHECK (true);
     END IF;
 END
@@ -165,13 +190,13 @@ BEGIN
     END IF;
     IF p.proname LIKE 'predict\_%' OR p.proname LIKE 'compiled\_%' OR p.proname LIKE 'transform\_%'
        OR p.proname IN ('fail', 'runtime_versions') THEN
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO indb_reader, indb_app', f);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I, %I', f, indb.role_name('reader'), indb.role_name('app'));
     ELSIF p.proname = 'install_model_functions' THEN
         -- developers register models: this creates their predict functions from the catalog row
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO indb_developer', f);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, indb.role_name('developer'));
     ELSIF p.proname LIKE 'indb\_%' OR p.proname = 'audit_row_hash' THEN
         -- monitoring's statistics (indb_ks_pvalue, ...) and the audit hash, for readers
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO indb_reader', f);
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, indb.role_name('reader'));
     END IF;
 END
 $indb$;
@@ -181,7 +206,7 @@ $indb$;
 DO $indb$
 BEGIN
     IF pg_catalog.to_regprocedure('indb.run_monitor(text, timestamp, bigint)') IS NOT NULL THEN
-        GRANT EXECUTE ON PROCEDURE indb.run_monitor(text, timestamp, bigint) TO indb_developer;
+        GRANT EXECUTE ON PROCEDURE indb.run_monitor(text, timestamp, bigint) TO {developer};
     END IF;
 END
 $indb$;
@@ -231,6 +256,8 @@ DECLARE
     t text;
     request_columns text;
     row_mode boolean;
+    reader text := indb.role_name('reader');
+    app text := indb.role_name('app');
 BEGIN
     SELECT coalesce(bool_or(d.mode = 'row'), false) INTO row_mode
     FROM indb.deployments AS d WHERE d.table_name = grant_deployment.table_name;
@@ -242,19 +269,19 @@ BEGIN
       AND NOT (row_mode AND (a.attname IN ('model', 'model_version', 'runtime', 'prediction', 'scored_at')
                              OR left(a.attname, 12) = 'probability_'));
     -- a table-level grant (older indb) would cover every column: replaced by the column list
-    EXECUTE format('REVOKE INSERT ON %I.%I FROM indb_app', schema_name, table_name);
-    EXECUTE format('GRANT INSERT (%s) ON %I.%I TO indb_app', request_columns, schema_name, table_name);
-    EXECUTE format('GRANT SELECT ON %I.%I TO indb_app', schema_name, table_name);
+    EXECUTE format('REVOKE INSERT ON %I.%I FROM %I', schema_name, table_name, app);
+    EXECUTE format('GRANT INSERT (%s) ON %I.%I TO %I', request_columns, schema_name, table_name, app);
+    EXECUTE format('GRANT SELECT ON %I.%I TO %I', schema_name, table_name, app);
     IF pg_catalog.to_regclass(format('%I.%I', schema_name, table_name || '_id_seq')) IS NOT NULL THEN
-        EXECUTE format('GRANT USAGE ON SEQUENCE %I.%I TO indb_app', schema_name, table_name || '_id_seq');
+        EXECUTE format('GRANT USAGE ON SEQUENCE %I.%I TO %I', schema_name, table_name || '_id_seq', app);
     END IF;
     IF pg_catalog.to_regclass(format('%I.%I', schema_name, table_name || '_ground_truth')) IS NOT NULL THEN
-        EXECUTE format('GRANT INSERT ON %I.%I TO indb_app', schema_name, table_name || '_ground_truth');
+        EXECUTE format('GRANT INSERT ON %I.%I TO %I', schema_name, table_name || '_ground_truth', app);
     END IF;
     FOREACH t IN ARRAY ARRAY[table_name, table_name || '_predictions', table_name || '_ground_truth',
                              table_name || '_scored'] LOOP
         IF pg_catalog.to_regclass(format('%I.%I', schema_name, t)) IS NOT NULL THEN
-            EXECUTE format('GRANT SELECT ON %I.%I TO indb_reader, indb_app', schema_name, t);
+            EXECUTE format('GRANT SELECT ON %I.%I TO %I, %I', schema_name, t, reader, app);
         END IF;
     END LOOP;
 END

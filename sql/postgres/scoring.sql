@@ -61,7 +61,7 @@ DROP FUNCTION IF EXISTS {signature};
 SELECT indb.score_unscored_rows({table_literal}, {source});
 
 -- name: create_install_function
--- Model functions for a role that may not create PL/Python functions (indb_developer):
+-- Model functions for a role that may not create PL/Python functions (the developer role):
 -- built by the runtime from the catalog row alone, never from text the caller passes.
 CREATE OR REPLACE FUNCTION indb.install_model_functions(model_name text, model_version integer)
 RETURNS void LANGUAGE plpython3u

@@ -79,5 +79,13 @@ def _load() -> None:
     """Import the built-in action modules (each registers itself)."""
     from importlib import import_module
 
-    for module in ():  # filled as action modules land
+    for module in (
+        "run_monitor",
+        "ingest",
+        "refresh_feature_set",
+        "rebuild_training_set",
+        "materialize_latest",
+        "retain",
+        "sql_statement",
+    ):
         import_module(f"indb.jobs.actions.{module}")
