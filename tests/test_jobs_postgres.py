@@ -625,3 +625,25 @@ def test_retain_keeps_everything_a_monitor_that_never_ran_reads_and_archives(cro
     archived = "SELECT count(*) FROM public.requests_predictions_archive WHERE scored_at < %s"
     assert sql.execute(archived, (DAY2,)).fetchone() == (older[0],)
     assert sql.execute("SELECT count(*) FROM public.requests_archive").fetchone() == (older[1],)
+
+
+def test_grants_go_to_the_role_names_chosen_at_install(pg_dsn, cron_db, monkeypatch):
+    """Under names a DBA chose (issue 10), schedule is the chosen admin's, run_job the chosen
+    developer's, and nothing is the default roles'."""
+    from tests.test_role_names import _names, fresh_database
+
+    prefix = f"t{uuid.uuid4().hex[:6]}_"
+    names = _names(prefix)
+    with fresh_database(pg_dsn, list(names.values())) as url:
+        monkeypatch.setenv("INDB_ROLE_PREFIX", prefix)
+        indb.connect(url).close()
+        monkeypatch.delenv("INDB_ROLE_PREFIX")
+        with psycopg.connect(url, autocommit=True) as conn:
+            may = "SELECT has_function_privilege(%s, %s, 'EXECUTE')"
+            schedule = "indb.schedule(text, text, text, jsonb, jsonb)"
+            run = "indb.run_job(text, text, bigint)"
+            assert conn.execute(may, (names["admin"], schedule)).fetchone() == (True,)
+            assert conn.execute(may, (names["developer"], schedule)).fetchone() == (False,)
+            assert conn.execute(may, (names["developer"], run)).fetchone() == (True,)
+            assert conn.execute(may, ("indb_admin", schedule)).fetchone() == (False,)
+            assert conn.execute(may, ("indb_developer", run)).fetchone() == (False,)
