@@ -584,7 +584,11 @@ def test_doctor_checks_each_jobs_cron_entry(cron_db, sql):
     assert not check.ok and check.fix == f"SELECT indb.enable_job('{name}', true);"
     sql.execute("SELECT cron.unschedule(%s)", ("indb." + name,))
     check = {c.name: c for c in cron_db.backend.health()}[f"job {name}"]
-    assert not check.ok and "no pg_cron entry" in check.detail and "indb.unschedule" in check.fix
+    assert not check.ok and "no pg_cron entry" in check.detail
+    assert check.fix == f"SELECT indb.enable_job('{name}'); (creates its pg_cron entry)"
+    sql.execute("SELECT indb.enable_job(%s)", (name,))
+    assert {c.name: c for c in cron_db.backend.health()}[f"job {name}"].ok
+    assert _cron(sql, name)[:3] == ("@daily", f"CALL indb.run_job('{name}', 'pg_cron')", True)
 
 
 def test_retain_keeps_everything_a_monitor_that_never_ran_reads_and_archives(cron_db, sql):
@@ -647,3 +651,23 @@ def test_grants_go_to_the_role_names_chosen_at_install(pg_dsn, cron_db, monkeypa
             assert conn.execute(may, (names["developer"], run)).fetchone() == (True,)
             assert conn.execute(may, ("indb_admin", schedule)).fetchone() == (False,)
             assert conn.execute(may, ("indb_developer", run)).fetchone() == (False,)
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_without_pg_cron_a_job_is_created_and_runs_when_called(db, pg_dsn):
+    """A database that is not cron.database_name: the job exists, warns, runs by hand; a bad
+    cron expression is still refused (croniter); doctor says the jobs run only when called."""
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        assert conn.execute("SELECT to_regnamespace('cron')").fetchone() == (None,)
+        warnings = []
+        conn.add_notice_handler(lambda notice: warnings.append(notice.message_primary))
+        conn.execute("SELECT indb.schedule('nightly', '0 2 * * *', 'sql', '{\"statement\": \"SELECT 1\"}')")
+        assert any("pg_cron is not installed" in w and "indb.enable_job" in w for w in warnings)
+        row = conn.execute("SELECT cron_job_id, next_run IS NOT NULL FROM indb.jobs WHERE name = 'nightly'")
+        assert row.fetchone() == (None, True)
+        conn.execute("CALL indb.run_job('nightly')")
+        assert _runs(conn, "nightly") == [("succeeded", 1, "manual", "manual", None, 1)]
+        with pytest.raises(psycopg.Error, match="'61 \\* \\* \\* \\*' is not a valid cron expression"):
+            conn.execute("SELECT indb.schedule('bad', '61 * * * *', 'sql', '{\"statement\": \"SELECT 1\"}')")
+    check = {c.name: c for c in db.backend.health()}["jobs"]
+    assert not check.ok and "run only when called" in check.detail

@@ -1145,6 +1145,8 @@ class PostgresBackend(Backend):
         )
         if extensions.get("pg_cron") is not None:
             checks += self._job_checks(server.database_name)
+        else:
+            checks += self._jobs_without_cron(cron_fix)
         checks.append(self._roles_check())
         names = list(self.role_names.values())
         access = self.query(statement("doctor", "catalog_access", d), {"roles": names})
@@ -1176,6 +1178,18 @@ class PostgresBackend(Backend):
             )
         return checks
 
+    def _jobs_without_cron(self, cron_fix: str) -> list[Check]:
+        """Scheduled jobs in a database without pg_cron run only when called."""
+        try:
+            with self.transaction():
+                ((count,),) = self.rows(statement("doctor", "scheduled_jobs", self.dialect))
+        except psycopg.Error:
+            return []  # no catalog, or not readable: the privileges check says so
+        if not count:
+            return []
+        detail = f"{count} job(s) have a schedule, but without pg_cron they run only when called"
+        return [Check("jobs", False, detail, cron_fix + " then SELECT indb.enable_job('<job>'); for each")]
+
     def _job_checks(self, database: str) -> list[Check]:
         """pg_cron runs in this database, and each scheduled indb job has its active cron entry."""
         d = self.dialect
@@ -1202,8 +1216,8 @@ class PostgresBackend(Backend):
         for name, enabled, cron_id, present, active, same_database in entries:
             literal = self.literal(name).text
             if not present:
-                ok, detail = False, f"no pg_cron entry (cron job id {cron_id} is gone)"
-                fix = f"SELECT indb.unschedule({literal}); then indb.schedule it again"
+                ok, detail = False, "no pg_cron entry" + (f" (cron job {cron_id} is gone)" if cron_id else "")
+                fix = f"SELECT indb.enable_job({literal}); (creates its pg_cron entry)"
             elif not same_database:
                 ok, detail = False, "its pg_cron entry runs in another database"
                 fix = f"SELECT indb.unschedule({literal}); then indb.schedule it again in {database}"

@@ -38,3 +38,6 @@ WHERE j.schedule IS NOT NULL ORDER BY j.name;
 -- Whether jobs need pg_cron's per-minute indb.tick (timeouts, on_alert) and whether it exists.
 SELECT EXISTS (SELECT 1 FROM indb.jobs WHERE on_alert IS NOT NULL OR timeout_seconds IS NOT NULL) AS needed,
        EXISTS (SELECT 1 FROM cron.job WHERE jobname = 'indb.tick' AND active) AS present;
+
+-- name: scheduled_jobs
+SELECT count(*) FROM indb.jobs WHERE schedule IS NOT NULL;

@@ -16,7 +16,10 @@
 -- timeout; a DBA running a job by hand may also SET statement_timeout before the CALL. Either
 -- cancel is recorded as timed_out. The same tick runs jobs waiting on an alert.
 --
--- Decisions: a name that exists is an error (unschedule, then schedule again); schedules
+-- Decisions: without pg_cron in this database a job is created all the same, with a WARNING:
+-- it runs when called, and indb.enable_job gives it its pg_cron entry once pg_cron is there
+-- (indb demo works on any database that way). A name that exists is an error (unschedule,
+-- then schedule again); schedules
 -- run in UTC (pg_cron 1.4 has no time zones: other zones are refused); pg_cron does not make
 -- up runs missed while the server was down, whatever catch_up says (it is stored for other
 -- runners); next_run comes from croniter in the server's Python when PL/Python has it, else
@@ -294,9 +297,14 @@ BEGIN
                 job_name, pg_catalog.quote_literal(schedule) USING ERRCODE = 'invalid_parameter_value';
         END IF;
         IF pg_catalog.to_regnamespace('cron') IS NULL THEN
-            RAISE EXCEPTION 'JobError: pg_cron is not installed in database %: as a superuser, CREATE EXTENSION pg_cron; (postgresql.conf needs shared_preload_libraries = ''pg_cron'' and cron.database_name = %); indb doctor checks it',
-                pg_catalog.current_database(), pg_catalog.quote_literal(pg_catalog.current_database())
-                USING ERRCODE = 'undefined_object';
+            -- no pg_cron to check it: croniter does (when PL/Python has it)
+            BEGIN
+                PERFORM indb.job_next_run(cron_text, pg_catalog.timezone('UTC', pg_catalog.now()));
+            EXCEPTION WHEN OTHERS THEN
+                RAISE EXCEPTION 'JobError: job %: schedule % is not a valid cron expression (%); expected 5 fields (minute hour day-of-month month day-of-week), @hourly, @daily, @weekly, @monthly, @yearly or an interval such as ''15 minutes''',
+                    job_name, pg_catalog.quote_literal(schedule), pg_catalog.split_part(SQLERRM, E'\n', 1)
+                    USING ERRCODE = 'invalid_parameter_value';
+            END;
         END IF;
     END IF;
     INSERT INTO indb.jobs (name, schedule, timezone, action, arguments, enabled, on_alert, retries,
@@ -305,11 +313,18 @@ BEGIN
             coalesce((opts ->> 'retries')::integer, 0), coalesce((opts ->> 'retry_delay')::double precision, 60),
             (opts ->> 'timeout')::double precision, coalesce((opts ->> 'alert_after_failures')::integer, 3),
             coalesce(opts ->> 'catch_up', 'latest'), session_user, opts ->> 'comment');
-    IF schedule IS NOT NULL THEN
+    IF schedule IS NOT NULL AND pg_catalog.to_regnamespace('cron') IS NULL THEN
+        -- created all the same: it runs when called, and indb.enable_job schedules it later
+        RAISE WARNING 'job %: pg_cron is not installed in database %, so the job runs only when called: CALL indb.run_job(%); to run it on its schedule, as a superuser: CREATE EXTENSION pg_cron; (postgresql.conf: shared_preload_libraries = ''pg_cron'', cron.database_name = %), then SELECT indb.enable_job(%);',
+            job_name, pg_catalog.current_database(), pg_catalog.quote_literal(job_name),
+            pg_catalog.quote_literal(pg_catalog.current_database()), pg_catalog.quote_literal(job_name);
+    ELSIF schedule IS NOT NULL THEN
         cron_id := indb.job_cron_schedule(job_name, cron_text, schedule);
         IF NOT coalesce((opts ->> 'enabled')::boolean, true) THEN
             PERFORM indb.job_cron_active(cron_id, false);
         END IF;
+    END IF;
+    IF schedule IS NOT NULL THEN
         UPDATE indb.jobs SET cron_job_id = cron_id,
             next_run = CASE WHEN enabled THEN indb.job_next_run(cron_text, pg_catalog.timezone('UTC', pg_catalog.now())) END
         WHERE name = job_name;
@@ -359,6 +374,14 @@ BEGIN
 END
 $indb$;
 
+-- name: create_cron_exists_function
+CREATE OR REPLACE FUNCTION indb.job_cron_exists(cron_id bigint) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $indb$
+BEGIN
+    RETURN cron_id IS NOT NULL AND EXISTS (SELECT 1 FROM cron.job AS c WHERE c.jobid = cron_id);
+END
+$indb$;
+
 -- name: create_cron_unschedule_function
 CREATE OR REPLACE FUNCTION indb.job_cron_unschedule(cron_id bigint) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $indb$
@@ -401,16 +424,19 @@ END
 $indb$;
 
 -- name: create_enable_function
--- Pauses (false) or resumes a job: indb.jobs.enabled and pg_cron's active flag.
+-- Pauses (false) or resumes a job: indb.jobs.enabled and pg_cron's active flag. Resuming a job
+-- without its pg_cron entry (scheduled before pg_cron was installed, or removed behind indb)
+-- creates the entry.
 CREATE OR REPLACE FUNCTION indb.enable_job(job_name text, enabled boolean DEFAULT true) RETURNS boolean
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $indb$
 DECLARE
     cron_id bigint;
+    job_schedule text;
 BEGIN
     IF enable_job.enabled IS NULL THEN
         RAISE EXCEPTION 'JobError: enabled is true or false' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    SELECT j.cron_job_id INTO cron_id FROM indb.jobs AS j WHERE j.name = job_name FOR UPDATE;
+    SELECT j.cron_job_id, j.schedule INTO cron_id, job_schedule FROM indb.jobs AS j WHERE j.name = job_name FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'NotFound: job % does not exist (SELECT name FROM indb.jobs)',
             coalesce(pg_catalog.quote_literal(job_name), 'NULL') USING ERRCODE = 'undefined_object';
@@ -419,8 +445,14 @@ BEGIN
         next_run = CASE WHEN enable_job.enabled AND j.schedule IS NOT NULL
                         THEN indb.job_next_run(indb.job_cron_expression(j.schedule), pg_catalog.timezone('UTC', pg_catalog.now())) END
     WHERE j.name = job_name;
-    IF cron_id IS NOT NULL AND pg_catalog.to_regnamespace('cron') IS NOT NULL THEN
-        PERFORM indb.job_cron_active(cron_id, enable_job.enabled);
+    IF pg_catalog.to_regnamespace('cron') IS NOT NULL THEN
+        IF enable_job.enabled AND job_schedule IS NOT NULL AND NOT indb.job_cron_exists(cron_id) THEN
+            -- scheduled before pg_cron was installed here, or its entry was removed behind indb
+            cron_id := indb.job_cron_schedule(job_name, indb.job_cron_expression(job_schedule), job_schedule);
+            UPDATE indb.jobs SET cron_job_id = cron_id WHERE name = job_name;
+        ELSIF cron_id IS NOT NULL THEN
+            PERFORM indb.job_cron_active(cron_id, enable_job.enabled);
+        END IF;
     END IF;
     RETURN enable_job.enabled;
 END
@@ -996,7 +1028,7 @@ SELECT obj_description(to_regprocedure('indb.run_job(text, text, bigint)'), 'pg_
 -- Functions are executable by PUBLIC unless revoked.
 REVOKE ALL ON FUNCTION indb.job_cron_expression(text), indb.job_statements(text), indb.job_next_run(text, timestamp), indb.schedule(text, text, text, jsonb, jsonb),
     indb.job_cron_schedule(text, text, text), indb.job_cron_active(bigint, boolean),
-    indb.job_cron_unschedule(bigint), indb.job_cron_tick(), indb.unschedule(text), indb.enable_job(text, boolean),
+    indb.job_cron_unschedule(bigint), indb.job_cron_exists(bigint), indb.job_cron_tick(), indb.unschedule(text), indb.enable_job(text, boolean),
     indb.job_run_begin(text, text, text, integer, boolean), indb.job_run_end(bigint, text, jsonb, bigint, text),
     indb.job_retain_batch(bigint, text), indb.job_retain_plan(bigint), indb.queue_alert_jobs(text), indb.job_watchdog(),
     indb.job_alert_seen(text, bigint) FROM PUBLIC;
