@@ -228,6 +228,8 @@ def test_a_timeout_is_recorded_timed_out(sql, pg_dsn):
     assert status == "timed_out" and "canceling statement" in error
     _call(pg_dsn, name, setup="SET statement_timeout = '300ms'")
     assert _runs(sql, name)[-1][0] == "timed_out" and "statement timeout" in _runs(sql, name)[-1][4]
+    sql.execute("SELECT indb.unschedule(%s)", (name,))  # the last job that needed the tick
+    assert sql.execute("SELECT count(*) FROM cron.job WHERE jobname = 'indb.tick'").fetchone() == (0,)
 
 
 @pytest.mark.parametrize(

@@ -403,6 +403,16 @@ BEGIN
 END
 $indb$;
 
+-- name: create_cron_untick_function
+CREATE OR REPLACE FUNCTION indb.job_cron_untick() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $indb$
+BEGIN
+    IF EXISTS (SELECT 1 FROM cron.job AS c WHERE c.jobname = 'indb.tick') THEN
+        PERFORM cron.unschedule('indb.tick');
+    END IF;
+END
+$indb$;
+
 -- name: create_unschedule_function
 -- Removes a job and its pg_cron entry; its runs stay in indb.job_runs.
 CREATE OR REPLACE FUNCTION indb.unschedule(job_name text) RETURNS boolean
@@ -419,6 +429,10 @@ BEGIN
         PERFORM indb.job_cron_unschedule(cron_id);
     END IF;
     DELETE FROM indb.jobs WHERE name = job_name;
+    IF pg_catalog.to_regnamespace('cron') IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM indb.jobs AS j WHERE j.on_alert IS NOT NULL OR j.timeout_seconds IS NOT NULL) THEN
+        PERFORM indb.job_cron_untick();  -- the last job that needed the tick is gone
+    END IF;
     RETURN true;
 END
 $indb$;
@@ -1028,7 +1042,7 @@ SELECT obj_description(to_regprocedure('indb.run_job(text, text, bigint)'), 'pg_
 -- Functions are executable by PUBLIC unless revoked.
 REVOKE ALL ON FUNCTION indb.job_cron_expression(text), indb.job_statements(text), indb.job_next_run(text, timestamp), indb.schedule(text, text, text, jsonb, jsonb),
     indb.job_cron_schedule(text, text, text), indb.job_cron_active(bigint, boolean),
-    indb.job_cron_unschedule(bigint), indb.job_cron_exists(bigint), indb.job_cron_tick(), indb.unschedule(text), indb.enable_job(text, boolean),
+    indb.job_cron_unschedule(bigint), indb.job_cron_exists(bigint), indb.job_cron_tick(), indb.job_cron_untick(), indb.unschedule(text), indb.enable_job(text, boolean),
     indb.job_run_begin(text, text, text, integer, boolean), indb.job_run_end(bigint, text, jsonb, bigint, text),
     indb.job_retain_batch(bigint, text), indb.job_retain_plan(bigint), indb.queue_alert_jobs(text), indb.job_watchdog(),
     indb.job_alert_seen(text, bigint) FROM PUBLIC;
