@@ -19,10 +19,9 @@
 -- Decisions: without pg_cron in this database a job is created all the same, with a WARNING:
 -- it runs when called, and indb.enable_job gives it its pg_cron entry once pg_cron is there
 -- (indb demo works on any database that way). A name that exists is an error (unschedule,
--- then schedule again); schedules
--- run in UTC (pg_cron 1.4 has no time zones: other zones are refused); pg_cron does not make
--- up runs missed while the server was down, whatever catch_up says (it is stored for other
--- runners); next_run comes from croniter in the server's Python when PL/Python has it, else
+-- then schedule again); schedules run in UTC (pg_cron 1.4 has no time zones: other zones are
+-- refused); pg_cron does not make up runs missed while the server was down, whatever catch_up
+-- says (it is stored for other runners); next_run comes from croniter in the server's Python when PL/Python has it, else
 -- stays NULL; a sql job's statement runs with its owner's privileges (SET ROLE), which guards
 -- against mistakes, not against an admin (trusted like the superuser: a DO block can RESET
 -- ROLE). Actions built from feature-store definitions in Python (ingest, refresh_feature_set,
