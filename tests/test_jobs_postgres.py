@@ -134,7 +134,7 @@ def test_a_failing_job_is_recorded_with_its_error_and_the_next_run_works(sql):
     name = _name()
     sql.execute("CREATE TABLE IF NOT EXISTS public.job_switch (on_ int)")
     sql.execute("TRUNCATE public.job_switch")
-    statement = "INSERT INTO public.job_target (x) SELECT 1 / count(*) FROM public.job_switch"
+    statement = "INSERT INTO job_target (x) SELECT 1 / count(*) FROM job_switch"  # the default search_path
     sql.execute(
         "SELECT indb.schedule(%s, '0 3 * * *', 'sql', jsonb_build_object('statement', %s::text))",
         (name, statement),

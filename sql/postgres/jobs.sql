@@ -848,6 +848,10 @@ BEGIN
             BEGIN
                 plan := indb.job_retain_plan(run_id);
             EXCEPTION
+                WHEN query_canceled THEN
+                    run_status := CASE WHEN SQLERRM LIKE '%statement timeout%' OR (j.timeout_seconds IS NOT NULL AND pg_catalog.clock_timestamp() - started
+                        >= pg_catalog.make_interval(secs => j.timeout_seconds)) THEN 'timed_out' ELSE 'failed' END;
+                    run_error := SQLERRM;
                 WHEN OTHERS THEN
                     run_status := 'failed';
                     run_error := SQLERRM;
@@ -893,11 +897,14 @@ BEGIN
                     CALL indb.run_monitor(j.arguments ->> 'monitor', NULL, monitor_run);
                     run_result := pg_catalog.jsonb_build_object('monitor', j.arguments ->> 'monitor', 'monitor_run_id', monitor_run);
                 ELSIF j.action = 'sql' THEN
-                    -- with the owner's privileges; back to the caller's role right after
+                    -- with the owner's privileges and PostgreSQL's default search_path (as in
+                    -- the owner's own session); back to the caller's role and pinned path after
                     caller := current_user;
                     EXECUTE pg_catalog.format('SET LOCAL ROLE %I', j.owner);
+                    PERFORM pg_catalog.set_config('search_path', '"$user", public', true);
                     EXECUTE pg_catalog.regexp_replace(j.arguments ->> 'statement', ';\s*$', '');
                     GET DIAGNOSTICS run_rows = ROW_COUNT;
+                    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
                     EXECUTE pg_catalog.format('SET LOCAL ROLE %I', caller);
                     run_result := pg_catalog.jsonb_build_object('rows', run_rows);
                 ELSE
