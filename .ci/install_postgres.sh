@@ -3,7 +3,8 @@
 #   - PostgreSQL server (postgresql-$PG_MAJOR), PL/Python (postgresql-plpython3-$PG_MAJOR),
 #     pg_cron (postgresql-$PG_MAJOR-cron) from Debian's packages;
 #   - numpy and onnxruntime in the *server's* Python (Debian's /usr/bin/python3, the one
-#     PL/Python embeds), which is not the project's Python.
+#     PL/Python embeds), which is not the project's Python; croniter there too, with which
+#     indb.schedule computes a job's next run (sql/postgres/jobs.sql; without it next_run is NULL).
 # Idempotent: when everything is present it only checks and exits (well under a second).
 # Works as root (CI) or through passwordless sudo; never reads stdin.
 #
@@ -13,7 +14,7 @@ set -euo pipefail
 
 PG_MAJOR="${INDB_PG_MAJOR:-15}"
 SERVER_PYTHON="${INDB_SERVER_PYTHON:-/usr/bin/python3}"
-PY_PACKAGES=(numpy onnxruntime)
+PY_PACKAGES=(numpy onnxruntime croniter)
 APT_PACKAGES=(
     "postgresql-${PG_MAJOR}"
     "postgresql-plpython3-${PG_MAJOR}"

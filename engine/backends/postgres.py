@@ -399,6 +399,7 @@ class PostgresBackend(Backend):
         FUNCTION`` of one function collide: ``tuple concurrently updated``)."""
         self._ensure_runtime()
         self.install_privileges()
+        self.install_jobs()
 
     def install_privileges(self) -> None:
         """sql/postgres/audit.sql and privileges.sql, run again when either file, the set of
@@ -475,6 +476,43 @@ class PostgresBackend(Backend):
         # The role names are repeated here for roles that may not read indb.roles (hints).
         comment = f"indb's catalog: models, deployments, monitors; {roles}{fingerprint}"
         self.execute(self.render("privileges", "comment_schema", comment=self.literal(comment)))
+
+    def install_jobs(self) -> None:
+        """sql/postgres/jobs.sql: ``indb.schedule``, ``indb.run_job`` and their helpers (jobs a
+        DBA runs from psql and pg_cron), installed when missing or changed, under the catalog
+        lock; the grants after indb's roles exist (a managed server's owner has none)."""
+        # only this file's own statements: sql/jobs.sql (DuckDB's, transpiled) is not installed
+        names = [n for n, (_, native) in statements("jobs", self.dialect).items() if native]
+        texts = [
+            statement("jobs", n, self.dialect)
+            for n in names
+            if n.startswith(("create_", "revoke_"))
+            or (n.startswith("comment_") and n != "comment_run_procedure")
+        ]
+        # next_run by croniter in PL/Python where there is PL/Python, else a NULL stand-in
+        skip = "create_next_run_null" if self.has_plpython else "create_next_run_python"
+        texts.remove(statement("jobs", skip, self.dialect))
+        slots = self.role_slots()
+        ((roles,),) = self.rows(
+            "SELECT count(to_regrole(r)) = count(*) FROM unnest($1::text[]) AS r",
+            [[s.text for s in slots.values()]],
+        )
+        if roles:
+            texts += [self.render("jobs", n, **slots) for n in names if n.startswith("grant_")]
+        fingerprint = "indb jobs " + hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+        comment = (
+            "Runs a job once, recording its runs in indb.job_runs: CALL indb.run_job('name'); " + fingerprint
+        )
+        query = statement("jobs", "installed_server_jobs", self.dialect)
+        if self.rows(query)[0][0] == comment:
+            return
+        with self.transaction():
+            self.lock_catalog()
+            if self.rows(query)[0][0] == comment:
+                return
+            for text in texts:
+                self.execute(text)
+            self.execute(self.render("jobs", "comment_run_procedure", comment=self.literal(comment)))
 
     def _ensure_runtime(self) -> None:
         self.has_plpython = bool(self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'"))
@@ -1105,6 +1143,10 @@ class PostgresBackend(Backend):
                 cron_fix,
             )
         )
+        if extensions.get("pg_cron") is not None:
+            checks += self._job_checks(server.database_name)
+        else:
+            checks += self._jobs_without_cron(cron_fix)
         checks.append(self._roles_check())
         names = list(self.role_names.values())
         access = self.query(statement("doctor", "catalog_access", d), {"roles": names})
@@ -1132,6 +1174,69 @@ class PostgresBackend(Backend):
                     f"as a superuser: GRANT {self._role('reader')} TO {self.quote(server.user_name).text}; "
                     f"(or {self._role('developer')}, {self._role('admin')}: see the README's "
                     "Security section)",
+                )
+            )
+        return checks
+
+    def _jobs_without_cron(self, cron_fix: str) -> list[Check]:
+        """Scheduled jobs in a database without pg_cron run only when called."""
+        try:
+            with self.transaction():
+                ((count,),) = self.rows(statement("doctor", "scheduled_jobs", self.dialect))
+        except psycopg.Error:
+            return []  # no catalog, or not readable: the privileges check says so
+        if not count:
+            return []
+        detail = f"{count} job(s) have a schedule, but without pg_cron they run only when called"
+        return [Check("jobs", False, detail, cron_fix + " then SELECT indb.enable_job('<job>'); for each")]
+
+    def _job_checks(self, database: str) -> list[Check]:
+        """pg_cron runs in this database, and each scheduled indb job has its active cron entry."""
+        d = self.dialect
+        ((cron_database,),) = self.rows(statement("doctor", "cron_database", d))
+        checks = [
+            Check(
+                "pg_cron database",
+                cron_database == database,
+                f"cron.database_name = {cron_database!r}",
+                f"postgresql.conf: cron.database_name = '{database}'; restart the server "
+                "(pg_cron runs jobs of one database only)",
+            )
+        ]
+        try:
+            with self.transaction():
+                entries = self.rows(statement("doctor", "job_cron_entries", d))
+                ((tick_needed, tick),) = self.rows(statement("doctor", "job_tick", d))
+        except psycopg.Error as e:
+            first = str(e).strip().splitlines()[0]
+            return [
+                *checks,
+                Check("jobs", False, first, "run indb doctor as a superuser to check pg_cron's jobs"),
+            ]
+        for name, enabled, cron_id, present, active, same_database in entries:
+            literal = self.literal(name).text
+            if not present:
+                ok, detail = False, "no pg_cron entry" + (f" (cron job {cron_id} is gone)" if cron_id else "")
+                fix = f"SELECT indb.enable_job({literal}); (creates its pg_cron entry)"
+            elif not same_database:
+                ok, detail = False, "its pg_cron entry runs in another database"
+                fix = f"SELECT indb.unschedule({literal}); then indb.schedule it again in {database}"
+            elif bool(active) != bool(enabled):
+                ok = False
+                state = "enabled" if enabled else "disabled"
+                detail = f"{state} but its pg_cron entry is {'active' if active else 'inactive'}"
+                fix = f"SELECT indb.enable_job({literal}, {'true' if enabled else 'false'});"
+            else:
+                ok, detail, fix = True, f"pg_cron job {cron_id}, {'active' if active else 'paused'}", None
+            checks.append(Check(f"job {name}", ok, detail, fix))
+        if tick_needed:
+            checks.append(
+                Check(
+                    "jobs tick",
+                    bool(tick),
+                    "indb.tick " + ("active" if tick else "missing or inactive"),
+                    "SELECT cron.schedule('indb.tick', '* * * * *', 'CALL indb.run_due_jobs()'); "
+                    "(timeouts and on_alert jobs need it)",
                 )
             )
         return checks

@@ -26,3 +26,18 @@ WHERE n.nspname = 'indb';
 
 -- name: cron_database
 SELECT current_setting('cron.database_name', true) AS cron_database;
+
+-- name: job_cron_entries
+-- Each scheduled indb job with its pg_cron entry (absent: the entry was removed behind indb).
+SELECT j.name, j.enabled, j.cron_job_id, c.jobid IS NOT NULL AS present, c.active,
+       c.database = current_database() AS same_database
+FROM indb.jobs AS j LEFT JOIN cron.job AS c ON c.jobid = j.cron_job_id
+WHERE j.schedule IS NOT NULL ORDER BY j.name;
+
+-- name: job_tick
+-- Whether jobs need pg_cron's per-minute indb.tick (timeouts, on_alert) and whether it exists.
+SELECT EXISTS (SELECT 1 FROM indb.jobs WHERE on_alert IS NOT NULL OR timeout_seconds IS NOT NULL) AS needed,
+       EXISTS (SELECT 1 FROM cron.job WHERE jobname = 'indb.tick' AND active) AS present;
+
+-- name: scheduled_jobs
+SELECT count(*) FROM indb.jobs WHERE schedule IS NOT NULL;

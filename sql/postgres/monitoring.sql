@@ -125,6 +125,11 @@ BEGIN
     UPDATE indb.monitors SET last_run_at = current_timestamp,
         last_window = coalesce((SELECT max(window_start) FROM indb.monitor_results WHERE monitor = monitor_name), last_window)
     WHERE name = monitor_name;
+    -- Jobs waiting on this monitor's alerts (on_alert, sql/postgres/jobs.sql) become due now;
+    -- pg_cron's indb.tick runs them: this run may itself be a job's, which cannot commit here.
+    IF pg_catalog.to_regprocedure('indb.queue_alert_jobs(text)') IS NOT NULL THEN
+        PERFORM indb.queue_alert_jobs(monitor_name);
+    END IF;
 END
 $indb$;
 
