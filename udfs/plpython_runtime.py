@@ -33,6 +33,25 @@ SQL_ARGUMENT_TYPES = {
 NUMPY_TYPES = {"float": np.float32, "double": np.float64, "int64": np.int64, "string": object}
 PG_TYPES = {"DOUBLE": "float8", "BIGINT": "int8", "VARCHAR": "text", "BOOLEAN": "bool"}
 MAX_MODELS = 32
+# indb.lifecycle.challengers.bucket: which arm serves a request id (the same in SQL and here)
+BUCKET_PRIME = 2147483647
+BUCKET_MULTIPLIER = 48271
+BUCKETS = 10000
+
+
+def buckets(ids):
+    """indb.lifecycle.challengers.bucket over an int64 array: every product stays below 2^63,
+    and the first remainder keeps the dividend's sign, as SQL's ``%`` does."""
+    x = (np.fmod(ids.astype(np.int64), BUCKET_PRIME) + BUCKET_PRIME) % BUCKET_PRIME
+    a = (x * BUCKET_MULTIPLIER) % BUCKET_PRIME
+    return ((a * a + x) % BUCKET_PRIME) % BUCKETS
+
+
+def in_ranges(values, ranges):
+    chosen = np.zeros(len(values), dtype=bool)
+    for low, high in ranges:
+        chosen |= (values >= low) & (values < high)
+    return chosen
 
 
 def quote_ident(name):
@@ -503,16 +522,21 @@ class Runtime:
         model.check_finite(columns, nulls)
         return rows, np.frombuffer(row["ids"], dtype=">i8"), columns
 
-    def _insert_plan(self, schema, table, model, probability_columns, features=None, source=None):
+    def _insert_plan(
+        self, schema, table, model, probability_columns, features=None, source=None, arm=("champion", True)
+    ):
         """With stored features (features_from), the prediction rows also record the feature
-        values, read from ``source``; that plan reads this statement's rows, so it is not kept."""
-        key = ("insert", schema, table, model.name, model.version, tuple(probability_columns))
+        values, read from ``source``; that plan reads this statement's rows, so it is not kept.
+        ``arm``: (role, served) of the rows (indb.lifecycle.challengers)."""
+        role, served = arm
+        role_text = "'champion'" if role == "champion" else "'challenger'"  # constants, never input
+        key = ("insert", schema, table, model.name, model.version, tuple(probability_columns), role, served)
         prediction_type = (
             "text"
             if model.classes and isinstance(model.classes[0], str)
             else ("int8" if model.classes else "float8")
         )
-        targets = ["id", "model", "model_version", "runtime", "prediction"] + [
+        targets = ["id", "model", "model_version", "runtime", "role", "served", "prediction"] + [
             quote_ident(c) for c in probability_columns
         ]
         arrays = ["$1::int8[]", f"$4::{prediction_type}[]"] + [
@@ -524,7 +548,7 @@ class Runtime:
         query = (
             f"INSERT INTO {quote_ident(schema)}.{quote_ident(table + '_predictions')} "
             f"({', '.join(targets + recorded)}) "
-            f"SELECT u.i, $2, $3, 'onnx', {', '.join(values)} "
+            f"SELECT u.i, $2, $3, 'onnx', {role_text}, {'true' if served else 'false'}, {', '.join(values)} "
             f"FROM unnest({', '.join(arrays)}) AS u({', '.join(names)})"
         )
         types = ["int8[]", "text", "int4", prediction_type + "[]"] + ["float8[]"] * len(probability_columns)
@@ -533,29 +557,84 @@ class Runtime:
             return self.plpy.prepare(query, types)
         return self.plan(key, query, types)
 
-    def score_rows(self, fired, table, source=None):
+    def challengers(self, table):
+        """The deployment's challengers (indb.challengers), read after the insert took the
+        deployment's lock like the deployment itself: the set the last switch left."""
+        return self.plpy.execute(
+            self.plan(
+                "challengers",
+                "SELECT model, version, mode, runtime, content_hash, bucket_low, bucket_high "
+                "FROM indb.challengers WHERE deployment = $1 ORDER BY version",
+                ["text"],
+            ),
+            [table],
+        )
+
+    def score_rows(self, fired, table, source=None, champion=True):
         """Score every row of ``source`` into the predictions table, which sits beside the
         request table in the schema the deployment recorded. ``source``: a relation the
         client rendered (the backfill's unscored rows, with their stored features joined as
-        ``indb_request``); None: the trigger's transition table ``new_rows``."""
+        ``indb_request``; the champion alone scores them); None: the trigger's transition
+        table ``new_rows``, scored by the champion (``champion``) but for the ids split
+        challengers serve, and by each onnx challenger (indb.lifecycle.challengers; compiled
+        ones score in the table's PL/pgSQL function)."""
         deployment = self.deployment(table, fired)
         schema = deployment["schema_name"]
         self.read_limit()
         probability_columns = deployment["probability_columns"]
-        model = self.model(deployment["model"], deployment["version"], deployment["content_hash"])
         features = deployment["features"]
+        arms = []
+        if champion:
+            model = self.model(deployment["model"], deployment["version"], deployment["content_hash"])
+            arms.append((model, "champion", True, None))
         if source is None:
             source = "new_rows" if not features else self._with_features(table, features)
-        rows, ids, columns = self._read_columns(model, source)
-        if not rows:
-            return 0
-        labels, probabilities = model.run(columns, rows)
-        args = [ids.tolist(), model.name, model.version, labels.tolist()]
-        if probabilities is not None:
-            args += [probabilities[:, i].tolist() for i in range(probabilities.shape[1])]
-        plan = self._insert_plan(schema, table, model, probability_columns, features, source)
-        self.plpy.execute(plan, args)
-        return rows
+            challengers = self.challengers(table)
+            split = [(c["bucket_low"], c["bucket_high"]) for c in challengers if c["mode"] == "split"]
+            if champion and split:
+                arms[0] = (arms[0][0], "champion", True, (False, split))
+            for c in challengers:
+                if c["runtime"] != "onnx":
+                    continue
+                model = self.model(c["model"], c["version"], c["content_hash"])
+                serves = c["mode"] == "split"
+                arms.append(
+                    (
+                        model,
+                        "challenger",
+                        serves,
+                        (True, [(c["bucket_low"], c["bucket_high"])]) if serves else None,
+                    )
+                )
+        read = {}
+        total = 0
+        for model, role, served, chosen in arms:
+            key = json.dumps(model.inputs, sort_keys=True)
+            if key not in read:
+                read[key] = self._read_columns(model, source)
+            rows, ids, columns = read[key]
+            if not rows:
+                return 0
+            if chosen is not None:
+                keep, ranges = chosen
+                mask = in_ranges(buckets(ids), ranges) == keep
+                if not mask.any():
+                    continue
+                ids = ids[mask]
+                columns = [
+                    [v for v, m in zip(c, mask, strict=True) if m] if isinstance(c, list) else c[mask]
+                    for c in columns
+                ]
+                rows = int(mask.sum())
+            labels, probabilities = model.run(columns, rows)
+            args = [ids.tolist(), model.name, model.version, labels.tolist()]
+            if probabilities is not None:
+                args += [probabilities[:, i].tolist() for i in range(probabilities.shape[1])]
+            arm = (role, served)
+            plan = self._insert_plan(schema, table, model, probability_columns, features, source, arm)
+            self.plpy.execute(plan, args)
+            total += rows if role == "champion" or served else 0
+        return total
 
     def _with_features(self, table, features):
         """The transition table with the latest stored features its request rows' entity keys
@@ -569,6 +648,10 @@ class Runtime:
 
     def score_statement(self, TD):
         self.score_rows((TD["table_schema"], TD["table_name"]), TD["args"][0])
+
+    def score_challengers(self, TD):
+        """The onnx challengers of a deployment whose champion is compiled."""
+        self.score_rows((TD["table_schema"], TD["table_name"]), TD["args"][0], champion=False)
 
     def score_row(self, TD):
         deployment = self.deployment(TD["args"][0], (TD["table_schema"], TD["table_name"]))

@@ -383,13 +383,31 @@ class DuckDBBackend(Backend):
             arguments=join(q(c) for c in ref.signature.columns),
             source=Quoted(target.source(self.dialect, source.text)),
             recorded=join((q(c) for c in target.recorded), prefix=", ", separator=""),
+            **self._arm_slots(target),
         )
 
+    def _arm_slots(self, target: ScoringTarget) -> dict[str, Quoted]:
+        return {"role": self.literal(target.role), "served": Quoted("true" if target.served else "false")}
+
+    # Challenger triggers <table>_score_2 ... (one statement each): a switch drops those it
+    # no longer needs, up to this many challengers.
+    max_challengers = 8
+
     def scoring_sql(self, target: ScoringTarget, *, backfill: bool, previous: str | None) -> list[str]:
-        # The version is part of the trigger body, so every deploy replaces the trigger.
+        # The version is part of the trigger body, so every deploy replaces the trigger. One
+        # trigger per arm (champion, then each challenger), fired in creation order.
         q = self.quote
-        body = self._score_rows(target, Quoted("new_rows"))
-        trigger = self.trigger_sql(f"{target.table}_score", q(target.table), [body])
+        arms = target.arms()
+        if len(arms) > self.max_challengers + 1:
+            raise errors.DeploymentError(
+                f"table {target.table!r} may have at most {self.max_challengers} challengers"
+            )
+        bodies = [self._score_rows(arm, Quoted("new_rows")) for arm in arms]
+        trigger = [
+            self.drop_trigger_sql(f"{target.table}_score_{n}", q(target.table))
+            for n in range(len(arms) + 1, self.max_challengers + 2)
+        ]
+        trigger += self.trigger_sql(f"{target.table}_score", q(target.table), bodies)
         if not backfill:
             return trigger
         unscored = self.render(
@@ -416,6 +434,7 @@ class DuckDBBackend(Backend):
             prediction=Quoted(compiled.prediction_sql(self.dialect)),
             source=Quoted(target.source(self.dialect, source.text)),
             recorded=join((q(c) for c in target.recorded), prefix=", ", separator=""),
+            **self._arm_slots(target),
         )
 
     def compiled_model_sql(self, ref: ModelRef, compiled, *, default: bool) -> list[str]:
@@ -451,7 +470,8 @@ class DuckDBBackend(Backend):
 
     def unscoring_sql(self, table: str) -> list[str]:
         q = self.quote
-        return [self.drop_trigger_sql(f"{table}_score", q(table))]
+        names = [f"{table}_score", *(f"{table}_score_{n}" for n in range(2, self.max_challengers + 2))]
+        return [self.drop_trigger_sql(name, q(table)) for name in names]
 
     # -- doctor -------------------------------------------------------------------------------
     def health(self) -> list[Check]:

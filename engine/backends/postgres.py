@@ -534,6 +534,7 @@ class PostgresBackend(Backend):
             self.render("scoring", name)
             for name in (
                 "create_bulk_trigger_function",
+                "create_challenger_trigger_function",
                 "create_row_trigger_function",
                 "create_backfill_function",
                 "create_install_function",
@@ -779,7 +780,15 @@ class PostgresBackend(Backend):
 
     # -- scoring on insert --------------------------------------------------------------------
     def scoring_sql(self, target: ScoringTarget, *, backfill: bool, previous: str | None) -> list[str]:
-        """Rows already in the table are scored by :meth:`backfill`, after the deploy commits."""
+        """Rows already in the table are scored by :meth:`backfill`, after the deploy commits.
+
+        Challengers (indb.lifecycle.challengers) score in the same statement: every compiled arm
+        (the champion's too) is an INSERT in the table's PL/pgSQL function ``indb.score_<table>``,
+        every onnx arm runs in the PL/Python runtime, which reads the challengers with the
+        deployment. A compiled champion's trigger ``<table>_score`` calls the first, an onnx
+        champion's the second; the other kind, when a challenger needs it, gets its own
+        trigger, ``<table>_score_arm_sql`` or ``<table>_score_arm_onnx`` (fired by name after
+        ``<table>_score`` and before ``<table>_score_humility``)."""
         q = self.quote
         result = []
         if target.compiled is not None:
@@ -799,6 +808,7 @@ class PostgresBackend(Backend):
                 row=target.mode == "row",
                 arguments=[self.literal(target.table)],
             )
+        result += self._challenger_triggers(target, previous)
         if previous != target.runtime or not self._has_lock_trigger(target.table):
             result += self.trigger_sql(
                 f"{target.table}_lock",
@@ -809,6 +819,54 @@ class PostgresBackend(Backend):
             )
         return self._deployment_record(target) + result
 
+    def _wanted_triggers(self, target: ScoringTarget) -> dict[str, bool]:
+        """Which challenger triggers the table needs: compiled challengers of an onnx champion
+        (``_score_arm_sql``), onnx challengers of a compiled champion (``_score_arm_onnx``)."""
+        kinds = {arm.compiled is not None for arm in target.arms()[1:]}
+        champion = target.compiled is not None
+        return {
+            "score_arm_sql": not champion and True in kinds,
+            "score_arm_onnx": champion and False in kinds,
+        }
+
+    def _challenger_triggers(self, target: ScoringTarget, previous: str | None) -> list[str]:
+        q = self.quote
+        table = target.table
+        wanted = self._wanted_triggers(target)
+        result = []
+        for suffix, want in wanted.items():
+            # a change of the champion's runtime drops every trigger of the table first
+            present = previous == target.runtime and self._has_trigger(table, f"{table}_{suffix}")
+            if not want:
+                if present:
+                    result.append(self.drop_trigger_sql(f"{table}_{suffix}", q(table)))
+                continue
+            if suffix == "score_arm_onnx":
+                self._require_plpython()
+                if not present:
+                    result += self.trigger_sql(
+                        f"{table}_{suffix}",
+                        q(table),
+                        None,
+                        function=q("indb", "score_challenger_rows"),
+                        arguments=[self.literal(table)],
+                    )
+                continue
+            arms = [a for a in target.arms()[1:] if a.compiled is not None]
+            body = [self._compiled_check(a) for a in arms] + [
+                self._compiled_insert(a, "new_rows") for a in arms
+            ]
+            result += self.trigger_sql(
+                f"{table}_{suffix}",
+                q(table),
+                body,
+                function=q("indb", f"score_{table}"),
+                definer=True,
+                guard=(self.current_schema(), table),
+                attach=not present,
+            )
+        return result
+
     # -- switching versions (the lock order is explained in sql/postgres/deploy.sql) ----------
     separate_backfill = True
     keyed_ids = True
@@ -818,9 +876,12 @@ class PostgresBackend(Backend):
         return self.quote(self.current_schema(), table).text
 
     def _has_lock_trigger(self, table: str) -> bool:
+        return self._has_trigger(table, f"{table}_lock")
+
+    def _has_trigger(self, table: str, trigger: str) -> bool:
         if self.table_columns(table) is None:
             return False
-        params = {"table": self._qualified(table), "trigger": f"{table}_lock"}
+        params = {"table": self._qualified(table), "trigger": trigger}
         ((count,),) = self.rows(statement("deploy", "has_trigger", self.dialect), params)
         return bool(count)
 
@@ -834,7 +895,13 @@ class PostgresBackend(Backend):
         self.execute(statement("deploy", "lock_deployment", self.dialect), {"table": name})
 
     def scoring_ddl(self, target: ScoringTarget, previous: str | None) -> bool:
-        return previous != target.runtime or not self._has_lock_trigger(target.table)
+        if previous != target.runtime or not self._has_lock_trigger(target.table):
+            return True
+        table = target.table
+        return any(
+            want != self._has_trigger(table, f"{table}_{suffix}")
+            for suffix, want in self._wanted_triggers(target).items()
+        )
 
     def backfill(self, target: ScoringTarget) -> int:
         """Rows without a prediction, in batches of ids (by the request table's key and the
@@ -960,7 +1027,10 @@ class PostgresBackend(Backend):
         schema = self.current_schema()
         recorded = [exp.to_identifier(c, quoted=True) for c in target.recorded]
         probabilities = [exp.to_identifier(c, quoted=True) for c in target.probability_columns]
-        columns = [exp.to_identifier(c) for c in ("id", "model", "model_version", "runtime", "prediction")]
+        columns = [
+            exp.to_identifier(c)
+            for c in ("id", "model", "model_version", "runtime", "role", "served", "prediction")
+        ]
         predictions = exp.Table(
             this=exp.to_identifier(target.table + "_predictions", quoted=True),
             db=exp.to_identifier(schema, quoted=True),
@@ -970,6 +1040,8 @@ class PostgresBackend(Backend):
             exp.Literal.string(target.model.model),
             exp.Literal.number(int(target.model.version)),
             exp.Literal.string("sql"),
+            exp.Literal.string(target.role),
+            exp.Boolean(this=target.served),
             exp.column("prediction"),
             *(exp.column(f"p{i}") for i in range(len(probabilities))),
             *(exp.column(c.copy()) for c in recorded),
@@ -989,7 +1061,7 @@ class PostgresBackend(Backend):
         )
         return self.render(
             "deploy",
-            "check_compiled_version",
+            "check_compiled_version" if target.role == "champion" else "check_compiled_challenger",
             table_literal=self.literal(target.table),
             model_literal=self.literal(target.model.model),
             version=Quoted(str(int(target.model.version))),
@@ -1024,15 +1096,19 @@ class PostgresBackend(Backend):
                 targets=join(targets),
                 outputs=Quoted(dialects.render(outputs, self.dialect)),
             )
+            body = [self._compiled_check(target), scoring]
         else:
-            scoring = self._compiled_insert(target, "new_rows")
+            arms = [a for a in target.arms() if a.compiled is not None]
+            body = [self._compiled_check(a) for a in arms] + [
+                self._compiled_insert(a, "new_rows") for a in arms
+            ]
         result = []
         if previous not in (None, "sql"):
             result += self.unscoring_sql(target.table)
         return result + self.trigger_sql(
             f"{target.table}_score",
             q(target.table),
-            [self._compiled_check(target), scoring],
+            body,
             function=q("indb", f"score_{target.table}"),
             row=target.mode == "row",
             definer=True,
@@ -1057,7 +1133,8 @@ class PostgresBackend(Backend):
 
     def unscoring_sql(self, table: str) -> list[str]:
         q = self.quote
-        return [self.drop_trigger_sql(f"{table}_{name}", q(table)) for name in ("score", "lock")]
+        names = ("score", "score_arm_sql", "score_arm_onnx", "lock")
+        return [self.drop_trigger_sql(f"{table}_{name}", q(table)) for name in names]
 
     # -- doctor -------------------------------------------------------------------------------
     def _roles_check(self) -> Check:

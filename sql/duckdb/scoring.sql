@@ -12,15 +12,16 @@ COMMENT ON MACRO {name} IS {comment};
 
 -- name: score_rows
 -- Scores every row of {source} into {predictions}; one UDF call per batch of rows.
--- {recorded} lists the stored features the request rows were joined to (features_from).
-INSERT INTO {predictions} (id, model, model_version, runtime, prediction{probability_columns}{recorded})
-SELECT id, {model}, {version}, {runtime}, result.prediction{probability_values}{recorded}
+-- {recorded} lists the stored features the request rows were joined to (features_from); {role}
+-- and {served} say which arm this is (the champion, or a challenger: indb.lifecycle.challengers).
+INSERT INTO {predictions} (id, model, model_version, runtime, role, served, prediction{probability_columns}{recorded})
+SELECT id, {model}, {version}, {runtime}, {role}, {served}, result.prediction{probability_values}{recorded}
 FROM (SELECT id, {function}({arguments}) AS result{recorded} FROM {source});
 
 -- name: create_compiled_macro
 CREATE OR REPLACE MACRO {name}({parameters}) AS {body};
 
 -- name: score_rows_compiled
-INSERT INTO {predictions} (id, model, model_version, runtime, prediction{probability_columns}{recorded})
-SELECT id, {model}, {version}, 'sql', {prediction}{probability_values}{recorded}
+INSERT INTO {predictions} (id, model, model_version, runtime, role, served, prediction{probability_columns}{recorded})
+SELECT id, {model}, {version}, 'sql', {role}, {served}, {prediction}{probability_values}{recorded}
 FROM {source};

@@ -6,7 +6,7 @@ SELECT {request_columns},
        p.model, p.model_version, p.runtime, p.prediction, {probability_columns}p.scored_at,
        g.label, g.observed_at
 FROM {table} AS r
-LEFT JOIN {predictions} AS p ON p.id = r.id
+LEFT JOIN {predictions} AS p ON p.id = r.id AND p.served
 LEFT JOIN (
     SELECT DISTINCT ON (id) id, label, observed_at
     FROM {ground_truth} ORDER BY id, observed_at DESC
@@ -14,7 +14,9 @@ LEFT JOIN (
 
 -- name: create_row_predictions_view
 CREATE OR REPLACE VIEW {predictions} AS
-SELECT id, model, model_version, runtime, prediction, {probability_columns}scored_at FROM {table};
+SELECT id, model, model_version, runtime, prediction, {probability_columns}scored_at,
+       'champion'::text AS role, true AS served
+FROM {table};
 
 -- name: add_row_prediction_columns
 ALTER TABLE {table}
@@ -74,6 +76,14 @@ IF NOT EXISTS (
     RAISE EXCEPTION '%', {message};
 END IF;
 
+-- name: check_compiled_challenger
+IF NOT EXISTS (
+    SELECT 1 FROM indb.challengers
+    WHERE deployment = {table_literal} AND model = {model_literal} AND version = {version} AND runtime = 'sql'
+) THEN
+    RAISE EXCEPTION '%', {message};
+END IF;
+
 -- name: id_range
 SELECT min(id), max(id) FROM {table};
 
@@ -104,6 +114,19 @@ $indb$;
 -- id is the key of a request table and of its predictions (one prediction per row); backfills
 -- and the scored view look rows up by it.
 ALTER TABLE {table} ADD PRIMARY KEY (id);
+
+-- name: add_prediction_key
+-- A prediction per request id and model version: the champion's and each challenger's
+-- (indb.lifecycle.challengers); the index leads with id, which backfills look rows up by.
+ALTER TABLE {predictions} ADD PRIMARY KEY (id, model_version);
+
+-- name: replace_prediction_key
+-- Prediction tables from before challengers were keyed by id alone.
+ALTER TABLE {predictions} DROP CONSTRAINT IF EXISTS {key}, ADD PRIMARY KEY (id, model_version);
+
+-- name: add_served_index
+-- Exactly one served prediction per request id: the champion's, or a split challenger's.
+CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {predictions} (id) WHERE served;
 
 -- name: has_id_index
 SELECT count(*) FROM pg_catalog.pg_index AS i

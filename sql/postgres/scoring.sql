@@ -21,6 +21,17 @@ if "indb_runtime" not in GD:
 GD["indb_runtime"].score_statement(TD)
 $indb$;
 
+-- name: create_challenger_trigger_function
+-- The onnx challengers of a deployment whose champion is compiled (indb.lifecycle.challengers):
+-- the same checks as the champion's function (the table that fired it is the deployed one; each
+-- version's content hash is the one its row of indb.challengers recorded).
+CREATE OR REPLACE FUNCTION indb.score_challenger_rows() RETURNS trigger LANGUAGE plpython3u
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $indb$
+if "indb_runtime" not in GD:
+    plpy.execute("SELECT indb.load_runtime()")
+GD["indb_runtime"].score_challengers(TD)
+$indb$;
+
 -- name: create_row_trigger_function
 CREATE OR REPLACE FUNCTION indb.score_inserted_row() RETURNS trigger LANGUAGE plpython3u
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $indb$
