@@ -517,6 +517,16 @@ def _challengers(backend: Backend, table: str, mv, current, given) -> tuple[list
     return result, changed
 
 
+def served_filter(backend: Backend, table: str, alias: Quoted | None = None) -> Quoted:
+    """`` AND <alias>.served`` (or ``<predictions>.served``) when the predictions of deployment
+    ``table`` record which row was served (since migration 015), else nothing: monitors and
+    humility rules read the served prediction only, never a challenger's shadow row."""
+    if "served" not in (backend.table_columns(f"{table}_predictions") or {}):
+        return Quoted("")
+    owner = alias if alias is not None else backend.quote(backend.current_schema(), f"{table}_predictions")
+    return Quoted(f" AND {owner.text}.served")
+
+
 def get(backend: Backend, table: str) -> Deployment:
     table = identifiers.table_name(table)
     found = backend.rows(statement("deployments", "get_deployment", backend.dialect), {"table_name": table})

@@ -333,3 +333,18 @@ def test_adding_and_removing_challengers_under_concurrent_writers(db, versions, 
         "LEFT JOIN requests_predictions p ON p.id = r.id AND NOT p.served GROUP BY 1"
     )
     assert set(per_statement.shadows) <= {0, 20}
+
+
+def test_monitors_and_the_scored_view_read_served_predictions_only(db, versions):
+    _register(db, versions, count=3)
+    db.deploy("m", table="requests", version=1)
+    db.add_challenger("requests", 2, mode="shadow")
+    db.add_challenger("requests", 3, mode="split", weight=0.3)
+    _insert(db, loan_frame(400, seed=17))
+    db.sql("INSERT INTO requests_ground_truth (id, label) SELECT id, 'repaid' FROM requests")
+    db.create_monitor("mon", "requests", reference=("2000-01-01", "2100-01-01"), features=["income"])
+    db.run_monitor("mon")
+    results = db.monitor_results("mon")
+    assert set(results.model_version.dropna().astype(int)) == {1, 3}  # never the shadow's 2
+    scored = db.sql("SELECT id, model_version FROM requests_scored ORDER BY id")
+    assert scored.id.is_unique and len(scored) == 400 and set(scored.model_version) == {1, 3}
