@@ -348,3 +348,54 @@ def test_monitors_and_the_scored_view_read_served_predictions_only(db, versions)
     assert set(results.model_version.dropna().astype(int)) == {1, 3}  # never the shadow's 2
     scored = db.sql("SELECT id, model_version FROM requests_scored ORDER BY id")
     assert scored.id.is_unique and len(scored) == 400 and set(scored.model_version) == {1, 3}
+
+
+# -- trust (issue 10's model) on PostgreSQL ------------------------------------------------------
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_only_roles_that_may_deploy_add_challengers_and_apps_insert_as_before(db, versions):
+    import psycopg
+
+    import indb
+    from tests.test_trust_postgres import login_role
+
+    _register(db, versions, count=3)
+    db.deploy("m", table="requests", version=1, runtime="sql")
+    db.add_challenger("requests", 2, runtime="onnx")
+    with login_role(db, "indb_developer") as (_, dev_url), indb.connect(dev_url) as dev:
+        with pytest.raises(Exception, match="permission denied"):
+            dev.add_challenger("requests", 3, mode="split", weight=0.5)
+        with pytest.raises(Exception, match="permission denied"):
+            dev.remove_challenger("requests", 2)
+    assert db.challengers("requests").version.tolist() == [2]
+    with login_role(db, "indb_app") as (_, app_url), psycopg.connect(app_url, autocommit=True) as app:
+        app.execute(f"INSERT INTO requests ({COLUMNS}) VALUES (50000, 1000, 40, 3)")
+        for table in ("indb.challengers", "indb.deployment_history"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                app.execute(f"DELETE FROM {table}")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            app.execute("SELECT indb.score_challenger_rows()")
+    rows = _predictions(db)
+    assert rows[["role", "served", "model_version"]].values.tolist() == [
+        ["challenger", False, 2],
+        ["champion", True, 1],
+    ]
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("runtime", ["sql", "onnx"])
+def test_a_challenger_whose_bytes_were_swapped_fails_the_insert(db, versions, runtime):
+    """The challenger's content hash is the one its indb.challengers row recorded: swapping its
+    bytes and sha256 together is caught, and the insert (champion included) rolls back."""
+    import psycopg
+
+    _register(db, versions, count=3)
+    db.deploy("m", table="requests", version=1, runtime=runtime)
+    db.add_challenger("requests", 2, runtime="onnx")
+    db.sql(
+        "UPDATE indb.model_versions AS v SET onnx = o.onnx, sha256 = o.sha256 "
+        "FROM indb.model_versions AS o WHERE v.model = 'm' AND v.version = 2 AND o.version = 3"
+    )
+    with psycopg.connect(db.url, autocommit=True) as client:  # a new backend: nothing cached
+        with pytest.raises(psycopg.Error, match="IntegrityError: model 'm' version 2"):
+            client.execute(f"INSERT INTO requests ({COLUMNS}) VALUES (50000, 1000, 40, 3)")
+    assert db.sql("SELECT count(*) AS n FROM requests").n[0] == 0
