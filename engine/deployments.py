@@ -145,14 +145,13 @@ def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple
             )
         )
         if backend.keyed_ids:
-            result.append(backend.render("deploy", "add_prediction_key", predictions=q(home)))
             result.append(_served_index(backend, home))
     if mode == "bulk" and present is not None and "served" not in present:
         for name in ("add_arm_columns", "add_served_column"):
             result.append(backend.render("deploy", name, predictions=q(home)))
-        if backend.keyed_ids:  # one row per (id, version); one served row per id
+        if backend.keyed_ids:  # one served row per id; shadow rows share the id
             key = q(f"{home[:58]}_pkey")
-            result.append(backend.render("deploy", "replace_prediction_key", predictions=q(home), key=key))
+            result.append(backend.render("deploy", "drop_prediction_key", predictions=q(home), key=key))
             result.append(_served_index(backend, home))
     present = present or {}
     if "prediction" in present and base_type(present["prediction"]) != sig.prediction_type:
@@ -171,7 +170,8 @@ def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple
 
 
 def _served_index(backend: Backend, predictions: str) -> str:
-    """At most one served prediction per request id, whatever the challengers."""
+    """Exactly one served prediction per request id, whatever the challengers (the key of a
+    prediction table where tables get keys)."""
     index = backend.quote(f"{predictions[:55]}_served")
     return backend.render("deploy", "add_served_index", predictions=backend.quote(predictions), index=index)
 

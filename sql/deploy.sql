@@ -63,7 +63,7 @@ LEFT JOIN (
 ) AS g ON g.id = r.id;
 
 -- name: unscored_rows
-(SELECT * FROM {table} AS r WHERE NOT EXISTS (SELECT 1 FROM {predictions} AS p WHERE p.id = r.id))
+(SELECT * FROM {table} AS r WHERE NOT EXISTS (SELECT 1 FROM {predictions} AS p WHERE p.id = r.id AND p.served))
 
 -- name: drop_view
 DROP VIEW IF EXISTS {view};

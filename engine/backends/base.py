@@ -280,7 +280,8 @@ class Backend(ABC):
         """Whether :meth:`scoring_sql` changes triggers on the request table."""
         return True
 
-    # New request and predictions tables get PRIMARY KEY (id) (sql/<dialect>/deploy.sql add_key).
+    # New request tables get PRIMARY KEY (id) (sql/<dialect>/deploy.sql add_key), prediction
+    # tables a unique index on id over their served rows (add_served_index).
     keyed_ids = False
 
     # True: rows already in a table are scored by :meth:`backfill` after the deploy commits

@@ -89,7 +89,7 @@ SELECT min(id), max(id) FROM {table};
 
 -- name: unscored_batch
 (SELECT * FROM {table} AS r WHERE r.id >= {low} AND r.id < {high}
- AND NOT EXISTS (SELECT 1 FROM {predictions} AS p WHERE p.id = r.id))
+ AND NOT EXISTS (SELECT 1 FROM {predictions} AS p WHERE p.id = r.id AND p.served))
 
 -- name: create_warm_up_function
 -- A new backend's first onnx-scored insert imports numpy and onnxruntime and builds the
@@ -115,17 +115,15 @@ $indb$;
 -- and the scored view look rows up by it.
 ALTER TABLE {table} ADD PRIMARY KEY (id);
 
--- name: add_prediction_key
--- A prediction per request id and model version: the champion's and each challenger's
--- (indb.lifecycle.challengers); the index leads with id, which backfills look rows up by.
-ALTER TABLE {predictions} ADD PRIMARY KEY (id, model_version);
-
--- name: replace_prediction_key
--- Prediction tables from before challengers were keyed by id alone.
-ALTER TABLE {predictions} DROP CONSTRAINT IF EXISTS {key}, ADD PRIMARY KEY (id, model_version);
+-- name: drop_prediction_key
+-- Prediction tables from before challengers were keyed by id alone; now a request id has its
+-- served prediction and a shadow one per shadow challenger (indb.lifecycle.challengers).
+ALTER TABLE {predictions} DROP CONSTRAINT IF EXISTS {key};
 
 -- name: add_served_index
--- Exactly one served prediction per request id: the champion's, or a split challenger's.
+-- Exactly one served prediction per request id (the champion's, or a split challenger's); the
+-- scored view, monitors and backfills look served rows up by it. Shadow rows are in no index:
+-- a shadow challenger costs one more row per request, not one more index entry.
 CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {predictions} (id) WHERE served;
 
 -- name: has_id_index
