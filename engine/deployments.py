@@ -23,7 +23,7 @@ from indb.sqltypes import COMPATIBLE, base_type, spelled
 
 RUNTIMES = ("auto", "sql", "onnx")
 # Columns a row-mode deployment adds to the request table (besides probability_<class>).
-PREDICTION_COLUMNS = ("model", "model_version", "runtime", "prediction", "scored_at")
+PREDICTION_COLUMNS = ("model", "model_version", "runtime", "prediction", "scored_at", "role")
 
 
 # SQL types a request column may have for each input type the model takes.
@@ -166,7 +166,35 @@ def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple
                 backend.render("deploy", "add_probability_column", predictions=q(home), column=q(column))
             )
     every = [c for c in present if c.startswith("probability_")]
-    return result, every + [c for c in wanted if c not in every]
+    every += [c for c in wanted if c not in every]
+    if mode == "row":
+        result += _shadow_statements(backend, table, prediction_type, every)
+    return result, every
+
+
+def shadow_table(table: str) -> str:
+    """Where a row-mode deployment's shadow challengers write (its served predictions are
+    columns of the request table); ``<table>_predictions`` shows both."""
+    return f"{table}_shadow_predictions"
+
+
+def _shadow_statements(backend: Backend, table: str, prediction_type: Quoted, probabilities) -> list[str]:
+    q = backend.quote
+    home = shadow_table(table)
+    present = backend.table_columns(home)
+    result = []
+    if present is None:
+        result.append(
+            backend.render(
+                "deploy", "create_predictions_table", predictions=q(home), prediction_type=prediction_type
+            )
+        )
+    for column in probabilities:
+        if column not in (present or {}):
+            result.append(
+                backend.render("deploy", "add_probability_column", predictions=q(home), column=q(column))
+            )
+    return result
 
 
 def _served_index(backend: Backend, predictions: str) -> str:
@@ -208,6 +236,7 @@ def _view_statements(backend: Backend, table: str, mv, mode: str, request: list[
                 "create_row_predictions_view",
                 predictions=q(f"{table}_predictions"),
                 table=q(table),
+                shadow=q(shadow_table(table)),
                 probability_columns=Quoted("".join(f"{q(c)}, " for c in probabilities)),
             )
         )
@@ -359,10 +388,8 @@ def deploy(
         _check_request_table(table, existing, inputs)
     choice = _choose(backend, mv, runtime)
     kept, challengers_changed = _challengers(backend, table, mv, current, challengers)
-    if kept and mode != "bulk":
-        raise DeploymentError(
-            f"table {table!r} is scored in {mode} mode; challengers score bulk deployments only so far"
-        )
+    if kept and features_from is not None:
+        raise DeploymentError("challengers score deployments without features_from only so far")
     statements = _request_statements(backend, table, inputs, existing)
     more, probabilities = _prediction_statements(backend, table, mv, mode)
     # DDL on a request table that applications may be writing to (row mode keeps predictions there)
@@ -550,6 +577,8 @@ def undeploy(backend: Backend, table: str, *, drop_tables: bool = False) -> list
         tables = [deployment.table, deployment.ground_truth_table]
         if deployment.mode == "bulk":
             tables.append(deployment.predictions_table)
+        else:
+            tables.append(shadow_table(deployment.table))
         for name in tables:
             run.append(sql("drop_table", table=q(name)))
         run.append(sql("drop_sequence", sequence=q(f"{deployment.table}_id_seq")))

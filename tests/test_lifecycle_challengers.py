@@ -263,25 +263,68 @@ def test_an_older_prediction_table_gets_role_and_served_on_the_next_deploy(db, v
     assert len(db.sql("SELECT * FROM requests_scored")) == 100
 
 
-def test_row_mode_refuses_challengers_clearly(db, versions):
-    if "row" not in db.backend.scoring_modes:
-        pytest.skip("row mode is PostgreSQL's")
-    _register(db, versions)
-    db.deploy("m", table="requests", version=1, mode="row")
-    with pytest.raises(DeploymentError, match="bulk"):
-        db.add_challenger("requests", 2)
-    assert db.challengers("requests").empty
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("champion", ["sql", "onnx"])
+@pytest.mark.parametrize("challenger", ["sql", "onnx"])
+def test_row_mode_returning_shows_the_served_arm_and_shadows_go_beside(db, versions, champion, challenger):
+    """Row mode (INSERT ... RETURNING): a row whose id a split challenger serves returns the
+    challenger's prediction, any other the champion's, exactly as a deployment without
+    challengers would; each shadow challenger's prediction goes to <table>_shadow_predictions
+    and shows in <table>_predictions with served false."""
+    import psycopg
+
+    _register(db, versions, count=3)
+    db.deploy("m", table="plain", version=1, runtime=champion, mode="row")
+    db.deploy("m", table="requests", version=1, runtime=champion, mode="row")
+    db.add_challenger("requests", 2, mode="shadow", runtime=challenger)
+    db.add_challenger("requests", 3, mode="split", weight=0.3, runtime=challenger)
+    frame = loan_frame(120, seed=18)[NUMERIC]
+    returned = {"requests": [], "plain": []}
+    query = (
+        "INSERT INTO {} (income, debt, age, tenure) VALUES (%s, %s, %s, %s) "
+        "RETURNING id, model_version, prediction, probability_default, probability_repaid"
+    )
+    with psycopg.connect(db.url, autocommit=True) as app:
+        for row in frame.itertuples(index=False):
+            values = [float(row.income), float(row.debt), int(row.age), float(row.tenure)]
+            for table in returned:
+                returned[table].append(app.execute(query.format(table), values).fetchone())
+    got = pd.DataFrame(returned["requests"], columns=["id", "model_version", "prediction", *PROBABILITIES])
+    alone = pd.DataFrame(returned["plain"], columns=got.columns)
+    split = np.array([bucket(i) < 3_000 for i in got.id])
+    assert 0 < split.sum() < len(split)
+    assert (got.model_version.to_numpy() == np.where(split, 3, 1)).all()
+    pd.testing.assert_frame_equal(got[~split].drop(columns="id"), alone[~split].drop(columns="id"))
+    assert_matches_sklearn(
+        versions[2], frame[split], got.prediction[split], got[PROBABILITIES][split].to_numpy()
+    )
+    rows = _predictions(db)
+    served, shadow = rows[rows.served], rows[~rows.served]
+    assert served.id.is_unique and len(served) == 120
+    assert (served.role.to_numpy() == np.where(split, "challenger", "champion")).all()
+    assert len(shadow) == 120 and (shadow.model_version == 2).all() and (shadow.runtime == challenger).all()
+    assert_matches_sklearn(versions[1], frame, shadow.prediction, shadow[PROBABILITIES].to_numpy())
+    scored = db.sql("SELECT id, model_version FROM requests_scored ORDER BY id")
+    assert len(scored) == 120 and (scored.model_version.to_numpy() == np.where(split, 3, 1)).all()
+    db.remove_challenger("requests", 2)
+    db.remove_challenger("requests", 3)
+    with psycopg.connect(db.url, autocommit=True) as app:
+        (version,) = app.execute(
+            "INSERT INTO requests (income, debt, age, tenure) VALUES (1, 1, 1, 1) RETURNING model_version"
+        ).fetchone()
+    assert version == 1 and len(_predictions(db)) == 241
 
 
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 @pytest.mark.parametrize("runtime", ["sql", "onnx"])
-def test_adding_and_removing_challengers_under_concurrent_writers(db, versions, runtime):
+@pytest.mark.parametrize("mode", ["bulk", "row"])
+def test_adding_and_removing_challengers_under_concurrent_writers(db, versions, runtime, mode):
     """Every row written while challengers come and go gets exactly one served prediction, and
     at most one shadow one; no writer fails."""
     import psycopg
 
     _register(db, versions, count=3)
-    db.deploy("m", table="requests", version=1, runtime=runtime)
+    db.deploy("m", table="requests", version=1, runtime=runtime, mode=mode)
     frame = loan_frame(20, seed=16)[NUMERIC]
     values = ", ".join(
         "(" + ", ".join(repr(float(v)) if c != "age" else str(int(v)) for c, v in row.items()) + ")"
@@ -332,6 +375,8 @@ def test_adding_and_removing_challengers_under_concurrent_writers(db, versions, 
         "SELECT r.xmin::text AS s, count(p.id) AS shadows FROM requests r "
         "LEFT JOIN requests_predictions p ON p.id = r.id AND NOT p.served GROUP BY 1"
     )
+    if mode == "row":  # served predictions are in the rows themselves
+        assert db.sql("SELECT count(*) AS n FROM requests WHERE prediction IS NULL").n[0] == 0
     assert set(per_statement.shadows) <= {0, 20}
 
 

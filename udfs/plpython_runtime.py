@@ -352,8 +352,13 @@ class Runtime:
             self.plan(
                 "deployment",
                 "SELECT table_name, schema_name, model, version, runtime, mode, content_hash, "
-                "probability_columns::text AS columns, features::text AS features "
-                "FROM indb.deployments WHERE table_name = $1",
+                "probability_columns::text AS columns, features::text AS features, "
+                "(SELECT pg_catalog.json_agg(pg_catalog.json_build_object('model', c.model, "
+                "'version', c.version, 'mode', c.mode, 'runtime', c.runtime, 'content_hash', "
+                "c.content_hash, 'bucket_low', c.bucket_low, 'bucket_high', c.bucket_high) "
+                "ORDER BY c.version)::text FROM indb.challengers AS c "
+                "WHERE c.deployment = d.table_name) AS challengers "
+                "FROM indb.deployments AS d WHERE table_name = $1",
                 ["text"],
             ),
             [table],
@@ -379,6 +384,11 @@ class Runtime:
         if features not in self.parsed:
             self.parsed[features] = json.loads(features)
         row["features"] = self.parsed[features]
+        # the challengers (indb.lifecycle.challengers), read with the deployment: one query
+        challengers = row.pop("challengers") or "[]"
+        if challengers not in self.parsed:
+            self.parsed[challengers] = json.loads(challengers)
+        row["challengers"] = self.parsed[challengers]
         return row
 
     # -- SQL functions ---------------------------------------------------------------------------
@@ -523,14 +533,32 @@ class Runtime:
         return rows, np.frombuffer(row["ids"], dtype=">i8"), columns
 
     def _insert_plan(
-        self, schema, table, model, probability_columns, features=None, source=None, arm=("champion", True)
+        self,
+        schema,
+        table,
+        model,
+        probability_columns,
+        features=None,
+        source=None,
+        arm=("champion", True),
+        home="predictions",
     ):
         """With stored features (features_from), the prediction rows also record the feature
         values, read from ``source``; that plan reads this statement's rows, so it is not kept.
         ``arm``: (role, served) of the rows (indb.lifecycle.challengers)."""
         role, served = arm
         role_text = "'champion'" if role == "champion" else "'challenger'"  # constants, never input
-        key = ("insert", schema, table, model.name, model.version, tuple(probability_columns), role, served)
+        key = (
+            "insert",
+            schema,
+            table,
+            model.name,
+            model.version,
+            tuple(probability_columns),
+            role,
+            served,
+            home,
+        )
         prediction_type = (
             "text"
             if model.classes and isinstance(model.classes[0], str)
@@ -546,7 +574,7 @@ class Runtime:
         recorded = [quote_ident(c) for c in (features or {}).get("columns", [])]
         values = ["u." + n for n in names[1:]] + ["indb_request." + c for c in recorded]
         query = (
-            f"INSERT INTO {quote_ident(schema)}.{quote_ident(table + '_predictions')} "
+            f"INSERT INTO {quote_ident(schema)}.{quote_ident(table + '_' + home)} "
             f"({', '.join(targets + recorded)}) "
             f"SELECT u.i, $2, $3, 'onnx', {role_text}, {'true' if served else 'false'}, {', '.join(values)} "
             f"FROM unnest({', '.join(arrays)}) AS u({', '.join(names)})"
@@ -556,19 +584,6 @@ class Runtime:
             query += f" JOIN {source} ON indb_request.id = u.i"
             return self.plpy.prepare(query, types)
         return self.plan(key, query, types)
-
-    def challengers(self, table):
-        """The deployment's challengers (indb.challengers), read after the insert took the
-        deployment's lock like the deployment itself: the set the last switch left."""
-        return self.plpy.execute(
-            self.plan(
-                "challengers",
-                "SELECT model, version, mode, runtime, content_hash, bucket_low, bucket_high "
-                "FROM indb.challengers WHERE deployment = $1 ORDER BY version",
-                ["text"],
-            ),
-            [table],
-        )
 
     def score_rows(self, fired, table, source=None, champion=True):
         """Score every row of ``source`` into the predictions table, which sits beside the
@@ -589,7 +604,7 @@ class Runtime:
             arms.append((model, "champion", True, None))
         if source is None:
             source = "new_rows" if not features else self._with_features(table, features)
-            challengers = self.challengers(table)
+            challengers = deployment["challengers"]
             split = [(c["bucket_low"], c["bucket_high"]) for c in challengers if c["mode"] == "split"]
             if champion and split:
                 arms[0] = (arms[0][0], "champion", True, (False, split))
@@ -653,20 +668,63 @@ class Runtime:
         """The onnx challengers of a deployment whose champion is compiled."""
         self.score_rows((TD["table_schema"], TD["table_name"]), TD["args"][0], champion=False)
 
-    def score_row(self, TD):
+    def score_row(self, TD, champion=True):
+        """A row-mode insert: the arm that serves the row's id (the champion, or the split
+        challenger whose buckets hold it) sets its prediction columns, and each shadow
+        challenger adds a row to ``<table>_shadow_predictions``: one model run per arm, the
+        champion's never repeated. ``champion`` False: the onnx challengers of a compiled
+        champion (whose own function skips the rows split challengers serve); compiled arms of
+        an onnx champion run in the table's PL/pgSQL function, after this."""
         deployment = self.deployment(TD["args"][0], (TD["table_schema"], TD["table_name"]))
         self.read_limit()
         probability_columns = deployment["probability_columns"]
-        model = self.model(deployment["model"], deployment["version"], deployment["content_hash"])
         new = TD["new"]
+        serving, shadows = None, []
+        challengers = deployment["challengers"]
+        if challengers:
+            b = int(buckets(np.array([new["id"]], dtype=np.int64))[0])
+            for c in challengers:
+                if c["mode"] == "split" and c["bucket_low"] <= b < c["bucket_high"]:
+                    serving = c
+                elif c["mode"] == "shadow" and c["runtime"] == "onnx":
+                    shadows.append(c)
+        if serving is None and champion:
+            model = self.model(deployment["model"], deployment["version"], deployment["content_hash"])
+            self._score_into(model, new, probability_columns, "champion")
+        elif serving is not None and serving["runtime"] == "onnx":
+            model = self.model(serving["model"], serving["version"], serving["content_hash"])
+            self._score_into(model, new, probability_columns, "challenger")
+        for c in shadows:
+            model = self.model(c["model"], c["version"], c["content_hash"])
+            labels, probabilities = self._run_one(model, new)
+            args = [[new["id"]], model.name, model.version, labels.tolist()]
+            if probabilities is not None:
+                args += [probabilities[:, i].tolist() for i in range(probabilities.shape[1])]
+            schema = deployment["schema_name"]
+            plan = self._insert_plan(
+                schema,
+                TD["table_name"],
+                model,
+                probability_columns,
+                arm=("challenger", False),
+                home="shadow_predictions",
+            )
+            self.plpy.execute(plan, args)
+        return "MODIFY"
+
+    def _run_one(self, model, new):
         values = [new[spec["name"]] for spec in model.inputs]
         model.check_nulls([1 if v is None else 0 for v in values])
         model.check_finite([[v] for v in values])
-        labels, probabilities = model.run_feeds(model.feed_one(values), 1)
+        return model.run_feeds(model.feed_one(values), 1)
+
+    def _score_into(self, model, new, probability_columns, role):
+        labels, probabilities = self._run_one(model, new)
         label = labels[0]
         new["prediction"] = label.item() if hasattr(label, "item") else label
         new["model"], new["model_version"], new["runtime"] = model.name, model.version, "onnx"
+        if "role" in new:  # a row-mode table deployed before challengers has no role column
+            new["role"] = role
         if probabilities is not None:
             for column, value in zip(probability_columns, probabilities[0].tolist(), strict=True):
                 new[column] = value
-        return "MODIFY"

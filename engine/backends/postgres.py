@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from importlib import resources
 
 import pandas as pd
@@ -536,6 +537,7 @@ class PostgresBackend(Backend):
                 "create_bulk_trigger_function",
                 "create_challenger_trigger_function",
                 "create_row_trigger_function",
+                "create_challenger_row_function",
                 "create_backfill_function",
                 "create_install_function",
                 "create_versions_function",
@@ -844,23 +846,24 @@ class PostgresBackend(Backend):
             if suffix == "score_arm_onnx":
                 self._require_plpython()
                 if not present:
+                    row = target.mode == "row"
                     result += self.trigger_sql(
                         f"{table}_{suffix}",
                         q(table),
                         None,
-                        function=q("indb", "score_challenger_rows"),
+                        function=q("indb", "score_challenger_row" if row else "score_challenger_rows"),
+                        row=row,
                         arguments=[self.literal(table)],
                     )
                 continue
             arms = [a for a in target.arms()[1:] if a.compiled is not None]
-            body = [self._compiled_check(a) for a in arms] + [
-                self._compiled_insert(a, "new_rows") for a in arms
-            ]
+            body = [self._compiled_check(a) for a in arms] + [self._compiled_arm(a) for a in arms]
             result += self.trigger_sql(
                 f"{table}_{suffix}",
                 q(table),
                 body,
                 function=q("indb", f"score_{table}"),
+                row=target.mode == "row",
                 definer=True,
                 guard=(self.current_schema(), table),
                 attach=not present,
@@ -1031,8 +1034,10 @@ class PostgresBackend(Backend):
             exp.to_identifier(c)
             for c in ("id", "model", "model_version", "runtime", "role", "served", "prediction")
         ]
+        # row mode: the served prediction is in the request row, shadow rows have a table
+        home = f"{target.table}_shadow_predictions" if target.mode == "row" else f"{target.table}_predictions"
         predictions = exp.Table(
-            this=exp.to_identifier(target.table + "_predictions", quoted=True),
+            this=exp.to_identifier(home, quoted=True),
             db=exp.to_identifier(schema, quoted=True),
         )
         values = [
@@ -1072,36 +1077,8 @@ class PostgresBackend(Backend):
         """A PL/pgSQL trigger function per deployment holding the compiled model: no PL/Python.
         Switching versions replaces the function; the trigger is created once."""
         q = self.quote
-        picks = [f"p{i}" for i in range(len(target.probability_columns))]
-        if target.mode == "row":
-            fields = ["model", "model_version", "runtime", "prediction", *target.probability_columns]
-            record = exp.to_identifier("NEW")  # PL/pgSQL's row: unquoted
-            targets = [
-                Quoted(
-                    exp.Column(this=exp.to_identifier(c, quoted=i > 3), table=record.copy()).sql(self.dialect)
-                )
-                for i, c in enumerate(fields)
-            ]
-            values = [
-                self.literal(target.model.model),
-                Quoted(str(int(target.model.version))),
-                self.literal("sql"),
-            ]
-            values += [Quoted(exp.column(c, "o").sql(self.dialect)) for c in ("prediction", *picks)]
-            outputs = self._compiled_outputs(target, "(SELECT NEW.*) AS r")
-            scoring = self.render(
-                "scoring",
-                "score_compiled_row",
-                values=join(values),
-                targets=join(targets),
-                outputs=Quoted(dialects.render(outputs, self.dialect)),
-            )
-            body = [self._compiled_check(target), scoring]
-        else:
-            arms = [a for a in target.arms() if a.compiled is not None]
-            body = [self._compiled_check(a) for a in arms] + [
-                self._compiled_insert(a, "new_rows") for a in arms
-            ]
+        arms = [a for a in target.arms() if a.compiled is not None]
+        body = [self._compiled_check(a) for a in arms] + [self._compiled_arm(a) for a in arms]
         result = []
         if previous not in (None, "sql"):
             result += self.unscoring_sql(target.table)
@@ -1114,6 +1091,46 @@ class PostgresBackend(Backend):
             definer=True,
             guard=(self.current_schema(), target.table),
             attach=previous != "sql",
+        )
+
+    def _compiled_arm(self, arm: ScoringTarget) -> str:
+        """One arm's compiled scoring in its table's PL/pgSQL function. Bulk: an INSERT of the
+        predictions of the rows it scores. Row: a served arm sets the row's prediction columns
+        when the row's id is its (IF over the bucket of NEW.id); a shadow arm INSERTs into the
+        shadow predictions table."""
+        if arm.mode != "row":
+            return self._compiled_insert(arm, "new_rows")
+        if not arm.served:
+            return self._compiled_insert(arm, "(SELECT NEW.*) AS r")
+        picks = [f"p{i}" for i in range(len(arm.probability_columns))]
+        fields = ["model", "model_version", "runtime", "role", "prediction", *arm.probability_columns]
+        record = exp.to_identifier("NEW")  # PL/pgSQL's row: unquoted
+        targets = [
+            Quoted(exp.Column(this=exp.to_identifier(c, quoted=i > 4), table=record.copy()).sql(self.dialect))
+            for i, c in enumerate(fields)
+        ]
+        values = [
+            self.literal(arm.model.model),
+            Quoted(str(int(arm.model.version))),
+            self.literal("sql"),
+            self.literal(arm.role),
+        ]
+        values += [Quoted(exp.column(c, "o").sql(self.dialect)) for c in ("prediction", *picks)]
+        outputs = self._compiled_outputs(replace(arm, where=None), "(SELECT NEW.*) AS r")
+        scoring = self.render(
+            "scoring",
+            "score_compiled_row",
+            values=join(values),
+            targets=join(targets),
+            outputs=Quoted(dialects.render(outputs, self.dialect)),
+        )
+        if arm.where is None:
+            return scoring
+        condition = arm.where.transform(
+            lambda node: exp.column("id", record.copy()) if isinstance(node, exp.Column) else node
+        )
+        return self.render(
+            "scoring", "when_row", condition=Quoted(condition.sql(self.dialect)), statement=Quoted(scoring)
         )
 
     def compiled_model_sql(self, ref: ModelRef, compiled, *, default: bool) -> list[str]:

@@ -15,8 +15,11 @@ LEFT JOIN (
 -- name: create_row_predictions_view
 CREATE OR REPLACE VIEW {predictions} AS
 SELECT id, model, model_version, runtime, prediction, {probability_columns}scored_at,
-       'champion'::text AS role, true AS served
-FROM {table};
+       coalesce(role, 'champion') AS role, true AS served
+FROM {table}
+UNION ALL
+SELECT id, model, model_version, runtime, prediction, {probability_columns}scored_at, role, served
+FROM {shadow};
 
 -- name: add_row_prediction_columns
 ALTER TABLE {table}
@@ -24,7 +27,8 @@ ALTER TABLE {table}
     ADD COLUMN IF NOT EXISTS model_version INTEGER,
     ADD COLUMN IF NOT EXISTS runtime TEXT,
     ADD COLUMN IF NOT EXISTS prediction {prediction_type},
-    ADD COLUMN IF NOT EXISTS scored_at TIMESTAMP DEFAULT current_timestamp;
+    ADD COLUMN IF NOT EXISTS scored_at TIMESTAMP DEFAULT current_timestamp,
+    ADD COLUMN IF NOT EXISTS role TEXT;
 
 -- Switching versions under concurrent inserts (one lock order, no starvation, no deadlock).
 -- Every insert into a deployed table first takes a per-deployment advisory lock in SHARED

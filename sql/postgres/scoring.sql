@@ -106,6 +106,19 @@ LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS {body};
 -- A compiled row trigger's scoring (PL/pgSQL): the outputs for the row NEW into its columns.
 SELECT {values} INTO {targets} FROM ({outputs}) AS o
 
+-- name: when_row
+-- A row trigger's arm that serves only some request ids (indb.lifecycle.challengers: split).
+IF {condition} THEN {statement}; END IF
+
+-- name: create_challenger_row_function
+-- The onnx challengers of a row-mode deployment whose champion is compiled.
+CREATE OR REPLACE FUNCTION indb.score_challenger_row() RETURNS trigger LANGUAGE plpython3u
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $indb$
+if "indb_runtime" not in GD:
+    plpy.execute("SELECT indb.load_runtime()")
+return GD["indb_runtime"].score_row(TD, champion=False)
+$indb$;
+
 -- name: create_fail_function
 -- Raises an error from inside an SQL expression (compiled models refuse NULL inputs with it).
 CREATE OR REPLACE FUNCTION indb.fail(message text) RETURNS text LANGUAGE plpgsql STABLE AS $indb$
