@@ -3,7 +3,8 @@
 Two deployments of the same champion side by side, one of them with one shadow challenger
 (another version of the model, scored in the same insert): the time of the same bulk insert
 into each (DuckDB ``--rows``, PostgreSQL ``--pg-rows``) and the p50 latency of one-row
-``INSERT ... RETURNING`` on PostgreSQL (``--one-row`` statements per run). Each figure is the
+``INSERT ... RETURNING prediction`` into row-mode deployments on PostgreSQL (``--one-row``
+statements per run). Each figure is the
 median of ``--repeats`` runs, alone and shadowed alternating; prints ratios (targets: bulk
 <= 1.6x, one row <= 1.5x) and ``RESULT {json}``.
 
@@ -56,6 +57,10 @@ def setup(db, args) -> None:
     db.deploy("m", table="alone", version=1, runtime=args.runtime)
     db.deploy("m", table="shadowed", version=1, runtime=args.runtime)
     db.add_challenger("shadowed", 2, mode="shadow", runtime=args.runtime)
+    if "row" in db.backend.scoring_modes:  # one-row inserts RETURNING their prediction
+        db.deploy("m", table="alone_row", version=1, runtime=args.runtime, mode="row")
+        db.deploy("m", table="shadowed_row", version=1, runtime=args.runtime, mode="row")
+        db.add_challenger("shadowed_row", 2, mode="shadow", runtime=args.runtime)
 
 
 def bulk(db, rows: int, repeats: int) -> dict:
@@ -75,21 +80,23 @@ def one_row(url: str, statements: int, repeats: int) -> dict:
 
     row = loan_frame(1, seed=9)[NUMERIC].iloc[0]
     values = [float(row.income), float(row.debt), int(row.age), float(row.tenure)]
-    p50 = {"alone": [], "shadowed": []}
+    p50 = {"alone_row": [], "shadowed_row": []}
     with psycopg.connect(url, autocommit=True) as con:
         for table in p50:  # warm: the session's runtime and models loaded
             for _ in range(20):
-                con.execute(f"INSERT INTO {table} ({COLUMNS}) VALUES (%s, %s, %s, %s) RETURNING id", values)
+                con.execute(
+                    f"INSERT INTO {table} ({COLUMNS}) VALUES (%s, %s, %s, %s) RETURNING prediction", values
+                )
         for _ in range(repeats):
             for table in p50:
                 latencies = []
-                query = f"INSERT INTO {table} ({COLUMNS}) VALUES (%s, %s, %s, %s) RETURNING id"
+                query = f"INSERT INTO {table} ({COLUMNS}) VALUES (%s, %s, %s, %s) RETURNING prediction"
                 for _ in range(statements):
                     started = time.perf_counter()
                     con.execute(query, values).fetchone()
                     latencies.append(time.perf_counter() - started)
                 p50[table].append(statistics.median(latencies) * 1000)
-    alone, shadowed = (statistics.median(p50[t]) for t in ("alone", "shadowed"))
+    alone, shadowed = (statistics.median(p50[t]) for t in ("alone_row", "shadowed_row"))
     return {
         "statements": statements,
         "alone_p50_ms": alone,
