@@ -22,7 +22,7 @@ from psycopg.types.string import TextLoader
 from sqlglot import exp
 
 from indb import errors
-from indb.backends import postgres_roles
+from indb.backends import postgres_roles, server_python
 from indb.backends.base import Backend, Check, ModelRef, ScoringTarget, relation
 from indb.identifiers import Quoted, join, quote
 from indb.sql import migrations, render, statement, statements
@@ -400,6 +400,7 @@ class PostgresBackend(Backend):
         self._ensure_runtime()
         self.install_privileges()
         self.install_jobs()
+        server_python.install(self)  # job actions in Python, inside the server
 
     def install_privileges(self) -> None:
         """sql/postgres/audit.sql and privileges.sql, run again when either file, the set of
@@ -1143,6 +1144,8 @@ class PostgresBackend(Backend):
                 cron_fix,
             )
         )
+        if extensions.get("plpython3u"):
+            checks += server_python.health(self)
         if extensions.get("pg_cron") is not None:
             checks += self._job_checks(server.database_name)
         else:

@@ -1,0 +1,170 @@
+"""Shipping indb's own Python into PostgreSQL, so job actions run inside the server.
+
+A superuser's connect (with PL/Python) installs sql/postgres/server_python.sql with this
+client's indb package zipped into ``indb.server_package()``; PL/Python imports indb from
+there (see the file's header for why the code travels through the catalog rather than being
+installed into the server's site-packages or read from a path). Installed again only when
+the package or the statements changed, and never by an indb older than the catalog (it would
+ship code that predates the catalog's tables).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import zipfile
+from functools import cache
+from pathlib import Path
+
+from indb.backends.base import Check
+from indb.sql import migrations, statement, statements
+
+# The top folders of the package and the package each is (pyproject's package-dir); any
+# subpackage below them is found by walking.
+ROOTS = ("indb", "indb.udfs", "indb.feature_store", "indb.sql")
+_SKIP = ("__pycache__",)
+# What the server's Python needs besides indb for the actions (.ci/install_postgres.sh).
+DEPENDENCIES = ("pandas", "pyarrow", "sqlglot", "onnx", "sklearn", "skl2onnx", "psycopg")
+PIP_FIX = (
+    "install into the Python PL/Python uses (Debian: /usr/bin/python3 -m pip install "
+    "--break-system-packages pandas pyarrow sqlglot onnx scikit-learn skl2onnx 'psycopg[binary]'; "
+    "or bash .ci/install_postgres.sh), then reconnect"
+)
+
+
+@cache
+def package() -> tuple[bytes, str]:
+    """(the zip archive of this indb's files, its fingerprint), built once per process. The
+    archive is deterministic (sorted names, fixed times), so the same files give the same bytes."""
+    import importlib
+
+    import indb
+
+    files: dict[str, bytes] = {}
+    for root in ROOTS:
+        folder = Path(importlib.import_module(root).__path__[0])
+        prefix = root.replace(".", "/")
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not any(p in _SKIP for p in path.parts) and path.suffix != ".pyc":
+                files.setdefault(f"{prefix}/{path.relative_to(folder).as_posix()}", path.read_bytes())
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    fingerprint = "indb server package " + digest.hexdigest()[:16]
+    meta = {
+        "version": indb.__version__,
+        "migration": max(m.version for m in migrations()),
+        "fingerprint": fingerprint,
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files):
+            archive.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), files[name])
+        archive.writestr(zipfile.ZipInfo("indb-server.json", (2020, 1, 1, 0, 0, 0)), json.dumps(meta))
+    return buffer.getvalue(), fingerprint
+
+
+def _statements(backend, python: bool) -> list[str]:
+    """The statements to install after the package function (whose slot is the archive)."""
+    names = list(statements("server_python", backend.dialect))
+    if not python:  # no PL/Python: only the stand-in that says what to install
+        names = ("create_check_action_missing", "revoke_public")
+        return [statement("server_python", n, backend.dialect) for n in names]
+    texts = [
+        statement("server_python", n, backend.dialect)
+        for n in names
+        if n.startswith(("create_", "revoke_"))
+        and n not in ("create_package_function", "create_check_action_missing")
+    ]
+    slots = backend.role_slots()
+    ((roles,),) = backend.rows(
+        "SELECT count(to_regrole(r)) = count(*) FROM unnest($1::text[]) AS r",
+        [[s.text for s in slots.values()]],
+    )
+    if roles:  # after indb's roles exist
+        texts += [backend.render("server_python", n, **slots) for n in names if n.startswith("grant_")]
+    return texts
+
+
+def _fingerprint(texts: list[str], package_fingerprint: str) -> str:
+    """What the package function's comment ends with: the archive and the statements."""
+    digest = hashlib.sha256("\n".join([*texts, package_fingerprint]).encode())
+    return "indb server python " + digest.hexdigest()[:16]
+
+
+def install(backend) -> None:
+    """Install or update indb's Python in the server (see the module docstring)."""
+    python = backend.has_plpython and backend.superuser
+    texts = _statements(backend, python)
+    if not python:
+        ((present,),) = backend.rows("SELECT to_regprocedure('indb.check_python_action(text, jsonb)')")
+        if present is None:
+            with backend.transaction():
+                backend.lock_catalog()
+                for text in texts:
+                    backend.execute(text)
+        return
+    data, fingerprint = package()
+    fingerprint = _fingerprint(texts, fingerprint)
+    query = statement("server_python", "installed_package", backend.dialect)
+    installed = backend.rows(query)[0][0]
+    if installed is not None and installed.endswith(fingerprint):
+        return
+    latest = max(m.version for m in migrations())
+    ((applied,),) = backend.rows("SELECT max(version) FROM indb.schema_migrations")
+    if applied is not None and int(applied) > latest:
+        return  # an older indb than the catalog: the newer code stays (doctor says so)
+    import indb
+
+    comment = (
+        f"indb's own Python for job actions inside the server: indb {indb.__version__}, "
+        f"migration {latest}, {len(data):,} bytes; {fingerprint}"
+    )
+    with backend.transaction():
+        backend.lock_catalog()
+        installed = backend.rows(query)[0][0]
+        if installed is not None and installed.endswith(fingerprint):
+            return
+        backend.execute(
+            backend.render(
+                "server_python",
+                "create_package_function",
+                package=backend.literal(base64.b64encode(data).decode("ascii")),
+            )
+        )
+        for text in texts:
+            backend.execute(text)
+        backend.execute(backend.render("server_python", "comment_package", comment=backend.literal(comment)))
+
+
+def health(backend) -> list[Check]:
+    """indb doctor: the server's Python imports indb from the catalog, with the action
+    dependencies, and it is this client's indb."""
+    name = "server Python: indb"
+    try:
+        with backend.transaction():
+            ((label,),) = backend.rows("SELECT indb.load_server_python()")
+    except Exception as e:  # the driver's error, whatever it is: doctor reports it
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        fix = PIP_FIX
+        if "permission denied" in text:
+            fix = "run indb doctor as a superuser or a member of indb's admin role"
+        elif "server_package" in text or "does not exist" in text:
+            fix = "connect once as a superuser with indb (PL/Python installed) to ship indb's Python"
+        elif "does not match" in text:
+            fix = "connect once as a superuser with the indb that upgraded the catalog"
+        return [Check(name, False, text.removeprefix("ERROR:").strip(), fix)]
+    fingerprint = _fingerprint(_statements(backend, True), package()[1])
+    if fingerprint not in label:
+        return [
+            Check(
+                name,
+                False,
+                f"the server runs {label}; this client is {fingerprint}",
+                "connect once as a superuser with this indb to ship it (jobs run the server's copy)",
+            )
+        ]
+    return [Check(name, True, f"{label}; actions run inside the server")]
+
