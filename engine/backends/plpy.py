@@ -134,9 +134,7 @@ class _Result:
             self.columns, kinds = None, []
         parsers = [_RESULT_PARSERS.get(k) for k in kinds]
         self.rows = [
-            tuple(
-                _parse(parser, row[c]) for c, parser in zip(self.columns or [], parsers, strict=True)
-            )
+            tuple(_parse(parser, row[c]) for c, parser in zip(self.columns or [], parsers, strict=True))
             for row in result
         ]
 
@@ -275,4 +273,3 @@ def check_action(name: str, arguments: dict) -> dict:
     from indb.jobs import actions
 
     return actions.get(name).check(arguments)
-

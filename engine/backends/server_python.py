@@ -35,12 +35,9 @@ PIP_FIX = (
 
 
 @cache
-def package() -> tuple[bytes, str]:
-    """(the zip archive of this indb's files, its fingerprint), built once per process. The
-    archive is deterministic (sorted names, fixed times), so the same files give the same bytes."""
+def _files() -> tuple[dict[str, bytes], str]:
+    """This indb's files by their name in the archive, and their fingerprint (once per process)."""
     import importlib
-
-    import indb
 
     files: dict[str, bytes] = {}
     for root in ROOTS:
@@ -52,18 +49,31 @@ def package() -> tuple[bytes, str]:
     digest = hashlib.sha256()
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
-    fingerprint = "indb server package " + digest.hexdigest()[:16]
+    return files, "indb server package " + digest.hexdigest()[:16]
+
+
+def package_fingerprint() -> str:
+    return _files()[1]
+
+
+def package() -> bytes:
+    """The zip archive of this indb's files, with ``indb-server.json`` (version, latest
+    migration, fingerprint). Deterministic: sorted names, fixed times."""
+    import indb
+
+    files, fingerprint = _files()
     meta = {
         "version": indb.__version__,
         "migration": max(m.version for m in migrations()),
         "fingerprint": fingerprint,
     }
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in sorted(files):
-            archive.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), files[name])
-        archive.writestr(zipfile.ZipInfo("indb-server.json", (2020, 1, 1, 0, 0, 0)), json.dumps(meta))
-    return buffer.getvalue(), fingerprint
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in [*sorted(files.items()), ("indb-server.json", json.dumps(meta).encode())]:
+            info = zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    return buffer.getvalue()
 
 
 def _statements(backend, python: bool) -> list[str]:
@@ -88,9 +98,9 @@ def _statements(backend, python: bool) -> list[str]:
     return texts
 
 
-def _fingerprint(texts: list[str], package_fingerprint: str) -> str:
+def _fingerprint(texts: list[str]) -> str:
     """What the package function's comment ends with: the archive and the statements."""
-    digest = hashlib.sha256("\n".join([*texts, package_fingerprint]).encode())
+    digest = hashlib.sha256("\n".join([*texts, package_fingerprint()]).encode())
     return "indb server python " + digest.hexdigest()[:16]
 
 
@@ -106,11 +116,10 @@ def install(backend) -> None:
                 for text in texts:
                     backend.execute(text)
         return
-    data, fingerprint = package()
-    fingerprint = _fingerprint(texts, fingerprint)
+    expected = _fingerprint(texts)
     query = statement("server_python", "installed_package", backend.dialect)
     installed = backend.rows(query)[0][0]
-    if installed is not None and installed.endswith(fingerprint):
+    if installed is not None and installed.endswith(expected):
         return
     latest = max(m.version for m in migrations())
     ((applied,),) = backend.rows("SELECT max(version) FROM indb.schema_migrations")
@@ -118,14 +127,15 @@ def install(backend) -> None:
         return  # an older indb than the catalog: the newer code stays (doctor says so)
     import indb
 
+    data = package()
     comment = (
         f"indb's own Python for job actions inside the server: indb {indb.__version__}, "
-        f"migration {latest}, {len(data):,} bytes; {fingerprint}"
+        f"migration {latest}, {len(data):,} bytes; {expected}"
     )
     with backend.transaction():
         backend.lock_catalog()
         installed = backend.rows(query)[0][0]
-        if installed is not None and installed.endswith(fingerprint):
+        if installed is not None and installed.endswith(expected):
             return
         backend.execute(
             backend.render(
@@ -156,15 +166,14 @@ def health(backend) -> list[Check]:
         elif "does not match" in text:
             fix = "connect once as a superuser with the indb that upgraded the catalog"
         return [Check(name, False, text.removeprefix("ERROR:").strip(), fix)]
-    fingerprint = _fingerprint(_statements(backend, True), package()[1])
-    if fingerprint not in label:
+    expected = _fingerprint(_statements(backend, True))
+    if expected not in label:
         return [
             Check(
                 name,
                 False,
-                f"the server runs {label}; this client is {fingerprint}",
+                f"the server runs {label}; this client is {expected}",
                 "connect once as a superuser with this indb to ship it (jobs run the server's copy)",
             )
         ]
     return [Check(name, True, f"{label}; actions run inside the server")]
-
