@@ -301,3 +301,56 @@ def test_bind_turns_indb_parameters_into_plpy_ones():
     )
     text, types, values = bind("SELECT %(t)s, $x", {"t": START, "x": [1, 2]})
     assert (text, types, values) == ("SELECT $1, $2", ["timestamp", "bigint[]"], [START.isoformat(), [1, 2]])
+
+
+PLPY_ROUND_TRIP = """
+import pandas as pd
+from datetime import date, datetime
+from indb.backends.plpy import PlpyBackend
+
+b = PlpyBackend(plpy)
+assert b.user == "postgres" and b.superuser, (b.user, b.superuser)
+frame = pd.DataFrame({
+    "n": [1, 2, 3],
+    "f": [0.5, None, 2.5],
+    "s": ["a", None, "it's"],
+    "t": pd.to_datetime([datetime(2024, 1, 1), datetime(2024, 1, 2, 3, 4, 5), None]),
+    "b": [True, False, True],
+})
+b.write_table("plpy_rt", frame, replace=True)
+b.write_table("plpy_rt", frame.iloc[:1], replace=False)
+got = b.query("SELECT * FROM plpy_rt ORDER BY n, f")
+assert got.n.tolist() == [1, 1, 2, 3], got
+assert got.t.tolist()[:2] == [datetime(2024, 1, 1)] * 2 and got.t.isna().tolist()[-1], got.t.tolist()
+with b.staged(frame) as staged:
+    assert b.rows(f"SELECT count(*), max(s) FROM {staged.text}") == [(3, "it's")]
+row = b.rows(
+    "SELECT $a + 1, $s, $t, $n IS NULL, $d, $j::jsonb ->> 'k', $a = ANY($l), $flag",
+    {"a": 41, "s": "x", "t": datetime(2024, 5, 6, 7, 8, 9), "n": None, "d": date(2024, 5, 6),
+     "j": '{"k": "v"}', "l": [40, 41], "flag": False},
+)
+assert row == [(42, "x", datetime(2024, 5, 6, 7, 8, 9), True, date(2024, 5, 6), "v", True, False)], row
+assert b.query_columns("SELECT n, f, s, t, b FROM plpy_rt") == {
+    "n": "BIGINT", "f": "DOUBLE", "s": "VARCHAR", "t": "TIMESTAMP", "b": "BOOLEAN"}
+assert b.table_columns("plpy_rt") == {
+    "n": "BIGINT", "f": "DOUBLE", "s": "VARCHAR", "t": "TIMESTAMP", "b": "BOOLEAN"}
+try:
+    with b.transaction():
+        b.execute("INSERT INTO plpy_rt (n) VALUES (99)")
+        raise RuntimeError("undo")
+except RuntimeError:
+    pass
+assert b.rows("SELECT count(*) FROM plpy_rt WHERE n = 99") == [(0,)]
+b.lock_catalog()
+"""
+
+
+@PG
+def test_the_plpy_backend_inside_the_server(db):
+    """PlpyBackend's statements, parameters (typed as psycopg types them), results (times as
+    datetimes), frames in and out, and subtransactions, run in the server's PL/Python."""
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        conn.execute("SELECT indb.load_server_python()")  # puts indb on this session's path
+        body = psycopg.sql.Literal(PLPY_ROUND_TRIP)
+        conn.execute(psycopg.sql.SQL("DO LANGUAGE plpython3u {}").format(body))
+        assert conn.execute("SELECT count(*) FROM plpy_rt").fetchone() == (4,)

@@ -41,6 +41,7 @@ _PARAM_TYPES: tuple[tuple[type, str], ...] = (
 )
 # Statements PREPARE takes, whose "unknown" parameters the server can type (others: text).
 _PREPARABLE = re.compile(r"\s*\(*\s*(SELECT|INSERT|UPDATE|DELETE|WITH|VALUES|MERGE)\b", re.I)
+_READ_ONLY = re.compile(r"\s*\(*\s*(SELECT|VALUES)\b", re.I)
 # PL/Python hands these types back as text; psycopg as Python values (type oid -> parser).
 _RESULT_PARSERS = {
     1114: datetime.fromisoformat,  # timestamp
@@ -124,19 +125,26 @@ def bind(sql: str, params) -> tuple[str, list[str], list]:
 
 
 class _Result:
-    """What a statement returned: column names and rows as psycopg would give them."""
+    """What a statement returned: column names and rows as psycopg would give them (plpy's rows
+    are dicts by column name: ``duplicated`` says two columns share a name and values were lost)."""
 
-    def __init__(self, result, no_columns: type[Exception]):
+    def __init__(self, result, no_columns: type[Exception], names: list[str] | None = None):
         try:
             self.columns = list(result.colnames())
             kinds = result.coltypes()
         except no_columns:  # a statement that returns no rows (INSERT, DDL)
             self.columns, kinds = None, []
+        self.duplicated = self.columns is not None and len(set(self.columns)) < len(self.columns)
+        if self.duplicated:
+            self.rows = []
+            return
         parsers = [_RESULT_PARSERS.get(k) for k in kinds]
         self.rows = [
             tuple(_parse(parser, row[c]) for c, parser in zip(self.columns or [], parsers, strict=True))
             for row in result
         ]
+        if names is not None:
+            self.columns = names
 
 
 def _parse(parser, value):
@@ -169,13 +177,25 @@ class PlpyBackend(PostgresBackend):
     # -- statements ---------------------------------------------------------------------------
     def _run(self, sql: str, params) -> _Result:
         text, types, values = bind(sql, params)
+        result = self._execute(text, types, values)
+        if result.duplicated:
+            # two columns of one name (SELECT a.x, b.x; SELECT 1, 2): a read-only query runs
+            # again with the columns renamed by position, then named back
+            if not _READ_ONLY.match(text):
+                raise errors.DatabaseError(f"two result columns share a name: {result.columns}")
+            names = [f"c{n}" for n in range(len(result.columns))]
+            wrapped = f"SELECT * FROM ({text.rstrip().rstrip(';')}) AS indb_q ({', '.join(names)})"
+            result = self._execute(wrapped, types, values, result.columns)
+        return result
+
+    def _execute(self, text: str, types: list[str], values: list, names=None) -> _Result:
         if not types:
-            return _Result(self.plpy.execute(text), self.plpy.Error)
+            return _Result(self.plpy.execute(text), self.plpy.Error, names)
         key = (text, tuple(types))
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self.plpy.prepare(text, self._types(text, types))
-        return _Result(self.plpy.execute(plan, values), self.plpy.Error)
+        return _Result(self.plpy.execute(plan, values), self.plpy.Error, names)
 
     def _types(self, text: str, types: list[str]) -> list[str]:
         """Parameter types with the "unknown" ones as the server infers them: PREPARE (which
@@ -227,13 +247,62 @@ class PlpyBackend(PostgresBackend):
             for column, oid in zip(result.colnames(), oids, strict=True)
         }
 
+    def _load(self, name: str, frame: pd.DataFrame, types: list[str]) -> None:
+        """Append a DataFrame's rows to table ``name`` in one statement: each column travels as
+        one array parameter, unnested server-side (no COPY inside the server)."""
+        columns = [self.quote(str(c)).text for c in frame.columns]
+        arrays = [f"${n}::{t}[]" for n, t in enumerate(types, start=1)]
+        insert = f"INSERT INTO {name} ({', '.join(columns)}) SELECT * FROM unnest({', '.join(arrays)})"
+        values = [[None if pd.isna(v) else _value(v) for v in frame[c].tolist()] for c in frame.columns]
+        if not columns:
+            return
+        plan = self.plpy.prepare(insert, [f"{t}[]" for t in types])
+        self.plpy.execute(plan, values)
+
+    @staticmethod
+    def _frame_types(frame: pd.DataFrame) -> list[str]:
+        types = []
+        for column in frame.columns:
+            dtype = frame[column].dtype
+            kind = postgres._FRAME_TYPES.get(dtype.kind, "text")
+            types.append("timestamptz" if kind == "timestamp" and getattr(dtype, "tz", None) else kind)
+        return types
+
     @contextmanager
     def staged(self, data) -> Iterator:
-        raise errors.DatabaseError("inside the server, indb reads tables and queries, not DataFrames")
-        yield  # pragma: no cover
+        """A temporary table filled from the frame (dropped afterwards), as PostgresBackend's."""
+        frame = data if isinstance(data, pd.DataFrame) else data.to_pandas()
+        name = self.quote(f"indb_staged_{id(data)}")
+        types = self._frame_types(frame)
+        columns = [self.quote(str(c)).text for c in frame.columns]
+        definitions = ", ".join(f"{c} {t}" for c, t in zip(columns, types, strict=True))
+        self.execute(f"DROP TABLE IF EXISTS pg_temp.{name}")
+        self.execute(f"CREATE TEMP TABLE {name} ({definitions})")
+        try:
+            self._load(name.text, frame, types)
+            yield name
+        finally:
+            self.execute(f"DROP TABLE IF EXISTS pg_temp.{name}")
 
     def write_table(self, table: str, frame: pd.DataFrame, *, replace: bool) -> None:
-        raise errors.DatabaseError("inside the server, indb writes tables with SQL, not from DataFrames")
+        name = self.quote(table).text
+        types = self._frame_types(frame)
+        with self.transaction():
+            if replace:
+                columns = [self.quote(str(c)).text for c in frame.columns]
+                self.execute(f"DROP TABLE IF EXISTS {name}")
+                definitions = ", ".join(f"{c} {t}" for c, t in zip(columns, types, strict=True))
+                self.execute(f"CREATE TABLE {name} ({definitions})")
+            else:  # the table's own column types (text does not cast to timestamp on insert)
+                existing = dict(
+                    self.rows(
+                        "SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute "
+                        "WHERE attrelid = to_regclass($t) AND attnum > 0 AND NOT attisdropped",
+                        {"t": name},
+                    )
+                )
+                types = [existing.get(str(c), t) for c, t in zip(frame.columns, types, strict=True)]
+            self._load(name, frame, types)
 
     def translate(self, error: Exception) -> Exception:
         return error
