@@ -473,6 +473,13 @@ def test_python_api_on_postgres_calls_the_server(pg_dsn):
         assert "pg_sql_job" not in db.jobs().name.tolist()
         with pytest.raises(indb.IndbError):
             db.schedule("pg_bad", "61 * * * *", "sql", statement="SELECT 1")
+        # refused by the server (pg_cron cannot run every 90 minutes): the same JobError class
+        with pytest.raises(indb.errors.JobError, match="90 minutes"):
+            db.schedule("pg_bad", "90 minutes", "sql", statement="SELECT 1")
+        # pg_cron names the entry indb.<job>: 58 characters is the longest job name
+        with pytest.raises(indb.errors.InvalidNameError, match="58"):
+            db.schedule("j" * 59, "@daily", "sql", statement="SELECT 1")
+        assert db.jobs().empty
 
 
 def test_an_in_memory_database_has_no_scheduler_thread():
