@@ -142,6 +142,21 @@ def run(
         lock.release()
 
 
+def fail_orphans(backend: Backend, clock: Clock = SYSTEM) -> list[int]:
+    """Record as failed the runs another process left 'running' (``kill -9``, a crash): called by
+    a scheduler once it holds the database, which no other writing process can then hold. The
+    server's own watchdog does this on PostgreSQL."""
+    if backend.supports_procedures:
+        return []
+    rows = backend.rows(
+        statement("jobs", "orphan_runs", backend.dialect),
+        {"now": clock.now(), "pid": os.getpid(), "host": HOST},
+    )
+    for (run_id,) in rows:
+        log.warning("job run %d: its process ended before it finished; recorded failed", run_id)
+    return [int(run_id) for (run_id,) in rows]
+
+
 def skip(
     backend: Backend,
     job: Job,
