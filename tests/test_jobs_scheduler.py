@@ -168,7 +168,7 @@ def test_retries_then_success(db, clock):
     history = runs(db, "flaky")
     assert history.status.tolist() == ["failed", "failed", "succeeded"]
     assert history.reason.tolist() == ["manual", "retry", "retry"]
-    assert clock.slept == [5, 5]
+    assert clock.slept == [5, 10]  # backoff: retry_delay, then twice as long, ...
     assert db.sql("SELECT * FROM indb.alerts WHERE kind = 'job'").empty  # ended well
 
 
