@@ -261,12 +261,12 @@ def test_a_catalog_the_shipped_code_was_not_built_for_is_refused_clearly(store):
         assert status == "failed"
         assert "built for migration" in error and "(migration 999)" in error
         assert "connect once as a superuser with the indb that upgraded the catalog" in error
-        check = {c.name: c for c in db.backend.health()}["server Python: indb"]
+        check = {c.name: c for c in db.backend.health()}["server indb"]
         assert not check.ok and "migration 999" in check.detail and "upgraded the catalog" in check.fix
     finally:
         with psycopg.connect(db.url, autocommit=True) as conn:
             conn.execute("DELETE FROM indb.schema_migrations WHERE version = 999")
-    check = {c.name: c for c in db.backend.health()}["server Python: indb"]
+    check = {c.name: c for c in db.backend.health()}["server indb"]
     assert check.ok, check
 
 

@@ -1121,6 +1121,7 @@ class PostgresBackend(Backend):
                         "then connect once with indb as a superuser to install its runtime",
                     )
                 )
+            checks += server_python.health(self)  # indb's own Python there, for job actions
         # shared_preload_libraries is hidden from roles without pg_read_all_settings: an
         # installed pg_cron was preloaded (CREATE EXTENSION needs it).
         visible = isinstance(server.preload, str)
@@ -1145,8 +1146,6 @@ class PostgresBackend(Backend):
                 cron_fix,
             )
         )
-        if extensions.get("plpython3u"):
-            checks += server_python.health(self)
         if extensions.get("pg_cron") is not None:
             checks += self._job_checks(server.database_name)
         else:

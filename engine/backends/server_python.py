@@ -152,7 +152,7 @@ def install(backend) -> None:
 def health(backend) -> list[Check]:
     """indb doctor: the server's Python imports indb from the catalog, with the action
     dependencies, and it is this client's indb."""
-    name = "server Python: indb"
+    name = "server indb"
     try:
         with backend.transaction():
             ((label,),) = backend.rows("SELECT indb.load_server_python()")
