@@ -354,3 +354,18 @@ def test_the_plpy_backend_inside_the_server(db):
         body = psycopg.sql.Literal(PLPY_ROUND_TRIP)
         conn.execute(psycopg.sql.SQL("DO LANGUAGE plpython3u {}").format(body))
         assert conn.execute("SELECT count(*) FROM plpy_rt").fetchone() == (4,)
+
+
+@PG
+def test_without_pl_python_schedule_says_what_to_install(db):
+    """A database where indb could not install PL/Python gets a stand-in check (installed the
+    same way): scheduling a Python action names what to install; SQL actions still work."""
+    from indb.sql import statement
+
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        conn.execute("DROP FUNCTION indb.check_python_action(text, jsonb)")
+        conn.execute(statement("server_python", "create_check_action_missing", "postgres"))
+        with pytest.raises(psycopg.errors.FeatureNotSupported, match="CREATE EXTENSION plpython3u"):
+            conn.execute("SELECT indb.schedule('x', '@daily', 'ingest', '{\"feature_set\": \"f\"}')")
+        conn.execute("SELECT indb.schedule('y', '@daily', 'sql', '{\"statement\": \"SELECT 1\"}')")
+        assert conn.execute("SELECT name FROM indb.jobs").fetchall() == [("y",)]
