@@ -369,3 +369,20 @@ def test_without_pl_python_schedule_says_what_to_install(db):
             conn.execute("SELECT indb.schedule('x', '@daily', 'ingest', '{\"feature_set\": \"f\"}')")
         conn.execute("SELECT indb.schedule('y', '@daily', 'sql', '{\"statement\": \"SELECT 1\"}')")
         assert conn.execute("SELECT name FROM indb.jobs").fetchall() == [("y",)]
+
+
+@PG
+def test_a_missing_dependency_in_the_servers_python_is_named_with_the_fix(db):
+    """sqlglot made unimportable in one session (as on a server where it was never installed):
+    loading indb there names the module and the pip command, and leaves no half-imported indb."""
+    with psycopg.connect(db.url, autocommit=True) as conn:
+        conn.execute("DO LANGUAGE plpython3u $$ import sys; sys.modules['sqlglot'] = None $$")
+        with pytest.raises(psycopg.Error, match="has no module 'sqlglot'") as caught:
+            conn.execute("SELECT indb.load_server_python()")
+        assert "pip install --break-system-packages pandas pyarrow sqlglot" in str(caught.value)
+        conn.execute(
+            "DO LANGUAGE plpython3u $$\nimport sys\n"
+            "assert not [m for m in sys.modules if m == 'indb' or m.startswith('indb.')]\n"
+            "del sys.modules['sqlglot']\n$$"
+        )
+        assert conn.execute("SELECT indb.load_server_python()").fetchone()[0].startswith("indb ")
