@@ -444,3 +444,37 @@ def test_a_challenger_whose_bytes_were_swapped_fails_the_insert(db, versions, ru
         with pytest.raises(psycopg.Error, match="IntegrityError: model 'm' version 2"):
             client.execute(f"INSERT INTO requests ({COLUMNS}) VALUES (50000, 1000, 40, 3)")
     assert db.sql("SELECT count(*) AS n FROM requests").n[0] == 0
+
+
+def test_the_cli_lists_adds_and_removes_challengers(tmp_path, versions):
+    import subprocess
+    import sys
+
+    import indb
+
+    url = f"duckdb://{tmp_path}/cli.duckdb"
+    with indb.connect(url) as db:
+        _register(db, versions, count=3)
+        db.deploy("m", table="requests", version=1)
+
+    def cli(*args):
+        done = subprocess.run(
+            [sys.executable, "-m", "indb.cli", "challengers", "requests", *args, "--db", url],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        return done
+
+    shown = cli("--add", "3", "--mode", "split", "--weight", "0.2", "--dry-run")
+    assert shown.returncode == 0, shown.stderr
+    assert "CREATE OR REPLACE TRIGGER" in shown.stdout and "'challenger'" in shown.stdout
+    assert cli("--add", "2").returncode == 0
+    added = cli("--add", "3", "--mode", "split", "--weight", "0.2")
+    assert added.returncode == 0, added.stderr
+    assert "split" in added.stdout and "shadow" in added.stdout
+    refused = cli("--add", "1")
+    assert refused.returncode != 0 and "champion" in refused.stderr
+    assert cli("--remove", "2").returncode == 0
+    with indb.connect(url) as db:
+        assert db.challengers("requests").version.tolist() == [3]
