@@ -33,6 +33,7 @@ SQL_ARGUMENT_TYPES = {
 NUMPY_TYPES = {"float": np.float32, "double": np.float64, "int64": np.int64, "string": object}
 PG_TYPES = {"DOUBLE": "float8", "BIGINT": "int8", "VARCHAR": "text", "BOOLEAN": "bool"}
 MAX_MODELS = 32
+MAX_VERSIONS = 4  # sessions of one model kept at once (a champion and its challengers)
 # indb.lifecycle.challengers.bucket: which arm serves a request id (the same in SQL and here)
 BUCKET_PRIME = 2147483647
 BUCKET_MULTIPLIER = 48271
@@ -336,8 +337,12 @@ class Runtime:
         if not rows:
             raise ValueError(f"NotFound: model {name!r} has no version {version}")
         model = Model(name, version, expected, rows[0], self)
-        for old in [k for k in self.models if k[0] == name]:
-            del self.models[old]  # a version switch drops the sessions it replaced
+        # A switch drops the sessions it replaced, but a champion and its challengers (other
+        # versions of the same model, indb.lifecycle.challengers) stay loaded together: at most
+        # MAX_VERSIONS of one model, the oldest loaded dropped first.
+        same = [k for k in self.models if k[0] == name]
+        for old in same[: max(0, len(same) - MAX_VERSIONS + 1)]:
+            del self.models[old]
         while len(self.models) >= MAX_MODELS:
             del self.models[next(iter(self.models))]
         self.models[key] = model
