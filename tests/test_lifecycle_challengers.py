@@ -478,3 +478,24 @@ def test_the_cli_lists_adds_and_removes_challengers(tmp_path, versions):
     assert cli("--remove", "2").returncode == 0
     with indb.connect(url) as db:
         assert db.challengers("requests").version.tolist() == [3]
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("runtime", ["sql", "onnx"])
+def test_a_deployment_from_before_challengers_keeps_scoring_until_it_is_deployed_again(db, versions, runtime):
+    """After the upgrade, an existing deployment's prediction table has no role or served until
+    its next deploy: its inserts are scored as before (the PL/Python runtime is shared by all
+    deployments, so it must not name the new columns for the champion's rows)."""
+    _register(db, versions)
+    db.deploy("m", table="requests", version=1, runtime=runtime)
+    db.sql("DROP VIEW requests_scored")
+    db.sql("ALTER TABLE requests_predictions DROP COLUMN served, DROP COLUMN role")
+    if runtime == "sql":  # a compiled function from before names no role or served either
+        db.deploy("m", table="plain", version=1, runtime=runtime)
+    else:
+        _insert(db, loan_frame(30, seed=19))
+        assert db.sql("SELECT count(*) AS n FROM requests_predictions").n[0] == 30
+    db.add_challenger("requests", 2)
+    _insert(db, loan_frame(30, seed=20))
+    rows = _predictions(db)
+    assert rows.served.sum() == len(rows[rows.role == "champion"]) and (~rows.served).sum() == 30

@@ -569,7 +569,11 @@ class Runtime:
             if model.classes and isinstance(model.classes[0], str)
             else ("int8" if model.classes else "float8")
         )
-        targets = ["id", "model", "model_version", "runtime", "role", "served", "prediction"] + [
+        # The champion's served rows take the columns' defaults ('champion', true): a prediction
+        # table from before challengers (no role, served until its next deploy) still works.
+        arm_columns = [] if arm == ("champion", True) else ["role", "served"]
+        arm_values = "" if not arm_columns else f"{role_text}, {'true' if served else 'false'}, "
+        targets = ["id", "model", "model_version", "runtime", *arm_columns, "prediction"] + [
             quote_ident(c) for c in probability_columns
         ]
         arrays = ["$1::int8[]", f"$4::{prediction_type}[]"] + [
@@ -581,7 +585,7 @@ class Runtime:
         query = (
             f"INSERT INTO {quote_ident(schema)}.{quote_ident(table + '_' + home)} "
             f"({', '.join(targets + recorded)}) "
-            f"SELECT u.i, $2, $3, 'onnx', {role_text}, {'true' if served else 'false'}, {', '.join(values)} "
+            f"SELECT u.i, $2, $3, 'onnx', {arm_values}{', '.join(values)} "
             f"FROM unnest({', '.join(arrays)}) AS u({', '.join(names)})"
         )
         types = ["int8[]", "text", "int4", prediction_type + "[]"] + ["float8[]"] * len(probability_columns)
