@@ -524,6 +524,9 @@ def test_promote_and_rollback_under_concurrent_inserts(db):
         thread.join(60)
     assert not any(t.is_alive() for t in threads)
     switch_stress._check_rows(url, table, "bulk", models, statements, epochs, report)
+    report.statements = len(statements)
+    report.insert_latencies = [f - b for b, f, *_ in statements]
+    print(report.summary())
     assert report.failures == [] and report.problems == []
     assert len(report.switches) >= 5 and report.rows > 0
     history = db.deployment_history(table)
