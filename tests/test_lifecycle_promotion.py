@@ -19,7 +19,14 @@ import psycopg
 import pytest
 from scipy import stats
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss, mean_absolute_error, mean_squared_error, roc_auc_score
+from sklearn.metrics import (
+    f1_score,
+    log_loss,
+    mean_absolute_error,
+    mean_squared_error,
+    r2_score,
+    roc_auc_score,
+)
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -87,25 +94,29 @@ def _classification(n, seed, *, ties=False):
 
 def _rows(y, p):
     true_p = np.where(y, p, 1 - p)
-    return Rows(correct=(p >= 0.5) == y, loss=-np.log(true_p), score=p, positive=y)
+    return Rows(correct=(p >= 0.5) == y, loss=-np.log(true_p), score=p, positive=y, predicted=p >= 0.5)
 
 
 def _sk(metric, y, p, e=None):
-    if metric == "auc":
+    if metric == "roc_auc":
         return roc_auc_score(y, p)
     if metric == "log_loss":
         return log_loss(y, np.column_stack([1 - p, p]))
     if metric == "accuracy":
         return np.mean((p >= 0.5) == y)
+    if metric == "f1":
+        return f1_score(y, p >= 0.5)
+    if metric == "r2":
+        return r2_score(y, p)
     if metric == "mae":
         return mean_absolute_error(y, p)
     return np.sqrt(mean_squared_error(y, p))
 
 
-@pytest.mark.parametrize("metric", ["auc", "log_loss", "accuracy"])
+@pytest.mark.parametrize("metric", ["roc_auc", "log_loss", "accuracy", "f1"])
 @pytest.mark.parametrize("paired", [True, False])
 def test_bootstrap_equals_a_loop_over_the_same_resamples_with_sklearn(metric, paired):
-    y, p1, p2 = _classification(300, 1, ties=metric == "auc")
+    y, p1, p2 = _classification(300, 1, ties=metric == "roc_auc")
     if paired:
         champion, challenger = _rows(y, p1), _rows(y, p2)
         y2 = y
@@ -129,13 +140,19 @@ def test_bootstrap_equals_a_loop_over_the_same_resamples_with_sklearn(metric, pa
     assert found.p_value == pytest.approx(min(1.0, 2 * far))
 
 
-@pytest.mark.parametrize("metric", ["mae", "rmse"])
+@pytest.mark.parametrize("metric", ["mae", "rmse", "r2"])
 def test_regression_bootstrap_matches_sklearn(metric):
     rng = np.random.default_rng(3)
     y = rng.normal(0, 1, 250)
     a, b = y + rng.normal(0, 0.6, 250), y + rng.normal(0, 0.4, 250)
     found = significance.bootstrap(
-        metric, Rows(error=a - y), Rows(error=b - y), paired=True, confidence=0.95, resamples=200, seed=1
+        metric,
+        Rows(error=a - y, label=y),
+        Rows(error=b - y, label=y),
+        paired=True,
+        confidence=0.95,
+        resamples=200,
+        seed=1,
     )
     assert found.value == pytest.approx(_sk(metric, y, b) - _sk(metric, y, a), rel=1e-9)
     rng = np.random.default_rng(1)
@@ -151,9 +168,9 @@ def test_regression_bootstrap_matches_sklearn(metric):
 def test_verdicts_follow_the_metrics_direction():
     up = significance.Difference(0.02, 0.01, 0.03, 0.01, "paired_bootstrap")
     across = significance.Difference(0.02, -0.01, 0.05, 0.3, "paired_bootstrap")
-    assert significance.verdict("auc", up, 500, min_labels=100, confidence=0.95) == "better"
+    assert significance.verdict("roc_auc", up, 500, min_labels=100, confidence=0.95) == "better"
     assert significance.verdict("log_loss", up, 500, min_labels=100, confidence=0.95) == "worse"
-    assert significance.verdict("auc", across, 500, min_labels=100, confidence=0.95) == "no difference"
+    assert significance.verdict("roc_auc", across, 500, min_labels=100, confidence=0.95) == "no difference"
     exact = significance.Difference(0.02, 0.001, 0.04, 0.049, "mcnemar_exact")
     assert significance.verdict("accuracy", exact, 500, min_labels=100, confidence=0.95) == "better"
     assert significance.verdict("accuracy", exact, 500, min_labels=100, confidence=0.99) == "no difference"
@@ -253,7 +270,7 @@ def test_shadow_comparison_matches_scipy_and_sklearn_on_the_same_rows(db, versio
     assert accuracy["method"] == "mcnemar_exact"
     assert accuracy["verdict"] == "better"  # v2 learned the true labels
     y = (pairs.label == "repaid").to_numpy()
-    auc = _row(found, role="challenger", metric="auc")
+    auc = _row(found, role="challenger", metric="roc_auc")
     assert auc["value"] == pytest.approx(roc_auc_score(y, pairs.p2), rel=1e-6)
     assert auc["champion_value"] == pytest.approx(roc_auc_score(y, pairs.p1), rel=1e-6)
     assert auc["ci_low"] < auc["difference"] < auc["ci_high"]
@@ -281,7 +298,7 @@ def test_split_arms_are_compared_unpaired(db, versions):
     assert accuracy["p_value"] == pytest.approx(
         stats.chi2_contingency(table, correction=False).pvalue, rel=1e-9
     )
-    assert _row(found, role="challenger", metric="auc")["method"] == "bootstrap"
+    assert _row(found, role="challenger", metric="roc_auc")["method"] == "bootstrap"
 
 
 def test_too_few_labels_gets_that_verdict_and_auto_does_not_promote(db, versions):
@@ -314,7 +331,7 @@ def test_auto_promotes_only_when_better_by_min_improvement(db, versions):
         if isinstance(history.evidence.iloc[1], str)
         else history.evidence.iloc[1]
     )
-    assert {r["metric"] for r in evidence} >= {"accuracy", "auc", "log_loss"}
+    assert {r["metric"] for r in evidence} >= {"accuracy", "roc_auc", "log_loss"}
     assert all(r["evaluation_id"] == evaluation.evaluation_id for r in evidence)
     audit = db.sql("SELECT action, details FROM indb.audit_log ORDER BY id")
     promoted = json.loads(audit[audit.action == "promote"].details.iloc[-1])
@@ -408,7 +425,7 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(db, versions):
     with pytest.raises(IndbError, match="window"):
         db.evaluate_challengers("loans", windows=["last tuesday"])
     with pytest.raises(IndbError, match="not compared"):
-        db.evaluate_challengers("loans", metric="f1")
+        db.evaluate_challengers("loans", metric="precision")
     assert state() == before
     db.promote("loans", 2)
     with pytest.raises(DeploymentError, match="never the champion"):

@@ -4,7 +4,8 @@ A deployment's ``<table>_predictions`` holds the champion's rows (``role = 'cham
 its challengers' (``role = 'challenger'``; ``served`` true for a split arm, whose rows the
 application saw, false for a shadow). Joined with the latest label of each request id, every
 arm (version, role, mode) gets its metrics per window: accuracy, and log loss and ROC AUC
-where probabilities exist (binary AUC), for classifiers; MAE and RMSE for regressors. A
+where probabilities exist (binary ROC AUC) and binary F1 for classifiers; MAE, RMSE and R2
+for regressors (the names of the training runs and the leaderboard). A
 challenger's difference to the champion is taken on the same request ids for a shadow
 (paired: exact McNemar for accuracy, paired bootstrap for the rest) and on the champion's
 rows of the same period for a split (unpaired: two-proportion z, bootstrap); see
@@ -39,8 +40,9 @@ from indb.lifecycle import significance
 from indb.lifecycle.significance import Rows
 from indb.sql import statement
 
-CLASSIFICATION_METRICS = ("accuracy", "log_loss", "auc")
-REGRESSION_METRICS = ("mae", "rmse")
+# The names of indb.lifecycle.metrics (training runs, the leaderboard).
+CLASSIFICATION_METRICS = ("accuracy", "roc_auc", "log_loss", "f1")
+REGRESSION_METRICS = ("mae", "rmse", "r2")
 _WINDOW = re.compile(r"^\s*(\d+)\s*(minute|hour|day|week)s?\s*$")
 
 
@@ -129,20 +131,24 @@ def arm_rows(frame: pd.DataFrame, classes: tuple | None) -> Rows:
     from indb.deployments import probability_columns
 
     if classes is None:
-        error = pd.to_numeric(frame.prediction).to_numpy(float) - pd.to_numeric(frame.label).to_numpy(float)
-        return Rows(error=error)
+        label = pd.to_numeric(frame.label).to_numpy(float)
+        return Rows(error=pd.to_numeric(frame.prediction).to_numpy(float) - label, label=label)
     labels = frame.label.map(str).to_numpy()
-    correct = frame.prediction.map(str).to_numpy() == labels
+    predictions = frame.prediction.map(str).to_numpy()
+    correct = predictions == labels
+    binary = {}
+    if len(classes) == 2:  # the second class is the positive one, as in scikit-learn
+        binary = {"positive": labels == str(classes[1]), "predicted": predictions == str(classes[1])}
     columns = list(probability_columns(classes))
     if not set(columns) <= set(frame.columns) or frame[columns].isna().to_numpy().any():
-        return Rows(correct=correct)
+        return Rows(correct=correct, **binary)
     probabilities = frame[columns].to_numpy(float)
     index = {str(c): i for i, c in enumerate(classes)}
     where = np.array([index.get(label, -1) for label in labels])
     true_probability = np.where(where >= 0, probabilities[np.arange(len(frame)), np.maximum(where, 0)], 0.0)
     loss = -np.log(np.clip(true_probability, 1e-15, 1 - 1e-15))
-    if len(classes) == 2:
-        return Rows(correct=correct, loss=loss, score=probabilities[:, 1], positive=where == 1)
+    if binary:
+        return Rows(correct=correct, loss=loss, score=probabilities[:, 1], **binary)
     return Rows(correct=correct, loss=loss)
 
 

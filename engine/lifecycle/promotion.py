@@ -32,13 +32,10 @@ from indb.lifecycle.comparison import DeploymentInfo, Settings
 from indb.sql import statement
 
 PROMOTE = ("manual", "approval", "auto")
+# indb.lifecycle.metrics' names, and the aliases it accepts
 METRIC_NAMES = {
-    "accuracy": "accuracy",
-    "auc": "auc",
-    "roc_auc": "auc",
-    "log_loss": "log_loss",
-    "mae": "mae",
-    "rmse": "rmse",
+    **{name: name for name in ("accuracy", "roc_auc", "log_loss", "f1", "mae", "rmse", "r2")},
+    **{"auc": "roc_auc", "logloss": "log_loss", "f1_score": "f1", "rsquared": "r2"},
 }
 
 
@@ -129,7 +126,12 @@ def _record_current(backend: Backend, dep: DeploymentInfo) -> None:
         return
     backend.execute(
         statement("promotion", "record_champion", backend.dialect),
-        {"deployment": dep.table, "switched_by": None, "reason": "deployed", "evidence": None},
+        {
+            "deployment": dep.table,
+            "switched_by": backend.user,
+            "reason": "deployed (recorded at a later switch)",
+            "evidence": None,
+        },
     )
 
 

@@ -10,7 +10,7 @@ PL/Python), written so that results equal scipy's where scipy has the same test
   discordant pairs the challenger won (``binomtest(...).proportion_ci()``), so it is exact too.
 * ``two_proportions``: unpaired accuracy (split arms). The pooled two-proportion z-test (the
   p-value of ``scipy.stats.chi2_contingency(..., correction=False)``) and a Wald interval.
-* ``bootstrap``: any other metric (log loss, ROC AUC, MAE, RMSE), percentile interval of the
+* ``bootstrap``: any other metric (log loss, ROC AUC, F1, MAE, RMSE, R2), percentile interval of the
   challenger-minus-champion difference over seeded resamples; ``paired`` resamples request
   ids (both arms together), otherwise each arm's rows on their own. Resamples are weights
   (how often each row was drawn), so a metric is computed in O(rows) per resample.
@@ -121,17 +121,24 @@ def two_proportions(champion_correct, challenger_correct, confidence: float) -> 
 # -- metrics over weighted rows -------------------------------------------------------------
 class Rows:
     """One arm's labeled rows, ready for weighted metrics: ``correct`` (classification),
-    ``loss`` (log loss per row, where probabilities exist), ``score``/``positive`` (binary
-    ROC AUC), ``error`` (regression: prediction - label)."""
+    ``loss`` (log loss per row, where probabilities exist), ``positive`` (binary: the label is
+    the second class) with ``predicted`` (the prediction is) for F1 and ``score`` (its
+    probability) for ROC AUC, ``error`` (regression: prediction - label) and ``label`` (R2)."""
 
-    def __init__(self, *, correct=None, loss=None, score=None, positive=None, error=None):
-        self.correct = None if correct is None else np.asarray(correct, dtype=float)
-        self.loss = None if loss is None else np.asarray(loss, dtype=float)
-        self.error = None if error is None else np.asarray(error, dtype=float)
+    def __init__(
+        self, *, correct=None, loss=None, score=None, positive=None, predicted=None, error=None, label=None
+    ):
+        def array(values, dtype):
+            return None if values is None else np.asarray(values, dtype=dtype)
+
+        self.correct, self.loss = array(correct, float), array(loss, float)
+        self.error, self.label = array(error, float), array(label, float)
+        self.positive, self.predicted = array(positive, bool), array(predicted, bool)
         self._auc = None
         if score is not None and positive is not None:
             self._auc = _AucRows(np.asarray(score, dtype=float), np.asarray(positive, dtype=bool))
-        sizes = {len(x) for x in (self.correct, self.loss, self.error) if x is not None}
+        arrays = (self.correct, self.loss, self.error, self.label, self.positive, self.predicted)
+        sizes = {len(x) for x in arrays if x is not None}
         if self._auc is not None:
             sizes.add(len(self._auc.order))
         if len(sizes) != 1:
@@ -149,14 +156,26 @@ class Rows:
             return float(w @ np.abs(self.error) / total)
         if name == "rmse":
             return float(math.sqrt(w @ (self.error**2) / total))
-        if name == "auc":
+        if name == "roc_auc":
             return self._auc.value(w)
+        if name == "f1":  # scikit-learn's binary F1 (0 when there is no positive at all)
+            tp = w @ (self.predicted & self.positive)
+            wrong = w @ (self.predicted != self.positive)
+            return float(2 * tp / (2 * tp + wrong)) if tp + wrong else 0.0
+        if name == "r2":
+            mean = w @ self.label / total
+            spread = w @ (self.label - mean) ** 2
+            return float(1 - (w @ self.error**2) / spread) if spread > 0 else math.nan
         raise ValueError(f"unknown metric {name!r}")
 
     def has(self, name: str) -> bool:
-        needs = {"accuracy": self.correct, "log_loss": self.loss, "mae": self.error, "rmse": self.error}
-        if name == "auc":
+        if name == "roc_auc":
             return self._auc is not None and self._auc.defined
+        if name == "f1":
+            return self.positive is not None and self.predicted is not None
+        if name == "r2":
+            return self.error is not None and self.label is not None and np.ptp(self.label) > 0
+        needs = {"accuracy": self.correct, "log_loss": self.loss, "mae": self.error, "rmse": self.error}
         return needs.get(name) is not None
 
 
@@ -226,7 +245,15 @@ def bootstrap(
 
 
 # -- verdicts -------------------------------------------------------------------------------
-HIGHER_IS_BETTER = {"accuracy": True, "auc": True, "log_loss": False, "mae": False, "rmse": False}
+HIGHER_IS_BETTER = {
+    "accuracy": True,
+    "roc_auc": True,
+    "f1": True,
+    "log_loss": False,
+    "mae": False,
+    "rmse": False,
+    "r2": True,
+}
 
 
 def verdict(metric: str, difference: Difference, labeled: int, *, min_labels: int, confidence: float) -> str:

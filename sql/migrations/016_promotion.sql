@@ -2,19 +2,21 @@
 -- champion switches with their reason and evidence, and promotion requests.
 
 -- Who was a deployment's champion, and since when: one row per switch (deploy, promote,
--- rollback). The challengers migration (015) creates this table too, with the same columns;
--- whichever runs first creates it.
+-- rollback). The challengers migration (015) creates this table with the same definition;
+-- whichever runs first creates it. Rows are in switch order by id.
+CREATE SEQUENCE IF NOT EXISTS indb.deployment_history_id;
 CREATE TABLE IF NOT EXISTS indb.deployment_history (
-    deployment  VARCHAR NOT NULL,
-    model       VARCHAR NOT NULL,
-    version     INTEGER NOT NULL,
-    runtime     VARCHAR,
-    switched_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
-    switched_by VARCHAR,
-    reason      VARCHAR,
-    evidence    JSON
+    id           BIGINT NOT NULL DEFAULT nextval('indb.deployment_history_id') PRIMARY KEY,
+    deployment   VARCHAR NOT NULL,
+    model        VARCHAR NOT NULL,
+    version      INTEGER NOT NULL,
+    runtime      VARCHAR NOT NULL,
+    switched_at  TIMESTAMP NOT NULL DEFAULT (current_timestamp AT TIME ZONE 'UTC'),
+    switched_by  VARCHAR NOT NULL,
+    reason       VARCHAR NOT NULL,
+    evidence     JSON
 );
-COMMENT ON TABLE indb.deployment_history IS 'One row per champion switch of a deployment (deploy, promote, rollback): the version that became champion, when (the deployment''s updated_at), by whom, why, and the evidence (a comparison row) that justified it.';
+COMMENT ON TABLE indb.deployment_history IS 'One row each time a deployment is created or switched to a version (deploy, promote, rollback): the champion from switched_at on, who switched it, why, and the evidence.';
 
 CREATE SEQUENCE IF NOT EXISTS indb.challenger_evaluation_id;
 CREATE TABLE IF NOT EXISTS indb.challenger_comparisons (
@@ -38,7 +40,7 @@ CREATE TABLE IF NOT EXISTS indb.challenger_comparisons (
     confidence       DOUBLE NOT NULL,
     method           VARCHAR,
     verdict          VARCHAR,
-    evaluated_at     TIMESTAMP NOT NULL DEFAULT current_timestamp,
+    evaluated_at     TIMESTAMP NOT NULL DEFAULT (current_timestamp AT TIME ZONE 'UTC'),
     CHECK (role IN ('champion', 'challenger')),
     CHECK (mode IN ('champion', 'shadow', 'split')),
     CHECK (verdict IS NULL OR verdict IN ('better', 'worse', 'no difference', 'too few labels'))
@@ -64,7 +66,7 @@ CREATE TABLE IF NOT EXISTS indb.promotion_requests (
     reason       VARCHAR,
     evidence     JSON,
     status       VARCHAR NOT NULL DEFAULT 'open',
-    created_at   TIMESTAMP NOT NULL DEFAULT current_timestamp,
+    created_at   TIMESTAMP NOT NULL DEFAULT (current_timestamp AT TIME ZONE 'UTC'),
     decided_by   VARCHAR,
     decided_at   TIMESTAMP,
     PRIMARY KEY (id),
