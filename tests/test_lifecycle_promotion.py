@@ -333,6 +333,7 @@ def test_auto_promotes_only_when_better_by_min_improvement(db, versions):
     )
     assert {r["metric"] for r in evidence} >= {"accuracy", "roc_auc", "log_loss"}
     assert all(r["evaluation_id"] == evaluation.evaluation_id for r in evidence)
+    assert all(r["window_start"] is None for r in evidence)  # window 'all'; not "NaT"
     audit = db.sql("SELECT action, details FROM indb.audit_log ORDER BY id")
     promoted = json.loads(audit[audit.action == "promote"].details.iloc[-1])
     assert (promoted["from_version"], promoted["to_version"]) == (1, 2)

@@ -25,6 +25,8 @@ import math
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
+import pandas as pd
+
 from indb import audit, deployments, registry
 from indb.backends.base import Backend
 from indb.errors import DeploymentError, IndbError
@@ -93,10 +95,10 @@ class Evaluation:
 
 
 def _jsonable(value):
+    if value is None or value is pd.NaT or (isinstance(value, float) and not math.isfinite(value)):
+        return None
     if isinstance(value, datetime | date):
         return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
     if hasattr(value, "item"):  # numpy scalars
         return value.item()
     return value
