@@ -553,3 +553,30 @@ def test_promote_and_rollback_under_concurrent_inserts(db):
         *[2, 1] * (len(report.switches) // 2),
         *([2] if len(report.switches) % 2 else []),
     ]
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_roles_compare_read_only_and_cannot_switch(db, versions):
+    """A developer reads the comparison and evaluates in dry run; a promote or rollback by a
+    role that may not deploy is refused with the privilege named, and changes nothing."""
+    from tests.test_trust_postgres import login_role
+
+    data = deployed(db, versions)
+    challenger_rows(db, versions, data, 2, "shadow")
+    db.evaluate_challengers("loans", resamples=200, min_labels=50)
+    for role in ("indb_reader", "indb_developer"):
+        with login_role(db, role) as (_, url), indb.connect(url) as user:
+            stored = user.sql(
+                "SELECT count(*) AS n FROM indb.challenger_comparison WHERE deployment = 'loans'"
+            )
+            assert stored.n[0] > 0
+            found = user.challenger_comparison("loans", windows=["all"], resamples=100)
+            assert set(found.role) == {"champion", "challenger"}
+    db.promote("loans", 2)
+    for role in ("indb_developer", "indb_admin"):  # deploying needs the request table's owner
+        with login_role(db, role) as (_, url), indb.connect(url) as user:
+            history = user.deployment_history("loans")
+            with pytest.raises(indb.PermissionDeniedError, match="permission denied"):
+                user.rollback("loans")
+            assert user.deployment("loans").version == 2
+            assert len(user.deployment_history("loans")) == len(history) == 2
