@@ -580,3 +580,22 @@ def test_roles_compare_read_only_and_cannot_switch(db, versions):
                 user.rollback("loans")
             assert user.deployment("loans").version == 2
             assert len(user.deployment_history("loans")) == len(history) == 2
+
+
+def test_several_metrics_share_one_set_of_resamples():
+    y, p1, p2 = _classification(400, 2)
+    champion, challenger = _rows(y, p1), _rows(y, p2)
+    together = significance.bootstrap_many(
+        ["roc_auc", "log_loss", "f1"],
+        champion,
+        challenger,
+        paired=True,
+        confidence=0.95,
+        resamples=150,
+        seed=4,
+    )
+    for metric, found in together.items():
+        alone = significance.bootstrap(
+            metric, champion, challenger, paired=True, confidence=0.95, resamples=150, seed=4
+        )
+        assert found == alone

@@ -274,11 +274,11 @@ def _challenger_rows(base, settings, version, mode, rows, champion, dep, classes
         return [{**arm, "metric": m, "verdict": "too few labels"} for m in metrics]
     challenger_rows = arm_rows(mine, classes(version))
     champion_rows = arm_rows(theirs, classes(dep.version))
+    metrics = [m for m in _metrics_of(challenger_rows, classes(version)) if champion_rows.has(m)]
+    differences = _differences(metrics, champion_rows, challenger_rows, paired, settings)
     out = []
-    for metric in _metrics_of(challenger_rows, classes(version)):
-        if not champion_rows.has(metric):
-            continue
-        difference = _difference(metric, champion_rows, challenger_rows, paired, settings)
+    for metric in metrics:
+        difference = differences[metric]
         out.append(
             {
                 **arm,
@@ -302,19 +302,25 @@ def _challenger_rows(base, settings, version, mode, rows, champion, dep, classes
     return out
 
 
-def _difference(metric, champion: Rows, challenger: Rows, paired: bool, settings: Settings):
-    if metric == "accuracy":
+def _differences(metrics, champion: Rows, challenger: Rows, paired: bool, settings: Settings) -> dict:
+    """Accuracy by its exact (paired) or z (unpaired) test; the rest by one bootstrap."""
+    found = {}
+    if "accuracy" in metrics:
         test = significance.mcnemar_exact if paired else significance.two_proportions
-        return test(champion.correct.astype(bool), challenger.correct.astype(bool), settings.confidence)
-    return significance.bootstrap(
-        metric,
-        champion,
-        challenger,
-        paired=paired,
-        confidence=settings.confidence,
-        resamples=settings.resamples,
-        seed=settings.seed,
-    )
+        correct = champion.correct.astype(bool), challenger.correct.astype(bool)
+        found["accuracy"] = test(*correct, settings.confidence)
+    rest = [m for m in metrics if m != "accuracy"]
+    if rest:
+        found |= significance.bootstrap_many(
+            rest,
+            champion,
+            challenger,
+            paired=paired,
+            confidence=settings.confidence,
+            resamples=settings.resamples,
+            seed=settings.seed,
+        )
+    return found
 
 
 def _finite(value) -> float | None:
