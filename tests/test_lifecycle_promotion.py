@@ -494,16 +494,19 @@ def test_evaluate_challengers_job_action(db, versions):
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 def test_promote_and_rollback_under_concurrent_inserts(db):
     """Writers insert for 4 s while promote and rollback alternate every 0.4 s: no failure,
-    every row scored exactly once, by the version deployed when its statement committed."""
+    every row served exactly once, by the version deployed when its statement committed (with
+    real challengers: a shadow version 3 scores every row besides, throughout)."""
     from tests import switch_stress
 
     report = switch_stress.Report("bulk", "onnx", False, 4, 4.0)
     train = loan_frame(1_000, seed=3)
     models = switch_stress.models(train)
     url, table = db.url, "stress"
-    for number in (1, 2):
-        db.register_model("stress_m", models[number], sample=train[NUMERIC])
+    for number in (1, 2, 3):
+        db.register_model("stress_m", models[min(number, 2)], sample=train[NUMERIC])
     db.deploy("stress_m", table=table, version=1)
+    if REAL_CHALLENGERS:
+        db.add_challenger(table, 3, mode="shadow")
     values = loan_frame(5_000, seed=7)[NUMERIC].to_numpy().tolist()
     lock, stop = threading.Lock(), threading.Event()
     statements, epochs = [], [(0.0, 0.0, 1)]
@@ -556,7 +559,17 @@ def test_promote_and_rollback_under_concurrent_inserts(db):
     for thread in threads:
         thread.join(60)
     assert not any(t.is_alive() for t in threads)
-    switch_stress._check_rows(url, table, "bulk", models, statements, epochs, report)
+    if REAL_CHALLENGERS:  # the row-by-row check reads the served rows; shadow rows on their own
+        db.sql(f"CREATE VIEW served AS SELECT * FROM {table}")
+        db.sql(f"CREATE VIEW served_predictions AS SELECT * FROM {table}_predictions WHERE served")
+        shadow = db.sql(
+            f"SELECT count(*) AS n, count(DISTINCT id) AS ids, min(model_version) AS low, "
+            f"max(model_version) AS high FROM {table}_predictions WHERE NOT served"
+        )
+        assert shadow.n[0] == shadow.ids[0] == len(db.sql(f"SELECT id FROM {table}"))
+        assert (shadow.low[0], shadow.high[0]) == (3, 3)
+    checked = "served" if REAL_CHALLENGERS else table
+    switch_stress._check_rows(url, checked, "bulk", models, statements, epochs, report)
     report.statements = len(statements)
     report.insert_latencies = [f - b for b, f, *_ in statements]
     print(report.summary())
