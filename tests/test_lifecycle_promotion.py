@@ -195,13 +195,23 @@ def versions():
 REAL_CHALLENGERS = hasattr(indb.Database, "add_challenger")
 
 
-def deployed(db, versions, rows=600, seed=11, table="loans", labeled=None, challenger=None):
+def deployed(
+    db,
+    versions,
+    rows=600,
+    seed=11,
+    table="loans",
+    labeled=None,
+    challenger=None,
+    name="loan_model",
+    label="label",
+):
     """Versions 1-3 registered, 1 deployed to ``table`` (with ``challenger``: (version, mode,
     weight)), ``rows`` requests inserted and (the first ``labeled`` of) their labels."""
     train, models = versions
     for number in sorted(models):
-        db.register_model("loan_model", models[number], sample=train[NUMERIC].head(100))
-    db.deploy("loan_model", table=table, version=1)
+        db.register_model(name, models[number], sample=train[NUMERIC].head(100))
+    db.deploy(name, table=table, version=1)
     if challenger and REAL_CHALLENGERS:
         version, mode, weight = challenger
         db.add_challenger(table, version, mode=mode, weight=weight)
@@ -211,18 +221,18 @@ def deployed(db, versions, rows=600, seed=11, table="loans", labeled=None, chall
     ids = db.sql(f"SELECT id FROM {table} ORDER BY id")["id"].to_numpy()
     data = data.assign(id=ids)
     truth = data if labeled is None else data.head(labeled)
-    db.write_table("truth", truth[["id", "label"]])
+    db.write_table("truth", truth[["id", label]].rename(columns={label: "label"}))
     db.sql(f"INSERT INTO {table}_ground_truth (id, label) SELECT id, label FROM truth")
     if challenger and not REAL_CHALLENGERS:
         version, mode, weight = challenger
-        challenger_rows(db, versions, data, version, mode, table=table, share=weight)
+        challenger_rows(db, versions, data, version, mode, table=table, share=weight, name=name)
     return data
 
 
-def challenger_rows(db, versions, data, version, mode, *, table="loans", share=1.0):
+def challenger_rows(db, versions, data, version, mode, *, table="loans", share=1.0, name="loan_model"):
     """Until the challengers branch is merged, stands in for its scoring (PLAN2.md's contract):
-    role/served columns, a shadow row per request (served false) or, for split, the challenger's row in
-    place of the champion's for a deterministic share of ids (served true)."""
+    role/served columns, a shadow row per request (served false) or, for split, the
+    challenger's row in place of the champion's for a deterministic share of ids (served true)."""
     _, models = versions
     predictions = f"{table}_predictions"
     db.sql(f"ALTER TABLE {predictions} ADD COLUMN IF NOT EXISTS role VARCHAR DEFAULT 'champion'")
@@ -231,22 +241,18 @@ def challenger_rows(db, versions, data, version, mode, *, table="loans", share=1
         db.sql(f"ALTER TABLE {predictions} DROP CONSTRAINT IF EXISTS {predictions}_pkey")
     part = data[(data.id % 100) < share * 100] if mode == "split" else data
     model = models[version]
-    proba = model.predict_proba(part[NUMERIC])
-    rows = pd.DataFrame(
-        {
-            "id": part.id.to_numpy(),
-            "prediction": model.predict(part[NUMERIC]),
-            "probability_default": proba[:, 0],
-            "probability_repaid": proba[:, 1],
-        }
-    )
+    rows = pd.DataFrame({"id": part.id.to_numpy(), "prediction": model.predict(part[NUMERIC])})
+    if hasattr(model, "predict_proba"):
+        proba = model.predict_proba(part[NUMERIC])
+        rows = rows.assign(probability_default=proba[:, 0], probability_repaid=proba[:, 1])
     db.write_table("challenger_stage", rows, replace=True)
+    outputs = [c for c in rows.columns if c != "id"]
     served = "true" if mode == "split" else "false"
     # scored in the same statement as the champion's row: the same scored_at
     db.sql(
-        f"INSERT INTO {predictions} (id, model, model_version, runtime, prediction, probability_default, "
-        f"probability_repaid, scored_at, role, served) SELECT s.id, 'loan_model', {version}, 'onnx', "
-        f"s.prediction, s.probability_default, s.probability_repaid, p.scored_at, 'challenger', {served} "
+        f"INSERT INTO {predictions} (id, model, model_version, runtime, {', '.join(outputs)}, scored_at, "
+        f"role, served) SELECT s.id, '{name}', {version}, 'onnx', {', '.join('s.' + c for c in outputs)}, "
+        f"p.scored_at, 'challenger', {served} "
         f"FROM challenger_stage s JOIN {predictions} p ON p.id = s.id AND p.role = 'champion'"
     )
     if mode == "split":
@@ -312,6 +318,41 @@ def test_split_arms_are_compared_unpaired(db, versions):
     assert _row(found, role="challenger", metric="roc_auc")["method"] == "bootstrap"
 
 
+@pytest.fixture(scope="module")
+def regressors():
+    """Expected loss: v1 a linear fit of a shrunk target (biased: worse), v2 boosted trees."""
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.linear_model import LinearRegression
+
+    train = loan_frame(1_500, seed=3)
+    noisy = 0.3 * train.loss + np.random.default_rng(1).normal(0, 1, len(train))
+    boosted = GradientBoostingRegressor(n_estimators=40, max_depth=3, random_state=0)
+    return train, {
+        1: LinearRegression().fit(train[NUMERIC], noisy),
+        2: boosted.fit(train[NUMERIC], train.loss),
+    }
+
+
+def test_regression_arms_compare_mae_rmse_r2_like_sklearn(db, regressors):
+    deployed(db, regressors, name="loss_model", label="loss", challenger=(2, "shadow", 1.0))
+    found = db.challenger_comparison("loans", windows=["all"], resamples=200)
+    pairs = db.sql(
+        "SELECT c.prediction AS champion, s.prediction AS challenger, g.label FROM loans_predictions c "
+        "JOIN loans_predictions s ON s.id = c.id AND s.role = 'challenger' "
+        "JOIN loans_ground_truth g ON g.id = c.id WHERE c.role = 'champion' ORDER BY c.id"
+    )
+    assert len(pairs) == 600 and set(found.metric) == {"mae", "rmse", "r2"}
+    for metric, score in (
+        ("mae", mean_absolute_error),
+        ("rmse", lambda y, p: np.sqrt(mean_squared_error(y, p))),
+        ("r2", r2_score),
+    ):
+        row = _row(found, role="challenger", metric=metric)
+        assert row["value"] == pytest.approx(score(pairs.label, pairs.challenger), rel=1e-9)
+        assert row["champion_value"] == pytest.approx(score(pairs.label, pairs.champion), rel=1e-9)
+        assert row["method"] == "paired_bootstrap" and row["verdict"] == "better"
+
+
 def test_too_few_labels_gets_that_verdict_and_auto_does_not_promote(db, versions):
     deployed(db, versions, labeled=40, challenger=(2, "shadow", 1.0))
     evaluation = db.evaluate_challengers("loans", promote="auto", min_labels=100, resamples=200)
@@ -327,6 +368,11 @@ def test_auto_promotes_only_when_better_by_min_improvement(db, versions):
         "loans", promote="auto", min_labels=50, min_improvement=0.5, resamples=200
     )
     assert strict.decision == "no challenger better" and db.deployment("loans").version == 1
+    stored = db.sql("SELECT count(*) AS n FROM indb.challenger_comparisons").n[0]
+    dry = db.evaluate_challengers("loans", promote="auto", min_labels=50, resamples=200, dry_run=True)
+    assert dry.decision == "promoted" and dry.switch.dry_run and dry.summary()["dry_run"]
+    assert db.deployment("loans").version == 1
+    assert db.sql("SELECT count(*) AS n FROM indb.challenger_comparisons").n[0] == stored
     evaluation = db.evaluate_challengers(
         "loans", promote="auto", min_labels=50, min_improvement=0.01, resamples=200
     )

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
@@ -166,13 +166,6 @@ class Comparison:
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows, columns=list(ROW_COLUMNS))
-
-    def for_version(self, version: int, window: str = "all") -> list[dict]:
-        return [
-            r
-            for r in self.rows
-            if r["version"] == version and r["role"] == "challenger" and r["window_name"] == window
-        ]
 
 
 ROW_COLUMNS = (
@@ -341,7 +334,3 @@ def store(backend: Backend, comparison: Comparison) -> int:
                 {**values, "evaluation_id": int(evaluation_id)},
             )
     return int(evaluation_id)
-
-
-def settings_dict(settings: Settings) -> dict:
-    return {**asdict(settings), "windows": list(settings.windows)}

@@ -81,10 +81,12 @@ class Evaluation:
     switch: Switch | None
     comparison: comparison.Comparison = field(repr=False)
     candidates: list[dict] = field(default_factory=list)
+    dry_run: bool = False
 
     def summary(self) -> dict:
         return {
             "deployment": self.table,
+            "dry_run": self.dry_run,
             "evaluation_id": self.evaluation_id,
             "policy": self.policy.__dict__,
             "decision": self.decision,
@@ -354,7 +356,8 @@ def policy_for(backend: Backend, dep: DeploymentInfo, overrides: dict) -> Policy
         or not (math.isfinite(policy.min_improvement) and policy.min_improvement >= 0)
     ):
         raise IndbError(f"min_improvement must be a number >= 0, got {policy.min_improvement!r}")
-    policy = replace(policy, min_labels=int(policy.min_labels), confidence=float(policy.confidence))
+    # a policy may say 0 labeled rows; a verdict needs at least one
+    policy = replace(policy, min_labels=max(1, int(policy.min_labels)), confidence=float(policy.confidence))
     if policy.metric is not None:
         wanted = METRIC_NAMES.get(str(policy.metric).lower())
         if wanted is None:
@@ -442,7 +445,8 @@ def evaluate(
         evaluation.decision = {"auto": "promoted", "approval": "requested", "manual": "reported"}[
             policy.promote
         ]
-    if dry_run:
+    if dry_run:  # the decision it would take; nothing stored, requested or switched
+        evaluation.dry_run = True
         if best is not None and policy.promote == "auto":
             evaluation.switch = promote_best(backend, dep, best, policy, dry_run=True)
         return evaluation
