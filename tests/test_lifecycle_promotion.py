@@ -506,6 +506,9 @@ def test_cli_promote_rollback_compare(db, versions, capsys):
     url = db.url
     assert cli.main(["deployments", "compare", "loans", "--db", url, "--resamples", "200"]) == 0
     assert "mcnemar_exact" in capsys.readouterr().out
+    assert cli.main(["deployments", "evaluate", "loans", "--db", url, "--resamples", "200", "--dry-run"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["dry_run"] and summary["decision"] == "reported" and summary["version"] == 2
     assert cli.main(["deployments", "promote", "loans", "2", "--db", url, "--dry-run"]) == 0
     assert db.deployment("loans").version == 1
     assert cli.main(["deployments", "promote", "loans", "2", "--db", url, "--reason", "looks good"]) == 0
