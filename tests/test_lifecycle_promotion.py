@@ -675,3 +675,25 @@ def test_several_metrics_share_one_set_of_resamples():
             metric, champion, challenger, paired=True, confidence=0.95, resamples=150, seed=4
         )
         assert found == alone
+
+
+def test_promote_and_rollback_keep_a_deployments_stored_features(db):
+    """A deployment scored from a feature set (features_from) is switched alike: the new
+    champion reads the same stored features."""
+    from sklearn.linear_model import LogisticRegression
+
+    from tests.test_feature_store_fixes import customer_rows
+
+    db.create_entity("customer", keys=["customer_id"])
+    db.create_feature_set("finance", "customer", source=customer_rows(), event_time="ts")
+    rows = customer_rows()
+    for c in (1.0, 0.0001):
+        model = LogisticRegression(C=c, max_iter=500).fit(rows[["income", "debt"]], rows.income > 50_000)
+        db.register_model("risk", model, sample=rows[["income", "debt"]])
+    db.deploy("risk", table="risk_requests", version=1, features_from="finance")
+    db.promote("risk_requests", 2)
+    db.sql("INSERT INTO risk_requests (customer_id) VALUES (3), (5)")
+    db.rollback("risk_requests")
+    db.sql("INSERT INTO risk_requests (customer_id) VALUES (7)")
+    got = db.sql("SELECT model_version, income FROM risk_requests_predictions ORDER BY id")
+    assert list(got.model_version) == [2, 2, 1] and got.income.notna().all()
