@@ -478,6 +478,12 @@ def test_bad_input_is_a_clear_error_and_changes_nothing(db, versions):
         db.evaluate_challengers("loans", promote="sometimes")
     with pytest.raises(IndbError, match="window"):
         db.evaluate_challengers("loans", windows=["last tuesday"])
+    with pytest.raises(IndbError, match="min_labels must be a number"):
+        db.evaluate_challengers("loans", min_labels="many")
+    with pytest.raises(IndbError, match="min_improvement must be a number >= 0"):
+        db.evaluate_challengers("loans", min_improvement=-0.1)
+    with pytest.raises(IndbError, match="confidence"):
+        db.evaluate_challengers("loans", confidence=1.5)
     with pytest.raises(IndbError, match="not compared"):
         db.evaluate_challengers("loans", metric="precision")
     assert state() == before
@@ -697,3 +703,31 @@ def test_promote_and_rollback_keep_a_deployments_stored_features(db):
     db.sql("INSERT INTO risk_requests (customer_id) VALUES (7)")
     got = db.sql("SELECT model_version, income FROM risk_requests_predictions ORDER BY id")
     assert list(got.model_version) == [2, 2, 1] and got.income.notna().all()
+
+
+def test_the_models_retraining_policy_decides(db, versions):
+    """indb.retraining_policies (the training branch, migration 014) gives promote, metric,
+    min_labels; arguments override it."""
+    from indb.lifecycle import comparison
+
+    if not comparison.has_catalog_table(db.backend, "retraining_policies"):
+        pytest.skip("known gap: indb.retraining_policies arrives with the training branch")
+    deployed(db, versions, challenger=(2, "shadow", 1.0))
+    db.sql(
+        "INSERT INTO indb.retraining_policies (model, training_set, holdout, metric, promote, min_labels, "
+        "min_improvement, deployment, created_by) "
+        "VALUES ('loan_model', 'loans_ts', '20%', 'log_loss', 'approval', 50, 0.05, 'loans', 'test')"
+    )
+    evaluation = db.evaluate_challengers("loans", resamples=200)
+    policy = evaluation.policy
+    assert (policy.source, policy.promote, policy.metric) == (
+        "indb.retraining_policies",
+        "approval",
+        "log_loss",
+    )
+    assert evaluation.decision == "requested" and evaluation.candidates[0]["metric"] == "log_loss"
+    assert evaluation.candidates[0]["improvement_low"] >= 0.05
+    assert db.deployment("loans").version == 1
+    auto = db.evaluate_challengers("loans", promote="auto", resamples=200)
+    assert auto.policy.source == "indb.retraining_policies + arguments" and auto.decision == "promoted"
+    assert db.deployment("loans").version == 2 and set(db.promotion_requests().status) == {"done"}

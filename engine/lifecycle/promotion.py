@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
+import numpy as np
 import pandas as pd
 
 from indb import audit, deployments, registry
@@ -350,14 +351,22 @@ def policy_for(backend: Backend, dep: DeploymentInfo, overrides: dict) -> Policy
         policy = replace(policy, **given, source=policy.source + " + arguments")
     if policy.promote not in PROMOTE:
         raise IndbError(f"promote must be one of {', '.join(PROMOTE)}, got {policy.promote!r}")
-    if (
-        isinstance(policy.min_improvement, bool)
-        or not isinstance(policy.min_improvement, int | float)
-        or not (math.isfinite(policy.min_improvement) and policy.min_improvement >= 0)
-    ):
+
+    def number(key: str, kind):
+        value = getattr(policy, key)
+        if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+            raise IndbError(f"{key} must be a number, got {value!r}")
+        return kind(value)
+
+    policy = replace(
+        policy,
+        min_improvement=number("min_improvement", float),
+        # a policy may say 0 labeled rows; a verdict needs at least one
+        min_labels=max(1, number("min_labels", int)),
+        confidence=number("confidence", float),
+    )
+    if not (math.isfinite(policy.min_improvement) and policy.min_improvement >= 0):
         raise IndbError(f"min_improvement must be a number >= 0, got {policy.min_improvement!r}")
-    # a policy may say 0 labeled rows; a verdict needs at least one
-    policy = replace(policy, min_labels=max(1, int(policy.min_labels)), confidence=float(policy.confidence))
     if policy.metric is not None:
         wanted = METRIC_NAMES.get(str(policy.metric).lower())
         if wanted is None:
