@@ -1,0 +1,42 @@
+"""``retrain``: run a model's retraining policy (``model``), as ``db.retrain`` does, with the
+run's time as the training set's cutoff; the training run records the job run's id and
+``triggered_by = 'job:<job>'``.
+
+Result: ``training_run`` (its id), ``status`` (succeeded, failed, skipped), ``version`` (the new
+one, or null), ``parent_version``, ``metrics`` and ``champion_metrics`` (holdout), ``skipped``
+(the reason) and ``error``. A failed fit fails the job run too (so retries and failure alerts
+apply); it stays recorded in ``indb.training_runs``.
+"""
+
+from __future__ import annotations
+
+from indb import identifiers
+from indb.errors import IndbError
+from indb.jobs.actions import Action, register
+
+
+def run(backend, arguments: dict, context) -> dict:
+    from indb.lifecycle import retraining
+
+    model = identifiers.model_name(arguments["model"])
+    result = retraining.retrain(
+        backend, model, triggered_by=f"job:{context.job}", now=context.now, job_run_id=context.run_id
+    )
+    if result.status == "failed":
+        raise IndbError(f"training run {result.id} of model {model!r} failed: {result.error}")
+    return {
+        "training_run": result.id,
+        "status": result.status,
+        "version": result.version,
+        "parent_version": result.parent_version,
+        "training_set_version": result.training_set_version,
+        "metrics": result.metrics,
+        "champion_metrics": result.champion_metrics,
+        "skipped": (result.notes or {}).get("skipped"),
+        "notes": result.notes,
+    }
+
+
+ACTION = register(
+    Action("retrain", run, required=("model",), description="run a model's retraining policy now")
+)
