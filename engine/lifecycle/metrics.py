@@ -38,7 +38,8 @@ def metric_name(name: object, task: str | None = None) -> str:
     if key not in allowed:
         import difflib
 
-        near = difflib.get_close_matches(key, allowed, n=1)
+        names = [*allowed, *(a for a, m in ALIASES.items() if m in allowed)]
+        near = [ALIASES.get(n, n) for n in difflib.get_close_matches(key, names, n=1)]
         hint = f"; did you mean {near[0]!r}?" if near else ""
         what = f"{task} " if task else ""
         raise MetricError(f"unknown {what}metric {name!r}: use one of {', '.join(allowed)}{hint}")

@@ -284,8 +284,8 @@ def retrain(
     policy = get(backend, model)
     champion = _champion(backend, policy)
     recipe_json = _recipe(recipe, champion)
-    if seed is not None:
-        training.seeded(registry_rebuild(recipe_json), seed)  # checks the seed before a run exists
+    # a recipe that names what may not be rebuilt, or a bad seed, is refused before a run exists
+    training.seeded(registry_rebuild(recipe_json), seed)
     cutoff = now or training.utcnow()
     triggered_by = triggered_by or f"user:{backend.user}"
     run_id = training.start(
