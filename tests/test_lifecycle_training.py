@@ -394,3 +394,20 @@ def test_metric_names():
         metrics.metric_name("log_los", "classification")
     assert metrics.better("log_loss", 0.2, 0.3, 0.05) and not metrics.better("log_loss", 0.2, 0.3, 0.2)
     assert metrics.better("roc_auc", 0.9, 0.8) and not metrics.better("roc_auc", None, 0.8)
+
+
+def test_multiclass_metrics_by_hand():
+    y = ["a", "b", "c", "c"]
+    pred = ["a", "b", "b", "c"]
+    proba = np.array([[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.5, 0.3], [0.1, 0.1, 0.8]])
+    got = metrics.compute("classification", y, pred, proba, ("a", "b", "c"))
+    assert got["accuracy"] == 0.75
+    # per class F1: a 1, b 2/3 (precision 1/2, recall 1), c 2/3 (precision 1, recall 1/2)
+    assert got["f1"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+    assert got["log_loss"] == pytest.approx(
+        -(math.log(0.8) + math.log(0.7) + math.log(0.3) + math.log(0.8)) / 4
+    )
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, proba, multi_class="ovr"))
+    # a class without a holdout row: AUC undefined, the rest still computed
+    missing = metrics.compute("classification", ["a", "b"], ["a", "b"], proba[:2], ("a", "b", "c"))
+    assert missing["roc_auc"] is None and missing["accuracy"] == 1.0

@@ -61,35 +61,48 @@ def _finite(value) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _codes(values, labels: list[str]) -> np.ndarray:
+    """Class positions of ``values`` (compared as text); -1 for a value not among ``labels``.
+    scikit-learn's metrics run far faster on integers than on arrays of strings."""
+    import pandas as pd
+
+    text = pd.Series(np.asarray(values, dtype=object).ravel()).astype(str)
+    return pd.Categorical(text, categories=labels).codes.astype(np.int64)
+
+
 def classification(y_true, y_pred, proba: np.ndarray | None, classes) -> dict[str, float | None]:
     from sklearn import metrics
 
-    y_true = np.asarray([str(v) for v in y_true], dtype=object)
-    y_pred = np.asarray([str(v) for v in y_pred], dtype=object)
     labels = [str(c) for c in classes]
-    result: dict[str, float | None] = {"accuracy": float(metrics.accuracy_score(y_true, y_pred))}
+    positions = list(range(len(labels)))
+    truth, predicted = _codes(y_true, labels), _codes(y_pred, labels)
+    known = bool((truth >= 0).all())
+    result: dict[str, float | None] = {"accuracy": float(np.mean(truth == predicted))}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if len(labels) == 2:
-            result["f1"] = float(metrics.f1_score(y_true, y_pred, pos_label=labels[1], zero_division=0))
+            result["f1"] = float(metrics.f1_score(truth, predicted, pos_label=1, zero_division=0))
         else:
             result["f1"] = float(
-                metrics.f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+                metrics.f1_score(truth, predicted, labels=positions, average="macro", zero_division=0)
             )
         result["roc_auc"] = result["log_loss"] = None
-        if proba is not None and len(set(y_true)) > 1:
+        if proba is not None and len(np.unique(truth)) > 1:
             proba = np.asarray(proba, dtype=np.float64)
             if len(labels) == 2:
-                result["roc_auc"] = _finite(metrics.roc_auc_score(y_true == labels[1], proba[:, 1]))
-            elif set(y_true) <= set(labels):
-                result["roc_auc"] = _finite(
-                    metrics.roc_auc_score(y_true, proba, multi_class="ovr", labels=labels)
-                )
-        if proba is not None and set(y_true) <= set(labels):
+                result["roc_auc"] = _finite(metrics.roc_auc_score(truth == 1, proba[:, 1]))
+            elif known:
+                try:  # undefined when a class has no holdout row
+                    result["roc_auc"] = _finite(
+                        metrics.roc_auc_score(truth, proba, multi_class="ovr", labels=positions)
+                    )
+                except ValueError:
+                    pass
+        if proba is not None and known:
             # float32 ONNX probabilities may sum to 1 +- 1e-7: scikit-learn would warn
             proba = np.asarray(proba, dtype=np.float64)
             proba = proba / proba.sum(axis=1, keepdims=True)
-            result["log_loss"] = _finite(metrics.log_loss(y_true, proba, labels=labels))
+            result["log_loss"] = _finite(metrics.log_loss(truth, proba, labels=positions))
     return {k: result[k] for k in CLASSIFICATION}
 
 

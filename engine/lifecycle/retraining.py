@@ -35,6 +35,7 @@ from indb.lifecycle.training import Holdout, TrainingError
 from indb.sql import statement
 
 PROMOTE = ("manual", "approval", "auto")
+OTHER_VERSIONS = 20  # older versions scored on each holdout too (the leaderboard's rows)
 
 
 @dataclass(frozen=True)
@@ -263,11 +264,9 @@ def _new_labels(backend: Backend, policy: Policy, cutoff: datetime) -> tuple[int
 
 
 def _other_versions(backend: Backend, model: str, skip: set[int]) -> list:
-    return [
-        registry.get(backend, model, v.version)
-        for v in registry.versions(backend, model)
-        if v.version not in skip
-    ]
+    """The model's latest OTHER_VERSIONS versions besides the candidate and the champion."""
+    numbers = [v.version for v in registry.versions(backend, model) if v.version not in skip]
+    return [registry.get(backend, model, n) for n in numbers[-OTHER_VERSIONS:]]
 
 
 def retrain(
