@@ -70,15 +70,17 @@ def _estimator():
     return GradientBoostingClassifier(n_estimators=60, max_depth=3, random_state=0)
 
 
-def _plain_script(db, model: str, champion) -> float:
-    """What a data scientist's script does for the same result, timed."""
+def _plain_script(db, model: str, champion) -> tuple[float, float]:
+    """What a data scientist's script does for the same result: (seconds, of which the fit)."""
     started = time.perf_counter()
     ts = db.get_training_set(model + "_train")
     rows = ts.df()
     rows = rows[rows.label.notna()].sort_values("event_time", kind="stable")
     cut = len(rows) - math.ceil(len(rows) * 0.2)
     fit, holdout = rows.iloc[:cut], rows.iloc[cut:]
+    fitting = time.perf_counter()
     estimator = _estimator().fit(fit[FEATURES], fit.label)
+    fit_seconds = time.perf_counter() - fitting
     for fitted in (estimator, champion):
         metrics.compute(
             "classification",
@@ -87,7 +89,7 @@ def _plain_script(db, model: str, champion) -> float:
             fitted.predict_proba(holdout[FEATURES]),
             tuple(fitted.classes_),
         )
-    return time.perf_counter() - started
+    return time.perf_counter() - started, fit_seconds
 
 
 def main() -> None:
@@ -123,7 +125,7 @@ def main() -> None:
 
     db.retrain("bench", seed=0)  # warm-up: imports, scikit-learn's estimator list, sessions
     training_sets.rebuild = timed_rebuild
-    timings: dict[str, list[float]] = {"indb": [], "sklearn": [], "fit": []}
+    timings: dict[str, list[float]] = {"indb": [], "sklearn": [], "fit": [], "sklearn_fit": []}
     deadline = time.perf_counter() + args.budget
     for _ in range(args.rounds):
         started = time.perf_counter()
@@ -131,7 +133,9 @@ def main() -> None:
         timings["indb"].append(time.perf_counter() - started)
         assert run.status == "succeeded", run.error
         timings["fit"].append(db.training_run(run.id)["fit_seconds"])
-        timings["sklearn"].append(_plain_script(db, "bench", champion))
+        total, fit = _plain_script(db, "bench", champion)
+        timings["sklearn"].append(total)
+        timings["sklearn_fit"].append(fit)
         if time.perf_counter() > deadline:
             break
     training_sets.rebuild = original
@@ -153,6 +157,7 @@ def main() -> None:
         ("  of which the fit itself", medians["fit"]),
         ("  indb without the build", without),
         ("plain sklearn script", medians["sklearn"]),
+        ("  of which the fit itself", medians["sklearn_fit"]),
     ):
         print(f"{label:<34} {value:>8.3f}")
     print(

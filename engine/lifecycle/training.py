@@ -104,8 +104,10 @@ def predict(version, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None
             f"{version.name} version {version.version} takes {', '.join(missing)}, which the "
             f"training set does not have (it has {', '.join(frame.columns)})"
         )
-    sessions.verify(version.name, version.version, version.onnx, version.sha256)
-    session = sessions.build(version.onnx)
+    # cached per (version, sha256) like the database's own sessions; the bytes are checked
+    # against their sha256 when a session is built
+    key = ("lifecycle", version.name, version.version, version.sha256)
+    session = sessions.session(key, lambda: version.onnx)
     outputs = [sig.prediction_output] + ([sig.probability_output] if sig.probability_output else [])
     results = session.run(outputs, convert.feeds(sig, frame))
     labels = np.asarray(results[0]).reshape(len(frame), -1)[:, 0]
