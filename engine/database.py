@@ -588,9 +588,10 @@ class Database:
         """Run ``action`` (see :mod:`indb.jobs.actions`) with ``arguments`` on a schedule: cron
         (``"*/15 * * * *"``), ``"@daily"`` or an interval (``"15 minutes"``) in ``timezone``,
         and/or after a monitor raises a matching alert (``on_alert={"monitor": "loans",
-        "metric": "psi"}``). ``retries`` more attempts ``retry_delay`` seconds apart; ``timeout``
-        seconds; an alert after ``alert_after_failures`` failures in a row; ``catch_up``
-        (latest, all, none) for runs missed while no scheduler ran. On PostgreSQL this is
+        "metric": "psi"}``). ``retries`` more attempts, ``retry_delay`` seconds after the first
+        failure and twice as long after each later one; ``timeout`` seconds; an alert after
+        ``alert_after_failures`` failures in a row; ``catch_up`` (latest, all, none) for runs
+        missed while no scheduler ran. On PostgreSQL this is
         ``SELECT indb.schedule(...)`` and pg_cron runs it; on DuckDB a scheduler does
         (:meth:`start_scheduler`, ``indb scheduler``). ``dry_run`` returns the plan only."""
         from indb.jobs import api

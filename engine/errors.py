@@ -53,3 +53,7 @@ class DatabaseError(IndbError):
 
 class PermissionDeniedError(IndbError, PermissionError):
     """The database user lacks a privilege indb needs; the message says which grant fixes it."""
+
+
+class JobError(IndbError, ValueError):
+    """A job definition that cannot be stored: the message names the option and why."""

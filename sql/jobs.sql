@@ -79,6 +79,16 @@ SET status = $status, finished_at = $now, rows_affected = $rows, result = CAST($
     error = $error
 WHERE id = $id;
 
+-- name: orphan_runs
+-- Runs left 'running' by another process (killed, or the machine stopped): a DuckDB file has
+-- one writing process, so while this one holds it no other process can still be running them.
+UPDATE indb.job_runs
+SET status = 'failed', finished_at = $now,
+    error = 'the process running it (pid ' || coalesce(CAST(pid AS VARCHAR), '?') || ' on '
+            || coalesce(host, '?') || ') ended before the run finished'
+WHERE status = 'running' AND (pid IS DISTINCT FROM $pid OR host IS DISTINCT FROM $host)
+RETURNING id;
+
 -- name: get_run
 SELECT id, job, scheduled_for, started_at, finished_at, status, attempt, reason, rows_affected,
        result, error, runner, host, pid

@@ -169,6 +169,22 @@ def test_retries_then_an_alert_after_n_failures_in_a_row(sql):
     assert sql.execute(alerts, (name,)).fetchall() == [("job", "consecutive_failures", 6.0, 3.0, "open", 4)]
 
 
+def test_retries_back_off(sql):
+    """retry_delay after the first failure, twice that after the second: 0.3 + 0.6 s."""
+    name = _name()
+    options = '{"retries": 2, "retry_delay": 0.3}'
+    sql.execute(
+        "SELECT indb.schedule(%s, '0 3 * * *', 'sql', '{\"statement\": \"SELECT 1/0\"}', %s)", (name, options)
+    )
+    sql.execute("CALL indb.run_job(%s)", (name,))
+    runs = sql.execute(
+        "SELECT attempt, started_at, finished_at FROM indb.job_runs WHERE job = %s ORDER BY id", (name,)
+    ).fetchall()
+    assert [r[0] for r in runs] == [1, 2, 3]
+    waits = [(later[1] - earlier[2]).total_seconds() for earlier, later in zip(runs, runs[1:], strict=False)]
+    assert waits[0] >= 0.3 and waits[1] >= 0.6, waits
+
+
 def test_a_second_concurrent_run_is_skipped(sql, pg_dsn):
     name = _name()
     sql.execute(

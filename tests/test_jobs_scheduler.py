@@ -168,7 +168,7 @@ def test_retries_then_success(db, clock):
     history = runs(db, "flaky")
     assert history.status.tolist() == ["failed", "failed", "succeeded"]
     assert history.reason.tolist() == ["manual", "retry", "retry"]
-    assert clock.slept == [5, 5]
+    assert clock.slept == [5, 10]  # backoff: retry_delay, then twice as long, ...
     assert db.sql("SELECT * FROM indb.alerts WHERE kind = 'job'").empty  # ended well
 
 
@@ -473,6 +473,13 @@ def test_python_api_on_postgres_calls_the_server(pg_dsn):
         assert "pg_sql_job" not in db.jobs().name.tolist()
         with pytest.raises(indb.IndbError):
             db.schedule("pg_bad", "61 * * * *", "sql", statement="SELECT 1")
+        # refused by the server (pg_cron cannot run every 90 minutes): the same JobError class
+        with pytest.raises(indb.errors.JobError, match="90 minutes"):
+            db.schedule("pg_bad", "90 minutes", "sql", statement="SELECT 1")
+        # pg_cron names the entry indb.<job>: 58 characters is the longest job name
+        with pytest.raises(indb.errors.InvalidNameError, match="58"):
+            db.schedule("j" * 59, "@daily", "sql", statement="SELECT 1")
+        assert db.jobs().empty
 
 
 def test_an_in_memory_database_has_no_scheduler_thread():
@@ -481,3 +488,27 @@ def test_an_in_memory_database_has_no_scheduler_thread():
             db.start_scheduler()
         db.schedule("j", "@daily", "test_noop")
         assert db.run_job("j").ok  # runs by hand still work
+
+
+def test_a_run_left_running_by_a_killed_scheduler_is_recorded_failed(path):
+    """kill -9 mid-run leaves the run 'running'; the next scheduler on the file records it failed."""
+    with indb.connect(path) as db:
+        db.schedule("work", "0 0 1 1 *", "test_sleep", seconds=60)
+        _make_due(db, "work")
+    process = _scheduler_process(path)
+    try:
+        _wait_for(process, "job work: run 1 started")
+        process.send_signal(signal.SIGKILL)
+        process.wait(60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    with indb.connect(path) as db:
+        (left,) = db.job_runs("work").itertuples()
+        assert left.status == "running" and left.pid == process.pid
+        Scheduler(db.backend).run_due()
+        history = db.job_runs("work")
+        killed = history[history.id == left.id].iloc[0]
+        assert killed.status == "failed" and f"pid {process.pid} " in killed.error
+        assert killed.finished_at is not None
+        assert db.sql("SELECT * FROM indb.job_runs WHERE status = 'running'").empty

@@ -158,3 +158,21 @@ def test_runs_do_not_replace_the_procedure_each_time(db):
     db.run_monitor("m")
     db.run_monitor("m")
     assert db.sql(version).v[0] == before
+
+
+def test_a_developer_runs_the_first_monitor_created_after_install(db):
+    """indb.run_monitor appears with a database's first monitor, after the privileges were
+    installed: the new-function hook grants it to developers all the same."""
+    psycopg = _postgres_only(db)
+    deployed(db)
+    _two_days(db)
+    db.create_monitor("m", "requests", reference=(DAY1, DAY2), window="1 day")
+    role = f"dev_{uuid.uuid4().hex[:8]}"
+    db.sql(f'CREATE ROLE "{role}" LOGIN IN ROLE indb_developer')
+    with psycopg.connect(_as_user(db.url, role), autocommit=True) as developer:
+        developer.execute("CALL indb.run_monitor('m')")
+        ((runs,),) = developer.execute("SELECT count(*) FROM indb.monitor_results WHERE monitor = 'm'")
+        assert runs > 0
+        # the run's bookkeeping columns only: the SQL a superuser's run executes stays the admin's
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            developer.execute("UPDATE indb.monitors SET windows_sql = 'SELECT 1' WHERE name = 'm'")

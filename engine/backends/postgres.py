@@ -76,11 +76,12 @@ _TOKENS = re.compile(
     r"|\$(?P<name>[A-Za-z_]\w*|\d+)|(?P<qmark>\?)|(?P<ready>%\(\w+\)s|%s)",
     re.S,
 )
-_UDF_ERROR = re.compile(r"(ScoringError|IntegrityError|NotFound): (.*?)(?:\nCONTEXT:|$)", re.S)
+_UDF_ERROR = re.compile(r"(ScoringError|IntegrityError|NotFound|JobError): (.*?)(?:\nCONTEXT:|$)", re.S)
 _OUR_ERRORS = {
     "ScoringError": errors.ScoringError,
     "IntegrityError": errors.IntegrityError,
     "NotFound": errors.DatabaseError,
+    "JobError": errors.JobError,
 }
 RUNTIME_MODULE = "plpython_runtime.py"
 # indb's roles by what they are for, with their default names; a database records its own

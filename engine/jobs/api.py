@@ -18,16 +18,12 @@ import pandas as pd
 
 from indb import audit, identifiers
 from indb.backends.base import Backend
-from indb.errors import IndbError, NotFoundError
+from indb.errors import JobError, NotFoundError
 from indb.jobs import actions, schedules
 from indb.jobs.clock import SYSTEM, Clock
 from indb.sql import statement
 
 CATCH_UP = ("latest", "all", "none")
-
-
-class JobError(IndbError, ValueError):
-    """A job definition that cannot be stored: the message names the option and why."""
 
 
 @dataclass(frozen=True)
@@ -99,12 +95,16 @@ class JobSpec:
         return {key: value for key, value in given.items() if value is not None}
 
 
+# pg_cron's entry for a job is named indb.<job>, which must fit PostgreSQL's 63 characters.
+MAX_JOB_NAME = 58
+
+
 def job_name(value: object) -> str:
     return identifiers._check(
         value,
         "job",
         identifiers._OBJECT_NAME,
-        identifiers.MAX_NAME,
+        MAX_JOB_NAME,
         "lowercase letters, digits and underscores, starting with a letter or underscore",
     )
 

@@ -3,9 +3,10 @@
 A run inserts its ``job_runs`` row as ``running`` first (visible while it runs), takes the job's
 lock (a second run of the same job meanwhile is recorded ``skipped``), runs the action under
 the job's timeout (the connection is interrupted: ``timed_out``), records ``succeeded`` with the
-action's result JSON or ``failed`` with the error, retries ``retries`` times ``retry_delay``
-seconds apart (reason ``retry``), and after ``alert_after_failures`` failures in a row opens one
-``indb.alerts`` row of kind ``job`` that later failures update while it is open.
+action's result JSON or ``failed`` with the error, retries ``retries`` times with backoff
+(``retry_delay`` seconds, then twice that, ...; reason ``retry``), and after
+``alert_after_failures`` failures in a row opens one ``indb.alerts`` row of kind ``job`` that
+later failures update while it is open.
 
 Where the database has procedures (PostgreSQL) a run is ``CALL indb.run_job(name)`` inside the
 server, which does the same; :func:`run` only calls it.
@@ -133,13 +134,34 @@ def run(
             stopping = stop is not None and stop.is_set()
             if result.ok or attempt > job.retries or stopping:
                 break
-            clock.sleep(job.retry_delay, stop)
+            clock.sleep(backoff(job.retry_delay, attempt), stop)
             attempt, why = attempt + 1, "retry"
         if not result.ok:
             _raise_alert(backend, job, result, clock)
         return result
     finally:
         lock.release()
+
+
+def backoff(retry_delay: float, attempt: int) -> float:
+    """Seconds to wait after failed attempt ``attempt`` (1, 2, ...): retry_delay, twice that, ...
+    (PostgreSQL's indb.run_job waits the same)."""
+    return retry_delay * 2 ** (attempt - 1)
+
+
+def fail_orphans(backend: Backend, clock: Clock = SYSTEM) -> list[int]:
+    """Record as failed the runs another process left 'running' (``kill -9``, a crash): called by
+    a scheduler once it holds the database, which no other writing process can then hold. The
+    server's own watchdog does this on PostgreSQL."""
+    if backend.supports_procedures:
+        return []
+    rows = backend.rows(
+        statement("jobs", "orphan_runs", backend.dialect),
+        {"now": clock.now(), "pid": os.getpid(), "host": HOST},
+    )
+    for (run_id,) in rows:
+        log.warning("job run %d: its process ended before it finished; recorded failed", run_id)
+    return [int(run_id) for (run_id,) in rows]
 
 
 def skip(

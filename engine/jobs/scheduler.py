@@ -245,6 +245,7 @@ class Scheduler:
         if not self._locked:
             self._lock.acquire()
             self._locked = True
+            runner.fail_orphans(self.backend, self.clock)
 
     def release(self) -> None:
         if self._locked:

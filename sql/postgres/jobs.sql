@@ -926,7 +926,8 @@ BEGIN
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
         -- a timeout ends the run: its time is spent; a failure is tried again
         EXIT WHEN run_status <> 'failed' OR attempt > j.retries;
-        PERFORM pg_catalog.pg_sleep(j.retry_delay_seconds);
+        -- backoff: retry_delay, then twice as long before each later attempt
+        PERFORM pg_catalog.pg_sleep(j.retry_delay_seconds * 2 ^ (attempt - 1));
         attempt := attempt + 1;
     END LOOP;
     PERFORM pg_catalog.pg_advisory_unlock(1768189541, lock_key);

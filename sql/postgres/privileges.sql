@@ -126,6 +126,14 @@ BEGIN
             EXECUTE format('GRANT INSERT, UPDATE, DELETE ON indb.%I TO %I', t, developer);
         END IF;
     END LOOP;
+    -- Running a monitor (CALL indb.run_monitor, as its caller) records when it ran and which
+    -- alert each sink saw last: those columns only, never the stored SQL or commands.
+    IF pg_catalog.to_regclass('indb.monitors') IS NOT NULL THEN
+        EXECUTE format('GRANT UPDATE (last_run_at, last_window) ON indb.monitors TO %I', developer);
+    END IF;
+    IF pg_catalog.to_regclass('indb.alert_sinks') IS NOT NULL THEN
+        EXECUTE format('GRANT UPDATE (last_alert_id) ON indb.alert_sinks TO %I', developer);
+    END IF;
 END
 $indb$;
 
@@ -186,6 +194,11 @@ BEGIN
         RETURN;
     END IF;
     EXECUTE format('REVOKE ALL ON %s %s FROM PUBLIC', CASE p.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f);
+    IF p.prokind = 'p' AND p.proname = 'run_monitor' THEN
+        -- developers run monitors (created with a database's first monitor, after install)
+        EXECUTE format('GRANT EXECUTE ON PROCEDURE %s TO %I', f, indb.role_name('developer'));
+        RETURN;
+    END IF;
     IF p.prorettype = 'pg_catalog.trigger'::regtype OR p.prokind <> 'f' THEN
         RETURN;
     END IF;
