@@ -152,6 +152,28 @@ def test_retrain_builds_a_new_training_set_and_registers_v3_with_lineage_and_met
     assert db.deployment("risk_requests").version == 2
 
 
+def test_a_holdout_in_days_keeps_the_latest_span(loop):
+    from sklearn.linear_model import LogisticRegression
+
+    db = loop
+    db.create_retraining("risk", training_set="risk_train", holdout="3 days", metric="log_loss")
+    arrive(db, 1, 200)  # about 7 days after the first batch
+    run = db.retrain("risk")
+    assert run.status == "succeeded", run.error
+    holdout = db.training_run(run.id)["holdout"]
+    assert (holdout["definition"], holdout["rows"], holdout["fit_rows"]) == ("3 days", 200, 300)
+    assert holdout["start"] == str(START + timedelta(days=1, minutes=10_000))
+    rows = db.get_training_set("risk_train", 2).df().sort_values("event_time")
+    fit, held = rows.iloc[:300], rows.iloc[300:]
+    expected = _sk_metrics(LogisticRegression().fit(fit[FEATURES], fit.label), held)
+    assert run.metrics == pytest.approx(expected, abs=1e-5)
+    # a span longer than the data leaves nothing to fit on: a failed run that says so
+    db.drop_retraining("risk")
+    db.create_retraining("risk", training_set="risk_train", holdout="30 days", metric="auc")
+    run = db.retrain("risk")
+    assert run.status == "failed" and "leaves 0 rows to fit" in run.error
+
+
 def test_leaderboard_ranks_every_version_on_the_same_holdout(loop):
     db = loop
     db.create_retraining("risk", training_set="risk_train", holdout="20%", metric="accuracy")
@@ -286,6 +308,10 @@ def test_retrain_job_on_a_schedule(loop):
     assert result["metrics"] == pytest.approx(stored["metrics"])
     db.drop_retraining("risk")
     assert db.jobs().empty
+    policy = db.create_retraining(
+        "risk", training_set="risk_train", metric="auc", on_alert={"monitor": "risk", "metric": "psi"}
+    )
+    assert db.job(policy.job).on_alert == {"monitor": "risk", "metric": "psi"}
 
 
 def test_cli_retrain_and_leaderboard(loop, capsys):
