@@ -744,14 +744,25 @@ class Database:
 
         self._call(retraining.drop, model)
 
-    def retrain(self, model: str, *, recipe=None, triggered_by: str | None = None, seed: int | None = None):
+    def retrain(
+        self,
+        model: str,
+        *,
+        recipe=None,
+        triggered_by: str | None = None,
+        seed: int | None = None,
+        max_rows: int | None = None,
+    ):
         """Run ``model``'s retraining policy now: a new training set version, a fit of the
         champion's recipe (or ``recipe``: a recipe dict or an unfitted estimator; ``seed`` sets
         every ``random_state``), a new version with lineage, holdout metrics of it and of the
-        champion, one ``indb.training_runs`` row (succeeded, failed or skipped)."""
+        champion, one ``indb.training_runs`` row (succeeded, failed or skipped). ``max_rows``: a
+        larger training set fails the run before its rows are read."""
         from indb.lifecycle import retraining
 
-        return self._call(retraining.retrain, model, recipe=recipe, triggered_by=triggered_by, seed=seed)
+        return self._call(
+            retraining.retrain, model, recipe=recipe, triggered_by=triggered_by, seed=seed, max_rows=max_rows
+        )
 
     def training_run(self, run_id: int) -> dict:
         from indb.lifecycle import training

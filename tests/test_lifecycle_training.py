@@ -241,6 +241,13 @@ def test_a_failing_fit_is_recorded_and_leaves_the_deployment_untouched(loop):
     scored = db.sql("SELECT model_version FROM risk_requests_predictions WHERE id > $last", {"last": last})
     assert scored.model_version.tolist() == [2] * 5
 
+    # more rows than the cap: failed before the rows are read
+    run = db.retrain("risk", max_rows=100)
+    assert run.status == "failed" and "has 400 rows, over the cap of 100" in run.error
+    assert db.training_run(run.id)["rows"] == 400
+    with pytest.raises(indb.IndbError, match="max_rows must be"):
+        db.retrain("risk", max_rows=0)
+
     # one class only in the rows before the holdout: the fit fails the same way
     db.drop_retraining("risk")
     db.training_set(
@@ -297,7 +304,7 @@ def test_retrain_job_on_a_schedule(loop):
     if db.backend.supports_procedures:
         pytest.skip("retrain inside PostgreSQL is the server's PL/Python dispatch (issue 13.3, server)")
     policy = db.create_retraining("risk", training_set="risk_train", metric="auc", schedule="@daily")
-    assert policy.job == "retrain_risk" and db.job("retrain_risk").arguments == {"model": "risk"}
+    assert policy.job == "retrain_risk" and db.job("retrain_risk").arguments["model"] == "risk"
     arrive(db, 1, 50)
     job_run = db.run_job("retrain_risk")
     assert job_run.status == "succeeded", job_run.error

@@ -278,9 +278,14 @@ def retrain(
     seed: int | None = None,
     now: datetime | None = None,
     job_run_id: int | None = None,
+    max_rows: int | None = None,
 ) -> TrainingRun:
-    """Run a model's retraining policy now (see the module docstring)."""
+    """Run a model's retraining policy now (see the module docstring). ``max_rows`` caps the
+    rebuilt training set: more rows fail the run before anything is read into memory (where
+    fitting runs inside the database server, its memory is the server's)."""
     policy = get(backend, model)
+    if max_rows is not None:
+        _whole("max_rows", max_rows, 1)
     champion = _champion(backend, policy)
     recipe_json = _recipe(recipe, champion)
     # a recipe that names what may not be rebuilt, or a bad seed, is refused before a run exists
@@ -313,7 +318,7 @@ def retrain(
             training.finish(backend, run_id, status="skipped", notes=notes, **base)
             return TrainingRun(run_id, policy.model, "skipped", parent_version=champion.version, notes=notes)
     try:
-        return _fit_and_register(backend, policy, champion, recipe_json, seed, cutoff, run_id, base)
+        return _fit_and_register(backend, policy, champion, recipe_json, seed, cutoff, run_id, base, max_rows)
     except Exception as e:
         return _failed(backend, run_id, policy, base, e)
 
@@ -331,7 +336,9 @@ def _failed(backend: Backend, run_id: int, policy: Policy, base: dict, error: Ex
     return TrainingRun(run_id, policy.model, "failed", parent_version=base["parent_version"], error=message)
 
 
-def _fit_and_register(backend, policy, champion, recipe_json, seed, cutoff, run_id, base) -> TrainingRun:
+def _fit_and_register(
+    backend, policy, champion, recipe_json, seed, cutoff, run_id, base, max_rows=None
+) -> TrainingRun:
     from indb.feature_store import training as training_sets
 
     built = training_sets.rebuild(backend, policy.training_set, cutoff=cutoff)
@@ -346,6 +353,13 @@ def _fit_and_register(backend, policy, champion, recipe_json, seed, cutoff, run_
             f"the recipe's features {', '.join(missing)} are not columns of training set "
             f"{built.name!r} (it has {', '.join(built.columns)})"
         )
+    if max_rows is not None and built.row_count > max_rows:
+        error = TrainingError(
+            f"training set {built.name!r} version {built.version} has {built.row_count} rows, over "
+            f"the cap of {max_rows} (max_rows); raise it or narrow the spine"
+        )
+        error._run = {"training_set_version": built.version, "cutoff": cutoff, "rows": built.row_count}
+        raise error
     rows = training.ordered(built.df(), event_time, label)
     fit_rows, holdout_rows, holdout = Holdout.parse(policy.holdout).split(rows, event_time)
     progress = {

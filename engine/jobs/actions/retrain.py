@@ -1,4 +1,5 @@
-"""``retrain``: run a model's retraining policy (``model``), as ``db.retrain`` does, with the
+"""``retrain``: run a model's retraining policy (``model``; optional ``max_rows``, a cap on the
+rebuilt training set's rows), as ``db.retrain`` does, with the
 run's time as the training set's cutoff; the training run records the job run's id and
 ``triggered_by = 'job:<job>'``.
 
@@ -12,15 +13,21 @@ from __future__ import annotations
 
 from indb import identifiers
 from indb.errors import IndbError
-from indb.jobs.actions import Action, register
+from indb.jobs.actions import Action, _checks, register
 
 
 def run(backend, arguments: dict, context) -> dict:
     from indb.lifecycle import retraining
 
     model = identifiers.model_name(arguments["model"])
+    cap = arguments.get("max_rows")
     result = retraining.retrain(
-        backend, model, triggered_by=f"job:{context.job}", now=context.now, job_run_id=context.run_id
+        backend,
+        model,
+        triggered_by=f"job:{context.job}",
+        now=context.now,
+        job_run_id=context.run_id,
+        max_rows=None if cap is None else _checks.whole("retrain", "max_rows", cap, minimum=1),
     )
     if result.status == "failed":
         raise IndbError(f"training run {result.id} of model {model!r} failed: {result.error}")
@@ -38,5 +45,11 @@ def run(backend, arguments: dict, context) -> dict:
 
 
 ACTION = register(
-    Action("retrain", run, required=("model",), description="run a model's retraining policy now")
+    Action(
+        "retrain",
+        run,
+        required=("model",),
+        optional={"max_rows": None},
+        description="run a model's retraining policy now",
+    )
 )
