@@ -5,14 +5,15 @@ run's time as the training set's cutoff; the training run records the job run's 
 
 Result: ``training_run`` (its id), ``status`` (succeeded, failed, skipped), ``version`` (the new
 one, or null), ``parent_version``, ``metrics`` and ``champion_metrics`` (holdout), ``skipped``
-(the reason) and ``error``. A failed fit fails the job run too (so retries and failure alerts
-apply); it stays recorded in ``indb.training_runs``.
+(the reason) and ``error``. A failed fit is a job run that succeeded with ``status: failed`` in
+its result: raising would roll back what the action wrote where actions run in a transaction of
+their own (inside PostgreSQL), and with it the ``failed`` row of ``indb.training_runs``; and
+retrying the same fit on the same rows would fail the same way.
 """
 
 from __future__ import annotations
 
 from indb import identifiers
-from indb.errors import IndbError
 from indb.jobs.actions import Action, _checks, register
 
 
@@ -29,8 +30,6 @@ def run(backend, arguments: dict, context) -> dict:
         job_run_id=context.run_id,
         max_rows=None if cap is None else _checks.whole("retrain", "max_rows", cap, minimum=1),
     )
-    if result.status == "failed":
-        raise IndbError(f"training run {result.id} of model {model!r} failed: {result.error}")
     return {
         "training_run": result.id,
         "status": result.status,
@@ -40,6 +39,7 @@ def run(backend, arguments: dict, context) -> dict:
         "metrics": result.metrics,
         "champion_metrics": result.champion_metrics,
         "skipped": (result.notes or {}).get("skipped"),
+        "error": result.error,
         "notes": result.notes,
     }
 
