@@ -334,10 +334,15 @@ def test_retrain_job_on_a_schedule(loop):
     assert "class" in stored["error"] and db.deployment("risk_requests").version == 2
     db.drop_retraining("risk")
     assert db.jobs().empty
+    db.create_monitor(
+        "risk", "risk_requests", reference="SELECT customer_id FROM risk_requests", features=["customer_id"]
+    )
     policy = db.create_retraining(
         "risk", training_set="risk_train", metric="auc", on_alert={"monitor": "risk", "metric": "psi"}
     )
     assert db.job(policy.job).on_alert == {"monitor": "risk", "metric": "psi"}
+    with pytest.raises(indb.IndbError, match="monitor 'nope' does not exist"):
+        db.create_retraining("risk", training_set="risk_train", metric="auc", on_alert={"monitor": "nope"})
 
 
 def test_cli_retrain_and_leaderboard(loop, capsys):

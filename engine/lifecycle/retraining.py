@@ -120,6 +120,10 @@ def create(
     name, _ = training_sets.resolve(backend, training_set)
     Holdout.parse(holdout)
     metric = metrics.metric_name(metric, champion.task)
+    if on_alert is not None and isinstance(on_alert, dict) and isinstance(on_alert.get("monitor"), str):
+        from indb.monitoring import monitors
+
+        monitors.get(backend, on_alert["monitor"])  # as PostgreSQL's indb.schedule checks
     if promote not in PROMOTE:
         raise TrainingError(f"promote must be one of {', '.join(PROMOTE)}, got {promote!r}")
     if deployment is not None:
