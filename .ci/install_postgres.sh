@@ -4,7 +4,12 @@
 #     pg_cron (postgresql-$PG_MAJOR-cron) from Debian's packages;
 #   - numpy and onnxruntime in the *server's* Python (Debian's /usr/bin/python3, the one
 #     PL/Python embeds), which is not the project's Python; croniter there too, with which
-#     indb.schedule computes a job's next run (sql/postgres/jobs.sql; without it next_run is NULL).
+#     indb.schedule computes a job's next run (sql/postgres/jobs.sql; without it next_run is NULL);
+#   - what indb's own Python needs to run job actions inside the server (ingest,
+#     rebuild_training_set, retrain, ...: sql/postgres/server_python.sql): pandas, pyarrow,
+#     sqlglot, onnx, scikit-learn, skl2onnx, psycopg, at the versions pinned below. indb itself
+#     is not installed there: the superuser's client ships its own code into the catalog at
+#     install (indb.server_package()), so the server always runs the indb that installed it.
 # Idempotent: when everything is present it only checks and exits (well under a second).
 # Works as root (CI) or through passwordless sudo; never reads stdin.
 #
@@ -15,6 +20,9 @@ set -euo pipefail
 PG_MAJOR="${INDB_PG_MAJOR:-15}"
 SERVER_PYTHON="${INDB_SERVER_PYTHON:-/usr/bin/python3}"
 PY_PACKAGES=(numpy onnxruntime croniter)
+# indb's Python in the server (job actions): distribution==version, checked by version. The same
+# versions as the project's tested environment; INDB_SERVER_PY_PINS="..." overrides the list.
+read -r -a PY_PINS <<<"${INDB_SERVER_PY_PINS:-pandas==3.1.1 pyarrow==26.0.1 sqlglot==30.30.0 onnx==1.23.2 scikit-learn==1.9.1 skl2onnx==1.20.0 psycopg[binary]==3.3.9}"
 APT_PACKAGES=(
     "postgresql-${PG_MAJOR}"
     "postgresql-plpython3-${PG_MAJOR}"
@@ -115,6 +123,18 @@ for pkg in "${PY_PACKAGES[@]}"; do
         missing_py+=("$pkg")
     fi
 done
+# pinned distributions: installed at exactly that version (importlib.metadata, no import)
+for pin in "${PY_PINS[@]}"; do
+    dist="${pin%%==*}"
+    dist="${dist%%\[*}"
+    want="${pin##*==}"
+    have=$("$SERVER_PYTHON" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$dist" 2>/dev/null || true)
+    if [[ $have == "$want" ]]; then
+        say "ok: server python ($SERVER_PYTHON): $dist $have"
+    else
+        missing_py+=("$pin")
+    fi
+done
 if ((${#missing_py[@]})); then
     if ! "$SERVER_PYTHON" -m pip --version >/dev/null 2>&1; then
         apt_install python3-pip
@@ -124,15 +144,16 @@ if ((${#missing_py[@]})); then
     # --only-binary: a source build of these would need a compiler and take far too long.
     as_root "$SERVER_PYTHON" -m pip install --quiet --break-system-packages \
         --only-binary=:all: "${missing_py[@]}" </dev/null
-    # The real check: both import, and onnxruntime can build a session (its native library loads).
+    # The real check: all import, and onnxruntime's native library loads.
     if ! "$SERVER_PYTHON" - <<'EOF'
-import numpy, onnxruntime
+import numpy, onnxruntime, pandas, pyarrow, sqlglot, onnx, sklearn, skl2onnx, psycopg
 print("[install_postgres] installed: server python: numpy", numpy.__version__,
-      "onnxruntime", onnxruntime.__version__,
+      "onnxruntime", onnxruntime.__version__, "pandas", pandas.__version__,
+      "sqlglot", sqlglot.__version__, "scikit-learn", sklearn.__version__,
       "providers", onnxruntime.get_available_providers())
 EOF
     then
-        say "ERROR: numpy/onnxruntime do not import in $SERVER_PYTHON after install" >&2
+        say "ERROR: the server's packages do not import in $SERVER_PYTHON after install" >&2
         exit 1
     fi
 fi

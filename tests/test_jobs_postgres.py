@@ -271,13 +271,13 @@ def test_a_timeout_is_recorded_timed_out(sql, pg_dsn):
         ("t_bad_fields", "* * *", "sql", {"statement": "SELECT 1"}, {}, "not a 5-field cron expression"),
         ("t_bad_interval", "90 minutes", "sql", {"statement": "SELECT 1"}, {}, "interval pg_cron cannot run"),
         ("t_bad_action", "@daily", "train_everything", {}, {}, "unknown job action 'train_everything'"),
-        (
+        (  # a Python action: checked by indb's registry in the server's PL/Python
             "t_py_action",
             "@daily",
             "ingest",
-            {"feature_set": "f", "query": "SELECT 1"},
+            {"feature_set": "f", "sql": "SELECT 1"},
             {},
-            "cannot run inside PostgreSQL",
+            "action 'ingest' has no argument 'sql'",
         ),
         ("t_bad_arg", "@daily", "sql", {"stmt": "SELECT 1"}, {}, "has no argument 'stmt'"),
         (

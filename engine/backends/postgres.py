@@ -22,7 +22,7 @@ from psycopg.types.string import TextLoader
 from sqlglot import exp
 
 from indb import errors
-from indb.backends import postgres_roles
+from indb.backends import postgres_roles, server_python
 from indb.backends.base import Backend, Check, ModelRef, ScoringTarget, relation
 from indb.identifiers import Quoted, join, quote
 from indb.sql import migrations, render, statement, statements
@@ -401,6 +401,7 @@ class PostgresBackend(Backend):
         self._ensure_runtime()
         self.install_privileges()
         self.install_jobs()
+        server_python.install(self)  # job actions in Python, inside the server
 
     def install_privileges(self) -> None:
         """sql/postgres/audit.sql and privileges.sql, run again when either file, the set of
@@ -1120,6 +1121,7 @@ class PostgresBackend(Backend):
                         "then connect once with indb as a superuser to install its runtime",
                     )
                 )
+            checks += server_python.health(self)  # indb's own Python there, for job actions
         # shared_preload_libraries is hidden from roles without pg_read_all_settings: an
         # installed pg_cron was preloaded (CREATE EXTENSION needs it).
         visible = isinstance(server.preload, str)

@@ -24,8 +24,9 @@
 -- says (it is stored for other runners); next_run comes from croniter in the server's Python when PL/Python has it, else
 -- stays NULL; a sql job's statement runs with its owner's privileges (SET ROLE), which guards
 -- against mistakes, not against an admin (trusted like the superuser: a DO block can RESET
--- ROLE). Actions built from feature-store definitions in Python (ingest, refresh_feature_set,
--- rebuild_training_set, materialize_latest) are refused here: the server has no indb Python.
+-- ROLE). Actions written in Python (ingest, refresh_feature_set, rebuild_training_set,
+-- materialize_latest, and any registered later) run in the server's PL/Python as the job's
+-- owner too (sql/postgres/server_python.sql); without PL/Python they are refused at schedule.
 -- retain follows engine/jobs/actions/retain.py's rules (indb.job_retain_plan).
 --
 -- Statements here are installed as they are (no {slots}) but the grants, rendered with the
@@ -161,12 +162,11 @@ BEGIN
             allowed := ARRAY['days', 'deployment', 'tables', 'job_runs', 'batch_size', 'archive'];
         WHEN 'sql' THEN required := ARRAY['statement']; allowed := ARRAY['statement'];
         ELSE
-            IF action IN ('ingest', 'refresh_feature_set', 'rebuild_training_set', 'materialize_latest') THEN
-                RAISE EXCEPTION 'JobError: action % cannot run inside PostgreSQL: it builds its SQL in Python from the feature store''s definitions, and jobs here run in the server (pg_cron); call it from indb''s Python client instead. Actions that run here: run_monitor, retain, sql',
-                    action USING ERRCODE = 'feature_not_supported';
-            END IF;
-            RAISE EXCEPTION 'JobError: unknown job action %: use one of run_monitor, retain, sql',
-                coalesce(pg_catalog.quote_literal(action), 'NULL') USING ERRCODE = 'invalid_parameter_value';
+            -- a Python action (engine/jobs/actions/), run in the server by PL/Python: its
+            -- registry checks the name and the argument keys (or says what to install)
+            spec := indb.check_python_action(action, spec);
+            required := '{}';
+            allowed := ARRAY(SELECT pg_catalog.jsonb_object_keys(spec));
     END CASE;
     FOR k IN SELECT pg_catalog.jsonb_object_keys(spec) LOOP
         IF NOT k = ANY (allowed) THEN
@@ -195,7 +195,7 @@ BEGIN
             RAISE EXCEPTION 'JobError: job %: statement holds % statements; a sql job runs one (schedule one job per statement)',
                 job_name, indb.job_statements(spec ->> 'statement') USING ERRCODE = 'invalid_parameter_value';
         END IF;
-    ELSE  -- retain
+    ELSIF action = 'retain' THEN
         IF pg_catalog.jsonb_typeof(spec -> 'days') <> 'number' OR (spec ->> 'days')::numeric < 0 THEN
             RAISE EXCEPTION 'JobError: job %: days must be a number, 0 or more, got %', job_name, spec -> 'days'
                 USING ERRCODE = 'invalid_parameter_value';
@@ -473,8 +473,8 @@ $indb$;
 
 -- name: create_run_begin_function
 -- Records the start of a run: a 'running' row (the caller commits it at once), or 'skipped'
--- when another session holds the job's lock. Refuses a sql job to a caller who cannot act as
--- its owner.
+-- when another session holds the job's lock. Refuses a sql job or a Python action (both run
+-- as the job's owner) to a caller who cannot act as its owner.
 CREATE OR REPLACE FUNCTION indb.job_run_begin(job_name text, runner text, reason text, attempt integer,
                                               locked boolean) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $indb$
@@ -487,9 +487,10 @@ BEGIN
         RAISE EXCEPTION 'NotFound: job % does not exist (SELECT name FROM indb.jobs)',
             coalesce(pg_catalog.quote_literal(job_name), 'NULL') USING ERRCODE = 'undefined_object';
     END IF;
-    IF j.action = 'sql' AND NOT pg_catalog.pg_has_role(session_user, j.owner, 'MEMBER') THEN
-        RAISE EXCEPTION 'JobError: job % runs its statement as %: only that role (or a superuser, as pg_cron) may run it',
-            job_name, pg_catalog.quote_ident(j.owner) USING ERRCODE = 'insufficient_privilege';
+    IF j.action NOT IN ('run_monitor', 'retain') AND NOT pg_catalog.pg_has_role(session_user, j.owner, 'MEMBER') THEN
+        RAISE EXCEPTION 'JobError: job % runs its % as %: only that role (or a superuser, as pg_cron) may run it',
+            job_name, CASE WHEN j.action = 'sql' THEN 'statement' ELSE 'action ' || j.action END,
+            pg_catalog.quote_ident(j.owner) USING ERRCODE = 'insufficient_privilege';
     END IF;
     INSERT INTO indb.job_runs (job, scheduled_for, started_at, finished_at, status, attempt, reason, runner, host, pid)
     VALUES (job_name,
@@ -908,8 +909,16 @@ BEGIN
                     EXECUTE pg_catalog.format('SET LOCAL ROLE %I', caller);
                     run_result := pg_catalog.jsonb_build_object('rows', run_rows);
                 ELSE
-                    RAISE EXCEPTION 'JobError: action % cannot run inside PostgreSQL (job %): it runs from indb''s Python client', j.action, job_name
-                        USING ERRCODE = 'feature_not_supported';
+                    -- indb's Python (sql/postgres/server_python.sql), as the job's owner, with
+                    -- PostgresBackend's search_path (set by the action); back after
+                    caller := current_user;
+                    EXECUTE pg_catalog.format('SET LOCAL ROLE %I', j.owner);
+                    run_result := indb.run_python_action(run_id);
+                    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+                    EXECUTE pg_catalog.format('SET LOCAL ROLE %I', caller);
+                    IF pg_catalog.jsonb_typeof(run_result -> 'rows') = 'number' THEN
+                        run_rows := (run_result ->> 'rows')::numeric::bigint;
+                    END IF;
                 END IF;
             EXCEPTION
                 WHEN query_canceled THEN
@@ -1027,7 +1036,7 @@ END
 $indb$;
 
 -- name: comment_functions
-COMMENT ON FUNCTION indb.schedule(text, text, text, jsonb, jsonb) IS 'Creates a job and its pg_cron entry: indb.schedule(name, ''*/15 * * * *'' | ''@daily'' | ''15 minutes'', action, arguments, options); actions run_monitor, retain, sql; returns the name.';
+COMMENT ON FUNCTION indb.schedule(text, text, text, jsonb, jsonb) IS 'Creates a job and its pg_cron entry: indb.schedule(name, ''*/15 * * * *'' | ''@daily'' | ''15 minutes'', action, arguments, options); actions run_monitor, retain, sql, and indb''s Python actions (ingest, refresh_feature_set, rebuild_training_set, materialize_latest, ...) in PL/Python; returns the name.';
 
 -- name: comment_unschedule
 COMMENT ON FUNCTION indb.unschedule(text) IS 'Removes a job and its pg_cron entry (its runs stay in indb.job_runs).';
