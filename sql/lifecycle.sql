@@ -72,3 +72,8 @@ ORDER BY metric, rank, version;
 
 -- name: deployment_version
 SELECT model, version FROM indb.deployments WHERE table_name = $table_name;
+
+-- name: job_trigger
+-- Why a job run ran (reason) and, for an alert, the alert it ran for (the job's last_alert_id).
+SELECT r.reason, j.last_alert_id FROM indb.job_runs AS r JOIN indb.jobs AS j ON j.name = r.job
+WHERE r.id = $run_id;

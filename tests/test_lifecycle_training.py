@@ -342,6 +342,18 @@ def test_retrain_job_on_a_schedule(loop):
         "risk", training_set="risk_train", metric="auc", on_alert={"monitor": "risk", "metric": "psi"}
     )
     assert db.job(policy.job).on_alert == {"monitor": "risk", "metric": "psi"}
+    if not db.backend.supports_procedures:  # the scheduler runs it after a matching alert
+        from indb.jobs.scheduler import Scheduler
+
+        db.sql(
+            "INSERT INTO indb.alerts (monitor, run_id, window_start, window_end, feature, metric, value) "
+            "VALUES ('risk', 0, $t, $t, 'customer_id', 'psi', 0.9)",
+            {"t": START},
+        )
+        ((alert,),) = db.backend.rows("SELECT max(id) FROM indb.alerts")
+        (job_run,) = Scheduler(db.backend).tick()
+        assert job_run.reason == "alert" and job_run.result["status"] == "succeeded"
+        assert db.training_run(job_run.result["training_run"])["triggered_by"] == f"alert:{alert}"
     with pytest.raises(indb.IndbError, match="monitor 'nope' does not exist"):
         db.create_retraining("risk", training_set="risk_train", metric="auc", on_alert={"monitor": "nope"})
 

@@ -1,7 +1,8 @@
 """``retrain``: run a model's retraining policy (``model``; optional ``max_rows``, a cap on the
 rebuilt training set's rows), as ``db.retrain`` does, with the
 run's time as the training set's cutoff; the training run records the job run's id and
-``triggered_by = 'job:<job>'``.
+``triggered_by``: ``alert:<alert id>`` when an alert started the run (``on_alert``), else
+``job:<job>``.
 
 Result: ``training_run`` (its id), ``status`` (succeeded, failed, skipped), ``version`` (the new
 one, or null), ``parent_version``, ``metrics`` and ``champion_metrics`` (holdout), ``skipped``
@@ -17,6 +18,16 @@ from indb import identifiers
 from indb.jobs.actions import Action, _checks, register
 
 
+def _trigger(backend, context) -> str:
+    """``alert:<id>`` for a run an alert started (the job's last_alert_id), else ``job:<name>``."""
+    from indb.sql import statement
+
+    found = backend.rows(statement("lifecycle", "job_trigger", backend.dialect), {"run_id": context.run_id})
+    if found and found[0][0] == "alert" and found[0][1]:
+        return f"alert:{int(found[0][1])}"
+    return f"job:{context.job}"
+
+
 def run(backend, arguments: dict, context) -> dict:
     from indb.lifecycle import retraining
 
@@ -25,7 +36,7 @@ def run(backend, arguments: dict, context) -> dict:
     result = retraining.retrain(
         backend,
         model,
-        triggered_by=f"job:{context.job}",
+        triggered_by=_trigger(backend, context),
         now=context.now,
         job_run_id=context.run_id,
         max_rows=None if cap is None else _checks.whole("retrain", "max_rows", cap, minimum=1),
