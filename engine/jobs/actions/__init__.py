@@ -14,6 +14,7 @@ Arguments per action (the same keys on every backend; PostgreSQL's ``indb.run_jo
   ``predictions``, ``ground_truth``) or ``job_runs: true``; optional ``batch_size`` (10000),
   ``archive`` (false: delete; true: move rows to ``<table>_archive`` first)
 - ``sql``: ``statement`` (one statement, run as the job's owner)
+- ``retrain``: ``model``, optional ``max_rows`` (runs its retraining policy, indb.lifecycle.retraining)
 """
 
 from __future__ import annotations
@@ -87,5 +88,6 @@ def _load() -> None:
         "materialize_latest",
         "retain",
         "sql_statement",
+        "retrain",
     ):
         import_module(f"indb.jobs.actions.{module}")

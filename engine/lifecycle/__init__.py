@@ -1,0 +1,1 @@
+"""The model lifecycle: training runs, retraining, challengers, comparison, promotion."""
