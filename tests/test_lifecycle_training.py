@@ -318,7 +318,7 @@ def test_retrain_job_on_a_schedule(loop):
     stored = db.training_run(result["training_run"])
     assert stored["job_run_id"] == job_run.id and stored["triggered_by"] == "job:retrain_risk"
     assert result["metrics"] == pytest.approx(stored["metrics"])
-    # a failed fit: the job run succeeds and says so, the training run is recorded failed
+    # a failed fit: the job run fails with the fit's error, the training run is recorded failed
     db.drop_retraining("risk")
     db.training_set(
         SPINE.replace("g.id = r.id", "g.id = r.id WHERE g.label = 'good'"),
@@ -329,9 +329,10 @@ def test_retrain_job_on_a_schedule(loop):
     )
     db.create_retraining("risk", training_set="only_good", metric="auc", schedule="@daily")
     job_run = db.run_job("retrain_risk")
-    assert job_run.status == "succeeded" and job_run.result["status"] == "failed"
+    assert job_run.status == "failed" and job_run.result["status"] == "failed"
     stored = db.training_run(job_run.result["training_run"])
-    assert stored["status"] == "failed" and stored["error"] == job_run.result["error"]
+    assert stored["status"] == "failed" and stored["error"] == job_run.result["error"] == job_run.error
+    assert db.jobs().set_index("name").loc["retrain_risk"].last_status == "failed"
     assert "class" in stored["error"] and db.deployment("risk_requests").version == 2
     db.drop_retraining("risk")
     assert db.jobs().empty

@@ -1,7 +1,9 @@
 """The things a job can do, by name. Each action is a small module that registers one function
 ``run(backend, arguments, context) -> dict``; the dict is the run's result JSON (its ``rows``,
-when present, becomes ``job_runs.rows_affected``). Later subsystems (retraining) add their own
-actions by registering them here.
+when present, becomes ``job_runs.rows_affected``). An action that fails after recording
+something it must keep (a failed training run) returns its message as ``error`` instead of
+raising: the run is recorded ``failed`` with that error and the action's writes stay. Later
+subsystems (retraining) add their own actions by registering them here.
 
 Arguments per action (the same keys on every backend; PostgreSQL's ``indb.run_job`` reads them):
 

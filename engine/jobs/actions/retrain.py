@@ -6,10 +6,9 @@ run's time as the training set's cutoff; the training run records the job run's 
 
 Result: ``training_run`` (its id), ``status`` (succeeded, failed, skipped), ``version`` (the new
 one, or null), ``parent_version``, ``metrics`` and ``champion_metrics`` (holdout), ``skipped``
-(the reason) and ``error``. A failed fit is a job run that succeeded with ``status: failed`` in
-its result: raising would roll back what the action wrote where actions run in a transaction of
-their own (inside PostgreSQL), and with it the ``failed`` row of ``indb.training_runs``; and
-retrying the same fit on the same rows would fail the same way.
+(the reason) and ``error``. A failed fit is returned as ``error`` rather than raised: the job run
+is recorded ``failed`` with it, and the ``failed`` row of ``indb.training_runs`` stays (raising
+would roll it back where actions run in a transaction of their own, inside PostgreSQL).
 """
 
 from __future__ import annotations
