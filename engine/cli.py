@@ -598,6 +598,52 @@ def cmd_scheduler(args) -> int:
     return 0
 
 
+# -- lifecycle: training runs and retraining (indb.lifecycle) --------------------------------
+def cmd_models_leaderboard(args) -> None:
+    with indb.connect(args.db) as db:
+        _show(db.leaderboard(args.name, args.metric), args)
+
+
+def cmd_retrain(args) -> int:
+    with indb.connect(args.db) as db, _working("retrain", args.name):
+        run = db.retrain(args.name, triggered_by=args.triggered_by, seed=args.seed)
+    if args.json:
+        print(json.dumps(run.to_dict(), indent=2, default=str))
+    else:
+        line = f"training run {run.id} of {run.model}: {run.status}"
+        if run.version is not None:
+            line += f", version {run.version} (parent {run.parent_version})"
+        print(line)
+        for what, values in (("candidate", run.metrics), ("champion", run.champion_metrics)):
+            if values:
+                shown = ", ".join(f"{k} {v:.4g}" if v is not None else f"{k} -" for k, v in values.items())
+                print(f"  {what}: {shown}")
+        if run.error or (run.notes or {}).get("skipped"):
+            print(f"  {run.error or run.notes['skipped']}")
+    return 1 if run.status == "failed" else 0
+
+
+def _add_leaderboard(verbs, listing) -> None:
+    board = verbs.add_parser(
+        "leaderboard", parents=[listing], help="versions ranked on the latest training run's holdout"
+    )
+    board.add_argument("name")
+    board.add_argument(
+        "--metric", default=None, help="one metric (accuracy, auc, log_loss, f1, mae, rmse, r2)"
+    )
+    board.set_defaults(run=cmd_models_leaderboard)
+
+
+def _add_retrain(commands, listing) -> None:
+    retrain = commands.add_parser(
+        "retrain", parents=[listing], help="run a model's retraining policy now, in this process"
+    )
+    retrain.add_argument("name")
+    retrain.add_argument("--seed", type=int, default=None, help="set every random_state of the recipe")
+    retrain.add_argument("--triggered-by", default=None, help="recorded in indb.training_runs")
+    retrain.set_defaults(run=cmd_retrain)
+
+
 # -- comparison and promotion (issue 13.5) --------------------------------------------------
 def _print_switch(switch) -> None:
     if switch.dry_run:
@@ -693,6 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list and inspect registered models")
     verbs = models.add_subparsers(dest="verb", required=True, metavar="VERB")
     verbs.add_parser("list", parents=[listing], help="all models").set_defaults(run=cmd_models_list)
+    _add_leaderboard(verbs, listing)
     register = verbs.add_parser("register", parents=[common], help="register an ONNX file as a new version")
     register.add_argument("name")
     register.add_argument("--onnx", required=True, metavar="FILE", help="the model as ONNX")
@@ -939,6 +986,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="on SIGTERM, how long a run may still take",
     )
     scheduler.set_defaults(run=cmd_scheduler)
+
+    _add_retrain(commands, listing)
 
     sql = commands.add_parser("sql", parents=[listing], help="run one SQL statement")
     sql.add_argument("query")
