@@ -495,10 +495,22 @@ def promote_best(
 
 
 def _request(backend: Backend, dep: DeploymentInfo, best: dict, policy: Policy) -> int:
-    """An open promotion request for the version (the one already open, if any)."""
+    version = int(best["version"])
+    evidence = evidence_for(backend, dep.table, version) or [best]
+    return request(
+        backend, dep.table, version, reason="approval: " + _because(best, policy), evidence=evidence
+    )
+
+
+def request(backend: Backend, table: str, version: int, *, reason: str, evidence=None) -> int:
+    """Open a promotion request for ``version`` on the deployment on ``table`` (the one already
+    open or approved for it, if any); ``promote`` marks it done. For callers with evidence of
+    their own (a retraining policy with promote='approval' and no challenger to compare)."""
+    dep = comparison.deployment_info(backend, table)
+    version = _version(backend, dep, version)
     pending = backend.rows(
         statement("promotion", "pending_request", backend.dialect),
-        {"deployment": dep.table, "version": best["version"]},
+        {"deployment": dep.table, "version": version},
     )
     if pending:
         return int(pending[0][0])
@@ -507,10 +519,10 @@ def _request(backend: Backend, dep: DeploymentInfo, best: dict, policy: Policy) 
         {
             "deployment": dep.table,
             "model": dep.model,
-            "version": int(best["version"]),
+            "version": version,
             "requested_by": backend.user,
-            "reason": "approval: " + _because(best, policy),
-            "evidence": _json(evidence_for(backend, dep.table, int(best["version"])) or [best]),
+            "reason": reason,
+            "evidence": _json(evidence),
         },
     )
     return int(request_id)
