@@ -644,6 +644,81 @@ def _add_retrain(commands, listing) -> None:
     retrain.set_defaults(run=cmd_retrain)
 
 
+# -- comparison and promotion (issue 13.5) --------------------------------------------------
+def _print_switch(switch) -> None:
+    if switch.dry_run:
+        print(f"-- {switch.action} {switch.table}: {switch.model} version {switch.from_version} -> "
+              f"{switch.to_version} (dry run: nothing changed)")  # fmt: skip
+        for text in switch.statements:
+            print(text if text.startswith("--") else text + ";")
+        return
+    print(f"{switch.table}: {switch.model} version {switch.from_version} -> {switch.to_version} "
+          f"({switch.action}: {switch.reason})")  # fmt: skip
+
+
+def cmd_deployments_promote(args) -> None:
+    with indb.connect(args.db) as db:
+        switch = db.promote(args.table, _version(args.version), reason=args.reason, dry_run=args.dry_run)
+    _print_switch(switch)
+
+
+def cmd_deployments_rollback(args) -> None:
+    with indb.connect(args.db) as db:
+        switch = db.rollback(args.table, _version(args.to), reason=args.reason, dry_run=args.dry_run)
+    _print_switch(switch)
+
+
+def _comparison_options(args) -> dict:
+    options = {"resamples": args.resamples, "seed": args.seed}
+    if args.window:
+        options["windows"] = args.window
+    return options
+
+
+def cmd_deployments_compare(args) -> None:
+    with indb.connect(args.db) as db:
+        _show(db.challenger_comparison(args.table, store=args.store, **_comparison_options(args)), args)
+
+
+def cmd_deployments_evaluate(args) -> int:
+    with indb.connect(args.db) as db:
+        evaluation = db.evaluate_challengers(args.table, dry_run=args.dry_run, **_comparison_options(args))
+    print(json.dumps(evaluation.summary(), indent=2, default=str))
+    if evaluation.switch is not None:
+        _print_switch(evaluation.switch)
+    return 0
+
+
+def _add_promotion_commands(deployments, common, listing) -> None:
+    verbs = deployments.add_subparsers(dest="verb", required=False, metavar="VERB")
+    promote = verbs.add_parser("promote", parents=[common], help="make a version the champion (audited)")
+    promote.add_argument("table")
+    promote.add_argument("version", help="number or alias")
+    promote.add_argument("--reason")
+    promote.add_argument("--dry-run", action="store_true", help="print the switch, change nothing")
+    promote.set_defaults(run=cmd_deployments_promote)
+    rollback = verbs.add_parser("rollback", parents=[common], help="back to the previous champion")
+    rollback.add_argument("table")
+    rollback.add_argument("--to", metavar="VERSION", help="a version that was the champion before")
+    rollback.add_argument("--reason")
+    rollback.add_argument("--dry-run", action="store_true", help="print the switch, change nothing")
+    rollback.set_defaults(run=cmd_deployments_rollback)
+    for name, run, text in (
+        ("compare", cmd_deployments_compare, "challengers against the champion on labeled rows"),
+        ("evaluate", cmd_deployments_evaluate, "compare, store and apply the retraining policy"),
+    ):
+        verb = verbs.add_parser(name, parents=[listing if name == "compare" else common], help=text)
+        verb.add_argument("table")
+        verb.add_argument("--window", action="append", help="'all' or e.g. '7 days' (repeatable)")
+        verb.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+        verb.add_argument("--seed", type=int, default=0)
+        if name == "compare":
+            verb.add_argument("--store", action="store_true", help="append to indb.challenger_comparisons")
+        else:
+            verb.add_argument("--dry-run", action="store_true", help="compare and decide, change nothing")
+        verb.set_defaults(run=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     db_help = "database URL (default: $INDB_URL, else the DuckDB file ./indb.duckdb)"
     # --db works before or after the command; SUPPRESS keeps a sub-command from resetting it.
@@ -782,6 +857,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     deployments = commands.add_parser("deployments", parents=[listing], help="list deployments")
     deployments.set_defaults(run=cmd_deployments)
+    _add_promotion_commands(deployments, common, listing)
 
     monitor = commands.add_parser("monitor", help="run monitors, read their results, write reports")
     verbs = monitor.add_subparsers(dest="verb", required=True, metavar="VERB")

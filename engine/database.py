@@ -781,3 +781,60 @@ class Database:
         from indb.lifecycle import training
 
         return self._call(training.leaderboard, model, metric)
+
+    # -- comparison and promotion (issue 13.5) --------------------------------------------------
+    def challenger_comparison(self, table: str, *, store: bool = False, **settings) -> pd.DataFrame:
+        """The deployment's arms against its champion, per window and metric, computed now
+        (``settings``: confidence, min_labels, resamples, seed, windows; see
+        :class:`indb.lifecycle.comparison.Settings`). ``store`` appends the rows to
+        ``indb.challenger_comparisons`` (the view ``indb.challenger_comparison`` shows the
+        latest per deployment)."""
+        from indb.lifecycle import comparison
+
+        def run(backend):
+            result = comparison.compare(backend, table, comparison.Settings(**settings))
+            if store:
+                comparison.store(backend, result)
+            return result.frame()
+
+        return self._call(run)
+
+    def evaluate_challengers(self, table: str, **options):
+        """Compare, store the comparison and apply the model's retraining policy (auto:
+        promote; approval: open a promotion request; manual: report). ``options`` override the
+        policy (promote, metric, min_improvement, min_labels, confidence) or the comparison
+        (windows, resamples, seed); ``dry_run=True`` changes nothing. See
+        :mod:`indb.lifecycle.promotion`."""
+        from indb.lifecycle import promotion
+
+        return self._call(promotion.evaluate, table, **options)
+
+    def promote(self, table: str, version: int | str, *, reason: str | None = None, dry_run: bool = False):
+        """Make ``version`` (a number or an alias) the champion of the deployment on ``table``:
+        one atomic switch, recorded in ``indb.deployment_history`` and the audit log with the
+        reason and the latest stored comparison of that version as evidence; completes its
+        promotion requests and removes it from the challengers."""
+        from indb.lifecycle import promotion
+
+        return self._call(promotion.promote, table, version, reason=reason, dry_run=dry_run)
+
+    def rollback(
+        self, table: str, to: int | str | None = None, *, reason: str | None = None, dry_run: bool = False
+    ):
+        """Switch the deployment on ``table`` back to its previous champion (or to ``to``, a
+        version that was its champion before, from ``indb.deployment_history``): atomic, audited."""
+        from indb.lifecycle import promotion
+
+        return self._call(promotion.rollback, table, to=to, reason=reason, dry_run=dry_run)
+
+    def deployment_history(self, table: str) -> pd.DataFrame:
+        """The champions of the deployment on ``table``, oldest first, with reasons and evidence."""
+        from indb import identifiers
+
+        table = identifiers.table_name(table)
+        return self._call(
+            lambda b: b.query(statement("promotion", "list_history", b.dialect), {"deployment": table})
+        )
+
+    def promotion_requests(self) -> pd.DataFrame:
+        return self._call(lambda b: b.query(statement("promotion", "list_requests", b.dialect)))

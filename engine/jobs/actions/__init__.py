@@ -17,6 +17,8 @@ Arguments per action (the same keys on every backend; PostgreSQL's ``indb.run_jo
   ``archive`` (false: delete; true: move rows to ``<table>_archive`` first)
 - ``sql``: ``statement`` (one statement, run as the job's owner)
 - ``retrain``: ``model``, optional ``max_rows`` (runs its retraining policy, indb.lifecycle.retraining)
+- ``evaluate_challengers``: ``deployment``; optional ``windows`` (["all", "7 days"]),
+  ``resamples`` (1000), ``seed`` (0)
 """
 
 from __future__ import annotations
@@ -91,5 +93,6 @@ def _load() -> None:
         "retain",
         "sql_statement",
         "retrain",
+        "evaluate_challengers",
     ):
         import_module(f"indb.jobs.actions.{module}")
