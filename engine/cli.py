@@ -622,6 +622,127 @@ def cmd_scheduler(args) -> int:
     return 0
 
 
+# -- lifecycle: training runs and retraining (indb.lifecycle) --------------------------------
+def cmd_models_leaderboard(args) -> None:
+    with indb.connect(args.db) as db:
+        _show(db.leaderboard(args.name, args.metric), args)
+
+
+def cmd_retrain(args) -> int:
+    with indb.connect(args.db) as db, _working("retrain", args.name):
+        run = db.retrain(args.name, triggered_by=args.triggered_by, seed=args.seed)
+    if args.json:
+        print(json.dumps(run.to_dict(), indent=2, default=str))
+    else:
+        line = f"training run {run.id} of {run.model}: {run.status}"
+        if run.version is not None:
+            line += f", version {run.version} (parent {run.parent_version})"
+        print(line)
+        for what, values in (("candidate", run.metrics), ("champion", run.champion_metrics)):
+            if values:
+                shown = ", ".join(f"{k} {v:.4g}" if v is not None else f"{k} -" for k, v in values.items())
+                print(f"  {what}: {shown}")
+        if run.error or (run.notes or {}).get("skipped"):
+            print(f"  {run.error or run.notes['skipped']}")
+    return 1 if run.status == "failed" else 0
+
+
+def _add_leaderboard(verbs, listing) -> None:
+    board = verbs.add_parser(
+        "leaderboard", parents=[listing], help="versions ranked on the latest training run's holdout"
+    )
+    board.add_argument("name")
+    board.add_argument(
+        "--metric", default=None, help="one metric (accuracy, auc, log_loss, f1, mae, rmse, r2)"
+    )
+    board.set_defaults(run=cmd_models_leaderboard)
+
+
+def _add_retrain(commands, listing) -> None:
+    retrain = commands.add_parser(
+        "retrain", parents=[listing], help="run a model's retraining policy now, in this process"
+    )
+    retrain.add_argument("name")
+    retrain.add_argument("--seed", type=int, default=None, help="set every random_state of the recipe")
+    retrain.add_argument("--triggered-by", default=None, help="recorded in indb.training_runs")
+    retrain.set_defaults(run=cmd_retrain)
+
+
+# -- comparison and promotion (issue 13.5) --------------------------------------------------
+def _print_switch(switch) -> None:
+    if switch.dry_run:
+        print(f"-- {switch.action} {switch.table}: {switch.model} version {switch.from_version} -> "
+              f"{switch.to_version} (dry run: nothing changed)")  # fmt: skip
+        for text in switch.statements:
+            print(text if text.startswith("--") else text + ";")
+        return
+    print(f"{switch.table}: {switch.model} version {switch.from_version} -> {switch.to_version} "
+          f"({switch.action}: {switch.reason})")  # fmt: skip
+
+
+def cmd_deployments_promote(args) -> None:
+    with indb.connect(args.db) as db:
+        switch = db.promote(args.table, _version(args.version), reason=args.reason, dry_run=args.dry_run)
+    _print_switch(switch)
+
+
+def cmd_deployments_rollback(args) -> None:
+    with indb.connect(args.db) as db:
+        switch = db.rollback(args.table, _version(args.to), reason=args.reason, dry_run=args.dry_run)
+    _print_switch(switch)
+
+
+def _comparison_options(args) -> dict:
+    options = {"resamples": args.resamples, "seed": args.seed}
+    if args.window:
+        options["windows"] = args.window
+    return options
+
+
+def cmd_deployments_compare(args) -> None:
+    with indb.connect(args.db) as db:
+        _show(db.challenger_comparison(args.table, store=args.store, **_comparison_options(args)), args)
+
+
+def cmd_deployments_evaluate(args) -> int:
+    with indb.connect(args.db) as db:
+        evaluation = db.evaluate_challengers(args.table, dry_run=args.dry_run, **_comparison_options(args))
+    print(json.dumps(evaluation.summary(), indent=2, default=str))
+    if evaluation.switch is not None:
+        _print_switch(evaluation.switch)
+    return 0
+
+
+def _add_promotion_commands(deployments, common, listing) -> None:
+    verbs = deployments.add_subparsers(dest="verb", required=False, metavar="VERB")
+    promote = verbs.add_parser("promote", parents=[common], help="make a version the champion (audited)")
+    promote.add_argument("table")
+    promote.add_argument("version", help="number or alias")
+    promote.add_argument("--reason")
+    promote.add_argument("--dry-run", action="store_true", help="print the switch, change nothing")
+    promote.set_defaults(run=cmd_deployments_promote)
+    rollback = verbs.add_parser("rollback", parents=[common], help="back to the previous champion")
+    rollback.add_argument("table")
+    rollback.add_argument("--to", metavar="VERSION", help="a version that was the champion before")
+    rollback.add_argument("--reason")
+    rollback.add_argument("--dry-run", action="store_true", help="print the switch, change nothing")
+    rollback.set_defaults(run=cmd_deployments_rollback)
+    for name, run, text in (
+        ("compare", cmd_deployments_compare, "challengers against the champion on labeled rows"),
+        ("evaluate", cmd_deployments_evaluate, "compare, store and apply the retraining policy"),
+    ):
+        verb = verbs.add_parser(name, parents=[listing if name == "compare" else common], help=text)
+        verb.add_argument("table")
+        verb.add_argument("--window", action="append", help="'all' or e.g. '7 days' (repeatable)")
+        verb.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+        verb.add_argument("--seed", type=int, default=0)
+        if name == "compare":
+            verb.add_argument("--store", action="store_true", help="append to indb.challenger_comparisons")
+        else:
+            verb.add_argument("--dry-run", action="store_true", help="compare and decide, change nothing")
+        verb.set_defaults(run=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     db_help = "database URL (default: $INDB_URL, else the DuckDB file ./indb.duckdb)"
     # --db works before or after the command; SUPPRESS keeps a sub-command from resetting it.
@@ -642,6 +763,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list and inspect registered models")
     verbs = models.add_subparsers(dest="verb", required=True, metavar="VERB")
     verbs.add_parser("list", parents=[listing], help="all models").set_defaults(run=cmd_models_list)
+    _add_leaderboard(verbs, listing)
     register = verbs.add_parser("register", parents=[common], help="register an ONNX file as a new version")
     register.add_argument("name")
     register.add_argument("--onnx", required=True, metavar="FILE", help="the model as ONNX")
@@ -759,6 +881,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     deployments = commands.add_parser("deployments", parents=[listing], help="list deployments")
     deployments.set_defaults(run=cmd_deployments)
+    _add_promotion_commands(deployments, common, listing)
 
     challengers = commands.add_parser(
         "challengers",
@@ -902,6 +1025,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="on SIGTERM, how long a run may still take",
     )
     scheduler.set_defaults(run=cmd_scheduler)
+
+    _add_retrain(commands, listing)
 
     sql = commands.add_parser("sql", parents=[listing], help="run one SQL statement")
     sql.add_argument("query")

@@ -728,3 +728,154 @@ class Database:
             )
 
         return self._call(run)
+
+    # -- lifecycle: training runs and retraining (indb.lifecycle) ------------------------------
+    def create_retraining(
+        self,
+        model: str,
+        *,
+        training_set: str,
+        holdout: str = "20%",
+        metric: str,
+        schedule: str | None = None,
+        on_alert: dict | None = None,
+        min_new_labels: int = 0,
+        promote: str = "manual",
+        min_improvement: float = 0.0,
+        min_labels: int = 100,
+        confidence: float = 0.95,
+        deployment: str | None = None,
+    ):
+        """Store how ``model`` is retrained (``indb.retraining_policies``): rebuild the
+        materialized ``training_set`` with cutoff = now, keep the latest rows as the holdout
+        (``"20%"`` or ``"30 days"``), rank by ``metric``; skip while fewer than
+        ``min_new_labels`` labeled rows arrived. ``promote``: ``manual``, ``approval`` (the run
+        notes a promotion request) or ``auto`` (the new version shadows ``deployment`` as a
+        challenger; ``min_improvement``, ``min_labels`` and ``confidence`` are for its
+        comparison). With ``schedule`` and/or ``on_alert`` a job ``retrain_<model>`` runs it."""
+        from indb.lifecycle import retraining
+
+        policy = self._call(
+            retraining.create,
+            model,
+            training_set=training_set,
+            holdout=holdout,
+            metric=metric,
+            schedule=schedule,
+            on_alert=on_alert,
+            min_new_labels=min_new_labels,
+            promote=promote,
+            min_improvement=min_improvement,
+            min_labels=min_labels,
+            confidence=confidence,
+            deployment=deployment,
+        )
+        self._wake_scheduler()
+        return policy
+
+    def retraining(self, model: str):
+        """A model's retraining policy."""
+        from indb.lifecycle import retraining
+
+        return self._call(retraining.get, model)
+
+    def drop_retraining(self, model: str) -> None:
+        """Remove a model's retraining policy and its job (training runs stay)."""
+        from indb.lifecycle import retraining
+
+        self._call(retraining.drop, model)
+
+    def retrain(
+        self,
+        model: str,
+        *,
+        recipe=None,
+        triggered_by: str | None = None,
+        seed: int | None = None,
+        max_rows: int | None = None,
+    ):
+        """Run ``model``'s retraining policy now: a new training set version, a fit of the
+        champion's recipe (or ``recipe``: a recipe dict or an unfitted estimator; ``seed`` sets
+        every ``random_state``), a new version with lineage, holdout metrics of it and of the
+        champion, one ``indb.training_runs`` row (succeeded, failed or skipped). ``max_rows``: a
+        larger training set fails the run before its rows are read."""
+        from indb.lifecycle import retraining
+
+        return self._call(
+            retraining.retrain, model, recipe=recipe, triggered_by=triggered_by, seed=seed, max_rows=max_rows
+        )
+
+    def training_run(self, run_id: int) -> dict:
+        from indb.lifecycle import training
+
+        return self._call(training.get, run_id)
+
+    def training_runs(self, model: str | None = None, *, limit: int = 100) -> pd.DataFrame:
+        """Training runs, newest first (of one model, or all)."""
+        from indb.lifecycle import training
+
+        return self._call(training.runs, model, limit)
+
+    def leaderboard(self, model: str, metric: str | None = None) -> pd.DataFrame:
+        """Every version of ``model`` evaluated on its latest training run's holdout, ranked per
+        metric (``indb.leaderboard``); ``metric`` keeps one (e.g. ``"auc"``)."""
+        from indb.lifecycle import training
+
+        return self._call(training.leaderboard, model, metric)
+
+    # -- comparison and promotion (issue 13.5) --------------------------------------------------
+    def challenger_comparison(self, table: str, *, store: bool = False, **settings) -> pd.DataFrame:
+        """The deployment's arms against its champion, per window and metric, computed now
+        (``settings``: confidence, min_labels, resamples, seed, windows; see
+        :class:`indb.lifecycle.comparison.Settings`). ``store`` appends the rows to
+        ``indb.challenger_comparisons`` (the view ``indb.challenger_comparison`` shows the
+        latest per deployment)."""
+        from indb.lifecycle import comparison
+
+        def run(backend):
+            result = comparison.compare(backend, table, comparison.Settings(**settings))
+            if store:
+                comparison.store(backend, result)
+            return result.frame()
+
+        return self._call(run)
+
+    def evaluate_challengers(self, table: str, **options):
+        """Compare, store the comparison and apply the model's retraining policy (auto:
+        promote; approval: open a promotion request; manual: report). ``options`` override the
+        policy (promote, metric, min_improvement, min_labels, confidence) or the comparison
+        (windows, resamples, seed); ``dry_run=True`` changes nothing. See
+        :mod:`indb.lifecycle.promotion`."""
+        from indb.lifecycle import promotion
+
+        return self._call(promotion.evaluate, table, **options)
+
+    def promote(self, table: str, version: int | str, *, reason: str | None = None, dry_run: bool = False):
+        """Make ``version`` (a number or an alias) the champion of the deployment on ``table``:
+        one atomic switch, recorded in ``indb.deployment_history`` and the audit log with the
+        reason and the latest stored comparison of that version as evidence; completes its
+        promotion requests and removes it from the challengers."""
+        from indb.lifecycle import promotion
+
+        return self._call(promotion.promote, table, version, reason=reason, dry_run=dry_run)
+
+    def rollback(
+        self, table: str, to: int | str | None = None, *, reason: str | None = None, dry_run: bool = False
+    ):
+        """Switch the deployment on ``table`` back to its previous champion (or to ``to``, a
+        version that was its champion before, from ``indb.deployment_history``): atomic, audited."""
+        from indb.lifecycle import promotion
+
+        return self._call(promotion.rollback, table, to=to, reason=reason, dry_run=dry_run)
+
+    def deployment_history(self, table: str) -> pd.DataFrame:
+        """The champions of the deployment on ``table``, oldest first, with reasons and evidence."""
+        from indb import identifiers
+
+        table = identifiers.table_name(table)
+        return self._call(
+            lambda b: b.query(statement("promotion", "list_history", b.dialect), {"deployment": table})
+        )
+
+    def promotion_requests(self) -> pd.DataFrame:
+        return self._call(lambda b: b.query(statement("promotion", "list_requests", b.dialect)))

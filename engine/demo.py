@@ -1,12 +1,15 @@
 """``indb demo``: the whole loop on synthetic loan applications, in plain SQL where users would.
 
-Train on 30 days of history, register and deploy the model, stream 60 more days of
-applications into the request table in daily batches (each INSERT is scored by the
-trigger), record each outcome 14 days after its application, retrain mid-stream and
-switch versions, then report accuracy per week and per model version. A drift monitor and a
-retention sweep run as jobs: on DuckDB through indb's scheduler on a simulated clock (one tick
-per streamed day, so 60 days of schedule take seconds), on PostgreSQL once each by hand, as
-pg_cron would.
+Train on 30 days of history, register and deploy the model, then stream 60 more days of
+applications into the request table in daily batches (each INSERT is scored by the trigger) and
+record each outcome 14 days after its application. From then on the database closes the loop by
+itself, through jobs: a weekly drift monitor raises alerts when a downturn shifts the
+applications; an alert starts the retraining job, which rebuilds the training set (history plus
+the outcomes that arrived), refits the champion's recipe and adds the new version as a shadow
+challenger; every insert is then scored by both; a daily job compares them on the outcomes as
+they arrive and promotes the challenger once it is better. On DuckDB the jobs run through indb's
+scheduler on a simulated clock (one pass per streamed day, so 60 days take seconds); on
+PostgreSQL the same jobs run inside the server, called here once a day as pg_cron would.
 
 The request table's ``id`` and ``created_at`` are the server's (the time of the replay), so
 the demo keeps each application's own number and date in columns of its own
@@ -36,7 +39,7 @@ FEATURES = [
 ]
 NUMERIC = ["income", "debt", "age", "employment_years", "credit_lines"]
 CATEGORICAL = ["purpose", "home_ownership"]
-DAYS, TRAIN_DAYS, RETRAIN_DAY, LABEL_DELAY_DAYS = 90, 30, 60, 14
+DAYS, TRAIN_DAYS, LABEL_DELAY_DAYS = 90, 30, 14
 START = pd.Timestamp("2026-01-05")
 
 
@@ -112,10 +115,12 @@ def train(history: pd.DataFrame):
     return pipeline, metrics
 
 
-JOBS = ("loans_drift", "loans_retention")
+JOBS = ("loans_drift", "loans_challengers", "loans_retention")
 
 
 def _drop_previous_run(db: indb.Database) -> None:
+    if not db.sql("SELECT 1 FROM indb.retraining_policies WHERE model = 'loans'").empty:
+        db.drop_retraining("loans")
     for job in JOBS:
         if not db.sql("SELECT 1 FROM indb.jobs WHERE name = $n", {"n": job}).empty:
             db.unschedule(job)
@@ -153,9 +158,27 @@ def _stream_day(db: indb.Database, day: int) -> int:
     return int(count)
 
 
+def _training_set(db: indb.Database) -> None:
+    """The training set retraining rebuilds: the history plus every application whose outcome
+    has arrived (requests joined with their labels), by application time."""
+    columns = ", ".join(FEATURES)
+    requested = ", ".join(f"r.{c}" for c in FEATURES)
+    db.training_set(
+        f"SELECT id, applied_at AS event_time, {columns}, outcome AS label FROM loan_history "
+        f"UNION ALL SELECT r.application_id, r.applied_at, {requested}, g.label "
+        f"FROM {TABLE} AS r JOIN {TABLE}_ground_truth AS g ON g.id = r.id",
+        [],
+        label="label",
+        materialize=True,
+        name="loans_labeled",
+        description="loan history and the outcomes of scored applications",
+    )
+
+
 def _schedule_jobs(db: indb.Database):
-    """The demo's monitor and retention as jobs; on DuckDB also a scheduler whose clock starts
-    on the first streamed day (None on PostgreSQL, where pg_cron runs jobs)."""
+    """The monitor, challenger evaluation and retention as jobs, and the retraining policy
+    (its job runs on the monitor's alerts); on DuckDB also a scheduler whose clock starts on the
+    first streamed day (None on PostgreSQL, where the server runs jobs)."""
     from indb.jobs import api
     from indb.jobs.clock import ManualClock
     from indb.jobs.scheduler import Scheduler
@@ -169,6 +192,13 @@ def _schedule_jobs(db: indb.Database):
             comment="drift and accuracy of the loans deployment, Mondays 06:00 UTC",
         ),
         api.JobSpec(
+            "loans_challengers",
+            "0 7 * * *",
+            "evaluate_challengers",
+            {"deployment": TABLE},
+            comment="compare challengers with the champion on the outcomes so far; promote a better one",
+        ),
+        api.JobSpec(
             "loans_retention",
             "@weekly",
             "retain",
@@ -176,31 +206,50 @@ def _schedule_jobs(db: indb.Database):
             comment="keep a year of requests, predictions and outcomes",
         ),
     ]
-    if db.backend.supports_procedures:
-        for spec in specs:
-            api.schedule(db.backend, spec)
-        return None
-    clock = ManualClock(START + pd.Timedelta(days=TRAIN_DAYS))
+    clock = None if db.backend.supports_procedures else ManualClock(START + pd.Timedelta(days=TRAIN_DAYS))
     for spec in specs:
-        api.schedule(db.backend, spec, clock=clock)
+        api.schedule(db.backend, spec, **({} if clock is None else {"clock": clock}))
+    db.create_retraining(
+        "loans",
+        training_set="loans_labeled",
+        holdout="14 days",
+        metric="roc_auc",
+        on_alert={"monitor": "loans"},
+        min_new_labels=1000,
+        promote="auto",
+        min_labels=500,
+        deployment=TABLE,
+    )
+    if clock is None:
+        return None
+    # the policy's job was scheduled on the system clock: due times follow the simulated one
     return Scheduler(db.backend, clock=clock)
 
 
 def _run_jobs(db: indb.Database, scheduler, day: int) -> int:
-    """The jobs due by the end of ``day``: the scheduler's own pass on the simulated clock."""
-    if scheduler is None:
-        return 0
-    scheduler.clock.set(START + pd.Timedelta(days=day + 1))
-    return len(scheduler.tick())
+    """The jobs due by the end of ``day``: the scheduler's own pass on the simulated clock; on
+    PostgreSQL each job called as pg_cron would (the monitor and retraining on Mondays)."""
+    if scheduler is not None:
+        scheduler.clock.set(START + pd.Timedelta(days=day + 1))
+        return len(scheduler.tick())
+    monday = (START + pd.Timedelta(days=day)).dayofweek == 0
+    names = ["loans_drift", "retrain_loans", "loans_retention"] if monday else []
+    for name in [*names, "loans_challengers"]:
+        db.run_job(name)
+    return len(names) + 1
 
 
 JOB_HISTORY = """
-SELECT job, status, count(*) AS runs, min(scheduled_for) AS first_due, max(scheduled_for) AS last_due,
-       max(rows_affected) AS max_rows
+SELECT job, status, count(*) AS runs, min(scheduled_for) AS first_due, max(scheduled_for) AS last_due
 FROM indb.job_runs
-WHERE job IN ('loans_drift', 'loans_retention')
+WHERE job IN ('loans_drift', 'retrain_loans', 'loans_challengers', 'loans_retention')
 GROUP BY 1, 2
 ORDER BY 1, 2
+"""
+
+PROMOTIONS = """
+SELECT version, switched_at, reason FROM indb.deployment_history
+WHERE deployment = $table ORDER BY id
 """
 
 
@@ -262,36 +311,26 @@ def run_demo(url: str | None = None, rows: int = 30_000, seed: int = 7) -> None:
         window="7 days",
         time_column="applied_at",
     )
+    _training_set(db)
     scheduler = _schedule_jobs(db)
-    print("   monitor loans (weekly windows of applied_at) and jobs loans_drift ('0 6 * * 1', run_monitor),")
-    print("   loans_retention (@weekly, retain 365 days) are in indb.monitors and indb.jobs\n")
+    print(
+        "   the database closes the loop itself: monitor loans (weekly windows of applied_at) and\n"
+        "   jobs loans_drift (Mondays 06:00: run_monitor), retrain_loans (on the monitor's alerts:\n"
+        "   rebuild training set loans_labeled, refit, shadow the new version), loans_challengers\n"
+        "   (daily: compare on arrived outcomes, promote a better challenger), loans_retention\n"
+    )
 
-    versions = str(v1.version)
     with Progress(DAYS - TRAIN_DAYS, "4. streaming applications", unit="days") as bar:
         for day in range(TRAIN_DAYS, DAYS):
-            if day == RETRAIN_DAY:
-                labeled = db.sql(
-                    f"SELECT {', '.join(FEATURES)}, label AS outcome FROM {TABLE}_scored "
-                    "WHERE label IS NOT NULL"
-                )
-                pipeline, metrics = train(labeled.sample(frac=1.0, random_state=seed))
-                v2 = db.register_model(
-                    "loans",
-                    pipeline,
-                    sample=labeled[FEATURES].head(500),
-                    metrics=metrics,
-                    tags={"trained_on": f"labels known by day {day}"},
-                )
-                db.set_alias("loans", "production", v2.version)
-                versions = f"{v1.version} and {v2.version}"
-                db.deploy("loans", table=TABLE, version="production")
-                bar.advance(0, note=f"retrained: version {v2.version} deployed")
             rows = _stream_day(db, day)
             bar.advance(1, note=f"{rows:,} rows, {_run_jobs(db, scheduler, day)} job run(s)")
-    if scheduler is None:  # PostgreSQL: pg_cron would run them; once each by hand here
-        for job in JOBS:
-            db.run_job(job)
     print()
+    versions = " and ".join(
+        str(v)
+        for (v,) in db.backend.rows(
+            f"SELECT DISTINCT model_version FROM {TABLE}_predictions WHERE served ORDER BY 1"
+        )
+    )
 
     print(
         "5. accuracy by week, over applications whose outcome has arrived "
@@ -305,6 +344,27 @@ def run_demo(url: str | None = None, rows: int = 30_000, seed: int = 7) -> None:
     _show(db.sql(JOB_HISTORY))
     alerts = db.sql("SELECT count(*) AS n FROM indb.alerts WHERE monitor = 'loans'").iloc[0].n
     print(f"   drift alerts raised by the monitor job: {alerts} (indb monitor alerts loans)")
+    print("\n   retraining runs (indb.training_runs) and the leaderboard on ROC AUC (indb.leaderboard):")
+    _show(
+        db.sql(
+            "SELECT id, status, version, parent_version, training_set_version, rows, triggered_by "
+            "FROM indb.training_runs WHERE model = 'loans' ORDER BY id"
+        )
+    )
+    _show(db.leaderboard("loans", "roc_auc"))
+    print("\n   the last comparison of challengers with the champion (indb.challenger_comparison):")
+    _show(
+        db.sql(
+            "SELECT window_name, version, role, mode, metric, labeled_rows, round(value, 4) AS value, "
+            "round(difference, 4) AS difference, round(ci_low, 4) AS ci_low, "
+            "round(ci_high, 4) AS ci_high, verdict FROM indb.challenger_comparison "
+            "WHERE deployment = $t AND metric IN ('accuracy', 'roc_auc') "
+            "ORDER BY window_name, metric, version",
+            {"t": TABLE},
+        )
+    )
+    print("\n   which version served, from when (indb.deployment_history):")
+    _show(db.sql(PROMOTIONS, {"table": TABLE}))
     totals = db.sql(
         f"SELECT (SELECT count(*) FROM {TABLE}) AS requests, "
         f"(SELECT count(*) FROM {TABLE}_predictions) AS predictions, "

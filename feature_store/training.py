@@ -60,10 +60,12 @@ class TrainingSet:
 
 
 def parse_features(backend: Backend, features: Any, *, cached: bool = False) -> list[pit.Selection]:
-    """``"set:feature"``, ``"set:*"``, ``"set@2:feature"``, ``"set:feature AS name"``."""
-    if isinstance(features, str) or not isinstance(features, list | tuple) or not features:
+    """``"set:feature"``, ``"set:*"``, ``"set@2:feature"``, ``"set:feature AS name"``; an empty
+    list when the spine carries its features itself (requests joined with their labels)."""
+    if isinstance(features, str) or not isinstance(features, list | tuple):
         raise FeatureStoreError(
-            f"features must be a non-empty list like ['set:feature', 'set:*'], got {features!r}"
+            f"features must be a list like ['set:feature', 'set:*'] (or [] when the spine "
+            f"holds the features), got {features!r}"
         )
     grouped: dict[tuple[str, int], list[tuple[str, str]]] = {}
     resolved: dict[tuple[str, int], sets.FeatureSet] = {}

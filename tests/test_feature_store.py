@@ -291,7 +291,7 @@ def test_bad_spines_are_refused(store):
         store.training_set(spine.drop(columns="customer_id"), ["finance:debt"])
     with pytest.raises(FeatureStoreError, match="no time column 'when'"):
         store.training_set(spine, ["finance:debt"], event_time="when")
-    with pytest.raises(FeatureStoreError, match="non-empty list"):
+    with pytest.raises(FeatureStoreError, match="features must be a list"):
         store.training_set(spine, "finance:debt")
     with pytest.raises(FeatureStoreError, match="is not 'set:feature'"):
         store.training_set(spine, ["finance.debt"])

@@ -165,3 +165,26 @@ def test_indb_feature_and_key_names_are_refused(db):
     spine = _spine()
     with pytest.raises(FeatureStoreError, match="indb_"):
         db.training_set(spine, ["finance:income AS indb_let_1"])
+
+
+def test_a_spine_that_carries_its_own_features_is_a_training_set(db):
+    """features=[]: requests joined with their labels are the training set; the cutoff and the
+    stored definition work as for any other (rebuild takes the rows up to the new cutoff)."""
+    from datetime import datetime
+
+    frame = pd.DataFrame(
+        {
+            "id": range(10),
+            "event_time": pd.date_range("2024-01-01", periods=10, freq="D"),
+            "x": [float(i) for i in range(10)],
+            "label": ["a", "b"] * 5,
+        }
+    )
+    db.write_table("labeled", frame)
+    ts = db.training_set("SELECT * FROM labeled", [], label="label", materialize=True, name="spine_only")
+    got = ts.df().sort_values("id").reset_index(drop=True)
+    assert got[["id", "x", "label"]].to_dict("records") == frame[["id", "x", "label"]].to_dict("records")
+    again = db.rebuild_training_set("spine_only", cutoff=datetime(2024, 1, 5))
+    assert sorted(again.df().id) == [0, 1, 2, 3, 4]
+    with pytest.raises(indb.IndbError, match="features must be a list"):
+        db.training_set("SELECT * FROM labeled", "x", label="label")

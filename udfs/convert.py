@@ -175,6 +175,7 @@ def from_sklearn(estimator, sample: pd.DataFrame) -> onnx.ModelProto:
                     initial_types=initial,
                     options=option,
                     target_opset=TARGET_OPSET,
+                    name=type(estimator).__name__,  # not a random uuid: the same fit, the same bytes
                     custom_conversion_functions=DOUBLE_CONVERTERS if tensor is DoubleTensorType else None,
                 )
             model = model if per_column else concat_columns(model, list(types))

@@ -248,6 +248,8 @@ def _attempt(
         error = f"{watch.reason}: " + (error or "the action ran on to its end (not between statements)")
     elif error is not None:
         status = "failed"
+    elif isinstance(result.get("error"), str):  # the action failed, keeping what it recorded
+        status, error = "failed", result["error"]
     rows = result.get("rows") if result else None
     backend.execute(
         statement("jobs", "finish_run", backend.dialect),

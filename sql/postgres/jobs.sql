@@ -919,6 +919,11 @@ BEGIN
                     IF pg_catalog.jsonb_typeof(run_result -> 'rows') = 'number' THEN
                         run_rows := (run_result ->> 'rows')::numeric::bigint;
                     END IF;
+                    -- an action that reports an error failed, and keeps what it recorded
+                    IF pg_catalog.jsonb_typeof(run_result -> 'error') = 'string' THEN
+                        run_status := 'failed';
+                        run_error := run_result ->> 'error';
+                    END IF;
                 END IF;
             EXCEPTION
                 WHEN query_canceled THEN

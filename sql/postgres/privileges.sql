@@ -109,8 +109,8 @@ GRANT INSERT, UPDATE, DELETE ON indb.model_aliases TO {developer};
 GRANT INSERT ON indb.audit_log TO {developer};
 
 -- name: developer_writes
--- Feature-store definitions and monitor results (whichever of these tables exist) are
--- developers' work. Not indb.monitors / indb.monitor_statements / indb.alert_sinks: they hold
+-- Feature-store definitions, monitor results and training runs and retraining policies
+-- (whichever of these tables exist) are developers' work. Not indb.monitors / indb.monitor_statements / indb.alert_sinks: they hold
 -- SQL text and commands that indb.run_monitor runs as its caller (pg_cron's superuser
 -- included), so only the admin role, trusted like the superuser, writes them.
 DO $indb$
@@ -120,7 +120,8 @@ DECLARE
 BEGIN
     FOREACH t IN ARRAY ARRAY['entities', 'feature_sets', 'features', 'training_sets',
                              'training_set_features', 'model_training_sets', 'model_lineage',
-                             'feature_statistics', 'monitor_results', 'alerts'] LOOP
+                             'feature_statistics', 'monitor_results', 'alerts',
+                             'training_runs', 'training_run_metrics', 'retraining_policies'] LOOP
         IF pg_catalog.to_regclass('indb.' || quote_ident(t)) IS NOT NULL THEN
             EXECUTE format('GRANT INSERT, UPDATE, DELETE ON indb.%I TO %I', t, developer);
         END IF;

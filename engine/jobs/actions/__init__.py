@@ -1,7 +1,9 @@
 """The things a job can do, by name. Each action is a small module that registers one function
 ``run(backend, arguments, context) -> dict``; the dict is the run's result JSON (its ``rows``,
-when present, becomes ``job_runs.rows_affected``). Later subsystems (retraining) add their own
-actions by registering them here.
+when present, becomes ``job_runs.rows_affected``). An action that fails after recording
+something it must keep (a failed training run) returns its message as ``error`` instead of
+raising: the run is recorded ``failed`` with that error and the action's writes stay. Later
+subsystems (retraining) add their own actions by registering them here.
 
 Arguments per action (the same keys on every backend; PostgreSQL's ``indb.run_job`` reads them):
 
@@ -14,6 +16,9 @@ Arguments per action (the same keys on every backend; PostgreSQL's ``indb.run_jo
   ``predictions``, ``ground_truth``) or ``job_runs: true``; optional ``batch_size`` (10000),
   ``archive`` (false: delete; true: move rows to ``<table>_archive`` first)
 - ``sql``: ``statement`` (one statement, run as the job's owner)
+- ``retrain``: ``model``, optional ``max_rows`` (runs its retraining policy, indb.lifecycle.retraining)
+- ``evaluate_challengers``: ``deployment``; optional ``windows`` (["all", "7 days"]),
+  ``resamples`` (1000), ``seed`` (0)
 """
 
 from __future__ import annotations
@@ -87,5 +92,7 @@ def _load() -> None:
         "materialize_latest",
         "retain",
         "sql_statement",
+        "retrain",
+        "evaluate_challengers",
     ):
         import_module(f"indb.jobs.actions.{module}")
