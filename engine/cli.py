@@ -274,6 +274,30 @@ def cmd_deployments(args) -> None:
         _show(db.deployments(), args)
 
 
+def cmd_challengers(args) -> None:
+    """List a deployment's challengers, or add or remove one (issue 13.4)."""
+    with indb.connect(args.db) as db:
+        if args.add is not None:
+            done = db.add_challenger(
+                args.table,
+                args.add,
+                mode=args.mode,
+                weight=args.weight,
+                runtime=args.runtime,
+                dry_run=args.dry_run,
+            )
+        elif args.remove is not None:
+            done = db.remove_challenger(args.table, args.remove, dry_run=args.dry_run)
+        else:
+            _show(db.challengers(args.table), args)
+            return
+        if args.dry_run:
+            for text in done.statements:
+                print(text.rstrip(";") + ";")
+            return
+        _show(db.challengers(args.table), args)
+
+
 def cmd_sql(args) -> None:
     with indb.connect(args.db) as db:
         _show(db.sql(args.query), args)
@@ -858,6 +882,21 @@ def build_parser() -> argparse.ArgumentParser:
     deployments = commands.add_parser("deployments", parents=[listing], help="list deployments")
     deployments.set_defaults(run=cmd_deployments)
     _add_promotion_commands(deployments, common, listing)
+
+    challengers = commands.add_parser(
+        "challengers",
+        parents=[listing],
+        help="a deployment's challengers: other versions scored in the same insert (shadow or split)",
+    )
+    challengers.add_argument("table", help="the deployed request table")
+    change = challengers.add_mutually_exclusive_group()
+    change.add_argument("--add", type=int, metavar="VERSION", help="add this version as a challenger")
+    change.add_argument("--remove", type=int, metavar="VERSION", help="stop scoring with this version")
+    challengers.add_argument("--mode", choices=["shadow", "split"], default="shadow")
+    challengers.add_argument("--weight", type=float, default=0.1, help="split: the share of request ids")
+    challengers.add_argument("--runtime", choices=["auto", "sql", "onnx"], default="auto")
+    challengers.add_argument("--dry-run", action="store_true", help="print the statements only")
+    challengers.set_defaults(run=cmd_challengers)
 
     monitor = commands.add_parser("monitor", help="run monitors, read their results, write reports")
     verbs = monitor.add_subparsers(dest="verb", required=True, metavar="VERB")

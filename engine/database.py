@@ -688,6 +688,47 @@ class Database:
         if scheduler is not None:
             scheduler.wake()
 
+    # -- challengers (issue 13.4) ---------------------------------------------------------------
+    def add_challenger(
+        self,
+        table: str,
+        version: int,
+        *,
+        mode: str = "shadow",
+        weight: float = 0.1,
+        runtime: str = "auto",
+        dry_run: bool = False,
+    ) -> Deployment:
+        """Score inserts into ``table`` with ``version`` of its model too, in the same statement:
+        ``mode="shadow"`` into ``<table>_predictions`` with role 'challenger' and served false
+        (the application sees the champion); ``mode="split"`` serves the share ``weight`` of
+        request ids (by a hash of id) with the challenger instead. A switch: atomic under
+        concurrent inserts. See :mod:`indb.lifecycle.challengers`."""
+        from indb.lifecycle import challengers
+
+        return self._call(
+            challengers.add, table, version, mode=mode, weight=weight, runtime=runtime, dry_run=dry_run
+        )
+
+    def remove_challenger(self, table: str, version: int, *, dry_run: bool = False) -> Deployment:
+        """Stop scoring ``table``'s inserts with challenger ``version``."""
+        from indb.lifecycle import challengers
+
+        return self._call(challengers.remove, table, version, dry_run=dry_run)
+
+    def challengers(self, table: str) -> pd.DataFrame:
+        """The challengers of a deployment (``indb.challengers``), oldest first."""
+        from indb import identifiers
+        from indb.sql import statement
+
+        def run(backend):
+            return backend.query(
+                statement("challengers", "list_challengers", backend.dialect),
+                {"deployment": identifiers.table_name(table)},
+            )
+
+        return self._call(run)
+
     # -- lifecycle: training runs and retraining (indb.lifecycle) ------------------------------
     def create_retraining(
         self,

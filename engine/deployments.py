@@ -14,15 +14,16 @@ from functools import partial
 
 from indb import audit, identifiers, registry
 from indb import compiled as compiled_runtime
-from indb.backends.base import Backend, FeatureJoin, ScoringTarget
+from indb.backends.base import Arm, Backend, FeatureJoin, ScoringTarget
 from indb.errors import DeploymentError, NotFoundError
 from indb.identifiers import Quoted, join
+from indb.lifecycle import challengers as lifecycle
 from indb.sql import statement
 from indb.sqltypes import COMPATIBLE, base_type, spelled
 
 RUNTIMES = ("auto", "sql", "onnx")
 # Columns a row-mode deployment adds to the request table (besides probability_<class>).
-PREDICTION_COLUMNS = ("model", "model_version", "runtime", "prediction", "scored_at")
+PREDICTION_COLUMNS = ("model", "model_version", "runtime", "prediction", "scored_at", "role")
 
 
 # SQL types a request column may have for each input type the model takes.
@@ -144,7 +145,14 @@ def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple
             )
         )
         if backend.keyed_ids:
-            result.append(backend.render("deploy", "add_key", table=q(home)))
+            result.append(_served_index(backend, home))
+    if mode == "bulk" and present is not None and "served" not in present:
+        for name in ("add_arm_columns", "add_served_column"):
+            result.append(backend.render("deploy", name, predictions=q(home)))
+        if backend.keyed_ids:  # one served row per id; shadow rows share the id
+            key = q(f"{home[:58]}_pkey")
+            result.append(backend.render("deploy", "drop_prediction_key", predictions=q(home), key=key))
+            result.append(_served_index(backend, home))
     present = present or {}
     if "prediction" in present and base_type(present["prediction"]) != sig.prediction_type:
         raise DeploymentError(
@@ -158,7 +166,42 @@ def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple
                 backend.render("deploy", "add_probability_column", predictions=q(home), column=q(column))
             )
     every = [c for c in present if c.startswith("probability_")]
-    return result, every + [c for c in wanted if c not in every]
+    every += [c for c in wanted if c not in every]
+    if mode == "row":
+        result += _shadow_statements(backend, table, prediction_type, every)
+    return result, every
+
+
+def shadow_table(table: str) -> str:
+    """Where a row-mode deployment's shadow challengers write (its served predictions are
+    columns of the request table); ``<table>_predictions`` shows both."""
+    return f"{table}_shadow_predictions"
+
+
+def _shadow_statements(backend: Backend, table: str, prediction_type: Quoted, probabilities) -> list[str]:
+    q = backend.quote
+    home = shadow_table(table)
+    present = backend.table_columns(home)
+    result = []
+    if present is None:
+        result.append(
+            backend.render(
+                "deploy", "create_predictions_table", predictions=q(home), prediction_type=prediction_type
+            )
+        )
+    for column in probabilities:
+        if column not in (present or {}):
+            result.append(
+                backend.render("deploy", "add_probability_column", predictions=q(home), column=q(column))
+            )
+    return result
+
+
+def _served_index(backend: Backend, predictions: str) -> str:
+    """Exactly one served prediction per request id, whatever the challengers (the key of a
+    prediction table where tables get keys)."""
+    index = backend.quote(f"{predictions[:55]}_served")
+    return backend.render("deploy", "add_served_index", predictions=backend.quote(predictions), index=index)
 
 
 def _view_statements(backend: Backend, table: str, mv, mode: str, request: list[str], probabilities) -> list:
@@ -181,7 +224,9 @@ def _view_statements(backend: Backend, table: str, mv, mode: str, request: list[
     if (
         scored is not None
         and list(scored) == [*request, *outputs, "label", "observed_at"]
-        and (mode != "row" or (predictions is not None and list(predictions) == ["id", *outputs]))
+        and predictions is not None
+        and "served" in predictions  # else the view is from before challengers: no served filter
+        and (mode != "row" or list(predictions) == ["id", *outputs, "role", "served"])
     ):
         return result
     if mode == "row":
@@ -191,6 +236,7 @@ def _view_statements(backend: Backend, table: str, mv, mode: str, request: list[
                 "create_row_predictions_view",
                 predictions=q(f"{table}_predictions"),
                 table=q(table),
+                shadow=q(shadow_table(table)),
                 probability_columns=Quoted("".join(f"{q(c)}, " for c in probabilities)),
             )
         )
@@ -309,7 +355,15 @@ def deploy(
     mode: str = "bulk",
     dry_run: bool = False,
     features_from: str | list[str] | None = None,
+    challengers: list | None = None,
+    reason: str | None = None,
+    evidence: str | None = None,
 ) -> Deployment:
+    """Deploy ``model`` to ``table`` or switch it. ``challengers`` (indb.lifecycle.challengers)
+    is the deployment's new set of challengers; None keeps the current ones (less any that is
+    now the champion, or of another model). A creation or a switch of version or runtime writes
+    a row of ``indb.deployment_history`` with ``reason`` (default "deploy") and ``evidence``
+    (JSON text)."""
     table = identifiers.table_name(table)
     if runtime not in RUNTIMES:
         raise DeploymentError(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
@@ -333,6 +387,9 @@ def deploy(
     if existing is not None:
         _check_request_table(table, existing, inputs)
     choice = _choose(backend, mv, runtime)
+    kept, challengers_changed = _challengers(backend, table, mv, current, challengers)
+    if kept and features_from is not None:
+        raise DeploymentError("challengers score deployments without features_from only so far")
     statements = _request_statements(backend, table, inputs, existing)
     more, probabilities = _prediction_statements(backend, table, mv, mode)
     # DDL on a request table that applications may be writing to (row mode keeps predictions there)
@@ -359,8 +416,28 @@ def deploy(
     if choice.compiled is not None:
         is_default = registry.default_version(backend, mv.name) == mv.version
         functions = backend.compiled_model_sql(mv.ref, choice.compiled, default=is_default)
+    arms, chosen = [], []
+    for challenger, cmv, cchoice in kept:
+        columns = probability_columns(cmv.classes)
+        if columns != probability_columns(mv.classes):
+            raise DeploymentError(
+                f"challenger version {cmv.version} of {cmv.name!r} predicts the classes "
+                f"{list(cmv.classes or [])}, the champion {list(mv.classes or [])}: a challenger "
+                "must predict the champion's classes, in the same order"
+            )
+        if cchoice.compiled is not None:
+            functions += backend.compiled_model_sql(cmv.ref, cchoice.compiled, default=False)
+        arms.append(Arm(cmv.ref, cchoice.runtime, columns, cchoice.compiled, challenger.buckets))
+        chosen.append((challenger, cchoice.runtime, cmv.ref.content_hash))
     target = ScoringTarget(
-        table, mv.ref, choice.runtime, probability_columns(mv.classes), mode, choice.compiled, feature_join
+        table,
+        mv.ref,
+        choice.runtime,
+        probability_columns(mv.classes),
+        mode,
+        choice.compiled,
+        feature_join,
+        challengers=tuple(arms),
     )
     # Rows without a prediction exist only in a table that was not deployed (adopted, or
     # undeployed and deployed again): while deployed, every insert commits with its prediction.
@@ -379,6 +456,9 @@ def deploy(
     with backend.transaction():
         if choice.runtime == "onnx":
             backend.prepare_model(mv.ref)
+        for arm in arms:
+            if arm.runtime == "onnx":
+                backend.prepare_model(arm.model)
         for text in functions:
             backend.execute(text)
         # One lock order for every deploy: the request table (only when its definition or
@@ -402,6 +482,17 @@ def deploy(
         registry.record_deployment_alias(
             backend, table, mv.name, mv.version, registry.followed_alias(backend, mv.name, version)
         )
+        if challengers_changed:
+            lifecycle.write(backend, table, chosen)
+        switched = not current or (current[0][1], int(current[0][2]), current[0][3]) != (
+            mv.name,
+            mv.version,
+            choice.runtime,
+        )
+        if switched:
+            lifecycle.record_history(
+                backend, table, mv.name, mv.version, choice.runtime, reason or "deploy", evidence
+            )
         for text in scoring:
             backend.execute(text)
         if current and trigger_ddl and not backend.trigger_functions:
@@ -422,11 +513,45 @@ def deploy(
                 "why": choice.reason,
                 "mode": mode,
                 "previous": None if not current else {"model": current[0][1], "version": current[0][2]},
+                "challengers": [[c.version, c.mode, c.weight, r] for c, r, _ in chosen],
+                **({"reason": reason} if reason else {}),
             },
         )
     if backfill and backend.separate_backfill:
         backend.backfill(target)
     return result
+
+
+def _challengers(backend: Backend, table: str, mv, current, given) -> tuple[list, bool]:
+    """The challengers the deployment will have, each with its model version and runtime
+    choice, and whether that set differs from the catalog's."""
+    before = lifecycle.listed(backend, table) if current else []
+    wanted = before if given is None else list(given)
+    # the champion cannot be its own challenger; another model's versions do not apply
+    wanted = [c for c in wanted if c.version != mv.version and c.model == mv.name]
+    result = []
+    for challenger in wanted:
+        cmv = registry.get(backend, challenger.model, challenger.version, with_bytes=True)
+        if cmv.signature.prediction_type != mv.signature.prediction_type:
+            raise DeploymentError(
+                f"challenger version {cmv.version} of {cmv.name!r} predicts "
+                f"{cmv.signature.prediction_type}, the champion {mv.signature.prediction_type}"
+            )
+        result.append((challenger, cmv, _choose(backend, cmv, challenger.runtime)))
+    changed = [(c.version, c.mode, c.bucket_low, c.bucket_high) for c in before] != [
+        (c.version, c.mode, c.bucket_low, c.bucket_high) for c in wanted
+    ] or any(c.runtime != ch.runtime for c, _, ch in result)
+    return result, changed
+
+
+def served_filter(backend: Backend, table: str, alias: Quoted | None = None) -> Quoted:
+    """`` AND <alias>.served`` (or ``<predictions>.served``) when the predictions of deployment
+    ``table`` record which row was served (since migration 015), else nothing: monitors and
+    humility rules read the served prediction only, never a challenger's shadow row."""
+    if "served" not in (backend.table_columns(f"{table}_predictions") or {}):
+        return Quoted("")
+    owner = alias if alias is not None else backend.quote(backend.current_schema(), f"{table}_predictions")
+    return Quoted(f" AND {owner.text}.served")
 
 
 def get(backend: Backend, table: str) -> Deployment:
@@ -452,6 +577,8 @@ def undeploy(backend: Backend, table: str, *, drop_tables: bool = False) -> list
         tables = [deployment.table, deployment.ground_truth_table]
         if deployment.mode == "bulk":
             tables.append(deployment.predictions_table)
+        else:
+            tables.append(shadow_table(deployment.table))
         for name in tables:
             run.append(sql("drop_table", table=q(name)))
         run.append(sql("drop_sequence", sequence=q(f"{deployment.table}_id_seq")))
@@ -460,6 +587,9 @@ def undeploy(backend: Backend, table: str, *, drop_tables: bool = False) -> list
             backend.execute(text)
         backend.execute(
             statement("deployments", "delete_deployment", backend.dialect), {"table_name": deployment.table}
+        )
+        backend.execute(
+            statement("challengers", "delete_challengers", backend.dialect), {"deployment": deployment.table}
         )
         audit.record(backend, "undeploy", deployment.table, {"drop_tables": drop_tables})
     return run

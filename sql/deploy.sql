@@ -21,8 +21,18 @@ CREATE TABLE IF NOT EXISTS {predictions} (
     model_version INTEGER NOT NULL,
     runtime VARCHAR NOT NULL,
     prediction {prediction_type},
-    scored_at TIMESTAMP NOT NULL DEFAULT current_timestamp
+    scored_at TIMESTAMP NOT NULL DEFAULT current_timestamp,
+    role VARCHAR NOT NULL DEFAULT 'champion',
+    served BOOLEAN NOT NULL DEFAULT true
 );
+
+-- name: add_arm_columns
+-- Prediction tables from before challengers (migration 015): which model made the row
+-- ('champion' | 'challenger') and whether it is the one the application sees.
+ALTER TABLE {predictions} ADD COLUMN role VARCHAR NOT NULL DEFAULT 'champion';
+
+-- name: add_served_column
+ALTER TABLE {predictions} ADD COLUMN served BOOLEAN NOT NULL DEFAULT true;
 
 -- name: add_probability_column
 ALTER TABLE {predictions} ADD COLUMN {column} DOUBLE;
@@ -39,20 +49,21 @@ CREATE TABLE IF NOT EXISTS {ground_truth} (
 );
 
 -- name: create_scored_view
--- Request rows with their prediction and the latest label recorded for them.
+-- Request rows with their served prediction (challengers' shadow rows are not) and the latest
+-- label recorded for them.
 CREATE OR REPLACE VIEW {view} AS
 SELECT {request_columns},
        p.model, p.model_version, p.runtime, p.prediction, {probability_columns}p.scored_at,
        g.label, g.observed_at
 FROM {table} AS r
-LEFT JOIN {predictions} AS p ON p.id = r.id
+LEFT JOIN {predictions} AS p ON p.id = r.id AND p.served
 LEFT JOIN (
     SELECT id, arg_max(label, observed_at) AS label, max(observed_at) AS observed_at
     FROM {ground_truth} GROUP BY id
 ) AS g ON g.id = r.id;
 
 -- name: unscored_rows
-(SELECT * FROM {table} AS r WHERE NOT EXISTS (SELECT 1 FROM {predictions} AS p WHERE p.id = r.id))
+(SELECT * FROM {table} AS r WHERE NOT EXISTS (SELECT 1 FROM {predictions} AS p WHERE p.id = r.id AND p.served))
 
 -- name: drop_view
 DROP VIEW IF EXISTS {view};

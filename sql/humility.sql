@@ -39,7 +39,7 @@ WHERE n.{column} IS NOT NULL AND NOT EXISTS (
 
 -- name: check_uncertain
 SELECT r.name AS rule, n.id AS row_id, r.feature, CAST(p.{column} AS VARCHAR) AS value, r.action
-FROM new_rows AS n JOIN {predictions} AS p ON p.id = n.id
+FROM new_rows AS n JOIN {predictions} AS p ON p.id = n.id{served}
 JOIN indb.humility_rules AS r ON r.deployment = {deployment} AND r.name = {rule}
 WHERE p.{column} >= r.low AND p.{column} <= r.high
 
@@ -61,4 +61,4 @@ FROM (
     WHERE e.deployment = {deployment} AND e.action = 'override' AND e.row_id IN (SELECT id FROM new_rows)
     GROUP BY e.row_id
 ) AS o
-WHERE {predictions}.id = o.row_id
+WHERE {predictions}.id = o.row_id{served_here}

@@ -140,10 +140,11 @@ DROP TABLE IF EXISTS {window};
 -- time_column) falls in the window, with only the monitored columns ({columns}: request
 -- columns from r, features recorded at scoring time from p) and what accuracy needs from the
 -- predictions; no ground truth. ($1 and $2 are named so that every stored statement takes
--- the same four values.)
+-- the same four values.) {served}: only the prediction the application saw (challengers' shadow
+-- rows are not), on prediction tables that say so (deployed since migration 015).
 CREATE TEMPORARY TABLE {window} AS
 SELECT {columns}
-FROM {table} AS r JOIN {predictions} AS p ON p.id = r.id
+FROM {table} AS r JOIN {predictions} AS p ON p.id = r.id{served}
 WHERE {time} >= $3 AND {time} < $4 AND $1 IS NOT NULL AND $2 IS NOT NULL;
 
 -- name: latest_labels

@@ -33,6 +33,8 @@ def test_deploy_creates_request_predictions_ground_truth_and_view(db, logistic, 
         "runtime",
         "prediction",
         "scored_at",
+        "role",  # 'champion' | 'challenger' (indb.lifecycle.challengers)
+        "served",  # the prediction the application sees
         "probability_default",
         "probability_repaid",
     ]

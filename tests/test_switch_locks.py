@@ -138,7 +138,20 @@ def test_new_tables_are_keyed_on_id(db, logistic, loans):
         "SELECT conrelid::regclass::text AS t FROM pg_constraint WHERE contype = 'p' "
         "AND conrelid IN ('requests'::regclass, 'requests_predictions'::regclass) ORDER BY 1"
     )
-    assert keys.t.tolist() == ["requests", "requests_predictions"]
+    assert keys.t.tolist() == ["requests"]
+    # predictions: one served row per id (challengers' shadow rows share the id: issue 13.4)
+    served = db.sql(
+        "SELECT pg_get_indexdef(indexrelid) AS d FROM pg_index "
+        "WHERE indrelid = 'requests_predictions'::regclass AND indisunique"
+    )
+    assert served.d.tolist() == [
+        "CREATE UNIQUE INDEX requests_predictions_served ON public.requests_predictions USING btree (id) "
+        "WHERE served"
+    ]
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        db.backend.execute(
+            "INSERT INTO requests_predictions (id, model, model_version, runtime) VALUES (1, 'm', 1, 'sql')"
+        )
 
 
 def test_warm_up_moves_the_cold_start_out_of_the_first_insert(db, logistic, loans):

@@ -33,6 +33,26 @@ SQL_ARGUMENT_TYPES = {
 NUMPY_TYPES = {"float": np.float32, "double": np.float64, "int64": np.int64, "string": object}
 PG_TYPES = {"DOUBLE": "float8", "BIGINT": "int8", "VARCHAR": "text", "BOOLEAN": "bool"}
 MAX_MODELS = 32
+MAX_VERSIONS = 4  # sessions of one model kept at once (a champion and its challengers)
+# indb.lifecycle.challengers.bucket: which arm serves a request id (the same in SQL and here)
+BUCKET_PRIME = 2147483647
+BUCKET_MULTIPLIER = 48271
+BUCKETS = 10000
+
+
+def buckets(ids):
+    """indb.lifecycle.challengers.bucket over an int64 array: every product stays below 2^63,
+    and the first remainder keeps the dividend's sign, as SQL's ``%`` does."""
+    x = (np.fmod(ids.astype(np.int64), BUCKET_PRIME) + BUCKET_PRIME) % BUCKET_PRIME
+    a = (x * BUCKET_MULTIPLIER) % BUCKET_PRIME
+    return ((a * a + x) % BUCKET_PRIME) % BUCKETS
+
+
+def in_ranges(values, ranges):
+    chosen = np.zeros(len(values), dtype=bool)
+    for low, high in ranges:
+        chosen |= (values >= low) & (values < high)
+    return chosen
 
 
 def quote_ident(name):
@@ -317,8 +337,12 @@ class Runtime:
         if not rows:
             raise ValueError(f"NotFound: model {name!r} has no version {version}")
         model = Model(name, version, expected, rows[0], self)
-        for old in [k for k in self.models if k[0] == name]:
-            del self.models[old]  # a version switch drops the sessions it replaced
+        # A switch drops the sessions it replaced, but a champion and its challengers (other
+        # versions of the same model, indb.lifecycle.challengers) stay loaded together: at most
+        # MAX_VERSIONS of one model, the oldest loaded dropped first.
+        same = [k for k in self.models if k[0] == name]
+        for old in same[: max(0, len(same) - MAX_VERSIONS + 1)]:
+            del self.models[old]
         while len(self.models) >= MAX_MODELS:
             del self.models[next(iter(self.models))]
         self.models[key] = model
@@ -333,8 +357,13 @@ class Runtime:
             self.plan(
                 "deployment",
                 "SELECT table_name, schema_name, model, version, runtime, mode, content_hash, "
-                "probability_columns::text AS columns, features::text AS features "
-                "FROM indb.deployments WHERE table_name = $1",
+                "probability_columns::text AS columns, features::text AS features, "
+                "(SELECT pg_catalog.json_agg(pg_catalog.json_build_object('model', c.model, "
+                "'version', c.version, 'mode', c.mode, 'runtime', c.runtime, 'content_hash', "
+                "c.content_hash, 'bucket_low', c.bucket_low, 'bucket_high', c.bucket_high) "
+                "ORDER BY c.version)::text FROM indb.challengers AS c "
+                "WHERE c.deployment = d.table_name) AS challengers "
+                "FROM indb.deployments AS d WHERE table_name = $1",
                 ["text"],
             ),
             [table],
@@ -360,6 +389,11 @@ class Runtime:
         if features not in self.parsed:
             self.parsed[features] = json.loads(features)
         row["features"] = self.parsed[features]
+        # the challengers (indb.lifecycle.challengers), read with the deployment: one query
+        challengers = row.pop("challengers") or "[]"
+        if challengers not in self.parsed:
+            self.parsed[challengers] = json.loads(challengers)
+        row["challengers"] = self.parsed[challengers]
         return row
 
     # -- SQL functions ---------------------------------------------------------------------------
@@ -503,16 +537,43 @@ class Runtime:
         model.check_finite(columns, nulls)
         return rows, np.frombuffer(row["ids"], dtype=">i8"), columns
 
-    def _insert_plan(self, schema, table, model, probability_columns, features=None, source=None):
+    def _insert_plan(
+        self,
+        schema,
+        table,
+        model,
+        probability_columns,
+        features=None,
+        source=None,
+        arm=("champion", True),
+        home="predictions",
+    ):
         """With stored features (features_from), the prediction rows also record the feature
-        values, read from ``source``; that plan reads this statement's rows, so it is not kept."""
-        key = ("insert", schema, table, model.name, model.version, tuple(probability_columns))
+        values, read from ``source``; that plan reads this statement's rows, so it is not kept.
+        ``arm``: (role, served) of the rows (indb.lifecycle.challengers)."""
+        role, served = arm
+        role_text = "'champion'" if role == "champion" else "'challenger'"  # constants, never input
+        key = (
+            "insert",
+            schema,
+            table,
+            model.name,
+            model.version,
+            tuple(probability_columns),
+            role,
+            served,
+            home,
+        )
         prediction_type = (
             "text"
             if model.classes and isinstance(model.classes[0], str)
             else ("int8" if model.classes else "float8")
         )
-        targets = ["id", "model", "model_version", "runtime", "prediction"] + [
+        # The champion's served rows take the columns' defaults ('champion', true): a prediction
+        # table from before challengers (no role, served until its next deploy) still works.
+        arm_columns = [] if arm == ("champion", True) else ["role", "served"]
+        arm_values = "" if not arm_columns else f"{role_text}, {'true' if served else 'false'}, "
+        targets = ["id", "model", "model_version", "runtime", *arm_columns, "prediction"] + [
             quote_ident(c) for c in probability_columns
         ]
         arrays = ["$1::int8[]", f"$4::{prediction_type}[]"] + [
@@ -522,9 +583,9 @@ class Runtime:
         recorded = [quote_ident(c) for c in (features or {}).get("columns", [])]
         values = ["u." + n for n in names[1:]] + ["indb_request." + c for c in recorded]
         query = (
-            f"INSERT INTO {quote_ident(schema)}.{quote_ident(table + '_predictions')} "
+            f"INSERT INTO {quote_ident(schema)}.{quote_ident(table + '_' + home)} "
             f"({', '.join(targets + recorded)}) "
-            f"SELECT u.i, $2, $3, 'onnx', {', '.join(values)} "
+            f"SELECT u.i, $2, $3, 'onnx', {arm_values}{', '.join(values)} "
             f"FROM unnest({', '.join(arrays)}) AS u({', '.join(names)})"
         )
         types = ["int8[]", "text", "int4", prediction_type + "[]"] + ["float8[]"] * len(probability_columns)
@@ -533,29 +594,71 @@ class Runtime:
             return self.plpy.prepare(query, types)
         return self.plan(key, query, types)
 
-    def score_rows(self, fired, table, source=None):
+    def score_rows(self, fired, table, source=None, champion=True):
         """Score every row of ``source`` into the predictions table, which sits beside the
         request table in the schema the deployment recorded. ``source``: a relation the
         client rendered (the backfill's unscored rows, with their stored features joined as
-        ``indb_request``); None: the trigger's transition table ``new_rows``."""
+        ``indb_request``; the champion alone scores them); None: the trigger's transition
+        table ``new_rows``, scored by the champion (``champion``) but for the ids split
+        challengers serve, and by each onnx challenger (indb.lifecycle.challengers; compiled
+        ones score in the table's PL/pgSQL function)."""
         deployment = self.deployment(table, fired)
         schema = deployment["schema_name"]
         self.read_limit()
         probability_columns = deployment["probability_columns"]
-        model = self.model(deployment["model"], deployment["version"], deployment["content_hash"])
         features = deployment["features"]
+        arms = []
+        if champion:
+            model = self.model(deployment["model"], deployment["version"], deployment["content_hash"])
+            arms.append((model, "champion", True, None))
         if source is None:
             source = "new_rows" if not features else self._with_features(table, features)
-        rows, ids, columns = self._read_columns(model, source)
-        if not rows:
-            return 0
-        labels, probabilities = model.run(columns, rows)
-        args = [ids.tolist(), model.name, model.version, labels.tolist()]
-        if probabilities is not None:
-            args += [probabilities[:, i].tolist() for i in range(probabilities.shape[1])]
-        plan = self._insert_plan(schema, table, model, probability_columns, features, source)
-        self.plpy.execute(plan, args)
-        return rows
+            challengers = deployment["challengers"]
+            split = [(c["bucket_low"], c["bucket_high"]) for c in challengers if c["mode"] == "split"]
+            if champion and split:
+                arms[0] = (arms[0][0], "champion", True, (False, split))
+            for c in challengers:
+                if c["runtime"] != "onnx":
+                    continue
+                model = self.model(c["model"], c["version"], c["content_hash"])
+                serves = c["mode"] == "split"
+                arms.append(
+                    (
+                        model,
+                        "challenger",
+                        serves,
+                        (True, [(c["bucket_low"], c["bucket_high"])]) if serves else None,
+                    )
+                )
+        read = {}
+        total = 0
+        for model, role, served, chosen in arms:
+            key = json.dumps(model.inputs, sort_keys=True)
+            if key not in read:
+                read[key] = self._read_columns(model, source)
+            rows, ids, columns = read[key]
+            if not rows:
+                return 0
+            if chosen is not None:
+                keep, ranges = chosen
+                mask = in_ranges(buckets(ids), ranges) == keep
+                if not mask.any():
+                    continue
+                ids = ids[mask]
+                columns = [
+                    [v for v, m in zip(c, mask, strict=True) if m] if isinstance(c, list) else c[mask]
+                    for c in columns
+                ]
+                rows = int(mask.sum())
+            labels, probabilities = model.run(columns, rows)
+            args = [ids.tolist(), model.name, model.version, labels.tolist()]
+            if probabilities is not None:
+                args += [probabilities[:, i].tolist() for i in range(probabilities.shape[1])]
+            arm = (role, served)
+            plan = self._insert_plan(schema, table, model, probability_columns, features, source, arm)
+            self.plpy.execute(plan, args)
+            total += rows if role == "champion" or served else 0
+        return total
 
     def _with_features(self, table, features):
         """The transition table with the latest stored features its request rows' entity keys
@@ -570,20 +673,67 @@ class Runtime:
     def score_statement(self, TD):
         self.score_rows((TD["table_schema"], TD["table_name"]), TD["args"][0])
 
-    def score_row(self, TD):
+    def score_challengers(self, TD):
+        """The onnx challengers of a deployment whose champion is compiled."""
+        self.score_rows((TD["table_schema"], TD["table_name"]), TD["args"][0], champion=False)
+
+    def score_row(self, TD, champion=True):
+        """A row-mode insert: the arm that serves the row's id (the champion, or the split
+        challenger whose buckets hold it) sets its prediction columns, and each shadow
+        challenger adds a row to ``<table>_shadow_predictions``: one model run per arm, the
+        champion's never repeated. ``champion`` False: the onnx challengers of a compiled
+        champion (whose own function skips the rows split challengers serve); compiled arms of
+        an onnx champion run in the table's PL/pgSQL function, after this."""
         deployment = self.deployment(TD["args"][0], (TD["table_schema"], TD["table_name"]))
         self.read_limit()
         probability_columns = deployment["probability_columns"]
-        model = self.model(deployment["model"], deployment["version"], deployment["content_hash"])
         new = TD["new"]
+        serving, shadows = None, []
+        challengers = deployment["challengers"]
+        if challengers:
+            b = int(buckets(np.array([new["id"]], dtype=np.int64))[0])
+            for c in challengers:
+                if c["mode"] == "split" and c["bucket_low"] <= b < c["bucket_high"]:
+                    serving = c
+                elif c["mode"] == "shadow" and c["runtime"] == "onnx":
+                    shadows.append(c)
+        if serving is None and champion:
+            model = self.model(deployment["model"], deployment["version"], deployment["content_hash"])
+            self._score_into(model, new, probability_columns, "champion")
+        elif serving is not None and serving["runtime"] == "onnx":
+            model = self.model(serving["model"], serving["version"], serving["content_hash"])
+            self._score_into(model, new, probability_columns, "challenger")
+        for c in shadows:
+            model = self.model(c["model"], c["version"], c["content_hash"])
+            labels, probabilities = self._run_one(model, new)
+            args = [[new["id"]], model.name, model.version, labels.tolist()]
+            if probabilities is not None:
+                args += [probabilities[:, i].tolist() for i in range(probabilities.shape[1])]
+            schema = deployment["schema_name"]
+            plan = self._insert_plan(
+                schema,
+                TD["table_name"],
+                model,
+                probability_columns,
+                arm=("challenger", False),
+                home="shadow_predictions",
+            )
+            self.plpy.execute(plan, args)
+        return "MODIFY"
+
+    def _run_one(self, model, new):
         values = [new[spec["name"]] for spec in model.inputs]
         model.check_nulls([1 if v is None else 0 for v in values])
         model.check_finite([[v] for v in values])
-        labels, probabilities = model.run_feeds(model.feed_one(values), 1)
+        return model.run_feeds(model.feed_one(values), 1)
+
+    def _score_into(self, model, new, probability_columns, role):
+        labels, probabilities = self._run_one(model, new)
         label = labels[0]
         new["prediction"] = label.item() if hasattr(label, "item") else label
         new["model"], new["model_version"], new["runtime"] = model.name, model.version, "onnx"
+        if "role" in new:  # a row-mode table deployed before challengers has no role column
+            new["role"] = role
         if probabilities is not None:
             for column, value in zip(probability_columns, probabilities[0].tolist(), strict=True):
                 new[column] = value
-        return "MODIFY"

@@ -103,15 +103,24 @@ class ScoringTarget:
     mode: str = "bulk"  # "bulk": statement trigger into <table>_predictions; "row": into the row
     compiled: Any = None  # the CompiledModel when runtime == "sql"
     features: FeatureJoin | None = None  # stored features to join, recorded with each prediction
+    # Challengers (indb.lifecycle.challengers): the champion's target lists them; each arm's
+    # own target (:meth:`arms`) has its role, whether it is served and the rows it scores.
+    challengers: tuple[Arm, ...] = ()
+    role: str = "champion"
+    served: bool = True
+    where: exp.Expression | None = None  # which request rows (by id) this arm scores
 
     def source(self, dialect: str, rows: str | exp.Expression) -> str:
         """What the scoring statement reads: the request rows, with their stored features."""
-        if self.features is None:
+        if self.features is None and self.where is None:
             return rows if isinstance(rows, str) else rows.sql(dialect=dialect)
-        return self.features.source(dialect, rows)
+        return self.relation(dialect, rows).sql(dialect=dialect)
 
     def relation(self, dialect: str, rows: str | exp.Expression) -> exp.Expression:
         """:meth:`source` as a tree to build a statement around (``rows`` parsed if text)."""
+        if self.where is not None:
+            chosen = exp.select("*").from_(relation(rows, dialect)).where(self.where.copy())
+            rows = chosen.subquery("indb_arm")
         if self.features is not None:
             return self.features.relation(dialect, rows)
         return relation(rows, dialect)
@@ -119,6 +128,50 @@ class ScoringTarget:
     @property
     def recorded(self) -> tuple[str, ...]:
         return () if self.features is None else self.features.columns
+
+    @property
+    def split(self) -> list[tuple[int, int]]:
+        """The bucket ranges split challengers serve (the champion scores the other rows)."""
+        return [a.buckets for a in self.challengers if a.buckets is not None]
+
+    def arms(self) -> list[ScoringTarget]:
+        """The champion (without the rows split challengers serve) and each challenger, as the
+        targets that score them."""
+        from dataclasses import replace
+
+        from indb.lifecycle.challengers import in_ranges
+
+        key = exp.column("id")
+        split = self.split
+        champion = replace(self, challengers=(), where=exp.not_(in_ranges(key, split)) if split else None)
+        result = [champion]
+        for arm in self.challengers:
+            result.append(
+                replace(
+                    self,
+                    model=arm.model,
+                    runtime=arm.runtime,
+                    compiled=arm.compiled,
+                    probability_columns=arm.probability_columns,
+                    challengers=(),
+                    role="challenger",
+                    served=arm.buckets is not None,
+                    where=None if arm.buckets is None else in_ranges(key, [arm.buckets]),
+                )
+            )
+        return result
+
+
+@dataclass(frozen=True)
+class Arm:
+    """A challenger as a backend scores it: its version, runtime, probability columns (of its
+    own classes, among the table's) and, for a split challenger, the buckets it serves."""
+
+    model: ModelRef
+    runtime: str
+    probability_columns: tuple[str, ...]
+    compiled: Any = None
+    buckets: tuple[int, int] | None = None
 
 
 def relation(rows: str | exp.Expression, dialect: str) -> exp.Expression:
@@ -227,7 +280,8 @@ class Backend(ABC):
         """Whether :meth:`scoring_sql` changes triggers on the request table."""
         return True
 
-    # New request and predictions tables get PRIMARY KEY (id) (sql/<dialect>/deploy.sql add_key).
+    # New request tables get PRIMARY KEY (id) (sql/<dialect>/deploy.sql add_key), prediction
+    # tables a unique index on id over their served rows (add_served_index).
     keyed_ids = False
 
     # True: rows already in a table are scored by :meth:`backfill` after the deploy commits

@@ -363,32 +363,56 @@ class DuckDBBackend(Backend):
         return result
 
     # -- scoring on insert --------------------------------------------------------------------
-    def _score_rows(self, target: ScoringTarget, source: Quoted) -> str:
+    def _score_rows(self, target: ScoringTarget, source: Quoted, arms: list | None = None) -> str:
+        """One INSERT of the predictions of every arm (default: ``target`` alone) over ``source``."""
         q = self.quote
-        ref = target.model
-        if target.compiled is not None:
-            return self._score_rows_compiled(target, source)
-        columns = [q(c) for c in target.probability_columns]
-        values = [Quoted(f"result.probabilities[{i + 1}]") for i in range(len(columns))]
+        selects = [self._arm_rows(arm, source) for arm in (arms or [target])]
         return self.render(
             "scoring",
             "score_rows",
             predictions=q(f"{target.table}_predictions"),
-            probability_columns=join(columns, prefix=", ", separator=""),
+            probability_columns=join((q(c) for c in target.probability_columns), prefix=", ", separator=""),
+            recorded=join((q(c) for c in target.recorded), prefix=", ", separator=""),
+            arms=Quoted("\nUNION ALL\n".join(selects)),
+        )
+
+    def _arm_rows(self, target: ScoringTarget, source: Quoted) -> str:
+        q = self.quote
+        ref = target.model
+        slots = {
+            "model": self.literal(ref.model),
+            "version": Quoted(str(int(ref.version))),
+            "source": Quoted(target.source(self.dialect, source.text)),
+            "recorded": join((q(c) for c in target.recorded), prefix=", ", separator=""),
+            "role": self.literal(target.role),
+            "served": Quoted("true" if target.served else "false"),
+        }
+        if target.compiled is not None:
+            width = len(target.probability_columns)
+            values = [", " + p for p in target.compiled.probabilities_sql(self.dialect, width)]
+            return self.render(
+                "scoring",
+                "arm_rows_compiled",
+                probability_values=Quoted("".join(values)),
+                prediction=Quoted(target.compiled.prediction_sql(self.dialect)),
+                **slots,
+            )
+        values = [Quoted(f"result.probabilities[{i + 1}]") for i in range(len(target.probability_columns))]
+        return self.render(
+            "scoring",
+            "arm_rows",
             probability_values=join(values, prefix=", ", separator=""),
-            model=self.literal(ref.model),
-            version=Quoted(str(int(ref.version))),
             runtime=self.literal(target.runtime),
             function=_function_identifier(plain_client_function(ref)),
             arguments=join(q(c) for c in ref.signature.columns),
-            source=Quoted(target.source(self.dialect, source.text)),
-            recorded=join((q(c) for c in target.recorded), prefix=", ", separator=""),
+            **slots,
         )
 
     def scoring_sql(self, target: ScoringTarget, *, backfill: bool, previous: str | None) -> list[str]:
-        # The version is part of the trigger body, so every deploy replaces the trigger.
+        # The version is part of the trigger body, so every deploy replaces the trigger; its
+        # one INSERT scores every arm (champion, then each challenger).
         q = self.quote
-        body = self._score_rows(target, Quoted("new_rows"))
+        body = self._score_rows(target, Quoted("new_rows"), target.arms())
         trigger = self.trigger_sql(f"{target.table}_score", q(target.table), [body])
         if not backfill:
             return trigger
@@ -399,24 +423,6 @@ class DuckDBBackend(Backend):
             predictions=q(f"{target.table}_predictions"),
         )
         return [self._score_rows(target, Quoted(unscored)), *trigger]
-
-    def _score_rows_compiled(self, target: ScoringTarget, source: Quoted) -> str:
-        q = self.quote
-        compiled = target.compiled
-        width = len(target.probability_columns)
-        values = [Quoted(", " + p) for p in compiled.probabilities_sql(self.dialect, width)]
-        return self.render(
-            "scoring",
-            "score_rows_compiled",
-            predictions=q(f"{target.table}_predictions"),
-            probability_columns=join((q(c) for c in target.probability_columns), prefix=", ", separator=""),
-            probability_values=Quoted("".join(v.text for v in values)),
-            model=self.literal(target.model.model),
-            version=Quoted(str(int(target.model.version))),
-            prediction=Quoted(compiled.prediction_sql(self.dialect)),
-            source=Quoted(target.source(self.dialect, source.text)),
-            recorded=join((q(c) for c in target.recorded), prefix=", ", separator=""),
-        )
 
     def compiled_model_sql(self, ref: ModelRef, compiled, *, default: bool) -> list[str]:
         q = self.quote

@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from importlib import resources
 
 import pandas as pd
@@ -536,7 +537,9 @@ class PostgresBackend(Backend):
             self.render("scoring", name)
             for name in (
                 "create_bulk_trigger_function",
+                "create_challenger_trigger_function",
                 "create_row_trigger_function",
+                "create_challenger_row_function",
                 "create_backfill_function",
                 "create_install_function",
                 "create_versions_function",
@@ -781,7 +784,15 @@ class PostgresBackend(Backend):
 
     # -- scoring on insert --------------------------------------------------------------------
     def scoring_sql(self, target: ScoringTarget, *, backfill: bool, previous: str | None) -> list[str]:
-        """Rows already in the table are scored by :meth:`backfill`, after the deploy commits."""
+        """Rows already in the table are scored by :meth:`backfill`, after the deploy commits.
+
+        Challengers (indb.lifecycle.challengers) score in the same statement: every compiled arm
+        (the champion's too) is an INSERT in the table's PL/pgSQL function ``indb.score_<table>``,
+        every onnx arm runs in the PL/Python runtime, which reads the challengers with the
+        deployment. A compiled champion's trigger ``<table>_score`` calls the first, an onnx
+        champion's the second; the other kind, when a challenger needs it, gets its own
+        trigger, ``<table>_score_arm_sql`` or ``<table>_score_arm_onnx`` (fired by name after
+        ``<table>_score`` and before ``<table>_score_humility``)."""
         q = self.quote
         result = []
         if target.compiled is not None:
@@ -801,6 +812,7 @@ class PostgresBackend(Backend):
                 row=target.mode == "row",
                 arguments=[self.literal(target.table)],
             )
+        result += self._challenger_triggers(target, previous)
         if previous != target.runtime or not self._has_lock_trigger(target.table):
             result += self.trigger_sql(
                 f"{target.table}_lock",
@@ -811,6 +823,55 @@ class PostgresBackend(Backend):
             )
         return self._deployment_record(target) + result
 
+    def _wanted_triggers(self, target: ScoringTarget) -> dict[str, bool]:
+        """Which challenger triggers the table needs: compiled challengers of an onnx champion
+        (``_score_arm_sql``), onnx challengers of a compiled champion (``_score_arm_onnx``)."""
+        kinds = {arm.compiled is not None for arm in target.arms()[1:]}
+        champion = target.compiled is not None
+        return {
+            "score_arm_sql": not champion and True in kinds,
+            "score_arm_onnx": champion and False in kinds,
+        }
+
+    def _challenger_triggers(self, target: ScoringTarget, previous: str | None) -> list[str]:
+        q = self.quote
+        table = target.table
+        wanted = self._wanted_triggers(target)
+        result = []
+        for suffix, want in wanted.items():
+            # a change of the champion's runtime drops every trigger of the table first
+            present = previous == target.runtime and self._has_trigger(table, f"{table}_{suffix}")
+            if not want:
+                if present:
+                    result.append(self.drop_trigger_sql(f"{table}_{suffix}", q(table)))
+                continue
+            if suffix == "score_arm_onnx":
+                self._require_plpython()
+                if not present:
+                    row = target.mode == "row"
+                    result += self.trigger_sql(
+                        f"{table}_{suffix}",
+                        q(table),
+                        None,
+                        function=q("indb", "score_challenger_row" if row else "score_challenger_rows"),
+                        row=row,
+                        arguments=[self.literal(table)],
+                    )
+                continue
+            arms = [a for a in target.arms()[1:] if a.compiled is not None]
+            body = [self._compiled_check(a) for a in arms] + [self._compiled_arm(a) for a in arms]
+            result += self.trigger_sql(
+                f"{table}_{suffix}",
+                q(table),
+                body,
+                function=q("indb", f"score_{table}"),
+                row=target.mode == "row",
+                definer=True,
+                guard=(self.current_schema(), table),
+                attach=not present,
+            )
+        return result
+
     # -- switching versions (the lock order is explained in sql/postgres/deploy.sql) ----------
     separate_backfill = True
     keyed_ids = True
@@ -820,9 +881,12 @@ class PostgresBackend(Backend):
         return self.quote(self.current_schema(), table).text
 
     def _has_lock_trigger(self, table: str) -> bool:
+        return self._has_trigger(table, f"{table}_lock")
+
+    def _has_trigger(self, table: str, trigger: str) -> bool:
         if self.table_columns(table) is None:
             return False
-        params = {"table": self._qualified(table), "trigger": f"{table}_lock"}
+        params = {"table": self._qualified(table), "trigger": trigger}
         ((count,),) = self.rows(statement("deploy", "has_trigger", self.dialect), params)
         return bool(count)
 
@@ -836,7 +900,13 @@ class PostgresBackend(Backend):
         self.execute(statement("deploy", "lock_deployment", self.dialect), {"table": name})
 
     def scoring_ddl(self, target: ScoringTarget, previous: str | None) -> bool:
-        return previous != target.runtime or not self._has_lock_trigger(target.table)
+        if previous != target.runtime or not self._has_lock_trigger(target.table):
+            return True
+        table = target.table
+        return any(
+            want != self._has_trigger(table, f"{table}_{suffix}")
+            for suffix, want in self._wanted_triggers(target).items()
+        )
 
     def backfill(self, target: ScoringTarget) -> int:
         """Rows without a prediction, in batches of ids (by the request table's key and the
@@ -962,9 +1032,14 @@ class PostgresBackend(Backend):
         schema = self.current_schema()
         recorded = [exp.to_identifier(c, quoted=True) for c in target.recorded]
         probabilities = [exp.to_identifier(c, quoted=True) for c in target.probability_columns]
-        columns = [exp.to_identifier(c) for c in ("id", "model", "model_version", "runtime", "prediction")]
+        columns = [
+            exp.to_identifier(c)
+            for c in ("id", "model", "model_version", "runtime", "role", "served", "prediction")
+        ]
+        # row mode: the served prediction is in the request row, shadow rows have a table
+        home = f"{target.table}_shadow_predictions" if target.mode == "row" else f"{target.table}_predictions"
         predictions = exp.Table(
-            this=exp.to_identifier(target.table + "_predictions", quoted=True),
+            this=exp.to_identifier(home, quoted=True),
             db=exp.to_identifier(schema, quoted=True),
         )
         values = [
@@ -972,6 +1047,8 @@ class PostgresBackend(Backend):
             exp.Literal.string(target.model.model),
             exp.Literal.number(int(target.model.version)),
             exp.Literal.string("sql"),
+            exp.Literal.string(target.role),
+            exp.Boolean(this=target.served),
             exp.column("prediction"),
             *(exp.column(f"p{i}") for i in range(len(probabilities))),
             *(exp.column(c.copy()) for c in recorded),
@@ -991,7 +1068,7 @@ class PostgresBackend(Backend):
         )
         return self.render(
             "deploy",
-            "check_compiled_version",
+            "check_compiled_version" if target.role == "champion" else "check_compiled_challenger",
             table_literal=self.literal(target.table),
             model_literal=self.literal(target.model.model),
             version=Quoted(str(int(target.model.version))),
@@ -1002,44 +1079,60 @@ class PostgresBackend(Backend):
         """A PL/pgSQL trigger function per deployment holding the compiled model: no PL/Python.
         Switching versions replaces the function; the trigger is created once."""
         q = self.quote
-        picks = [f"p{i}" for i in range(len(target.probability_columns))]
-        if target.mode == "row":
-            fields = ["model", "model_version", "runtime", "prediction", *target.probability_columns]
-            record = exp.to_identifier("NEW")  # PL/pgSQL's row: unquoted
-            targets = [
-                Quoted(
-                    exp.Column(this=exp.to_identifier(c, quoted=i > 3), table=record.copy()).sql(self.dialect)
-                )
-                for i, c in enumerate(fields)
-            ]
-            values = [
-                self.literal(target.model.model),
-                Quoted(str(int(target.model.version))),
-                self.literal("sql"),
-            ]
-            values += [Quoted(exp.column(c, "o").sql(self.dialect)) for c in ("prediction", *picks)]
-            outputs = self._compiled_outputs(target, "(SELECT NEW.*) AS r")
-            scoring = self.render(
-                "scoring",
-                "score_compiled_row",
-                values=join(values),
-                targets=join(targets),
-                outputs=Quoted(dialects.render(outputs, self.dialect)),
-            )
-        else:
-            scoring = self._compiled_insert(target, "new_rows")
+        arms = [a for a in target.arms() if a.compiled is not None]
+        body = [self._compiled_check(a) for a in arms] + [self._compiled_arm(a) for a in arms]
         result = []
         if previous not in (None, "sql"):
             result += self.unscoring_sql(target.table)
         return result + self.trigger_sql(
             f"{target.table}_score",
             q(target.table),
-            [self._compiled_check(target), scoring],
+            body,
             function=q("indb", f"score_{target.table}"),
             row=target.mode == "row",
             definer=True,
             guard=(self.current_schema(), target.table),
             attach=previous != "sql",
+        )
+
+    def _compiled_arm(self, arm: ScoringTarget) -> str:
+        """One arm's compiled scoring in its table's PL/pgSQL function. Bulk: an INSERT of the
+        predictions of the rows it scores. Row: a served arm sets the row's prediction columns
+        when the row's id is its (IF over the bucket of NEW.id); a shadow arm INSERTs into the
+        shadow predictions table."""
+        if arm.mode != "row":
+            return self._compiled_insert(arm, "new_rows")
+        if not arm.served:
+            return self._compiled_insert(arm, "(SELECT NEW.*) AS r")
+        picks = [f"p{i}" for i in range(len(arm.probability_columns))]
+        fields = ["model", "model_version", "runtime", "role", "prediction", *arm.probability_columns]
+        record = exp.to_identifier("NEW")  # PL/pgSQL's row: unquoted
+        targets = [
+            Quoted(exp.Column(this=exp.to_identifier(c, quoted=i > 4), table=record.copy()).sql(self.dialect))
+            for i, c in enumerate(fields)
+        ]
+        values = [
+            self.literal(arm.model.model),
+            Quoted(str(int(arm.model.version))),
+            self.literal("sql"),
+            self.literal(arm.role),
+        ]
+        values += [Quoted(exp.column(c, "o").sql(self.dialect)) for c in ("prediction", *picks)]
+        outputs = self._compiled_outputs(replace(arm, where=None), "(SELECT NEW.*) AS r")
+        scoring = self.render(
+            "scoring",
+            "score_compiled_row",
+            values=join(values),
+            targets=join(targets),
+            outputs=Quoted(dialects.render(outputs, self.dialect)),
+        )
+        if arm.where is None:
+            return scoring
+        condition = arm.where.transform(
+            lambda node: exp.column("id", record.copy()) if isinstance(node, exp.Column) else node
+        )
+        return self.render(
+            "scoring", "when_row", condition=Quoted(condition.sql(self.dialect)), statement=Quoted(scoring)
         )
 
     def compiled_model_sql(self, ref: ModelRef, compiled, *, default: bool) -> list[str]:
@@ -1059,7 +1152,8 @@ class PostgresBackend(Backend):
 
     def unscoring_sql(self, table: str) -> list[str]:
         q = self.quote
-        return [self.drop_trigger_sql(f"{table}_{name}", q(table)) for name in ("score", "lock")]
+        names = ("score", "score_arm_sql", "score_arm_onnx", "lock")
+        return [self.drop_trigger_sql(f"{table}_{name}", q(table)) for name in names]
 
     # -- doctor -------------------------------------------------------------------------------
     def _roles_check(self) -> Check:

@@ -164,6 +164,7 @@ def install(backend: Backend, table: str) -> None:
             deployment=deployment,
             rule=backend.literal(rule),
             predictions=predictions,
+            served=deployments.served_filter(backend, table, Quoted("p")),
         )
         for rule, kind, feature, *_ in found
     ]
@@ -176,7 +177,11 @@ def install(backend: Backend, table: str) -> None:
         **slots,
     )
     override = backend.render(
-        "humility", "apply_overrides", prediction_type=Quoted(mv.signature.prediction_type), **slots
+        "humility",
+        "apply_overrides",
+        prediction_type=Quoted(mv.signature.prediction_type),
+        served_here=deployments.served_filter(backend, table),
+        **slots,
     )
     for text in backend.trigger_sql(
         f"{table}_{_TRIGGERS[0]}",

@@ -356,6 +356,7 @@ def window_statements(
     sources: dict[str, str],
     probability_columns: list[str],
     time: Quoted,
+    served: Quoted | None = None,
 ) -> list[tuple[str, str]]:
     """The first steps of every window: its rows into a temporary table, read once, so that
     the statements after it scan that table instead of the scored view (request rows joined
@@ -375,6 +376,7 @@ def window_statements(
         table=table,
         predictions=predictions,
         time=time,
+        served=served or Quoted(""),
     )
     return [
         ("drop window", backend.render("monitoring", "drop_window", window=window)),
@@ -492,7 +494,8 @@ def create(
         tables = (q(schema, target.table), q(schema, target.predictions_table))
         time = _window_time(backend, "r" if time_column else "p", time_column, time_type)
         sources = {f: s for f, s in sources.items() if f in chosen}
-        steps = window_statements(backend, window, tables, sources, probability_columns, time)
+        served = deployments.served_filter(backend, target.table, Quoted("p"))
+        steps = window_statements(backend, window, tables, sources, probability_columns, time, served)
         for feature, kind in chosen.items():
             steps += drift.column_statements(backend, window, feature, kind, mode)
         steps += accuracy.statements(

@@ -11,16 +11,22 @@ CREATE OR REPLACE MACRO {name}({parameters}) AS ({function}({parameters})).proba
 COMMENT ON MACRO {name} IS {comment};
 
 -- name: score_rows
--- Scores every row of {source} into {predictions}; one UDF call per batch of rows.
--- {recorded} lists the stored features the request rows were joined to (features_from).
-INSERT INTO {predictions} (id, model, model_version, runtime, prediction{probability_columns}{recorded})
-SELECT id, {model}, {version}, {runtime}, result.prediction{probability_values}{recorded}
+-- Scores every row of {source} into {predictions}: one SELECT per arm ({arms}: the champion's,
+-- then each challenger's, indb.lifecycle.challengers), all in one INSERT, so every arm reads
+-- the inserted rows in the same statement. {recorded} lists the stored features the request
+-- rows were joined to (features_from).
+INSERT INTO {predictions} (id, model, model_version, runtime, role, served, prediction{probability_columns}{recorded})
+{arms};
+
+-- name: arm_rows
+-- One arm run by the onnx runtime: one UDF call per batch of rows; {role} and {served} say
+-- which arm this is.
+SELECT id, {model}, {version}, {runtime}, {role}, {served}, result.prediction{probability_values}{recorded}
 FROM (SELECT id, {function}({arguments}) AS result{recorded} FROM {source});
 
 -- name: create_compiled_macro
 CREATE OR REPLACE MACRO {name}({parameters}) AS {body};
 
--- name: score_rows_compiled
-INSERT INTO {predictions} (id, model, model_version, runtime, prediction{probability_columns}{recorded})
-SELECT id, {model}, {version}, 'sql', {prediction}{probability_values}{recorded}
+-- name: arm_rows_compiled
+SELECT id, {model}, {version}, 'sql', {role}, {served}, {prediction}{probability_values}{recorded}
 FROM {source};

@@ -6,7 +6,7 @@ SELECT {request_columns},
        p.model, p.model_version, p.runtime, p.prediction, {probability_columns}p.scored_at,
        g.label, g.observed_at
 FROM {table} AS r
-LEFT JOIN {predictions} AS p ON p.id = r.id
+LEFT JOIN {predictions} AS p ON p.id = r.id AND p.served
 LEFT JOIN (
     SELECT DISTINCT ON (id) id, label, observed_at
     FROM {ground_truth} ORDER BY id, observed_at DESC
@@ -14,7 +14,12 @@ LEFT JOIN (
 
 -- name: create_row_predictions_view
 CREATE OR REPLACE VIEW {predictions} AS
-SELECT id, model, model_version, runtime, prediction, {probability_columns}scored_at FROM {table};
+SELECT id, model, model_version, runtime, prediction, {probability_columns}scored_at,
+       coalesce(role, 'champion') AS role, true AS served
+FROM {table}
+UNION ALL
+SELECT id, model, model_version, runtime, prediction, {probability_columns}scored_at, role, served
+FROM {shadow};
 
 -- name: add_row_prediction_columns
 ALTER TABLE {table}
@@ -22,7 +27,8 @@ ALTER TABLE {table}
     ADD COLUMN IF NOT EXISTS model_version INTEGER,
     ADD COLUMN IF NOT EXISTS runtime TEXT,
     ADD COLUMN IF NOT EXISTS prediction {prediction_type},
-    ADD COLUMN IF NOT EXISTS scored_at TIMESTAMP DEFAULT current_timestamp;
+    ADD COLUMN IF NOT EXISTS scored_at TIMESTAMP DEFAULT current_timestamp,
+    ADD COLUMN IF NOT EXISTS role TEXT;
 
 -- Switching versions under concurrent inserts (one lock order, no starvation, no deadlock).
 -- Every insert into a deployed table first takes a per-deployment advisory lock in SHARED
@@ -74,12 +80,20 @@ IF NOT EXISTS (
     RAISE EXCEPTION '%', {message};
 END IF;
 
+-- name: check_compiled_challenger
+IF NOT EXISTS (
+    SELECT 1 FROM indb.challengers
+    WHERE deployment = {table_literal} AND model = {model_literal} AND version = {version} AND runtime = 'sql'
+) THEN
+    RAISE EXCEPTION '%', {message};
+END IF;
+
 -- name: id_range
 SELECT min(id), max(id) FROM {table};
 
 -- name: unscored_batch
 (SELECT * FROM {table} AS r WHERE r.id >= {low} AND r.id < {high}
- AND NOT EXISTS (SELECT 1 FROM {predictions} AS p WHERE p.id = r.id))
+ AND NOT EXISTS (SELECT 1 FROM {predictions} AS p WHERE p.id = r.id AND p.served))
 
 -- name: create_warm_up_function
 -- A new backend's first onnx-scored insert imports numpy and onnxruntime and builds the
@@ -104,6 +118,17 @@ $indb$;
 -- id is the key of a request table and of its predictions (one prediction per row); backfills
 -- and the scored view look rows up by it.
 ALTER TABLE {table} ADD PRIMARY KEY (id);
+
+-- name: drop_prediction_key
+-- Prediction tables from before challengers were keyed by id alone; now a request id has its
+-- served prediction and a shadow one per shadow challenger (indb.lifecycle.challengers).
+ALTER TABLE {predictions} DROP CONSTRAINT IF EXISTS {key};
+
+-- name: add_served_index
+-- Exactly one served prediction per request id (the champion's, or a split challenger's); the
+-- scored view, monitors and backfills look served rows up by it. Shadow rows are in no index:
+-- a shadow challenger costs one more row per request, not one more index entry.
+CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {predictions} (id) WHERE served;
 
 -- name: has_id_index
 SELECT count(*) FROM pg_catalog.pg_index AS i

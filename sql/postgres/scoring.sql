@@ -21,6 +21,17 @@ if "indb_runtime" not in GD:
 GD["indb_runtime"].score_statement(TD)
 $indb$;
 
+-- name: create_challenger_trigger_function
+-- The onnx challengers of a deployment whose champion is compiled (indb.lifecycle.challengers):
+-- the same checks as the champion's function (the table that fired it is the deployed one; each
+-- version's content hash is the one its row of indb.challengers recorded).
+CREATE OR REPLACE FUNCTION indb.score_challenger_rows() RETURNS trigger LANGUAGE plpython3u
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $indb$
+if "indb_runtime" not in GD:
+    plpy.execute("SELECT indb.load_runtime()")
+GD["indb_runtime"].score_challengers(TD)
+$indb$;
+
 -- name: create_row_trigger_function
 CREATE OR REPLACE FUNCTION indb.score_inserted_row() RETURNS trigger LANGUAGE plpython3u
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $indb$
@@ -94,6 +105,19 @@ LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS {body};
 -- name: score_compiled_row
 -- A compiled row trigger's scoring (PL/pgSQL): the outputs for the row NEW into its columns.
 SELECT {values} INTO {targets} FROM ({outputs}) AS o
+
+-- name: when_row
+-- A row trigger's arm that serves only some request ids (indb.lifecycle.challengers: split).
+IF {condition} THEN {statement}; END IF
+
+-- name: create_challenger_row_function
+-- The onnx challengers of a row-mode deployment whose champion is compiled.
+CREATE OR REPLACE FUNCTION indb.score_challenger_row() RETURNS trigger LANGUAGE plpython3u
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $indb$
+if "indb_runtime" not in GD:
+    plpy.execute("SELECT indb.load_runtime()")
+return GD["indb_runtime"].score_row(TD, champion=False)
+$indb$;
 
 -- name: create_fail_function
 -- Raises an error from inside an SQL expression (compiled models refuse NULL inputs with it).
