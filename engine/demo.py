@@ -175,7 +175,7 @@ def _training_set(db: indb.Database) -> None:
     )
 
 
-def _schedule_jobs(db: indb.Database):
+def _schedule_jobs(db: indb.Database, rows: int):
     """The monitor, challenger evaluation and retention as jobs, and the retraining policy
     (its job runs on the monitor's alerts); on DuckDB also a scheduler whose clock starts on the
     first streamed day (None on PostgreSQL, where the server runs jobs)."""
@@ -214,15 +214,17 @@ def _schedule_jobs(db: indb.Database):
         training_set="loans_labeled",
         holdout="14 days",
         metric="roc_auc",
+        schedule="0 8 * * 1",
         on_alert={"monitor": "loans"},
-        min_new_labels=1000,
+        min_new_labels=max(50, rows // 30),  # 1,000 labels for the default 30,000 rows
         promote="auto",
-        min_labels=500,
+        min_labels=max(30, rows // 60),
         deployment=TABLE,
     )
     if clock is None:
         return None
-    # the policy's job was scheduled on the system clock: due times follow the simulated one
+    # the policy's job was scheduled on the system clock: its next run follows the simulated one
+    api.enable(db.backend, "retrain_loans", True, clock=clock)
     return Scheduler(db.backend, clock=clock)
 
 
@@ -312,11 +314,12 @@ def run_demo(url: str | None = None, rows: int = 30_000, seed: int = 7) -> None:
         time_column="applied_at",
     )
     _training_set(db)
-    scheduler = _schedule_jobs(db)
+    scheduler = _schedule_jobs(db, rows)
     print(
         "   the database closes the loop itself: monitor loans (weekly windows of applied_at) and\n"
-        "   jobs loans_drift (Mondays 06:00: run_monitor), retrain_loans (on the monitor's alerts:\n"
-        "   rebuild training set loans_labeled, refit, shadow the new version), loans_challengers\n"
+        "   jobs loans_drift (Mondays 06:00: run_monitor), retrain_loans (Mondays 08:00 and on the\n"
+        "   monitor's alerts: rebuild training set loans_labeled, refit, shadow a better version),\n"
+        "   loans_challengers\n"
         "   (daily: compare on arrived outcomes, promote a better challenger), loans_retention\n"
     )
 

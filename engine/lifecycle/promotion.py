@@ -14,7 +14,10 @@ fields given as arguments, the defaults below): ``auto`` promotes the challenger
 verdict on the policy's metric is ``better`` and whose improvement is at least
 ``min_improvement`` at the lower end of its confidence interval, on at least ``min_labels``
 labeled rows; ``approval`` opens a promotion request (``indb.promotion_requests``) that
-``promote`` completes; ``manual`` only reports.
+``promote`` completes; ``manual`` only reports. Under ``auto`` a challenger the comparison
+settled against also leaves (retired, audited): ``worse`` on at least ``min_labels`` labeled
+rows, or ``no difference`` on at least ``RETIRE_AFTER`` times that many, so that the
+retraining policy, which shadows one new version at a time, can try the next.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from indb.lifecycle.comparison import DeploymentInfo, Settings
 from indb.sql import statement
 
 PROMOTE = ("manual", "approval", "auto")
+RETIRE_AFTER = 10  # x min_labels: a challenger with no difference by then leaves (auto)
 # indb.lifecycle.metrics' names, and the aliases it accepts
 METRIC_NAMES = {
     **{name: name for name in ("accuracy", "roc_auc", "log_loss", "f1", "mae", "rmse", "r2")},
@@ -83,6 +87,7 @@ class Evaluation:
     comparison: comparison.Comparison = field(repr=False)
     candidates: list[dict] = field(default_factory=list)
     dry_run: bool = False
+    retired: list[int] = field(default_factory=list)
 
     def summary(self) -> dict:
         return {
@@ -94,6 +99,7 @@ class Evaluation:
             "version": self.version,
             "request_id": self.request_id,
             "candidates": self.candidates,
+            "retired": self.retired,
         }
 
 
@@ -446,6 +452,18 @@ def evaluate(
             candidates.append({**_clean([row])[0], "improvement": gain, "improvement_low": gain_low})
     candidates.sort(key=lambda r: -r["improvement"])
     best = candidates[0] if candidates else None
+    settled = [
+        int(row["version"])
+        for row in result.rows
+        if row["role"] == "challenger"
+        and row["window_name"] == "all"
+        and row["metric"] == name
+        and (current is None or row["version"] in current)
+        and (
+            (row["verdict"] == "worse" and row["labeled_rows"] >= policy.min_labels)
+            or (row["verdict"] == "no difference" and row["labeled_rows"] >= RETIRE_AFTER * policy.min_labels)
+        )
+    ]
     evaluation = Evaluation(
         dep.table, None, policy, "no challenger better", None, None, None, result, candidates
     )
@@ -466,7 +484,24 @@ def evaluate(
         audit.record(backend, "evaluate_challengers", dep.table, evaluation.summary())
     if best is not None and policy.promote == "auto":
         evaluation.switch = promote_best(backend, dep, best, policy, dry_run=False)
+    if policy.promote == "auto":
+        evaluation.retired = _retire(backend, dep.table, settled, evaluation.evaluation_id)
     return evaluation
+
+
+def _retire(backend: Backend, table: str, versions: list[int], evaluation_id: int | None) -> list[int]:
+    """Remove challengers the comparison settled against (``auto``), each audited."""
+    from indb.lifecycle import challengers
+
+    for version in versions:
+        challengers.remove(backend, table, version)
+        audit.record(
+            backend,
+            "retire_challenger",
+            table,
+            {"version": version, "evaluation_id": evaluation_id, "why": "worse or no difference, settled"},
+        )
+    return versions
 
 
 def _because(best: dict, policy: Policy) -> str:

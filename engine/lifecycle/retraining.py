@@ -10,7 +10,8 @@ version) in ``indb.model_training_sets`` (``indb.model_lineage``) and its recipe
 holds ``version`` and ``parent_version`` too.
 
 Then ``promote``: ``manual`` does nothing more; ``approval`` notes ``{"promotion": "requested"}``
-on the run (``db.promote`` completes it); ``auto`` adds the new version as a shadow challenger of
+on the run (``db.promote`` completes it); ``auto`` adds the new version, when it beats the
+champion on the holdout and no earlier version still shadows there, as a shadow challenger of
 the policy's deployment (indb.lifecycle.challengers), whose comparison decides promotion.
 
 A fit that fails (the recipe cannot fit the rows, a holdout without rows, ...) is recorded as
@@ -471,24 +472,26 @@ def _promote(backend, policy: Policy, version: int, new: dict, champion: dict | 
         return {"promotion": "manual", "beats_champion": beats}
     if policy.promote == "approval":
         return {"promotion": "requested", "beats_champion": beats}
-    return {"promotion": "auto", "beats_champion": beats, **_add_challenger(backend, policy, version)}
+    if not beats:
+        return {"promotion": "auto", "beats_champion": False, "challenger": None}
+    return {"promotion": "auto", "beats_champion": True, **_add_challenger(backend, policy, version)}
 
 
 def _add_challenger(backend, policy: Policy, version: int) -> dict:
-    """Shadow the new version on the policy's deployment (indb.lifecycle.challengers, issue 13.4)."""
+    """Shadow the new version on the policy's deployment, unless an earlier version of the
+    model is still shadowing there: its evidence is still gathering (labels arrive late), and
+    the comparison (evaluate_challengers) promotes or retires it; one candidate at a time."""
+    from indb.lifecycle import challengers
+
+    pending = [
+        c.version
+        for c in challengers.listed(backend, policy.deployment)
+        if c.mode == "shadow" and c.model == policy.model
+    ]
+    if pending:
+        return {"challenger": None, "waiting_for": pending}
     try:
-        from indb.lifecycle import challengers
-    except ImportError:
-        challengers = None
-    add = getattr(challengers, "add_challenger", None) or getattr(challengers, "add", None)
-    if add is None:
-        return {
-            "challenger": None,
-            "challenger_error": "challengers are not available in this indb (indb.lifecycle.challengers): "
-            f"add version {version} to {policy.deployment!r} by hand once they are",
-        }
-    try:
-        add(backend, policy.deployment, version, mode="shadow")
+        challengers.add(backend, policy.deployment, version, mode="shadow")
     except Exception as e:
         return {"challenger": None, "challenger_error": f"{type(e).__name__}: {backend.translate(e)}"}
     return {"challenger": {"deployment": policy.deployment, "version": version, "mode": "shadow"}}
