@@ -157,12 +157,12 @@ def test_the_closed_loop_drift_retrain_shadow_promote_rollback(db):
     assert rows.values.tolist() == [[1, 200], [2, 1_200]]
     rebuilt = db.get_training_set("loop_labeled", 2).df()
     assert set(rebuilt.id) == set(before.ref) | set(shifted.ref)  # the new labels are in it
-    # (indb.model_lineage joins the feature sets: a spine-only training set has no row there)
+    # a spine-only training set: one lineage row, without feature set
     lineage = db.sql(
-        "SELECT training_set, training_set_version FROM indb.model_training_sets "
-        "WHERE model = 'loop' AND version = 2"
+        "SELECT training_set, training_set_version, feature_set FROM indb.model_lineage "
+        "WHERE model = 'loop' AND model_version = 2"
     )
-    assert lineage.values.tolist() == [["loop_labeled", 2]]
+    assert lineage.values.tolist() == [["loop_labeled", 2, None]]
     assert db.get_model("loop", 2).tags["parent_version"] == 1
     # on the holdout (the latest 20%: shifted rows) v2 is far better than v1
     assert run.metrics["roc_auc"] > 0.85 and run.champion_metrics["roc_auc"] < 0.65, (
