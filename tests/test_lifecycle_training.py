@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -486,3 +487,37 @@ def test_multiclass_metrics_by_hand():
     # a class without a holdout row: AUC undefined, the rest still computed
     missing = metrics.compute("classification", ["a", "b"], ["a", "b"], proba[:2], ("a", "b", "c"))
     assert missing["roc_auc"] is None and missing["accuracy"] == 1.0
+
+
+def test_call_indb_retrain_fits_inside_the_server(loop):
+    """PostgreSQL: CALL indb.retrain('risk') from plain SQL, as a developer, no client code."""
+    db = loop
+    if not db.backend.supports_procedures:
+        pytest.skip("CALL indb.retrain is PostgreSQL's (DuckDB: db.retrain or the retrain job)")
+    import uuid
+
+    import psycopg
+
+    db.create_retraining("risk", training_set="risk_train", metric="auc")
+    arrive(db, 1, 50)
+    role = f"dev_{uuid.uuid4().hex[:8]}"
+    db.sql(f'CREATE ROLE "{role}" LOGIN IN ROLE indb_developer')
+    # the caller's own rights apply: the feature data and a schema for the new training set
+    # table are the DBA's to grant, as for any other user of those tables
+    db.sql(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"')
+    db.sql(f'GRANT CREATE ON SCHEMA public TO "{role}"')
+    parts = urlsplit(db.url)
+    as_developer = parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}").geturl()
+    with psycopg.connect(as_developer, autocommit=True) as developer:
+        ((run_id,),) = developer.execute("CALL indb.retrain('risk')").fetchall()
+        with pytest.raises(psycopg.Error, match="retraining policy of model 'no_such_model' does not exist"):
+            developer.execute("CALL indb.retrain('no_such_model')")
+    stored = db.training_run(run_id)
+    assert stored["status"] == "succeeded" and stored["version"] == 3, stored["error"]
+    assert stored["triggered_by"] == f"sql:{role}"
+    assert db.get_model("risk", 3).tags["parent_version"] == 2
+    with psycopg.connect(db.url, autocommit=True) as admin:
+        ((public,),) = admin.execute(
+            "SELECT has_function_privilege('public', 'indb.retrain(text, bigint)', 'EXECUTE')"
+        ).fetchall()
+    assert public is False

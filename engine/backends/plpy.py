@@ -337,6 +337,16 @@ def run_action(plpy, run: dict) -> dict:
     return json.loads(json.dumps(result, default=str))
 
 
+def retrain(plpy, model: str) -> int:
+    """``CALL indb.retrain(model)``: the model's retraining policy now, on this session's
+    transaction with the caller's rights, triggered by ``sql:<session user>``; the run's id."""
+    from indb.lifecycle import retraining
+
+    backend = PlpyBackend(plpy)
+    backend.execute("SELECT pg_catalog.set_config('search_path', $path, true)", {"path": _SEARCH_PATH})
+    return retraining.retrain(backend, model, triggered_by=f"sql:{backend.user}").id
+
+
 def check_action(name: str, arguments: dict) -> dict:
     """The arguments of a registered action with its defaults (indb.schedule's check)."""
     from indb.jobs import actions

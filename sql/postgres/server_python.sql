@@ -171,6 +171,16 @@ run = json.loads(plpy.execute(plan, [run_id])[0]["r"])
 return json.dumps(GD["indb_server"]["server"].run_action(plpy, run))
 $indb$;
 
+-- name: create_retrain_procedure
+-- CALL indb.retrain('loans'): the model's retraining policy now, inside the server, with the
+-- caller's rights (it registers a version: a developer's or admin's work), no client and no
+-- job needed; the training run's id comes back (a failed fit too: its row says why).
+CREATE OR REPLACE PROCEDURE indb.retrain(model_name text, INOUT training_run bigint DEFAULT NULL)
+LANGUAGE plpython3u SET search_path = pg_catalog, pg_temp AS $indb$
+plpy.execute("SELECT indb.load_server_python()")
+return {"training_run": GD["indb_server"]["server"].retrain(plpy, model_name)}
+$indb$;
+
 -- name: create_check_action
 -- For indb.schedule: the arguments of a Python action with its defaults, or the registry's
 -- error (unknown action, unknown or missing argument).
@@ -199,6 +209,9 @@ REVOKE ALL ON FUNCTION indb.check_python_action(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION indb.server_package(), indb.job_python_run(bigint), indb.load_server_python(),
     indb.run_python_action(bigint) FROM PUBLIC;
 
+-- name: revoke_public_retrain
+REVOKE ALL ON PROCEDURE indb.retrain(text, bigint) FROM PUBLIC;
+
 -- name: grant_run
 -- indb.run_job runs a Python action as the job's owner, and admins define (own) jobs. Each
 -- acts only on a running run of the caller's own session (indb.job_python_run checks).
@@ -206,3 +219,9 @@ GRANT EXECUTE ON FUNCTION indb.server_package(), indb.job_python_run(bigint) TO 
 
 -- name: grant_run_python
 GRANT EXECUTE ON FUNCTION indb.load_server_python(), indb.run_python_action(bigint) TO {admin};
+
+-- name: grant_retrain
+-- Developers and admins retrain (it registers a version; the caller's own rights apply), and
+-- load indb's Python to do it.
+GRANT EXECUTE ON PROCEDURE indb.retrain(text, bigint) TO {developer}, {admin};
+GRANT EXECUTE ON FUNCTION indb.server_package(), indb.load_server_python() TO {developer};
