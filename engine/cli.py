@@ -642,7 +642,9 @@ def cmd_models_import(args) -> None:
 
     with indb.connect(args.db) as db:
         mv, created = db._call(files.import_, args.dir, args.name)
-    if created:
+    if args.json:
+        print(json.dumps({"name": mv.name, "version": mv.version, "sha256": mv.sha256, "created": created}))
+    elif created:
         print(f"imported {mv.name} version {mv.version} (sha256 {mv.sha256[:12]}): {mv.describe()}")
     else:
         print(f"{mv.name} version {mv.version} already has sha256 {mv.sha256[:12]}: nothing to import")
@@ -680,7 +682,7 @@ def _add_model_files(commands, verbs, common, listing) -> None:
     export.add_argument("model", metavar="NAME[@VERSION|@ALIAS]")
     export.add_argument("dir", metavar="DIR")
     export.set_defaults(run=cmd_models_export)
-    imported = verbs.add_parser("import", parents=[common], help="check and register an exported folder")
+    imported = verbs.add_parser("import", parents=[listing], help="check and register an exported folder")
     imported.add_argument("dir", metavar="DIR")
     imported.add_argument("--name", default=None, help="register under this name instead")
     imported.set_defaults(run=cmd_models_import)

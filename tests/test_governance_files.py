@@ -195,5 +195,12 @@ def test_models_export_and_import_commands(tmp_path, logistic, loans):
     assert first.returncode == 0 and "imported loans version 1" in first.stdout, first.stderr
     second = indb_cli("--db", target, "models", "import", str(tmp_path / "m"), cwd=tmp_path)
     assert second.returncode == 0 and "nothing to import" in second.stdout, second.stderr
+    as_json = indb_cli("--db", target, "models", "import", str(tmp_path / "m"), "--json", cwd=tmp_path)
+    assert json.loads(as_json.stdout) == {
+        "name": "loans",
+        "version": 1,
+        "sha256": json.loads((tmp_path / "m" / "indb-model.json").read_text())["sha256"],
+        "created": False,
+    }
     missing = indb_cli("--db", target, "models", "import", str(tmp_path / "none"), cwd=tmp_path)
     assert missing.returncode == 1 and "is not an exported indb model" in missing.stderr
