@@ -204,3 +204,34 @@ def test_models_export_and_import_commands(tmp_path, logistic, loans):
     }
     missing = indb_cli("--db", target, "models", "import", str(tmp_path / "none"), cwd=tmp_path)
     assert missing.returncode == 1 and "is not an exported indb model" in missing.stderr
+
+
+def test_import_into_each_backend_from_duckdb(db, tmp_path, exported, logistic, fresh_loans):
+    imported = db.import_model(exported)
+    assert imported.sha256 == json.loads((exported / "indb-model.json").read_text())["sha256"]
+    assert db.import_model(exported).version == imported.version == 1
+    assert db.get_model("loans").recipe["estimator"]["estimator"] == "sklearn.pipeline.Pipeline"
+    got = _predictions(db, fresh_loans)
+    assert got.label.tolist() == list(logistic.predict(fresh_loans[NUMERIC]))
+    np.testing.assert_allclose(np.stack(got.proba), logistic.predict_proba(fresh_loans[NUMERIC]), atol=1e-5)
+    # the imported version deploys and scores inserts like a registered one
+    db.deploy("loans", table="applications")
+    db.write_table("incoming", fresh_loans[NUMERIC].head(20), replace=True)
+    db.sql(
+        "INSERT INTO applications (income, debt, age, tenure) SELECT income, debt, age, tenure FROM incoming"
+    )
+    scored = db.sql("SELECT prediction FROM applications_predictions ORDER BY id")
+    assert scored.prediction.tolist() == list(logistic.predict(fresh_loans[NUMERIC].head(20)))
+
+
+def test_verify_prefers_the_latest_training_run_metrics(db, logistic, loans):
+    db.register_model("loans", logistic, sample=loans[NUMERIC], metrics={"auc": 0.91})
+    for run_id, value in ((1, 0.5), (2, 0.75)):  # what a retraining run records for the version
+        db.sql(
+            "INSERT INTO indb.training_run_metrics (run_id, model, version, role, metric, value) "
+            "VALUES ($run_id, 'loans', 1, 'champion', 'auc', $value)",
+            {"run_id": run_id, "value": value},
+        )
+    report = db.verify_model("loans", min_metrics={"auc": 0.8})
+    (check,) = report.checks
+    assert not report.passed and check.value == 0.75 and "latest training run" in check.detail
