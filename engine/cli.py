@@ -622,6 +622,80 @@ def cmd_scheduler(args) -> int:
     return 0
 
 
+# -- models as files and verify (issue 14.3) ---------------------------------------------------
+def _name_at(text: str) -> tuple[str, int | str | None]:
+    """NAME, NAME@VERSION or NAME@alias."""
+    name, _, version = text.partition("@")
+    return name, _version(version or None)
+
+
+def cmd_models_export(args) -> None:
+    name, version = _name_at(args.model)
+    with indb.connect(args.db) as db:
+        folder = db.export_model(name, args.dir, version)
+        mv = db.get_model(name, version)
+    print(f"exported {mv.name} version {mv.version} (sha256 {mv.sha256[:12]}) to {folder}")
+
+
+def cmd_models_import(args) -> None:
+    from indb.governance import files
+
+    with indb.connect(args.db) as db:
+        mv, created = db._call(files.import_, args.dir, args.name)
+    if args.json:
+        print(json.dumps({"name": mv.name, "version": mv.version, "sha256": mv.sha256, "created": created}))
+    elif created:
+        print(f"imported {mv.name} version {mv.version} (sha256 {mv.sha256[:12]}): {mv.describe()}")
+    else:
+        print(f"{mv.name} version {mv.version} already has sha256 {mv.sha256[:12]}: nothing to import")
+
+
+def _limits(pairs: list[str] | None, option: str) -> dict[str, float]:
+    limits = {}
+    for pair in pairs or []:
+        metric, sep, value = pair.partition("=")
+        try:
+            limits[metric.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not metric.strip():
+            raise IndbError(f"{option} takes METRIC=NUMBER, e.g. {option} auc=0.8; got {pair!r}")
+    return limits
+
+
+def cmd_verify(args) -> int:
+    """Exit 0 when every check passes, 1 when one fails, 2 on bad input (CI gates on it)."""
+    try:
+        name, version = _name_at(args.model)
+        minimums, maximums = _limits(args.min_metric, "--min-metric"), _limits(args.max_drift, "--max-drift")
+        with indb.connect(args.db) as db:
+            report = db.verify_model(name, version, min_metrics=minimums, max_drift=maximums)
+    except IndbError as e:
+        print(f"indb: error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_dict(), indent=2, default=str) if args.json else report.text())
+    return 0 if report.passed else 1
+
+
+def _add_model_files(commands, verbs, common, listing) -> None:
+    export = verbs.add_parser("export", parents=[common], help="write a version as files for git")
+    export.add_argument("model", metavar="NAME[@VERSION|@ALIAS]")
+    export.add_argument("dir", metavar="DIR")
+    export.set_defaults(run=cmd_models_export)
+    imported = verbs.add_parser("import", parents=[listing], help="check and register an exported folder")
+    imported.add_argument("dir", metavar="DIR")
+    imported.add_argument("--name", default=None, help="register under this name instead")
+    imported.set_defaults(run=cmd_models_import)
+    verify = commands.add_parser(
+        "verify", parents=[listing], help="check metrics and drift of a version (exit 1 on failure, for CI)"
+    )
+    verify.add_argument("model", metavar="NAME[@VERSION|@ALIAS]")
+    limits = (("--min-metric", "METRIC=MIN", "auc=0.8"), ("--max-drift", "METRIC=MAX", "psi=0.2"))
+    for option, metavar, example in limits:
+        verify.add_argument(option, action="append", metavar=metavar, help=f"e.g. {example} (repeatable)")
+    verify.set_defaults(run=cmd_verify)
+
+
 # -- lifecycle: training runs and retraining (indb.lifecycle) --------------------------------
 def cmd_models_leaderboard(args) -> None:
     with indb.connect(args.db) as db:
@@ -807,6 +881,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dialect", default=None, help="duckdb, postgres, spark, ... (default: the database's)"
     )
     compiled.set_defaults(run=cmd_models_sql)
+    _add_model_files(commands, verbs, common, listing)
 
     deploy = commands.add_parser("deploy", parents=[common], help="score every insert into a table")
     deploy.add_argument("model")

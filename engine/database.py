@@ -879,3 +879,34 @@ class Database:
 
     def promotion_requests(self) -> pd.DataFrame:
         return self._call(lambda b: b.query(statement("promotion", "list_requests", b.dialect)))
+
+    # -- models as files (issue 14.3) ----------------------------------------------------------
+    def export_model(self, name: str, directory, version: int | str | None = None):
+        """Write ``model.onnx``, ``indb-model.json`` and ``MODEL.md`` of a version (number, alias
+        or None for the default) into ``directory``; returns the folder's path."""
+        from indb.governance import files
+
+        return self._call(files.export, name, directory, version)
+
+    def import_model(self, directory, name: str | None = None) -> ModelVersion:
+        """Register an exported folder after checking its sha256 and re-running the ONNX on its
+        recorded sample against the recorded outputs; the same sha256 again returns the
+        existing version and changes nothing."""
+        from indb.governance import files
+
+        return self._call(files.import_, directory, name)[0]
+
+    def verify_model(
+        self,
+        name: str,
+        version: int | str | None = None,
+        *,
+        min_metrics: dict | None = None,
+        max_drift: dict | None = None,
+    ):
+        """Check a version's metrics against minimums (``{"auc": 0.8}``) and the latest drift of
+        the deployments serving it against maximums (``{"psi": 0.2}``); returns a
+        :class:`indb.governance.files.Report` (``.passed``, ``.text()``, ``.to_dict()``)."""
+        from indb.governance import files
+
+        return self._call(files.verify, name, version, min_metrics=min_metrics, max_drift=max_drift)
