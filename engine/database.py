@@ -879,3 +879,20 @@ class Database:
 
     def promotion_requests(self) -> pd.DataFrame:
         return self._call(lambda b: b.query(statement("promotion", "list_requests", b.dialect)))
+
+    # -- governance: lineage (issue 14.4) -------------------------------------------------------
+    def lineage(self, model: str, version: int | str | None = None) -> dict:
+        """A version's lineage from ``indb.lineage`` as a tree: upstream (training run, training
+        set version, feature set versions, sources, parent version) and downstream (deployments,
+        later versions)."""
+        from indb.governance import lineage
+
+        return self._call(lineage.tree, model, version)
+
+    def reproduce(self, model: str, version: int | str | None = None):
+        """Rebuild the version's training set at its recorded cutoff (rolled back), refit its
+        recipe, convert, and report whether the ONNX sha256 matches; if not, which input changed
+        (``data``, ``recipe`` or ``environment``). Registers nothing."""
+        from indb.governance import lineage
+
+        return self._call(lineage.reproduce, model, version)
