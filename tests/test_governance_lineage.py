@@ -151,3 +151,17 @@ def test_reproduce_names_the_training_data_when_rows_under_the_cutoff_changed(lo
     assert _catalog_counts(db) == before
     with pytest.raises(indb.IndbError, match="no recorded training set"):
         db.reproduce("risk", 1)
+
+
+def test_reproduce_names_the_recipe_when_the_stored_recipe_was_edited(loop):  # noqa: F811
+    db = loop
+    _retrained(db)
+    recipe = db.get_model("risk", 3).recipe
+    recipe["estimator"]["params"]["C"] = 0.01
+    db.sql(
+        "UPDATE indb.model_versions SET recipe = $recipe WHERE model = 'risk' AND version = 3",
+        {"recipe": json.dumps(recipe)},
+    )
+    result = db.reproduce("risk", 3)
+    assert not result.matches and result.changed == "recipe", result.reason
+    assert result.content_hash == result.stored_content_hash

@@ -167,6 +167,7 @@ def _recorded(backend: Backend, model: str, version: int) -> dict:
             "content_hash": run["content_hash"],
             "holdout": holdout.get("definition"),
             "seed": recipe.get("seed"),
+            "recipe": recipe.get("estimator"),
             "training_run": int(run["id"]),
         }
     found = backend.query(
@@ -185,6 +186,7 @@ def _recorded(backend: Backend, model: str, version: int) -> dict:
         "content_hash": row["content_hash"],
         "holdout": None,  # registered by hand: fitted on the whole training set, as far as indb knows
         "seed": None,
+        "recipe": None,
         "training_run": None,
     }
 
@@ -215,7 +217,6 @@ def reproduce(backend: Backend, model: str, version: int | str | None = None) ->
     """Rebuild, refit, convert and compare (see the module docstring)."""
     from indb.lifecycle import retraining, training
     from indb.lifecycle.training import Holdout
-    from indb.recipe import recipe as make_recipe
 
     stored = registry.get(backend, model, version)
     recorded = _recorded(backend, stored.name, stored.version)
@@ -252,10 +253,14 @@ def reproduce(backend: Backend, model: str, version: int | str | None = None) ->
                 else "it recorded no cutoff: rows added since count too)"
             )
         )
-    elif not _same(make_recipe(estimator, features)["estimator"], stored.recipe["estimator"]) or not _same(
-        refit_recipe.get("estimator"), stored.recipe["estimator"]
+    elif not _same(refit_recipe.get("estimator"), stored.recipe["estimator"]) or (
+        recorded["recipe"] is not None and not _same(recorded["recipe"], stored.recipe["estimator"])
     ):
-        changed, reason = "recipe", "the rebuilt estimator's parameters differ from the stored recipe"
+        changed = "recipe"
+        reason = (
+            "the recipe changed: the version's stored recipe differs from the one its training run "
+            "fitted, or the rebuilt estimator's parameters differ from it (a library changed defaults)"
+        )
     else:
         changed = "environment"
         reason = (
