@@ -71,6 +71,15 @@ def test_lineage_of_a_retrained_version_reaches_its_feature_set_versions(loop): 
     with pytest.raises(indb.IndbError, match="risk"):
         db.lineage("risk", 9)
 
+    # prediction rows -> version and feature values: the predictions table, as documented
+    scored = db.sql(
+        "SELECT p.model_version, count(*) AS n, count(p.income) AS incomes, count(p.debt) AS debts "
+        "FROM risk_requests_predictions AS p JOIN risk_requests AS r ON r.id = p.id "
+        "GROUP BY p.model_version ORDER BY p.model_version"
+    )
+    assert scored.model_version.tolist() == [1, 2]
+    assert (scored.n == scored.incomes).all() and (scored.n == scored.debts).all()
+
 
 def test_cli_prints_the_lineage_tree(loop, tmp_path):  # noqa: F811
     db = loop
