@@ -87,7 +87,7 @@ def test_cli_prints_the_lineage_tree(loop, tmp_path):  # noqa: F811
     url = db.url
     db.close()  # DuckDB: one process at a time on the file
     done = indb_cli("lineage", "--db", url, "risk@3", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "model risk@3"
     text = done.stdout
@@ -96,7 +96,7 @@ def test_cli_prints_the_lineage_tree(loop, tmp_path):  # noqa: F811
     assert "      built_from -> feature_set profile@1" in text
     assert "parent -> model risk@2" in text
     done = indb_cli("lineage", "--db", url, "risk@2", "--json", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
     found = json.loads(done.stdout)
     assert {"relation": "retrained_into", "kind": "model", "name": "risk", "version": 3} in [
         {k: e[k] for k in ("relation", "kind", "name", "version")} for e in found["downstream"]
@@ -105,7 +105,7 @@ def test_cli_prints_the_lineage_tree(loop, tmp_path):  # noqa: F811
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["matches"] is True
     done = indb_cli("lineage", "--db", url, "nope@1", cwd=tmp_path)
-    assert done.returncode == 1 and "nope" in done.stderr
+    assert done.returncode == 1 and "nope" in done.stderr, done.stdout + done.stderr
 
 
 def _catalog_counts(db) -> tuple:
