@@ -817,6 +817,48 @@ def _add_promotion_commands(deployments, common, listing) -> None:
         verb.set_defaults(run=run)
 
 
+# -- governance: lineage (issue 14.4) --------------------------------------------------------
+def _model_at(text: str) -> tuple[str, int | str | None]:
+    name, _, version = text.partition("@")
+    return name, _version(version or None)
+
+
+def cmd_lineage(args) -> None:
+    from indb.governance import lineage
+
+    name, version = _model_at(args.model)
+    with indb.connect(args.db) as db:
+        found = db.lineage(name, version)
+    print(json.dumps(found, indent=2, default=str) if args.json else lineage.render(found))
+
+
+def cmd_reproduce(args) -> int:
+    name, version = _model_at(args.model)
+    with indb.connect(args.db) as db, _working("reproduce", args.model):
+        result = db.reproduce(name, version)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+    else:
+        verdict = "reproduced" if result.matches else f"not reproduced ({result.changed})"
+        print(f"{result.model}@{result.version}: {verdict}: {result.reason}")
+    return 0 if result.matches else 1
+
+
+def _add_lineage(commands, listing) -> None:
+    found = commands.add_parser(
+        "lineage", parents=[listing], help="a version's lineage as a tree (upstream and downstream)"
+    )
+    found.add_argument("model", metavar="NAME[@VERSION]")
+    found.set_defaults(run=cmd_lineage)
+    again = commands.add_parser(
+        "reproduce",
+        parents=[listing],
+        help="refit a version from its lineage (exit 1 unless the hash matches)",
+    )
+    again.add_argument("model", metavar="NAME[@VERSION]")
+    again.set_defaults(run=cmd_reproduce)
+
+
 def build_parser() -> argparse.ArgumentParser:
     db_help = "database URL (default: $INDB_URL, else the DuckDB file ./indb.duckdb)"
     # --db works before or after the command; SUPPRESS keeps a sub-command from resetting it.
@@ -1102,6 +1144,7 @@ def build_parser() -> argparse.ArgumentParser:
     scheduler.set_defaults(run=cmd_scheduler)
 
     _add_retrain(commands, listing)
+    _add_lineage(commands, listing)
 
     sql = commands.add_parser("sql", parents=[listing], help="run one SQL statement")
     sql.add_argument("query")

@@ -910,3 +910,20 @@ class Database:
         from indb.governance import files
 
         return self._call(files.verify, name, version, min_metrics=min_metrics, max_drift=max_drift)
+
+    # -- governance: lineage (issue 14.4) -------------------------------------------------------
+    def lineage(self, model: str, version: int | str | None = None) -> dict:
+        """A version's lineage from ``indb.lineage`` as a tree: upstream (training run, training
+        set version, feature set versions, sources, parent version) and downstream (deployments,
+        later versions)."""
+        from indb.governance import lineage
+
+        return self._call(lineage.tree, model, version)
+
+    def reproduce(self, model: str, version: int | str | None = None):
+        """Rebuild the version's training set at its recorded cutoff (rolled back), refit its
+        recipe, convert, and report whether the ONNX sha256 matches; if not, which input changed
+        (``data``, ``recipe`` or ``environment``). Registers nothing."""
+        from indb.governance import lineage
+
+        return self._call(lineage.reproduce, model, version)
