@@ -879,3 +879,57 @@ class Database:
 
     def promotion_requests(self) -> pd.DataFrame:
         return self._call(lambda b: b.query(statement("promotion", "list_requests", b.dialect)))
+
+    # -- governance: stages and promotion requests (indb.governance.stages) --------------------
+    def set_policy(
+        self,
+        model: str,
+        approvals: int = 2,
+        approver_role: str | None = None,
+        require_checks: list | None = None,
+    ) -> dict:
+        """How many distinct approvers (never the requester) of ``approver_role`` (None: indb's
+        approver role) a stage change of ``model`` needs, and ``require_checks`` that must pass:
+        ``{"min_metric": {"roc_auc": 0.8}}``, ``"no_open_drift_alert"``."""
+        from indb.governance import stages
+
+        return self._call(stages.set_policy, model, approvals, approver_role, require_checks)
+
+    def request_promotion(
+        self,
+        model: str,
+        version: int,
+        to_stage: str,
+        reason: str | None = None,
+        *,
+        as_user: str | None = None,
+    ) -> int:
+        """Open a request to move a version to a stage (``as_user``: single-user databases only)."""
+        from indb.governance import stages
+
+        return self._call(stages.request_promotion, model, version, to_stage, reason, as_user=as_user)
+
+    def approve(self, request_id: int, comment: str | None = None, *, as_user: str | None = None) -> str:
+        """Approve a stage request: ``open`` while approvals are missing, ``done`` once the stage
+        changed; a failing check raises and records nothing."""
+        from indb.governance import stages
+
+        return self._call(stages.approve, request_id, comment, as_user=as_user)
+
+    def reject(self, request_id: int, comment: str | None = None, *, as_user: str | None = None) -> str:
+        """Reject a stage request."""
+        from indb.governance import stages
+
+        return self._call(stages.reject, request_id, comment, as_user=as_user)
+
+    def stages(self, model: str) -> pd.DataFrame:
+        """Each version of ``model`` with its stage."""
+        from indb.governance import stages
+
+        return self._call(stages.stages, model)
+
+    def stage_requests(self, model: str) -> pd.DataFrame:
+        """The stage requests of ``model``, oldest first."""
+        from indb.governance import stages
+
+        return self._call(stages.requests, model)

@@ -1,0 +1,1 @@
+"""Governance: stages and approvals, models as files, lineage, documentation."""
