@@ -184,3 +184,51 @@ def test_as_user_is_refused_where_the_server_knows_who_is_connected(db, logistic
     _register(db, logistic, loans)
     with pytest.raises(ValueError, match="single-user"):
         db.request_promotion("m", 1, "staging", as_user="someone")
+
+
+def _open_alert(db, table: str = "requests") -> None:
+    db.sql(
+        "INSERT INTO indb.monitors (name, deployment, schema_name, reference, window_size, window_seconds, "
+        "mode, task, n_reference, created_by) VALUES ('drift', $1, 'public', '{}', '1 day', 86400, "
+        "'binned', 'classification', 1, 'test')",
+        [table],
+    )
+    db.sql(
+        "INSERT INTO indb.alerts (id, monitor, run_id, window_start, window_end, feature, metric, value) "
+        "VALUES (1, 'drift', 1, TIMESTAMP '2026-01-01', TIMESTAMP '2026-01-02', 'income', 'psi', 0.4)"
+    )
+
+
+def test_an_open_drift_alert_on_the_versions_deployment_blocks_it(db, logistic, loans):
+    _register(db, logistic, loans)
+    db.deploy("m", table="requests")
+    _open_alert(db)
+    db.set_policy("m", approvals=1, require_checks=["no_open_drift_alert"])
+    with people(db, dev="developer", ann="approver") as p:
+        request = p["dev"].request(1, "production")
+        with pytest.raises(DatabaseError, match="no_open_drift_alert failed: m version 1 has open alerts"):
+            p["ann"].approve(request)
+        db.sql("UPDATE indb.alerts SET status = 'closed'")
+        assert p["ann"].approve(request) == "done"
+    assert _stage(db, 1) == "production"
+
+
+@pg_only
+def test_policies_are_the_admins_and_name_the_approver_role(db, logistic, loans):
+    _register(db, logistic, loans)
+    with login_role(db, "indb_developer") as (_, url), indb.connect(url) as developer:
+        with pytest.raises(PermissionDeniedError):
+            developer.set_policy("m", approvals=1)
+    with login_role(db, "indb_admin") as (_, url), indb.connect(url) as admin:
+        admin.set_policy("m", approvals=1, approver_role="risk_officers")
+    db.sql("CREATE ROLE risk_officers NOLOGIN")
+    try:
+        with people(db, dev="developer", ann="approver") as p:
+            request = p["dev"].request(1, "production")
+            with pytest.raises(PermissionDeniedError, match="not a member of risk_officers"):
+                p["ann"].approve(request)
+            with login_role(db, "risk_officers", "indb_reader") as (_, url), indb.connect(url) as officer:
+                assert officer.approve(request) == "done"
+    finally:
+        db.sql("DROP OWNED BY risk_officers")
+        db.sql("DROP ROLE risk_officers")

@@ -164,9 +164,9 @@ REVOKE ALL ON FUNCTION indb.stage_check_failure(text, integer, jsonb), indb.deci
 GRANT EXECUTE ON FUNCTION indb.request_promotion(text, integer, text, text) TO {developer};
 
 -- name: grant_decide
--- Anyone who may request may call approve/reject: the function itself checks the policy's
--- approver role (stage_policies.approver_role may name a role other than indb's approver).
-GRANT EXECUTE ON FUNCTION indb.approve(bigint, text), indb.reject(bigint, text) TO {developer};
+-- Readers (developers, approvers, admins: members of it) may call approve/reject: the function
+-- itself checks the policy's approver role, which may be a role of the DBA's besides indb's.
+GRANT EXECUTE ON FUNCTION indb.approve(bigint, text), indb.reject(bigint, text) TO {reader};
 
 -- name: comment_request_promotion
 COMMENT ON FUNCTION indb.request_promotion(text, integer, text, text) IS 'Opens a stage request (indb.stage_requests) for a model version; session_user is the requester. Returns its id.';
