@@ -933,3 +933,11 @@ class Database:
         from indb.governance import stages
 
         return self._call(stages.requests, model)
+
+    def require_stage(self, table: str, stage: str | None = "production") -> None:
+        """Mark the deployment on ``table`` so that deploying, promoting or rolling back to a
+        version outside ``stage`` fails (None: unmark); its current version must be in it."""
+        from indb import identifiers
+        from indb.governance import stages
+
+        return self._call(stages.require_stage, identifiers.table_name(table), stage)

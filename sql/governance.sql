@@ -58,3 +58,11 @@ UPDATE indb.model_versions SET stage = $stage WHERE model = $model AND version =
 -- name: requests
 SELECT id, model, version, to_stage, reason, requested_by, status, created_at, decided_at
 FROM indb.stage_requests WHERE model = $model ORDER BY id;
+
+-- name: required_stage
+SELECT d.required_stage, v.stage FROM indb.deployments AS d
+LEFT JOIN indb.model_versions AS v ON v.model = $model AND v.version = $version
+WHERE d.table_name = $table;
+
+-- name: require_stage
+UPDATE indb.deployments SET required_stage = $stage WHERE table_name = $table;

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 import indb
-from indb.errors import DatabaseError, PermissionDeniedError
+from indb.errors import DatabaseError, DeploymentError, PermissionDeniedError
 from tests.conftest import NUMERIC
 from tests.test_trust_postgres import login_role
 
@@ -232,3 +232,31 @@ def test_policies_are_the_admins_and_name_the_approver_role(db, logistic, loans)
     finally:
         db.sql("DROP OWNED BY risk_officers")
         db.sql("DROP ROLE risk_officers")
+
+
+def test_a_deployment_marked_production_takes_only_production_versions(db, logistic, loans):
+    _register(db, logistic, loans, versions=2)
+    db.deploy("m", table="requests", version=1)
+    with pytest.raises(DatabaseError if db.backend.enforces_roles else DeploymentError, match="stage none"):
+        db.require_stage("requests", "production")  # its version 1 is not in production yet
+    with people(db, dev="developer", ann="approver") as p:
+        assert p["ann"].approve(p["dev"].request(1, "production")) == "done"
+        db.require_stage("requests", "production")
+        with pytest.raises(DeploymentError, match="takes only versions in stage production: m version 2"):
+            db.deploy("m", table="requests", version=2)
+        assert db.deployment("requests").version == 1
+        assert p["ann"].approve(p["dev"].request(2, "production")) == "done"
+    db.deploy("m", table="requests", version=2)
+    assert db.deployment("requests").version == 2
+    assert "require stage" in set(db.sql("SELECT action FROM indb.audit_log").action)
+
+
+@pg_only
+def test_the_server_keeps_a_production_deployment_on_production_versions(db, logistic, loans):
+    _register(db, logistic, loans, versions=2)
+    db.deploy("m", table="requests", version=1)
+    with people(db, dev="developer", ann="approver") as p:
+        p["ann"].approve(p["dev"].request(1, "production"))
+    db.require_stage("requests")
+    with pytest.raises(DatabaseError, match="takes only versions in stage production"):
+        db.sql("UPDATE indb.deployments SET version = 2 WHERE table_name = 'requests'")

@@ -20,7 +20,7 @@ import json
 
 from indb import audit
 from indb.backends.base import Backend
-from indb.errors import DatabaseError, NotFoundError, PermissionDeniedError
+from indb.errors import DatabaseError, DeploymentError, NotFoundError, PermissionDeniedError
 from indb.sql import statement
 
 STAGES = ("none", "development", "staging", "production", "archived")
@@ -220,3 +220,32 @@ def _check_failure(backend: Backend, model: str, version: int, checks: list) -> 
                     f"the policy needs at least {minimum}"
                 )
     return None
+
+
+def check_deployable(backend: Backend, table: str, model: str, version: int) -> None:
+    """Refuse a version outside the stage the deployment on ``table`` is marked with."""
+    found = backend.rows(
+        _sql(backend, "required_stage"), {"table": table, "model": model, "version": version}
+    )
+    if found and found[0][0] is not None and found[0][1] != found[0][0]:
+        required, stage = found[0]
+        raise DeploymentError(
+            f"deployment {table!r} takes only versions in stage {required}: {model} version {version} "
+            f"is in stage {stage or 'none'} (db.request_promotion({model!r}, {version}, {required!r}, ...))"
+        )
+
+
+def require_stage(backend: Backend, table: str, stage: str | None = "production") -> None:
+    """Mark the deployment on ``table``: from now on it takes only versions in ``stage``
+    (None: unmark). Its current version must be in that stage already."""
+    if stage is not None and stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}: one of {', '.join(STAGES)}")
+    found = backend.rows(statement("deployments", "get_deployment", backend.dialect), {"table_name": table})
+    if not found:
+        raise NotFoundError("deployment", table)
+    model, version = found[0][1], int(found[0][2])
+    with backend.transaction():
+        backend.execute(_sql(backend, "require_stage"), {"table": table, "stage": stage})
+        if stage is not None:
+            check_deployable(backend, table, model, version)
+        audit.record(backend, "require stage", table, {"stage": stage, "model": model, "version": version})

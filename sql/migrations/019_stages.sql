@@ -7,6 +7,9 @@
 ALTER TABLE indb.model_versions ADD COLUMN stage VARCHAR DEFAULT 'none';
 UPDATE indb.model_versions SET stage = 'none' WHERE stage IS NULL;
 
+-- A deployment marked with a stage (db.require_stage: production) takes only versions in it.
+ALTER TABLE indb.deployments ADD COLUMN required_stage VARCHAR;
+
 CREATE TABLE IF NOT EXISTS indb.stage_policies (
     model          VARCHAR PRIMARY KEY,
     approvals      INTEGER NOT NULL DEFAULT 2,

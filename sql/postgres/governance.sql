@@ -154,9 +154,35 @@ SET search_path = pg_catalog, pg_temp AS $indb$
     SELECT indb.decide_stage_request(p_request, 'reject', p_comment)
 $indb$;
 
+-- name: create_required_stage_check
+-- A deployment marked with a stage (required_stage) takes only versions in that stage, however
+-- its row is written (deploy, promote, rollback, an admin's UPDATE). Checked when the version
+-- or the mark changes: a deployment left on a version archived since keeps working.
+CREATE OR REPLACE FUNCTION indb.check_required_stage() RETURNS trigger LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $indb$
+DECLARE
+    found text;
+BEGIN
+    IF NEW.required_stage IS NOT NULL AND (TG_OP = 'INSERT' OR NEW.model IS DISTINCT FROM OLD.model
+        OR NEW.version IS DISTINCT FROM OLD.version OR NEW.required_stage IS DISTINCT FROM OLD.required_stage) THEN
+        SELECT v.stage INTO found FROM indb.model_versions AS v WHERE v.model = NEW.model AND v.version = NEW.version;
+        IF found IS DISTINCT FROM NEW.required_stage THEN
+            RAISE EXCEPTION 'deployment % takes only versions in stage %: % version % is in stage %',
+                NEW.table_name, NEW.required_stage, NEW.model, NEW.version, coalesce(found, 'none')
+                USING ERRCODE = '23514';
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$indb$;
+
+-- name: create_required_stage_trigger
+CREATE OR REPLACE TRIGGER deployments_required_stage BEFORE INSERT OR UPDATE ON indb.deployments
+FOR EACH ROW EXECUTE FUNCTION indb.check_required_stage();
+
 -- name: revoke_governance
 -- Nobody calls these by default (PostgreSQL makes functions executable by PUBLIC).
-REVOKE ALL ON FUNCTION indb.stage_check_failure(text, integer, jsonb), indb.decide_stage_request(bigint, text, text),
+REVOKE ALL ON FUNCTION indb.stage_check_failure(text, integer, jsonb), indb.check_required_stage(), indb.decide_stage_request(bigint, text, text),
     indb.request_promotion(text, integer, text, text), indb.approve(bigint, text), indb.reject(bigint, text) FROM PUBLIC;
 
 -- name: grant_request_promotion
