@@ -260,3 +260,23 @@ def test_the_server_keeps_a_production_deployment_on_production_versions(db, log
     db.require_stage("requests")
     with pytest.raises(DatabaseError, match="takes only versions in stage production"):
         db.sql("UPDATE indb.deployments SET version = 2 WHERE table_name = 'requests'")
+
+
+def test_the_cli_requests_approves_and_lists(tmp_path, logistic, loans, capsys):
+    from indb.cli import main
+
+    url = f"duckdb://{tmp_path}/cli.duckdb"
+    with indb.connect(url) as db:
+        _register(db, logistic, loans)
+        db.set_policy("m", approvals=1)
+    assert (
+        main(["stages", "request", "m", "1", "production", "--reason", "ok", "--as-user", "dev", "--db", url])
+        == 0
+    )
+    assert "stage request 1: m version 1 to production, open" in capsys.readouterr().out
+    assert main(["stages", "approve", "1", "--as-user", "dev", "--db", url]) == 1
+    assert "may not decide" in capsys.readouterr().err
+    assert main(["stages", "approve", "1", "--comment", "fine", "--as-user", "ann", "--db", url]) == 0
+    assert "stage request 1: done" in capsys.readouterr().out
+    assert main(["stages", "list", "m", "--json", "--db", url]) == 0
+    assert '"stage": "production"' in capsys.readouterr().out
