@@ -8,6 +8,9 @@ ON CONFLICT (model) DO UPDATE SET approvals = excluded.approvals, approver_role 
     require_checks = excluded.require_checks, updated_by = excluded.updated_by,
     updated_at = excluded.updated_at;
 
+-- name: models
+SELECT name FROM indb.models ORDER BY name;
+
 -- name: policy
 SELECT approvals, approver_role, CAST(require_checks AS VARCHAR) FROM indb.stage_policies WHERE model = $model;
 

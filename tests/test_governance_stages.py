@@ -135,6 +135,8 @@ def test_policies_and_requests_refuse_bad_input_and_change_nothing(db, logistic,
         db.set_policy("m", require_checks=["parity"])
     with pytest.raises(ValueError, match="at least 1"):
         db.set_policy("m", approvals=0)
+    with pytest.raises(LookupError, match=r"model 'n' does not exist \(known: 'm'\)"):
+        db.set_policy("n", approvals=1)
     with people(db, dev="developer") as p:
         with pytest.raises(ValueError, match="unknown stage"):
             p["dev"].request(1, "prod")

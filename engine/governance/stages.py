@@ -62,6 +62,9 @@ def set_policy(
 
         approver_role = role_name(approver_role, "approver")
     checks = _checked_checks(require_checks)
+    known = [name for (name,) in backend.rows(_sql(backend, "models"))]
+    if model not in known:
+        raise NotFoundError("model", model, known)
     with backend.transaction():
         backend.execute(
             _sql(backend, "set_policy"),
