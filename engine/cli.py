@@ -859,6 +859,48 @@ def _add_lineage(commands, listing) -> None:
     again.set_defaults(run=cmd_reproduce)
 
 
+# -- stages and promotion requests (issue 14.1) ----------------------------------------------
+def cmd_stages_list(args) -> None:
+    with indb.connect(args.db) as db:
+        _show(db.stage_requests(args.name) if args.requests else db.stages(args.name), args)
+
+
+def cmd_stages_request(args) -> None:
+    with indb.connect(args.db) as db:
+        request = db.request_promotion(args.name, args.version, args.stage, args.reason, as_user=args.as_user)
+    print(f"stage request {request}: {args.name} version {args.version} to {args.stage}, open")
+
+
+def cmd_stages_decide(args) -> None:
+    with indb.connect(args.db) as db:
+        decide = db.approve if args.verb == "approve" else db.reject
+        status = decide(args.request, args.comment, as_user=args.as_user)
+    print(f"stage request {args.request}: {status}")
+
+
+def _add_stages(commands, listing, common) -> None:
+    stages = commands.add_parser("stages", help="stages of model versions and the requests that move them")
+    verbs = stages.add_subparsers(dest="verb", required=True, metavar="VERB")
+    as_user = "who acts, on a single-user (DuckDB) database; PostgreSQL knows who logged in"
+    show = verbs.add_parser("list", parents=[listing], help="each version's stage (--requests: the requests)")
+    show.add_argument("name")
+    show.add_argument("--requests", action="store_true", help="list the model's stage requests instead")
+    show.set_defaults(run=cmd_stages_list)
+    request = verbs.add_parser("request", parents=[common], help="ask for a version to move to a stage")
+    request.add_argument("name")
+    request.add_argument("version", type=int)
+    request.add_argument("stage", choices=["none", "development", "staging", "production", "archived"])
+    request.add_argument("--reason", default=None)
+    request.add_argument("--as-user", default=None, help=as_user)
+    request.set_defaults(run=cmd_stages_request)
+    for verb, what in (("approve", "approve a stage request"), ("reject", "reject a stage request")):
+        decide = verbs.add_parser(verb, parents=[common], help=what)
+        decide.add_argument("request", type=int)
+        decide.add_argument("--comment", default=None)
+        decide.add_argument("--as-user", default=None, help=as_user)
+        decide.set_defaults(run=cmd_stages_decide)
+
+
 def build_parser() -> argparse.ArgumentParser:
     db_help = "database URL (default: $INDB_URL, else the DuckDB file ./indb.duckdb)"
     # --db works before or after the command; SUPPRESS keeps a sub-command from resetting it.
@@ -1145,6 +1187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_retrain(commands, listing)
     _add_lineage(commands, listing)
+    _add_stages(commands, listing, common)
 
     sql = commands.add_parser("sql", parents=[listing], help="run one SQL statement")
     sql.add_argument("query")

@@ -927,3 +927,65 @@ class Database:
         from indb.governance import lineage
 
         return self._call(lineage.reproduce, model, version)
+
+    # -- governance: stages and promotion requests (indb.governance.stages) --------------------
+    def set_policy(
+        self,
+        model: str,
+        approvals: int = 2,
+        approver_role: str | None = None,
+        require_checks: list | None = None,
+    ) -> dict:
+        """How many distinct approvers (never the requester) of ``approver_role`` (None: indb's
+        approver role) a stage change of ``model`` needs, and ``require_checks`` that must pass:
+        ``{"min_metric": {"roc_auc": 0.8}}``, ``"no_open_drift_alert"``."""
+        from indb.governance import stages
+
+        return self._call(stages.set_policy, model, approvals, approver_role, require_checks)
+
+    def request_promotion(
+        self,
+        model: str,
+        version: int,
+        to_stage: str,
+        reason: str | None = None,
+        *,
+        as_user: str | None = None,
+    ) -> int:
+        """Open a request to move a version to a stage (``as_user``: single-user databases only)."""
+        from indb.governance import stages
+
+        return self._call(stages.request_promotion, model, version, to_stage, reason, as_user=as_user)
+
+    def approve(self, request_id: int, comment: str | None = None, *, as_user: str | None = None) -> str:
+        """Approve a stage request: ``open`` while approvals are missing, ``done`` once the stage
+        changed; a failing check raises and records nothing."""
+        from indb.governance import stages
+
+        return self._call(stages.approve, request_id, comment, as_user=as_user)
+
+    def reject(self, request_id: int, comment: str | None = None, *, as_user: str | None = None) -> str:
+        """Reject a stage request."""
+        from indb.governance import stages
+
+        return self._call(stages.reject, request_id, comment, as_user=as_user)
+
+    def stages(self, model: str) -> pd.DataFrame:
+        """Each version of ``model`` with its stage."""
+        from indb.governance import stages
+
+        return self._call(stages.stages, model)
+
+    def stage_requests(self, model: str) -> pd.DataFrame:
+        """The stage requests of ``model``, oldest first."""
+        from indb.governance import stages
+
+        return self._call(stages.requests, model)
+
+    def require_stage(self, table: str, stage: str | None = "production") -> None:
+        """Mark the deployment on ``table`` so that deploying, promoting or rolling back to a
+        version outside ``stage`` fails (None: unmark); its current version must be in it."""
+        from indb import identifiers
+        from indb.governance import stages
+
+        return self._call(stages.require_stage, identifiers.table_name(table), stage)

@@ -16,6 +16,7 @@ from indb import audit, identifiers, registry
 from indb import compiled as compiled_runtime
 from indb.backends.base import Arm, Backend, FeatureJoin, ScoringTarget
 from indb.errors import DeploymentError, NotFoundError
+from indb.governance import stages
 from indb.identifiers import Quoted, join
 from indb.lifecycle import challengers as lifecycle
 from indb.sql import statement
@@ -375,6 +376,8 @@ def deploy(
     mv = registry.get(backend, model, version, with_bytes=True)
     existing = backend.table_columns(table)
     current = backend.rows(statement("deployments", "get_deployment", backend.dialect), {"table_name": table})
+    if current and (current[0][1], current[0][2]) != (mv.name, mv.version):  # marked: db.require_stage
+        stages.check_deployable(backend, table, mv.name, mv.version)
     if current and current[0][4] != mode:
         raise DeploymentError(
             f"table {table!r} is scored in {current[0][4]} mode; undeploy it before switching to {mode}"

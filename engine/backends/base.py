@@ -208,6 +208,9 @@ class Backend(ABC):
     nested_types: bool = False  # columns may hold STRUCT/LIST values (a DataFrame's dicts/lists)
     temp_schema: str = "temp"  # where this session's temporary tables are, to name them fully
     supports_notify: bool = False  # NOTIFY channels (alert sinks of kind "notify")
+    # The server checks who may change a stage (session roles, SECURITY DEFINER functions);
+    # False: the client API enforces it and records the operating-system user (single-user).
+    enforces_roles: bool = False
 
     url: str
     user: str

@@ -147,6 +147,7 @@ class PostgresBackend(Backend):
     trigger_functions = True
     temp_schema = "pg_temp"
     supports_notify = True
+    enforces_roles = True
 
     def __init__(self, url: str, roles: Mapping[str, str] | None = None):
         # Names asked for (roles=, INDB_ROLE_*), checked before connecting; the catalog's
@@ -402,6 +403,7 @@ class PostgresBackend(Backend):
         self._ensure_runtime()
         self.install_privileges()
         self.install_jobs()
+        self.install_governance()
         server_python.install(self)  # job actions in Python, inside the server
 
     def install_privileges(self) -> None:
@@ -516,6 +518,32 @@ class PostgresBackend(Backend):
             for text in texts:
                 self.execute(text)
             self.execute(self.render("jobs", "comment_run_procedure", comment=self.literal(comment)))
+
+    def install_governance(self) -> None:
+        """sql/postgres/governance.sql: the functions that change stages (issue 14.1), installed
+        when missing or changed, under the catalog lock; the grants once indb's roles exist."""
+        names = [n for n, (_, native) in statements("governance", self.dialect).items() if native]
+        installed = [n for n in names if n.startswith(("create_", "revoke_", "comment_"))]
+        texts = [statement("governance", n, self.dialect) for n in installed if n != "comment_decide"]
+        slots = self.role_slots()
+        ((roles,),) = self.rows(
+            "SELECT count(to_regrole(r)) = count(*) FROM unnest($1::text[]) AS r",
+            [[s.text for s in slots.values()]],
+        )
+        if roles:
+            texts += [self.render("governance", n, **slots) for n in names if n.startswith("grant_")]
+        fingerprint = "indb governance " + hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+        comment = "Decides a stage request as session_user (indb.approve, indb.reject); " + fingerprint
+        query = statement("governance", "installed_governance", self.dialect)
+        if [r[0] for r in self.rows(query)] == [comment]:
+            return
+        with self.transaction():
+            self.lock_catalog()
+            if [r[0] for r in self.rows(query)] == [comment]:
+                return
+            for text in texts:
+                self.execute(text)
+            self.execute(self.render("governance", "comment_decide", comment=self.literal(comment)))
 
     def _ensure_runtime(self) -> None:
         self.has_plpython = bool(self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'"))

@@ -1,0 +1,254 @@
+"""Stages of model versions and the requests that move them (issue 14.1).
+
+A version's stage (``none``, ``development``, ``staging``, ``production``, ``archived``) changes
+only through a request: ``request_promotion`` opens one, ``approve`` / ``reject`` decide it.
+The model's policy (``indb.stage_policies``; none: one approver, no checks) says how many
+distinct approvers it needs (never the requester), which role they belong to, and which
+checks must pass when the last approval arrives; then the stage changes (a new production
+version archives the previous one) and the request is done, all audited.
+
+On a backend that enforces roles (PostgreSQL) the server does all of this in SECURITY
+DEFINER functions (sql/postgres/governance.sql) as ``session_user``; this module only calls
+them. Elsewhere (DuckDB: a file, one user) this module enforces the same rules itself and
+records the operating-system user; ``as_user`` names a person acting through that one OS
+account, a declaration the file cannot check (documented as single-user).
+"""
+
+from __future__ import annotations
+
+import json
+
+from indb import audit
+from indb.backends.base import Backend
+from indb.errors import DatabaseError, DeploymentError, NotFoundError, PermissionDeniedError
+from indb.sql import statement
+
+STAGES = ("none", "development", "staging", "production", "archived")
+CHECKS = ("min_metric", "no_open_drift_alert")
+
+
+def _sql(backend: Backend, name: str) -> str:
+    return statement("governance", name, backend.dialect)
+
+
+def _checked_checks(require_checks) -> list:
+    checks = []
+    for check in require_checks or []:
+        if check == "no_open_drift_alert":
+            checks.append(check)
+        elif (
+            isinstance(check, dict) and set(check) == {"min_metric"} and isinstance(check["min_metric"], dict)
+        ):
+            checks.append({"min_metric": {str(k): float(v) for k, v in check["min_metric"].items()}})
+        else:
+            raise ValueError(
+                f'unknown check {check!r}: use "no_open_drift_alert" or {{"min_metric": {{"roc_auc": 0.8}}}}'
+            )
+    return checks
+
+
+def set_policy(
+    backend: Backend,
+    model: str,
+    approvals: int = 2,
+    approver_role: str | None = None,
+    require_checks: list | None = None,
+) -> dict:
+    """Store the model's policy (an admin's on PostgreSQL: others lack the privilege)."""
+    if int(approvals) < 1:
+        raise ValueError(f"approvals must be at least 1, not {approvals}")
+    if approver_role is not None:
+        from indb.identifiers import role_name
+
+        approver_role = role_name(approver_role, "approver")
+    checks = _checked_checks(require_checks)
+    known = [name for (name,) in backend.rows(_sql(backend, "models"))]
+    if model not in known:
+        raise NotFoundError("model", model, known)
+    with backend.transaction():
+        backend.execute(
+            _sql(backend, "set_policy"),
+            {
+                "model": model,
+                "approvals": int(approvals),
+                "approver_role": approver_role,
+                "checks": json.dumps(checks),
+                "user": backend.user,
+            },
+        )
+        details = {"approvals": int(approvals), "approver_role": approver_role, "require_checks": checks}
+        audit.record(backend, "set stage policy", model, details)
+    return {"model": model, **details}
+
+
+def stages(backend: Backend, model: str):
+    """Each version of ``model`` with its stage."""
+    return backend.query(_sql(backend, "stages"), {"model": model})
+
+
+def requests(backend: Backend, model: str):
+    """The stage requests of ``model``, oldest first."""
+    return backend.query(_sql(backend, "requests"), {"model": model})
+
+
+def _server(backend: Backend, as_user: str | None) -> bool:
+    if backend.enforces_roles and as_user is not None:
+        raise ValueError(
+            "as_user is for single-user databases: here the server acts as the role that logged in"
+        )
+    return backend.enforces_roles
+
+
+def request_promotion(
+    backend: Backend,
+    model: str,
+    version: int,
+    to_stage: str,
+    reason: str | None = None,
+    *,
+    as_user: str | None = None,
+) -> int:
+    """Open a request to move ``model`` ``version`` to ``to_stage``; its id."""
+    if to_stage not in STAGES:
+        raise ValueError(f"unknown stage {to_stage!r}: one of {', '.join(STAGES)}")
+    params = {"model": model, "version": int(version), "to_stage": to_stage, "reason": reason}
+    if _server(backend, as_user):
+        ((request,),) = backend.rows(_sql(backend, "request_promotion"), params)
+        return int(request)
+    user = as_user or audit.os_user()
+    with backend.transaction():
+        ((found,),) = backend.rows(_sql(backend, "version_exists"), {"model": model, "version": int(version)})
+        if not found:
+            raise NotFoundError(f"model {model!r} version", int(version))
+        ((request,),) = backend.rows(_sql(backend, "insert_request"), {**params, "user": user})
+        audit.record(
+            backend,
+            "request promotion",
+            f"{model}@{version}",
+            {"request": int(request), "to_stage": to_stage, "reason": reason, "as_user": user},
+        )
+    return int(request)
+
+
+def approve(backend: Backend, request: int, comment: str | None = None, *, as_user: str | None = None) -> str:
+    """Approve a request: ``open`` while approvals are missing, ``done`` once the stage changed."""
+    return _decide(backend, int(request), "approve", comment, as_user)
+
+
+def reject(backend: Backend, request: int, comment: str | None = None, *, as_user: str | None = None) -> str:
+    """Reject a request: ``rejected``."""
+    return _decide(backend, int(request), "reject", comment, as_user)
+
+
+def _decide(backend: Backend, request: int, decision: str, comment: str | None, as_user: str | None) -> str:
+    if _server(backend, as_user):
+        ((status,),) = backend.rows(_sql(backend, decision), {"request": request, "comment": comment})
+        return status
+    user = as_user or audit.os_user()
+    with backend.transaction():
+        found = backend.rows(_sql(backend, "request"), {"request": request})
+        if not found:
+            raise NotFoundError("stage request", request)
+        ((model, version, to_stage, requester, status),) = found
+        if status != "open":
+            raise DatabaseError(f"stage request {request} is {status}, not open")
+        if user == requester:
+            raise PermissionDeniedError(f"{user} requested stage request {request} and may not decide it")
+        ((decided,),) = backend.rows(_sql(backend, "already_decided"), {"request": request, "user": user})
+        if decided:
+            raise DatabaseError(f"{user} has already decided stage request {request}")
+        needed, checks = _policy(backend, model)
+        backend.execute(
+            _sql(backend, "insert_decision"),
+            {"request": request, "user": user, "decision": decision, "comment": comment},
+        )
+        where = f"{model}@{version}"
+        audit.record(
+            backend,
+            f"{decision} stage request",
+            where,
+            {"request": request, "to_stage": to_stage, "comment": comment, "as_user": user},
+        )
+        if decision == "reject":
+            backend.execute(_sql(backend, "set_request_status"), {"request": request, "status": "rejected"})
+            return "rejected"
+        ((approved,),) = backend.rows(
+            _sql(backend, "count_approvals"), {"request": request, "requester": requester}
+        )
+        if approved < needed:
+            return "open"
+        failure = _check_failure(backend, model, version, checks)
+        if failure:
+            raise DatabaseError(failure)  # the transaction rolls back: the approval is not kept
+        if to_stage == "production":
+            backend.execute(_sql(backend, "archive_production"), {"model": model, "version": version})
+        backend.execute(_sql(backend, "set_stage"), {"model": model, "version": version, "stage": to_stage})
+        backend.execute(_sql(backend, "set_request_status"), {"request": request, "status": "done"})
+        audit.record(
+            backend,
+            "change stage",
+            where,
+            {"request": request, "to_stage": to_stage, "approvals": int(approved), "as_user": user},
+        )
+    return "done"
+
+
+def _policy(backend: Backend, model: str) -> tuple[int, list]:
+    found = backend.rows(_sql(backend, "policy"), {"model": model})
+    if not found:
+        return 1, []
+    ((approvals, _role, checks),) = found
+    return int(approvals), json.loads(checks) if checks else []
+
+
+def _check_failure(backend: Backend, model: str, version: int, checks: list) -> str | None:
+    """The first failing check, as a sentence (the same words as indb.stage_check_failure)."""
+    ((metrics,),) = backend.rows(_sql(backend, "version_metrics"), {"model": model, "version": version})
+    metrics = json.loads(metrics) if metrics else {}
+    for check in checks:
+        if check == "no_open_drift_alert":
+            ((alerts,),) = backend.rows(_sql(backend, "open_alerts"), {"model": model, "version": version})
+            if alerts:
+                return (
+                    f"check no_open_drift_alert failed: {model} version {version} "
+                    "has open alerts on its deployments"
+                )
+            continue
+        for metric, minimum in check["min_metric"].items():
+            value = metrics.get(metric)
+            if value is None or float(value) < minimum:
+                shown = "not recorded" if value is None else value
+                return (
+                    f"check min_metric failed: {metric} of {model} version {version} is {shown}, "
+                    f"the policy needs at least {minimum}"
+                )
+    return None
+
+
+def check_deployable(backend: Backend, table: str, model: str, version: int) -> None:
+    """Refuse a version outside the stage the deployment on ``table`` is marked with."""
+    found = backend.rows(
+        _sql(backend, "required_stage"), {"table": table, "model": model, "version": version}
+    )
+    if found and found[0][0] is not None and found[0][1] != found[0][0]:
+        required, stage = found[0]
+        raise DeploymentError(
+            f"deployment {table!r} takes only versions in stage {required}: {model} version {version} "
+            f"is in stage {stage or 'none'} (db.request_promotion({model!r}, {version}, {required!r}, ...))"
+        )
+
+
+def require_stage(backend: Backend, table: str, stage: str | None = "production") -> None:
+    """Mark the deployment on ``table``: from now on it takes only versions in ``stage``
+    (None: unmark). Its current version must be in that stage already."""
+    if stage is not None and stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}: one of {', '.join(STAGES)}")
+    found = backend.rows(statement("deployments", "get_deployment", backend.dialect), {"table_name": table})
+    if not found:
+        raise NotFoundError("deployment", table)
+    model, version = found[0][1], int(found[0][2])
+    with backend.transaction():
+        backend.execute(_sql(backend, "require_stage"), {"table": table, "stage": stage})
+        if stage is not None:
+            check_deployable(backend, table, model, version)
+        audit.record(backend, "require stage", table, {"stage": stage, "model": model, "version": version})

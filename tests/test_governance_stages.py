@@ -1,0 +1,284 @@
+"""Stages and promotion requests (issue 14.1) on both backends: PostgreSQL as real login roles
+(the server's functions check session_user), DuckDB through the API with declared users."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack, contextmanager
+
+import psycopg
+import pytest
+
+import indb
+from indb.errors import DatabaseError, DeploymentError, PermissionDeniedError
+from tests.conftest import NUMERIC
+from tests.test_trust_postgres import login_role
+
+pg_only = pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+
+
+class Person:
+    """Someone acting on the database: their own login (PostgreSQL) or a declared name (DuckDB)."""
+
+    def __init__(self, db, name: str | None):
+        self.db, self.name = db, name
+
+    def request(self, version: int, stage: str, reason: str = "holdout looks good") -> int:
+        return self.db.request_promotion("m", version, stage, reason, as_user=self.name)
+
+    def approve(self, request: int, comment: str | None = None) -> str:
+        return self.db.approve(request, comment, as_user=self.name)
+
+    def reject(self, request: int, comment: str | None = None) -> str:
+        return self.db.reject(request, comment, as_user=self.name)
+
+
+@contextmanager
+def people(db, **purposes: str):
+    """One Person per keyword (name=purpose: developer, approver, reader)."""
+    if not db.backend.enforces_roles:
+        yield {name: Person(db, name) for name in purposes}
+        return
+    with ExitStack() as stack:
+        found = {}
+        for name, purpose in purposes.items():
+            _, url = stack.enter_context(login_role(db, db.backend.role_names[purpose]))
+            found[name] = Person(stack.enter_context(indb.connect(url)), None)
+        yield found
+
+
+def _register(db, logistic, loans, versions: int = 1, roc_auc: float = 0.9):
+    for _ in range(versions):
+        db.register_model("m", logistic, sample=loans[NUMERIC], metrics={"roc_auc": roc_auc})
+
+
+def _stage(db, version: int) -> str:
+    stages = db.stages("m")
+    return stages.set_index("version").stage[version]
+
+
+def test_two_distinct_approvers_change_the_stage_and_archive_the_old_production(db, logistic, loans):
+    _register(db, logistic, loans, versions=2)
+    assert set(db.stages("m").stage) == {"none"}
+    db.set_policy("m", approvals=2)
+    with people(db, dev="developer", ann="approver", bob="approver") as p:
+        first = p["dev"].request(1, "production")
+        assert p["ann"].approve(first, "checked the holdout") == "open"
+        with pytest.raises(DatabaseError, match="already decided"):
+            p["ann"].approve(first)
+        assert _stage(db, 1) == "none"
+        assert p["bob"].approve(first) == "done"
+        assert _stage(db, 1) == "production"
+        with pytest.raises(DatabaseError, match="not open"):
+            p["ann"].approve(first)
+        second = p["dev"].request(2, "production")
+        p["bob"].approve(second)
+        assert p["ann"].approve(second) == "done"
+    assert [_stage(db, 1), _stage(db, 2)] == ["archived", "production"]
+    requests = db.stage_requests("m")
+    assert list(requests.status) == ["done", "done"]
+    actions = list(db.sql("SELECT action FROM indb.audit_log ORDER BY id").action)
+    assert actions.count("request promotion") == 2
+    assert actions.count("approve stage request") == 4
+    assert actions.count("change stage") == 2
+    assert "set stage policy" in actions
+
+
+def test_the_requester_cannot_approve_their_own_request(db, logistic, loans):
+    _register(db, logistic, loans)
+    db.set_policy("m", approvals=1)
+    with people(db, ann="approver", bob="approver") as p:
+        request = p["ann"].request(1, "staging")
+        with pytest.raises(PermissionDeniedError, match="may not decide"):
+            p["ann"].approve(request)
+        with pytest.raises(PermissionDeniedError, match="may not decide"):
+            p["ann"].reject(request)
+        assert _stage(db, 1) == "none"
+        assert p["bob"].approve(request) == "done"
+    assert _stage(db, 1) == "staging"
+
+
+def test_a_rejected_request_stays_rejected(db, logistic, loans):
+    _register(db, logistic, loans)
+    with people(db, dev="developer", ann="approver", bob="approver") as p:
+        request = p["dev"].request(1, "production")
+        assert p["ann"].reject(request, "no holdout report") == "rejected"
+        with pytest.raises(DatabaseError, match="rejected, not open"):
+            p["bob"].approve(request)
+    assert _stage(db, 1) == "none"
+    decisions = db.sql("SELECT decision, comment FROM indb.stage_approvals")
+    assert list(decisions.decision) == ["reject"] and list(decisions.comment) == ["no holdout report"]
+
+
+def test_a_failing_check_blocks_the_stage_change_and_records_nothing(db, logistic, loans):
+    _register(db, logistic, loans, roc_auc=0.7)
+    db.set_policy("m", approvals=1, require_checks=[{"min_metric": {"roc_auc": 0.8}}, "no_open_drift_alert"])
+    with people(db, dev="developer", ann="approver") as p:
+        request = p["dev"].request(1, "production")
+        with pytest.raises(DatabaseError, match="min_metric failed: roc_auc .* 0.7.* at least 0.8"):
+            p["ann"].approve(request)
+    assert _stage(db, 1) == "none"
+    assert list(db.stage_requests("m").status) == ["open"]
+    assert len(db.sql("SELECT * FROM indb.stage_approvals")) == 0
+
+
+def test_checks_that_pass_let_the_stage_change(db, logistic, loans):
+    _register(db, logistic, loans, roc_auc=0.85)
+    db.set_policy("m", approvals=1, require_checks=[{"min_metric": {"roc_auc": 0.8}}, "no_open_drift_alert"])
+    with people(db, dev="developer", ann="approver") as p:
+        assert p["ann"].approve(p["dev"].request(1, "staging")) == "done"
+    assert _stage(db, 1) == "staging"
+
+
+def test_policies_and_requests_refuse_bad_input_and_change_nothing(db, logistic, loans):
+    _register(db, logistic, loans)
+    with pytest.raises(ValueError, match="unknown check"):
+        db.set_policy("m", require_checks=["parity"])
+    with pytest.raises(ValueError, match="at least 1"):
+        db.set_policy("m", approvals=0)
+    with pytest.raises(LookupError, match=r"model 'n' does not exist \(known: 'm'\)"):
+        db.set_policy("n", approvals=1)
+    with people(db, dev="developer") as p:
+        with pytest.raises(ValueError, match="unknown stage"):
+            p["dev"].request(1, "prod")
+        with pytest.raises(
+            LookupError if not db.backend.enforces_roles else DatabaseError, match="version 9 does not exist"
+        ):
+            p["dev"].request(9, "staging")
+    assert len(db.stage_requests("m")) == 0
+
+
+@pg_only
+def test_a_role_outside_the_approver_role_is_refused(db, logistic, loans):
+    _register(db, logistic, loans)
+    with people(db, dev="developer", other="developer", reader="reader") as p:
+        request = p["dev"].request(1, "production")
+        with pytest.raises(PermissionDeniedError, match="is not a member of indb_approver"):
+            p["other"].approve(request)
+        with pytest.raises(PermissionDeniedError):
+            p["reader"].approve(request)
+        with pytest.raises(PermissionDeniedError):
+            p["reader"].request(1, "staging")
+    assert _stage(db, 1) == "none"
+
+
+@pg_only
+def test_direct_changes_of_stages_fail_for_developers_and_approvers(db, logistic, loans):
+    _register(db, logistic, loans)
+    with people(db, dev="developer") as p:
+        request = p["dev"].request(1, "production")
+    for role in ("indb_developer", "indb_approver"):
+        with login_role(db, role) as (_, url), psycopg.connect(url, autocommit=True) as conn:
+            for statement in (
+                "UPDATE indb.model_versions SET stage = 'production'",
+                "UPDATE indb.stage_requests SET status = 'done'",
+                "INSERT INTO indb.stage_approvals (request_id, approver, decision) "
+                f"VALUES ({request}, 'x', 'approve')",
+                "UPDATE indb.stage_policies SET approvals = 1",
+                "SELECT indb.decide_stage_request(1, 'approve', NULL)",
+            ):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+    assert _stage(db, 1) == "none"
+
+
+@pg_only
+def test_as_user_is_refused_where_the_server_knows_who_is_connected(db, logistic, loans):
+    _register(db, logistic, loans)
+    with pytest.raises(ValueError, match="single-user"):
+        db.request_promotion("m", 1, "staging", as_user="someone")
+
+
+def _open_alert(db, table: str = "requests") -> None:
+    db.sql(
+        "INSERT INTO indb.monitors (name, deployment, schema_name, reference, window_size, window_seconds, "
+        "mode, task, n_reference, created_by) VALUES ('drift', $1, 'public', '{}', '1 day', 86400, "
+        "'binned', 'classification', 1, 'test')",
+        [table],
+    )
+    db.sql(
+        "INSERT INTO indb.alerts (id, monitor, run_id, window_start, window_end, feature, metric, value) "
+        "VALUES (1, 'drift', 1, TIMESTAMP '2026-01-01', TIMESTAMP '2026-01-02', 'income', 'psi', 0.4)"
+    )
+
+
+def test_an_open_drift_alert_on_the_versions_deployment_blocks_it(db, logistic, loans):
+    _register(db, logistic, loans)
+    db.deploy("m", table="requests")
+    _open_alert(db)
+    db.set_policy("m", approvals=1, require_checks=["no_open_drift_alert"])
+    with people(db, dev="developer", ann="approver") as p:
+        request = p["dev"].request(1, "production")
+        with pytest.raises(DatabaseError, match="no_open_drift_alert failed: m version 1 has open alerts"):
+            p["ann"].approve(request)
+        db.sql("UPDATE indb.alerts SET status = 'closed'")
+        assert p["ann"].approve(request) == "done"
+    assert _stage(db, 1) == "production"
+
+
+@pg_only
+def test_policies_are_the_admins_and_name_the_approver_role(db, logistic, loans):
+    _register(db, logistic, loans)
+    with login_role(db, "indb_developer") as (_, url), indb.connect(url) as developer:
+        with pytest.raises(PermissionDeniedError):
+            developer.set_policy("m", approvals=1)
+    with login_role(db, "indb_admin") as (_, url), indb.connect(url) as admin:
+        admin.set_policy("m", approvals=1, approver_role="risk_officers")
+    db.sql("CREATE ROLE risk_officers NOLOGIN")
+    try:
+        with people(db, dev="developer", ann="approver") as p:
+            request = p["dev"].request(1, "production")
+            with pytest.raises(PermissionDeniedError, match="not a member of risk_officers"):
+                p["ann"].approve(request)
+            with login_role(db, "risk_officers", "indb_reader") as (_, url), indb.connect(url) as officer:
+                assert officer.approve(request) == "done"
+    finally:
+        db.sql("DROP OWNED BY risk_officers")
+        db.sql("DROP ROLE risk_officers")
+
+
+def test_a_deployment_marked_production_takes_only_production_versions(db, logistic, loans):
+    _register(db, logistic, loans, versions=2)
+    db.deploy("m", table="requests", version=1)
+    with pytest.raises(DatabaseError if db.backend.enforces_roles else DeploymentError, match="stage none"):
+        db.require_stage("requests", "production")  # its version 1 is not in production yet
+    with people(db, dev="developer", ann="approver") as p:
+        assert p["ann"].approve(p["dev"].request(1, "production")) == "done"
+        db.require_stage("requests", "production")
+        with pytest.raises(DeploymentError, match="takes only versions in stage production: m version 2"):
+            db.deploy("m", table="requests", version=2)
+        assert db.deployment("requests").version == 1
+        assert p["ann"].approve(p["dev"].request(2, "production")) == "done"
+    db.deploy("m", table="requests", version=2)
+    assert db.deployment("requests").version == 2
+    assert "require stage" in set(db.sql("SELECT action FROM indb.audit_log").action)
+
+
+@pg_only
+def test_the_server_keeps_a_production_deployment_on_production_versions(db, logistic, loans):
+    _register(db, logistic, loans, versions=2)
+    db.deploy("m", table="requests", version=1)
+    with people(db, dev="developer", ann="approver") as p:
+        p["ann"].approve(p["dev"].request(1, "production"))
+    db.require_stage("requests")
+    with pytest.raises(DatabaseError, match="takes only versions in stage production"):
+        db.sql("UPDATE indb.deployments SET version = 2 WHERE table_name = 'requests'")
+
+
+def test_the_cli_requests_approves_and_lists(tmp_path, logistic, loans, capsys):
+    from indb.cli import main
+
+    url = f"duckdb://{tmp_path}/cli.duckdb"
+    with indb.connect(url) as db:
+        _register(db, logistic, loans)
+        db.set_policy("m", approvals=1)
+    assert (
+        main(["stages", "request", "m", "1", "production", "--reason", "ok", "--as-user", "dev", "--db", url])
+        == 0
+    )
+    assert "stage request 1: m version 1 to production, open" in capsys.readouterr().out
+    assert main(["stages", "approve", "1", "--as-user", "dev", "--db", url]) == 1
+    assert "may not decide" in capsys.readouterr().err
+    assert main(["stages", "approve", "1", "--comment", "fine", "--as-user", "ann", "--db", url]) == 0
+    assert "stage request 1: done" in capsys.readouterr().out
+    assert main(["stages", "list", "m", "--json", "--db", url]) == 0
+    assert '"stage": "production"' in capsys.readouterr().out
