@@ -10,10 +10,6 @@ INSERT INTO indb.deployment_history (deployment, model, version, runtime, switch
 SELECT table_name, model, version, runtime, $switched_by, $reason, $evidence
 FROM indb.deployments WHERE table_name = $deployment;
 
--- name: remove_challenger
--- A promoted challenger is the champion now, no longer a challenger.
-DELETE FROM indb.challengers WHERE deployment = $deployment AND version = $version;
-
 -- name: open_request
 INSERT INTO indb.promotion_requests (deployment, model, version, requested_by, reason, evidence)
 VALUES ($deployment, $model, $version, $requested_by, $reason, $evidence)

@@ -22,7 +22,6 @@ retraining policy, which shadows one new version at a time, can try the next.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from dataclasses import dataclass, field, replace
@@ -147,13 +146,6 @@ def _record_current(backend: Backend, dep: DeploymentInfo) -> None:
     )
 
 
-def _deploy_records_history() -> bool:
-    """Whether deploy writes the deployment_history row itself, with a reason and evidence,
-    and drops a new champion from its challengers (the challengers branch, migration 015).
-    Until that branch is merged, the switch here does both. Remove once it is on main."""
-    return "reason" in inspect.signature(deployments.deploy).parameters
-
-
 def _switch(
     backend: Backend,
     dep: DeploymentInfo,
@@ -179,25 +171,9 @@ def _switch(
     why = f"{action}: {reason}"
     with backend.transaction():
         _record_current(backend, dep)
-        if _deploy_records_history():
-            deployed = deployments.deploy(backend, dep.model, **run, reason=why, evidence=_json(evidence))
-        else:
-            if comparison.has_catalog_table(backend, "challengers"):
-                # before the switch rebuilds the scoring trigger from indb.challengers
-                backend.execute(
-                    statement("promotion", "remove_challenger", backend.dialect),
-                    {"deployment": dep.table, "version": version},
-                )
-            deployed = deployments.deploy(backend, dep.model, **run)
-            backend.execute(
-                statement("promotion", "record_champion", backend.dialect),
-                {
-                    "deployment": dep.table,
-                    "switched_by": backend.user,
-                    "reason": why,
-                    "evidence": _json(evidence),
-                },
-            )
+        # deploy writes the history row (reason, evidence) and drops the new champion from
+        # the challengers, in this transaction
+        deployed = deployments.deploy(backend, dep.model, **run, reason=why, evidence=_json(evidence))
         backend.execute(
             statement("promotion", "complete_requests", backend.dialect),
             {"deployment": dep.table, "version": version, "decided_by": backend.user},

@@ -1,22 +1,5 @@
--- Comparison and promotion (issue 13.5): every evaluation of a deployment's challengers, the
--- champion switches with their reason and evidence, and promotion requests.
-
--- Who was a deployment's champion, and since when: one row per switch (deploy, promote,
--- rollback). The challengers migration (015) creates this table with the same definition;
--- whichever runs first creates it. Rows are in switch order by id.
-CREATE SEQUENCE IF NOT EXISTS indb.deployment_history_id;
-CREATE TABLE IF NOT EXISTS indb.deployment_history (
-    id           BIGINT NOT NULL DEFAULT nextval('indb.deployment_history_id') PRIMARY KEY,
-    deployment   VARCHAR NOT NULL,
-    model        VARCHAR NOT NULL,
-    version      INTEGER NOT NULL,
-    runtime      VARCHAR NOT NULL,
-    switched_at  TIMESTAMP NOT NULL DEFAULT (current_timestamp AT TIME ZONE 'UTC'),
-    switched_by  VARCHAR NOT NULL,
-    reason       VARCHAR NOT NULL,
-    evidence     JSON
-);
-COMMENT ON TABLE indb.deployment_history IS 'One row each time a deployment is created or switched to a version (deploy, promote, rollback): the champion from switched_at on, who switched it, why, and the evidence.';
+-- Comparison and promotion (issue 13.5): every evaluation of a deployment's challengers and
+-- promotion requests (the champion switches are indb.deployment_history, migration 015).
 
 CREATE SEQUENCE IF NOT EXISTS indb.challenger_evaluation_id;
 CREATE TABLE IF NOT EXISTS indb.challenger_comparisons (
