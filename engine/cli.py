@@ -818,22 +818,17 @@ def _add_promotion_commands(deployments, common, listing) -> None:
 
 
 # -- governance: lineage (issue 14.4) --------------------------------------------------------
-def _model_at(text: str) -> tuple[str, int | str | None]:
-    name, _, version = text.partition("@")
-    return name, _version(version or None)
-
-
 def cmd_lineage(args) -> None:
     from indb.governance import lineage
 
-    name, version = _model_at(args.model)
+    name, version = _name_at(args.model)
     with indb.connect(args.db) as db:
         found = db.lineage(name, version)
     print(json.dumps(found, indent=2, default=str) if args.json else lineage.render(found))
 
 
 def cmd_reproduce(args) -> int:
-    name, version = _model_at(args.model)
+    name, version = _name_at(args.model)
     with indb.connect(args.db) as db, _working("reproduce", args.model):
         result = db.reproduce(name, version)
     if args.json:

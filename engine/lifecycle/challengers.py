@@ -161,17 +161,7 @@ def add(
             )
         low, high = found
     new = Challenger(table, current.model, version, mode, float(weight), runtime, low, high)
-    return deployments.deploy(
-        backend,
-        current.model,
-        table=table,
-        version=current.version,
-        runtime=current.runtime,
-        mode=current.mode,
-        dry_run=dry_run,
-        challengers=[*existing, new],
-        reason=f"add {mode} challenger v{version}",
-    )
+    return _redeploy(backend, current, [*existing, new], f"add {mode} challenger v{version}", dry_run)
 
 
 def remove(backend: Backend, table: str, version: int, *, dry_run: bool = False):
@@ -183,16 +173,25 @@ def remove(backend: Backend, table: str, version: int, *, dry_run: bool = False)
     existing = listed(backend, table)
     if not any(c.version == version for c in existing):
         raise NotFoundError(f"challenger of {table}", f"v{version}", [f"v{c.version}" for c in existing])
+    kept = [c for c in existing if c.version != version]
+    return _redeploy(backend, current, kept, f"remove challenger v{version}", dry_run)
+
+
+def _redeploy(backend: Backend, current, challengers: list[Challenger], reason: str, dry_run: bool):
+    """The champion deployed again, as it is, with these challengers: the switch that adds or
+    removes one (under the deployment's lock)."""
+    from indb import deployments
+
     return deployments.deploy(
         backend,
         current.model,
-        table=table,
+        table=current.table,
         version=current.version,
         runtime=current.runtime,
         mode=current.mode,
         dry_run=dry_run,
-        challengers=[c for c in existing if c.version != version],
-        reason=f"remove challenger v{version}",
+        challengers=challengers,
+        reason=reason,
     )
 
 
