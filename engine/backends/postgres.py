@@ -177,6 +177,16 @@ class PostgresBackend(Backend):
             self._settle_roles(self.installed_roles())
         return {key: quote(name, dialect=self.dialect) for key, name in self.role_names.items()}
 
+    def existing_role_slots(self) -> dict[str, Quoted] | None:
+        """:meth:`role_slots` once every one of indb's roles exists, else None: install steps
+        grant to them only then (a managed server's non-superuser owner creates none)."""
+        slots = self.role_slots()
+        ((present,),) = self.rows(
+            "SELECT count(to_regrole(r)) = count(*) FROM unnest($1::text[]) AS r",
+            [[s.text for s in slots.values()]],
+        )
+        return slots if present else None
+
     def _role(self, purpose: str) -> str:
         """A role's name as a DBA types it in a GRANT (names are plain lowercase identifiers)."""
         return self.role_names[purpose]
@@ -497,12 +507,8 @@ class PostgresBackend(Backend):
         # next_run by croniter in PL/Python where there is PL/Python, else a NULL stand-in
         skip = "create_next_run_null" if self.has_plpython else "create_next_run_python"
         texts.remove(statement("jobs", skip, self.dialect))
-        slots = self.role_slots()
-        ((roles,),) = self.rows(
-            "SELECT count(to_regrole(r)) = count(*) FROM unnest($1::text[]) AS r",
-            [[s.text for s in slots.values()]],
-        )
-        if roles:
+        slots = self.existing_role_slots()
+        if slots is not None:
             texts += [self.render("jobs", n, **slots) for n in names if n.startswith("grant_")]
         fingerprint = "indb jobs " + hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
         comment = (
@@ -525,12 +531,8 @@ class PostgresBackend(Backend):
         names = [n for n, (_, native) in statements("governance", self.dialect).items() if native]
         installed = [n for n in names if n.startswith(("create_", "revoke_", "comment_"))]
         texts = [statement("governance", n, self.dialect) for n in installed if n != "comment_decide"]
-        slots = self.role_slots()
-        ((roles,),) = self.rows(
-            "SELECT count(to_regrole(r)) = count(*) FROM unnest($1::text[]) AS r",
-            [[s.text for s in slots.values()]],
-        )
-        if roles:
+        slots = self.existing_role_slots()
+        if slots is not None:
             texts += [self.render("governance", n, **slots) for n in names if n.startswith("grant_")]
         fingerprint = "indb governance " + hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
         comment = "Decides a stage request as session_user (indb.approve, indb.reject); " + fingerprint

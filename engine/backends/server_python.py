@@ -89,12 +89,8 @@ def _statements(backend, python: bool) -> list[str]:
         if n.startswith(("create_", "revoke_"))
         and n not in ("create_package_function", "create_check_action_missing")
     ]
-    slots = backend.role_slots()
-    ((roles,),) = backend.rows(
-        "SELECT count(to_regrole(r)) = count(*) FROM unnest($1::text[]) AS r",
-        [[s.text for s in slots.values()]],
-    )
-    if roles:  # after indb's roles exist
+    slots = backend.existing_role_slots()
+    if slots is not None:  # after indb's roles exist
         texts += [backend.render("server_python", n, **slots) for n in names if n.startswith("grant_")]
     return texts
 
