@@ -11,7 +11,7 @@ import pytest
 
 import indb
 
-pytest_plugins = ["tests.pg_fixtures"]
+pytest_plugins = ["tests.pg_fixtures", "tests.browser_fixtures"]
 
 NUMERIC = ["income", "debt", "age", "tenure"]
 
