@@ -79,6 +79,11 @@ def test_every_kind_is_described_tagged_owned_commented_and_found(db, team):
         assert db.add_owner(kind, name, team) is True
         assert db.add_owner(kind, name, team) is False  # already an owner: nothing changes
         db.comment(kind, name, f"reviewed the {kind} for the quarterly audit")
+    db.comment("feature_set", "finance", "v1 misses March", version=1)
+    with pytest.raises(ValueError, match="job 'nightly' has no versions"):
+        db.comment("job", "nightly", "which one?", version=1)
+    with pytest.raises(ValueError, match="tags must be a dict"):
+        db.describe("monitor", "drift", tags=["team", "risk"])
     db.describe("feature-set", "finance", tags={"tier": None, "pii": "no"})
     assert db.catalog_object("feature_set", "finance")["tags"] == {"team": "risk", "pii": "no"}
 
@@ -89,6 +94,7 @@ def test_every_kind_is_described_tagged_owned_commented_and_found(db, team):
     assert list(db.sql("SELECT comment FROM indb.jobs").comment) == ["rebuilds everything at three"]
     found = db.search("QUARTERLY")
     assert len(found) == 4 and set(found.matched) == {"comments"}
+    assert db.search("march").object_name.tolist() == ["finance"]  # a version's comment too
     found = db.search("risk")
     assert set(found.matched) == {"tags, owners"}
     assert db.search("request mix").object_name.tolist() == ["drift"]
@@ -99,7 +105,7 @@ def test_every_kind_is_described_tagged_owned_commented_and_found(db, team):
     assert list(comments.body) == ["reviewed the monitor for the quarterly audit"]
     assert comments.author[0] == db.backend.user
     actions = _actions(db)
-    assert actions.count("add owner") == 4 and actions.count("comment") == 4
+    assert actions.count("add owner") == 4 and actions.count("comment") == 5
     assert actions.count("describe") == 4 and "update_model" in actions  # models keep their own verb
 
 

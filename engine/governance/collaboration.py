@@ -142,30 +142,32 @@ def _change_owner(backend: Backend, kind: str, name: str, owner: str, add: bool,
     owner = _owner(owner)
     params = {"kind": kind, "name": name, "owner": owner}
     if _server(backend, as_user):
-        if not add:  # owners are readable by all: name the missing one as DuckDB does
-            _check_is_owner(backend, kind, name, owner)
+        if not add:  # owners are readable by every reader: name the missing one as below
+            _check_is_owner(owner, _owner_names(backend, kind, name), kind, name)
         ((changed,),) = backend.rows(_sql(backend, "add_owner" if add else "remove_owner"), params)
         return bool(changed)
     user = as_user or audit.os_user()
     with backend.transaction():
-        current = [o for (o, _, _) in backend.rows(_sql(backend, "owners"), {"kind": kind, "name": name})]
+        current = _owner_names(backend, kind, name)
         if as_user is not None:
             _check_may_change_owners(backend, kind, name, user, current)
         if add and owner in current:
             return False
-        if not add:
-            _check_is_owner(backend, kind, name, owner)
         if add:
             backend.execute(_sql(backend, "insert_owner"), {**params, "user": user})
         else:
+            _check_is_owner(owner, current, kind, name)
             backend.execute(_sql(backend, "delete_owner"), params)
         details = {"kind": kind, "owner": owner, "as_user": user}
         audit.record(backend, "add owner" if add else "remove owner", name, details)
     return True
 
 
-def _check_is_owner(backend: Backend, kind: str, name: str, owner: str) -> None:
-    current = [o for (o, _, _) in backend.rows(_sql(backend, "owners"), {"kind": kind, "name": name})]
+def _owner_names(backend: Backend, kind: str, name: str) -> list[str]:
+    return [owner for (owner, _, _) in backend.rows(_sql(backend, "owners"), {"kind": kind, "name": name})]
+
+
+def _check_is_owner(owner: str, current: list[str], kind: str, name: str) -> None:
     if owner not in current:
         raise NotFoundError(f"owner of {_label(kind, name)}", owner, current)
 
