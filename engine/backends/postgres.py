@@ -495,10 +495,9 @@ class PostgresBackend(Backend):
 
     def install_jobs(self) -> None:
         """sql/postgres/jobs.sql: ``indb.schedule``, ``indb.run_job`` and their helpers (jobs a
-        DBA runs from psql and pg_cron), installed when missing or changed, under the catalog
-        lock; the grants after indb's roles exist (a managed server's owner has none)."""
+        DBA runs from psql and pg_cron)."""
         # only this file's own statements: sql/jobs.sql (DuckDB's, transpiled) is not installed
-        names = [n for n, (_, native) in statements("jobs", self.dialect).items() if native]
+        names = self._native_statements("jobs")
         texts = [
             statement("jobs", n, self.dialect)
             for n in names
@@ -508,71 +507,75 @@ class PostgresBackend(Backend):
         # next_run by croniter in PL/Python where there is PL/Python, else a NULL stand-in
         skip = "create_next_run_null" if self.has_plpython else "create_next_run_python"
         texts.remove(statement("jobs", skip, self.dialect))
-        slots = self.existing_role_slots()
-        if slots is not None:
-            texts += [self.render("jobs", n, **slots) for n in names if n.startswith("grant_")]
-        fingerprint = "indb jobs " + hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
-        comment = (
-            "Runs a job once, recording its runs in indb.job_runs: CALL indb.run_job('name'); " + fingerprint
+        self._install_when_changed(
+            "jobs",
+            texts,
+            marker="comment_run_procedure",
+            installed="installed_server_jobs",
+            describe="Runs a job once, recording its runs in indb.job_runs: CALL indb.run_job('name')",
         )
-        query = statement("jobs", "installed_server_jobs", self.dialect)
-        if self.rows(query)[0][0] == comment:
-            return
-        with self.transaction():
-            self.lock_catalog()
-            if self.rows(query)[0][0] == comment:
-                return
-            for text in texts:
-                self.execute(text)
-            self.execute(self.render("jobs", "comment_run_procedure", comment=self.literal(comment)))
 
     def install_governance(self) -> None:
-        """sql/postgres/governance.sql: the functions that change stages (issue 14.1), installed
-        when missing or changed, under the catalog lock; the grants once indb's roles exist."""
-        names = [n for n, (_, native) in statements("governance", self.dialect).items() if native]
-        installed = [n for n in names if n.startswith(("create_", "revoke_", "comment_"))]
-        texts = [statement("governance", n, self.dialect) for n in installed if n != "comment_decide"]
-        slots = self.existing_role_slots()
-        if slots is not None:
-            texts += [self.render("governance", n, **slots) for n in names if n.startswith("grant_")]
-        fingerprint = "indb governance " + hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
-        comment = "Decides a stage request as session_user (indb.approve, indb.reject); " + fingerprint
-        query = statement("governance", "installed_governance", self.dialect)
-        if [r[0] for r in self.rows(query)] == [comment]:
-            return
-        with self.transaction():
-            self.lock_catalog()
-            if [r[0] for r in self.rows(query)] == [comment]:
-                return
-            for text in texts:
-                self.execute(text)
-            self.execute(self.render("governance", "comment_decide", comment=self.literal(comment)))
+        """sql/postgres/governance.sql: the functions that change stages (issue 14.1)."""
+        self._install_when_changed(
+            "governance",
+            self._definitions("governance", marker="comment_decide"),
+            marker="comment_decide",
+            installed="installed_governance",
+            describe="Decides a stage request as session_user (indb.approve, indb.reject)",
+        )
 
     def install_collaboration(self) -> None:
         """sql/postgres/collaboration.sql: the functions that write owners and comments as
-        session_user (issue 14.6), installed when missing or changed, under the catalog lock;
-        the grants once indb's roles exist."""
-        names = [n for n, (_, native) in statements("collaboration", self.dialect).items() if native]
-        texts = [
-            statement("collaboration", n, self.dialect)
-            for n in names
-            if n.startswith(("create_", "revoke_", "comment_")) and n != "comment_change_owner"
+        session_user (issue 14.6)."""
+        self._install_when_changed(
+            "collaboration",
+            self._definitions("collaboration", marker="comment_change_owner"),
+            marker="comment_change_owner",
+            installed="installed_collaboration",
+            describe="Adds or removes an owner as session_user (indb.add_owner, remove_owner)",
+        )
+
+    def _native_statements(self, file: str) -> list[str]:
+        """The statements written for PostgreSQL in sql/postgres/<file>.sql (not transpiled)."""
+        return [n for n, (_, native) in statements(file, self.dialect).items() if native]
+
+    def _definitions(self, file: str, *, marker: str) -> list[str]:
+        """A file's create_, revoke_ and comment_ statements but its marker comment."""
+        return [
+            statement(file, n, self.dialect)
+            for n in self._native_statements(file)
+            if n.startswith(("create_", "revoke_", "comment_")) and n != marker
         ]
+
+    def _install_when_changed(
+        self, file: str, texts: list[str], *, marker: str, installed: str, describe: str
+    ) -> None:
+        """Run ``texts``, and the file's grant_ statements once indb's roles exist (a managed
+        server's owner has none), only when missing or changed: their fingerprint rides in the
+        comment that statement ``marker`` sets and statement ``installed`` reads back. Looked at
+        again under the catalog lock: many processes connect at once, and two ``CREATE OR
+        REPLACE FUNCTION`` of one function collide ("tuple concurrently updated")."""
         slots = self.existing_role_slots()
         if slots is not None:
-            texts += [self.render("collaboration", n, **slots) for n in names if n.startswith("grant_")]
-        fingerprint = "indb collaboration " + hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
-        comment = "Adds or removes an owner as session_user (indb.add_owner, remove_owner); " + fingerprint
-        query = statement("collaboration", "installed_collaboration", self.dialect)
-        if [r[0] for r in self.rows(query)] == [comment]:
+            grants = [n for n in self._native_statements(file) if n.startswith("grant_")]
+            texts = texts + [self.render(file, n, **slots) for n in grants]
+        fingerprint = f"indb {file} " + hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+        comment = f"{describe}; {fingerprint}"
+        query = statement(file, installed, self.dialect)
+
+        def current() -> bool:
+            return [r[0] for r in self.rows(query)] == [comment]
+
+        if current():
             return
         with self.transaction():
             self.lock_catalog()
-            if [r[0] for r in self.rows(query)] == [comment]:
+            if current():
                 return
             for text in texts:
                 self.execute(text)
-            self.execute(self.render("collaboration", "comment_change_owner", comment=self.literal(comment)))
+            self.execute(self.render(file, marker, comment=self.literal(comment)))
 
     def _ensure_runtime(self) -> None:
         self.has_plpython = bool(self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'"))
