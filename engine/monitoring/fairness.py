@@ -1,0 +1,138 @@
+"""Group fairness per window and model version: ``create_monitor(..., protected=[...], favorable=...)``.
+
+For each protected attribute the monitor stores, per model version and group, ``group_rows``,
+``group_selection_rate`` (share of rows predicted ``favorable``, over every scored row of the
+window, labeled or not) and, over the rows whose label has arrived, ``group_labeled_rows``,
+``group_true_positive_rate``, ``group_false_positive_rate`` and ``group_precision``; the group
+is the result row's ``category``. Summary rows (``category`` NULL) hold fairlearn's
+``demographic_parity_difference`` and ``_ratio``, ``equal_opportunity_difference`` and
+``equalized_odds_difference`` (worst case, between groups), with thresholds and alerts like
+every other metric. The SQL is sql/fairness.sql's ``fairness`` statement.
+
+Where indb differs from fairlearn, on purpose:
+
+* a NULL attribute value is a group of its own (result ``category`` NULL on a ``group_*``
+  metric); fairlearn refuses missing sensitive values;
+* a rate with an empty denominator is NULL (TPR of a group with no positive labels, FPR with no
+  negatives, precision with nothing selected), and the summaries skip it; fairlearn (through
+  scikit-learn's confusion matrix) reports 0 there and counts that 0 in its differences.
+
+The favorable outcome is one of the classifier's classes. Regressors are refused: a threshold
+on the predicted value would be a second model decision indb would be inventing.
+"""
+
+from __future__ import annotations
+
+from indb import identifiers
+from indb.backends.base import Backend
+from indb.errors import NotFoundError
+from indb.identifiers import Quoted
+from indb.sql import statement
+
+# Summary metrics and the direction that alerts: the four-fifths rule by default.
+SUMMARY = {
+    "demographic_parity_difference": "above",
+    "demographic_parity_ratio": "below",
+    "equal_opportunity_difference": "above",
+    "equalized_odds_difference": "above",
+}
+DEFAULT_THRESHOLDS = {"demographic_parity_ratio": 0.8}
+GROUP_METRICS = (
+    "group_rows",
+    "group_labeled_rows",
+    "group_selection_rate",
+    "group_true_positive_rate",
+    "group_false_positive_rate",
+    "group_precision",
+)
+
+
+def _error(message: str):
+    from indb.monitoring.monitors import MonitorError
+
+    return MonitorError(message)
+
+
+def check(
+    protected, favorable, task: str, classes, available: dict[str, str]
+) -> tuple[list[str], str | None]:
+    """The protected attributes (each a column the window can read: ``available`` maps it to
+    ``r`` request or ``p`` recorded at scoring) and the favorable class as text."""
+    if protected is None and favorable is None:
+        return [], None
+    if protected is None or favorable is None:
+        raise _error("fairness needs both protected=[columns] and favorable=<class>; got only one")
+    names = [protected] if isinstance(protected, str) else list(protected)
+    if not names:
+        raise _error("protected= names no column")
+    for name in names:
+        identifiers.column_name(name)
+        if name not in available:
+            raise NotFoundError("protected column", name, sorted(available))
+    if len(set(names)) != len(names):
+        raise _error(f"protected= names a column twice: {names}")
+    if task != "classification":
+        raise _error(
+            "fairness metrics need a classifier's predicted class; this model is a regressor "
+            "(compare groups with features=[...] drift or accuracy per window instead)"
+        )
+    from indb.monitoring.accuracy import _text
+
+    known = [_text(c) for c in classes or []]
+    if _text(favorable) not in known:
+        raise _error(f"favorable={favorable!r} is not a class of the model; its classes are {known}")
+    return names, _text(favorable)
+
+
+def split_thresholds(thresholds: dict | None, protected: list[str]) -> tuple[dict, list]:
+    """(the thresholds the drift/accuracy code reads, fairness rows (feature, metric, value,
+    direction)): ``{"demographic_parity_ratio": 0.8}`` for every attribute, ``{"sex":
+    {"equalized_odds_difference": 0.1}}`` for one; None removes a default."""
+    from indb.monitoring.monitors import _number
+
+    rows: dict[tuple[str, str], float | None] = {
+        (name, metric): value for name in protected for metric, value in DEFAULT_THRESHOLDS.items()
+    }
+    rest = {}
+    for key, value in (thresholds or {}).items():
+        if key in SUMMARY:
+            rows |= {(name, key): _number(value, key) for name in protected}
+            if not protected:
+                raise _error(f"threshold {key!r} is a fairness metric: add protected= and favorable=")
+        elif isinstance(value, dict) and key in protected:
+            mine = {m: v for m, v in value.items() if m in SUMMARY}
+            for metric, limit in mine.items():
+                rows[(key, metric)] = _number(limit, f"{key}.{metric}")
+            if len(mine) < len(value):
+                rest[key] = {m: v for m, v in value.items() if m not in SUMMARY}
+        else:
+            rest[key] = value
+    return rest, [(f, m, v, SUMMARY[m]) for (f, m), v in rows.items() if v is not None]
+
+
+def store(backend: Backend, monitor: str, favorable: str) -> None:
+    backend.execute(
+        statement("fairness", "insert_favorable", backend.dialect),
+        {"monitor": monitor, "category": favorable},
+    )
+
+
+def statements(
+    backend: Backend, window: Quoted, ground_truth: Quoted, protected: list[str]
+) -> list[tuple[str, str]]:
+    """(purpose, SQL) per protected attribute, reading the window's table."""
+    labels = Quoted(backend.render("monitoring", "latest_labels", window=window, ground_truth=ground_truth))
+    return [
+        (
+            f"fairness {name}",
+            backend.render(
+                "fairness",
+                "fairness",
+                window=window,
+                labels=labels,
+                column=backend.quote(name),
+                name=backend.literal(name),
+            ),
+        )
+        for name in protected
+    ]
