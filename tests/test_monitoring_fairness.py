@@ -276,3 +276,28 @@ def test_a_regressor_is_refused(db):
     with pytest.raises(MonitorError, match="regressor"):
         db.create_monitor("fair", "losses", reference=(DAY1, DAY2), protected=["sex"], favorable=1.0)
     assert db.monitors().empty
+
+
+def test_the_report_shows_groups_and_summaries_against_thresholds(db, tmp_path):
+    import re
+
+    from indb import cli
+
+    _deployed_with_two_versions(db)
+    db.create_monitor(
+        "fair", "requests", reference=(DAY1, DAY2), features=["x"], protected=["sex"], favorable="yes"
+    )
+    db.run_monitor("fair")
+    out = tmp_path / "report.html"
+    assert cli.main(["monitor", "report", "fair", "--db", db.url, "--out", str(out)]) == 0
+    page = out.read_text()
+    fairness = page.split("<h2>Fairness</h2>")[1]
+    assert "Protected attribute sex" in fairness and "demographic_parity_ratio" in fairness
+    assert "0.8 (below)" in fairness and "ALERT" in fairness
+    got = _results(db, "fair")
+    latest = got[(got.metric == "group_selection_rate") & (got.model_version == 2)]
+    (chart,) = [s for s in re.findall(r"<svg.*?</svg>", fairness) if "per group (version 2)" in s]
+    drawn = [float(v) for v in re.findall(r"<rect [^>]*><title>([-\d.e]+)</title>", chart)]
+    table = latest.assign(group=latest.category.where(latest.category != NULL, "NULL")).sort_values("group")
+    assert drawn == pytest.approx(list(table.value), rel=1e-3)
+    assert "<script" not in page

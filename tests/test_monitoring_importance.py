@@ -195,3 +195,27 @@ def test_bad_input_is_refused_and_creates_nothing(db, setup, options, message):
         db.create_monitor("why", "requests", features=["x"], **options)
     assert db.monitors().empty
     assert db.sql("SELECT count(*) AS n FROM indb.monitor_bins").n[0] == 0
+
+
+def test_the_report_draws_importance_bars_per_window(db, tmp_path):
+    import re
+
+    from indb import cli
+
+    model, _ = _deployed(db)
+    load(db, _rows(100, 1, (1.0, 1.0, 1.0)), DAY1)
+    load(db, _rows(100, 2, (0.05, 1.0, 8.0)), DAY2)
+    _explain(db, model)
+    db.create_monitor("why", "requests", reference=(DAY1, DAY2), features=["x"], importance=True)
+    db.run_monitor("why")
+    out = tmp_path / "report.html"
+    assert cli.main(["monitor", "report", "why", "--db", db.url, "--out", str(out)]) == 0
+    part = out.read_text().split("<h2>Feature importance and attribution drift</h2>")[1]
+    assert "nDCG" in part and "threshold 0.9" in part
+    results = db.monitor_results("why")
+    for day in (DAY1, DAY2):
+        (chart,) = [s for s in re.findall(r"<svg.*?</svg>", part) if f"window {day} 00:00, version 1" in s]
+        drawn = [float(v) for v in re.findall(r"<rect [^>]*><title>([-\d.e]+)</title>", chart)]
+        expected = results[(results.window_start == pd.Timestamp(day)) & (results.metric == "importance")]
+        assert drawn == pytest.approx(sorted(expected.value, reverse=True), rel=1e-3)
+        assert len(re.findall(r"<title>reference ", chart)) == 3

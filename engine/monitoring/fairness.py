@@ -136,3 +136,71 @@ def statements(
         )
         for name in protected
     ]
+
+
+def report_section(results) -> str:
+    """The report's fairness part: per protected attribute, the summary metrics of the latest
+    window against their thresholds, the per-group table and selection rates, and the
+    demographic parity ratio over time per model version."""
+    import html
+
+    import pandas as pd
+
+    from indb import charts
+
+    mine = results[results.metric.isin([*SUMMARY, *GROUP_METRICS])]
+    if mine.empty:
+        return ""
+    parts = []
+    for attribute, rows in mine.groupby("feature", sort=True):
+        name = html.escape(str(attribute))
+        parts.append(f"<h3>Protected attribute {name}</h3>")
+        ratio = rows[rows.metric == "demographic_parity_ratio"]
+        threshold = ratio.threshold.dropna().iloc[-1] if ratio.threshold.notna().any() else None
+        lines = {
+            f"version {int(v)}": pd.to_numeric(g.set_index("window_start").value, errors="coerce")
+            for v, g in ratio.groupby("model_version")
+        }
+        parts.append(charts.line_chart(f"{attribute}: demographic parity ratio", lines, threshold))
+        latest = rows[rows.window_start == rows.window_start.max()]
+        for version, window in latest.groupby("model_version"):
+            when = f"{window.window_start.iloc[0]:%Y-%m-%d %H:%M}"
+            summary = window[window.category.isna() & window.metric.isin(list(SUMMARY))]
+            cells = "".join(
+                f"<tr><td>{html.escape(m.metric)}</td><td>{_number_text(m.value)}</td>"
+                f"<td>{'' if pd.isna(m.threshold) else f'{m.threshold:g} ({SUMMARY[m.metric]})'}</td>"
+                f"<td>{'ALERT' if pd.notna(m.drifted) and bool(m.drifted) else ''}</td></tr>"
+                for m in summary.itertuples()
+            )
+            parts.append(
+                f"<p>Window {when}, model version {int(version)}</p>"
+                "<table><tr><th>summary metric</th><th>value</th><th>threshold</th><th></th></tr>"
+                f"{cells}</table>"
+            )
+            groups = window[window.metric.str.startswith("group_")].copy()
+            groups["group"] = groups.category.where(groups.category.notna(), "NULL")
+            table = groups.pivot_table(index="group", columns="metric", values="value", dropna=False)
+            columns = [c for c in GROUP_METRICS if c in table.columns]
+            head = "".join(f"<th>{html.escape(c.removeprefix('group_'))}</th>" for c in columns)
+            body = "".join(
+                f"<tr><td>{html.escape(str(g))}</td>"
+                + "".join(f"<td>{_number_text(row[c])}</td>" for c in columns)
+                + "</tr>"
+                for g, row in table.iterrows()
+            )
+            parts.append(f"<table><tr><th>group</th>{head}</tr>{body}</table>")
+            if "group_selection_rate" in table.columns:
+                parts.append(
+                    charts.bar_chart(
+                        f"{attribute}: selection rate per group (version {int(version)})",
+                        [str(g) for g in table.index],
+                        list(table.group_selection_rate),
+                    )
+                )
+    return "".join(parts)
+
+
+def _number_text(value) -> str:
+    import pandas as pd
+
+    return "NULL" if value is None or pd.isna(value) else f"{float(value):.4g}"

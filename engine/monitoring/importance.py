@@ -89,3 +89,42 @@ def statements(backend: Backend, window: Quoted, explanations: Quoted) -> list[t
     return [
         ("importance", backend.render("fairness", "importance", window=window, explanations=explanations))
     ]
+
+
+WINDOWS_SHOWN = 4  # the report draws the importance bars of the latest windows
+
+
+def report_section(backend: Backend, monitor: str, results) -> str:
+    """The report's importance part: attribution nDCG over time per model version, and bars of
+    mean |contribution| per feature for the latest windows with the reference's as ticks."""
+    import pandas as pd
+
+    from indb import charts
+
+    rows = results[results.metric.isin([*FEATURE_METRICS, *SUMMARY])]
+    if rows.empty:
+        return ""
+    reference = backend.query(
+        statement("fairness", "report_reference_importance", backend.dialect), {"monitor": monitor}
+    ).set_index("feature")
+    ndcg = rows[rows.metric == "attribution_ndcg"]
+    threshold = ndcg.threshold.dropna().iloc[-1] if ndcg.threshold.notna().any() else None
+    lines = {
+        f"version {int(v)}": pd.to_numeric(g.set_index("window_start").value, errors="coerce")
+        for v, g in ndcg.groupby("model_version")
+    }
+    parts = [charts.line_chart("attribution drift: nDCG of the importance ranking", lines, threshold)]
+    importance = rows[rows.metric == "importance"]
+    for start in sorted(importance.window_start.unique())[-WINDOWS_SHOWN:]:
+        for version, window in importance[importance.window_start == start].groupby("model_version"):
+            window = window.sort_values("value", ascending=False)
+            when = f"{pd.Timestamp(start):%Y-%m-%d %H:%M}"
+            parts.append(
+                charts.bar_chart(
+                    f"mean |contribution|, window {when}, version {int(version)}",
+                    list(window.feature),
+                    list(window.value),
+                    [reference.importance.get(f) for f in window.feature],
+                )
+            )
+    return "".join(parts)
