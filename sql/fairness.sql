@@ -10,7 +10,8 @@ INSERT INTO indb.monitor_bins (monitor, feature, grid, bin, lower, category, n)
 VALUES ($monitor, 'prediction', 'favorable', 0, NULL, $category, 0);
 
 -- name: fairness
--- Per model version and group of one protected attribute ({column}; NULL is a group of its
+-- Per model version and group of one protected attribute ({group}: the window row v's
+-- column, or its entity's value in a feature set as of scoring time; NULL is a group of its
 -- own): rows, selection rate (share predicted favorable, over every row of the window), and
 -- over rows whose label arrived: true and false positive rates and precision, NULL where
 -- undefined (no positives, no negatives, nothing selected). Summary metrics over the groups
@@ -24,7 +25,7 @@ WITH fav AS (
     WHERE monitor = $1 AND feature = 'prediction' AND grid = 'favorable'
 ),
 scored AS MATERIALIZED (
-    SELECT v.model_version, CAST(v.{column} AS VARCHAR) AS grp,
+    SELECT v.model_version, {group} AS grp,
            CASE WHEN CAST(v.prediction AS VARCHAR) = fav.favorable THEN 1 ELSE 0 END AS selected,
            CASE WHEN g.label IS NULL THEN NULL
                 WHEN CAST(g.label AS VARCHAR) = fav.favorable THEN 1 ELSE 0 END AS positive
@@ -155,3 +156,7 @@ WHERE monitor = $monitor AND metric = 'importance' ORDER BY window_start, model_
 -- name: report_reference_importance
 SELECT feature, lower AS importance, bin AS rank FROM indb.monitor_bins
 WHERE monitor = $monitor AND grid = 'importance' ORDER BY bin;
+
+-- name: deployment_features
+-- What a features_from deployment scores from (feature sets and versions), or NULL.
+SELECT features FROM indb.deployments WHERE table_name = $table;

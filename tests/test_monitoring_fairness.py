@@ -301,3 +301,74 @@ def test_the_report_shows_groups_and_summaries_against_thresholds(db, tmp_path):
     table = latest.assign(group=latest.category.where(latest.category != NULL, "NULL")).sort_values("group")
     assert drawn == pytest.approx(list(table.value), rel=1e-3)
     assert "<script" not in page
+
+
+def test_a_protected_attribute_from_the_feature_store_is_read_as_of_scoring_time(db):
+    """segment is a feature of the set the deployment scores from, not a model input: each row's
+    group is its customer's latest segment at or before the row's scoring time."""
+    from datetime import datetime, timedelta
+
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(8)
+    start = datetime(2024, 1, 1)
+    history = pd.DataFrame(
+        {
+            "customer_id": np.repeat(np.arange(40), 3).astype(np.int64),
+            "ts": [start + timedelta(hours=12 * k + int(c) % 5) for c in range(40) for k in range(3)],
+            "income": rng.normal(50_000, 10_000, 120).round(2),
+            "debt": rng.gamma(2.0, 5_000, 120).round(2),
+            "segment": rng.choice(["a", "b", "c"], 120),
+        }
+    )
+    db.create_entity("customer", keys=["customer_id"])
+    db.create_feature_set("finance", "customer", source=history, event_time="ts")
+    model = LogisticRegression(max_iter=500).fit(history[["income", "debt"]], history.income > 50_000)
+    db.register_model("risk", model, sample=history[["income", "debt"]])
+    db.deploy("risk", table="risk_requests", features_from="finance")
+    customers = rng.integers(0, 40, 300)
+    db.sql("INSERT INTO risk_requests (customer_id) VALUES " + ", ".join(f"({int(c)})" for c in customers))
+    # Scored between the first and the last feature rows: the segment of that time counts.
+    db.sql(
+        "UPDATE risk_requests_predictions SET scored_at = TIMESTAMP '2024-01-01 02:00:00' "
+        "+ (id % 22) * INTERVAL '1 hour'"
+    )
+    db.create_monitor(
+        "fair",
+        "risk_requests",
+        reference=("2024-01-01", "2024-01-03"),
+        features=["income"],
+        protected=["segment"],
+        favorable=1,  # the classifier's classes are 0 and 1
+    )
+    db.run_monitor("fair")
+    rows = db.sql(
+        "SELECT r.id, r.customer_id, p.prediction, p.scored_at FROM risk_requests AS r "
+        "JOIN risk_requests_predictions AS p ON p.id = r.id ORDER BY r.id"
+    )
+    known = history.sort_values("ts")
+    rows["segment"] = [
+        (lambda h: h.segment.iloc[-1] if len(h) else None)(
+            known[(known.customer_id == c) & (known.ts <= t.to_pydatetime())]
+        )
+        for c, t in zip(rows.customer_id, rows.scored_at, strict=True)
+    ]
+    assert rows.segment.isna().any() and rows.segment.nunique() == 3  # some before any feature row
+    latest = rows.customer_id.map(known.groupby("customer_id").segment.last())
+    assert (rows.segment.notna() & (rows.segment != latest)).sum() > 20  # as of then, not now
+    got = db.monitor_results("fair")
+    got = got[got.window_start == pd.Timestamp("2024-01-01")].copy()
+    got["category"] = got.category.where(got.category.notna(), NULL)
+    rates = got[got.metric == "group_selection_rate"].set_index("category").value
+    y_pred = (rows.prediction.astype(int) == 1).astype(int).to_numpy()
+    groups = rows.segment.fillna(NULL).to_numpy()
+    frame = fm.MetricFrame(
+        metrics=fm.selection_rate, y_true=np.zeros(len(rows), int), y_pred=y_pred, sensitive_features=groups
+    )
+    for group, rate in frame.by_group.items():
+        _close(rates[group], rate, f"segment={group}")
+    _close(
+        got[got.metric == "demographic_parity_ratio"].value.iloc[0],
+        fm.demographic_parity_ratio(np.zeros(len(rows), int), y_pred, sensitive_features=groups),
+        "dp ratio",
+    )

@@ -23,6 +23,10 @@ on the predicted value would be a second model decision indb would be inventing.
 
 from __future__ import annotations
 
+import json
+
+from sqlglot import exp
+
 from indb import identifiers
 from indb.backends.base import Backend
 from indb.errors import NotFoundError
@@ -53,11 +57,27 @@ def _error(message: str):
     return MonitorError(message)
 
 
-def check(
-    protected, favorable, task: str, classes, available: dict[str, str]
-) -> tuple[list[str], str | None]:
+def stored_features(backend: Backend, table: str, request: dict) -> dict:
+    """Features of the feature sets a ``features_from`` deployment scores from, by name: the
+    feature set, when its entity keys are request columns (a protected attribute need not be
+    a model input)."""
+    ((info,),) = backend.rows(statement("fairness", "deployment_features", backend.dialect), {"table": table})
+    if not info:
+        return {}
+    from indb.feature_store import sets
+
+    found = {}
+    for name, version in (json.loads(info) if isinstance(info, str) else info).get("feature_sets", []):
+        fs = sets.get(backend, name, version)
+        if all(k in request for k in fs.keys):
+            found |= {f: fs for f in fs.feature_names if f not in found}
+    return found
+
+
+def check(protected, favorable, task: str, classes, available: dict) -> tuple[list[str], str | None]:
     """The protected attributes (each a column the window can read: ``available`` maps it to
-    ``r`` request or ``p`` recorded at scoring) and the favorable class as text."""
+    ``r`` request, ``p`` recorded at scoring, or the feature set that holds it) and the
+    favorable class as text."""
     if protected is None and favorable is None:
         return [], None
     if protected is None or favorable is None:
@@ -118,9 +138,10 @@ def store(backend: Backend, monitor: str, favorable: str) -> None:
 
 
 def statements(
-    backend: Backend, window: Quoted, ground_truth: Quoted, protected: list[str]
+    backend: Backend, window: Quoted, ground_truth: Quoted, protected: dict, schema: str
 ) -> list[tuple[str, str]]:
-    """(purpose, SQL) per protected attribute, reading the window's table."""
+    """(purpose, SQL) per protected attribute (name -> ``r``/``p``, read from the window's
+    table, or the feature set holding it), reading the window's table."""
     labels = Quoted(backend.render("monitoring", "latest_labels", window=window, ground_truth=ground_truth))
     return [
         (
@@ -130,12 +151,39 @@ def statements(
                 "fairness",
                 window=window,
                 labels=labels,
-                column=backend.quote(name),
+                group=_group(name, source, schema),
                 name=backend.literal(name),
             ),
         )
-        for name in protected
+        for name, source in protected.items()
     ]
+
+
+def _group(name: str, source, schema: str) -> Quoted:
+    """The group of a window row ``v``: its column, or for a feature kept in a feature set,
+    the entity's value as of the row's scoring time (its latest row with event time at or
+    before ``scored_at``; rendered in the statements' dialect, DuckDB's, and transpiled with
+    them). The feature set's table is schema-qualified, as indb.run_monitor requires."""
+    from indb.feature_store import times, trees
+
+    if isinstance(source, str):
+        node: exp.Expression = exp.column(name, table="v", quoted=True)
+    else:
+        fs = source
+        at = times.convert(exp.column("scored_at", table="v", quoted=True), "TIMESTAMP", fs.time_type)
+        table = exp.Table(
+            this=exp.to_identifier(fs.table, quoted=True), db=exp.to_identifier(schema, quoted=True)
+        )
+        keys = [trees.column(k, "h").eq(trees.column(k, "v")) for k in fs.keys]
+        query = (
+            exp.select(trees.column(name, "h"))
+            .from_(table.as_("h", quoted=True))
+            .where(exp.and_(*keys, exp.LTE(this=trees.column(fs.event_time, "h"), expression=at)))
+            .order_by(*(trees.desc(o) for o in trees.order_by(fs, "h")))
+            .limit(1)
+        )
+        node = exp.Subquery(this=query)
+    return Quoted(exp.cast(node, "VARCHAR").sql(dialect="duckdb"))
 
 
 def report_section(results) -> str:

@@ -437,7 +437,8 @@ def create(
     extra = {c: t for c, t in recorded.items() if c not in _PREDICTION_COLUMNS} | request
     chosen = _features(mv.signature, features, extra)
     sources = _sources(backend, target, chosen, request)
-    readable = {c: "r" for c in request} | {
+    readable = fairness.stored_features(backend, target.table, request) if protected else {}
+    readable |= {c: "r" for c in request} | {
         c: "p" for c in recorded if c not in _PREDICTION_COLUMNS and c not in request
     }
     protected, favorable = fairness.check(protected, favorable, mv.task, mv.classes, readable)
@@ -515,7 +516,9 @@ def create(
         tables = (q(schema, target.table), q(schema, target.predictions_table))
         time = _window_time(backend, "r" if time_column else "p", time_column, time_type)
         sources = {f: s for f, s in sources.items() if f in chosen}
-        sources |= {f: readable[f] for f in protected}
+        for attribute in protected:  # a stored feature's entity keys, else the column itself
+            keys = getattr(readable[attribute], "keys", None)
+            sources |= {k: "r" for k in keys} if keys else {attribute: readable[attribute]}
         served = deployments.served_filter(backend, target.table, Quoted("p"))
         steps = window_statements(backend, window, tables, sources, probability_columns, time, served)
         for feature, kind in chosen.items():
@@ -529,7 +532,13 @@ def create(
             mv.classes,
             probability_columns,
         )
-        steps += fairness.statements(backend, window, q(schema, target.ground_truth_table), protected)
+        steps += fairness.statements(
+            backend,
+            window,
+            q(schema, target.ground_truth_table),
+            {attribute: readable[attribute] for attribute in protected},
+            schema,
+        )
         if explanations is not None:
             steps += attributions.statements(backend, window, explanations)
         steps.append(("drop window", backend.render("monitoring", "drop_window", window=window)))
