@@ -372,3 +372,19 @@ def test_a_protected_attribute_from_the_feature_store_is_read_as_of_scoring_time
         fm.demographic_parity_ratio(np.zeros(len(rows), int), y_pred, sensitive_features=groups),
         "dp ratio",
     )
+
+
+def test_the_cli_creates_a_fairness_monitor(db, capsys):
+    from indb import cli
+
+    _deployed_with_two_versions(db)
+    argv = ["monitor", "create", "fair", "requests", "--db", db.url, "--reference-window", DAY1, DAY2]
+    argv += ["--feature", "x", "--protected", "sex", "--protected", "age_band", "--favorable", "yes"]
+    argv += ["--thresholds", '{"equalized_odds_difference": 0.1}']
+    assert cli.main(argv) == 0
+    assert cli.main(["monitor", "run", "fair", "--db", db.url]) == 0
+    got = _results(db, "fair")
+    summary = got[(got.category == NULL) & (got.metric == "equalized_odds_difference")]
+    assert set(summary.feature) == {"sex", "age_band"} and (summary.threshold == 0.1).all()
+    assert cli.main(argv[:4] + ["--db", db.url, "--reference-window", DAY1, DAY2, "--favorable", "yes"]) != 0
+    assert "both protected" in capsys.readouterr().err
