@@ -219,3 +219,63 @@ def test_the_report_draws_importance_bars_per_window(db, tmp_path):
         expected = results[(results.window_start == pd.Timestamp(day)) & (results.metric == "importance")]
         assert drawn == pytest.approx(sorted(expected.value, reverse=True), rel=1e-3)
         assert len(re.findall(r"<title>reference ", chart)) == 3
+
+
+def test_a_superusers_run_ignores_functions_a_low_privilege_role_defines(db):
+    """The fairness and importance statements run by CALL indb.run_monitor (pg_cron's superuser
+    included) resolve no function a role with CREATE on the deployment's schema put there."""
+    import uuid
+    from urllib.parse import urlsplit
+
+    if not db.backend.supports_procedures:
+        pytest.skip("indb.run_monitor is a PostgreSQL procedure")
+    import psycopg
+
+    model, sample = _model()
+    db.register_model("m", model, sample=sample)
+    db.sql("CREATE TABLE requests (x DOUBLE PRECISION, y DOUBLE PRECISION, z DOUBLE PRECISION, band VARCHAR)")
+    db.deploy("m", table="requests")
+    db.sql(
+        "CREATE TABLE requests_explanations (id BIGINT, feature VARCHAR, contribution DOUBLE PRECISION, "
+        "base DOUBLE PRECISION, error DOUBLE PRECISION)"
+    )
+    for day, seed in ((DAY1, 1), (DAY2, 2)):
+        frame = _rows(120, seed, (1.0, 1.0, 1.0))
+        frame["band"] = np.where(frame.y > 0, "high", "low")
+        load(db, frame, day)
+    _explain(db, model)
+    db.create_monitor(
+        "m",
+        "requests",
+        reference=(DAY1, DAY2),
+        features=["x"],
+        importance=True,
+        protected="band",
+        favorable="yes",
+    )
+    role = f"mallory_{uuid.uuid4().hex[:8]}"
+    db.sql(f'CREATE ROLE "{role}" LOGIN')
+    db.sql(f'GRANT USAGE, CREATE ON SCHEMA public TO "{role}"')
+    parts = urlsplit(db.url)
+    as_role = parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}").geturl()
+    try:
+        with psycopg.connect(as_role, autocommit=True) as mallory:
+            mallory.execute("CREATE TABLE public.evidence (what text)")
+            mallory.execute("GRANT INSERT ON public.evidence TO PUBLIC")
+            # ln(bigint) matches the nDCG discount ln(rank + 1) exactly: on a search_path
+            # with public it would win over pg_catalog's ln(double precision).
+            mallory.execute(
+                "CREATE FUNCTION public.ln(bigint) RETURNS double precision LANGUAGE sql "
+                "AS $$ INSERT INTO public.evidence VALUES ('ln'); SELECT 1.0::float8 $$"
+            )
+            mallory.execute("SET search_path = public")
+            assert mallory.execute("SELECT ln(CAST(3 AS bigint))").fetchone() == (1.0,)  # the trap is live
+            mallory.execute("DELETE FROM public.evidence")
+        with psycopg.connect(db.url, autocommit=True) as superuser:
+            superuser.execute("CALL indb.run_monitor('m')")
+            assert superuser.execute("SELECT what FROM public.evidence").fetchall() == []
+        results = db.monitor_results("m")
+        assert {"attribution_ndcg", "importance", "demographic_parity_ratio"} <= set(results.metric)
+    finally:
+        db.sql(f'DROP OWNED BY "{role}" CASCADE')
+        db.sql(f'DROP ROLE "{role}"')
