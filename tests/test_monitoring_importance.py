@@ -279,3 +279,34 @@ def test_a_superusers_run_ignores_functions_a_low_privilege_role_defines(db):
     finally:
         db.sql(f'DROP OWNED BY "{role}" CASCADE')
         db.sql(f'DROP ROLE "{role}"')
+
+
+def test_importance_from_explanations_written_by_deploy(db):
+    """With deploy(..., explain=True) (xdeploy's branch) the trigger writes the explanations:
+    the monitor's importance equals the mean |contribution| of those rows, which are the
+    closed-form contributions of the logistic regression."""
+    import inspect
+
+    if "explain" not in inspect.signature(db.deploy).parameters:
+        pytest.skip("deploy(explain=True) is not on this branch yet (helper xdeploy builds it)")
+    model, sample = _model()
+    db.register_model("m", model, sample=sample)
+    db.deploy("m", table="requests", explain=True)
+    load(db, _rows(200, 1, (1.0, 1.0, 1.0)), DAY1)
+    load(db, _rows(200, 2, (0.05, 1.0, 8.0)), DAY2)
+    db.create_monitor("why", "requests", reference=(DAY1, DAY2), features=["x"], importance=True)
+    db.run_monitor("why")
+    stored = db.sql("SELECT id, feature, contribution FROM requests_explanations")
+    rows = db.sql("SELECT id, x, y, z FROM requests ORDER BY id")
+    scaler, regression = model[0], model[-1]
+    # w_j x_j up to each column's centring constant w_j m_j (the background mean is xdeploy's)
+    slopes = rows[FEATURES].to_numpy() * regression.coef_[0] / scaler.scale_
+    mine = stored.pivot(index="id", columns="feature", values="contribution").loc[rows.id, FEATURES]
+    assert np.ptp(mine.to_numpy() - slopes, axis=0).max() < 1e-6
+    results = db.monitor_results("why")
+    for day, ids in ((DAY1, rows.id[:200]), (DAY2, rows.id[200:])):
+        got = results[(results.window_start == pd.Timestamp(day)) & (results.metric == "importance")]
+        expected = stored[stored.id.isin(ids)].contribution.abs().groupby(stored.feature).mean()
+        np.testing.assert_allclose(got.set_index("feature").value[FEATURES], expected[FEATURES], atol=1e-12)
+    ndcg = results[(results.window_start == pd.Timestamp(DAY2)) & (results.metric == "attribution_ndcg")]
+    assert ndcg.value.iloc[0] < 0.9 and ndcg.drifted.iloc[0]
