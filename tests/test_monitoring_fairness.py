@@ -388,3 +388,27 @@ def test_the_cli_creates_a_fairness_monitor(db, capsys):
     assert set(summary.feature) == {"sex", "age_band"} and (summary.threshold == 0.1).all()
     assert cli.main(argv[:4] + ["--db", db.url, "--reference-window", DAY1, DAY2, "--favorable", "yes"]) != 0
     assert "both protected" in capsys.readouterr().err
+
+
+def test_a_developer_runs_a_fairness_monitor_and_cannot_change_its_favorable_class(db):
+    """On PostgreSQL an admin creates monitors; a developer (a real LOGIN role) runs them, and
+    the stored favorable class and thresholds the statements read are not theirs to change."""
+    if not db.backend.supports_procedures:
+        pytest.skip("roles are PostgreSQL's")
+    import psycopg
+
+    from tests.test_trust_postgres import login_role
+
+    _deployed_with_two_versions(db)
+    db.create_monitor(
+        "fair", "requests", reference=(DAY1, DAY2), features=["x"], protected=["sex"], favorable="yes"
+    )
+    with login_role(db, "indb_developer") as (_, url), psycopg.connect(url, autocommit=True) as dev:
+        dev.execute("CALL indb.run_monitor('fair')")
+        for sql in (
+            "UPDATE indb.monitor_bins SET category = 'no' WHERE grid = 'favorable'",
+            "DELETE FROM indb.monitor_thresholds",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                dev.execute(sql)
+    assert (_results(db, "fair").metric == "demographic_parity_ratio").sum() == 2
