@@ -17,8 +17,17 @@ Where indb differs from fairlearn, on purpose:
   negatives, precision with nothing selected), and the summaries skip it; fairlearn (through
   scikit-learn's confusion matrix) reports 0 there and counts that 0 in its differences.
 
-The favorable outcome is one of the classifier's classes. Regressors are refused: a threshold
-on the predicted value would be a second model decision indb would be inventing.
+The favorable outcome is one of the classifier's classes (with more than two classes: that
+class against the rest). Regressors are refused: a threshold on the predicted value would be a
+second model decision indb would be inventing.
+
+A protected attribute is a request column (a model input or not), a feature recorded in
+``<table>_predictions`` at scoring, or a feature of a set a ``features_from`` deployment scores
+from: then each row's group is its entity's latest value with event time at or before the
+row's ``scored_at`` (the feature set's created time and TTL are not applied).
+
+MonitorError and the threshold check live in monitors, which imports this module: they are
+imported where used.
 """
 
 from __future__ import annotations
