@@ -95,3 +95,46 @@ def paired_bars(title: str, labels: list[str], reference: np.ndarray, current: n
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def bar_chart(
+    title: str, labels: list[str], values: list[float], marks: list[float | None] | None = None
+) -> str:
+    """Horizontal bars, one per label (e.g. features by importance, groups by selection rate);
+    ``marks``: a dark tick per bar (e.g. the reference's value). NULL values draw no bar."""
+    row = 16
+    height = PAD + row * max(len(labels), 1) + 12
+    left, right = 150, WIDTH - 60
+    known = [float(v) for v in [*values, *(marks or [])] if v is not None and not pd.isna(v)]
+    top = max([*known, 0.0]) or 1.0
+    parts = [
+        f'<svg width="{WIDTH}" height="{height}" role="img"><title>{html.escape(title)}</title>',
+        f'<text x="{PAD}" y="16" font-weight="bold">{html.escape(title)}</text>',
+    ]
+    if marks is not None:
+        parts.append(
+            f'<text x="{WIDTH - PAD}" y="16" font-size="10" text-anchor="end">'
+            '<tspan fill="#1f77b4">window</tspan> <tspan fill="#333">| reference</tspan></text>'
+        )
+    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
+        y0 = PAD + i * row
+        parts.append(
+            f'<text x="{left - 6}" y="{y0 + 11}" font-size="10" text-anchor="end">'
+            f"{html.escape(str(label))}</text>"
+        )
+        if value is not None and not pd.isna(value):
+            w = (right - left) * float(value) / top
+            parts.append(
+                f'<rect x="{left}" y="{y0 + 2}" width="{max(w, 0):.1f}" height="{row - 4}" fill="#1f77b4">'
+                f"<title>{float(value):.4g}</title></rect>"
+                f'<text x="{left + max(w, 0) + 4:.1f}" y="{y0 + 11}" font-size="9">{float(value):.3g}</text>'
+            )
+        mark = marks[i] if marks is not None else None
+        if mark is not None and not pd.isna(mark):
+            x = left + (right - left) * float(mark) / top
+            parts.append(
+                f'<line x1="{x:.1f}" y1="{y0}" x2="{x:.1f}" y2="{y0 + row}" stroke="#333" stroke-width="2">'
+                f"<title>reference {float(mark):.4g}</title></line>"
+            )
+    parts.append("</svg>")
+    return "".join(parts)

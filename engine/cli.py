@@ -400,6 +400,9 @@ def cmd_monitor_create(args) -> None:
                 features=args.feature,
                 thresholds=_json_option(args.thresholds, "--thresholds"),
                 mode=args.mode,
+                protected=args.protected,
+                favorable=args.favorable,
+                importance=args.importance,
             )
     print(f"monitor {args.name} watches {args.deployment}: {monitor}")
 
@@ -1179,6 +1182,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--thresholds", metavar="JSON", help='e.g. \'{"psi": 0.3, "income": {"wasserstein": 0.2}}\''
     )
     create.add_argument("--mode", choices=["exact", "binned"], default="exact")
+    create.add_argument(
+        "--protected", action="append", help="fairness per group of this column (repeat; with --favorable)"
+    )
+    create.add_argument("--favorable", metavar="CLASS", help="the favorable predicted class, for --protected")
+    create.add_argument(
+        "--importance", action="store_true", help="global importance and attribution drift (explain=True)"
+    )
     create.set_defaults(run=cmd_monitor_create)
     run = verbs.add_parser("run", parents=[common], help="compute the windows since the last run")
     run.add_argument("name")

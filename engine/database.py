@@ -460,6 +460,9 @@ class Database:
         thresholds: dict | None = None,
         mode: str = "exact",
         time_column: str | None = None,
+        protected=None,
+        favorable=None,
+        importance: bool = False,
     ):
         """Watch a deployment for drift and accuracy, window by window, against a reference.
 
@@ -470,6 +473,9 @@ class Database:
         ``mode``: ``"exact"`` or ``"binned"`` (one pass per window; see indb.monitoring.drift).
         ``time_column``: a timestamp column of the request table (e.g. an event time) that
         places rows in windows and in a ``(start, end)`` reference; default: ``scored_at``.
+        ``protected`` / ``favorable``: group fairness per window over these columns, with this
+        class as the favorable outcome (see indb.monitoring.fairness). ``importance``: global
+        importance and attribution drift from ``<table>_explanations`` (indb.monitoring.importance).
         """
         from indb.monitoring import monitors
 
@@ -483,6 +489,9 @@ class Database:
             thresholds=thresholds,
             mode=mode,
             time_column=time_column,
+            protected=protected,
+            favorable=favorable,
+            importance=importance,
         )
 
     def run_monitor(self, name: str, *, since=None):

@@ -23,7 +23,8 @@ from indb import audit, deployments, identifiers, registry, userquery
 from indb.backends.base import Backend
 from indb.errors import IndbError, NotFoundError
 from indb.identifiers import Quoted
-from indb.monitoring import accuracy, drift, pvalues
+from indb.monitoring import accuracy, drift, fairness, pvalues
+from indb.monitoring import importance as attributions
 from indb.sql import statement
 
 MODES = ("exact", "binned")
@@ -421,6 +422,9 @@ def create(
     thresholds: dict | None = None,
     mode: str = "exact",
     time_column: str | None = None,
+    protected=None,
+    favorable=None,
+    importance: bool = False,
 ) -> Monitor:
     name = identifiers.monitor_name(name)
     if mode not in MODES:
@@ -433,12 +437,22 @@ def create(
     extra = {c: t for c, t in recorded.items() if c not in _PREDICTION_COLUMNS} | request
     chosen = _features(mv.signature, features, extra)
     sources = _sources(backend, target, chosen, request)
+    readable = fairness.stored_features(backend, target.table, request) if protected else {}
+    readable |= {c: "r" for c in request} | {
+        c: "p" for c in recorded if c not in _PREDICTION_COLUMNS and c not in request
+    }
+    protected, favorable = fairness.check(protected, favorable, mv.task, mv.classes, readable)
     window_text, seconds = parse_window(window)
     spec = _reference_spec(reference)
+    thresholds, fair_limits = fairness.split_thresholds(thresholds, protected)
+    thresholds, importance_limits = attributions.split_thresholds(thresholds, bool(importance))
+    schema = backend.current_schema()
+    explanations = None
+    if importance:
+        explanations = backend.quote(schema, attributions.explanations_table(backend, target.table))
     limits = _thresholds(chosen, thresholds)
     if backend.rows(statement("monitoring", "get_monitor", backend.dialect), {"name": name}):
         raise MonitorError(f"monitor {name!r} exists; drop it first (db.drop_monitor)")
-    schema = backend.current_schema()
     q = backend.quote
     probability_columns = list(deployments.probability_columns(mv.classes))
     install(backend)
@@ -475,25 +489,36 @@ def create(
             },
         )
         _store_reference(backend, name, temp, chosen, mode)
+        if explanations is not None:
+            attributions.store_reference(backend, name, explanations, temp, present)
+        if favorable is not None:
+            fairness.store(backend, name, favorable)
         backend.execute(backend.render("monitoring", "drop_reference", temp=temp))
+        limits = [
+            *(row for row in limits if row[0] == "*" or row[0] in chosen),
+            *fair_limits,
+            *importance_limits,
+        ]
         for feature, metric, value, direction in limits:
-            if feature == "*" or feature in chosen:
-                backend.execute(
-                    statement("monitoring", "insert_threshold", backend.dialect),
-                    {
-                        "monitor": name,
-                        "feature": feature,
-                        "metric": metric,
-                        "threshold": value,
-                        "direction": direction,
-                    },
-                )
+            backend.execute(
+                statement("monitoring", "insert_threshold", backend.dialect),
+                {
+                    "monitor": name,
+                    "feature": feature,
+                    "metric": metric,
+                    "threshold": value,
+                    "direction": direction,
+                },
+            )
         # Every object the stored statements name is schema-qualified: indb.run_monitor runs
         # them with search_path = pg_catalog, pg_temp.
         window = q(backend.temp_schema, WINDOW_TABLE)
         tables = (q(schema, target.table), q(schema, target.predictions_table))
         time = _window_time(backend, "r" if time_column else "p", time_column, time_type)
         sources = {f: s for f, s in sources.items() if f in chosen}
+        for attribute in protected:  # a stored feature's entity keys, else the column itself
+            keys = getattr(readable[attribute], "keys", None)
+            sources |= {k: "r" for k in keys} if keys else {attribute: readable[attribute]}
         served = deployments.served_filter(backend, target.table, Quoted("p"))
         steps = window_statements(backend, window, tables, sources, probability_columns, time, served)
         for feature, kind in chosen.items():
@@ -507,6 +532,15 @@ def create(
             mv.classes,
             probability_columns,
         )
+        steps += fairness.statements(
+            backend,
+            window,
+            q(schema, target.ground_truth_table),
+            {attribute: readable[attribute] for attribute in protected},
+            schema,
+        )
+        if explanations is not None:
+            steps += attributions.statements(backend, window, explanations)
         steps.append(("drop window", backend.render("monitoring", "drop_window", window=window)))
         for step, (purpose, text) in enumerate(steps):
             backend.execute(
@@ -536,7 +570,15 @@ def create(
             backend,
             "create_monitor",
             name,
-            {"deployment": target.table, "reference": spec, "mode": mode, "time_column": time_column},
+            {
+                "deployment": target.table,
+                "reference": spec,
+                "mode": mode,
+                "time_column": time_column,
+                "protected": protected,
+                "favorable": favorable,
+                "importance": bool(importance),
+            },
         )
     return Monitor(
         name,

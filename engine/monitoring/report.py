@@ -14,7 +14,8 @@ import pandas as pd
 
 from indb import charts
 from indb.backends.base import Backend
-from indb.monitoring import monitors
+from indb.monitoring import fairness, monitors
+from indb.monitoring import importance as attributions
 from indb.sql import statement
 
 CHART_METRIC = {"numeric": "wasserstein", "categorical": "js"}
@@ -71,6 +72,8 @@ def render(backend: Backend, name: str) -> str:
         sections.append(charts.line_chart(f"{feature}: {metric}", {metric: series}, threshold))
         if threshold:
             scores[feature] = float(series.iloc[-1]) / threshold
+    fairness_part = fairness.report_section(results)
+    importance_part = attributions.report_section(backend, name, results)
     quality_metric = QUALITY.get(monitor["task"], "accuracy")
     quality = results[(results.metric == quality_metric) & results.model_version.notna()]
     lines = {
@@ -111,5 +114,7 @@ last run {monitor["last_run_at"]}.</p>
 {quality_chart or "<p>No labels have arrived yet.</p>"}
 <h2>Most drifted columns: reference against the latest window</h2>
 {"".join(distributions) or "<p>Nothing to show.</p>"}
+{f"<h2>Fairness</h2>{fairness_part}" if fairness_part else ""}
+{f"<h2>Feature importance and attribution drift</h2>{importance_part}" if importance_part else ""}
 </body></html>
 """
