@@ -8,7 +8,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn import linear_model
+import shap
+from sklearn import ensemble, linear_model, tree
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -138,3 +139,64 @@ def test_bad_input_is_named(train, rows):
         explainer_for({**row, "sample": None})
     with pytest.raises(ExplainError, match="target 'nope'"):
         explainer_for(row).explain(rows[NUMERIC], target="nope")
+
+
+# -- trees ----------------------------------------------------------------------------------------
+TREES = {
+    "decision_tree": (lambda: tree.DecisionTreeClassifier(max_depth=5, random_state=0), "label"),
+    "decision_tree_multiclass": (lambda: tree.DecisionTreeClassifier(max_depth=4, random_state=0), "risk"),
+    "decision_tree_regressor": (lambda: tree.DecisionTreeRegressor(max_depth=5, random_state=0), "loss"),
+    "random_forest": (
+        lambda: ensemble.RandomForestClassifier(5, max_depth=4, bootstrap=False, random_state=0),
+        "label",
+    ),
+    "random_forest_regressor": (
+        lambda: ensemble.RandomForestRegressor(5, max_depth=4, bootstrap=False, random_state=0),
+        "loss",
+    ),
+    "gradient_boosting": (
+        lambda: ensemble.GradientBoostingClassifier(n_estimators=15, max_depth=3, random_state=0),
+        "label",
+    ),
+    "gradient_boosting_regressor": (
+        lambda: ensemble.GradientBoostingRegressor(n_estimators=15, max_depth=3, random_state=0),
+        "loss",
+    ),
+}
+
+
+def with_risk(frame: pd.DataFrame) -> pd.DataFrame:
+    ratio = frame.debt / frame.income
+    return frame.assign(risk=pd.cut(ratio, [-np.inf, 0.1, 0.3, np.inf], labels=list("lmh")).astype(str))
+
+
+def _raw(model, rows: pd.DataFrame) -> np.ndarray:
+    """The raw output scikit-learn gives: probabilities (trees, forests), margins (boosting)."""
+    if isinstance(model, ensemble.GradientBoostingClassifier):
+        return model.decision_function(rows)
+    if hasattr(model, "predict_proba"):
+        return model.predict_proba(rows)
+    return model.predict(rows)
+
+
+@pytest.mark.parametrize("name", list(TREES))
+def test_treeshap_equals_shap_tree_explainer_with_the_training_covers(name, train, rows):
+    factory, target = TREES[name]
+    frame = with_risk(train)
+    model = factory().fit(frame[NUMERIC], frame[target])
+    # Covers from the rows the model was fit on: scikit-learn's own node sample counts.
+    explainer = explainer_for(catalog_row(model, frame[NUMERIC]), background=frame[NUMERIC])
+    assert explainer.method == "tree_path_dependent" and explainer.exact
+    reference = shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")
+    theirs = np.asarray(reference.shap_values(rows[NUMERIC]))  # (n, k) or (n, k, classes)
+    expected = np.broadcast_to(reference.expected_value, theirs.shape[:1] + theirs.shape[2:])
+    raw = _raw(model, rows[NUMERIC])
+    per_class = explainer.explain_all(rows[NUMERIC])
+    for label, e in per_class.items():
+        position = 0 if label == "value" else list(model.classes_).index(label)
+        mine = theirs if theirs.ndim == 2 else theirs[:, :, position]
+        base = expected if expected.ndim == 1 else expected[:, position]
+        np.testing.assert_allclose(e.contributions, mine, rtol=0, atol=EXACT)
+        np.testing.assert_allclose(e.base, base, rtol=0, atol=EXACT)
+        column = raw if raw.ndim == 1 else raw[:, position]
+        np.testing.assert_allclose(e.raw, column, rtol=0, atol=EXACT)
