@@ -3,13 +3,15 @@ the shap package, one-hot columns summed back to their source column."""
 
 from __future__ import annotations
 
+import itertools
+import math
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import shap
-from sklearn import ensemble, linear_model, tree
+from sklearn import ensemble, linear_model, neural_network, svm, tree
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
@@ -200,3 +202,66 @@ def test_treeshap_equals_shap_tree_explainer_with_the_training_covers(name, trai
         np.testing.assert_allclose(e.base, base, rtol=0, atol=EXACT)
         column = raw if raw.ndim == 1 else raw[:, position]
         np.testing.assert_allclose(e.raw, column, rtol=0, atol=EXACT)
+
+
+# -- sampling -------------------------------------------------------------------------------------
+def exact_interventional(explainer, rows: pd.DataFrame) -> np.ndarray:
+    """Shapley values by enumerating every coalition: v(S) = mean over the explainer's
+    background rows z of f(x on S, z elsewhere); (n, k) for the first target."""
+    columns, background = explainer.features, explainer.background
+    k, n, b = len(columns), len(rows), len(background)
+    value = {}
+    for size in range(k + 1):
+        for subset in itertools.combinations(range(k), size):
+            mixed = background.loc[background.index.repeat(n)].reset_index(drop=True)
+            for c in subset:
+                mixed[columns[c]] = np.tile(rows[columns[c]].to_numpy(), b)
+            value[subset] = explainer.raw(mixed)[:, 0].reshape(b, n).mean(axis=0)
+    phi = np.zeros((n, k))
+    for j in range(k):
+        others = [c for c in range(k) if c != j]
+        for size in range(k):
+            weight = math.factorial(size) * math.factorial(k - size - 1) / math.factorial(k)
+            for subset in itertools.combinations(others, size):
+                phi[:, j] += weight * (value[tuple(sorted((*subset, j)))] - value[subset])
+    return phi
+
+
+def test_sampling_is_within_its_stated_error_of_the_exact_values(train, rows):
+    model = make_pipeline(StandardScaler(), neural_network.MLPClassifier((8,), max_iter=400, random_state=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(train[NUMERIC], train.label)
+    explainer = explainer_for(catalog_row(model, train[NUMERIC]), samples=64, seed=3, background_rows=16)
+    assert explainer.method == "sampling" and not explainer.exact
+    e = explainer.explain(rows[NUMERIC].head(20))
+    assert not e.exact and e.output == "log-odds of class 'repaid'"
+    proba = model.predict_proba(rows[NUMERIC].head(20))
+    np.testing.assert_allclose(e.raw, np.log(proba[:, 1]) - np.log(proba[:, 0]), atol=1e-5)
+    exact = exact_interventional(explainer, rows[NUMERIC].head(20))
+    assert (e.error > 0).all()
+    # Every contribution within three of the row's standard errors of the exact value.
+    assert (np.abs(e.contributions - exact) <= 3 * e.error[:, None]).all()
+    assert np.abs(e.contributions - exact).max() > 1e-9  # a real estimate, not the enumeration
+
+
+def test_sampling_is_seeded_and_does_not_depend_on_the_batch(train, rows):
+    model = make_pipeline(StandardScaler(), svm.SVR()).fit(train[NUMERIC].head(200), train.loss.head(200))
+    row = catalog_row(model, train[NUMERIC])
+    batch = explainer_for(row, samples=16, seed=1).explain(rows[NUMERIC].head(6))
+    alone = explainer_for(row, samples=16, seed=1).explain(rows[NUMERIC].iloc[[4]])
+    np.testing.assert_array_equal(batch.contributions[4], alone.contributions[0])
+    np.testing.assert_allclose(batch.raw, model.predict(rows[NUMERIC].head(6)), atol=1e-6)
+    other = explainer_for(row, samples=16, seed=2).explain(rows[NUMERIC].head(6))
+    assert not np.allclose(other.contributions, batch.contributions)
+
+
+def test_a_linear_model_as_a_black_box_gives_the_closed_form(train, rows):
+    pipeline = _encoded(linear_model.LogisticRegression(max_iter=500)).fit(train[MIXED], train.label)
+    explainer = explainer_for(catalog_row(pipeline, train[MIXED]), method="sampling", samples=8)
+    e = explainer.explain(rows[MIXED])
+    coef = pipeline[-1].coef_.reshape(-1)
+    # Each background row is walked from equally often: the estimate has no sampling error.
+    expected = linear_closed_form(pipeline, rows[MIXED], explainer.background, MIXED, coef)
+    np.testing.assert_allclose(e.contributions, expected, atol=EXACT)
+    np.testing.assert_allclose(e.raw, pipeline.decision_function(rows[MIXED]), atol=EXACT)

@@ -129,3 +129,22 @@ class Explainer:
             target=labels,
             method=self.method,
         )
+
+
+def default_target(targets: list):
+    """What :meth:`Explainer.explain` explains unless asked: the one output, the positive
+    class of two, or the predicted class of three or more."""
+    if len(targets) == 1:
+        return targets[0]
+    return targets[1] if len(targets) == 2 else "predicted"
+
+
+def class_targets(classes, count: int) -> list:
+    """Targets of ``count`` raw scores of a model over ``classes``: one score for two classes
+    is the positive class's."""
+    classes = list(classes or [])
+    if count == 1:
+        return [classes[-1]] if len(classes) == 2 else ["value"]
+    if len(classes) != count:
+        raise ExplainError(f"the model gives {count} scores for {len(classes)} classes")
+    return classes

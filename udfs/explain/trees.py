@@ -31,7 +31,7 @@ import pandas as pd
 
 from indb.udfs.compiler.tree_v5 import v3_attributes
 from indb.udfs.compiler.trees import _list as numbers
-from indb.udfs.explain.base import Explainer, Scores
+from indb.udfs.explain.base import Explainer, Scores, class_targets, default_target
 from indb.udfs.explain.graph import Features, Graph, attributes, features, text
 from indb.udfs.signature import Signature
 
@@ -274,8 +274,6 @@ KINDS = {"LOGISTIC": "log-odds", "SOFTMAX": "softmax logit", "SOFTMAX_ZERO": "so
 def tree_explainer(graph: Graph, node, signature: Signature, frame: pd.DataFrame) -> Explainer | None:
     """TreeSHAP for a model whose one estimator is ``node``; None when its derived features
     mix input columns or its trees use comparisons TreeSHAP here does not read."""
-    from indb.udfs.explain.model import _classes, _default
-
     attrs = attributes(node)
     if node.op_type == "TreeEnsemble":
         attrs = v3_attributes(attrs)
@@ -294,7 +292,7 @@ def tree_explainer(graph: Graph, node, signature: Signature, frame: pd.DataFrame
             return None
         targets, kind = ["value"], "value" if transform == "NONE" else KINDS[transform]
     else:
-        targets = _classes(signature, count)
+        targets = class_targets(signature.classes, count)
         positive = all(float(w) >= 0 for t in trees for w in t.value.ravel())
         kind = KINDS.get(transform, "probability" if positive else "score")
     return TreeExplainer(
@@ -305,5 +303,5 @@ def tree_explainer(graph: Graph, node, signature: Signature, frame: pd.DataFrame
         frame,
         targets=targets,
         kind=kind,
-        default=_default(targets),
+        default=default_target(targets),
     )
