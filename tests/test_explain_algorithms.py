@@ -17,9 +17,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import indb
-from indb.registry import prepare
+from indb.registry import PARITY_TOLERANCE, prepare
 from indb.udfs.explain import ExplainError, explainer_for
 from tests.conftest import NUMERIC, loan_frame
+from tests.test_compiler import MODELS, _fit, training_frame
 
 EXACT = 1e-6
 MIXED = NUMERIC + ["purpose"]
@@ -265,3 +266,58 @@ def test_a_linear_model_as_a_black_box_gives_the_closed_form(train, rows):
     expected = linear_closed_form(pipeline, rows[MIXED], explainer.background, MIXED, coef)
     np.testing.assert_allclose(e.contributions, expected, atol=EXACT)
     np.testing.assert_allclose(e.raw, pipeline.decision_function(rows[MIXED]), atol=EXACT)
+
+
+# -- every model family of the compiler's test set -----------------------------------------------
+def reference_raw(model, rows: pd.DataFrame, e) -> np.ndarray:
+    """The raw output ``e.output`` names, computed by the model's own library."""
+    if e.target is None:
+        return np.asarray(model.predict(rows), dtype=float).ravel()
+    picked = np.array([list(model.classes_).index(t) for t in e.target])
+    every = np.arange(len(rows))
+    kind = e.output.split(" of ")[0]
+    if kind == "probability":
+        return model.predict_proba(rows)[every, picked]
+    if kind == "log-probability":
+        return np.log(model.predict_proba(rows))[every, picked]
+    if kind == "log-odds" and e.method == "sampling":
+        p = model.predict_proba(rows)
+        return np.log(p[:, 1]) - np.log(p[:, 0])
+    library = type(model[-1] if isinstance(model, Pipeline) else model).__module__.split(".")[0]
+    if library == "xgboost":
+        margin = model.predict(rows, output_margin=True)
+    elif library == "lightgbm":
+        margin = model.predict(rows, raw_score=True)
+    else:
+        margin = model.decision_function(rows)
+    margin = np.asarray(margin, dtype=float)
+    return margin if margin.ndim == 1 else margin[every, picked]
+
+
+@pytest.fixture(scope="module")
+def family_frame() -> pd.DataFrame:
+    return training_frame().head(500)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_compiler_model_family_is_additive(name, family_frame):
+    model, columns = _fit(name, family_frame)
+    train = family_frame[columns].copy()
+    if name.startswith("imputer"):
+        train.loc[::5, "tenure"] = np.nan
+    explainer = explainer_for(catalog_row(model, train))
+    rows = train.tail(20)  # NaN rows included for the imputers
+    e = explainer.explain(rows)
+    assert e.contributions.shape == (20, len(columns)) and e.features == columns
+    reference = reference_raw(model, rows, e)
+    scale = np.maximum(1.0, np.abs(reference))
+    if e.exact:
+        assert (np.abs(e.raw - reference) / scale).max() <= EXACT
+    else:
+        # Exactly additive to the ONNX model's output; that output is within the registry's
+        # conversion tolerance of scikit-learn's (float32 SVMs differ by ~2e-6).
+        picked = [0] * 20 if e.target is None else [explainer.targets.index(t) for t in e.target]
+        raw = explainer.raw(rows)[np.arange(20), picked]
+        np.testing.assert_allclose(e.raw, raw, rtol=0, atol=1e-9)
+        assert (np.abs(e.raw - reference) / scale).max() <= PARITY_TOLERANCE
+        assert e.error.shape == (20,) and (e.error >= 0).all()

@@ -18,7 +18,8 @@ background as the reference distribution.
 
 The raw output of a black box: the value (regression); for classifiers with probabilities,
 the log-odds of the positive class (two classes) or the log-probability of each class
-(more); for classifiers that give scores (an SVM without probabilities), the scores.
+(more); for classifiers that give scores (an SVM without probabilities), the scores: the
+positive class's decision function for two classes, one score per class for more.
 """
 
 from __future__ import annotations
@@ -91,6 +92,15 @@ class SamplingExplainer(Explainer):
         self.transform = "score"
         if scores.shape[1] == 1:
             return [classes[-1]], "score"
+        if scores.shape[1] == 2 and len(classes) == 2:
+            # Two scores for two classes need not be one per class (skl2onnx's binary SVM
+            # gives (margin, -margin)): keep the column that is positive where the model
+            # predicts the second class.
+            (labels,) = self.session.run([sig.prediction_output], convert.feeds(sig, self.background))
+            second = np.asarray(labels).reshape(-1).astype(str) == str(classes[1])
+            agree = [np.mean((scores[:, j] > 0) == second) for j in (0, 1)]
+            self.transform = ("column", int(np.argmax(agree)))
+            return [classes[1]], "decision function"
         if scores.shape[1] != len(classes):
             raise ExplainError(f"the model gives {scores.shape[1]} scores for {len(classes)} classes")
         return classes, "score"
@@ -109,6 +119,8 @@ class SamplingExplainer(Explainer):
             return (np.log(p[:, 1]) - np.log(p[:, 0]))[:, None]
         if self.transform == "log-probability":
             return np.log(np.clip(values, TINY, 1.0))
+        if isinstance(self.transform, tuple):
+            return values[:, self.transform[1], None]
         return values
 
     # -- sampling --------------------------------------------------------------------------------
