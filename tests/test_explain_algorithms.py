@@ -321,3 +321,32 @@ def test_every_compiler_model_family_is_additive(name, family_frame):
         np.testing.assert_allclose(e.raw, raw, rtol=0, atol=1e-9)
         assert (np.abs(e.raw - reference) / scale).max() <= PARITY_TOLERANCE
         assert e.error.shape == (20,) and (e.error >= 0).all()
+
+
+def test_leaf_tables_equal_the_walk(train, rows, monkeypatch):
+    from indb.udfs.explain import leaf_tables
+
+    frame = with_risk(train)
+    model = ensemble.RandomForestClassifier(4, max_depth=6, random_state=0).fit(frame[NUMERIC], frame.risk)
+    row = catalog_row(model, frame[NUMERIC])
+    tables = explainer_for(row).explain_all(rows[NUMERIC])
+    monkeypatch.setattr(leaf_tables, "MAX_PATTERN_FEATURES", 0)  # every tree walked row by row
+    walked = explainer_for(row)
+    assert len(walked.tables.walked) == 4
+    for label, e in walked.explain_all(rows[NUMERIC]).items():
+        np.testing.assert_allclose(e.contributions, tables[label].contributions, rtol=0, atol=1e-12)
+
+
+def test_missing_values_follow_the_trees_default_direction(train, rows):
+    xgboost = pytest.importorskip("xgboost")
+    pytest.importorskip("onnxmltools")
+    data = train[NUMERIC].copy()
+    data.loc[::4, "debt"] = np.nan
+    model = xgboost.XGBRegressor(n_estimators=8, max_depth=3, random_state=0).fit(data, train.loss)
+    explainer = explainer_for(catalog_row(model, data))
+    some = rows[NUMERIC].copy()
+    some.loc[::2, "debt"] = np.nan
+    e = explainer.explain(some)
+    margin = model.predict(some, output_margin=True)
+    assert (np.abs(e.raw - margin) / np.maximum(1.0, np.abs(margin))).max() <= EXACT
+    assert np.abs(e.contributions[::2, NUMERIC.index("debt")]).max() > 0  # NaN rows still attributed

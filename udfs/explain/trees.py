@@ -36,6 +36,7 @@ from indb.udfs.explain.graph import Features, Graph, attributes, features, text
 from indb.udfs.signature import Signature
 
 UNREACHED = 0.5  # background rows credited to a leaf none of them reaches
+CHUNK_CELLS = 4_000_000  # rows x leaves looked up at once (bounds the memory of a batch)
 MODES = ("BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT")
 
 
@@ -258,11 +259,17 @@ class TreeExplainer(Explainer):
         expected = np.sum([tree.expected() for tree in trees], axis=0)
         self.base = np.asarray(base, dtype=np.float64) + self.scale * expected
         self.aggregate = derived.aggregation()
+        from indb.udfs.explain.leaf_tables import LeafTables
+
+        self.tables = LeafTables(trees, self.width)
 
     def scores(self, frame: pd.DataFrame) -> Scores:
         x = self.derived.compute(frame)
         phi = np.zeros((len(frame), self.width, len(self.targets)))
-        for tree in self.trees:
+        step = max(64, CHUNK_CELLS // max(1, self.tables.leaves))
+        for start in range(0, len(x), step):
+            self.tables.add_to(x[start : start + step], phi[start : start + step])
+        for tree in self.tables.walked:
             tree_shap(tree, x, phi)
         contributions = np.einsum("nmt,mk->nkt", phi * self.scale, self.aggregate)
         return Scores(base=self.base, contributions=contributions)
