@@ -350,3 +350,39 @@ def test_missing_values_follow_the_trees_default_direction(train, rows):
     margin = model.predict(some, output_margin=True)
     assert (np.abs(e.raw - margin) / np.maximum(1.0, np.abs(margin))).max() <= EXACT
     assert np.abs(e.contributions[::2, NUMERIC.index("debt")]).max() > 0  # NaN rows still attributed
+
+
+def test_rows_are_refused_as_scoring_refuses_them(train, rows):
+    pipeline = _encoded(linear_model.Ridge()).fit(train[MIXED], train.loss)
+    explainer = explainer_for(catalog_row(pipeline, train[MIXED]))
+    with pytest.raises(ExplainError, match="'income' holds 'lots'; it needs DOUBLE"):
+        explainer.explain(rows[MIXED].assign(income="lots"))
+    with pytest.raises(ExplainError, match="'purpose' holds 3; it needs VARCHAR"):
+        explainer.explain(rows[MIXED].assign(purpose=3))
+    with pytest.raises(ExplainError, match="'debt' is NULL or NaN in 1 row"):
+        explainer.explain(rows[MIXED].assign(debt=[np.nan] + [1.0] * (len(rows) - 1)))
+    with pytest.raises(ExplainError, match="'debt' is infinite"):
+        explainer.explain(rows[MIXED].assign(debt=np.inf))
+    empty = explainer.explain(rows[MIXED].head(0))
+    assert empty.contributions.shape == (0, len(MIXED)) and empty.base.shape == (0,)
+
+
+def test_a_model_version_with_its_bytes_and_an_altered_blob(tmp_path, train, rows):
+    from indb.errors import IntegrityError
+
+    db = indb.connect(f"duckdb://{tmp_path}/explain.duckdb")
+    try:
+        model = ensemble.GradientBoostingRegressor(n_estimators=5, max_depth=2, random_state=0)
+        db.register_model("loss", model.fit(train[NUMERIC], train.loss), sample=train[NUMERIC])
+        version = db.get_model("loss")
+        row = db.backend.query("SELECT * FROM indb.model_versions WHERE model = 'loss'").iloc[0].to_dict()
+    finally:
+        db.close()
+    e = explainer_for(version, background=train[NUMERIC]).explain(rows[NUMERIC])
+    np.testing.assert_allclose(e.raw, model.predict(rows[NUMERIC]), atol=EXACT)
+    with pytest.raises(ExplainError, match="no stored sample"):
+        explainer_for(version)  # a ModelVersion carries no sample: background= is needed
+    altered = bytearray(row["onnx"])
+    altered[-1] ^= 1
+    with pytest.raises(IntegrityError, match="sha256"):
+        explainer_for({**row, "onnx": bytes(altered)})

@@ -251,6 +251,7 @@ class TreeExplainer(Explainer):
     ):
         super().__init__(derived.columns, targets, kind, default)
         self.derived, self.trees, self.average = derived, trees, average
+        self.signature = derived.signature
         self.width = len(derived.owner)
         x = derived.compute(background)
         for tree in trees:
