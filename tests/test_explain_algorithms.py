@@ -386,3 +386,20 @@ def test_a_model_version_with_its_bytes_and_an_altered_blob(tmp_path, train, row
     altered[-1] ^= 1
     with pytest.raises(IntegrityError, match="sha256"):
         explainer_for({**row, "onnx": bytes(altered)})
+
+
+def test_whole_tree_tables_equal_the_leaf_tables(train, rows, monkeypatch):
+    from indb.udfs.explain import leaf_tables
+
+    frame = with_risk(train)
+    model = ensemble.GradientBoostingClassifier(n_estimators=6, max_depth=3, random_state=0)
+    row = catalog_row(model.fit(frame[NUMERIC], frame.risk), frame[NUMERIC])
+    coded = explainer_for(row)
+    assert len(coded.codes.trees) == 18 and not coded.tables.leaves  # 6 rounds x 3 classes
+    monkeypatch.setattr(leaf_tables, "MAX_CODE_SPLITS", 0)
+    by_leaf = explainer_for(row)
+    assert not by_leaf.codes.trees and by_leaf.tables.leaves
+    for label, e in by_leaf.explain_all(rows[NUMERIC]).items():
+        np.testing.assert_allclose(
+            e.contributions, coded.explain(rows[NUMERIC], target=label).contributions, atol=1e-12
+        )
