@@ -403,3 +403,18 @@ def test_whole_tree_tables_equal_the_leaf_tables(train, rows, monkeypatch):
         np.testing.assert_allclose(
             e.contributions, coded.explain(rows[NUMERIC], target=label).contributions, atol=1e-12
         )
+
+
+def test_tree_one_hot_columns_sum_to_their_source_column(train, rows):
+    pipeline = _encoded(ensemble.RandomForestClassifier(4, max_depth=5, bootstrap=False, random_state=0))
+    pipeline.fit(train[MIXED], train.label)
+    explainer = explainer_for(catalog_row(pipeline, train[MIXED]), background=train[MIXED])
+    e = explainer.explain(rows[MIXED])
+    assert e.features == MIXED
+    derived = pipeline[:-1].transform(rows[MIXED])
+    theirs = np.asarray(shap.TreeExplainer(pipeline[-1]).shap_values(derived))[:, :, 1]  # class 'repaid'
+    names = list(pipeline[:-1].get_feature_names_out())
+    for position, column in enumerate(MIXED):
+        mine = [i for i, n in enumerate(names) if n.split("__")[1].split("_")[0] == column]
+        np.testing.assert_allclose(e.contributions[:, position], theirs[:, mine].sum(axis=1), atol=EXACT)
+    assert len([n for n in names if "purpose" in n]) == 4
