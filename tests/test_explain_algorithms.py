@@ -418,3 +418,22 @@ def test_tree_one_hot_columns_sum_to_their_source_column(train, rows):
         mine = [i for i, n in enumerate(names) if n.split("__")[1].split("_")[0] == column]
         np.testing.assert_allclose(e.contributions[:, position], theirs[:, mine].sum(axis=1), atol=EXACT)
     assert len([n for n in names if "purpose" in n]) == 4
+
+
+def test_opset_5_tree_ensembles_are_explained_like_opset_3(train, rows):
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    from tests.test_compiler import as_tree_ensemble_v5
+
+    forest = ensemble.RandomForestRegressor(4, max_depth=4, bootstrap=False, random_state=0)
+    forest.fit(train[NUMERIC], train.loss)
+    v3 = convert_sklearn(
+        forest, initial_types=[("X", FloatTensorType([None, 4]))], target_opset={"": 21, "ai.onnx.ml": 3}
+    )
+    v5 = as_tree_ensemble_v5(v3)
+    assert [n.op_type for n in v5.graph.node] == ["TreeEnsemble"]
+    e = explainer_for(catalog_row(v5.SerializeToString(), train[NUMERIC]), background=train[NUMERIC])
+    assert e.method == "tree_path_dependent"
+    theirs = shap.TreeExplainer(forest).shap_values(rows[NUMERIC])
+    np.testing.assert_allclose(e.explain(rows[NUMERIC]).contributions, theirs, atol=EXACT)
