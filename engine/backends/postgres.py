@@ -414,6 +414,9 @@ class PostgresBackend(Backend):
         self.install_privileges()
         self.install_jobs()
         self.install_governance()
+        from indb.governance import card  # model documentation (issue 14.5)
+
+        card.install_server(self)
         server_python.install(self)  # job actions in Python, inside the server
 
     def install_privileges(self) -> None:

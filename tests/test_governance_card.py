@@ -1,0 +1,284 @@
+"""Model cards (issue 14.5) on both backends: a version with a training run, a deployment,
+monitor results and a stage request gets every section with the catalog's numbers; hostile
+catalog strings stay text; the free-text fields are stored, audited and (PostgreSQL) writable
+by developers only, as real login roles; the HTML card loads in a real browser without errors,
+its charts carry the catalog's values, and it prints."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+
+import indb
+from indb.errors import NotFoundError, PermissionDeniedError
+from indb.governance import card
+from tests.test_cli import indb_cli
+from tests.test_governance_stages import people
+from tests.test_lifecycle_training import START, arrive, loop  # noqa: F401  (the loop fixture)
+
+HOSTILE = "<script>alert(1)</script> | `x` & <b>bold</b>"
+SECTIONS = [
+    "overview",
+    "owners",
+    "documentation",
+    "signature",
+    "recipe",
+    "training",
+    "evaluation",
+    "monitoring",
+    "humility",
+    "governance",
+]
+
+
+@pytest.fixture
+def documented(loop):  # noqa: F811
+    """risk v3: retrained (a training run, on the leaderboard), production on risk_requests,
+    monitored (drift per window, its accuracy on labeled rows), a humility rule, a stage
+    request decided by an approver, documentation with hostile text."""
+    db = loop
+    db.create_retraining("risk", training_set="risk_train", holdout="20%", metric="auc")
+    arrive(db, 1, 300)
+    run = db.retrain("risk")
+    assert run.status == "succeeded" and run.version == 3, run.error
+    db.set_alias("risk", "production", 3)  # the deployment follows production
+    arrive(db, 2, 200)
+    db.create_monitor(
+        "risk_watch",
+        "risk_requests",
+        reference=(START + timedelta(days=1), START + timedelta(days=2)),
+        window="1 day",
+        time_column="applied_at",
+    )
+    db.run_monitor("risk_watch")
+    db.add_humility_rule("risk_requests", "unsure", "uncertain", low=0.45, high=0.55)
+    db.set_description("risk", HOSTILE)
+    db.document_model("risk", purpose="Rank loan applications by risk.", limitations=HOSTILE)
+    db.document_model("risk", 3, intended_use="Pre-screening only;\nhumans decide.")
+    with people(db, dev="developer", ann="approver") as p:
+        dev, ann = p["dev"], p["ann"]
+        request = dev.db.request_promotion("risk", 3, "staging", "better holdout auc", as_user=dev.name)
+        assert ann.db.approve(request, "checked", as_user=ann.name) == "done"
+    db.card_run = run
+    return db
+
+
+def _section_ids(html: str) -> list[str]:
+    return re.findall(r'<section id="([a-z_]+)">', html)
+
+
+def test_every_section_with_the_catalogs_numbers(documented):
+    db = documented
+    info = db._call(card.gather, "risk", 3)
+    by_id = {s.id: s for s in info["sections"]}
+    assert list(by_id) == SECTIONS
+    html = db.model_card("risk", 3)
+    assert _section_ids(html) == SECTIONS
+
+    # documentation: the model's row and the version's, merged
+    assert info["documentation"]["purpose"] == "Rank loan applications by risk."
+    assert info["documentation"]["intended_use"] == "Pre-screening only;\nhumans decide."
+    assert "Pre-screening only;\nhumans decide." in html
+    assert "Not documented" in html  # ethical considerations were never written
+
+    # signature and recipe
+    assert "<td>income</td><td>DOUBLE</td>" in html.replace("\n", "")
+    assert "bad, good" in html
+
+    # training: the run and the training set version it used, with the stored statistics
+    run = db.card_run
+    assert info["training_run"]["id"] == run.id
+    assert info["training_set"] == ("risk_train", 2)
+    stats = db.sql(
+        "SELECT feature, mean, stddev FROM indb.feature_statistics "
+        "WHERE scope = 'training_set' AND name = 'risk_train' AND version = 2 ORDER BY feature"
+    )
+    assert not stats.empty
+    for row in stats.itertuples():
+        assert f"<td>{card.fmt(row.mean)}</td>" in html
+
+    # holdout metrics and leaderboard position
+    board = db.leaderboard("risk")
+    mine = board[board.version == 3].set_index("metric")
+    assert not mine.empty
+    for metric, row in mine.iterrows():
+        ranked = int((board.metric == metric).sum())
+        assert (
+            f"<td>{metric}</td><td>{card.fmt(row.value)}</td><td>{int(row['rank'])} of {ranked}</td>" in html
+        )
+    metrics = db.sql(
+        "SELECT metric, value FROM indb.training_run_metrics WHERE version = 3 AND run_id = $r", {"r": run.id}
+    )
+    assert (metrics.value.notna()).all()
+
+    # drift and accuracy: every chart point equals a monitor result
+    results = db.monitor_results("risk_watch")
+    drift = results[
+        results.model_version.isna() & (results.metric == "wasserstein") & (results.feature == "income")
+    ]
+    accuracy = results[(results.model_version == 3) & (results.metric == "accuracy")]
+    assert len(drift) >= 2 and len(accuracy) >= 1
+    charts = {c["title"]: c for c in info["charts"]}
+    assert charts["risk_watch: income wasserstein"]["values"] == pytest.approx(drift.value.tolist(), abs=0)
+    assert charts["risk_watch: accuracy of version 3"]["values"] == pytest.approx(
+        accuracy.value.tolist(), abs=0
+    )
+    for value in accuracy.value:
+        assert f"<title>{value:.4g}</title>" in html
+
+    # humility, stage, approvals and the audit trail
+    assert "unsure" in html and "uncertain" in html
+    assert info["stage"] == "staging"
+    requests = db.stage_requests("risk")
+    assert requests.status.tolist() == ["done"]
+    assert "better holdout auc" in html and "checked" in html
+    trail = info["audit"]
+    assert {"register_model", "document_model", "request promotion", "change stage"} <= set(trail.action)
+    assert f"<td>{int(trail.id.iloc[-1])}</td>" in html
+
+
+def test_sections_without_data_say_so(db, logistic, loans):
+    from tests.conftest import NUMERIC
+
+    db.register_model("plain", logistic, sample=loans[NUMERIC])
+    info = db._call(card.gather, "plain")
+    for section in info["sections"]:
+        text = card.render  # noqa: F841
+        assert section.blocks or section.empty
+    html = db.model_card("plain")
+    assert _section_ids(html) == SECTIONS
+    for sentence in (
+        "No training run recorded",
+        "No training set recorded",
+        "No training run evaluated this version",
+        "Never deployed.",
+        "No humility rules",
+        "No stage requests.",
+    ):
+        assert sentence in html
+    md = db.model_card("plain", format="md")
+    assert "Never deployed." in md and "## Holdout metrics and leaderboard" in md
+
+
+def test_hostile_catalog_strings_stay_text(documented):
+    db = documented
+    html = db.model_card("risk", 3)
+    assert "<script>" not in html and "<b>bold</b>" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    md = db.model_card("risk", 3, format="md")
+    assert "<script>" not in md and "<b>" not in md
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; \\| \\`x\\` &amp; &lt;b&gt;bold&lt;/b&gt;" in md
+    # every Markdown table row keeps its column count: a | in a value cannot split a cell
+    for table in re.findall(r"(?:^\|.*\|\s*$\n?)+", md, flags=re.MULTILINE):
+        lines = [line for line in table.splitlines() if line.strip()]
+        widths = {len(re.split(r"(?<!\\)\|", line.strip())) for line in lines}
+        assert len(widths) == 1, table
+
+
+def test_markdown_has_the_same_sections(documented):
+    db = documented
+    md = db.model_card("risk", 3, format="md")
+    titles = [s.title for s in db._call(card.gather, "risk", 3)["sections"]]
+    assert re.findall(r"^## (.+)$", md, flags=re.MULTILINE) == titles
+    assert "<svg" not in md  # charts as value tables
+    results = db.monitor_results("risk_watch")
+    for value in results[(results.model_version == 3) & (results.metric == "accuracy")].value:
+        assert f"| {card.fmt(value)} |" in md
+
+
+def test_unknown_model_version_and_bad_input(documented):
+    db = documented
+    with pytest.raises(NotFoundError, match="risk"):
+        db.model_card("risk", 9)
+    with pytest.raises(NotFoundError, match="nope"):
+        db.model_card("nope")
+    with pytest.raises(card.CardError, match="html or md"):
+        db.model_card("risk", 3, format="pdf")
+    before = db.sql("SELECT count(*) AS n FROM indb.audit_log").n[0]
+    with pytest.raises(NotFoundError):
+        db.document_model("risk", 9, purpose="x")
+    with pytest.raises(NotFoundError):
+        db.document_model("nope", purpose="x")
+    with pytest.raises(card.CardError, match="nothing to document"):
+        db.document_model("risk")
+    assert db.sql("SELECT count(*) AS n FROM indb.audit_log").n[0] == before
+
+
+def test_documentation_keeps_clears_and_audits(db, logistic, loans):
+    from tests.conftest import NUMERIC
+
+    db.register_model("m", logistic, sample=loans[NUMERIC])
+    first = db.document_model("m", purpose="score loans", limitations="US only")
+    assert (first["purpose"], first["limitations"]) == ("score loans", "US only")
+    second = db.document_model("m", limitations="")
+    assert (second["purpose"], second["limitations"]) == ("score loans", None)
+    rows = db.sql("SELECT version, purpose, limitations FROM indb.model_documentation WHERE model = 'm'")
+    assert len(rows) == 1 and pd.isna(rows.version[0])
+    audit = db.sql(
+        "SELECT object, CAST(details AS VARCHAR) AS d FROM indb.audit_log WHERE action = 'document_model'"
+    )
+    assert audit.object.tolist() == ["m", "m"]
+    assert "score loans" in audit.d[0]
+
+
+pg_only = pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+
+
+@pg_only
+def test_developers_document_readers_may_not(db, logistic, loans):
+    from tests.conftest import NUMERIC
+    from tests.test_trust_postgres import login_role
+
+    db.register_model("m", logistic, sample=loans[NUMERIC])
+    developer, reader = db.backend.role_names["developer"], db.backend.role_names["reader"]
+    with login_role(db, developer) as (dev_name, dev_url), login_role(db, reader) as (_, reader_url):
+        with indb.connect(dev_url) as dev:
+            dev.document_model("m", purpose="written by a developer")
+            assert "written by a developer" in dev.model_card("m")
+            # the function is the only way in: no direct writes, so updated_by cannot be forged
+            with pytest.raises(PermissionDeniedError):
+                dev.sql("UPDATE indb.model_documentation SET updated_by = 'someone else'")
+        with indb.connect(reader_url) as reader:
+            assert "written by a developer" in reader.model_card("m")  # readers read the card
+            with pytest.raises(PermissionDeniedError):
+                reader.document_model("m", purpose="written by a reader")
+            with pytest.raises(PermissionDeniedError):
+                reader.sql(
+                    "INSERT INTO indb.model_documentation (model, purpose, updated_by) VALUES ('m', 'x', 'y')"
+                )
+    rows = db.sql("SELECT purpose, updated_by FROM indb.model_documentation")
+    assert rows.values.tolist() == [["written by a developer", dev_name]]
+    actors = db.sql("SELECT actor FROM indb.audit_log WHERE action = 'document_model'").actor.tolist()
+    assert actors == [dev_name]
+
+
+def test_cli_writes_html_and_markdown(documented, tmp_path):
+    db = documented
+    url = db.url
+    db.close()  # DuckDB: one process at a time on the file
+    done = indb_cli("models", "doc", "--db", url, "risk@3", "--out", "card.html", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _section_ids((tmp_path / "card.html").read_text()) == SECTIONS
+    done = indb_cli("models", "doc", "--db", url, "risk@production", "--out", "card.md", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "card.md").read_text().startswith("# Model card: risk version 3")
+    done = indb_cli(
+        "models",
+        "doc",
+        "--db",
+        url,
+        "risk",
+        "--ethical-considerations",
+        "no protected attributes",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0 and "documented risk" in done.stdout, done.stdout + done.stderr
+    done = indb_cli("models", "doc", "--db", url, "risk@3", "--out", "card.pdf", cwd=tmp_path)
+    assert done.returncode == 1 and ".html or .md" in done.stderr
+    done = indb_cli("models", "doc", "--db", url, "nope", "--out", "x.html", cwd=tmp_path)
+    assert done.returncode == 1 and "nope" in done.stderr
+    with indb.connect(url) as again:
+        assert "no protected attributes" in again.model_card("risk", 3)
