@@ -282,3 +282,58 @@ def test_cli_writes_html_and_markdown(documented, tmp_path):
     assert done.returncode == 1 and "nope" in done.stderr
     with indb.connect(url) as again:
         assert "no protected attributes" in again.model_card("risk", 3)
+
+
+duckdb_only = pytest.mark.parametrize("db", ["duckdb"], indirect=True)
+
+CHART_TITLES = """svg => [...svg.querySelectorAll("circle > title")].map(t => t.textContent)"""
+
+
+@duckdb_only
+def test_the_html_card_in_a_real_browser(documented, page, tmp_path):
+    from tests.browser_fixtures import save_screenshot
+
+    db = documented
+    info = db._call(card.gather, "risk", 3)
+    path = tmp_path / "card.html"
+    path.write_text(db.model_card("risk", 3), encoding="utf-8")
+    page.goto(path.as_uri())
+    assert page.problems == []
+    assert page.title() == "Model card: risk version 3"
+    for section in SECTIONS:
+        assert page.locator(f"section#{section}").is_visible(), section
+    # the hostile description is text on the page, not a script or markup
+    assert page.evaluate("document.querySelectorAll('script').length") == 0
+    assert page.evaluate("[...document.querySelectorAll('b')].map(b => b.textContent)") == ["staging"]
+    assert "<script>alert(1)</script>" in page.locator("section#overview").inner_text()
+
+    # every chart is an inline SVG whose points carry the catalog's values
+    svgs = page.locator("figure.chart svg")
+    assert svgs.count() == len(info["charts"]) >= 4
+    results = db.monitor_results("risk_watch")
+    for i, chart in enumerate(info["charts"]):
+        shown = svgs.nth(i).evaluate(CHART_TITLES)
+        assert shown == [f"{v:.4g}" for v in chart["values"]], chart["title"]
+    accuracy = results[(results.model_version == 3) & (results.metric == "accuracy")].value
+    (drawn,) = [c for c in info["charts"] if c["title"] == "risk_watch: accuracy of version 3"]
+    assert drawn["values"] == accuracy.tolist()
+    save_screenshot(page, "model_card")
+
+    # printed: every section still shows, charts fit the page, one section per page
+    page.emulate_media(media="print")
+    for section in SECTIONS:
+        assert page.locator(f"section#{section}").is_visible(), section
+    assert page.locator("nav").is_hidden()
+    breaks = page.evaluate(
+        "[...document.querySelectorAll('section')].map(s => getComputedStyle(s).breakBefore)"
+    )
+    assert breaks == ["auto"] + ["page"] * (len(SECTIONS) - 1)
+    avoid = page.evaluate(
+        "[...document.querySelectorAll('figure')].map(f => getComputedStyle(f).breakInside)"
+    )
+    assert set(avoid) == {"avoid"}
+    pdf = page.pdf(format="A4")
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    assert pages >= len(SECTIONS)
+    save_screenshot(page, "model_card_print")
+    assert page.problems == []
