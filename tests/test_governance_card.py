@@ -56,6 +56,17 @@ def documented(loop):  # noqa: F811
     db.run_monitor("risk_watch")
     db.add_humility_rule("risk_requests", "unsure", "uncertain", low=0.45, high=0.55)
     db.set_description("risk", HOSTILE)
+    # owners and comments as indb.governance.collaboration stores them (its API lands apart)
+    db.sql(
+        "INSERT INTO indb.owners (object_kind, object_name, owner, added_by) VALUES "
+        "('model', 'risk', 'credit_team', 'lead'), ('model', 'risk', 'ann', 'lead')"
+    )
+    db.sql(
+        "INSERT INTO indb.comments (object_kind, object_name, version, author, body) VALUES "
+        "('model', 'risk', NULL, 'ann', 'watch income drift'), ('model', 'risk', 3, 'bob', $hostile), "
+        "('model', 'risk', 2, 'bob', 'about v2 only')",
+        {"hostile": HOSTILE},
+    )
     db.document_model("risk", purpose="Rank loan applications by risk.", limitations=HOSTILE)
     db.document_model("risk", 3, intended_use="Pre-screening only;\nhumans decide.")
     with people(db, dev="developer", ann="approver") as p:
@@ -83,6 +94,11 @@ def test_every_section_with_the_catalogs_numbers(documented):
     assert info["documentation"]["intended_use"] == "Pre-screening only;\nhumans decide."
     assert "Pre-screening only;\nhumans decide." in html
     assert "Not documented" in html  # ethical considerations were never written
+
+    # owners and the comments on the model or on version 3 (not those on version 2)
+    assert info["owners"].owner.tolist() == ["ann", "credit_team"]
+    assert info["comments"].body.tolist() == ["watch income drift", HOSTILE]
+    assert "<td>credit_team</td><td>lead</td>" in html and "about v2 only" not in html
 
     # signature and recipe
     assert "<td>income</td><td>DOUBLE</td>" in html.replace("\n", "")
@@ -157,6 +173,8 @@ def test_sections_without_data_say_so(db, logistic, loans):
         "Never deployed.",
         "No humility rules",
         "No stage requests.",
+        "No owners recorded.",
+        "No comments on the model or this version.",
     ):
         assert sentence in html
     md = db.model_card("plain", format="md")
@@ -255,31 +273,30 @@ def test_developers_document_readers_may_not(db, logistic, loans):
     assert actors == [dev_name]
 
 
-def test_cli_writes_html_and_markdown(documented, tmp_path):
+def test_cli_writes_html_and_markdown(documented, tmp_path, capsys, monkeypatch):
+    from indb.cli import main
+
     db = documented
     url = db.url
     db.close()  # DuckDB: one process at a time on the file
     done = indb_cli("models", "doc", "--db", url, "risk@3", "--out", "card.html", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert _section_ids((tmp_path / "card.html").read_text()) == SECTIONS
-    done = indb_cli("models", "doc", "--db", url, "risk@production", "--out", "card.md", cwd=tmp_path)
-    assert done.returncode == 0, done.stdout + done.stderr
+    # the rest in this process (the same argument parsing and exit codes, without a start-up)
+    monkeypatch.chdir(tmp_path)
+    assert main(["models", "doc", "--db", url, "risk@production", "--out", "card.md"]) == 0
     assert (tmp_path / "card.md").read_text().startswith("# Model card: risk version 3")
-    done = indb_cli(
-        "models",
-        "doc",
-        "--db",
-        url,
-        "risk",
-        "--ethical-considerations",
-        "no protected attributes",
-        cwd=tmp_path,
+    assert (
+        main(["models", "doc", "--db", url, "risk", "--ethical-considerations", "no protected attributes"])
+        == 0
     )
-    assert done.returncode == 0 and "documented risk" in done.stdout, done.stdout + done.stderr
-    done = indb_cli("models", "doc", "--db", url, "risk@3", "--out", "card.pdf", cwd=tmp_path)
-    assert done.returncode == 1 and ".html or .md" in done.stderr
-    done = indb_cli("models", "doc", "--db", url, "nope", "--out", "x.html", cwd=tmp_path)
-    assert done.returncode == 1 and "nope" in done.stderr
+    assert "documented risk: ethical_considerations" in capsys.readouterr().out
+    assert main(["models", "doc", "--db", url, "risk@3", "--out", "card.pdf"]) == 1
+    assert ".html or .md" in capsys.readouterr().err
+    assert main(["models", "doc", "--db", url, "risk@3", "--out", "card.txt", "--format", "md"]) == 0
+    assert (tmp_path / "card.txt").read_text().startswith("# Model card")
+    assert main(["models", "doc", "--db", url, "nope", "--out", "x.html"]) == 1
+    assert "nope" in capsys.readouterr().err and not (tmp_path / "x.html").exists()
     with indb.connect(url) as again:
         assert "no protected attributes" in again.model_card("risk", 3)
 

@@ -134,28 +134,25 @@ def _overview(backend: Backend, info: dict) -> Section:
 
 
 def _owners(backend: Backend, info: dict) -> Section:
+    """Owners of the model and the comments on it or on this version (indb.owners,
+    indb.comments: indb.governance.collaboration)."""
+    from indb.governance import collaboration
+
+    mv = info["mv"]
+    owners = collaboration.owners(backend, "model", mv.name)
+    comments = collaboration.comments(backend, "model", mv.name)
+    comments = comments[comments.version.isna() | (comments.version == mv.version)]
+    info["owners"], info["comments"] = owners, comments
     section = Section("owners", "Owners and comments")
-    try:
-        from indb.governance import collaboration
-    except ImportError:
-        section.empty = "Owners and comments are not recorded by this indb."
-        return section
-    owners = _frame(collaboration.owners(backend, "model", info["mv"].name))
-    comments = _frame(collaboration.comments(backend, "model", info["mv"].name))
     if owners.empty:
         section.blocks.append(Block("note", text="No owners recorded."))
     else:
-        section.blocks.append(_table(owners, [c for c in ("owner", "added_by", "added_at") if c in owners]))
+        section.blocks.append(_table(owners, ["owner", "added_by", "added_at"], "Owners"))
     if comments.empty:
-        section.blocks.append(Block("note", text="No comments."))
+        section.blocks.append(Block("note", text="No comments on the model or this version."))
     else:
-        shown = [c for c in ("created_at", "author", "version", "body") if c in comments]
-        section.blocks.append(_table(comments, shown, "Comments"))
+        section.blocks.append(_table(comments, ["created_at", "author", "version", "body"], "Comments"))
     return section
-
-
-def _frame(found: Any) -> pd.DataFrame:
-    return found if isinstance(found, pd.DataFrame) else pd.DataFrame(found)
 
 
 def _documentation(backend: Backend, info: dict) -> Section:
