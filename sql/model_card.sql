@@ -133,3 +133,23 @@ WHERE object IN ($model, $model_v, $model_at)
                  UNION SELECT deployment FROM indb.deployment_history
                  WHERE model = $model AND version = $version)
 ORDER BY id;
+
+-- name: importance_results
+-- Global importance and attribution drift (create_monitor(..., importance=True):
+-- indb.monitoring.importance) of the version, per window.
+SELECT window_start, feature, metric, value, threshold, drifted, n_current FROM indb.monitor_results
+WHERE monitor = $monitor AND (model_version IS NULL OR model_version = $version)
+  AND metric IN ('importance', 'importance_share', 'importance_rank', 'importance_share_change',
+                 'attribution_ndcg', 'attribution_shift')
+ORDER BY window_start, feature, metric;
+
+-- name: fairness_results
+-- Group fairness (create_monitor(..., protected=, favorable=): indb.monitoring.fairness) of the
+-- version, per window and protected attribute (feature); group rows carry the group in category.
+SELECT window_start, feature, metric, category, value, threshold, drifted, n_current FROM indb.monitor_results
+WHERE monitor = $monitor AND (model_version IS NULL OR model_version = $version)
+  AND metric IN ('demographic_parity_difference', 'demographic_parity_ratio',
+                 'equal_opportunity_difference', 'equalized_odds_difference',
+                 'group_rows', 'group_labeled_rows', 'group_selection_rate',
+                 'group_true_positive_rate', 'group_false_positive_rate', 'group_precision')
+ORDER BY window_start, feature, metric, category;

@@ -29,6 +29,8 @@ SECTIONS = [
     "training",
     "evaluation",
     "monitoring",
+    "importance",
+    "fairness",
     "humility",
     "governance",
 ]
@@ -156,14 +158,76 @@ def test_every_section_with_the_catalogs_numbers(documented):
     assert f"<td>{int(trail.id.iloc[-1])}</td>" in html
 
 
+def _result(db, window, feature, metric, value, category=None, threshold=None):
+    """One indb.monitor_results row shaped as indb.monitoring.importance / fairness write them."""
+    db.sql(
+        "INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, model_version, "
+        "feature, metric, category, value, threshold, drifted, n_reference, n_current) VALUES "
+        "(999, 'risk_watch', $start, $end, 3, $feature, $metric, $category, $value, $threshold, "
+        "$drifted, 300, 160)",
+        {
+            "start": window,
+            "end": window + timedelta(days=1),
+            "feature": feature,
+            "metric": metric,
+            "category": category,
+            "value": value,
+            "threshold": threshold,
+            "drifted": None if threshold is None else value < threshold,
+        },
+    )
+
+
+def test_importance_and_fairness_when_monitors_computed_them(documented):
+    db = documented
+    windows = [START + timedelta(days=15), START + timedelta(days=16)]
+    for window, share, ndcg, ratio in zip(windows, (0.62, 0.71), (1.0, 0.85), (0.9, 0.7), strict=True):
+        for feature, part, rank in (("income", share, 1), ("debt", 1 - share, 2)):
+            _result(db, window, feature, "importance", part * 2.5)
+            _result(db, window, feature, "importance_share", part)
+            _result(db, window, feature, "importance_rank", rank)
+        _result(db, window, "*", "attribution_ndcg", ndcg, threshold=0.9)
+        _result(db, window, "age_band", "demographic_parity_ratio", ratio, threshold=0.8)
+        _result(db, window, "age_band", "demographic_parity_difference", 1 - ratio)
+        for group, rate in (("young", 0.5 * ratio), ("old", 0.5)):
+            _result(db, window, "age_band", "group_selection_rate", rate, category=group)
+            _result(db, window, "age_band", "group_rows", 80, category=group)
+    info = db._call(card.gather, "risk", 3)
+    by_id = {s.id: s for s in info["sections"]}
+    importance, fairness = by_id["importance"], by_id["fairness"]
+    (latest,) = [b for b in importance.blocks if b.kind == "table"]
+    assert latest.columns == ["feature", "importance", "importance_share", "importance_rank"]
+    assert latest.rows == [
+        ["income", card.fmt(0.71 * 2.5), card.fmt(0.71), card.fmt(1.0)],
+        ["debt", card.fmt((1 - 0.71) * 2.5), card.fmt(1 - 0.71), card.fmt(2.0)],
+    ]
+    charts = {c["title"]: c["values"] for c in info["charts"]}
+    assert charts["risk_watch: importance share per window"] == pytest.approx(
+        [1 - 0.62, 1 - 0.71, 0.62, 0.71]
+    )
+    assert charts["risk_watch: attribution drift (nDCG)"] == [1.0, 0.85]
+    assert charts["risk_watch: age_band demographic parity ratio"] == [0.9, 0.7]
+    summary, groups = [b for b in fairness.blocks if b.kind == "table"]
+    assert summary.rows == [
+        ["demographic_parity_difference", card.fmt(1 - 0.7), "—", "—"],
+        ["demographic_parity_ratio", card.fmt(0.7), card.fmt(0.8), "yes"],
+    ]
+    assert groups.columns == ["group", "group_rows", "group_selection_rate"]
+    assert groups.rows == [["old", card.fmt(80.0), card.fmt(0.5)], ["young", card.fmt(80.0), card.fmt(0.35)]]
+    html = db.model_card("risk", 3)
+    assert _section_ids(html) == SECTIONS
+    assert "<title>0.7</title>" in html and "threshold 0.8" in html
+    md = db.model_card("risk", 3, format="md")
+    assert "| demographic_parity_ratio | 0.7 | 0.8 | yes | " in md
+
+
 def test_sections_without_data_say_so(db, logistic, loans):
     from tests.conftest import NUMERIC
 
     db.register_model("plain", logistic, sample=loans[NUMERIC])
     info = db._call(card.gather, "plain")
-    for section in info["sections"]:
-        text = card.render  # noqa: F841
-        assert section.blocks or section.empty
+    empty = [s.id for s in info["sections"] if not s.blocks]
+    assert empty == ["monitoring", "importance", "fairness", "humility"]
     html = db.model_card("plain")
     assert _section_ids(html) == SECTIONS
     for sentence in (
@@ -173,6 +237,8 @@ def test_sections_without_data_say_so(db, logistic, loans):
         "Never deployed.",
         "No humility rules",
         "No stage requests.",
+        "No monitor computes feature importance for this version",
+        "No monitor computes group fairness for this version",
         "No owners recorded.",
         "No comments on the model or this version.",
     ):
@@ -181,7 +247,7 @@ def test_sections_without_data_say_so(db, logistic, loans):
     assert "Never deployed." in md and "## Holdout metrics and leaderboard" in md
 
 
-def test_hostile_catalog_strings_stay_text(documented):
+def test_hostile_catalog_strings_stay_text_and_markdown_has_the_same_sections(documented):
     db = documented
     html = db.model_card("risk", 3)
     assert "<script>" not in html and "<b>bold</b>" not in html
@@ -194,11 +260,6 @@ def test_hostile_catalog_strings_stay_text(documented):
         lines = [line for line in table.splitlines() if line.strip()]
         widths = {len(re.split(r"(?<!\\)\|", line.strip())) for line in lines}
         assert len(widths) == 1, table
-
-
-def test_markdown_has_the_same_sections(documented):
-    db = documented
-    md = db.model_card("risk", 3, format="md")
     titles = [s.title for s in db._call(card.gather, "risk", 3)["sections"]]
     assert re.findall(r"^## (.+)$", md, flags=re.MULTILINE) == titles
     assert "<svg" not in md  # charts as value tables
@@ -207,14 +268,16 @@ def test_markdown_has_the_same_sections(documented):
         assert f"| {card.fmt(value)} |" in md
 
 
-def test_unknown_model_version_and_bad_input(documented):
-    db = documented
+def test_unknown_model_version_and_bad_input(db, logistic, loans):
+    from tests.conftest import NUMERIC
+
+    db.register_model("risk", logistic, sample=loans[NUMERIC])
     with pytest.raises(NotFoundError, match="risk"):
         db.model_card("risk", 9)
     with pytest.raises(NotFoundError, match="nope"):
         db.model_card("nope")
     with pytest.raises(card.CardError, match="html or md"):
-        db.model_card("risk", 3, format="pdf")
+        db.model_card("risk", 1, format="pdf")
     before = db.sql("SELECT count(*) AS n FROM indb.audit_log").n[0]
     with pytest.raises(NotFoundError):
         db.document_model("risk", 9, purpose="x")
@@ -222,7 +285,10 @@ def test_unknown_model_version_and_bad_input(documented):
         db.document_model("nope", purpose="x")
     with pytest.raises(card.CardError, match="nothing to document"):
         db.document_model("risk")
+    with pytest.raises(card.CardError, match="must be text"):
+        db.document_model("risk", purpose=42)
     assert db.sql("SELECT count(*) AS n FROM indb.audit_log").n[0] == before
+    assert db.sql("SELECT count(*) AS n FROM indb.model_documentation").n[0] == 0
 
 
 def test_documentation_keeps_clears_and_audits(db, logistic, loans):

@@ -39,6 +39,16 @@ FIELDS = ("purpose", "intended_use", "limitations", "ethical_considerations")
 FORMATS = ("html", "md")
 DRIFT_METRIC = {"numeric": "wasserstein", "categorical": "js"}  # as the monitor report draws
 QUALITY = {"classification": "accuracy", "regression": "rmse"}
+# Result metrics of indb.monitoring.importance and indb.monitoring.fairness the card shows.
+FEATURE_IMPORTANCE = ("importance", "importance_share", "importance_rank", "importance_share_change")
+GROUP_METRICS = (
+    "group_rows",
+    "group_labeled_rows",
+    "group_selection_rate",
+    "group_true_positive_rate",
+    "group_false_positive_rate",
+    "group_precision",
+)
 
 
 class CardError(IndbError, ValueError):
@@ -374,6 +384,93 @@ def _chart(info: dict, title: str, rows: pd.DataFrame, metric: str) -> Block:
     return Block("chart", title=title, svg=svg, columns=table.columns, rows=table.rows)
 
 
+def _monitors(backend: Backend, info: dict) -> list[str]:
+    mv = info["mv"]
+    return _query(backend, "monitors", model=mv.name, version=mv.version).name.tolist()
+
+
+def _latest(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[rows.window_start == rows.window_start.max()]
+
+
+def _importance(backend: Backend, info: dict) -> Section:
+    """Global importance (mean |contribution| per input column) and attribution drift, from
+    monitors created with importance=True (indb.monitoring.importance)."""
+    mv = info["mv"]
+    section = Section(
+        "importance",
+        "Global importance",
+        empty="No monitor computes feature importance for this version "
+        "(deploy(..., explain=True), then create_monitor(..., importance=True)).",
+    )
+    for monitor in _monitors(backend, info):
+        rows = _query(backend, "importance_results", monitor=monitor, version=mv.version)
+        per_feature = rows[rows.feature != "*"]
+        if per_feature.empty:
+            continue
+        latest = _latest(per_feature).pivot_table(index="feature", columns="metric", values="value")
+        latest = latest.reset_index().sort_values("importance", ascending=False)
+        columns = [c for c in ("feature", *FEATURE_IMPORTANCE) if c in latest]
+        start = fmt(per_feature.window_start.max())
+        section.blocks.append(_table(latest, columns, f"{monitor}: importance in the window from {start}"))
+        shares = per_feature[per_feature.metric == "importance_share"]
+        if not shares.empty:
+            series = {
+                feature: pd.to_numeric(group.set_index("window_start").value, errors="coerce")
+                for feature, group in shares.groupby("feature")
+            }
+            title = f"{monitor}: importance share per window"
+            svg = charts.line_chart(title, series)
+            # the points in drawing order: series by series, each over time
+            drawn = [v for points in series.values() for v in points.dropna().tolist()]
+            info["charts"].append({"title": title, "values": drawn, "threshold": None})
+            table = _table(shares, ["window_start", "feature", "value"])
+            section.blocks.append(
+                Block("chart", title=title, svg=svg, columns=table.columns, rows=table.rows)
+            )
+        ndcg = rows[(rows.feature == "*") & (rows.metric == "attribution_ndcg")]
+        if not ndcg.empty:
+            section.blocks.append(
+                _chart(info, f"{monitor}: attribution drift (nDCG)", ndcg, "attribution_ndcg")
+            )
+    return section
+
+
+def _fairness(backend: Backend, info: dict) -> Section:
+    """Group fairness per protected attribute, from monitors created with protected= and
+    favorable= (indb.monitoring.fairness)."""
+    mv = info["mv"]
+    section = Section(
+        "fairness",
+        "Fairness",
+        empty="No monitor computes group fairness for this version "
+        "(create_monitor(..., protected=[...], favorable=...)).",
+    )
+    for monitor in _monitors(backend, info):
+        rows = _query(backend, "fairness_results", monitor=monitor, version=mv.version)
+        for attribute, found in rows.groupby("feature", sort=True):
+            summary = found[~found.metric.str.startswith("group_")]
+            latest = _latest(found)
+            start = fmt(found.window_start.max())
+            heading = f"{monitor}: {attribute}, window from {start}"
+            latest_summary = latest[~latest.metric.str.startswith("group_")]
+            if not latest_summary.empty:
+                section.blocks.append(
+                    _table(latest_summary, ["metric", "value", "threshold", "drifted"], heading)
+                )
+            groups = latest[latest.metric.str.startswith("group_")].copy()
+            if not groups.empty:
+                groups["group"] = groups.category.fillna("(missing)")
+                table = groups.pivot_table(index="group", columns="metric", values="value").reset_index()
+                columns = ["group", *[m for m in GROUP_METRICS if m in table]]
+                section.blocks.append(_table(table, columns, f"{monitor}: {attribute} per group"))
+            ratio = summary[summary.metric == "demographic_parity_ratio"]
+            if not ratio.empty:
+                title = f"{monitor}: {attribute} demographic parity ratio"
+                section.blocks.append(_chart(info, title, ratio, "demographic_parity_ratio"))
+    return section
+
+
 def _humility(backend: Backend, info: dict) -> Section:
     mv = info["mv"]
     section = Section("humility", "Humility rules", empty="No humility rules on its deployments.")
@@ -427,6 +524,8 @@ SECTIONS: tuple[Callable[[Backend, dict], Section], ...] = (
     _training,
     _evaluation,
     _monitoring,
+    _importance,
+    _fairness,
     _humility,
     _governance,
 )
