@@ -400,6 +400,7 @@ def test_the_html_card_in_a_real_browser(documented, page, tmp_path):
     accuracy = results[(results.model_version == 3) & (results.metric == "accuracy")].value
     (drawn,) = [c for c in info["charts"] if c["title"] == "risk_watch: accuracy of version 3"]
     assert drawn["values"] == accuracy.tolist()
+    assert page.locator("figure.chart details table").first.is_hidden()  # folded on screen
     save_screenshot(page, "model_card")
 
     # printed: every section still shows, charts fit the page, one section per page
@@ -411,6 +412,8 @@ def test_the_html_card_in_a_real_browser(documented, page, tmp_path):
         "[...document.querySelectorAll('section')].map(s => getComputedStyle(s).breakBefore)"
     )
     assert breaks == ["auto"] + ["page"] * (len(SECTIONS) - 1)
+    # the values under each chart print too (on screen they fold away under "values")
+    assert page.locator("figure.chart details table").first.is_visible()
     avoid = page.evaluate(
         "[...document.querySelectorAll('figure')].map(f => getComputedStyle(f).breakInside)"
     )

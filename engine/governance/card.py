@@ -368,9 +368,9 @@ def _monitoring(backend: Backend, info: dict) -> Section:
             )
         alerts = _query(backend, "open_alerts", monitor=monitor, version=mv.version)
         if alerts.empty:
-            section.blocks.append(Block("note", text=f"Monitor {monitor}: no open alerts."))
+            section.blocks.append(Block("note", text=f"Monitor {monitor}: no alerts open or acknowledged."))
         else:
-            section.blocks.append(_table(alerts, title=f"Open alerts of {monitor}"))
+            section.blocks.append(_table(alerts, title=f"Alerts of {monitor} not resolved"))
     return section
 
 
