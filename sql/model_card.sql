@@ -6,7 +6,7 @@
 SELECT name, description, created_by, created_at FROM indb.models WHERE name = $model;
 
 -- name: versions
-SELECT version, stage, created_at FROM indb.model_versions WHERE model = $model ORDER BY version;
+SELECT version, stage FROM indb.model_versions WHERE model = $model ORDER BY version;
 
 -- name: aliases
 SELECT alias FROM indb.model_aliases WHERE model = $model AND version = $version ORDER BY alias;
@@ -73,8 +73,12 @@ ORDER BY feature;
 
 -- name: deployments
 -- Deployments serving the version now, and those that served it before (deployment_history).
-SELECT table_name AS deployment, runtime, created_at AS since, true AS current
-FROM indb.deployments WHERE model = $model AND version = $version
+SELECT d.table_name AS deployment, d.runtime,
+       coalesce((SELECT max(h.switched_at) FROM indb.deployment_history AS h
+                 WHERE h.deployment = d.table_name AND h.model = d.model AND h.version = d.version),
+                d.created_at) AS since,
+       true AS current
+FROM indb.deployments AS d WHERE d.model = $model AND d.version = $version
 UNION ALL
 SELECT h.deployment, h.runtime, h.switched_at, false
 FROM indb.deployment_history AS h

@@ -59,8 +59,9 @@ class CardError(IndbError, ValueError):
 @dataclass
 class Block:
     """One piece of a section: ``fields`` (rows of label, value), ``table`` (columns, rows),
-    ``text`` (a titled free-text paragraph), ``chart`` (an SVG plus its values as a table, which
-    the Markdown card shows instead) or ``note`` (a sentence)."""
+    ``text`` (a titled free-text paragraph), ``code`` (preformatted text, e.g. the recipe's
+    JSON), ``chart`` (an SVG from indb.charts plus its values as a table, which the Markdown
+    card shows instead) or ``note`` (a sentence)."""
 
     kind: str
     title: str | None = None
@@ -72,6 +73,8 @@ class Block:
 
 @dataclass
 class Section:
+    """A titled part of the card; ``empty`` is what it says when it has no blocks."""
+
     id: str
     title: str
     blocks: list[Block] = field(default_factory=list)
@@ -94,10 +97,10 @@ def fmt(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return f"{value:.6g}"
-    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
-        return fmt(value.item())
     if isinstance(value, (datetime, pd.Timestamp)):
         return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S")
+    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
+        return fmt(value.item())
     return str(value)
 
 
@@ -132,7 +135,7 @@ def _overview(backend: Backend, info: dict) -> Section:
         ["task", mv.task],
         ["stage", info["stage"]],
         ["aliases", ", ".join(aliases) or "none"],
-        ["model description", fmt(model["description"]) if model["description"] else "none"],
+        ["model description", "none" if pd.isna(model["description"]) else str(model["description"])],
         ["version description", mv.description or "none"],
         ["registered by", fmt(mv.created_by)],
         ["registered at", fmt(mv.created_at)],
@@ -173,12 +176,13 @@ def _documentation(backend: Backend, info: dict) -> Section:
         merged.update({k: row[k] for k in FIELDS if row[k] is not None and not pd.isna(row[k])})
         merged["updated"] = f"{row['updated_by']} at {fmt(row['updated_at'])}"
     info["documentation"] = merged
-    hint = f'db.document_model("{mv.name}", {FIELDS[0]}=...)'
     blocks = [
         Block(
             "text",
             title=name.replace("_", " ").capitalize(),
-            text=merged.get(name) or f"Not documented ({hint}).",
+            text=merged.get(name)
+            or f'Not documented: db.document_model("{mv.name}", {name}=...) or '
+            f"indb models doc {mv.name} --{name.replace('_', '-')} TEXT.",
         )
         for name in FIELDS
     ]
@@ -535,7 +539,7 @@ def gather(backend: Backend, model: str, version: int | str | None = None) -> di
     """Everything the card shows, read in one snapshot: ``{"mv", "stage", "sections": [...],
     ...}`` plus the raw frames the sections were built from (for tests and ``indb ui``)."""
     mv = registry.get(backend, model, version, with_bytes=False)
-    stages = dict(backend.rows(statement("governance", "stages", backend.dialect), {"model": mv.name}))
+    stages = dict(backend.rows(_sql(backend, "versions"), {"model": mv.name}))
     info: dict = {"mv": mv, "stage": stages.get(mv.version) or "none", "charts": []}
     sections = [build(backend, info) for build in SECTIONS]
     sections += [s for s in (extra(backend, info) for extra in EXTRA_SECTIONS) if s is not None]
