@@ -380,8 +380,11 @@ def test_the_html_card_in_a_real_browser(documented, page, tmp_path):
     info = db._call(card.gather, "risk", 3)
     path = tmp_path / "card.html"
     path.write_text(db.model_card("risk", 3), encoding="utf-8")
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
     page.goto(path.as_uri())
     assert page.problems == []
+    assert [url for url in requested if not url.startswith("data:")] == [path.as_uri()]  # no network
     assert page.title() == "Model card: risk version 3"
     for section in SECTIONS:
         assert page.locator(f"section#{section}").is_visible(), section
