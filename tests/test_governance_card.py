@@ -58,17 +58,18 @@ def documented(loop):  # noqa: F811
     db.run_monitor("risk_watch")
     db.add_humility_rule("risk_requests", "unsure", "uncertain", low=0.45, high=0.55)
     db.set_description("risk", HOSTILE)
-    # owners and comments as indb.governance.collaboration stores them (its API lands apart)
-    db.sql(
-        "INSERT INTO indb.owners (object_kind, object_name, owner, added_by) VALUES "
-        "('model', 'risk', 'credit_team', 'lead'), ('model', 'risk', 'ann', 'lead')"
+    # owners (PostgreSQL: existing roles) and comments, through indb.governance.collaboration
+    names = (
+        db.backend.role_names
+        if db.backend.enforces_roles
+        else {"approver": "ann", "developer": "credit_team"}
     )
-    db.sql(
-        "INSERT INTO indb.comments (object_kind, object_name, version, author, body) VALUES "
-        "('model', 'risk', NULL, 'ann', 'watch income drift'), ('model', 'risk', 3, 'bob', $hostile), "
-        "('model', 'risk', 2, 'bob', 'about v2 only')",
-        {"hostile": HOSTILE},
-    )
+    db.card_owners = sorted([names["approver"], names["developer"]])
+    for owner in db.card_owners:
+        db.add_owner("model", "risk", owner)
+    db.comment("model", "risk", "watch income drift")
+    db.comment("model", "risk", HOSTILE, version=3)
+    db.comment("model", "risk", "about v2 only", version=2)
     db.document_model("risk", purpose="Rank loan applications by risk.", limitations=HOSTILE)
     db.document_model("risk", 3, intended_use="Pre-screening only;\nhumans decide.")
     with people(db, dev="developer", ann="approver") as p:
@@ -98,9 +99,9 @@ def test_every_section_with_the_catalogs_numbers(documented):
     assert "Not documented" in html  # ethical considerations were never written
 
     # owners and the comments on the model or on version 3 (not those on version 2)
-    assert info["owners"].owner.tolist() == ["ann", "credit_team"]
+    assert info["owners"].owner.tolist() == db.card_owners
     assert info["comments"].body.tolist() == ["watch income drift", HOSTILE]
-    assert "<td>credit_team</td><td>lead</td>" in html and "about v2 only" not in html
+    assert f"<td>{db.card_owners[0]}</td>" in html and "about v2 only" not in html
 
     # signature and recipe
     assert "<td>income</td><td>DOUBLE</td>" in html.replace("\n", "")

@@ -35,8 +35,9 @@ CREATE TABLE IF NOT EXISTS indb.comments (
 );
 COMMENT ON TABLE indb.comments IS 'Comments on a model (version: one of its versions, or NULL for the model), feature set, monitor or job; author is who wrote it (PostgreSQL: session_user, recorded by indb.add_comment).';
 
--- One row per object: the latest version's description and tags for models (the model's own
--- description first) and feature sets; owners sorted and joined with ', '.
+-- One row per object. Models: the model's own description (else its default version's) and its
+-- default version's tags (the version aliased production, else the latest: as predict_<model>
+-- and update_model pick it). Feature sets: the latest version's. Owners sorted, joined by ', '.
 CREATE OR REPLACE VIEW indb.catalog_objects AS
 WITH owner_lists AS (
     SELECT object_kind, object_name, string_agg(owner, ', ' ORDER BY owner) AS owners
@@ -44,13 +45,17 @@ WITH owner_lists AS (
     GROUP BY object_kind, object_name
 ), latest_versions AS (
     SELECT model, max(version) AS version FROM indb.model_versions GROUP BY model
+), default_versions AS (
+    SELECT l.model, coalesce(a.version, l.version) AS version
+    FROM latest_versions AS l
+    LEFT JOIN indb.model_aliases AS a ON a.model = l.model AND a.alias = 'production'
 ), latest_feature_sets AS (
     SELECT name, max(version) AS version FROM indb.feature_sets GROUP BY name
 ), objects AS (
     SELECT 'model' AS object_kind, m.name AS object_name,
            coalesce(m.description, v.description) AS description, v.tags AS tags
     FROM indb.models AS m
-    LEFT JOIN latest_versions AS l ON l.model = m.name
+    LEFT JOIN default_versions AS l ON l.model = m.name
     LEFT JOIN indb.model_versions AS v ON v.model = l.model AND v.version = l.version
     UNION ALL
     SELECT 'feature_set', f.name, f.description, f.tags
