@@ -699,6 +699,51 @@ def _add_model_files(commands, verbs, common, listing) -> None:
     verify.set_defaults(run=cmd_verify)
 
 
+# -- model documentation (issue 14.5) ----------------------------------------------------------
+def cmd_models_doc(args) -> None:
+    from indb.governance import card
+
+    name, version = _name_at(args.model)
+    fields = {f: getattr(args, f) for f in card.FIELDS}
+    if any(v is not None for v in fields.values()):
+        with indb.connect(args.db) as db:
+            db.document_model(name, version, **fields)
+            what = name if version is None else f"{name}@{version}"
+            print(f"documented {what}: {', '.join(f for f, v in fields.items() if v is not None)}")
+            if not args.out:
+                return
+    if not args.out:
+        raise IndbError("give --out FILE (.html or .md) for the card, or text fields to document")
+    format = card.format_of(args.out, args.format)
+    with indb.connect(args.db) as db:
+        text = db.model_card(name, version, format)
+    try:
+        with open(args.out, "w", encoding="utf-8") as file:
+            file.write(text)
+    except OSError as e:
+        raise IndbError(f"cannot write {args.out!r}: {e.strerror}") from None
+    print(f"wrote the model card of {args.model} to {args.out}")
+
+
+def _add_model_doc(verbs, common) -> None:
+    doc = verbs.add_parser(
+        "doc", parents=[common], help="write a model card (HTML or Markdown) or document a model"
+    )
+    doc.add_argument("model", metavar="NAME[@VERSION|@ALIAS]")
+    doc.add_argument("--out", metavar="FILE", help="the card: model.html or model.md")
+    doc.add_argument("--format", choices=["html", "md"], default=None, help="default: from --out's suffix")
+    for field, text in (
+        ("purpose", "what the model is for"),
+        ("intended_use", "who should use it and how"),
+        ("limitations", "known limitations"),
+        ("ethical_considerations", "ethical considerations"),
+    ):
+        doc.add_argument(
+            "--" + field.replace("_", "-"), dest=field, metavar="TEXT", help=f"store {text} ('' clears)"
+        )
+    doc.set_defaults(run=cmd_models_doc)
+
+
 # -- lifecycle: training runs and retraining (indb.lifecycle) --------------------------------
 def cmd_models_leaderboard(args) -> None:
     with indb.connect(args.db) as db:
@@ -1069,6 +1114,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compiled.set_defaults(run=cmd_models_sql)
     _add_model_files(commands, verbs, common, listing)
+    _add_model_doc(verbs, common)
 
     deploy = commands.add_parser("deploy", parents=[common], help="score every insert into a table")
     deploy.add_argument("model")

@@ -1016,6 +1016,41 @@ class Database:
 
         return self._call(stages.require_stage, identifiers.table_name(table), stage)
 
+    # -- governance: model documentation (issue 14.5, indb.governance.card) --------------------
+    def model_card(self, model: str, version: int | str | None = None, format: str = "html") -> str:
+        """The model card of a version (number, alias or None for the default) from the catalog:
+        documentation, owners, signature, recipe, training data and statistics, holdout metrics
+        and leaderboard position, drift and accuracy with charts, humility rules, stage,
+        approvals and audit trail. ``format``: ``"html"`` (self-contained, printable) or ``"md"``."""
+        from indb.governance import card
+
+        return self._call(card.render, model, version, format)
+
+    def document_model(
+        self,
+        model: str,
+        version: int | str | None = None,
+        *,
+        purpose: str | None = None,
+        intended_use: str | None = None,
+        limitations: str | None = None,
+        ethical_considerations: str | None = None,
+    ) -> dict:
+        """Store the card's free text for the model (``version`` None: every version) or one
+        version (overrides field by field); fields left None keep their text, ``""`` clears one.
+        Audited; on PostgreSQL developers may, readers may not."""
+        from indb.governance import card
+
+        return self._call(
+            card.document,
+            model,
+            version,
+            purpose=purpose,
+            intended_use=intended_use,
+            limitations=limitations,
+            ethical_considerations=ethical_considerations,
+        )
+
     # -- governance: collaboration (indb.governance.collaboration) ----------------------------
     # Owners, comments, descriptions and tags on models, feature sets, monitors and jobs;
     # search over them (indb.catalog_objects).

@@ -415,6 +415,9 @@ class PostgresBackend(Backend):
         self.install_jobs()
         self.install_governance()
         self.install_collaboration()
+        from indb.governance import card  # model documentation (issue 14.5)
+
+        card.install_server(self)
         server_python.install(self)  # job actions in Python, inside the server
 
     def install_privileges(self) -> None:
