@@ -415,9 +415,7 @@ class PostgresBackend(Backend):
         self.install_jobs()
         self.install_governance()
         self.install_collaboration()
-        from indb.governance import card  # model documentation (issue 14.5)
-
-        card.install_server(self)
+        self.install_model_card()
         server_python.install(self)  # job actions in Python, inside the server
 
     def install_privileges(self) -> None:
@@ -537,6 +535,17 @@ class PostgresBackend(Backend):
             marker="comment_change_owner",
             installed="installed_collaboration",
             describe="Adds or removes an owner as session_user (indb.add_owner, remove_owner)",
+        )
+
+    def install_model_card(self) -> None:
+        """sql/postgres/model_card.sql: ``indb.document_model``, the only way to write a model
+        card's free text, as session_user (issue 14.5)."""
+        self._install_when_changed(
+            "model_card",
+            self._definitions("model_card", marker="comment_document_model"),
+            marker="comment_document_model",
+            installed="installed_model_card",
+            describe="Documents a model for its model card as session_user (developers)",
         )
 
     def _native_statements(self, file: str) -> list[str]:

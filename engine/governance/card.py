@@ -19,7 +19,6 @@ Other modules add sections (global importance, fairness) by appending a function
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -33,7 +32,7 @@ import pandas as pd
 from indb import audit, charts, registry
 from indb.backends.base import Backend
 from indb.errors import IndbError
-from indb.sql import statement, statements
+from indb.sql import statement
 
 FIELDS = ("purpose", "intended_use", "limitations", "ethical_considerations")
 FORMATS = ("html", "md")
@@ -668,32 +667,3 @@ def _stored(backend: Backend, model: str, number: int | None) -> dict:
     )
     row = found.iloc[0].to_dict()
     return {"model": model, "version": number, **{k: (None if pd.isna(row[k]) else row[k]) for k in FIELDS}}
-
-
-# -- PostgreSQL: the function that writes documentation --------------------------------------------
-def install_server(backend: Backend) -> None:
-    """Install ``indb.document_model`` (sql/postgres/model_card.sql) when missing or changed,
-    under the catalog lock; its grant once indb's roles exist. Only where roles are enforced."""
-    if not backend.enforces_roles:
-        return
-    names = [n for n, (_, native) in statements("model_card", backend.dialect).items() if native]
-    texts = [
-        statement("model_card", n, backend.dialect) for n in names if n.startswith(("create_", "revoke_"))
-    ]
-    slots = backend.existing_role_slots()
-    if slots is not None:
-        texts += [backend.render("model_card", n, **slots) for n in names if n.startswith("grant_")]
-    fingerprint = "indb model card " + hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
-    comment = "Documents a model for its model card as session_user (developers); " + fingerprint
-    query = statement("model_card", "installed_model_card", backend.dialect)
-    if [r[0] for r in backend.rows(query)] == [comment]:
-        return
-    with backend.transaction():
-        backend.lock_catalog()
-        if [r[0] for r in backend.rows(query)] == [comment]:
-            return
-        for text in texts:
-            backend.execute(text)
-        backend.execute(
-            backend.render("model_card", "comment_document_model", comment=backend.literal(comment))
-        )
