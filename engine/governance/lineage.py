@@ -76,10 +76,24 @@ def _downstream(backend: Backend, model: str, version: int) -> list[dict]:
 def tree(backend: Backend, model: str, version: int | str | None = None) -> dict:
     """One version's lineage: ``{"kind": "model", "name", "version", "upstream": [...],
     "downstream": [...]}``; every edge has relation, kind, name, version and detail."""
+    from indb.governance import files
+
     number = registry.get(backend, model, version, with_bytes=False).version  # must exist
+    upstream = _upstream(backend, "model", model, number, set())
+    found = files.imported(backend, model, number)
+    if found is not None:  # an export's lineage: named in its JSON, the rows stayed behind
+        notes = files.imported_notes(backend, model, number)
+        upstream.append(
+            {
+                "relation": "imported_from",
+                **_node("model", found["source_model"], found["source_version"]),
+                "detail": notes[0],
+                "upstream": [],
+            }
+        )
     return {
         **_node("model", model, number),
-        "upstream": _upstream(backend, "model", model, number, set()),
+        "upstream": upstream,
         "downstream": _downstream(backend, model, number),
     }
 
@@ -174,6 +188,11 @@ def _recorded(backend: Backend, model: str, version: int) -> dict:
         statement("lineage", "training_set_of_version", backend.dialect), {"model": model, "version": version}
     )
     if found.empty:
+        from indb.governance import files
+
+        notes = files.imported_notes(backend, model, version)
+        if notes:
+            raise LineageError(notes[0] + "; no training run or training set is recorded for it here")
         raise LineageError(
             f"{model} version {version} has no recorded training set (no training run and no "
             f"register_model(..., training_set=)): there is nothing to rebuild it from"

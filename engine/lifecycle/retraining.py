@@ -471,10 +471,48 @@ def _promote(backend, policy: Policy, version: int, new: dict, champion: dict | 
     if policy.promote == "manual":
         return {"promotion": "manual", "beats_champion": beats}
     if policy.promote == "approval":
-        return {"promotion": "requested", "beats_champion": beats}
+        return {
+            "promotion": "requested",
+            "beats_champion": beats,
+            **_request(backend, policy, version, new, champion),
+        }
     if not beats:
         return {"promotion": "auto", "beats_champion": False, "challenger": None}
     return {"promotion": "auto", "beats_champion": True, **_add_challenger(backend, policy, version)}
+
+
+def _request(backend, policy: Policy, version: int, new: dict, champion: dict | None) -> dict:
+    """promote='approval': a stage request to production for the new version (the one approval
+    flow, indb.governance.stages), for the policy's deployment when it has one (then also a row
+    of indb.promotion_requests, and the approval that completes it switches the deployment).
+    A request that cannot be opened (the job's role may not request) is noted, not raised: the
+    version stays registered."""
+    from indb.governance import stages
+    from indb.lifecycle import promotion
+
+    def shown(found):
+        value = None if found is None else found.get(policy.metric)
+        return "none" if value is None else f"{value:.4g}"
+
+    reason = (
+        f"approval: retrained version {version}: {policy.metric} {shown(new)} on the holdout "
+        f"vs champion {shown(champion)}"
+    )
+    evidence = {"metric": policy.metric, "candidate": new, "champion": champion}
+    try:
+        if policy.deployment is None:
+            with backend.transaction():  # a subtransaction inside the server: a refusal rolls back alone
+                found = stages.request_promotion(
+                    backend, policy.model, version, "production", reason, evidence=evidence
+                )
+            return {"stage_request": found}
+        found = promotion.request(backend, policy.deployment, version, reason=reason, evidence=evidence)
+        ((stage_request,),) = backend.rows(
+            statement("promotion", "request_stage_request", backend.dialect), {"request": found}
+        )
+        return {"promotion_request": found, "stage_request": int(stage_request)}
+    except IndbError as e:
+        return {"request_error": f"{type(e).__name__}: {e}"}
 
 
 def _add_challenger(backend, policy: Policy, version: int) -> dict:
