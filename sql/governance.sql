@@ -46,6 +46,10 @@ SELECT count(*) FROM indb.deployments WHERE table_name = $table AND model = $mod
 -- name: deployment_runs
 SELECT count(*) FROM indb.deployments WHERE table_name = $table AND model = $model AND version = $version;
 
+-- name: may_switch
+-- Whether this session may switch the deployment on $table (one user, one file: yes).
+SELECT count(*) > 0 FROM indb.deployments WHERE table_name = $table;
+
 -- name: pending_request
 -- The stage request still deciding (or decided, switch pending) a version for a deployment.
 SELECT id FROM indb.stage_requests

@@ -12,6 +12,7 @@ import pytest
 import indb
 from indb.errors import DatabaseError, DeploymentError, PermissionDeniedError
 from tests.conftest import NUMERIC
+from tests.test_lifecycle_training import loop  # noqa: F401  (the loop fixture)
 from tests.test_trust_postgres import login_role
 
 pg_only = pytest.mark.parametrize("db", ["postgresql"], indirect=True)
@@ -534,3 +535,55 @@ def test_the_cli_sets_and_shows_a_policy(tmp_path, logistic, loans, capsys):
     with indb.connect(url) as db:  # the refused ones changed nothing
         assert db.stage_policy("m")["approver_role"] == "risk_officers"
         assert len(db.stage_policy("m")["require_checks"]) == 3
+
+
+def test_a_retraining_with_promote_approval_is_decided_by_the_stage_policy(loop):  # noqa: F811
+    """retrain -> stage request to production for the new version carrying the deployment ->
+    two approvers -> the deployment serves it (PostgreSQL: once its owner switches)."""
+    from tests.test_lifecycle_training import arrive
+
+    db = loop
+    db.set_policy("risk", approvals=2, require_checks=["parity"])
+    db.create_retraining(
+        "risk", training_set="risk_train", metric="auc", promote="approval", deployment="risk_requests"
+    )
+    arrive(db, 1, 300)
+    run = db.retrain("risk")
+    assert run.status == "succeeded" and run.notes["promotion"] == "requested", run.notes
+    request, promotion_request = run.notes["stage_request"], run.notes["promotion_request"]
+    opened = db.stage_requests("risk").set_index("id").loc[request]
+    assert (opened.version, opened.deployment, opened.status) == (run.version, "risk_requests", "open")
+    assert opened.reason.startswith(f"approval: retrained version {run.version}: roc_auc")
+    assert db.promotion_requests().set_index("id").stage_request[promotion_request] == request
+    assert db.deployment("risk_requests").version == 2
+    with people(db, ann="approver", bob="approver") as p:
+        assert p["ann"].approve(request) == "open"
+        last = p["bob"].approve(request)
+    if db.backend.enforces_roles:
+        assert last == "approved" and db.deployment("risk_requests").version == 2
+        db.promote("risk_requests", run.version)
+    else:
+        assert last == "done"
+    assert db.deployment("risk_requests").version == run.version
+    assert db.stages("risk").set_index("version").stage[run.version] == "production"
+    assert db.promotion_requests().set_index("id").status[promotion_request] == "done"
+    assert db.stage_requests("risk").set_index("id").status[request] == "done"
+
+
+@pg_only
+def test_an_approver_who_may_deploy_switches_in_the_same_transaction(db, logistic, loans):
+    """The deployment's owner (here the superuser, a member of every role) approving: the stage
+    and the deployment change together, the request is done."""
+    _register(db, logistic, loans, versions=2)
+    db.deploy("m", table="requests", version=1)
+    db.set_policy("m", approvals=1)
+    with people(db, dev="developer") as p:
+        request = p["dev"].db.request_promotion("m", 2, "production", "better", deployment="requests")
+    assert db.approve(request, "owner's approval") == "done"
+    assert db.deployment("requests").version == 2 and _stage(db, 2) == "production"
+    assert db.stage_requests("m").status.tolist() == ["done"]
+    assert (
+        db.deployment_history("requests")
+        .reason.iloc[-1]
+        .startswith(f"promote: stage request {request} approved")
+    )

@@ -285,26 +285,21 @@ def _decide(backend: Backend, request: int, decision: str, comment: str | None, 
 
 def _decide_on_server(backend: Backend, request: int, decision: str, comment: str | None) -> str:
     """The server decides (indb.approve / indb.reject as session_user). A request for a
-    deployment comes back ``approved``; the switch then runs in the same transaction, so the
-    stage and the deployment change together. A session that may not switch the deployment
-    (approvers seldom own request tables) decides again without it: the stage changes, the
-    request stays ``approved`` and the switch waits for a role that deploys."""
-    switching = False
-    try:
-        with backend.transaction():
-            ((status,),) = backend.rows(_sql(backend, decision), {"request": request, "comment": comment})
-            if status == "approved":
-                ((_, version, _, _, _, deployment),) = backend.rows(
-                    _sql(backend, "request"), {"request": request}
-                )
-                switching = True
+    deployment comes back ``approved``; when this session may switch that deployment (it owns
+    the request table: deploying replaces its triggers) the switch runs in the same
+    transaction, so the stage and the deployment change together. Otherwise (approvers seldom
+    own request tables) the stage changes, the request stays ``approved`` and the switch waits
+    for a role that deploys."""
+    with backend.transaction():
+        ((status,),) = backend.rows(_sql(backend, decision), {"request": request, "comment": comment})
+        if status == "approved":
+            ((_, version, _, _, _, deployment),) = backend.rows(
+                _sql(backend, "request"), {"request": request}
+            )
+            ((may,),) = backend.rows(_sql(backend, "may_switch"), {"table": deployment})
+            if may:
                 _switch_for(backend, request, deployment, int(version), backend.user)
                 status = "done"
-        return status
-    except Exception as e:  # the driver's error: translated to see what it means
-        if not switching or not isinstance(backend.translate(e), PermissionDeniedError):
-            raise
-    ((status,),) = backend.rows(_sql(backend, decision), {"request": request, "comment": comment})
     return status
 
 

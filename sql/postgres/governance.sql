@@ -311,6 +311,17 @@ SELECT indb.request_promotion($model, $version, $to_stage, $reason, $deployment,
 -- name: complete_requests
 SELECT indb.complete_stage_requests($deployment);
 
+-- name: may_switch
+-- Switching a deployment replaces the triggers and functions of its request table: its owner's
+-- (members of the owning role, superusers) with CREATE on its schema, and nobody else's.
+SELECT coalesce(bool_or(pg_catalog.pg_has_role(current_user, c.relowner, 'USAGE')
+                        AND pg_catalog.has_schema_privilege(current_user, c.relnamespace, 'CREATE')), false)
+FROM indb.deployments AS d
+JOIN pg_catalog.pg_class AS c
+  ON c.oid = pg_catalog.to_regclass(pg_catalog.format('%I.%I',
+       coalesce(d.schema_name, pg_catalog.current_schema()), d.table_name))
+WHERE d.table_name = $table;
+
 -- name: approve
 SELECT indb.approve($request, $comment);
 
