@@ -177,6 +177,9 @@ def test_direct_changes_of_stages_fail_for_developers_and_approvers(db, logistic
                 f"VALUES ({request}, 'x', 'approve')",
                 "UPDATE indb.stage_policies SET approvals = 1",
                 "SELECT indb.decide_stage_request(1, 'approve', NULL)",
+                "SELECT indb.parity_failure('m', 1)",  # runs as its definer: only through the checks
+                "UPDATE indb.promotion_requests SET status = 'approved'",
+                "UPDATE indb.stage_requests SET deployment = 'elsewhere'",
             ):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     conn.execute(statement)

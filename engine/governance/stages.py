@@ -332,11 +332,15 @@ def switch_approved(backend: Backend, table: str) -> list[int]:
     request (the approvals are in, the switch waited for a role that deploys); the versions."""
     from indb.lifecycle import promotion
 
-    done = []
-    for request, version in backend.rows(_sql(backend, "approved_requests"), {"deployment": table}):
-        promotion.promote(backend, table, int(version), reason=f"stage request {int(request)} approved")
-        done.append(int(version))
-    return done
+    found = backend.rows(_sql(backend, "approved_requests"), {"deployment": table})
+    if not found:
+        return []
+    ((may,),) = backend.rows(_sql(backend, "may_switch"), {"table": table})
+    if not may:  # the next role that may deploy (the deployment's owner, its jobs) switches it
+        return []
+    ((request, version),) = found
+    promotion.promote(backend, table, int(version), reason=f"stage request {int(request)} approved")
+    return [int(version)]
 
 
 def _policy(backend: Backend, model: str) -> tuple[int, list]:

@@ -13,8 +13,10 @@ applies the model's retraining policy (``indb.retraining_policies``; without one
 fields given as arguments, the defaults below): ``auto`` promotes the challenger whose
 verdict on the policy's metric is ``better`` and whose improvement is at least
 ``min_improvement`` at the lower end of its confidence interval, on at least ``min_labels``
-labeled rows; ``approval`` opens a promotion request (``indb.promotion_requests``) that
-``promote`` completes; ``manual`` only reports. Under ``auto`` a challenger the comparison
+labeled rows; ``approval`` opens a promotion request (``indb.promotion_requests``) decided by a
+stage request to production carrying the deployment (:mod:`indb.governance.stages`: the
+approval that completes the model's stage policy switches it, or ``promote`` does);
+``manual`` only reports. Under ``auto`` a challenger the comparison
 settled against also leaves (retired, audited): ``worse`` on at least ``min_labels`` labeled
 rows, or ``no difference`` on at least ``RETIRE_AFTER`` times that many, so that the
 retraining policy, which shadows one new version at a time, can try the next.
@@ -472,14 +474,7 @@ def evaluate(
 def _switch_approved(backend: Backend, table: str) -> list[int]:
     """A stage request for this deployment whose approvals came in from a role that may not
     deploy left its switch pending: a role that may (the job's owner) completes it first."""
-    from indb.errors import PermissionDeniedError
-
-    try:
-        return stages.switch_approved(backend, table)
-    except Exception as e:  # the driver's error: translated to see what it means
-        if not isinstance(backend.translate(e), PermissionDeniedError):
-            raise
-        return []
+    return stages.switch_approved(backend, table)
 
 
 def _retire(backend: Backend, table: str, versions: list[int], evaluation_id: int | None) -> list[int]:

@@ -9,8 +9,10 @@ version) in ``indb.model_training_sets`` (``indb.model_lineage``) and its recipe
 ``parent_version``, ``training_run``, ``training_set``, ``training_set_version``; the run row
 holds ``version`` and ``parent_version`` too.
 
-Then ``promote``: ``manual`` does nothing more; ``approval`` notes ``{"promotion": "requested"}``
-on the run (``db.promote`` completes it); ``auto`` adds the new version, when it beats the
+Then ``promote``: ``manual`` does nothing more; ``approval`` opens a stage request to
+production for the new version (carrying the policy's deployment, if any: the approval that
+completes the model's stage policy switches it) and notes ``{"promotion": "requested",
+"stage_request": ...}`` on the run; ``auto`` adds the new version, when it beats the
 champion on the holdout and no earlier version still shadows there, as a shadow challenger of
 the policy's deployment (indb.lifecycle.challengers), whose comparison decides promotion.
 
