@@ -339,6 +339,10 @@ def switch_approved(backend: Backend, table: str) -> list[int]:
     if not may:  # the next role that may deploy (the deployment's owner, its jobs) switches it
         return []
     ((request, version),) = found
+    dep = backend.rows(statement("deployments", "get_deployment", backend.dialect), {"table_name": table})
+    if dep and int(dep[0][2]) == int(version):  # switched some other way (a deploy) meanwhile
+        complete_requests(backend, table)
+        return []
     promotion.promote(backend, table, int(version), reason=f"stage request {int(request)} approved")
     return [int(version)]
 
