@@ -590,3 +590,22 @@ def test_an_approver_who_may_deploy_switches_in_the_same_transaction(db, logisti
         .reason.iloc[-1]
         .startswith(f"promote: stage request {request} approved")
     )
+
+
+def test_the_cli_requests_a_production_switch_of_a_deployment(tmp_path, logistic, loans, capsys):
+    from indb.cli import main
+
+    url = f"duckdb://{tmp_path}/cli.duckdb"
+    with indb.connect(url) as db:
+        _register(db, logistic, loans, versions=2)
+        db.deploy("m", table="requests", version=1)
+        db.set_policy("m", approvals=1)
+    argv = ["stages", "request", "m", "2", "production", "--deployment", "requests", "--as-user", "ci"]
+    assert main([*argv, "--db", url]) == 0
+    assert (
+        "stage request 1: m version 2 to production (then switches requests), open" in capsys.readouterr().out
+    )
+    assert main(["stages", "approve", "1", "--as-user", "ann", "--db", url]) == 0
+    assert "stage request 1: done" in capsys.readouterr().out
+    with indb.connect(url) as db:
+        assert db.deployment("requests").version == 2
