@@ -274,10 +274,17 @@ def test_an_import_without_its_training_set_says_so(db, tmp_path, logistic, loan
         (edge,) = [e for e in tree["upstream"] if e["relation"] == "imported_from"]
         assert (edge["name"], edge["version"]) == ("loans", 1)
         assert "training set risk_train@3 is not in this database" in edge["detail"]
+        edges = target.sql(
+            "SELECT from_name, to_name, to_version FROM indb.lineage WHERE relation = 'imported_from'"
+        )
+        assert edges.values.tolist() == [["risk", "loans", 1]]
         report = target.verify_model("risk", min_metrics={"auc": 0.8})
         assert report.passed and "risk_train@3 is not in this database" in report.text()
         with pytest.raises(ValueError, match="training set risk_train@3 is not in this database"):
             target.reproduce("risk", 1)
+    db.import_model(folder, name="risk")  # the source's own backend (PostgreSQL too)
+    detail = db.sql("SELECT detail FROM indb.lineage WHERE relation = 'imported_from'").detail
+    assert list(detail) == [edge["detail"]]
     out = indb_cli("--db", f"duckdb://{tmp_path}/target.duckdb", "lineage", "risk@1", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "imported_from -> model loans@1" in out.stdout and "not in this database" in out.stdout

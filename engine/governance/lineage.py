@@ -56,8 +56,10 @@ def _upstream(backend: Backend, kind: str, name: str, version: int | None, seen:
     edges = []
     for relation, to_kind, to_name, to_version, detail in rows:
         node = _node(to_kind, to_name, to_version)
-        # a parent version is named, not expanded: its own lineage is one more call away
-        below = [] if relation == "parent" else _upstream(backend, to_kind, to_name, node["version"], seen)
+        # a parent version is named, not expanded: its own lineage is one more call away; the
+        # version an import was exported as lives in another database
+        stop = relation in ("parent", "imported_from")
+        below = [] if stop else _upstream(backend, to_kind, to_name, node["version"], seen)
         edges.append({"relation": relation, **node, "detail": detail, "upstream": below})
     return edges
 
@@ -76,24 +78,10 @@ def _downstream(backend: Backend, model: str, version: int) -> list[dict]:
 def tree(backend: Backend, model: str, version: int | str | None = None) -> dict:
     """One version's lineage: ``{"kind": "model", "name", "version", "upstream": [...],
     "downstream": [...]}``; every edge has relation, kind, name, version and detail."""
-    from indb.governance import files
-
     number = registry.get(backend, model, version, with_bytes=False).version  # must exist
-    upstream = _upstream(backend, "model", model, number, set())
-    found = files.imported(backend, model, number)
-    if found is not None:  # an export's lineage: named in its JSON, the rows stayed behind
-        notes = files.imported_notes(backend, model, number)
-        upstream.append(
-            {
-                "relation": "imported_from",
-                **_node("model", found["source_model"], found["source_version"]),
-                "detail": notes[0],
-                "upstream": [],
-            }
-        )
     return {
         **_node("model", model, number),
-        "upstream": upstream,
+        "upstream": _upstream(backend, "model", model, number, set()),
         "downstream": _downstream(backend, model, number),
     }
 
