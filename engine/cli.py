@@ -672,7 +672,13 @@ def cmd_verify(args) -> int:
         name, version = _name_at(args.model)
         minimums, maximums = _limits(args.min_metric, "--min-metric"), _limits(args.max_drift, "--max-drift")
         with indb.connect(args.db) as db:
-            report = db.verify_model(name, version, min_metrics=minimums, max_drift=maximums)
+            report = db.verify_model(
+                name,
+                version,
+                min_metrics=minimums,
+                max_drift=maximums,
+                allow_no_drift_data=args.allow_no_drift_data,
+            )
     except IndbError as e:
         print(f"indb: error: {e}", file=sys.stderr)
         return 2
@@ -696,6 +702,11 @@ def _add_model_files(commands, verbs, common, listing) -> None:
     limits = (("--min-metric", "METRIC=MIN", "auc=0.8"), ("--max-drift", "METRIC=MAX", "psi=0.2"))
     for option, metavar, example in limits:
         verify.add_argument(option, action="append", metavar=metavar, help=f"e.g. {example} (repeatable)")
+    verify.add_argument(
+        "--allow-no-drift-data",
+        action="store_true",
+        help="pass a --max-drift check that has no monitor results (not deployed yet); it fails by default",
+    )
     verify.set_defaults(run=cmd_verify)
 
 
@@ -910,8 +921,11 @@ def cmd_stages_list(args) -> None:
 
 def cmd_stages_request(args) -> None:
     with indb.connect(args.db) as db:
-        request = db.request_promotion(args.name, args.version, args.stage, args.reason, as_user=args.as_user)
-    print(f"stage request {request}: {args.name} version {args.version} to {args.stage}, open")
+        request = db.request_promotion(
+            args.name, args.version, args.stage, args.reason, as_user=args.as_user, deployment=args.deployment
+        )
+    switch = f" (then switches {args.deployment})" if args.deployment else ""
+    print(f"stage request {request}: {args.name} version {args.version} to {args.stage}{switch}, open")
 
 
 def cmd_stages_decide(args) -> None:
@@ -919,6 +933,36 @@ def cmd_stages_decide(args) -> None:
         decide = db.approve if args.verb == "approve" else db.reject
         status = decide(args.request, args.comment, as_user=args.as_user)
     print(f"stage request {args.request}: {status}")
+
+
+def cmd_stages_policy(args) -> None:
+    from indb.governance import stages
+
+    with indb.connect(args.db) as db:
+        if args.action == "set":
+            checks = [stages.parse_check(text) for text in args.require_check or []]
+            minimums = {}
+            for check in [c for c in checks if isinstance(c, dict)]:
+                minimums.update(check["min_metric"])
+            checks = [c for c in checks if not isinstance(c, dict)] + (
+                [{"min_metric": minimums}] if minimums else []
+            )
+            db.set_policy(args.name, args.approvals, args.approver_role, checks)
+        found = db.stage_policy(args.name)
+    if getattr(args, "json", False):
+        print(json.dumps(found, indent=2, default=str))
+        return
+    role = found["approver_role"] or "indb's approver role"
+    print(f"{found['model']}: {found['approvals']} distinct approver(s) of {role}, never the requester")
+    for check in found["require_checks"] or []:
+        if isinstance(check, dict):
+            for metric, minimum in check["min_metric"].items():
+                print(f"  check min_metric {metric} >= {minimum:g}")
+        else:
+            print(f"  check {check}")
+    if not found["require_checks"]:
+        print("  no checks")
+    print(f"  ({found['source']}" + (f", set by {found['updated_by']})" if found.get("updated_by") else ")"))
 
 
 def _add_stages(commands, listing, common) -> None:
@@ -935,7 +979,28 @@ def _add_stages(commands, listing, common) -> None:
     request.add_argument("stage", choices=["none", "development", "staging", "production", "archived"])
     request.add_argument("--reason", default=None)
     request.add_argument("--as-user", default=None, help=as_user)
+    request.add_argument(
+        "--deployment", default=None, metavar="TABLE", help="(production) switch it once approved"
+    )
     request.set_defaults(run=cmd_stages_request)
+    policy = verbs.add_parser("policy", help="a model's approval policy: set or show")
+    actions = policy.add_subparsers(dest="action", required=True, metavar="ACTION")
+    setting = actions.add_parser(
+        "set", parents=[listing], help="how many approvers of which role, and which checks (admins)"
+    )
+    setting.add_argument("name")
+    setting.add_argument("--approvals", type=int, default=2, help="distinct approvers, never the requester")
+    setting.add_argument("--approver-role", default=None, help="a role approvers are members of")
+    setting.add_argument(
+        "--require-check",
+        action="append",
+        metavar="CHECK",
+        help="parity, no_open_drift_alert or min_metric:METRIC=NUMBER (repeat for several)",
+    )
+    setting.set_defaults(run=cmd_stages_policy)
+    showing = actions.add_parser("show", parents=[listing], help="the model's policy")
+    showing.add_argument("name")
+    showing.set_defaults(run=cmd_stages_policy)
     for verb, what in (("approve", "approve a stage request"), ("reject", "reject a stage request")):
         decide = verbs.add_parser(verb, parents=[common], help=what)
         decide.add_argument("request", type=int)

@@ -929,13 +929,22 @@ class Database:
         *,
         min_metrics: dict | None = None,
         max_drift: dict | None = None,
+        allow_no_drift_data: bool = False,
     ):
         """Check a version's metrics against minimums (``{"auc": 0.8}``) and the latest drift of
         the deployments serving it against maximums (``{"psi": 0.2}``); returns a
-        :class:`indb.governance.files.Report` (``.passed``, ``.text()``, ``.to_dict()``)."""
+        :class:`indb.governance.files.Report` (``.passed``, ``.text()``, ``.to_dict()``). A drift
+        limit without monitor results fails unless ``allow_no_drift_data``."""
         from indb.governance import files
 
-        return self._call(files.verify, name, version, min_metrics=min_metrics, max_drift=max_drift)
+        return self._call(
+            files.verify,
+            name,
+            version,
+            min_metrics=min_metrics,
+            max_drift=max_drift,
+            allow_no_drift_data=allow_no_drift_data,
+        )
 
     # -- governance: lineage (issue 14.4) -------------------------------------------------------
     def lineage(self, model: str, version: int | str | None = None) -> dict:
@@ -969,6 +978,12 @@ class Database:
 
         return self._call(stages.set_policy, model, approvals, approver_role, require_checks)
 
+    def stage_policy(self, model: str) -> dict:
+        """The stage policy of ``model`` (approvals, approver role, checks), or the default."""
+        from indb.governance import stages
+
+        return self._call(stages.policy, model)
+
     def request_promotion(
         self,
         model: str,
@@ -977,15 +992,22 @@ class Database:
         reason: str | None = None,
         *,
         as_user: str | None = None,
+        deployment: str | None = None,
     ) -> int:
-        """Open a request to move a version to a stage (``as_user``: single-user databases only)."""
+        """Open a request to move a version to a stage (``as_user``: single-user databases only).
+        With ``deployment`` (to production), the approval that completes it also switches the
+        deployment on that table to the version (``approved`` instead of ``done`` when the
+        approver may not switch it: ``db.promote`` by a role that deploys completes it)."""
         from indb.governance import stages
 
-        return self._call(stages.request_promotion, model, version, to_stage, reason, as_user=as_user)
+        return self._call(
+            stages.request_promotion, model, version, to_stage, reason, as_user=as_user, deployment=deployment
+        )
 
     def approve(self, request_id: int, comment: str | None = None, *, as_user: str | None = None) -> str:
         """Approve a stage request: ``open`` while approvals are missing, ``done`` once the stage
-        changed; a failing check raises and records nothing."""
+        changed (and a deployment the request names switched), ``approved`` when the switch
+        waits for a role that may deploy; a failing check raises and records nothing."""
         from indb.governance import stages
 
         return self._call(stages.approve, request_id, comment, as_user=as_user)

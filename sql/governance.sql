@@ -14,6 +14,10 @@ SELECT name FROM indb.models ORDER BY name;
 -- name: policy
 SELECT approvals, approver_role, CAST(require_checks AS VARCHAR) FROM indb.stage_policies WHERE model = $model;
 
+-- name: policy_row
+SELECT approvals, approver_role, CAST(require_checks AS VARCHAR), updated_by, updated_at
+FROM indb.stage_policies WHERE model = $model;
+
 -- name: stages
 SELECT version, stage FROM indb.model_versions WHERE model = $model ORDER BY version;
 
@@ -30,11 +34,51 @@ JOIN indb.deployments AS d ON d.table_name = mo.deployment
 WHERE a.status = 'open' AND d.model = $model AND coalesce(a.model_version, d.version) = $version;
 
 -- name: insert_request
-INSERT INTO indb.stage_requests (model, version, to_stage, reason, requested_by)
-VALUES ($model, $version, $to_stage, $reason, $user) RETURNING id;
+INSERT INTO indb.stage_requests (model, version, to_stage, reason, requested_by, deployment, evidence)
+VALUES ($model, $version, $to_stage, $reason, $user, $deployment, CAST($evidence AS JSON)) RETURNING id;
 
 -- name: request
-SELECT model, version, to_stage, requested_by, status FROM indb.stage_requests WHERE id = $request;
+SELECT model, version, to_stage, requested_by, status, deployment FROM indb.stage_requests WHERE id = $request;
+
+-- name: deployment_of_model
+SELECT count(*) FROM indb.deployments WHERE table_name = $table AND model = $model;
+
+-- name: deployment_runs
+SELECT count(*) FROM indb.deployments WHERE table_name = $table AND model = $model AND version = $version;
+
+-- name: may_switch
+-- Whether this session may switch the deployment on $table (one user, one file: yes).
+SELECT count(*) > 0 FROM indb.deployments WHERE table_name = $table;
+
+-- name: pending_request
+-- The stage request still deciding (or decided, switch pending) a version for a deployment.
+SELECT id FROM indb.stage_requests
+WHERE model = $model AND version = $version AND deployment = $deployment AND status IN ('open', 'approved')
+ORDER BY id;
+
+-- name: approve_promotion_requests
+-- The deployment's promotion requests decided by this stage request are approved with it.
+UPDATE indb.promotion_requests
+SET status = 'approved', decided_by = $user, decided_at = (current_timestamp AT TIME ZONE 'UTC')
+WHERE stage_request = $request AND status = 'open';
+
+-- name: reject_promotion_requests
+UPDATE indb.promotion_requests
+SET status = 'rejected', decided_by = $user, decided_at = (current_timestamp AT TIME ZONE 'UTC')
+WHERE stage_request = $request AND status = 'open';
+
+-- name: complete_requests
+-- After a switch (same transaction): approved requests whose deployment now runs their version.
+UPDATE indb.stage_requests SET status = 'done', decided_at = (current_timestamp AT TIME ZONE 'UTC')
+WHERE status = 'approved' AND deployment = $deployment
+  AND EXISTS (SELECT 1 FROM indb.deployments AS d
+              WHERE d.table_name = $deployment AND d.model = stage_requests.model
+                AND d.version = stage_requests.version);
+
+-- name: approved_requests
+-- The newest approved request of a deployment whose switch is pending.
+SELECT id, version FROM indb.stage_requests
+WHERE deployment = $deployment AND status = 'approved' ORDER BY id DESC LIMIT 1;
 
 -- name: already_decided
 SELECT count(*) FROM indb.stage_approvals WHERE request_id = $request AND approver = $user;
@@ -59,7 +103,7 @@ WHERE model = $model AND stage = 'production' AND version <> $version;
 UPDATE indb.model_versions SET stage = $stage WHERE model = $model AND version = $version;
 
 -- name: requests
-SELECT id, model, version, to_stage, reason, requested_by, status, created_at, decided_at
+SELECT id, model, version, to_stage, reason, requested_by, status, created_at, decided_at, deployment
 FROM indb.stage_requests WHERE model = $model ORDER BY id;
 
 -- name: required_stage

@@ -33,3 +33,15 @@ WHERE d.model = $model AND d.version = $version
   AND r.value IS NOT NULL
   AND r.run_id = (SELECT max(x.run_id) FROM indb.monitor_results x WHERE x.monitor = r.monitor)
 ORDER BY r.monitor, r.feature, r.metric;
+
+-- name: record_import
+INSERT INTO indb.model_imports (model, version, source_model, source_version, sha256, training_set,
+    training_set_version, imported_by)
+VALUES ($model, $version, $source_model, $source_version, $sha256, $training_set, $training_set_version, $user);
+
+-- name: import_of_version
+-- Where an imported version came from, and whether the training set it names is here.
+SELECT i.source_model, i.source_version, i.training_set, i.training_set_version,
+       (SELECT count(*) FROM indb.training_sets AS t
+        WHERE t.name = i.training_set AND t.version = i.training_set_version) AS present
+FROM indb.model_imports AS i WHERE i.model = $model AND i.version = $version;

@@ -11,8 +11,8 @@ SELECT table_name, model, version, runtime, $switched_by, $reason, $evidence
 FROM indb.deployments WHERE table_name = $deployment;
 
 -- name: open_request
-INSERT INTO indb.promotion_requests (deployment, model, version, requested_by, reason, evidence)
-VALUES ($deployment, $model, $version, $requested_by, $reason, $evidence)
+INSERT INTO indb.promotion_requests (deployment, model, version, requested_by, reason, evidence, stage_request)
+VALUES ($deployment, $model, $version, $requested_by, $reason, $evidence, $stage_request)
 RETURNING id;
 
 -- name: pending_request
@@ -28,9 +28,13 @@ SET status = 'done', decided_by = coalesce(decided_by, $decided_by),
 WHERE deployment = $deployment AND version = $version AND status IN ('open', 'approved');
 
 -- name: list_requests
-SELECT id, deployment, model, version, status, requested_by, reason, evidence, created_at, decided_by, decided_at
+SELECT id, deployment, model, version, status, requested_by, reason, evidence, created_at, decided_by, decided_at,
+       stage_request
 FROM indb.promotion_requests ORDER BY id;
 
 -- name: list_history
 SELECT deployment, model, version, runtime, switched_at, switched_by, reason, evidence
 FROM indb.deployment_history WHERE deployment = $deployment ORDER BY id;
+
+-- name: request_stage_request
+SELECT stage_request FROM indb.promotion_requests WHERE id = $request;

@@ -137,7 +137,14 @@ def test_verify_model_metrics_and_drift(db):
 
     model, frame = _model()
     db.register_model("m", model, sample=frame, metrics={"auc": 0.9, "accuracy": 0.7})
-    assert db.verify_model("m", min_metrics={"auc": 0.8}, max_drift={"psi": 0.2}).passed  # nothing deployed
+    # nothing deployed: no drift data fails the drift limit unless it is accepted explicitly
+    unwatched = db.verify_model("m", min_metrics={"auc": 0.8}, max_drift={"psi": 0.2})
+    assert not unwatched.passed and unwatched.checks[1].status == "no_data"
+    assert "no drift data" in unwatched.text() and "--allow-no-drift-data" in unwatched.text()
+    accepted = db.verify_model(
+        "m", min_metrics={"auc": 0.8}, max_drift={"psi": 0.2}, allow_no_drift_data=True
+    )
+    assert accepted.passed and accepted.checks[1].status == "no_data" and accepted.checks[1].ok
     db.deploy("m", table="requests")
     rng = np.random.default_rng(0)
     reference = pd.DataFrame(
@@ -235,3 +242,49 @@ def test_verify_prefers_the_latest_training_run_metrics(db, logistic, loans):
     report = db.verify_model("loans", min_metrics={"auc": 0.8})
     (check,) = report.checks
     assert not report.passed and check.value == 0.75 and "latest training run" in check.detail
+
+
+def test_verify_without_drift_data_fails_unless_allowed_through_the_cli(tmp_path, logistic, loans):
+    url = f"duckdb://{tmp_path}/cli.duckdb"
+    with indb.connect(url) as db:
+        db.register_model("loans", logistic, sample=loans[NUMERIC], metrics={"auc": 0.91})
+    gate = ("--db", url, "verify", "loans", "--min-metric", "auc=0.8", "--max-drift", "psi=0.2")
+    failed = indb_cli(*gate, cwd=tmp_path)
+    assert failed.returncode == 1, failed.stderr
+    assert "FAIL drift psi - (want <= 0.2) no_data (no drift data" in failed.stdout
+    allowed = indb_cli(*gate, "--allow-no-drift-data", "--json", cwd=tmp_path)
+    assert allowed.returncode == 0, allowed.stderr
+    check = json.loads(allowed.stdout)["checks"][1]
+    assert (check["status"], check["ok"], check["allowed"]) == ("no_data", True, True)
+
+
+def test_an_import_without_its_training_set_says_so(db, tmp_path, logistic, loans):
+    """The training set does not travel: an imported version whose export names one this
+    database lacks says so in lineage, verify and reproduce instead of failing obscurely."""
+    db.register_model("loans", logistic, sample=loans[NUMERIC], metrics={"auc": 0.91})
+    folder = db.export_model("loans", tmp_path / "loans")
+    path = folder / "indb-model.json"
+    document = json.loads(path.read_text())
+    # what an export of a retrained version carries (tests/test_governance_lineage.py makes one)
+    document["lineage"] = {"training_set": "risk_train", "training_set_version": 3}
+    path.write_text(json.dumps(document))
+    with _empty_duckdb(tmp_path) as target:
+        target.import_model(folder, name="risk")
+        tree = target.lineage("risk", 1)
+        (edge,) = [e for e in tree["upstream"] if e["relation"] == "imported_from"]
+        assert (edge["name"], edge["version"]) == ("loans", 1)
+        assert "training set risk_train@3 is not in this database" in edge["detail"]
+        edges = target.sql(
+            "SELECT from_name, to_name, to_version FROM indb.lineage WHERE relation = 'imported_from'"
+        )
+        assert edges.values.tolist() == [["risk", "loans", 1]]
+        report = target.verify_model("risk", min_metrics={"auc": 0.8})
+        assert report.passed and "risk_train@3 is not in this database" in report.text()
+        with pytest.raises(ValueError, match="training set risk_train@3 is not in this database"):
+            target.reproduce("risk", 1)
+    db.import_model(folder, name="risk")  # the source's own backend (PostgreSQL too)
+    detail = db.sql("SELECT detail FROM indb.lineage WHERE relation = 'imported_from'").detail
+    assert list(detail) == [edge["detail"]]
+    out = indb_cli("--db", f"duckdb://{tmp_path}/target.duckdb", "lineage", "risk@1", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "imported_from -> model loans@1" in out.stdout and "not in this database" in out.stdout

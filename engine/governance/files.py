@@ -280,6 +280,20 @@ def import_(
                 "content_hash": recorded,
             },
         )
+        lineage = document.get("lineage") or {}
+        backend.execute(
+            _sql("record_import", backend),
+            {
+                "model": name,
+                "version": mv.version,
+                "source_model": document["name"],
+                "source_version": int(document["version"]),
+                "sha256": mv.sha256,
+                "training_set": lineage.get("training_set"),
+                "training_set_version": lineage.get("training_set_version"),
+                "user": backend.user,
+            },
+        )
         ref = ModelRef(name, mv.version, mv.sha256, mv.signature, recorded)
         backend.prepare_model(ref)
         for text in backend.model_sql(ref, default=registry.default_version(backend, name) == mv.version):
@@ -297,6 +311,40 @@ def import_(
     return registry.get(backend, name, mv.version, with_bytes=False), True
 
 
+def imported(backend: Backend, name: str, version: int) -> dict | None:
+    """Where an imported version came from (``indb.model_imports``), None if it was not imported:
+    source model and version, the training set its export named and whether that is here."""
+    found = backend.rows(_sql("import_of_version", backend), {"model": name, "version": int(version)})
+    if not found:
+        return None
+    ((model, number, training_set, training_set_version, present),) = found
+    return {
+        "source_model": model,
+        "source_version": int(number),
+        "training_set": training_set,
+        "training_set_version": None if training_set_version is None else int(training_set_version),
+        "present": bool(present),
+    }
+
+
+def imported_notes(backend: Backend, name: str, version: int) -> list[str]:
+    """What a reader of an imported version's lineage must know, as sentences."""
+    found = imported(backend, name, version)
+    if found is None:
+        return []
+    source = f"{found['source_model']} version {found['source_version']}"
+    where = f"{name} version {version} was imported (exported as {source})"
+    if found["training_set"] is None:
+        return [f"{where}; its export named no training set"]
+    named = f"training set {found['training_set']}@{found['training_set_version']}"
+    if found["present"]:
+        return [f"{where}; its {named} is in this database too"]
+    return [
+        f"{where}; its {named} is not in this database (training sets do not travel with an export): "
+        "its lineage ends here and reproduce needs the database it was trained in"
+    ]
+
+
 # -- verify ----------------------------------------------------------------------------------
 @dataclass
 class Check:
@@ -306,10 +354,11 @@ class Check:
     value: float | None
     status: str  # passed, failed, missing (no such metric), no_data (nothing monitored)
     detail: str = ""
+    allowed: bool = False  # no_data was accepted (allow_no_drift_data)
 
     @property
     def ok(self) -> bool:
-        return self.status in ("passed", "no_data")
+        return self.status == "passed" or (self.status == "no_data" and self.allowed)
 
 
 @dataclass
@@ -317,6 +366,7 @@ class Report:
     model: str
     version: int
     checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # facts a reader should know, not checks
 
     @property
     def passed(self) -> bool:
@@ -328,6 +378,7 @@ class Report:
             "version": self.version,
             "passed": self.passed,
             "checks": [{**asdict(c), "ok": c.ok} for c in self.checks],
+            "notes": self.notes,
         }
 
     def text(self) -> str:
@@ -340,6 +391,7 @@ class Report:
             lines.append(f"  {mark} {c.kind} {c.metric} {shown} {want} {c.status} {c.detail}".rstrip())
         if not self.checks:
             lines.append("  (no checks given: the version exists and its bytes match their sha256)")
+        lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
@@ -385,9 +437,15 @@ def verify(
     *,
     min_metrics: dict | None = None,
     max_drift: dict | None = None,
+    allow_no_drift_data: bool = False,
 ) -> Report:
     """Check a version's metrics against minimums and the latest drift of the deployments
-    serving it against maximums. Raises on bad input; a failed check is in the report."""
+    serving it against maximums. Raises on bad input; a failed check is in the report.
+
+    A drift limit with no monitor results to hold it against (the version is not deployed, no
+    monitor watches it, or none has run) fails: a gate that passes on nothing would let a model
+    through unwatched. ``allow_no_drift_data`` accepts it (reported as ``no_data``), for a
+    pipeline that verifies before the first deployment."""
     minimums, maximums = _limits(min_metrics, "min_metrics"), _limits(max_drift, "max_drift")
     mv = registry.get(backend, name, version)  # the bytes are checked against their sha256
     report = Report(mv.name, mv.version)
@@ -406,7 +464,14 @@ def verify(
         for metric, limit in maximums.items():
             rows = drift[drift["metric"] == metric]
             if rows.empty:
-                report.checks.append(Check("drift", metric, limit, None, "no_data", "(no monitor results)"))
+                detail = (
+                    f"(no drift data: no monitor results of {metric} for a deployment serving "
+                    f"{mv.name} version {mv.version}"
+                    + ("; accepted)" if allow_no_drift_data else "; --allow-no-drift-data accepts that)")
+                )
+                report.checks.append(
+                    Check("drift", metric, limit, None, "no_data", detail, allowed=allow_no_drift_data)
+                )
                 continue
             worst = rows.loc[rows["value"].astype(float).idxmax()]
             value = float(worst["value"])
@@ -414,4 +479,5 @@ def verify(
             report.checks.append(
                 Check("drift", metric, limit, value, "passed" if value <= limit else "failed", where)
             )
+    report.notes += imported_notes(backend, mv.name, mv.version)
     return report

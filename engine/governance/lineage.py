@@ -56,8 +56,10 @@ def _upstream(backend: Backend, kind: str, name: str, version: int | None, seen:
     edges = []
     for relation, to_kind, to_name, to_version, detail in rows:
         node = _node(to_kind, to_name, to_version)
-        # a parent version is named, not expanded: its own lineage is one more call away
-        below = [] if relation == "parent" else _upstream(backend, to_kind, to_name, node["version"], seen)
+        # a parent version is named, not expanded: its own lineage is one more call away; the
+        # version an import was exported as lives in another database
+        stop = relation in ("parent", "imported_from")
+        below = [] if stop else _upstream(backend, to_kind, to_name, node["version"], seen)
         edges.append({"relation": relation, **node, "detail": detail, "upstream": below})
     return edges
 
@@ -174,6 +176,11 @@ def _recorded(backend: Backend, model: str, version: int) -> dict:
         statement("lineage", "training_set_of_version", backend.dialect), {"model": model, "version": version}
     )
     if found.empty:
+        from indb.governance import files
+
+        notes = files.imported_notes(backend, model, version)
+        if notes:
+            raise LineageError(notes[0] + "; no training run or training set is recorded for it here")
         raise LineageError(
             f"{model} version {version} has no recorded training set (no training run and no "
             f"register_model(..., training_set=)): there is nothing to rebuild it from"

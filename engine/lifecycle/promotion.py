@@ -13,8 +13,10 @@ applies the model's retraining policy (``indb.retraining_policies``; without one
 fields given as arguments, the defaults below): ``auto`` promotes the challenger whose
 verdict on the policy's metric is ``better`` and whose improvement is at least
 ``min_improvement`` at the lower end of its confidence interval, on at least ``min_labels``
-labeled rows; ``approval`` opens a promotion request (``indb.promotion_requests``) that
-``promote`` completes; ``manual`` only reports. Under ``auto`` a challenger the comparison
+labeled rows; ``approval`` opens a promotion request (``indb.promotion_requests``) decided by a
+stage request to production carrying the deployment (:mod:`indb.governance.stages`: the
+approval that completes the model's stage policy switches it, or ``promote`` does);
+``manual`` only reports. Under ``auto`` a challenger the comparison
 settled against also leaves (retired, audited): ``worse`` on at least ``min_labels`` labeled
 rows, or ``no difference`` on at least ``RETIRE_AFTER`` times that many, so that the
 retraining policy, which shadows one new version at a time, can try the next.
@@ -33,6 +35,7 @@ import pandas as pd
 from indb import audit, deployments, registry
 from indb.backends.base import Backend
 from indb.errors import DeploymentError, IndbError
+from indb.governance import stages
 from indb.lifecycle import comparison, significance
 from indb.lifecycle.comparison import DeploymentInfo, Settings
 from indb.sql import statement
@@ -178,6 +181,7 @@ def _switch(
             statement("promotion", "complete_requests", backend.dialect),
             {"deployment": dep.table, "version": version, "decided_by": backend.user},
         )
+        stages.complete_requests(backend, dep.table)
         audit.record(
             backend,
             action,
@@ -381,6 +385,8 @@ def evaluate(
 ) -> Evaluation:
     """Compare, store the comparison, and act on the policy (see the module's docstring)."""
     dep = comparison.deployment_info(backend, table)
+    if not dry_run and _switch_approved(backend, dep.table):
+        dep = comparison.deployment_info(backend, table)
     overrides = dict(
         promote=promote,
         metric=metric,
@@ -465,6 +471,12 @@ def evaluate(
     return evaluation
 
 
+def _switch_approved(backend: Backend, table: str) -> list[int]:
+    """A stage request for this deployment whose approvals came in from a role that may not
+    deploy left its switch pending: a role that may (the job's owner) completes it first."""
+    return stages.switch_approved(backend, table)
+
+
 def _retire(backend: Backend, table: str, versions: list[int], evaluation_id: int | None) -> list[int]:
     """Remove challengers the comparison settled against (``auto``), each audited."""
     from indb.lifecycle import challengers
@@ -515,8 +527,11 @@ def _request(backend: Backend, dep: DeploymentInfo, best: dict, policy: Policy) 
 
 def request(backend: Backend, table: str, version: int, *, reason: str, evidence=None) -> int:
     """Open a promotion request for ``version`` on the deployment on ``table`` (the one already
-    open or approved for it, if any); ``promote`` marks it done. For callers with evidence of
-    their own (a retraining policy with promote='approval' and no challenger to compare)."""
+    open or approved for it, if any); its id. It is decided by a stage request to production
+    that carries the deployment (:func:`indb.governance.stages.request_promotion`, one approval
+    flow): the model's stage policy says who approves and which checks pass; the approval that
+    completes it switches the deployment (or leaves the switch to ``promote``). For callers
+    with evidence of their own (a retraining policy with promote='approval')."""
     dep = comparison.deployment_info(backend, table)
     version = _version(backend, dep, version)
     pending = backend.rows(
@@ -525,15 +540,27 @@ def request(backend: Backend, table: str, version: int, *, reason: str, evidence
     )
     if pending:
         return int(pending[0][0])
-    ((request_id,),) = backend.rows(
-        statement("promotion", "open_request", backend.dialect),
-        {
-            "deployment": dep.table,
-            "model": dep.model,
-            "version": version,
-            "requested_by": backend.user,
-            "reason": reason,
-            "evidence": _json(evidence),
-        },
-    )
+    with backend.transaction():
+        found = backend.rows(
+            statement("governance", "pending_request", backend.dialect),
+            {"model": dep.model, "version": version, "deployment": dep.table},
+        )
+        if found:
+            stage_request = int(found[0][0])
+        else:
+            stage_request = stages.request_promotion(
+                backend, dep.model, version, "production", reason, deployment=dep.table, evidence=evidence
+            )
+        ((request_id,),) = backend.rows(
+            statement("promotion", "open_request", backend.dialect),
+            {
+                "deployment": dep.table,
+                "model": dep.model,
+                "version": version,
+                "requested_by": backend.user,
+                "reason": reason,
+                "evidence": _json(evidence),
+                "stage_request": stage_request,
+            },
+        )
     return int(request_id)

@@ -9,8 +9,10 @@ version) in ``indb.model_training_sets`` (``indb.model_lineage``) and its recipe
 ``parent_version``, ``training_run``, ``training_set``, ``training_set_version``; the run row
 holds ``version`` and ``parent_version`` too.
 
-Then ``promote``: ``manual`` does nothing more; ``approval`` notes ``{"promotion": "requested"}``
-on the run (``db.promote`` completes it); ``auto`` adds the new version, when it beats the
+Then ``promote``: ``manual`` does nothing more; ``approval`` opens a stage request to
+production for the new version (carrying the policy's deployment, if any: the approval that
+completes the model's stage policy switches it) and notes ``{"promotion": "requested",
+"stage_request": ...}`` on the run; ``auto`` adds the new version, when it beats the
 champion on the holdout and no earlier version still shadows there, as a shadow challenger of
 the policy's deployment (indb.lifecycle.challengers), whose comparison decides promotion.
 
@@ -471,10 +473,48 @@ def _promote(backend, policy: Policy, version: int, new: dict, champion: dict | 
     if policy.promote == "manual":
         return {"promotion": "manual", "beats_champion": beats}
     if policy.promote == "approval":
-        return {"promotion": "requested", "beats_champion": beats}
+        return {
+            "promotion": "requested",
+            "beats_champion": beats,
+            **_request(backend, policy, version, new, champion),
+        }
     if not beats:
         return {"promotion": "auto", "beats_champion": False, "challenger": None}
     return {"promotion": "auto", "beats_champion": True, **_add_challenger(backend, policy, version)}
+
+
+def _request(backend, policy: Policy, version: int, new: dict, champion: dict | None) -> dict:
+    """promote='approval': a stage request to production for the new version (the one approval
+    flow, indb.governance.stages), for the policy's deployment when it has one (then also a row
+    of indb.promotion_requests, and the approval that completes it switches the deployment).
+    A request that cannot be opened (the job's role may not request) is noted, not raised: the
+    version stays registered."""
+    from indb.governance import stages
+    from indb.lifecycle import promotion
+
+    def shown(found):
+        value = None if found is None else found.get(policy.metric)
+        return "none" if value is None else f"{value:.4g}"
+
+    reason = (
+        f"approval: retrained version {version}: {policy.metric} {shown(new)} on the holdout "
+        f"vs champion {shown(champion)}"
+    )
+    evidence = {"metric": policy.metric, "candidate": new, "champion": champion}
+    try:
+        if policy.deployment is None:
+            with backend.transaction():  # a subtransaction inside the server: a refusal rolls back alone
+                found = stages.request_promotion(
+                    backend, policy.model, version, "production", reason, evidence=evidence
+                )
+            return {"stage_request": found}
+        found = promotion.request(backend, policy.deployment, version, reason=reason, evidence=evidence)
+        ((stage_request,),) = backend.rows(
+            statement("promotion", "request_stage_request", backend.dialect), {"request": found}
+        )
+        return {"promotion_request": found, "stage_request": int(stage_request)}
+    except IndbError as e:
+        return {"request_error": f"{type(e).__name__}: {e}"}
 
 
 def _add_challenger(backend, policy: Policy, version: int) -> dict:
