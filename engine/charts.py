@@ -95,3 +95,34 @@ def paired_bars(title: str, labels: list[str], reference: np.ndarray, current: n
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+# -- indb ui ----------------------------------------------------------------------------------
+def histogram(title: str, labels: list[str], counts: list[float]) -> str:
+    """One bar per bin or category (its count in the bar's <title>); colours come from CSS
+    (``currentColor`` by default), so a page's light or dark theme applies."""
+    n = max(len(labels), 1)
+    slot = (WIDTH - 2 * PAD) / n
+    top = max([float(c) for c in counts], default=0.0) or 1.0
+    parts = [
+        f'<svg width="{WIDTH}" height="{HEIGHT}" role="img" class="histogram">'
+        f"<title>{html.escape(title)}</title>",
+        f'<text x="{PAD}" y="16" font-weight="bold">{html.escape(title)}</text>',
+        f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#999"/>',
+        f'<text x="2" y="{PAD}" font-size="10">{top:.4g}</text>',
+    ]
+    for i, (label, count) in enumerate(zip(labels, counts, strict=True)):
+        h = (HEIGHT - 2 * PAD) * float(count) / top
+        x0 = PAD + i * slot
+        parts.append(
+            f'<rect x="{x0 + slot * 0.1:.1f}" y="{HEIGHT - PAD - h:.1f}" width="{slot * 0.8:.1f}" '
+            f'height="{h:.1f}" fill="currentColor" fill-opacity="0.6"><title>{html.escape(label)}: '
+            f"{float(count):.6g}</title></rect>"
+        )
+        if n <= 12 or i % max(n // 6, 1) == 0:
+            parts.append(
+                f'<text x="{x0 + slot / 2:.1f}" y="{HEIGHT - PAD + 12}" font-size="9" '
+                f'text-anchor="middle">{html.escape(label)}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
