@@ -161,7 +161,10 @@ def build_catalog(db, *, small: bool = False) -> None:
     )
     fitted = training.df()
     db.register_model(
-        "risk", LogisticRegression().fit(fitted[FEATURES], fitted.label), sample=fitted[FEATURES], training_set=training
+        "risk",
+        LogisticRegression().fit(fitted[FEATURES], fitted.label),
+        sample=fitted[FEATURES],
+        training_set=training,
     )
     db.create_retraining("risk", training_set="risk_train", holdout="20%", metric="accuracy")
     arrive(db, 1, 200)
@@ -291,13 +294,16 @@ def test_shown_sql_renders_values_as_literals_with_sqlglot():
 
     text = "SELECT * FROM t WHERE a = $name AND b >= $since AND c < $n AND d IS $flag"
     shown = literal_sql(
-        text, {"name": "O'Brien; DROP TABLE t", "since": pd.Timestamp("2024-03-01 10:00"), "n": 5, "flag": None},
+        text,
+        {"name": "O'Brien; DROP TABLE t", "since": pd.Timestamp("2024-03-01 10:00"), "n": 5, "flag": None},
         "duckdb",
     )
     assert "'O''Brien; DROP TABLE t'" in shown
     assert "CAST('2024-03-01 10:00:00' AS TIMESTAMP)" in shown
     assert "c < 5" in shown and "d IS NULL" in shown
-    assert "CAST('2024-03-01 10:00:00' AS TIMESTAMP)" in literal_sql(text, {"since": pd.Timestamp("2024-03-01 10:00")}, "postgres")
+    assert "CAST('2024-03-01 10:00:00' AS TIMESTAMP)" in literal_sql(
+        text, {"since": pd.Timestamp("2024-03-01 10:00")}, "postgres"
+    )
 
 
 def test_deployment_pages_read_aggregates_only():
@@ -408,7 +414,10 @@ def test_approve_and_reject_stage_requests(client, app):
     assert f'action="/stage-requests/{request_id}/approve"' in page
     reply = client.post(f"/stage-requests/{request_id}/approve", form={"csrf": csrf(client), "comment": "ok"})
     assert reply.status == 200 and "approved by" in reply.text and "it is now done" in reply.text
-    assert db.sql("SELECT stage FROM indb.model_versions WHERE model = 'loans' AND version = 2").stage[0] == "staging"
+    assert (
+        db.sql("SELECT stage FROM indb.model_versions WHERE model = 'loans' AND version = 2").stage[0]
+        == "staging"
+    )
     other = db.request_promotion("loans", 1, "production", as_user="alice")
     reply = client.post(f"/stage-requests/{other}/reject", form={"csrf": csrf(client)})
     assert reply.status == 200 and "rejected" in reply.text
