@@ -932,6 +932,111 @@ def _add_ui(commands, common) -> None:
     serve.set_defaults(run=cmd_ui)
 
 
+# -- collaboration: owners, comments, descriptions and tags, search (issue 14.6) ----------------
+_KIND_HELP = "model, feature_set, monitor or job"
+_AS_USER_HELP = "who acts, on a single-user (DuckDB) database; PostgreSQL knows who logged in"
+
+
+def cmd_owner(args) -> None:
+    with indb.connect(args.db) as db:
+        if args.verb == "list":
+            _show(db.owners(args.kind, args.name), args)
+            return
+        if args.verb == "add":
+            added = db.add_owner(args.kind, args.name, args.owner, as_user=args.as_user)
+            done = "added" if added else "already an owner"
+        else:
+            db.remove_owner(args.kind, args.name, args.owner, as_user=args.as_user)
+            done = "removed"
+        owners = ", ".join(db.owners(args.kind, args.name).owner) or "none"
+    print(f"{args.kind} {args.name}: {args.owner} {done}; owners: {owners}")
+
+
+def cmd_comment(args) -> None:
+    with indb.connect(args.db) as db:
+        if args.text is None:
+            _show(db.comments(args.kind, args.name), args)
+            return
+        number = db.comment(args.kind, args.name, args.text, version=args.version, as_user=args.as_user)
+    print(f"comment {number} on {args.kind} {args.name}")
+
+
+def cmd_describe(args) -> None:
+    changes: dict = {}
+    if args.description is not None:
+        changes["description"] = args.description
+    tags: dict = {}
+    for item in args.tag:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise IndbError(f"--tag takes KEY=VALUE, got {item!r}")
+        tags[key] = value
+    tags.update({key: None for key in args.untag})
+    if tags or args.replace_tags:
+        changes["tags"] = tags
+    with indb.connect(args.db) as db:
+        if changes:
+            found = db.describe(args.kind, args.name, replace_tags=args.replace_tags, **changes)
+        else:
+            found = db.catalog_object(args.kind, args.name)
+    if args.json:
+        print(json.dumps(found, indent=2, default=str))
+        return
+    print(f"{found['object_kind']} {found['object_name']}")
+    print(f"  description: {found['description'] or ''}")
+    print(f"  tags: {json.dumps(found['tags'])}")
+    print(f"  owners: {found['owners'] or ''}")
+
+
+def cmd_search(args) -> None:
+    with indb.connect(args.db) as db:
+        found = db.search(args.text)
+    if not args.json:
+        found = found.assign(tags=[json.dumps(t) if t else "" for t in found.tags])
+    _show(found, args)
+
+
+def _add_collaboration(commands, listing, common) -> None:
+    owner = commands.add_parser("owner", help="owners (users, roles) of models, feature sets, monitors, jobs")
+    verbs = owner.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for verb, what in (("add", "make a user or role an owner"), ("remove", "remove an owner")):
+        change = verbs.add_parser(verb, parents=[common], help=what)
+        change.add_argument("kind", metavar="KIND", help=_KIND_HELP)
+        change.add_argument("name")
+        change.add_argument("owner")
+        change.add_argument("--as-user", default=None, help=_AS_USER_HELP)
+        change.set_defaults(run=cmd_owner)
+    shown = verbs.add_parser("list", parents=[listing], help="an object's owners")
+    shown.add_argument("kind", metavar="KIND", help=_KIND_HELP)
+    shown.add_argument("name")
+    shown.set_defaults(run=cmd_owner)
+
+    comment = commands.add_parser("comment", parents=[listing], help="comment on an object (no TEXT: list)")
+    comment.add_argument("kind", metavar="KIND", help=_KIND_HELP)
+    comment.add_argument("name")
+    comment.add_argument("text", nargs="?", default=None)
+    comment.add_argument("--version", type=int, default=None, help="one version of a model or feature set")
+    comment.add_argument("--as-user", default=None, help=_AS_USER_HELP)
+    comment.set_defaults(run=cmd_comment)
+
+    describe = commands.add_parser(
+        "describe", parents=[listing], help="show or set an object's description and tags"
+    )
+    describe.add_argument("kind", metavar="KIND", help=_KIND_HELP)
+    describe.add_argument("name")
+    describe.add_argument("--description", default=None)
+    describe.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE")
+    describe.add_argument("--untag", action="append", default=[], metavar="KEY", help="remove a tag")
+    describe.add_argument("--replace-tags", action="store_true", help="the --tag values replace all tags")
+    describe.set_defaults(run=cmd_describe)
+
+    search = commands.add_parser(
+        "search", parents=[listing], help="find objects by name, description, tags, owners, comments"
+    )
+    search.add_argument("text")
+    search.set_defaults(run=cmd_search)
+
+
 def build_parser() -> argparse.ArgumentParser:
     db_help = "database URL (default: $INDB_URL, else the DuckDB file ./indb.duckdb)"
     # --db works before or after the command; SUPPRESS keeps a sub-command from resetting it.
@@ -1219,6 +1324,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_retrain(commands, listing)
     _add_lineage(commands, listing)
     _add_stages(commands, listing, common)
+    _add_collaboration(commands, listing, common)
 
     _add_ui(commands, common)
 

@@ -27,6 +27,23 @@ def sql_dialect(name: str) -> str:
     return wanted
 
 
+
+def _on_backend(function):
+    """A ``Database`` method calling ``function(self.backend, ...)``: its name, docstring and
+    signature (less the backend) come from the function, so the two never drift apart."""
+    import functools
+    import inspect
+
+    @functools.wraps(function)
+    def method(self, *args, **kwargs):
+        return self._call(function, *args, **kwargs)
+
+    signature = inspect.signature(function)
+    parameters = list(signature.parameters.values())
+    itself = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    method.__signature__ = signature.replace(parameters=[itself, *parameters[1:]])
+    return method
+
 class Database:
     """A connection with indb's catalog: register models, deploy them, run SQL."""
 
@@ -989,3 +1006,18 @@ class Database:
         from indb.governance import stages
 
         return self._call(stages.require_stage, identifiers.table_name(table), stage)
+
+    # -- governance: collaboration (indb.governance.collaboration) ----------------------------
+    # Owners, comments, descriptions and tags on models, feature sets, monitors and jobs;
+    # search over them (indb.catalog_objects).
+    from indb.governance import collaboration as _collaboration
+
+    owners = _on_backend(_collaboration.owners)
+    add_owner = _on_backend(_collaboration.add_owner)
+    remove_owner = _on_backend(_collaboration.remove_owner)
+    comment = _on_backend(_collaboration.comment)
+    comments = _on_backend(_collaboration.comments)
+    describe = _on_backend(_collaboration.describe)
+    catalog_object = _on_backend(_collaboration.catalog_object)
+    search = _on_backend(_collaboration.search)
+    del _collaboration

@@ -414,6 +414,7 @@ class PostgresBackend(Backend):
         self.install_privileges()
         self.install_jobs()
         self.install_governance()
+        self.install_collaboration()
         server_python.install(self)  # job actions in Python, inside the server
 
     def install_privileges(self) -> None:
@@ -546,6 +547,32 @@ class PostgresBackend(Backend):
             for text in texts:
                 self.execute(text)
             self.execute(self.render("governance", "comment_decide", comment=self.literal(comment)))
+
+    def install_collaboration(self) -> None:
+        """sql/postgres/collaboration.sql: the functions that write owners and comments as
+        session_user (issue 14.6), installed when missing or changed, under the catalog lock;
+        the grants once indb's roles exist."""
+        names = [n for n, (_, native) in statements("collaboration", self.dialect).items() if native]
+        texts = [
+            statement("collaboration", n, self.dialect)
+            for n in names
+            if n.startswith(("create_", "revoke_", "comment_")) and n != "comment_change_owner"
+        ]
+        slots = self.existing_role_slots()
+        if slots is not None:
+            texts += [self.render("collaboration", n, **slots) for n in names if n.startswith("grant_")]
+        fingerprint = "indb collaboration " + hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+        comment = "Adds or removes an owner as session_user (indb.add_owner, remove_owner); " + fingerprint
+        query = statement("collaboration", "installed_collaboration", self.dialect)
+        if [r[0] for r in self.rows(query)] == [comment]:
+            return
+        with self.transaction():
+            self.lock_catalog()
+            if [r[0] for r in self.rows(query)] == [comment]:
+                return
+            for text in texts:
+                self.execute(text)
+            self.execute(self.render("collaboration", "comment_change_owner", comment=self.literal(comment)))
 
     def _ensure_runtime(self) -> None:
         self.has_plpython = bool(self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'"))
