@@ -227,29 +227,11 @@ FROM indb.job_runs WHERE job = $job ORDER BY id DESC LIMIT $limit;
 -- name: alert_of
 SELECT id, monitor, status FROM indb.alerts WHERE id = $id;
 
--- name: search_catalog
--- Every object kind with its description, tags and owners (indb.catalog_objects, migration 020).
-SELECT object_kind, object_name, description, CAST(tags AS VARCHAR) AS tags,
-       CAST(owners AS VARCHAR) AS owners
-FROM indb.catalog_objects
-WHERE lower(object_name) LIKE $pattern OR lower(coalesce(description, '')) LIKE $pattern
-   OR lower(coalesce(CAST(tags AS VARCHAR), '')) LIKE $pattern
-   OR lower(coalesce(CAST(owners AS VARCHAR), '')) LIKE $pattern
-ORDER BY object_kind, object_name LIMIT $limit;
-
--- name: search_names
--- Before migration 020: names and descriptions of models, deployments, monitors, feature sets
--- and jobs.
-SELECT object_kind, object_name, description FROM (
-    SELECT 'model' AS object_kind, name AS object_name, description FROM indb.models
-    UNION ALL SELECT 'deployment', table_name, model FROM indb.deployments
-    UNION ALL SELECT 'monitor', name, deployment FROM indb.monitors
-    UNION ALL SELECT DISTINCT 'feature_set', name, description FROM indb.feature_sets
-    UNION ALL SELECT 'job', name, comment FROM indb.jobs
-) AS objects
-WHERE lower(object_name) LIKE $pattern OR lower(coalesce(description, '')) LIKE $pattern
-ORDER BY object_kind, object_name LIMIT $limit;
-
--- name: has_catalog_objects
-SELECT count(*) FROM information_schema.tables
-WHERE table_schema = 'indb' AND table_name = 'catalog_objects';
+-- name: search_deployments
+-- Deployments by table or model (the other objects: collaboration.sql's search over
+-- indb.catalog_objects); strpos: % and _ are plain characters.
+SELECT 'deployment' AS object_kind, table_name AS object_name,
+       'serves ' || model || ' v' || CAST(version AS VARCHAR) AS description
+FROM indb.deployments
+WHERE strpos(lower(table_name), lower($text)) > 0 OR strpos(lower(model), lower($text)) > 0
+ORDER BY table_name LIMIT $limit;

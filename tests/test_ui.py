@@ -143,6 +143,8 @@ def build_catalog(db, *, small: bool = False) -> None:
     db.run_job("nightly")
     db.schedule("broken", "@daily", "sql", statement="SELECT * FROM no_such_table")
     db.run_job("broken")
+    db.add_owner("model", "loans", "credit_team")
+    db.comment("monitor", "loans_drift", "incomes jumped on March 3rd: a new partner bank")
     if small:
         return
     db.create_entity("customer", keys=["customer_id"])
@@ -242,7 +244,9 @@ PAGES = {
     "/feature-sets/profile": ["income: histogram", "Freshness", "last_event"],
     "/jobs": ["nightly", "broken", "no_such_table"],
     "/jobs/broken": ["Runs of broken", "failed"],
-    "/search?q=risk": ["risk_requests", "risk"],
+    "/search?q=risk": ["risk_requests", "risk_train"],
+    "/search?q=credit_team": ['href="/models/loans"'],
+    "/search?q=partner bank": ['href="/monitors/loans_drift"'],
 }
 
 

@@ -81,7 +81,6 @@ class UI:
             user=self.backend.user,
             database=self.backend.name,
             actions=self.actions,
-            search_available=search.available(self.backend),
             path=request.url.path,
             **context,
         )

@@ -63,11 +63,13 @@ def literal_sql(text: str, params: dict, dialect: str) -> str:
     return ";\n".join(tree.transform(substitute).sql(dialect=dialect, pretty=True) for tree in trees if tree)
 
 
-def run(backend: Backend, title: str, name: str, params: dict | None = None, **slots) -> Shown:
-    """Run ``sql/ui.sql``'s statement ``name``; a refusal by the database (the role may not
-    read the table) comes back as ``Shown.refused`` instead of an error."""
+def run(
+    backend: Backend, title: str, name: str, params: dict | None = None, *, file: str = "ui", **slots
+) -> Shown:
+    """Run the statement ``name`` of ``sql/<file>.sql``; a refusal by the database (the role
+    may not read the table) comes back as ``Shown.refused`` instead of an error."""
     params = dict(params or {})
-    text = backend.render("ui", name, **slots)
+    text = backend.render(file, name, **slots)
     shown = Shown(title, literal_sql(text, params, backend.dialect))
     try:
         shown.frame = backend.query(text, params)
