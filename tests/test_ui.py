@@ -138,12 +138,14 @@ def build_catalog(db, *, small: bool = False) -> None:
     db.create_monitor("loans_drift", "requests", reference=(DAYS[0], DAYS[2]), window="1 day")
     db.run_monitor("loans_drift")
     db.evaluate_challengers("requests")
-    db.request_promotion("loans", 2, "staging", "better on the shadow comparison", as_user="alice")
+    alice = None if db.backend.enforces_roles else "alice"  # PostgreSQL: whoever logged in
+    db.request_promotion("loans", 2, "staging", "better on the shadow comparison", as_user=alice)
     db.schedule("nightly", "@daily", "run_monitor", monitor="loans_drift")
     db.run_job("nightly")
     db.schedule("broken", "@daily", "sql", statement="SELECT * FROM no_such_table")
     db.run_job("broken")
-    db.add_owner("model", "loans", "credit_team")
+    owner = db.backend.user if db.backend.enforces_roles else "credit_team"  # PostgreSQL: a role
+    db.add_owner("model", "loans", owner)
     db.comment("monitor", "loans_drift", "incomes jumped on March 3rd: a new partner bank")
     if small:
         return
