@@ -151,15 +151,22 @@ WHERE r.monitor = $monitor AND r.metric = $metric AND r.model_version IS NULL
                     AND x.feature = r.feature AND x.metric = r.metric AND x.model_version IS NULL)
 ORDER BY r.feature, r.window_start LIMIT $limit;
 
+-- name: monitor_window_ids
+-- The request ids of one window ({rows}: the prediction table for scored_at, else the request
+-- table that holds the monitor's time column): the histograms below also filter on them, so
+-- the database reads only the window's part of each table (ids grow with time).
+SELECT min(id) AS low, max(id) AS high FROM {rows} WHERE {time} >= $start AND {time} < $end;
+
 -- name: monitor_histogram
 -- The reference's quantile bins against the rows of one window ({view}: the deployment's
--- scored view, {time}: the monitor's window time).
+-- scored view, {time}: the monitor's window time; low and high: its ids).
 WITH edges AS (
     SELECT bin, lower, lead(lower) OVER (ORDER BY bin) AS upper, n
     FROM indb.monitor_bins WHERE monitor = $monitor AND feature = $feature AND grid = 'psi'
 ), window_rows AS (
     SELECT CAST({column} AS DOUBLE) AS v FROM {view}
     WHERE {time} >= $start AND {time} < $end AND {column} IS NOT NULL
+      AND id BETWEEN $low AND $high
 )
 SELECT e.bin, e.lower, e.upper, e.n AS reference, count(w.v) AS current
 FROM edges AS e LEFT JOIN window_rows AS w ON w.v >= e.lower AND (e.upper IS NULL OR w.v < e.upper)
@@ -171,7 +178,9 @@ WITH reference AS (
     WHERE monitor = $monitor AND feature = $feature AND grid = 'category'
 ), current AS (
     SELECT CAST({column} AS VARCHAR) AS category, count(*) AS n FROM {view}
-    WHERE {time} >= $start AND {time} < $end AND {column} IS NOT NULL GROUP BY 1
+    WHERE {time} >= $start AND {time} < $end AND {column} IS NOT NULL
+      AND id BETWEEN $low AND $high
+    GROUP BY 1
 )
 SELECT coalesce(r.category, c.category) AS category, coalesce(r.n, 0) AS reference,
        coalesce(c.n, 0) AS current

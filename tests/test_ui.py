@@ -14,6 +14,7 @@ import asyncio
 import html
 import re
 import shutil
+import threading
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode, urlsplit
@@ -88,7 +89,20 @@ class Client:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
-        asyncio.run(self.app(scope, receive, send))
+        # A thread of its own: Playwright's sync API keeps an event loop running in this one.
+        failure = []
+
+        def call():
+            try:
+                asyncio.run(self.app(scope, receive, send))
+            except BaseException as e:  # noqa: BLE001 - re-raised in the test's thread
+                failure.append(e)
+
+        worker = threading.Thread(target=call)
+        worker.start()
+        worker.join()
+        if failure:
+            raise failure[0]
         headers = [(k.decode().lower(), v.decode()) for k, v in start.get("headers", [])]
         for name, value in headers:
             if name == "set-cookie":
@@ -339,6 +353,10 @@ def test_token_is_needed_on_every_request(ui_url):
         assert first.status == 303 and first.header("location") == ["/monitors/loans_drift?metric=js"]
         assert any("HttpOnly" in c and "SameSite=strict" in c for c in first.header("set-cookie"))
         assert browser.get("/monitors/loans_drift?metric=js").status == 200
+        assert "s3cret-token" not in browser.cookies["indb_ui_token"]  # a digest, not the token
+        forged = Client(app)
+        forged.cookies["indb_ui_token"] = "s3cret-token"
+        assert forged.get("/").status == 401
     finally:
         app.state.ui.db.close()
 
@@ -470,7 +488,9 @@ def test_postgres_reader_sees_overview_and_monitor_and_may_not_act(pg_catalog):
             drift = tables(monitor.text)["drift"]
             rerun = db.sql(shown_sql(monitor.text, "psi per column and window"))
             assert np.allclose([float(v) for v in drift.value], rerun.value.to_numpy(float), rtol=1e-5)
-            assert client.get("/deployments/requests").status == 200
+            for path in ("/deployments/requests", "/models/loans", "/jobs", "/monitors", "/feature-sets"):
+                assert client.get(path).status == 200, path
+            assert "loans_drift" in client.get("/search?q=partner").text
             reply = client.post(f"/alerts/{alert}/acknowledge", form={"csrf": csrf(client)})
             assert reply.status == 403 and "refused" in reply.text and name in reply.text
             reply = client.post("/jobs/nightly/run", form={"csrf": csrf(client)})
@@ -478,3 +498,15 @@ def test_postgres_reader_sees_overview_and_monitor_and_may_not_act(pg_catalog):
         finally:
             app.state.ui.db.close()
     assert db.sql("SELECT status FROM indb.alerts WHERE id = $id", {"id": alert}).status[0] == "open"
+
+
+def test_model_card_link_only_where_cards_exist(client):
+    page = client.get("/models/loans").text
+    card = client.get("/models/loans/card")
+    if hasattr(indb.Database, "model_card"):  # the model card work (indb models doc) is here
+        assert 'href="/models/loans/card"' in page
+        assert card.status == 200 and "loans" in card.text
+        assert "'unsafe-inline'" in card.header("content-security-policy")[0]
+        assert "script" not in card.header("content-security-policy")[0]
+    else:
+        assert "/card" not in page and card.status == 404

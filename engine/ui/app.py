@@ -36,6 +36,7 @@ ICON = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
     'fill="#1f77b4"/><path d="M4 12V4h2v8zm4 0V7h2v5zm4 0V9h-2" fill="#fff"/></svg>'
 )
+CARD_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 HEADERS = {
     # Pages hold no scripts: the policy refuses any, and every other origin.
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
@@ -43,6 +44,12 @@ HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+
+
+def cookie_value(token: str) -> str:
+    """What the token cookie holds: a digest of the token (cookie-safe characters; the token
+    itself never sits in the browser's cookie store)."""
+    return hmac.new(token.encode(), b"indb ui session", "sha256").hexdigest()
 
 
 def same(a: str | None, b: str | None) -> bool:
@@ -127,17 +134,19 @@ def create_app(url: str, token: str | None = None, *, root_path: str = "", actio
         return await page(request, pages.model, request.path_params["name"])
 
     async def card(request: Request) -> Response:
-        from indb.governance import card as cards
+        if not hasattr(ui.db, "model_card"):
+            return ui.render(request, "message.html", 404, title="Not found", message="no model cards here")
 
         def work():
             with ui.lock:
-                return cards.model_card(ui.backend, request.path_params["name"])
+                return ui.db.model_card(request.path_params["name"])
 
         try:
             text = await run_in_threadpool(work)
         except (NotFoundError, InvalidNameError) as e:
             return ui.render(request, "message.html", 404, title="Not found", message=str(e))
-        return HTMLResponse(text)
+        # The card is a self-contained page with its own inline style (and still no script).
+        return HTMLResponse(text, headers={"Content-Security-Policy": CARD_POLICY})
 
     async def deployment(request: Request) -> Response:
         days = _int(request.query_params.get("days"), 14, 1, 366)
@@ -307,11 +316,13 @@ class Gate:
                 rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
                 target = self.ui.root_path + request.url.path + ("?" + urlencode(rest) if rest else "")
                 response = RedirectResponse(target, status_code=303)
-                response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict", path=cookie_path)
+                response.set_cookie(
+                    TOKEN_COOKIE, cookie_value(token), httponly=True, samesite="strict", path=cookie_path
+                )
                 return await response(scope, receive, send)
             header = request.headers.get("authorization", "")
             bearer = header[7:] if header.lower().startswith("bearer ") else None
-            if not (same(bearer, token) or same(request.cookies.get(TOKEN_COOKIE), token)):
+            if not (same(bearer, token) or same(request.cookies.get(TOKEN_COOKIE), cookie_value(token))):
                 return await _deny(scope, receive, send)
         csrf = request.cookies.get(CSRF_COOKIE)
         fresh = csrf is None or len(csrf) < 32
@@ -322,7 +333,12 @@ class Gate:
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers += [(k.lower().encode(), v.encode()) for k, v in HEADERS.items()]
+                present = {k.lower() for k, _ in headers}
+                headers += [
+                    (k.lower().encode(), v.encode())
+                    for k, v in HEADERS.items()
+                    if k.lower().encode() not in present
+                ]
                 if fresh:
                     value = f"{CSRF_COOKIE}={csrf}; Path={cookie_path}; HttpOnly; SameSite=Strict"
                     headers.append((b"set-cookie", value.encode()))

@@ -66,11 +66,10 @@ def model(backend: Backend, name: str) -> Page:
 
 
 def _card_available() -> bool:
-    try:
-        from indb.governance import card  # noqa: F401 - built by the model card work
-    except ImportError:
-        return False
-    return hasattr(card, "model_card")
+    """Whether this indb has model cards (``indb models doc``, ``db.model_card``)."""
+    from indb.database import Database
+
+    return hasattr(Database, "model_card")
 
 
 def deployment(backend: Backend, table: str, days: int = 14) -> Page:
@@ -207,6 +206,19 @@ def _histograms(backend: Backend, page: Page, spec, features: pd.DataFrame, drif
     )
     kinds = dict(zip(features.feature, features.kind, strict=True))
     time = spec.time_column if isinstance(spec.time_column, str) and spec.time_column else "scored_at"
+    window = {"start": latest.to_pydatetime(), "end": end.to_pydatetime()}
+    holder = f"{spec.deployment}_predictions" if time == "scored_at" else spec.deployment
+    ids = run(
+        backend,
+        "Window ids",
+        "monitor_window_ids",
+        window,
+        rows=backend.quote(spec.schema_name, holder),
+        time=backend.quote(time),
+    )
+    if ids.refused or ids.empty or pd.isna(ids.frame.low.iloc[0]):
+        return []
+    window.update(low=int(ids.frame.low.iloc[0]), high=int(ids.frame.high.iloc[0]))
     shown = []
     for feature in [f for f in ranked.feature if f in kinds][:3]:
         slots = {
@@ -214,12 +226,7 @@ def _histograms(backend: Backend, page: Page, spec, features: pd.DataFrame, drif
             "column": backend.quote(feature),
             "time": backend.quote(time),
         }
-        params = {
-            "monitor": spec["name"],
-            "feature": feature,
-            "start": latest.to_pydatetime(),
-            "end": end.to_pydatetime(),
-        }
+        params = {"monitor": spec["name"], "feature": feature, **window}
         statement = "monitor_categories" if kinds[feature] == "categorical" else "monitor_histogram"
         result = page.add(
             f"histogram_{feature}",
