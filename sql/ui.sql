@@ -2,6 +2,12 @@
 -- tables over a bounded time range: never a whole prediction table, every list with a LIMIT.
 -- Each statement is also shown on its page ("show SQL") with its values as literals.
 
+-- name: overview_counts
+SELECT (SELECT count(*) FROM indb.models) AS models,
+       (SELECT count(*) FROM indb.deployments) AS deployments,
+       (SELECT count(*) FROM indb.alerts WHERE status <> 'resolved') AS open_alerts,
+       (SELECT count(*) FROM indb.job_status WHERE last_status IN ('failed', 'timed_out')) AS failing_jobs;
+
 -- name: overview_models
 SELECT name, versions, latest_version, production_version, task, description
 FROM indb.model_summary ORDER BY name LIMIT $limit;

@@ -304,6 +304,14 @@ def test_show_sql_returns_the_numbers_the_page_shows(client, ui_url, app):
     assert income.value.iloc[-1] > income.threshold.iloc[-1] > income.value.iloc[0]  # the shift
 
     page = client.get("/").text
+    counts = db.sql(shown_sql(page, "At a glance")).iloc[0]
+    for label, column in (
+        ("models", "models"),
+        ("open alerts", "open_alerts"),
+        ("failing jobs", "failing_jobs"),
+    ):
+        assert f"<strong>{int(counts[column])}</strong> {label}" in page
+    assert int(counts.models) == 2 and int(counts.failing_jobs) == 1
     alerts = tables(page)["alerts"]
     rerun = db.sql(shown_sql(page, "Open alerts"))
     assert sorted(int(v) for v in alerts.id) == sorted(rerun.id.astype(int))

@@ -89,6 +89,7 @@ class UI:
             database=self.backend.name,
             actions=self.actions,
             path=request.url.path,
+            limit=pages.LIMIT,
             **context,
         )
         return HTMLResponse(body, status_code=status)

@@ -39,6 +39,7 @@ class Page:
 def overview(backend: Backend) -> Page:
     page = Page("Overview", "overview.html")
     p = {"limit": LIMIT}
+    page.add("counts", run(backend, "At a glance", "overview_counts"))
     page.add("models", run(backend, "Models", "overview_models", p))
     page.add("deployments", run(backend, "Deployments", "overview_deployments", p))
     page.add("alerts", run(backend, "Open alerts", "overview_alerts", p))
