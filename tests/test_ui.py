@@ -14,6 +14,7 @@ import asyncio
 import html
 import re
 import shutil
+import socket
 import threading
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -163,6 +164,11 @@ def build_catalog(db, *, small: bool = False) -> None:
     db.comment("monitor", "loans_drift", "incomes jumped on March 3rd: a new partner bank")
     if small:
         return
+    from sklearn.linear_model import LinearRegression
+
+    db.register_model("loss", LinearRegression().fit(loans[NUMERIC], loans.loss), sample=loans[NUMERIC])
+    db.deploy("loss", table="losses")
+    load(db, loan_frame(50, seed=20)[NUMERIC], DAYS[0], table="losses")
     db.create_entity("customer", keys=["customer_id"])
     db.create_feature_set("profile", "customer", source=profile(), event_time="ts", description="who applies")
     empty = pd.DataFrame(
@@ -253,6 +259,7 @@ PAGES = {
     "/models/risk": ["Leaderboard", "risk_train", "trained_on", "built_from"],
     "/deployments/requests": ["Predictions per hour", "<svg", "Champion against challengers", "young"],
     "/deployments/risk_requests": ["Predictions per hour", "<svg"],
+    "/deployments/losses": ["Predicted value per day", "prediction per day", "<svg"],
     "/monitors": ["loans_drift"],
     "/monitors/loans_drift": ["income: psi", "threshold", "reference against the window", "<svg"],
     "/monitors/loans_drift?metric=wasserstein": ["income: wasserstein"],
@@ -311,7 +318,7 @@ def test_show_sql_returns_the_numbers_the_page_shows(client, ui_url, app):
         ("failing jobs", "failing_jobs"),
     ):
         assert f"<strong>{int(counts[column])}</strong> {label}" in page
-    assert int(counts.models) == 2 and int(counts.failing_jobs) == 1
+    assert int(counts.models) == 3 and int(counts.failing_jobs) == 1
     alerts = tables(page)["alerts"]
     rerun = db.sql(shown_sql(page, "Open alerts"))
     assert sorted(int(v) for v in alerts.id) == sorted(rerun.id.astype(int))
@@ -484,6 +491,7 @@ def test_postgres_reader_sees_overview_and_monitor_and_may_not_act(pg_catalog):
 
     db = pg_catalog
     alert = int(db.sql("SELECT min(id) AS id FROM indb.alerts WHERE status = 'open'").id[0])
+    (request_id,) = db.sql("SELECT id FROM indb.stage_requests WHERE status = 'open'").id.astype(int)
     with login_role(db, "indb_reader") as (name, url):
         app = create_app(url)
         try:
@@ -503,9 +511,15 @@ def test_postgres_reader_sees_overview_and_monitor_and_may_not_act(pg_catalog):
             assert reply.status == 403 and "refused" in reply.text and name in reply.text
             reply = client.post("/jobs/nightly/run", form={"csrf": csrf(client)})
             assert reply.status == 403 and "refused" in reply.text
+            reply = client.post(f"/stage-requests/{request_id}/approve", form={"csrf": csrf(client)})
+            assert reply.status == 403 and "refused" in reply.text
         finally:
             app.state.ui.db.close()
     assert db.sql("SELECT status FROM indb.alerts WHERE id = $id", {"id": alert}).status[0] == "open"
+    assert (
+        db.sql("SELECT status FROM indb.stage_requests WHERE id = $id", {"id": request_id}).status[0]
+        == "open"
+    )
 
 
 def test_model_card_link_only_where_cards_exist(client):
@@ -518,3 +532,46 @@ def test_model_card_link_only_where_cards_exist(client):
         assert "script" not in card.header("content-security-policy")[0]
     else:
         assert "/card" not in page and card.status == 404
+
+
+def test_indb_ui_command_serves_the_pages(ui_url):
+    """``indb ui`` as a process: it listens on loopback and serves the overview."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [
+        sys.executable,
+        "-m",
+        "indb.cli",
+        "ui",
+        "--db",
+        ui_url,
+        "--port",
+        str(port),
+        "--token",
+        "t0ken",
+    ]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, body = time.monotonic() + 60, None
+        while body is None and time.monotonic() < deadline and process.poll() is None:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/", headers={"Authorization": "Bearer t0ken"}
+                )
+                body = urllib.request.urlopen(request, timeout=5).read().decode()
+            except OSError:
+                time.sleep(0.2)
+        assert body is not None and "loans_drift" in body, (
+            process.stderr.read() if process.poll() else "timeout"
+        )
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5)
+    finally:
+        process.terminate()
+        process.wait(20)
