@@ -256,7 +256,14 @@ def csrf(client: Client, page: str = "/") -> str:
 PAGES = {
     "/": ["loans", "requests", "broken", "loans_drift"],
     "/models/loans": ["Versions", "staging", "alice", "register_model"],
-    "/models/risk": ["Leaderboard", "risk_train", "trained_on", "built_from"],
+    "/models/risk": [
+        "Leaderboard",
+        "risk_train",
+        "trained_on",
+        "built_from",
+        "Lineage graph",
+        "feature set profile v1",
+    ],
     "/deployments/requests": ["Predictions per hour", "<svg", "Champion against challengers", "young"],
     "/deployments/risk_requests": ["Predictions per hour", "<svg"],
     "/deployments/losses": ["Predicted value per day", "prediction per day", "<svg"],

@@ -30,7 +30,7 @@ PAGES = {
     "jobs": "/jobs",
     "search": "/search?q=loans",
 }
-CHARTS = {"deployment": 3, "monitor": 5, "feature_set": 2}  # at least this many SVG charts
+CHARTS = {"deployment": 3, "monitor": 5, "feature_set": 2, "model_lineage": 1}  # at least as many SVGs
 
 
 @contextmanager
@@ -89,8 +89,9 @@ def test_every_page_loads_clean_with_its_charts(page, site):
         assert page.problems == [], (name, page.problems)
         charts = page.locator("figure.chart svg")
         assert charts.count() >= CHARTS.get(name, 0), name
-        if name in CHARTS:  # data points: circles (lines) or rects (bars), each with its value
-            assert page.locator("figure.chart svg circle title, figure.chart svg rect title").count() > 5
+        if name in CHARTS:  # data points (circles, bars) or graph nodes, each with its <title>
+            marks = "figure.chart svg circle title, figure.chart svg rect title, figure.chart svg g title"
+            assert page.locator(marks).count() > 5, name
         save_screenshot(page, f"ui_{name}")
 
 

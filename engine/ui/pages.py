@@ -58,12 +58,29 @@ def model(backend: Backend, name: str) -> Page:
     page.add("aliases", run(backend, "Aliases", "model_aliases", {"model": name}))
     page.add("deployments", run(backend, "Deployments", "model_deployments", {"model": name}))
     page.add("leaderboard", run(backend, "Leaderboard", "model_leaderboard", p))
-    page.add("lineage", run(backend, "Lineage", "model_lineage", p))
+    lineage = page.add("lineage", run(backend, "Lineage", "model_lineage", p))
+    page.charts = {"lineage": []}
+    if not lineage.empty:
+        page.charts["lineage"].append(charts.lineage_graph(f"lineage of {name}", _edges(lineage.frame)))
     page.add("requests", run(backend, "Stage requests", "model_stage_requests", p))
     audit = {"model": name, "versions": f"{name} v%", "limit": 50}
     page.add("audit", run(backend, "Audit trail", "model_audit", audit))
     page.extra["card"] = _card_available()
     return page
+
+
+def _edges(frame: pd.DataFrame) -> list[tuple[tuple, str, tuple]]:
+    def version(value):
+        return None if pd.isna(value) else int(value)
+
+    return [
+        (
+            (e.from_kind, str(e.from_name), version(e.from_version)),
+            e.relation,
+            (e.to_kind, str(e.to_name), version(e.to_version)),
+        )
+        for e in frame.itertuples()
+    ]
 
 
 def _card_available() -> bool:
