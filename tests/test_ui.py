@@ -291,6 +291,12 @@ def test_every_page_renders_its_data(client):
         assert "<script" not in reply.text  # nothing needs JavaScript
 
 
+def test_catalog_text_is_escaped(client, app):
+    app.state.ui.db.set_description("loans", '<script>alert("x")</script>')
+    page = client.get("/").text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page and "<script>" not in page
+
+
 def test_unknown_objects_are_404_with_a_message(client):
     for path in ("/models/nope", "/deployments/nope", "/monitors/nope", "/feature-sets/nope"):
         reply = client.get(path)
@@ -514,6 +520,13 @@ def test_postgres_reader_sees_overview_and_monitor_and_may_not_act(pg_catalog):
             for path in ("/deployments/requests", "/models/loans", "/jobs", "/monitors", "/feature-sets"):
                 assert client.get(path).status == 200, path
             assert "loans_drift" in client.get("/search?q=partner").text
+            # A table the role may not read: the page says so where that table's numbers were.
+            db.sql("REVOKE SELECT ON requests_predictions FROM indb_reader")
+            page = client.get("/deployments/requests")
+            assert page.status == 200 and "permission denied for table requests_predictions" in page.text
+            assert (
+                '<p class="refused" role="note">Predictions: database user' in page.text and name in page.text
+            )
             reply = client.post(f"/alerts/{alert}/acknowledge", form={"csrf": csrf(client)})
             assert reply.status == 403 and "refused" in reply.text and name in reply.text
             reply = client.post("/jobs/nightly/run", form={"csrf": csrf(client)})

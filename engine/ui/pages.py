@@ -151,6 +151,7 @@ def deployment(backend: Backend, table: str, days: int = 14) -> Page:
                 page.charts["predictions"].append(charts.line_chart("prediction per day", lines))
     else:
         page.extra["no_predictions"] = latest.refused or "no predictions yet"
+        page.extra["predictions_refused"] = latest.refused is not None
     p = {"deployment": table, "limit": LIMIT}
     page.add("comparison", run(backend, "Champion against challengers", "deployment_comparison", p))
     page.add("humility", run(backend, "Humility events", "deployment_humility", p))

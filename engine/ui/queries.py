@@ -76,7 +76,7 @@ def run(
     except Exception as e:  # noqa: BLE001 - translated below; anything else is re-raised
         error = backend.translate(e)
         if isinstance(error, PermissionDeniedError):
-            shown.refused = f"database user {backend.user!r} may not read this: {_first_line(error)}"
+            shown.refused = _first_line(error)  # names the user, the table and what to grant
         elif isinstance(error, DatabaseError) and "does not exist" in str(error):
             shown.refused = f"not there (yet): {_first_line(error)}"
         else:
