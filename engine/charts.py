@@ -138,3 +138,86 @@ def bar_chart(
             )
     parts.append("</svg>")
     return "".join(parts)
+
+
+# -- indb ui ----------------------------------------------------------------------------------
+def histogram(title: str, labels: list[str], counts: list[float]) -> str:
+    """One bar per bin or category (its count in the bar's <title>); colours come from CSS
+    (``currentColor`` by default), so a page's light or dark theme applies."""
+    n = max(len(labels), 1)
+    slot = (WIDTH - 2 * PAD) / n
+    top = max([float(c) for c in counts], default=0.0) or 1.0
+    parts = [
+        f'<svg width="{WIDTH}" height="{HEIGHT}" role="img" class="histogram">'
+        f"<title>{html.escape(title)}</title>",
+        f'<text x="{PAD}" y="16" font-weight="bold">{html.escape(title)}</text>',
+        f'<line x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - PAD}" y2="{HEIGHT - PAD}" stroke="#999"/>',
+        f'<text x="2" y="{PAD}" font-size="10">{top:.4g}</text>',
+    ]
+    for i, (label, count) in enumerate(zip(labels, counts, strict=True)):
+        h = (HEIGHT - 2 * PAD) * float(count) / top
+        x0 = PAD + i * slot
+        parts.append(
+            f'<rect x="{x0 + slot * 0.1:.1f}" y="{HEIGHT - PAD - h:.1f}" width="{slot * 0.8:.1f}" '
+            f'height="{h:.1f}" fill="currentColor" fill-opacity="0.6"><title>{html.escape(label)}: '
+            f"{float(count):.6g}</title></rect>"
+        )
+        if n <= 12 or i % max(n // 6, 1) == 0:
+            parts.append(
+                f'<text x="{x0 + slot / 2:.1f}" y="{HEIGHT - PAD + 12}" font-size="9" '
+                f'text-anchor="middle">{html.escape(label)}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+LINEAGE_COLUMNS = {
+    "deployment": 0,
+    "model": 1,
+    "training_run": 2,
+    "training_set": 3,
+    "feature_set": 4,
+    "spine": 4,
+    "source": 5,
+}
+
+
+def lineage_graph(title: str, edges: list[tuple[tuple, str, tuple]]) -> str:
+    """Boxes for (kind, name, version) nodes in columns by kind (deployment, model, training
+    run, training set, feature set or spine, source) and a line per (from, relation, to) edge,
+    its relation in the line's <title>."""
+    nodes: dict[tuple, tuple[float, float]] = {}
+    rows = [0] * (max(LINEAGE_COLUMNS.values()) + 1)
+    box_w, box_h, gap_x, gap_y, top = 150, 26, 30, 10, 28
+    for start, _, end in edges:
+        for node in (start, end):
+            if node not in nodes:
+                column = LINEAGE_COLUMNS.get(node[0], len(rows) - 1)
+                nodes[node] = (8 + column * (box_w + gap_x), top + rows[column] * (box_h + gap_y))
+                rows[column] += 1
+    if not nodes:
+        return ""
+    width = 8 + len(rows) * (box_w + gap_x)
+    height = top + max(rows) * (box_h + gap_y) + 8
+    parts = [
+        f'<svg width="{width}" height="{height}" role="img" class="lineage">'
+        f"<title>{html.escape(title)}</title>",
+        f'<text x="8" y="16" font-weight="bold">{html.escape(title)}</text>',
+    ]
+    for start, relation, end in edges:
+        (x1, y1), (x2, y2) = nodes[start], nodes[end]
+        ax, bx = (x1 + box_w, x2) if x2 > x1 else (x1, x2 + box_w) if x2 < x1 else (x1 + box_w, x2 + box_w)
+        parts.append(
+            f'<line x1="{ax:.0f}" y1="{y1 + box_h / 2:.0f}" x2="{bx:.0f}" y2="{y2 + box_h / 2:.0f}" '
+            f'stroke="#999" stroke-width="1.5"><title>{html.escape(relation)}</title></line>'
+        )
+    for (kind, name, version), (x, y) in nodes.items():
+        label = f"{kind.replace('_', ' ')} {name}" + ("" if version is None else f" v{version}")
+        shown = label if len(label) <= 24 else label[:23] + "…"
+        parts.append(
+            f'<g><title>{html.escape(label)}</title><rect x="{x}" y="{y}" width="{box_w}" height="{box_h}" '
+            f'rx="4" fill="none" stroke="currentColor"/><text x="{x + 6}" y="{y + 17}" font-size="11">'
+            f"{html.escape(shown)}</text></g>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)

@@ -1009,6 +1009,41 @@ def _add_stages(commands, listing, common) -> None:
         decide.set_defaults(run=cmd_stages_decide)
 
 
+# -- indb ui (issue 16) -------------------------------------------------------------------------
+def cmd_ui(args) -> int:
+    """Serve the dashboard until interrupted; refused beyond loopback without a token."""
+    from indb import ui
+
+    token = args.token or os.environ.get("INDB_UI_TOKEN") or None
+    ui.check_binding(args.host, token)
+    where = f"http://{args.host}:{args.port}{args.root_path.rstrip('/')}/"
+    print(f"indb ui: serving {args.db or _default_url()} on {where}", file=sys.stderr, flush=True)
+    ui.serve(
+        args.db or _default_url(),
+        host=args.host,
+        port=args.port,
+        token=token,
+        root_path=args.root_path,
+        actions=not args.read_only,
+    )
+    return 0
+
+
+def _add_ui(commands, common) -> None:
+    serve = commands.add_parser("ui", parents=[common], help="a web dashboard over the catalog")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    serve.add_argument(
+        "--token",
+        default=None,
+        help="every request must carry it (default $INDB_UI_TOKEN); required beyond loopback",
+    )
+    serve.add_argument(
+        "--root-path", default="", metavar="PREFIX", help="path prefix a reverse proxy serves it under"
+    )
+    serve.add_argument("--read-only", action="store_true", help="no actions (alerts, jobs, approvals)")
+    serve.set_defaults(run=cmd_ui)
+
 
 # -- collaboration: owners, comments, descriptions and tags, search (issue 14.6) ----------------
 _KIND_HELP = "model, feature_set, monitor or job"
@@ -1113,6 +1148,7 @@ def _add_collaboration(commands, listing, common) -> None:
     )
     search.add_argument("text")
     search.set_defaults(run=cmd_search)
+
 
 def build_parser() -> argparse.ArgumentParser:
     db_help = "database URL (default: $INDB_URL, else the DuckDB file ./indb.duckdb)"
@@ -1410,6 +1446,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_lineage(commands, listing)
     _add_stages(commands, listing, common)
     _add_collaboration(commands, listing, common)
+
+    _add_ui(commands, common)
 
     sql = commands.add_parser("sql", parents=[listing], help="run one SQL statement")
     sql.add_argument("query")
