@@ -542,16 +542,14 @@ def test_postgres_reader_sees_overview_and_monitor_and_may_not_act(pg_catalog):
     )
 
 
-def test_model_card_link_only_where_cards_exist(client):
+def test_model_page_links_its_model_card(client):
     page = client.get("/models/loans").text
     card = client.get("/models/loans/card")
-    if hasattr(indb.Database, "model_card"):  # the model card work (indb models doc) is here
-        assert 'href="/models/loans/card"' in page
-        assert card.status == 200 and "loans" in card.text
-        assert "'unsafe-inline'" in card.header("content-security-policy")[0]
-        assert "script" not in card.header("content-security-policy")[0]
-    else:
-        assert "/card" not in page and card.status == 404
+    assert 'href="/models/loans/card"' in page
+    assert card.status == 200 and "loans" in card.text
+    assert "'unsafe-inline'" in card.header("content-security-policy")[0]
+    assert "script" not in card.header("content-security-policy")[0]
+    assert client.get("/models/nothing_here/card").status == 404
 
 
 def test_indb_ui_command_serves_the_pages(ui_url):

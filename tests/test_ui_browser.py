@@ -29,6 +29,7 @@ PAGES = {
     "feature_set": "/feature-sets/profile",
     "jobs": "/jobs",
     "search": "/search?q=loans",
+    "model_card": "/models/loans/card",
 }
 CHARTS = {"deployment": 3, "monitor": 5, "feature_set": 2, "model_lineage": 1}  # at least as many SVGs
 

@@ -135,9 +135,6 @@ def create_app(url: str, token: str | None = None, *, root_path: str = "", actio
         return await page(request, pages.model, request.path_params["name"])
 
     async def card(request: Request) -> Response:
-        if not hasattr(ui.db, "model_card"):
-            return ui.render(request, "message.html", 404, title="Not found", message="no model cards here")
-
         def work():
             with ui.lock:
                 return ui.db.model_card(request.path_params["name"])

@@ -65,7 +65,6 @@ def model(backend: Backend, name: str) -> Page:
     page.add("requests", run(backend, "Stage requests", "model_stage_requests", p))
     audit = {"model": name, "versions": f"{name} v%", "limit": 50}
     page.add("audit", run(backend, "Audit trail", "model_audit", audit))
-    page.extra["card"] = _card_available()
     return page
 
 
@@ -81,13 +80,6 @@ def _edges(frame: pd.DataFrame) -> list[tuple[tuple, str, tuple]]:
         )
         for e in frame.itertuples()
     ]
-
-
-def _card_available() -> bool:
-    """Whether this indb has model cards (``indb models doc``, ``db.model_card``)."""
-    from indb.database import Database
-
-    return hasattr(Database, "model_card")
 
 
 def deployment(backend: Backend, table: str, days: int = 14) -> Page:
