@@ -32,22 +32,11 @@ import pandas as pd
 from indb import audit, charts, registry
 from indb.backends.base import Backend
 from indb.errors import IndbError
+from indb.monitoring import fairness, importance, report
 from indb.sql import statement
 
 FIELDS = ("purpose", "intended_use", "limitations", "ethical_considerations")
 FORMATS = ("html", "md")
-DRIFT_METRIC = {"numeric": "wasserstein", "categorical": "js"}  # as the monitor report draws
-QUALITY = {"classification": "accuracy", "regression": "rmse"}
-# Result metrics of indb.monitoring.importance and indb.monitoring.fairness the card shows.
-FEATURE_IMPORTANCE = ("importance", "importance_share", "importance_rank", "importance_share_change")
-GROUP_METRICS = (
-    "group_rows",
-    "group_labeled_rows",
-    "group_selection_rate",
-    "group_true_positive_rate",
-    "group_false_positive_rate",
-    "group_precision",
-)
 
 
 class CardError(IndbError, ValueError):
@@ -346,7 +335,7 @@ def _monitoring(backend: Backend, info: dict) -> Section:
     if monitors.empty:
         section.blocks.append(Block("note", text="No monitor watches its deployments."))
         return section
-    quality_metric = QUALITY.get(mv.task, "accuracy")
+    quality_metric = report.QUALITY.get(mv.task, "accuracy")
     info["charts"] = []
     for monitor in monitors.name:
         results = _query(backend, "monitor_results", monitor=monitor, version=mv.version)
@@ -356,7 +345,7 @@ def _monitoring(backend: Backend, info: dict) -> Section:
             continue
         drift = results[results.model_version.isna()]
         for feature, kind in kinds.items():
-            metric = DRIFT_METRIC.get(kind, "psi")
+            metric = report.CHART_METRIC.get(kind, "psi")
             rows = drift[(drift.feature == feature) & (drift.metric == metric)]
             if not rows.empty:
                 section.blocks.append(_chart(info, f"{monitor}: {feature} {metric}", rows, metric))
@@ -413,7 +402,7 @@ def _importance(backend: Backend, info: dict) -> Section:
             continue
         latest = _latest(per_feature).pivot_table(index="feature", columns="metric", values="value")
         latest = latest.reset_index().sort_values("importance", ascending=False)
-        columns = [c for c in ("feature", *FEATURE_IMPORTANCE) if c in latest]
+        columns = [c for c in ("feature", *importance.FEATURE_METRICS) if c in latest]
         start = fmt(per_feature.window_start.max())
         section.blocks.append(_table(latest, columns, f"{monitor}: importance in the window from {start}"))
         shares = per_feature[per_feature.metric == "importance_share"]
@@ -465,7 +454,7 @@ def _fairness(backend: Backend, info: dict) -> Section:
             if not groups.empty:
                 groups["group"] = groups.category.fillna("(missing)")
                 table = groups.pivot_table(index="group", columns="metric", values="value").reset_index()
-                columns = ["group", *[m for m in GROUP_METRICS if m in table]]
+                columns = ["group", *[m for m in fairness.GROUP_METRICS if m in table]]
                 section.blocks.append(_table(table, columns, f"{monitor}: {attribute} per group"))
             ratio = summary[summary.metric == "demographic_parity_ratio"]
             if not ratio.empty:
