@@ -249,6 +249,7 @@ class Database:
         mode: str = "bulk",
         dry_run: bool = False,
         features_from: str | list[str] | None = None,
+        explain: bool | None = None,
     ) -> Deployment:
         """Score every insert into ``table`` with a model version.
 
@@ -258,6 +259,8 @@ class Database:
         ``features_from`` (a feature set, ``"set@2"``, or a list): model inputs named like its
         features are looked up in the latest stored values by entity key, so the request table
         holds the keys and the other inputs only; each prediction row records the values used.
+        ``explain=True`` also writes ``<table>_explanations`` (see :meth:`explain`); None keeps
+        what the deployment does.
         """
         return self._call(
             deployments.deploy,
@@ -268,6 +271,7 @@ class Database:
             mode=mode,
             dry_run=dry_run,
             features_from=features_from,
+            explain=explain,
         )
 
     def undeploy(self, table: str, *, drop_tables: bool = False) -> list[str]:
@@ -989,3 +993,13 @@ class Database:
         from indb.governance import stages
 
         return self._call(stages.require_stage, identifiers.table_name(table), stage)
+
+    # -- explanations (issue 15.1, 15.4) ----------------------------------------------------------
+    def explain(self, model: str, rows: Any, version: int | str | None = None) -> pd.DataFrame:
+        """Contributions of each input column to the raw output of ``model`` (a version number,
+        alias, or the default) for ``rows`` (a DataFrame, a dict for one row, or a list of
+        dicts): one row per (row, feature), largest |contribution| first, with ``base`` and
+        ``output`` (base + the row's contributions); ``attrs`` say what the output is."""
+        from indb import explanations
+
+        return self._call(explanations.explain, model, rows, version)

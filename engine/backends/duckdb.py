@@ -414,6 +414,7 @@ class DuckDBBackend(Backend):
         q = self.quote
         body = self._score_rows(target, Quoted("new_rows"), target.arms())
         trigger = self.trigger_sql(f"{target.table}_score", q(target.table), [body])
+        trigger += self._explain_trigger(target)
         if not backfill:
             return trigger
         unscored = self.render(
@@ -423,6 +424,43 @@ class DuckDBBackend(Backend):
             predictions=q(f"{target.table}_predictions"),
         )
         return [self._score_rows(target, Quoted(unscored)), *trigger]
+
+    def _explain_trigger(self, target: ScoringTarget) -> list[str]:
+        """``<table>_explain``, fired after ``<table>_score``: the champion's served rows'
+        explanations (indb.explanations), or its removal when the deployment has none."""
+        q = self.quote
+        name = f"{target.table}_explain"
+        plan = target.explain
+        if plan is None:
+            return [self.drop_trigger_sql(name, q(target.table))]
+        champion = target.arms()[0]
+        rows = champion.relation(self.dialect, "new_rows")
+        if plan.in_sql:
+            body = plan.insert_sql(target.table, rows, self.dialect)
+        else:
+            raise NotImplementedError("explanations outside SQL")
+        return self.trigger_sql(name, q(target.table), [body])
+
+    def explain_function_sql(self, ref: ModelRef, plan, *, default: bool) -> list[str]:
+        from indb.udfs.compiler import dialects
+
+        q = self.quote
+        parameters = join(q(c) for c in ref.signature.columns)
+        body = Quoted(dialects.render(plan.function_body(), self.dialect))
+        result = []
+        for suffix in [f"_v{int(ref.version)}"] + ([""] if default else []):
+            name = q(f"explain_{ref.model}{suffix}")
+            result.append(
+                self.render("explain", "create_explain_macro", name=name, parameters=parameters, body=body)
+            )
+            comment = (
+                f"indb model {ref.model} version {ref.version}: contributions of each input to the raw "
+                f"output ({plan.method}), a list of (feature, contribution)"
+            )
+            result.append(
+                self.render("explain", "comment_explain_macro", name=name, comment=self.literal(comment))
+            )
+        return result
 
     def compiled_model_sql(self, ref: ModelRef, compiled, *, default: bool) -> list[str]:
         q = self.quote
@@ -457,7 +495,10 @@ class DuckDBBackend(Backend):
 
     def unscoring_sql(self, table: str) -> list[str]:
         q = self.quote
-        return [self.drop_trigger_sql(f"{table}_score", q(table))]
+        return [
+            self.drop_trigger_sql(f"{table}_score", q(table)),
+            self.drop_trigger_sql(f"{table}_explain", q(table)),
+        ]
 
     # -- doctor -------------------------------------------------------------------------------
     def health(self) -> list[Check]:

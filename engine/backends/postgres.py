@@ -843,6 +843,7 @@ class PostgresBackend(Backend):
                 arguments=[self.literal(target.table)],
             )
         result += self._challenger_triggers(target, previous)
+        result += self._explain_triggers(target)
         if previous != target.runtime or not self._has_lock_trigger(target.table):
             result += self.trigger_sql(
                 f"{target.table}_lock",
@@ -852,6 +853,63 @@ class PostgresBackend(Backend):
                 before=True,
             )
         return self._deployment_record(target) + result
+
+    def _explain_triggers(self, target: ScoringTarget) -> list[str]:
+        """``<table>_score_explain`` (fired by name after the scoring triggers, before humility):
+        the champion's served rows' explanations (indb.explanations) written by a SECURITY
+        DEFINER function, so the application's role never writes ``<table>_explanations``;
+        dropped when the deployment has none."""
+        q = self.quote
+        table = target.table
+        name = f"{table}_score_explain"
+        plan = target.explain
+        if plan is None:
+            return [self.drop_trigger_sql(name, q(table))] if self._has_trigger(table, name) else []
+        if not plan.in_sql:
+            raise NotImplementedError("explanations outside SQL")
+        schema = self.current_schema()
+        rows = target.arms()[0].relation(self.dialect, "new_rows")
+        return self.trigger_sql(
+            name,
+            q(table),
+            [plan.insert_sql(table, rows, self.dialect, schema)],
+            function=q("indb", f"explain_rows_{table}"),
+            definer=True,
+            guard=(schema, table),
+        )
+
+    def explain_function_sql(self, ref: ModelRef, plan, *, default: bool) -> list[str]:
+        sig = ref.signature
+        parameters = join(Quoted(f"{self.quote(i.name)} {_PG_TYPES[i.argument_type]}") for i in sig.inputs)
+        argument_types = Quoted(", ".join(_PG_TYPES[i.argument_type] for i in sig.inputs))
+        body = self.literal(dialects.render(plan.rows_body(), self.dialect))
+        result = []
+        for name in [f"explain_{ref.model}_v{int(ref.version)}"] + (
+            [f"explain_{ref.model}"] if default else []
+        ):
+            result += [
+                self.render("scoring", "drop_function", signature=Quoted(f)) for f in self._functions(name)
+            ]
+            qualified = self.quote("indb", name)
+            result.append(
+                self.render(
+                    "explain", "create_explain_macro", name=qualified, parameters=parameters, body=body
+                )
+            )
+            comment = (
+                f"indb model {ref.model} version {ref.version}: contributions of each input to the raw "
+                f"output ({plan.method}): SELECT * FROM indb.{name}(...)"
+            )
+            result.append(
+                self.render(
+                    "explain",
+                    "comment_explain_macro",
+                    name=qualified,
+                    argument_types=argument_types,
+                    comment=self.literal(comment),
+                )
+            )
+        return result
 
     def _wanted_triggers(self, target: ScoringTarget) -> dict[str, bool]:
         """Which challenger triggers the table needs: compiled challengers of an onnx champion
@@ -930,6 +988,8 @@ class PostgresBackend(Backend):
         self.execute(statement("deploy", "lock_deployment", self.dialect), {"table": name})
 
     def scoring_ddl(self, target: ScoringTarget, previous: str | None) -> bool:
+        if target.explain is not None or self._has_trigger(target.table, f"{target.table}_score_explain"):
+            return True
         if previous != target.runtime or not self._has_lock_trigger(target.table):
             return True
         table = target.table
@@ -1182,7 +1242,7 @@ class PostgresBackend(Backend):
 
     def unscoring_sql(self, table: str) -> list[str]:
         q = self.quote
-        names = ("score", "score_arm_sql", "score_arm_onnx", "lock")
+        names = ("score", "score_arm_sql", "score_arm_onnx", "score_explain", "lock")
         return [self.drop_trigger_sql(f"{table}_{name}", q(table)) for name in names]
 
     # -- doctor -------------------------------------------------------------------------------

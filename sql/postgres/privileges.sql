@@ -293,7 +293,7 @@ BEGIN
         EXECUTE format('GRANT INSERT ON %I.%I TO %I', schema_name, table_name || '_ground_truth', app);
     END IF;
     FOREACH t IN ARRAY ARRAY[table_name, table_name || '_predictions', table_name || '_ground_truth',
-                             table_name || '_scored'] LOOP
+                             table_name || '_scored', table_name || '_explanations'] LOOP
         IF pg_catalog.to_regclass(format('%I.%I', schema_name, t)) IS NOT NULL THEN
             EXECUTE format('GRANT SELECT ON %I.%I TO %I, %I', schema_name, t, reader, app);
         END IF;

@@ -1,0 +1,238 @@
+"""Per-prediction explanations stored beside predictions (issue 15.1 and 15.4).
+
+``deploy(..., explain=True)`` gives a deployment ``<table>_explanations`` (``id``, ``feature``,
+``contribution``, ``base``, ``error``): for every request row the trigger scores, one row per
+request column, so that ``base + sum(contribution)`` is the model's raw output (the log-odds of
+the last class for a binary classifier, the value for a regressor). ``error`` is NULL for exact
+methods and the method's per-row estimate for approximate ones. Only the served champion
+prediction of a row is explained; the version and time come from ``<table>_predictions``.
+
+Linear models (and linear pipelines: scalers, imputers, one-hot encoders in front of a linear
+model) are explained in SQL, whatever runtime scores them: the contribution of a column is
+``w * (x - E[x])`` (exact Shapley values under feature independence, E the mean over the
+explainer's background rows), or for a string column its one-hot terms' value minus their
+mean; built here as sqlglot trees and rendered once per dialect, as compiled models are. Other
+families are explained next to onnxruntime by ``indb.udfs.explain`` (the DuckDB UDF or PostgreSQL's
+PL/Python runtime).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlglot import exp
+
+from indb import identifiers, registry
+from indb.backends.base import Backend
+from indb.errors import DeploymentError, ModelError
+from indb.sql import statement
+from indb.udfs.compiler import dialects, sql
+
+COLUMNS = ("id", "feature", "contribution", "base", "error")
+
+
+def explanations_table(table: str) -> str:
+    return f"{table}_explanations"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a deployment explains: ``method`` (stored in ``indb.deployments.explain_method``),
+    the request columns, and for linear models the base and one contribution expression per
+    column (SQL trees over the request row)."""
+
+    method: str
+    features: tuple[str, ...]
+    exact: bool
+    base: float | None = None
+    terms: tuple[exp.Expression, ...] | None = None
+
+    @property
+    def in_sql(self) -> bool:
+        return self.terms is not None
+
+    def contributions(self) -> list[exp.Expression]:
+        return [t.copy() for t in self.terms or ()]
+
+    def select(self, rows: exp.Expression) -> exp.Select:
+        """``id``, then the explanation rows of each request row of ``rows``: the columns and
+        their contributions unnested side by side (both engines zip unnests of equal length)."""
+        names = exp.Array(expressions=[exp.Literal.string(f) for f in self.features])
+        values = exp.Array(expressions=self.contributions())
+        return exp.select(
+            exp.column("id"),
+            exp.alias_(exp.Explode(this=names), "feature"),
+            exp.alias_(exp.Explode(this=values), "contribution"),
+            exp.alias_(sql.lit(self.base), "base"),
+            exp.alias_(exp.cast(exp.null(), exp.DataType.build("DOUBLE")), "error"),
+        ).from_(rows)
+
+    def insert_sql(self, table: str, rows: exp.Expression, dialect: str, schema: str | None = None) -> str:
+        """INSERT of the explanations of ``rows`` into ``<table>_explanations`` (schema-qualified
+        when ``schema`` is given: SECURITY DEFINER functions pin their search_path)."""
+        target = exp.Table(
+            this=exp.to_identifier(explanations_table(table), quoted=True),
+            db=exp.to_identifier(schema, quoted=True) if schema else None,
+        )
+        into = exp.Schema(this=target, expressions=[exp.to_identifier(c) for c in COLUMNS])
+        return dialects.render(exp.Insert(this=into, expression=self.select(rows)), dialect)
+
+    def function_body(self) -> exp.Expression:
+        """One row's contributions as a list of (feature, contribution) structs (DuckDB)."""
+        return exp.Array(
+            expressions=[
+                exp.Struct(
+                    expressions=[
+                        exp.PropertyEQ(this=exp.to_identifier("feature"), expression=exp.Literal.string(f)),
+                        exp.PropertyEQ(this=exp.to_identifier("contribution"), expression=c),
+                    ]
+                )
+                for f, c in zip(self.features, self.contributions(), strict=True)
+            ]
+        )
+
+    def rows_body(self) -> exp.Select:
+        """One row's contributions as rows (feature, contribution) (PostgreSQL)."""
+        names = exp.Array(expressions=[exp.Literal.string(f) for f in self.features])
+        values = exp.Array(expressions=self.contributions())
+        return exp.select(
+            exp.alias_(exp.Explode(this=names), "feature"),
+            exp.alias_(exp.Explode(this=values), "contribution"),
+        )
+
+
+def linear_sql(found) -> tuple[float, list[exp.Expression]] | None:
+    """A linear explainer's base and per-column contributions as SQL: the compiler's SQL for
+    each derived feature ``x'_j`` (the graph up to the estimator, compiled as models are), so
+    column ``c`` contributes ``sum_{j from c} w_j (x'_j - E[x'_j])`` with the explainer's own
+    weights and background means. None when the model is not one of those (or the class
+    explained depends on the row: three or more classes)."""
+    from indb.udfs.compiler.compile import Compiler
+    from indb.udfs.compiler.errors import ModelRefused, UnsupportedOperator
+    from indb.udfs.compiler.values import materialize
+    from indb.udfs.explain.linear import LinearExplainer
+
+    if not isinstance(found, LinearExplainer) or found.default not in found.targets:
+        return None
+    t = found.targets.index(found.default)
+    derived = found.derived
+    compiler = Compiler(derived.proto, derived.signature)
+    try:
+        compiler.walk()
+        elements = materialize(compiler.values[derived.tensor]).data.ravel()
+    except (UnsupportedOperator, ModelRefused, ModelError, KeyError):
+        return None
+    if len(elements) != len(derived.owner):
+        return None
+    per_column: list = [0.0] * len(found.features)
+    for j, element in enumerate(elements):
+        owner, weight = int(derived.owner[j]), float(found.weights[j, t])
+        if owner < 0 or weight == 0.0:
+            continue  # a constant derived feature is its own mean
+        term = sql.mul(weight, sql.sub(element, float(found.mean[j])))
+        per_column[owner] = sql.add(per_column[owner], term)
+    outputs, levels = compiler.lets.finish([sql.lit(c) for c in per_column])
+    base = float((found.mean @ found.weights + found.intercepts)[t])
+    return base, [levels.inline(o) for o in outputs]
+
+
+# -- explainers (indb.udfs.explain) -----------------------------------------------------------------
+def catalog_row(backend: Backend, mv: registry.ModelVersion) -> dict[str, Any]:
+    """The version's row of indb.model_versions as ``explainer_for`` takes it."""
+    frame = backend.query(
+        statement("explain", "model_version_row", backend.dialect), {"model": mv.name, "version": mv.version}
+    )
+    row = frame.iloc[0].to_dict()
+    row["onnx"] = bytes(row["onnx"])
+    row["task"] = mv.task
+    return row
+
+
+def explainer(backend: Backend, mv: registry.ModelVersion):
+    """xalgo's Explainer for a version, or a DeploymentError naming the family it lacks."""
+    from indb.udfs.explain import explainer_for
+
+    try:
+        return explainer_for(catalog_row(backend, mv))
+    except (NotImplementedError, ValueError, ModelError) as e:
+        raise DeploymentError(f"model {mv.name!r} version {mv.version} cannot be explained: {e}") from None
+
+
+def plan(backend: Backend, mv: registry.ModelVersion) -> Plan:
+    found = explainer(backend, mv)
+    method = getattr(found, "method", "") or type(found).__name__
+    linear = linear_sql(found)
+    if linear is None:
+        return Plan(str(method), tuple(found.features), bool(found.exact))
+    base, terms = linear
+    return Plan(str(method), tuple(found.features), True, base, tuple(terms))
+
+
+# -- db.explain -------------------------------------------------------------------------------------
+def explain(backend: Backend, model: str, rows: Any, version: int | str | None = None) -> pd.DataFrame:
+    """Contributions of each request column for ``rows`` (a DataFrame, a dict for one row, or a
+    list of dicts): one output row per (row, feature), sorted by |contribution| within a row,
+    with ``base`` and ``output`` (the raw output: base + sum of the contributions)."""
+    identifiers.model_name(model)
+    mv = registry.get(backend, model, version, with_bytes=True)
+    frame = _frame(rows, mv)
+    found = explainer(backend, mv)
+    result = found.explain(frame)
+    contributions = np.asarray(result.contributions, dtype=np.float64)
+    base = np.broadcast_to(np.asarray(result.base, dtype=np.float64), (len(frame),))
+    error = None if result.error is None else np.asarray(result.error, dtype=np.float64)
+    records = []
+    for i in range(len(frame)):
+        output = float(base[i] + contributions[i].sum())
+        order = np.argsort(-np.abs(contributions[i]), kind="stable")
+        for j in order:
+            records.append(
+                {
+                    "row": i,
+                    "feature": result.features[j],
+                    "contribution": float(contributions[i, j]),
+                    "base": float(base[i]),
+                    "output": output,
+                    "error": None if error is None else float(np.ravel(error)[i]),
+                }
+            )
+    out = pd.DataFrame.from_records(
+        records, columns=["row", "feature", "contribution", "base", "output", "error"]
+    )
+    out.attrs.update(model=mv.name, version=mv.version, output=str(result.output), exact=bool(result.exact))
+    return out
+
+
+def _frame(rows: Any, mv) -> pd.DataFrame:
+    if isinstance(rows, dict):
+        rows = [rows]
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(list(rows))
+    columns = list(mv.signature.columns)
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ModelError(
+            f"model {mv.name!r} version {mv.version} needs column(s) {missing} to explain a row "
+            f"(it takes {', '.join(columns)})"
+        )
+    return frame[columns].reset_index(drop=True)
+
+
+# -- deployment statements --------------------------------------------------------------------------
+def table_statements(backend: Backend, table: str) -> list[str]:
+    """``<table>_explanations``, when missing."""
+    name = explanations_table(table)
+    if backend.table_columns(name) is not None:
+        return []
+    return [backend.render("explain", "create_explanations_table", explanations=backend.quote(name))]
+
+
+def function_statements(backend: Backend, mv: registry.ModelVersion, plan: Plan) -> list[str]:
+    """``explain_<model>_v<N>`` (and ``explain_<model>`` for the default version) where the
+    contributions are SQL."""
+    if not plan.in_sql:
+        return []
+    default = registry.default_version(backend, mv.name) == mv.version
+    return backend.explain_function_sql(mv.ref, plan, default=default)

@@ -1,0 +1,184 @@
+"""Issue 15.1 and 15.4: explanations written by the scoring trigger beside each prediction,
+db.explain, explain_<model> in SQL and `indb explain`, on both backends."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from indb.errors import DeploymentError, IndbError, NotFoundError
+from tests.conftest import NUMERIC
+
+COLUMNS = NUMERIC + ["purpose"]
+
+
+def insert(db, table: str, frame: pd.DataFrame) -> None:
+    db.write_table("batch", frame, replace=True)
+    names = ", ".join(frame.columns)
+    db.sql(f"INSERT INTO {table} ({names}) SELECT {names} FROM batch")
+
+
+def totals(db, table: str) -> pd.DataFrame:
+    """Per request id: base + sum(contribution), the served prediction and its probabilities."""
+    return db.sql(
+        f"""SELECT e.id, e.base + sum(e.contribution) AS raw, count(*) AS features,
+                   max(p.prediction) AS prediction, max(p.probability_repaid) AS p
+            FROM {table}_explanations AS e JOIN {table}_predictions AS p ON p.id = e.id AND p.served
+            GROUP BY e.id, e.base ORDER BY e.id"""
+    )
+
+
+@pytest.mark.parametrize("runtime", ["sql", "onnx"])
+def test_linear_pipeline_explanations_add_up_to_the_log_odds(db, mixed_pipeline, loans, fresh_loans, runtime):
+    db.register_model("loans", mixed_pipeline, sample=loans[COLUMNS])
+    deployment = db.deploy("loans", table="loan_requests", runtime=runtime, explain=True)
+    assert deployment.runtime == runtime
+    insert(db, "loan_requests", fresh_loans[COLUMNS].head(60))
+    found = totals(db, "loan_requests")
+    assert len(found) == 60 and set(found.features) == {5}  # one row per request column
+    logit = np.log(found.p / (1 - found.p))
+    assert np.max(np.abs(found.raw - logit)) < 1e-6
+    top = db.sql("SELECT * FROM loan_requests_explanations WHERE id = 42 ORDER BY abs(contribution) DESC")
+    assert list(top.columns) == ["id", "feature", "contribution", "base", "error"]
+    assert sorted(top.feature) == sorted(COLUMNS)  # purpose's one-hot columns summed back to it
+    assert list(top.contribution.abs()) == sorted(top.contribution.abs(), reverse=True)
+    assert top.error.isna().all()  # exact
+    ((method,),) = db.sql("SELECT explain_method FROM indb.deployments").itertuples(index=False)
+    assert method == "linear"
+
+
+def test_contributions_are_the_closed_form_of_a_scaled_logistic_regression(db, logistic, loans, fresh_loans):
+    """w_j (x_j - E[x_j]) with w the coefficients over the scaler's scale and E the mean of the
+    stored registration sample (its first 200 rows)."""
+    db.register_model("plain", logistic, sample=loans[NUMERIC])
+    db.deploy("plain", table="plain_requests", runtime="sql", explain=True)
+    rows = fresh_loans[NUMERIC].head(20).reset_index(drop=True)
+    insert(db, "plain_requests", rows)
+    stored = db.sql("SELECT id, feature, contribution, base FROM plain_requests_explanations ORDER BY id")
+    scaler, model = logistic[0], logistic[-1]
+    weights = model.coef_[0] / scaler.scale_
+    mean = loans[NUMERIC].head(200).mean().to_numpy()
+    expected = (rows.to_numpy() - mean) * weights
+    ids = sorted(stored.id.unique())
+    for i, request in enumerate(ids):
+        got = stored[stored.id == request].set_index("feature").contribution
+        np.testing.assert_allclose([got[c] for c in NUMERIC], expected[i], atol=1e-9)
+    base = model.intercept_[0] + ((mean - scaler.mean_) / scaler.scale_) @ model.coef_[0]
+    assert stored.base.iloc[0] == pytest.approx(base, abs=1e-9)
+
+
+def test_linear_regression_explanations_add_up_to_the_prediction(db, loans, fresh_loans):
+    from sklearn.linear_model import Ridge
+
+    model = Ridge().fit(loans[NUMERIC], loans.loss)
+    db.register_model("loss", model, sample=loans[NUMERIC])
+    db.deploy("loss", table="loss_requests", explain=True)
+    insert(db, "loss_requests", fresh_loans[NUMERIC].head(30))
+    found = db.sql(
+        """SELECT e.id, e.base + sum(e.contribution) AS raw, max(p.prediction) AS prediction
+           FROM loss_requests_explanations AS e JOIN loss_requests_predictions AS p ON p.id = e.id
+           GROUP BY e.id, e.base"""
+    )
+    assert len(found) == 30
+    assert np.max(np.abs(found.raw - found.prediction)) < 1e-6
+
+
+def test_db_explain_and_the_sql_function_agree_with_the_stored_rows(db, mixed_pipeline, loans):
+    db.register_model("loans", mixed_pipeline, sample=loans[COLUMNS])
+    db.deploy("loans", table="loan_requests", explain=True)
+    row = {"income": 52000.0, "debt": 9000.0, "age": 35, "tenure": 3.0, "purpose": "car"}
+    insert(db, "loan_requests", pd.DataFrame([row]))
+    stored = db.sql("SELECT feature, contribution, base FROM loan_requests_explanations")
+    frame = db.explain("loans", row)
+    assert list(frame.columns) == ["row", "feature", "contribution", "base", "output", "error"]
+    assert list(frame.contribution.abs()) == sorted(frame.contribution.abs(), reverse=True)
+    assert frame.attrs["output"] == "log-odds of class 'repaid'" and frame.attrs["exact"]
+    merged = frame.merge(stored, on="feature", suffixes=("", "_stored"))
+    assert len(merged) == 5
+    np.testing.assert_allclose(merged.contribution, merged.contribution_stored, atol=1e-9)
+    assert frame.base[0] == pytest.approx(stored.base[0], abs=1e-9)
+    assert frame.output[0] == pytest.approx(frame.base[0] + frame.contribution.sum(), abs=1e-12)
+    if db.backend.nested_types:  # DuckDB: a list of structs
+        (value,) = db.sql("SELECT explain_loans(52000.0, 9000.0, 35, 3.0, 'car') AS e").e
+        called = {item["feature"]: item["contribution"] for item in value}
+    else:  # PostgreSQL: a set-returning function
+        rows = db.sql("SELECT * FROM indb.explain_loans(52000, 9000, 35, 3, 'car')")
+        called = dict(zip(rows.feature, rows.contribution, strict=True))
+    for feature, contribution in zip(frame.feature, frame.contribution, strict=True):
+        assert called[feature] == pytest.approx(contribution, abs=1e-9)
+    several = db.explain("loans", [row, {**row, "purpose": "home"}])
+    assert sorted(several.row.unique()) == [0, 1]
+
+
+def test_redeploy_keeps_explanations_and_false_stops_them(db, logistic, loans, fresh_loans):
+    db.register_model("plain", logistic, sample=loans[NUMERIC])
+    db.register_model("plain", logistic, sample=loans[NUMERIC].head(300))
+    db.deploy("plain", table="requests", version=1, explain=True)
+    insert(db, "requests", fresh_loans[NUMERIC].head(5))
+    db.deploy("plain", table="requests", version=2)  # a switch keeps explaining, the new version
+    insert(db, "requests", fresh_loans[NUMERIC].head(5))
+    counts = db.sql(
+        """SELECT p.model_version, count(DISTINCT e.id) AS n FROM requests_explanations AS e
+           JOIN requests_predictions AS p ON p.id = e.id GROUP BY p.model_version ORDER BY 1"""
+    )
+    assert counts.values.tolist() == [[1, 5], [2, 5]]
+    db.deploy("plain", table="requests", version=2, explain=False)
+    insert(db, "requests", fresh_loans[NUMERIC].head(5))
+    ((explained,),) = db.sql("SELECT count(DISTINCT id) FROM requests_explanations").values
+    ((method,),) = db.sql("SELECT count(explain_method) FROM indb.deployments").values
+    assert explained == 10 and method == 0
+    db.undeploy("requests", drop_tables=True)
+    assert db.backend.table_columns("requests_explanations") is None
+
+
+@pytest.mark.parametrize("mode", ["shadow", "split"])
+def test_only_served_champion_rows_are_explained(db, logistic, loans, fresh_loans, mode):
+    db.register_model("plain", logistic, sample=loans[NUMERIC])
+    db.register_model("plain", logistic, sample=loans[NUMERIC].head(300))
+    db.deploy("plain", table="requests", version=1, explain=True)
+    db.add_challenger("requests", 2, mode=mode, weight=0.5)
+    insert(db, "requests", fresh_loans[NUMERIC].head(40))
+    champion = db.sql("SELECT count(*) AS n FROM requests_predictions WHERE served AND model_version = 1").n[
+        0
+    ]
+    explained = db.sql(
+        """SELECT count(DISTINCT e.id) AS n, count(*) AS k, count(DISTINCT p.model_version) AS versions
+           FROM requests_explanations AS e JOIN requests_predictions AS p ON p.id = e.id AND p.served"""
+    )
+    assert explained.n[0] == champion and explained.k[0] == 4 * champion
+    assert explained.versions[0] == 1
+    assert (champion == 40) == (mode == "shadow")
+
+
+def test_bad_input_is_refused_and_changes_nothing(db, logistic, loans):
+    db.register_model("plain", logistic, sample=loans[NUMERIC])
+    with pytest.raises(NotFoundError, match="nope"):
+        db.deploy("nope", table="requests", explain=True)
+    with pytest.raises(NotFoundError, match="nope"):
+        db.explain("nope", {"income": 1.0})
+    with pytest.raises(IndbError, match="debt"):
+        db.explain("plain", {"income": 1.0, "age": 3, "tenure": 1.0})
+    if "row" in db.backend.scoring_modes:
+        with pytest.raises(DeploymentError, match="bulk mode"):
+            db.deploy("plain", table="requests", mode="row", explain=True)
+    assert db.backend.table_columns("requests") is None
+    assert db.backend.table_columns("requests_explanations") is None
+
+
+def test_cli_prints_contributions_sorted_with_base_and_output(db, mixed_pipeline, loans, capsys):
+    from indb.cli import main
+
+    db.register_model("loans", mixed_pipeline, sample=loans[COLUMNS])
+    url = db.url if db.backend.name != "duckdb" else f"duckdb://{db.backend.path}"
+    row = json.dumps({"income": 52000, "debt": 9000, "age": 35, "tenure": 3, "purpose": "car"})
+    assert main(["explain", "loans", "--row", row, "--db", url, "--json"]) in (0, None)
+    out = json.loads(capsys.readouterr().out)
+    assert out["output"] == pytest.approx(out["base"] + sum(c["contribution"] for c in out["contributions"]))
+    magnitudes = [abs(c["contribution"]) for c in out["contributions"]]
+    assert magnitudes == sorted(magnitudes, reverse=True)
+    assert main(["explain", "loans", "--row", row, "--db", url]) in (0, None)
+    text = capsys.readouterr().out
+    assert "base" in text and "purpose" in text and "log-odds" in text
