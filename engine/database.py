@@ -35,6 +35,7 @@ class Database:
         try:
             self.schema_version = catalog.ensure(backend)
             registry.install_all(backend)
+            self._install_explainers()
         except Exception as e:
             backend.close()
             raise backend.translate(e) from None
@@ -995,6 +996,13 @@ class Database:
         return self._call(stages.require_stage, identifiers.table_name(table), stage)
 
     # -- explanations (issue 15.1, 15.4) ----------------------------------------------------------
+    def _install_explainers(self) -> None:
+        """The in-process explainers of deployments made with explain=True (DuckDB), as
+        registry.install_all does for models."""
+        from indb import explanations
+
+        explanations.install_all(self.backend)
+
     def explain(self, model: str, rows: Any, version: int | str | None = None) -> pd.DataFrame:
         """Contributions of each input column to the raw output of ``model`` (a version number,
         alias, or the default) for ``rows`` (a DataFrame, a dict for one row, or a list of

@@ -467,6 +467,8 @@ def deploy(
     with backend.transaction():
         if choice.runtime == "onnx":
             backend.prepare_model(mv.ref)
+        if explain_plan is not None and not explain_plan.in_sql:
+            explanations.prepare(backend, mv)
         for arm in arms:
             if arm.runtime == "onnx":
                 backend.prepare_model(arm.model)

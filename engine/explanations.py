@@ -80,6 +80,31 @@ class Plan:
         into = exp.Schema(this=target, expressions=[exp.to_identifier(c) for c in COLUMNS])
         return dialects.render(exp.Insert(this=into, expression=self.select(rows)), dialect)
 
+    def udf_insert_sql(
+        self, table: str, rows: exp.Expression, dialect: str, function: str, arguments: list[str]
+    ) -> str:
+        """INSERT of the explanations of ``rows`` computed by ``function`` (a scalar function of
+        the input columns returning STRUCT(base, contributions[], error), indb.udfs.explain_udf)."""
+        call = exp.Anonymous(
+            this=exp.to_identifier(function, quoted=True),
+            expressions=[exp.column(a, quoted=True) for a in arguments],
+        )
+        inner = (
+            exp.select(exp.column("id"), exp.alias_(call, "indb_e")).from_(rows).subquery("indb_explained")
+        )
+        names = exp.Array(expressions=[exp.Literal.string(f) for f in self.features])
+        field = lambda name: exp.Dot(this=exp.column("indb_e"), expression=exp.to_identifier(name))  # noqa: E731
+        select = exp.select(
+            exp.column("id"),
+            exp.alias_(exp.Explode(this=names), "feature"),
+            exp.alias_(exp.Explode(this=field("contributions")), "contribution"),
+            exp.alias_(field("base"), "base"),
+            exp.alias_(field("error"), "error"),
+        ).from_(inner)
+        target = exp.Table(this=exp.to_identifier(explanations_table(table), quoted=True))
+        into = exp.Schema(this=target, expressions=[exp.to_identifier(c) for c in COLUMNS])
+        return dialects.render(exp.Insert(this=into, expression=select), dialect)
+
     def function_body(self) -> exp.Expression:
         """One row's contributions as a list of (feature, contribution) structs (DuckDB)."""
         return exp.Array(
@@ -227,6 +252,32 @@ def table_statements(backend: Backend, table: str) -> list[str]:
     if backend.table_columns(name) is not None:
         return []
     return [backend.render("explain", "create_explanations_table", explanations=backend.quote(name))]
+
+
+def prepare(backend: Backend, mv: registry.ModelVersion) -> None:
+    """Make the version's explainer callable where the database runs Python functions of this
+    process (DuckDB): built on first use from the catalog row read now."""
+    row = catalog_row(backend, mv)
+
+    def build():
+        from indb.udfs.explain import explainer_for
+
+        return explainer_for(row)
+
+    backend.prepare_explainer(mv.ref, build)
+
+
+def install_all(backend: Backend) -> None:
+    """At connect: the explainers of deployments whose explanations are computed in Python."""
+    if not backend.explains_in_process:
+        return
+    for _table, model, version, _ in backend.rows(
+        statement("explain", "explained_deployments", backend.dialect)
+    ):
+        try:
+            prepare(backend, registry.get(backend, model, int(version), with_bytes=True))
+        except Exception:  # noqa: BLE001 (an insert then says the function is missing)
+            continue
 
 
 def function_statements(backend: Backend, mv: registry.ModelVersion, plan: Plan) -> list[str]:

@@ -182,3 +182,67 @@ def test_cli_prints_contributions_sorted_with_base_and_output(db, mixed_pipeline
     assert main(["explain", "loans", "--row", row, "--db", url]) in (0, None)
     text = capsys.readouterr().out
     assert "base" in text and "purpose" in text and "log-odds" in text
+
+
+def test_tree_ensemble_explanations_are_written_next_to_onnxruntime(
+    db, boosted_regressor, loans, fresh_loans
+):
+    """TreeSHAP (indb.udfs.explain) in the insert's statement: a DuckDB Arrow function, or the
+    PL/Python runtime inside PostgreSQL; the same values as db.explain."""
+    db.register_model("loss", boosted_regressor, sample=loans[NUMERIC])
+    db.deploy("loss", table="loss_requests", runtime="onnx", explain=True)
+    rows = fresh_loans[NUMERIC].head(25).reset_index(drop=True)
+    insert(db, "loss_requests", rows)
+    found = db.sql(
+        """SELECT e.id, e.base + sum(e.contribution) AS raw, max(p.prediction) AS prediction,
+                  count(*) AS features, count(e.error) AS errors
+           FROM loss_requests_explanations AS e JOIN loss_requests_predictions AS p ON p.id = e.id
+           GROUP BY e.id, e.base ORDER BY e.id"""
+    )
+    assert len(found) == 25 and set(found.features) == {4} and found.errors.sum() == 0
+    # onnxruntime sums the trees in float32: values of this size agree to ~1e-6
+    assert np.max(np.abs(found.raw - found.prediction)) < 1e-5
+    ((method,),) = db.sql("SELECT explain_method FROM indb.deployments").values
+    assert method == "treeshap" or "tree" in method
+    first = db.sql("SELECT feature, contribution FROM loss_requests_explanations WHERE id = 1")
+    direct = db.explain("loss", rows.head(1))
+    merged = direct.merge(first, on="feature", suffixes=("", "_stored"))
+    np.testing.assert_allclose(merged.contribution, merged.contribution_stored, atol=1e-9)
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_app_role_inserts_and_reads_explanations_but_cannot_write_them(db, logistic, forest, loans):
+    import psycopg
+
+    from tests.test_trust_postgres import login_role
+
+    db.register_model("plain", logistic, sample=loans[NUMERIC])
+    db.register_model("trees", forest, sample=loans[NUMERIC])
+    db.deploy("plain", table="linear_requests", runtime="sql", explain=True)
+    db.deploy("trees", table="tree_requests", runtime="onnx", explain=True)
+    columns = ", ".join(NUMERIC)
+    with login_role(db, "indb_app") as (_, app_url), login_role(db, "indb_reader") as (_, reader_url):
+        with psycopg.connect(app_url, autocommit=True) as app:
+            for table in ("linear_requests", "tree_requests"):
+                (row_id,) = app.execute(
+                    f"INSERT INTO {table} ({columns}) VALUES (50000, 1000, 40, 3) RETURNING id"
+                ).fetchone()
+                (count,) = app.execute(
+                    f"SELECT count(*) FROM {table}_explanations WHERE id = %s", [row_id]
+                ).fetchone()
+                assert count == 4
+                for statement in (
+                    f"INSERT INTO {table}_explanations (id, feature, contribution) VALUES (1, 'x', 1)",
+                    f"UPDATE {table}_explanations SET contribution = 0",
+                    f"DELETE FROM {table}_explanations",
+                ):
+                    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                        app.execute(statement)
+        with psycopg.connect(reader_url, autocommit=True) as reader:
+            for table in ("linear_requests", "tree_requests"):
+                rows = reader.execute(
+                    f"SELECT feature FROM {table}_explanations WHERE id = 1 ORDER BY abs(contribution) DESC"
+                ).fetchall()
+                assert sorted(r[0] for r in rows) == sorted(NUMERIC)
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    reader.execute(f"INSERT INTO {table}_explanations (id, feature) VALUES (1, 'x')")

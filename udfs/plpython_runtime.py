@@ -357,6 +357,7 @@ class Runtime:
             self.plan(
                 "deployment",
                 "SELECT table_name, schema_name, model, version, runtime, mode, content_hash, "
+                "explain_method, "
                 "probability_columns::text AS columns, features::text AS features, "
                 "(SELECT pg_catalog.json_agg(pg_catalog.json_build_object('model', c.model, "
                 "'version', c.version, 'mode', c.mode, 'runtime', c.runtime, 'content_hash', "
@@ -669,6 +670,91 @@ class Runtime:
                 "stored features are a template, no longer filled in at scoring); deploy it again"
             )
         return features["relation"]
+
+    # -- explanations (indb.explanations) -----------------------------------------------------------
+    def explainer(self, model):
+        """indb.udfs.explain's Explainer of a loaded version: indb's own code from the catalog
+        (indb.load_server_python), the version's row read again with its stored sample and
+        checked against the bytes the session was built from."""
+        key = ("explainer", model.name, model.version, model.sha256)
+        found = self.models.get(key)
+        if found is not None:
+            return found
+        rows = self.plpy.execute(
+            self.plan(
+                "explain_row",
+                "SELECT onnx, sha256, inputs::text AS inputs, outputs::text AS outputs, "
+                "classes::text AS classes, recipe::text AS recipe, sample::text AS sample "
+                "FROM indb.model_versions WHERE model = $1 AND version = $2",
+                ["text", "int4"],
+            ),
+            [model.name, model.version],
+        )
+        row = dict(rows[0])
+        if hashlib.sha256(row["onnx"]).hexdigest() != model.sha256:
+            raise ValueError(
+                f"IntegrityError: model {model.name!r} version {model.version}: its stored bytes changed "
+                "while this statement ran; nothing was written"
+            )
+        self.plpy.execute("SELECT indb.load_server_python()")
+        from indb.udfs.explain import explainer_for
+
+        row.update(model=model.name, version=model.version, onnx=bytes(row["onnx"]))
+        found = self.models[key] = explainer_for(row)
+        return found
+
+    def explain_statement(self, TD):
+        """The champion's served rows of this statement explained into <table>_explanations."""
+        import pandas as pd
+
+        table = TD["args"][0]
+        deployment = self.deployment(table, (TD["table_schema"], TD["table_name"]))
+        if not deployment.get("explain_method"):
+            return
+        self.read_limit()
+        model = self.model(deployment["model"], deployment["version"], deployment["content_hash"])
+        features = deployment["features"]
+        source = "new_rows" if not features else self._with_features(table, features)
+        rows, ids, columns = self._read_columns(model, source)
+        if not rows:
+            return
+        split = [
+            (c["bucket_low"], c["bucket_high"]) for c in deployment["challengers"] if c["mode"] == "split"
+        ]
+        if split:  # the rows split challengers serve are theirs, not explained
+            mask = ~in_ranges(buckets(ids), split)
+            ids = ids[mask]
+            columns = [
+                [v for v, m in zip(c, mask, strict=True) if m] if isinstance(c, list) else c[mask]
+                for c in columns
+            ]
+            if not len(ids):
+                return
+        frame = pd.DataFrame(
+            {spec["name"]: values for spec, values in zip(model.inputs, columns, strict=True)}
+        )
+        found = self.explainer(model).explain(frame)
+        contributions = np.asarray(found.contributions, dtype=np.float64)
+        k = contributions.shape[1]
+        error = None if found.error is None else np.repeat(np.asarray(found.error, dtype=np.float64), k)
+        schema = deployment["schema_name"]
+        plan = self.plan(
+            ("explain_insert", schema, table),
+            f"INSERT INTO {quote_ident(schema)}.{quote_ident(table + '_explanations')} "
+            "(id, feature, contribution, base, error) "
+            "SELECT * FROM unnest($1::int8[], $2::text[], $3::float8[], $4::float8[], $5::float8[])",
+            ["int8[]", "text[]", "float8[]", "float8[]", "float8[]"],
+        )
+        self.plpy.execute(
+            plan,
+            [
+                np.repeat(ids.astype(np.int64), k).tolist(),
+                list(found.features) * len(ids),
+                contributions.reshape(-1).tolist(),
+                np.repeat(np.asarray(found.base, dtype=np.float64), k).tolist(),
+                None if error is None else error.tolist(),
+            ],
+        )
 
     def score_statement(self, TD):
         self.score_rows((TD["table_schema"], TD["table_name"]), TD["args"][0])

@@ -426,6 +426,14 @@ class Backend(ABC):
         """Statements creating the functions ``helpers`` names (see :meth:`compiled_helpers`)."""
         return []
 
+    # Explanations that are not SQL run in this process (True: a Python scalar function the
+    # trigger calls, registered by :meth:`prepare_explainer`), else inside the server.
+    explains_in_process = False
+
+    def prepare_explainer(self, ref: ModelRef, build) -> None:
+        """Make one version's explainer (``build()`` makes it) callable by its triggers."""
+        return None
+
     def explain_function_sql(self, ref: ModelRef, plan: Any, *, default: bool) -> list[str]:
         """Statements creating ``explain_<model>_v<N>`` (and, if default, ``explain_<model>``):
         one row's contributions computed in SQL (a plan with terms, indb.explanations)."""

@@ -21,7 +21,7 @@ from sqlglot import exp
 from indb import errors
 from indb.backends.base import Backend, Check, ModelRef, ScoringTarget
 from indb.identifiers import Quoted, join, literal, quote
-from indb.udfs import onnx_udf
+from indb.udfs import explain_udf, onnx_udf
 
 _UDF_ERROR = re.compile(r"Python exception occurred while executing the UDF: (\w+): (.*)", re.S)
 _SQL_ERROR = re.compile(r"^[\w ]+Error: (ScoringError|IntegrityError): (.*)", re.S)  # from error() in SQL
@@ -438,8 +438,25 @@ class DuckDBBackend(Backend):
         if plan.in_sql:
             body = plan.insert_sql(target.table, rows, self.dialect)
         else:
-            raise NotImplementedError("explanations outside SQL")
+            ref = target.model
+            function = explain_udf.function_name(ref.model, ref.version, ref.sha256)
+            body = plan.udf_insert_sql(target.table, rows, self.dialect, function, ref.signature.columns)
         return self.trigger_sql(name, q(target.table), [body])
+
+    explains_in_process = True
+
+    def prepare_explainer(self, ref: ModelRef, build) -> None:
+        name = explain_udf.function_name(ref.model, ref.version, ref.sha256)
+        if self._has_function(name):
+            return
+        self.con.create_function(
+            name,
+            explain_udf.make_explainer_udf(ref.signature, build),
+            [i.argument_type for i in ref.signature.inputs],
+            explain_udf.RESULT_TYPE,
+            type="arrow",
+            side_effects=False,
+        )
 
     def explain_function_sql(self, ref: ModelRef, plan, *, default: bool) -> list[str]:
         from indb.udfs.compiler import dialects

@@ -576,6 +576,7 @@ class PostgresBackend(Backend):
             )
         ]
         python.append(self.render("deploy", "create_warm_up_function"))
+        python.append(self.render("explain", "create_explain_trigger_function"))
         return plain, python
 
     def _fingerprint(self, statements: list[str]) -> str:
@@ -866,7 +867,14 @@ class PostgresBackend(Backend):
         if plan is None:
             return [self.drop_trigger_sql(name, q(table))] if self._has_trigger(table, name) else []
         if not plan.in_sql:
-            raise NotImplementedError("explanations outside SQL")
+            self._require_plpython()
+            return self.trigger_sql(
+                name,
+                q(table),
+                None,
+                function=q("indb", "explain_inserted_rows"),
+                arguments=[self.literal(table)],
+            )
         schema = self.current_schema()
         rows = target.arms()[0].relation(self.dialect, "new_rows")
         return self.trigger_sql(
