@@ -246,3 +246,10 @@ def test_app_role_inserts_and_reads_explanations_but_cannot_write_them(db, logis
                 assert sorted(r[0] for r in rows) == sorted(NUMERIC)
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     reader.execute(f"INSERT INTO {table}_explanations (id, feature) VALUES (1, 'x')")
+            called = reader.execute("SELECT * FROM indb.explain_plain(50000, 1000, 40, 3)").fetchall()
+            assert sorted(r[0] for r in called) == sorted(NUMERIC)
+    public = db.sql(
+        "SELECT p.oid::regprocedure::text AS f FROM pg_proc AS p, aclexplode(coalesce(p.proacl, "
+        "acldefault('f', p.proowner))) AS a WHERE p.pronamespace = 'indb'::regnamespace AND a.grantee = 0"
+    )
+    assert public.empty, f"executable by PUBLIC: {list(public.f)}"
