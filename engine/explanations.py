@@ -177,13 +177,33 @@ def catalog_row(backend: Backend, mv: registry.ModelVersion) -> dict[str, Any]:
 
 
 def explainer(backend: Backend, mv: registry.ModelVersion):
-    """xalgo's Explainer for a version, or a DeploymentError naming the family it lacks."""
-    from indb.udfs.explain import explainer_for
-
+    """indb.udfs.explain's Explainer for a version, or a DeploymentError naming the model family
+    it has none for."""
     try:
+        from indb.udfs.explain import explainer_for
+
         return explainer_for(catalog_row(backend, mv))
-    except (NotImplementedError, ValueError, ModelError) as e:
-        raise DeploymentError(f"model {mv.name!r} version {mv.version} cannot be explained: {e}") from None
+    except (ImportError, NotImplementedError, ValueError, ModelError) as e:
+        raise DeploymentError(
+            f"model {mv.name!r} version {mv.version} ({family(mv)}) cannot be explained: {e}"
+        ) from None
+
+
+def family(mv: registry.ModelVersion) -> str:
+    """The estimator's class as its recipe names it (the last step of a pipeline), else the
+    ONNX operators that hold it."""
+    estimator = (mv.recipe or {}).get("estimator") or {}
+    while isinstance(estimator, dict) and estimator.get("params", {}).get("steps"):
+        estimator = estimator["params"]["steps"][-1][-1]
+    path = estimator.get("estimator") if isinstance(estimator, dict) else None
+    if isinstance(path, str):
+        return path.rsplit(".", 1)[-1]
+    if mv.onnx:
+        import onnx
+
+        ops = sorted({n.op_type for n in onnx.load_from_string(mv.onnx).graph.node})
+        return "ONNX " + ", ".join(ops)
+    return "unknown estimator"
 
 
 def plan(backend: Backend, mv: registry.ModelVersion) -> Plan:

@@ -253,3 +253,45 @@ def test_app_role_inserts_and_reads_explanations_but_cannot_write_them(db, logis
         "acldefault('f', p.proowner))) AS a WHERE p.pronamespace = 'indb'::regnamespace AND a.grantee = 0"
     )
     assert public.empty, f"executable by PUBLIC: {list(public.f)}"
+
+
+def test_a_family_without_an_exact_explainer_is_named_or_stored_as_approximate(db, loans, fresh_loans):
+    """An SVM has neither linear nor tree explanations: either the sampling explainer stores
+    its error estimate per row (exact=False), or the deploy is refused naming the family and
+    nothing is created."""
+    from sklearn.svm import SVC
+
+    model = SVC().fit(loans[NUMERIC].head(300), loans.label.head(300))
+    db.register_model("svm", model, sample=loans[NUMERIC].head(300))
+    try:
+        db.deploy("svm", table="svm_requests", runtime="onnx", explain=True)
+    except DeploymentError as e:
+        assert "'svm' version 1 (SVC) cannot be explained" in str(e)
+        assert db.backend.table_columns("svm_requests") is None
+        assert db.backend.table_columns("svm_requests_explanations") is None
+        return
+    insert(db, "svm_requests", fresh_loans[NUMERIC].head(5))
+    stored = db.sql("SELECT count(DISTINCT id) AS n, count(error) AS errors FROM svm_requests_explanations")
+    assert stored.n[0] == 5 and stored.errors[0] == 20
+
+
+def test_three_classes_explain_the_predicted_class_of_each_row(db, loans, fresh_loans):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(
+        loans[NUMERIC], loans.purpose
+    )
+    db.register_model("purpose", model, sample=loans[NUMERIC])
+    db.deploy("purpose", table="purpose_requests", explain=True)
+    rows = fresh_loans[NUMERIC].head(12).reset_index(drop=True)
+    insert(db, "purpose_requests", rows)
+    stored = db.sql(
+        "SELECT id, feature, contribution, base FROM purpose_requests_explanations ORDER BY id, feature"
+    )
+    assert stored.id.nunique() == 12
+    # the softmax input of the predicted class: the largest of the classes' decision values
+    decision = model.decision_function(rows)
+    raw = stored.groupby("id").apply(lambda g: g.base.iloc[0] + g.contribution.sum(), include_groups=False)
+    np.testing.assert_allclose(raw.to_numpy(), decision.max(axis=1), atol=1e-6)
