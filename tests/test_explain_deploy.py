@@ -295,3 +295,36 @@ def test_three_classes_explain_the_predicted_class_of_each_row(db, loans, fresh_
     decision = model.decision_function(rows)
     raw = stored.groupby("id").apply(lambda g: g.base.iloc[0] + g.contribution.sum(), include_groups=False)
     np.testing.assert_allclose(raw.to_numpy(), decision.max(axis=1), atol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["linear", "trees"])
+def test_explanations_of_inputs_joined_from_stored_features(db, family):
+    """features_from: the stored feature values the prediction used are explained too, by the
+    model's input names (the request row holds the entity key only)."""
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from tests.test_feature_store import customer_rows
+
+    rows = customer_rows()
+    db.create_entity("customer", keys=["customer_id"])
+    db.create_feature_set("finance", "customer", source=rows, event_time="ts")
+    rows["channel"] = np.arange(len(rows)) % 3 * 1.0
+    inputs = rows[["income", "debt", "channel"]]
+    if family == "linear":
+        model = LogisticRegression(max_iter=500).fit(inputs, rows.income > 50_000)
+    else:
+        model = GradientBoostingClassifier(n_estimators=10, random_state=0).fit(inputs, rows.income > 50_000)
+    db.register_model("risk", model, sample=inputs)
+    db.deploy("risk", table="risk_requests", runtime="onnx", features_from="finance", explain=True)
+    db.sql("INSERT INTO risk_requests (customer_id, channel) VALUES (3, 1.0), (5, 2.0)")
+    stored = db.sql(
+        """SELECT e.id, e.feature, e.contribution, e.base, p.income, p.debt
+           FROM risk_requests_explanations AS e JOIN risk_requests_predictions AS p ON p.id = e.id
+           ORDER BY e.id, e.feature"""
+    )
+    assert sorted(stored.feature.unique()) == ["channel", "debt", "income"]
+    for (_, group), channel in zip(stored.groupby("id"), [1.0, 2.0], strict=True):
+        raw = group.base.iloc[0] + group.contribution.sum()
+        x = pd.DataFrame([[group.income.iloc[0], group.debt.iloc[0], channel]], columns=inputs.columns)
+        assert raw == pytest.approx(model.decision_function(x)[0], abs=1e-5)
