@@ -14,6 +14,36 @@ class ExplainError(IndbError, ValueError):
     """A model or a frame that cannot be explained; the message says what was wrong."""
 
 
+def _checked(values: pd.Series, spec, allow_nan: bool) -> pd.Series:
+    """A column of the rows to explain, refused as scoring refuses it: wrong types, NULLs
+    where the model takes none, NaN or infinity unless the model was registered for them."""
+    present = values.dropna()
+    if spec.onnx_type == "string":
+        wrong = [v for v in present if not isinstance(v, str)]
+        if wrong:
+            raise ExplainError(f"input column {spec.name!r} holds {wrong[0]!r}; it needs VARCHAR values")
+    else:
+        try:
+            values = pd.to_numeric(values) if values.dtype == object else values
+            if not pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+                raise ValueError
+        except (ValueError, TypeError):
+            raise ExplainError(
+                f"input column {spec.name!r} holds {present.iloc[0]!r}; it needs {spec.sql_type} values"
+            ) from None
+        if np.isinf(values.to_numpy(dtype=np.float64, na_value=np.nan)).any() and not allow_nan:
+            raise ExplainError(
+                f"input column {spec.name!r} is infinite in some rows; it needs finite {spec.sql_type} "
+                "values (register the model with allow_nan=True if it expects them)"
+            )
+    if len(present) < len(values) and not (spec.nullable or allow_nan):
+        raise ExplainError(
+            f"input column {spec.name!r} is NULL or NaN in {len(values) - len(present)} row(s); "
+            f"it needs a {spec.sql_type} value"
+        )
+    return values
+
+
 @dataclass(frozen=True)
 class Explanation:
     """Contributions of the input columns to one raw output per row.
@@ -87,7 +117,11 @@ class Explainer:
             raise ExplainError(
                 f"the rows to explain lack input column(s) {missing}; the model takes {self.features}"
             )
-        return frame[self.features].reset_index(drop=True)
+        frame = frame[self.features].reset_index(drop=True)
+        signature = getattr(self, "signature", None)
+        for spec in signature.inputs if signature is not None else ():
+            frame[spec.name] = _checked(frame[spec.name], spec, signature.allow_nan)
+        return frame
 
     def _label(self, target) -> str:
         if target == "value":
@@ -97,13 +131,20 @@ class Explainer:
     def explain(self, frame: pd.DataFrame, target=None) -> Explanation:
         """Contributions to one raw output per row: ``target`` (a class), or the default."""
         frame = self._check(frame)
-        return self._select(self.scores(frame), len(frame), target)
+        return self._select(self._scores(frame), len(frame), target)
 
     def explain_all(self, frame: pd.DataFrame) -> dict:
         """One Explanation per raw output (class), keyed by its target."""
         frame = self._check(frame)
-        found = self.scores(frame)
+        found = self._scores(frame)
         return {t: self._select(found, len(frame), t) for t in self.targets}
+
+    def _scores(self, frame: pd.DataFrame) -> Scores:
+        if len(frame):
+            return self.scores(frame)
+        width = len(self.targets)
+        error = None if self.exact else np.zeros((0, width))
+        return Scores(np.zeros(width), np.zeros((0, len(self.features), width)), error)
 
     def _select(self, found: Scores, n: int, target) -> Explanation:
         base = np.broadcast_to(found.base, (n, len(self.targets)))
@@ -129,3 +170,22 @@ class Explainer:
             target=labels,
             method=self.method,
         )
+
+
+def default_target(targets: list):
+    """What :meth:`Explainer.explain` explains unless asked: the one output, the positive
+    class of two, or the predicted class of three or more."""
+    if len(targets) == 1:
+        return targets[0]
+    return targets[1] if len(targets) == 2 else "predicted"
+
+
+def class_targets(classes, count: int) -> list:
+    """Targets of ``count`` raw scores of a model over ``classes``: one score for two classes
+    is the positive class's."""
+    classes = list(classes or [])
+    if count == 1:
+        return [classes[-1]] if len(classes) == 2 else ["value"]
+    if len(classes) != count:
+        raise ExplainError(f"the model gives {count} scores for {len(classes)} classes")
+    return classes

@@ -33,6 +33,7 @@ class LinearExplainer(Explainer):
         """``weights``: (m, T) over the m derived features; ``intercepts``: (T,)."""
         super().__init__(derived.columns, targets, kind, default)
         self.derived = derived
+        self.signature = derived.signature
         self.weights = np.asarray(weights, dtype=np.float64)
         self.intercepts = np.asarray(intercepts, dtype=np.float64).reshape(-1)
         self.mean = derived.compute(background).mean(axis=0)

@@ -11,9 +11,11 @@ import onnx
 import pandas as pd
 
 from indb.udfs import sessions
-from indb.udfs.explain.base import Explainer, ExplainError
-from indb.udfs.explain.graph import LINEAR, TREES, Graph, attributes, features, text
+from indb.udfs.explain.base import Explainer, ExplainError, class_targets, default_target
+from indb.udfs.explain.graph import LINEAR, MATRIX, TREES, Graph, attributes, features, text
 from indb.udfs.explain.linear import LinearExplainer
+from indb.udfs.explain.sampling import SamplingExplainer
+from indb.udfs.explain.trees import tree_explainer
 from indb.udfs.signature import Signature
 
 
@@ -80,49 +82,35 @@ def background_of(model_version: Any, signature: Signature, background: pd.DataF
     return frame
 
 
-def _default(targets: list):
-    if len(targets) == 1:
-        return targets[0]
-    return targets[1] if len(targets) == 2 else "predicted"
+METHODS = ("auto", "sampling")
 
 
-def explainer_for(model_version: Any, background: pd.DataFrame | None = None, **options) -> Explainer:
+def explainer_for(
+    model_version: Any, background: pd.DataFrame | None = None, *, method: str = "auto", **options
+) -> Explainer:
     """The explainer for a model version: a catalog row of ``indb.model_versions`` as a dict
     (``onnx``, ``inputs``, ``outputs``, ``classes``, ``sample``, optionally ``sha256``) or a
     registry ModelVersion loaded with its bytes. ``background``: input rows to take
-    expectations over (default: the stored registration sample). ``options`` go to the
-    sampling explainer (``samples``, ``seed``, ``background_rows``)."""
+    expectations over (default: the stored registration sample). ``method``: "auto" (exact
+    for linear models and tree ensembles, sampling otherwise) or "sampling" (any model as a
+    black box). ``options`` go to the sampling explainer (``samples``, ``seed``,
+    ``background_rows``)."""
+    if method not in METHODS:
+        raise ExplainError(f"method must be one of {METHODS}, got {method!r}")
     signature = signature_of(model_version)
     proto = onnx.load_from_string(model_bytes(model_version))
     frame = background_of(model_version, signature, background)
-    graph = Graph(proto)
-    found = graph.estimators()
-    if found and found[0].op_type in LINEAR + ("MatMul", "Gemm"):
-        explainer = _linear(graph, found[0], signature, frame)
+    if method == "auto":
+        graph = Graph(proto)
+        found = graph.estimators()
+        explainer = None
+        if found and found[0].op_type in (*LINEAR, *MATRIX):
+            explainer = _linear(graph, found[0], signature, frame)
+        elif len(found) == 1 and found[0].op_type in TREES:
+            explainer = tree_explainer(graph, found[0], signature, frame)
         if explainer is not None:
             return explainer
-    if len(found) == 1 and found[0].op_type in TREES:
-        try:
-            from indb.udfs.explain.trees import tree_explainer
-        except ImportError:  # TreeSHAP lands in a later commit
-            raise ExplainError("only linear models can be explained so far") from None
-        explainer = tree_explainer(graph, found[0], signature, frame)
-        if explainer is not None:
-            return explainer
-    try:
-        from indb.udfs.explain.sampling import SamplingExplainer
-    except ImportError:  # the sampling explainer lands in a later commit
-        raise ExplainError("only linear models can be explained so far") from None
     return SamplingExplainer(proto, signature, frame, **options)
-
-
-def _classes(signature: Signature, count: int) -> list:
-    classes = list(signature.classes or [])
-    if count == 1:
-        return [classes[-1]] if len(classes) == 2 else ["value"]
-    if len(classes) != count:
-        raise ExplainError(f"the model gives {count} scores for {len(classes)} classes")
-    return classes
 
 
 def _linear(graph: Graph, node, signature: Signature, frame: pd.DataFrame) -> Explainer | None:
@@ -170,8 +158,8 @@ def _linear(graph: Graph, node, signature: Signature, frame: pd.DataFrame) -> Ex
             return None
         targets, kind = ["value"], "value"
     else:
-        targets = _classes(signature, count)
+        targets = class_targets(signature.classes, count)
         kind = {"LOGISTIC": "log-odds", "SOFTMAX": "softmax logit"}.get(transform, "decision function")
     return LinearExplainer(
-        derived, weights, intercepts, frame, targets=targets, kind=kind, default=_default(targets)
+        derived, weights, intercepts, frame, targets=targets, kind=kind, default=default_target(targets)
     )

@@ -31,11 +31,12 @@ import pandas as pd
 
 from indb.udfs.compiler.tree_v5 import v3_attributes
 from indb.udfs.compiler.trees import _list as numbers
-from indb.udfs.explain.base import Explainer, Scores
+from indb.udfs.explain.base import Explainer, Scores, class_targets, default_target
 from indb.udfs.explain.graph import Features, Graph, attributes, features, text
 from indb.udfs.signature import Signature
 
 UNREACHED = 0.5  # background rows credited to a leaf none of them reaches
+CHUNK_CELLS = 4_000_000  # rows x leaves looked up at once (bounds the memory of a batch)
 MODES = ("BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT")
 
 
@@ -250,6 +251,7 @@ class TreeExplainer(Explainer):
     ):
         super().__init__(derived.columns, targets, kind, default)
         self.derived, self.trees, self.average = derived, trees, average
+        self.signature = derived.signature
         self.width = len(derived.owner)
         x = derived.compute(background)
         for tree in trees:
@@ -258,11 +260,17 @@ class TreeExplainer(Explainer):
         expected = np.sum([tree.expected() for tree in trees], axis=0)
         self.base = np.asarray(base, dtype=np.float64) + self.scale * expected
         self.aggregate = derived.aggregation()
+        from indb.udfs.explain.leaf_tables import LeafTables
+
+        self.tables = LeafTables(trees, self.width)
 
     def scores(self, frame: pd.DataFrame) -> Scores:
         x = self.derived.compute(frame)
         phi = np.zeros((len(frame), self.width, len(self.targets)))
-        for tree in self.trees:
+        step = max(64, CHUNK_CELLS // max(1, self.tables.leaves))
+        for start in range(0, len(x), step):
+            self.tables.add_to(x[start : start + step], phi[start : start + step])
+        for tree in self.tables.walked:
             tree_shap(tree, x, phi)
         contributions = np.einsum("nmt,mk->nkt", phi * self.scale, self.aggregate)
         return Scores(base=self.base, contributions=contributions)
@@ -274,8 +282,6 @@ KINDS = {"LOGISTIC": "log-odds", "SOFTMAX": "softmax logit", "SOFTMAX_ZERO": "so
 def tree_explainer(graph: Graph, node, signature: Signature, frame: pd.DataFrame) -> Explainer | None:
     """TreeSHAP for a model whose one estimator is ``node``; None when its derived features
     mix input columns or its trees use comparisons TreeSHAP here does not read."""
-    from indb.udfs.explain.model import _classes, _default
-
     attrs = attributes(node)
     if node.op_type == "TreeEnsemble":
         attrs = v3_attributes(attrs)
@@ -294,7 +300,7 @@ def tree_explainer(graph: Graph, node, signature: Signature, frame: pd.DataFrame
             return None
         targets, kind = ["value"], "value" if transform == "NONE" else KINDS[transform]
     else:
-        targets = _classes(signature, count)
+        targets = class_targets(signature.classes, count)
         positive = all(float(w) >= 0 for t in trees for w in t.value.ravel())
         kind = KINDS.get(transform, "probability" if positive else "score")
     return TreeExplainer(
@@ -305,5 +311,5 @@ def tree_explainer(graph: Graph, node, signature: Signature, frame: pd.DataFrame
         frame,
         targets=targets,
         kind=kind,
-        default=_default(targets),
+        default=default_target(targets),
     )
