@@ -193,8 +193,10 @@ def family(mv: registry.ModelVersion) -> str:
     """The estimator's class as its recipe names it (the last step of a pipeline), else the
     ONNX operators that hold it."""
     estimator = (mv.recipe or {}).get("estimator") or {}
-    while isinstance(estimator, dict) and estimator.get("params", {}).get("steps"):
-        estimator = estimator["params"]["steps"][-1][-1]
+    while isinstance(estimator, dict) and (estimator.get("params") or {}).get("steps"):
+        last = estimator["params"]["steps"][-1]  # (name, estimator), JSON as {"tuple": [...]}
+        last = last.get("tuple") if isinstance(last, dict) else last
+        estimator = last[-1] if isinstance(last, list | tuple) and last else None
     path = estimator.get("estimator") if isinstance(estimator, dict) else None
     if isinstance(path, str):
         return path.rsplit(".", 1)[-1]

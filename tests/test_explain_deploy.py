@@ -255,24 +255,38 @@ def test_app_role_inserts_and_reads_explanations_but_cannot_write_them(db, logis
     assert public.empty, f"executable by PUBLIC: {list(public.f)}"
 
 
-def test_a_family_without_an_exact_explainer_is_named_or_stored_as_approximate(db, loans, fresh_loans):
-    """An SVM has neither linear nor tree explanations: either the sampling explainer stores
-    its error estimate per row (exact=False), or the deploy is refused naming the family and
-    nothing is created."""
+def test_a_family_without_an_exact_explainer_is_stored_as_approximate(db, loans, fresh_loans):
+    """An SVM has neither linear nor tree explanations: the sampling explainer (seeded) runs
+    next to onnxruntime and stores its per-row error estimate; still base + sum = raw output."""
     from sklearn.svm import SVC
 
     model = SVC().fit(loans[NUMERIC].head(300), loans.label.head(300))
     db.register_model("svm", model, sample=loans[NUMERIC].head(300))
-    try:
-        db.deploy("svm", table="svm_requests", runtime="onnx", explain=True)
-    except DeploymentError as e:
-        assert "'svm' version 1 (SVC) cannot be explained" in str(e)
-        assert db.backend.table_columns("svm_requests") is None
-        assert db.backend.table_columns("svm_requests_explanations") is None
-        return
-    insert(db, "svm_requests", fresh_loans[NUMERIC].head(5))
-    stored = db.sql("SELECT count(DISTINCT id) AS n, count(error) AS errors FROM svm_requests_explanations")
-    assert stored.n[0] == 5 and stored.errors[0] == 20
+    db.deploy("svm", table="svm_requests", runtime="onnx", explain=True)
+    rows = fresh_loans[NUMERIC].head(5).reset_index(drop=True)
+    insert(db, "svm_requests", rows)
+    stored = db.sql(
+        "SELECT id, count(*) AS k, count(error) AS errors, max(error) AS error, "
+        "max(base) + sum(contribution) AS raw FROM svm_requests_explanations GROUP BY id ORDER BY id"
+    )
+    assert len(stored) == 5 and set(stored.k) == {4} and set(stored.errors) == {4}
+    assert (stored.error >= 0).all()
+    direct = db.explain("svm", rows)
+    assert not direct.attrs["exact"]
+    np.testing.assert_allclose(direct.groupby("row").output.first().to_numpy(), stored.raw, atol=1e-6)
+
+
+def test_a_version_without_a_background_sample_is_refused_naming_it(db, logistic, loans):
+    """Versions registered before samples were stored (migration 003) have no background:
+    explain=True is refused with the family and the reason, and nothing is created."""
+    db.register_model("plain", logistic, sample=loans[NUMERIC])
+    db.sql("UPDATE indb.model_versions SET sample = NULL")
+    with pytest.raises(DeploymentError, match=r"'plain' version 1 \(Pipeline|LogisticRegression"):
+        db.deploy("plain", table="requests", explain=True)
+    with pytest.raises(DeploymentError, match="background"):
+        db.deploy("plain", table="requests", explain=True)
+    assert db.backend.table_columns("requests") is None
+    assert db.backend.table_columns("requests_explanations") is None
 
 
 def test_three_classes_explain_the_predicted_class_of_each_row(db, loans, fresh_loans):
