@@ -120,16 +120,18 @@ def test_redeploy_keeps_explanations_and_false_stops_them(db, logistic, loans, f
     insert(db, "requests", fresh_loans[NUMERIC].head(5))
     db.deploy("plain", table="requests", version=2)  # a switch keeps explaining, the new version
     insert(db, "requests", fresh_loans[NUMERIC].head(5))
+    db.deploy("plain", table="requests", version=2, runtime="onnx")  # and a switch of runtime
+    insert(db, "requests", fresh_loans[NUMERIC].head(5))
     counts = db.sql(
-        """SELECT p.model_version, count(DISTINCT e.id) AS n FROM requests_explanations AS e
-           JOIN requests_predictions AS p ON p.id = e.id GROUP BY p.model_version ORDER BY 1"""
+        """SELECT p.model_version, p.runtime, count(DISTINCT e.id) AS n FROM requests_explanations AS e
+           JOIN requests_predictions AS p ON p.id = e.id GROUP BY 1, 2 ORDER BY 1, 2"""
     )
-    assert counts.values.tolist() == [[1, 5], [2, 5]]
+    assert counts.values.tolist() == [[1, "sql", 5], [2, "onnx", 5], [2, "sql", 5]]
     db.deploy("plain", table="requests", version=2, explain=False)
     insert(db, "requests", fresh_loans[NUMERIC].head(5))
     ((explained,),) = db.sql("SELECT count(DISTINCT id) FROM requests_explanations").values
     ((method,),) = db.sql("SELECT count(explain_method) FROM indb.deployments").values
-    assert explained == 10 and method == 0
+    assert explained == 15 and method == 0
     db.undeploy("requests", drop_tables=True)
     assert db.backend.table_columns("requests_explanations") is None
 

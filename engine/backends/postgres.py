@@ -844,7 +844,7 @@ class PostgresBackend(Backend):
                 arguments=[self.literal(target.table)],
             )
         result += self._challenger_triggers(target, previous)
-        result += self._explain_triggers(target)
+        result += self._explain_triggers(target, previous)
         if previous != target.runtime or not self._has_lock_trigger(target.table):
             result += self.trigger_sql(
                 f"{target.table}_lock",
@@ -855,25 +855,28 @@ class PostgresBackend(Backend):
             )
         return self._deployment_record(target) + result
 
-    def _explain_triggers(self, target: ScoringTarget) -> list[str]:
+    def _explain_triggers(self, target: ScoringTarget, previous: str | None) -> list[str]:
         """``<table>_score_explain`` (fired by name after the scoring triggers, before humility):
         the champion's served rows' explanations (indb.explanations) written by a SECURITY
         DEFINER function, so the application's role never writes ``<table>_explanations``;
-        dropped when the deployment has none."""
+        dropped when the deployment has none. A switch of version replaces the function only
+        (no DDL on the table) unless the kind of explanation changes."""
         q = self.quote
         table = target.table
         name = f"{table}_score_explain"
         plan = target.explain
+        current = self._explain_function(table)
+        if previous is not None and previous != target.runtime:
+            current = None  # unscoring_sql dropped every trigger of the table before this
         if plan is None:
-            return [self.drop_trigger_sql(name, q(table))] if self._has_trigger(table, name) else []
+            return [] if current is None else [self.drop_trigger_sql(name, q(table))]
+        wanted = self._wanted_explain_function(target)
         if not plan.in_sql:
             self._require_plpython()
+            if current == wanted:
+                return []
             return self.trigger_sql(
-                name,
-                q(table),
-                None,
-                function=q("indb", "explain_inserted_rows"),
-                arguments=[self.literal(table)],
+                name, q(table), None, function=q("indb", wanted), arguments=[self.literal(table)]
             )
         schema = self.current_schema()
         rows = target.arms()[0].relation(self.dialect, "new_rows")
@@ -881,10 +884,24 @@ class PostgresBackend(Backend):
             name,
             q(table),
             [plan.insert_sql(table, rows, self.dialect, schema)],
-            function=q("indb", f"explain_rows_{table}"),
+            function=q("indb", wanted),
             definer=True,
             guard=(schema, table),
+            attach=current != wanted,
         )
+
+    def _wanted_explain_function(self, target: ScoringTarget) -> str | None:
+        if target.explain is None:
+            return None
+        return f"explain_rows_{target.table}" if target.explain.in_sql else "explain_inserted_rows"
+
+    def _explain_function(self, table: str) -> str | None:
+        """The function ``<table>_score_explain`` calls now, if the trigger is there."""
+        if self.table_columns(table) is None:
+            return None
+        params = {"table": self._qualified(table), "trigger": f"{table}_score_explain"}
+        found = self.rows(statement("explain", "trigger_function", self.dialect), params)
+        return found[0][0] if found else None
 
     def explain_function_sql(self, ref: ModelRef, plan, *, default: bool) -> list[str]:
         sig = ref.signature
@@ -996,7 +1013,7 @@ class PostgresBackend(Backend):
         self.execute(statement("deploy", "lock_deployment", self.dialect), {"table": name})
 
     def scoring_ddl(self, target: ScoringTarget, previous: str | None) -> bool:
-        if target.explain is not None or self._has_trigger(target.table, f"{target.table}_score_explain"):
+        if self._wanted_explain_function(target) != self._explain_function(target.table):
             return True
         if previous != target.runtime or not self._has_lock_trigger(target.table):
             return True

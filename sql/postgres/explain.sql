@@ -21,3 +21,8 @@ if "indb_runtime" not in GD:
     plpy.execute("SELECT indb.load_runtime()")
 GD["indb_runtime"].explain_statement(TD)
 $indb$;
+
+-- name: trigger_function
+-- The function a table's trigger calls (none: no such trigger).
+SELECT p.proname FROM pg_catalog.pg_trigger AS t JOIN pg_catalog.pg_proc AS p ON p.oid = t.tgfoid
+WHERE t.tgrelid = pg_catalog.to_regclass($table) AND t.tgname = $trigger AND NOT t.tgisinternal;
