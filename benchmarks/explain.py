@@ -151,9 +151,7 @@ def main() -> None:
     figures = {}
     with tempfile.TemporaryDirectory() as tmp:
         if "duckdb" in backends:
-            figures["duckdb"] = run_backend(
-                f"duckdb://{tmp}/explain.duckdb", args.duckdb_rows, args.runs, which
-            )
+            figures["duckdb"] = run_backend(f"duckdb://{tmp}/explain.duckdb", duck, args.runs)
         if "postgresql" in backends:
             if args.dsn:
                 figures["postgresql"] = run_backend(args.dsn, pg, args.runs)
