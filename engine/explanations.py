@@ -8,12 +8,15 @@ methods and the method's per-row estimate for approximate ones. Only the served 
 prediction of a row is explained; the version and time come from ``<table>_predictions``.
 
 Linear models (and linear pipelines: scalers, imputers, one-hot encoders in front of a linear
-model) are explained in SQL, whatever runtime scores them: the contribution of a column is
-``w * (x - E[x])`` (exact Shapley values under feature independence, E the mean over the
-explainer's background rows), or for a string column its one-hot terms' value minus their
-mean; built here as sqlglot trees and rendered once per dialect, as compiled models are. Other
-families are explained next to onnxruntime by ``indb.udfs.explain`` (the DuckDB UDF or PostgreSQL's
-PL/Python runtime).
+model) are explained in SQL, whatever runtime scores them: column ``c`` contributes
+``sum_{j from c} w_j (x'_j - E[x'_j])`` over the derived features ``x'_j`` it feeds, each
+``x'_j`` being the compiler's own SQL for it (:func:`linear_sql`), ``w`` and ``E`` (the mean
+over the background, the stored registration sample) those of ``indb.udfs.explain``'s linear
+explainer: exact Shapley values under feature independence, as sqlglot trees rendered once per
+dialect. Other families (tree ensembles, the sampling explainer, linear models of three or
+more classes, whose explained class is each row's predicted one) run ``indb.udfs.explain``
+next to onnxruntime: a DuckDB Arrow function of this process (:mod:`indb.udfs.explain_udf`) or
+PostgreSQL's PL/Python runtime.
 """
 
 from __future__ import annotations
