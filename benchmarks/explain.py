@@ -72,7 +72,7 @@ def timed_inserts(db, name: str, rows: int, runs: int) -> dict[str, float]:
     seconds: dict[str, list[float]] = {k: [] for k in tables}
     for _ in range(runs):
         for kind, table in tables.items():
-            for suffix in ("", "_predictions", "_explanations"):
+            for suffix in ("", "_predictions", "_contributions"):
                 if db.backend.table_columns(table + suffix) is not None:
                     db.sql(f"DELETE FROM {table}{suffix}")
             started = time.perf_counter()

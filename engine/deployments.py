@@ -495,6 +495,8 @@ def deploy(
             statement("explain", "set_explain_method", backend.dialect),
             {"table_name": table, "method": None if explain_plan is None else explain_plan.method},
         )
+        if explain_plan is not None:
+            explanations.record_features(backend, table, mv, explain_plan)
         # 11.8: follow the alias it was deployed by (set_alias moves it), else pinned
         registry.record_deployment_alias(
             backend, table, mv.name, mv.version, registry.followed_alias(backend, mv.name, version)
@@ -610,7 +612,7 @@ def undeploy(backend: Backend, table: str, *, drop_tables: bool = False) -> list
         tables = [deployment.table, deployment.ground_truth_table]
         if deployment.mode == "bulk":
             tables.append(deployment.predictions_table)
-            tables.append(explanations.explanations_table(deployment.table))
+            run += explanations.drop_statements(backend, deployment.table)
         else:
             tables.append(shadow_table(deployment.table))
         for name in tables:

@@ -34,11 +34,29 @@ from indb.errors import DeploymentError, ModelError
 from indb.sql import statement
 from indb.udfs.compiler import dialects, sql
 
-COLUMNS = ("id", "feature", "contribution", "base", "error")
+STORED = ("id", "model", "model_version", "contributions", "base", "error")
 
 
 def explanations_table(table: str) -> str:
+    """The view of one row per (request id, input column)."""
     return f"{table}_explanations"
+
+
+def contributions_table(table: str) -> str:
+    """Where the trigger writes: one list of contributions per request id."""
+    return f"{table}_contributions"
+
+
+def features_table(table: str) -> str:
+    return f"{table}_explanation_features"
+
+
+def _stored(table: str, schema: str | None) -> exp.Schema:
+    target = exp.Table(
+        this=exp.to_identifier(contributions_table(table), quoted=True),
+        db=exp.to_identifier(schema, quoted=True) if schema else None,
+    )
+    return exp.Schema(this=target, expressions=[exp.to_identifier(c) for c in STORED])
 
 
 @dataclass(frozen=True)
@@ -60,53 +78,50 @@ class Plan:
     def contributions(self) -> list[exp.Expression]:
         return [t.copy() for t in self.terms or ()]
 
-    def select(self, rows: exp.Expression) -> exp.Select:
-        """``id``, then the explanation rows of each request row of ``rows``: the columns and
-        their contributions unnested side by side (both engines zip unnests of equal length)."""
-        names = exp.Array(expressions=[exp.Literal.string(f) for f in self.features])
-        values = exp.Array(expressions=self.contributions())
+    def select(self, rows: exp.Expression, model: str, version: int) -> exp.Select:
+        """The stored row of each request row of ``rows``: its id, the version, the
+        contributions as one list (in :attr:`features` order), the base and no error."""
         return exp.select(
             exp.column("id"),
-            exp.alias_(exp.Explode(this=names), "feature"),
-            exp.alias_(exp.Explode(this=values), "contribution"),
-            exp.alias_(sql.lit(self.base), "base"),
-            exp.alias_(exp.cast(exp.null(), exp.DataType.build("DOUBLE")), "error"),
+            exp.Literal.string(model),
+            exp.Literal.number(int(version)),
+            exp.Array(expressions=self.contributions()),
+            sql.lit(self.base),
+            exp.cast(exp.null(), exp.DataType.build("DOUBLE")),
         ).from_(rows)
 
-    def insert_sql(self, table: str, rows: exp.Expression, dialect: str, schema: str | None = None) -> str:
-        """INSERT of the explanations of ``rows`` into ``<table>_explanations`` (schema-qualified
-        when ``schema`` is given: SECURITY DEFINER functions pin their search_path)."""
-        target = exp.Table(
-            this=exp.to_identifier(explanations_table(table), quoted=True),
-            db=exp.to_identifier(schema, quoted=True) if schema else None,
-        )
-        into = exp.Schema(this=target, expressions=[exp.to_identifier(c) for c in COLUMNS])
-        return dialects.render(exp.Insert(this=into, expression=self.select(rows)), dialect)
-
-    def udf_insert_sql(
-        self, table: str, rows: exp.Expression, dialect: str, function: str, arguments: list[str]
+    def insert_sql(
+        self, table: str, rows: exp.Expression, dialect: str, model, schema: str | None = None
     ) -> str:
+        """INSERT of the explanations of ``rows`` by ``model`` (a ModelRef) into
+        ``<table>_contributions`` (schema-qualified when ``schema`` is given: SECURITY DEFINER
+        functions pin their search_path)."""
+        select = self.select(rows, model.model, model.version)
+        return dialects.render(exp.Insert(this=_stored(table, schema), expression=select), dialect)
+
+    def udf_insert_sql(self, table: str, rows: exp.Expression, dialect: str, function: str, model) -> str:
         """INSERT of the explanations of ``rows`` computed by ``function`` (a scalar function of
         the input columns returning STRUCT(base, contributions[], error), indb.udfs.explain_udf)."""
         call = exp.Anonymous(
             this=exp.to_identifier(function, quoted=True),
-            expressions=[exp.column(a, quoted=True) for a in arguments],
+            expressions=[exp.column(a, quoted=True) for a in model.signature.columns],
         )
         inner = (
             exp.select(exp.column("id"), exp.alias_(call, "indb_e")).from_(rows).subquery("indb_explained")
         )
-        names = exp.Array(expressions=[exp.Literal.string(f) for f in self.features])
-        field = lambda name: exp.Dot(this=exp.column("indb_e"), expression=exp.to_identifier(name))  # noqa: E731
+
+        def field(name: str) -> exp.Expression:
+            return exp.Dot(this=exp.column("indb_e"), expression=exp.to_identifier(name))
+
         select = exp.select(
             exp.column("id"),
-            exp.alias_(exp.Explode(this=names), "feature"),
-            exp.alias_(exp.Explode(this=field("contributions")), "contribution"),
-            exp.alias_(field("base"), "base"),
-            exp.alias_(field("error"), "error"),
+            exp.Literal.string(model.model),
+            exp.Literal.number(int(model.version)),
+            field("contributions"),
+            field("base"),
+            field("error"),
         ).from_(inner)
-        target = exp.Table(this=exp.to_identifier(explanations_table(table), quoted=True))
-        into = exp.Schema(this=target, expressions=[exp.to_identifier(c) for c in COLUMNS])
-        return dialects.render(exp.Insert(this=into, expression=select), dialect)
+        return dialects.render(exp.Insert(this=_stored(table, None), expression=select), dialect)
 
     def function_body(self) -> exp.Expression:
         """One row's contributions as a list of (feature, contribution) structs (DuckDB)."""
@@ -272,11 +287,45 @@ def _frame(rows: Any, mv) -> pd.DataFrame:
 
 # -- deployment statements --------------------------------------------------------------------------
 def table_statements(backend: Backend, table: str) -> list[str]:
-    """``<table>_explanations``, when missing."""
-    name = explanations_table(table)
-    if backend.table_columns(name) is not None:
-        return []
-    return [backend.render("explain", "create_explanations_table", explanations=backend.quote(name))]
+    """``<table>_contributions``, ``<table>_explanation_features`` and the view
+    ``<table>_explanations``, each when missing."""
+    q = backend.quote
+    slots = {
+        "contributions": q(contributions_table(table)),
+        "features": q(features_table(table)),
+        "view": q(explanations_table(table)),
+    }
+    result = []
+    for name, template in (
+        (contributions_table(table), "create_contributions_table"),
+        (features_table(table), "create_features_table"),
+        (explanations_table(table), "create_explanations_view"),
+    ):
+        if backend.table_columns(name) is None:
+            result.append(backend.render("explain", template, **slots))
+    return result
+
+
+def record_features(backend: Backend, table: str, mv: registry.ModelVersion, plan: Plan) -> None:
+    """Which input column each position of the version's contributions is (in the deploy's
+    transaction)."""
+    features = backend.quote(features_table(table))
+    params = {"model": mv.name, "version": mv.version}
+    backend.execute(backend.render("explain", "delete_features", features=features), params)
+    for position, feature in enumerate(plan.features, start=1):
+        backend.execute(
+            backend.render("explain", "insert_feature", features=features),
+            {**params, "position": position, "feature": feature},
+        )
+
+
+def drop_statements(backend: Backend, table: str) -> list[str]:
+    q = backend.quote
+    return [
+        backend.render("deploy", "drop_view", view=q(explanations_table(table))),
+        backend.render("deploy", "drop_table", table=q(contributions_table(table))),
+        backend.render("deploy", "drop_table", table=q(features_table(table))),
+    ]
 
 
 def prepare(backend: Backend, mv: registry.ModelVersion) -> None:

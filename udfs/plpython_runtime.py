@@ -736,23 +736,26 @@ class Runtime:
         found = self.explainer(model).explain(frame)
         contributions = np.asarray(found.contributions, dtype=np.float64)
         k = contributions.shape[1]
-        error = None if found.error is None else np.repeat(np.asarray(found.error, dtype=np.float64), k)
         schema = deployment["schema_name"]
+        # one row per request: its slice of the flattened contributions (ordinality n)
         plan = self.plan(
             ("explain_insert", schema, table),
-            f"INSERT INTO {quote_ident(schema)}.{quote_ident(table + '_explanations')} "
-            "(id, feature, contribution, base, error) "
-            "SELECT * FROM unnest($1::int8[], $2::text[], $3::float8[], $4::float8[], $5::float8[])",
-            ["int8[]", "text[]", "float8[]", "float8[]", "float8[]"],
+            f"INSERT INTO {quote_ident(schema)}.{quote_ident(table + '_contributions')} "
+            "(id, model, model_version, contributions, base, error) "
+            "SELECT u.i, $2, $3, $4[(u.n - 1) * $5 + 1 : u.n * $5], u.b, u.e "
+            "FROM unnest($1::int8[], $6::float8[], $7::float8[]) WITH ORDINALITY AS u(i, b, e, n)",
+            ["int8[]", "text", "int4", "float8[]", "int4", "float8[]", "float8[]"],
         )
         self.plpy.execute(
             plan,
             [
-                np.repeat(ids.astype(np.int64), k).tolist(),
-                list(found.features) * len(ids),
+                ids.astype(np.int64).tolist(),
+                model.name,
+                model.version,
                 contributions.reshape(-1).tolist(),
-                np.repeat(np.asarray(found.base, dtype=np.float64), k).tolist(),
-                None if error is None else error.tolist(),
+                k,
+                np.asarray(found.base, dtype=np.float64).tolist(),
+                None if found.error is None else np.asarray(found.error, dtype=np.float64).tolist(),
             ],
         )
 

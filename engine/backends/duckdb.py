@@ -435,12 +435,12 @@ class DuckDBBackend(Backend):
             return [self.drop_trigger_sql(name, q(target.table))]
         champion = target.arms()[0]
         rows = champion.relation(self.dialect, "new_rows")
+        ref = target.model
         if plan.in_sql:
-            body = plan.insert_sql(target.table, rows, self.dialect)
+            body = plan.insert_sql(target.table, rows, self.dialect, ref)
         else:
-            ref = target.model
             function = explain_udf.function_name(ref.model, ref.version, ref.sha256)
-            body = plan.udf_insert_sql(target.table, rows, self.dialect, function, ref.signature.columns)
+            body = plan.udf_insert_sql(target.table, rows, self.dialect, function, ref)
         return self.trigger_sql(name, q(target.table), [body])
 
     explains_in_process = True

@@ -883,7 +883,7 @@ class PostgresBackend(Backend):
         return self.trigger_sql(
             name,
             q(table),
-            [plan.insert_sql(table, rows, self.dialect, schema)],
+            [plan.insert_sql(table, rows, self.dialect, target.model, schema)],
             function=q("indb", wanted),
             definer=True,
             guard=(schema, table),
