@@ -1,11 +1,14 @@
 """Per-prediction explanations stored beside predictions (issue 15.1 and 15.4).
 
-``deploy(..., explain=True)`` gives a deployment ``<table>_explanations`` (``id``, ``feature``,
-``contribution``, ``base``, ``error``): for every request row the trigger scores, one row per
-request column, so that ``base + sum(contribution)`` is the model's raw output (the log-odds of
-the last class for a binary classifier, the value for a regressor). ``error`` is NULL for exact
-methods and the method's per-row estimate for approximate ones. Only the served champion
-prediction of a row is explained; the version and time come from ``<table>_predictions``.
+``deploy(..., explain=True)`` gives a deployment the view ``<table>_explanations`` (``id``,
+``feature``, ``contribution``, ``base``, ``error``): for every request row the trigger scores,
+one row per request column, so that ``base + sum(contribution)`` is the model's raw output (the
+log-odds of the last class for a binary classifier, the value for a regressor). ``error`` is
+NULL for exact methods and the method's per-row estimate for approximate ones. The trigger
+writes one row per request into ``<table>_contributions`` (the contributions as a list, in the
+order ``<table>_explanation_features`` names per version): a third of the cost of writing a row
+per column. Only the served champion prediction of a row is explained; the version and time
+come from ``<table>_predictions``.
 
 Linear models (and linear pipelines: scalers, imputers, one-hot encoders in front of a linear
 model) are explained in SQL, whatever runtime scores them: column ``c`` contributes
