@@ -858,7 +858,7 @@ class PostgresBackend(Backend):
     def _explain_triggers(self, target: ScoringTarget, previous: str | None) -> list[str]:
         """``<table>_score_explain`` (fired by name after the scoring triggers, before humility):
         the champion's served rows' explanations (indb.explanations) written by a SECURITY
-        DEFINER function, so the application's role never writes ``<table>_explanations``;
+        DEFINER function, so the application's role never writes ``<table>_contributions``;
         dropped when the deployment has none. A switch of version replaces the function only
         (no DDL on the table) unless the kind of explanation changes."""
         q = self.quote
