@@ -386,3 +386,54 @@ def test_a_model_version_with_its_bytes_and_an_altered_blob(tmp_path, train, row
     altered[-1] ^= 1
     with pytest.raises(IntegrityError, match="sha256"):
         explainer_for({**row, "onnx": bytes(altered)})
+
+
+def test_whole_tree_tables_equal_the_leaf_tables(train, rows, monkeypatch):
+    from indb.udfs.explain import leaf_tables
+
+    frame = with_risk(train)
+    model = ensemble.GradientBoostingClassifier(n_estimators=6, max_depth=3, random_state=0)
+    row = catalog_row(model.fit(frame[NUMERIC], frame.risk), frame[NUMERIC])
+    coded = explainer_for(row)
+    assert len(coded.codes.trees) == 18 and not coded.tables.leaves  # 6 rounds x 3 classes
+    monkeypatch.setattr(leaf_tables, "MAX_CODE_SPLITS", 0)
+    by_leaf = explainer_for(row)
+    assert not by_leaf.codes.trees and by_leaf.tables.leaves
+    for label, e in by_leaf.explain_all(rows[NUMERIC]).items():
+        np.testing.assert_allclose(
+            e.contributions, coded.explain(rows[NUMERIC], target=label).contributions, atol=1e-12
+        )
+
+
+def test_tree_one_hot_columns_sum_to_their_source_column(train, rows):
+    pipeline = _encoded(ensemble.RandomForestClassifier(4, max_depth=5, bootstrap=False, random_state=0))
+    pipeline.fit(train[MIXED], train.label)
+    explainer = explainer_for(catalog_row(pipeline, train[MIXED]), background=train[MIXED])
+    e = explainer.explain(rows[MIXED])
+    assert e.features == MIXED
+    derived = pipeline[:-1].transform(rows[MIXED])
+    theirs = np.asarray(shap.TreeExplainer(pipeline[-1]).shap_values(derived))[:, :, 1]  # class 'repaid'
+    names = list(pipeline[:-1].get_feature_names_out())
+    for position, column in enumerate(MIXED):
+        mine = [i for i, n in enumerate(names) if n.split("__")[1].split("_")[0] == column]
+        np.testing.assert_allclose(e.contributions[:, position], theirs[:, mine].sum(axis=1), atol=EXACT)
+    assert len([n for n in names if "purpose" in n]) == 4
+
+
+def test_opset_5_tree_ensembles_are_explained_like_opset_3(train, rows):
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    from tests.test_compiler import as_tree_ensemble_v5
+
+    forest = ensemble.RandomForestRegressor(4, max_depth=4, bootstrap=False, random_state=0)
+    forest.fit(train[NUMERIC], train.loss)
+    v3 = convert_sklearn(
+        forest, initial_types=[("X", FloatTensorType([None, 4]))], target_opset={"": 21, "ai.onnx.ml": 3}
+    )
+    v5 = as_tree_ensemble_v5(v3)
+    assert [n.op_type for n in v5.graph.node] == ["TreeEnsemble"]
+    e = explainer_for(catalog_row(v5.SerializeToString(), train[NUMERIC]), background=train[NUMERIC])
+    assert e.method == "tree_path_dependent"
+    theirs = shap.TreeExplainer(forest).shap_values(rows[NUMERIC])
+    np.testing.assert_allclose(e.explain(rows[NUMERIC]).contributions, theirs, atol=EXACT)

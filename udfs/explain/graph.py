@@ -116,8 +116,11 @@ def features(proto: onnx.ModelProto, signature: Signature, tensor: str) -> Featu
     """The derived features feeding ``tensor``'s consumer, read from the graph."""
     graph = Graph(proto)
     nodes = graph.ancestors(tensor)
-    inferred = onnx.shape_inference.infer_shapes(proto)
-    kinds = {v.name: v.type.tensor_type.elem_type for v in inferred.graph.value_info}
+    try:
+        inferred = onnx.shape_inference.infer_shapes(proto).graph.value_info
+    except Exception:  # onnx raises its own types for graphs it cannot infer; try both below
+        inferred = []
+    kinds = {v.name: v.type.tensor_type.elem_type for v in inferred}
     kinds.update({v.name: v.type.tensor_type.elem_type for v in proto.graph.input})
     used = {name for node in nodes for name in node.input}
     # ai.onnx.ml operators (Imputer, ...) have no type inference: try the element types in turn.

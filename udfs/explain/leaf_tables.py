@@ -10,6 +10,10 @@ instead of rows. Explaining a row is then: the side it takes at every split (one
 comparison per node), the pattern of each leaf (bit operations) and a look-up; no
 per-row recursion. Leaves are grouped by k so the tables need no padding. Trees whose
 paths hold more than ``MAX_PATTERN_FEATURES`` distinct features keep the walk.
+
+Small trees (boosting's depth 3, LightGBM's 8 leaves) go further: a row's SHAP values in a
+tree depend only on its sides at the tree's s splits, so the whole tree is one table of
+2**s rows (:class:`CodeTables`): per row and tree, one code (s bits) and one look-up.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from indb.udfs.explain.trees import Path, Tree
+from indb.udfs.explain.trees import Path, Tree, tree_shap
 
 MAX_PATTERN_FEATURES = 10  # 2**10 patterns per leaf
+MAX_CODE_SPLITS = 10  # trees with at most this many splits are tabled whole (2**10 codes)
 MODE_CODES = {"BRANCH_LEQ": 0, "BRANCH_LT": 1, "BRANCH_GTE": 2, "BRANCH_GT": 3}
 COMPARE = (np.less_equal, np.less, np.greater_equal, np.greater)  # in MODE_CODES order
 
@@ -184,3 +189,44 @@ class LeafTables:
                 for t in range(phi.shape[2]):
                     values = group.table[j, t].take(pattern)  # (L, n)
                     phi[:, :, t] += (group.features[j] @ values).T
+
+
+class CodeTables:
+    """Whole trees as tables: the SHAP values for every combination of sides at their splits."""
+
+    def __init__(self, trees: list[Tree], width: int):
+        self.trees = trees
+        self.splits = Splits()
+        self.groups = []  # (splits per tree s, split indexes (trees, s), tables (trees * 2**s, m * T))
+        by_size: dict[int, list] = {}
+        for tree in trees:
+            internal = [int(n) for n in np.flatnonzero(tree.left >= 0)]
+            if internal:
+                by_size.setdefault(len(internal), []).append((tree, internal))
+        for size, members in sorted(by_size.items()):
+            codes = np.arange(2**size)
+            nodes, tables = [], []
+            for tree, internal in members:
+                bit = {node: i for i, node in enumerate(internal)}
+                phi = np.zeros((2**size, width, tree.value.shape[1]))
+                tree_shap(
+                    tree, None, phi, goes_true=lambda node, bit=bit, codes=codes: (codes >> bit[node]) & 1
+                )
+                nodes.append([self.splits.add(tree, node) for node in internal])
+                tables.append(phi.reshape(2**size, -1))
+            self.groups.append((size, np.array(nodes, dtype=np.int64), np.concatenate(tables)))
+        self.splits.freeze()
+
+    def add_to(self, x: np.ndarray, phi: np.ndarray) -> None:
+        """Add the trees' SHAP values for rows ``x`` (n, m) to ``phi`` (n, m, T)."""
+        if not self.groups:
+            return
+        sides = self.splits.sides(x)
+        total = np.zeros((len(x), phi.shape[1] * phi.shape[2]))
+        for size, nodes, table in self.groups:
+            code = np.zeros((len(nodes), len(x)), dtype=np.int64)
+            for i in range(size):
+                code |= sides[nodes[:, i]].astype(np.int64) << i
+            code += (np.arange(len(nodes)) << size)[:, None]
+            total += table[code].sum(axis=0)
+        phi += total.reshape(phi.shape)

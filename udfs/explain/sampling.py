@@ -14,7 +14,8 @@ background as the reference distribution.
   contributions equals the raw output exactly, not only in expectation.
 * Each permutation is paired with its reverse (antithetic sampling, less variance); the
   per-row ``error`` is the largest standard error over the row's contributions, from the
-  spread of the pair means.
+  spread of the pair means within each background row (a stratified estimate; with one
+  pair per background row, the plain spread of the pairs, which overstates it).
 
 The raw output of a black box: the value (regression); for classifiers with probabilities,
 the log-odds of the positive class (two classes) or the log-probability of each class
@@ -166,5 +167,18 @@ class SamplingExplainer(Explainer):
         pairs = walks // 2
         pair_means = (per_column[:, :pairs] + per_column[:, pairs:]) / 2  # (n, pairs, width, T)
         estimate = pair_means.mean(axis=1)
-        spread = pair_means.std(axis=1, ddof=1) / np.sqrt(pairs)
-        return estimate, spread.max(axis=1)
+        return estimate, self._standard_error(pair_means).max(axis=1)
+
+    def _standard_error(self, pair_means: np.ndarray) -> np.ndarray:
+        """(n, width, T): pair p walks from background row p mod B, every row equally often,
+        so the estimate is a stratified mean: its variance is the within-row variances'
+        mean over B, divided by B * (pairs per row). With one pair per row there is no
+        within-row spread to measure, and the plain (larger) pair variance is used."""
+        n, pairs = pair_means.shape[:2]
+        rows = len(self.background)
+        repeats = pairs // rows
+        if repeats < 2:
+            return pair_means.std(axis=1, ddof=1) / np.sqrt(pairs)
+        strata = pair_means.reshape(n, repeats, rows, *pair_means.shape[2:])
+        within = strata.var(axis=1, ddof=1).mean(axis=1)  # (n, width, T)
+        return np.sqrt(within / (rows * repeats))

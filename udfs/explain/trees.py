@@ -207,9 +207,11 @@ class Path:
         return np.where(hot, total_one, total_zero)
 
 
-def tree_shap(tree: Tree, x: np.ndarray, phi: np.ndarray) -> None:
-    """Add the tree's path-dependent SHAP values for the rows ``x`` (n, m) to ``phi`` (n, m, T)."""
-    n = len(x)
+def tree_shap(tree: Tree, x: np.ndarray, phi: np.ndarray, goes_true=None) -> None:
+    """Add the tree's path-dependent SHAP values for the rows ``x`` (n, m) to ``phi`` (n, m, T).
+    ``goes_true(node)``: the rows' sides at a split, if not from comparing ``x``."""
+    n = len(phi)
+    goes_true = goes_true or (lambda node: tree.goes_true(node, x))
 
     def walk(node: int, path: Path, zero: float, one: np.ndarray, feature: int) -> None:
         path = path.extend(zero, one, feature)
@@ -220,7 +222,7 @@ def tree_shap(tree: Tree, x: np.ndarray, phi: np.ndarray) -> None:
                 phi[:, path.d[k], :] += weight[:, None] * value[None, :]
             return
         split = int(tree.feature[node])
-        true = tree.goes_true(node, x).astype(np.float64)
+        true = np.asarray(goes_true(node), dtype=np.float64)
         zero_in, one_in = 1.0, np.ones(n)
         if split in path.d[1:]:
             k = path.d.index(split, 1)
@@ -260,15 +262,20 @@ class TreeExplainer(Explainer):
         expected = np.sum([tree.expected() for tree in trees], axis=0)
         self.base = np.asarray(base, dtype=np.float64) + self.scale * expected
         self.aggregate = derived.aggregation()
-        from indb.udfs.explain.leaf_tables import LeafTables
+        from indb.udfs.explain.leaf_tables import MAX_CODE_SPLITS, CodeTables, LeafTables
 
-        self.tables = LeafTables(trees, self.width)
+        small = [t for t in trees if int((t.left >= 0).sum()) <= MAX_CODE_SPLITS]
+        self.codes = CodeTables(small, self.width)
+        self.tables = LeafTables([t for t in trees if int((t.left >= 0).sum()) > MAX_CODE_SPLITS], self.width)
 
     def scores(self, frame: pd.DataFrame) -> Scores:
         x = self.derived.compute(frame)
         phi = np.zeros((len(frame), self.width, len(self.targets)))
-        step = max(64, CHUNK_CELLS // max(1, self.tables.leaves))
+        # Memory per row: a few look-ups per leaf, a row of phi per tabled tree.
+        cells = self.tables.leaves * 4 + len(self.codes.trees) * phi[0].size
+        step = max(64, CHUNK_CELLS // max(1, cells))
         for start in range(0, len(x), step):
+            self.codes.add_to(x[start : start + step], phi[start : start + step])
             self.tables.add_to(x[start : start + step], phi[start : start + step])
         for tree in self.tables.walked:
             tree_shap(tree, x, phi)
