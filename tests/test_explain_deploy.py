@@ -358,3 +358,37 @@ def test_explanations_of_inputs_joined_from_stored_features(db, family):
         raw = group.base.iloc[0] + group.contribution.sum()
         x = pd.DataFrame([[group.income.iloc[0], group.debt.iloc[0], channel]], columns=inputs.columns)
         assert raw == pytest.approx(model.decision_function(x)[0], abs=1e-5)
+
+
+PLAIN_CLIENT = """
+import sys, duckdb
+assert "indb" not in sys.modules
+con = duckdb.connect(sys.argv[1])
+try:
+    con.execute("INSERT INTO loss_requests (income, debt, age, tenure) VALUES (52000, 9000, 35, 4.5)")
+except duckdb.Error as e:
+    print(e)
+else:
+    print("inserted", con.execute("SELECT count(*) FROM loss_requests_predictions").fetchone()[0])
+"""
+
+
+def test_plain_duckdb_client_is_told_how_to_insert_without_indb(tmp_path, boosted_regressor, loans):
+    """Tree explanations run in indb's Python: a DuckDB client that never loaded indb cannot
+    insert into the table, and the error says what to do."""
+    import subprocess
+    import sys
+
+    import indb
+
+    path = tmp_path / "plain.duckdb"
+    with indb.connect(f"duckdb://{path}") as db:
+        db.register_model("loss", boosted_regressor, sample=loans[NUMERIC])
+        db.deploy("loss", table="loss_requests", runtime="sql", explain=True)  # compiled trees
+    plain = subprocess.run([sys.executable, "-c", PLAIN_CLIENT, str(path)], capture_output=True, text=True)
+    assert plain.returncode == 0, plain.stderr
+    assert "explained by indb in python: redeploy with explain=false to insert from clients" in plain.stdout
+    with indb.connect(f"duckdb://{path}") as db:
+        db.deploy("loss", table="loss_requests", runtime="sql", explain=False)
+    plain = subprocess.run([sys.executable, "-c", PLAIN_CLIENT, str(path)], capture_output=True, text=True)
+    assert plain.stdout.strip() == "inserted 1", plain.stdout + plain.stderr

@@ -30,7 +30,13 @@ _ARROW_TYPE = pa.struct(
 
 
 def function_name(model: str, version: int, sha256: str) -> str:
-    return f"indb_explain_{model}_v{int(version)}_{sha256[:12]}"
+    """The name the trigger calls the function by: a process that never loaded indb has no
+    such function, and DuckDB's "Scalar Function with name ... does not exist" then reads as
+    the fix (as the onnx runtime's names do, indb.backends.duckdb.plain_client_function)."""
+    return (
+        "explained by indb in python: redeploy with explain=false to insert from clients that do "
+        f"not load indb (model {model} version {int(version)}, {sha256[:12]})"
+    )
 
 
 def make_explainer_udf(sig: Signature, build: Callable[[], object]) -> Callable:

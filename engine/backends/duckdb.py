@@ -26,7 +26,8 @@ from indb.udfs import explain_udf, onnx_udf
 _UDF_ERROR = re.compile(r"Python exception occurred while executing the UDF: (\w+): (.*)", re.S)
 _SQL_ERROR = re.compile(r"^[\w ]+Error: (ScoringError|IntegrityError): (.*)", re.S)  # from error() in SQL
 _PLAIN_CLIENT = re.compile(
-    r"Scalar Function with name ((?:deployed with runtime onnx|model \w+ version \d+ runs on onnxruntime)"
+    r"Scalar Function with name ((?:deployed with runtime onnx|model \w+ version \d+ runs on onnxruntime"
+    r"|explained by indb in python)"
     r": .*?\)) does not exist"
 )
 _SYSTEM_SUGGESTION = re.compile(r'\nDid you mean "(pg_|duckdb_|sqlite_|pragma_|information_schema)[\w.]*"\?')
