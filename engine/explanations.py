@@ -140,6 +140,34 @@ class Plan:
             ]
         )
 
+    def udf_body(self, function: str, arguments: list[str]) -> exp.Expression:
+        """One row's contributions as a list of (feature, contribution) structs, from one call
+        of ``function`` (indb.udfs.explain_udf) bound by a lambda (DuckDB)."""
+        from indb.udfs.compiler.dialects import Pick
+
+        call = exp.Anonymous(
+            this=exp.to_identifier(function, quoted=True),
+            expressions=[exp.column(a, quoted=True) for a in arguments],
+        )
+        values = exp.Dot(this=exp.column("indb_e"), expression=exp.to_identifier("contributions"))
+        structs = exp.Array(
+            expressions=[
+                exp.Struct(
+                    expressions=[
+                        exp.PropertyEQ(this=exp.to_identifier("feature"), expression=exp.Literal.string(f)),
+                        exp.PropertyEQ(
+                            this=exp.to_identifier("contribution"),
+                            expression=Pick(this=values.copy(), index=i),
+                        ),
+                    ]
+                )
+                for i, f in enumerate(self.features, start=1)
+            ]
+        )
+        bound = exp.Lambda(this=structs, expressions=[exp.to_identifier("indb_e")])
+        each = exp.Anonymous(this="list_transform", expressions=[exp.Array(expressions=[call]), bound])
+        return Pick(this=each, index=1)
+
     def rows_body(self) -> exp.Select:
         """One row's contributions as rows (feature, contribution) (PostgreSQL)."""
         names = exp.Array(expressions=[exp.Literal.string(f) for f in self.features])
@@ -358,9 +386,8 @@ def install_all(backend: Backend) -> None:
 
 
 def function_statements(backend: Backend, mv: registry.ModelVersion, plan: Plan) -> list[str]:
-    """``explain_<model>_v<N>`` (and ``explain_<model>`` for the default version) where the
-    contributions are SQL."""
-    if not plan.in_sql:
-        return []
+    """``explain_<model>_v<N>`` (and ``explain_<model>`` for the default version): SQL where
+    the contributions are SQL, else a call of the version's explainer (DuckDB: the Python
+    function of this process; PostgreSQL: PL/Python)."""
     default = registry.default_version(backend, mv.name) == mv.version
     return backend.explain_function_sql(mv.ref, plan, default=default)

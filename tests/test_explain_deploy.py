@@ -210,6 +210,16 @@ def test_tree_ensemble_explanations_are_written_next_to_onnxruntime(
     direct = db.explain("loss", rows.head(1))
     merged = direct.merge(first, on="feature", suffixes=("", "_stored"))
     np.testing.assert_allclose(merged.contribution, merged.contribution_stored, atol=1e-9)
+    values = rows.iloc[0]
+    arguments = ", ".join(f"{float(values[c])!r}" if c != "age" else str(int(values[c])) for c in NUMERIC)
+    if db.backend.nested_types:  # DuckDB: the explainer of this process, one call per row
+        (value,) = db.sql(f"SELECT explain_loss({arguments}) AS e").e
+        called = {item["feature"]: item["contribution"] for item in value}
+    else:  # PostgreSQL: PL/Python
+        found = db.sql(f"SELECT * FROM indb.explain_loss({arguments})")
+        called = dict(zip(found.feature, found.contribution, strict=True))
+    for feature, contribution in zip(direct.feature, direct.contribution, strict=True):
+        assert called[feature] == pytest.approx(contribution, abs=1e-9)
 
 
 @pytest.mark.parametrize("db", ["postgresql"], indirect=True)
@@ -262,8 +272,9 @@ def test_app_role_inserts_and_reads_explanations_but_cannot_write_them(db, logis
                     reader.execute(f"INSERT INTO {table}_explanations (id, feature) VALUES (1, 'x')")
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     reader.execute(f"INSERT INTO {table}_contributions (id) VALUES (1)")
-            called = reader.execute("SELECT * FROM indb.explain_plain(50000, 1000, 40, 3)").fetchall()
-            assert sorted(r[0] for r in called) == sorted(NUMERIC)
+            for function in ("explain_plain", "explain_trees"):  # SQL, PL/Python
+                called = reader.execute(f"SELECT * FROM indb.{function}(50000, 1000, 40, 3)").fetchall()
+                assert sorted(r[0] for r in called) == sorted(NUMERIC)
     public = db.sql(
         "SELECT p.oid::regprocedure::text AS f FROM pg_proc AS p, aclexplode(coalesce(p.proacl, "
         "acldefault('f', p.proowner))) AS a WHERE p.pronamespace = 'indb'::regnamespace AND a.grantee = 0"

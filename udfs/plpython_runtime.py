@@ -703,6 +703,19 @@ class Runtime:
         found = self.models[key] = explainer_for(row)
         return found
 
+    def explain_one(self, name, version, expected, args):
+        """indb.explain_<model>(...) of a version explained in Python: (feature, contribution)
+        rows for one row of inputs."""
+        import pandas as pd
+
+        self.read_limit()
+        model = self.model(name, version, expected)
+        model.check_nulls([1 if v is None else 0 for v in args])
+        model.check_finite([[v] for v in args])
+        frame = pd.DataFrame({spec["name"]: [v] for spec, v in zip(model.inputs, args, strict=True)})
+        found = self.explainer(model).explain(frame)
+        return list(zip(found.features, np.asarray(found.contributions)[0].tolist(), strict=True))
+
     def explain_statement(self, TD):
         """The champion's served rows of this statement explained into <table>_explanations."""
         import pandas as pd

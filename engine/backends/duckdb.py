@@ -464,7 +464,12 @@ class DuckDBBackend(Backend):
 
         q = self.quote
         parameters = join(q(c) for c in ref.signature.columns)
-        body = Quoted(dialects.render(plan.function_body(), self.dialect))
+        if plan.in_sql:
+            tree = plan.function_body()
+        else:
+            function = explain_udf.function_name(ref.model, ref.version, ref.sha256)
+            tree = plan.udf_body(function, ref.signature.columns)
+        body = Quoted(dialects.render(tree, self.dialect))
         result = []
         for suffix in [f"_v{int(ref.version)}"] + ([""] if default else []):
             name = q(f"explain_{ref.model}{suffix}")

@@ -907,7 +907,18 @@ class PostgresBackend(Backend):
         sig = ref.signature
         parameters = join(Quoted(f"{self.quote(i.name)} {_PG_TYPES[i.argument_type]}") for i in sig.inputs)
         argument_types = Quoted(", ".join(_PG_TYPES[i.argument_type] for i in sig.inputs))
-        body = self.literal(dialects.render(plan.rows_body(), self.dialect))
+        template = "create_explain_macro"
+        if plan.in_sql:
+            body = self.literal(dialects.render(plan.rows_body(), self.dialect))
+        elif not self.has_plpython:
+            return []
+        else:  # Python source naming the version and its content hash, as predict_* bodies do
+            template = "create_explain_python_function"
+            body = self.literal(
+                'if "indb_runtime" not in GD:\n    plpy.execute("SELECT indb.load_runtime()")\n'
+                f'return GD["indb_runtime"].explain_one({ref.model!r}, {int(ref.version)}, '
+                f"{ref.content_hash!r}, list(args))\n"
+            )
         result = []
         for name in [f"explain_{ref.model}_v{int(ref.version)}"] + (
             [f"explain_{ref.model}"] if default else []
@@ -916,11 +927,7 @@ class PostgresBackend(Backend):
                 self.render("scoring", "drop_function", signature=Quoted(f)) for f in self._functions(name)
             ]
             qualified = self.quote("indb", name)
-            result.append(
-                self.render(
-                    "explain", "create_explain_macro", name=qualified, parameters=parameters, body=body
-                )
-            )
+            result.append(self.render("explain", template, name=qualified, parameters=parameters, body=body))
             comment = (
                 f"indb model {ref.model} version {ref.version}: contributions of each input to the raw "
                 f"output ({plan.method}): SELECT * FROM indb.{name}(...)"

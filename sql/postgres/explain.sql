@@ -26,3 +26,10 @@ $indb$;
 -- The function a table's trigger calls (none: no such trigger).
 SELECT p.proname FROM pg_catalog.pg_trigger AS t JOIN pg_catalog.pg_proc AS p ON p.oid = t.tgfoid
 WHERE t.tgrelid = pg_catalog.to_regclass($table) AND t.tgname = $trigger AND NOT t.tgisinternal;
+
+-- name: create_explain_python_function
+-- One row's contributions of a model explained in Python (trees, sampling): the runtime's
+-- explainer for the version whose content hash the body names (udfs/plpython_runtime.py).
+CREATE OR REPLACE FUNCTION {name}({parameters}) RETURNS TABLE (feature text, contribution double precision)
+LANGUAGE plpython3u STABLE PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS {body};
