@@ -208,6 +208,7 @@ def cmd_deploy(args) -> None:
                 runtime=args.runtime,
                 dry_run=args.dry_run,
                 features_from=args.features_from,
+                explain=args.explain,
             )
         if args.dry_run:
             print(";\n\n".join(deployment.statements) + ";")
@@ -1150,6 +1151,51 @@ def _add_collaboration(commands, listing, common) -> None:
     search.set_defaults(run=cmd_search)
 
 
+def cmd_explain(args) -> None:
+    """One row's contributions, largest first, with the base and the raw output."""
+    row = _json_option(args.row, "--row")
+    if not isinstance(row, dict):
+        raise IndbError("--row takes one JSON object of input values, e.g. '{\"income\": 52000}'")
+    with indb.connect(args.db) as db:
+        frame = db.explain(args.model, row, _version(args.version))
+    base, output = float(frame.base.iloc[0]), float(frame.output.iloc[0])
+    if args.json:
+        contributions = [
+            {"feature": f, "contribution": float(c)}
+            for f, c in zip(frame.feature, frame.contribution, strict=True)
+        ]
+        found = {
+            "model": frame.attrs["model"],
+            "version": frame.attrs["version"],
+            "output_kind": frame.attrs["output"],
+            "exact": frame.attrs["exact"],
+            "base": base,
+            "output": output,
+            "contributions": contributions,
+        }
+        if frame.error.notna().any():
+            found["error"] = float(frame.error.iloc[0])
+        print(json.dumps(found, indent=2))
+        return
+    exact = "exact" if frame.attrs["exact"] else f"approximate, error {frame.error.iloc[0]:.3g}"
+    print(f"{frame.attrs['model']} version {frame.attrs['version']}: {frame.attrs['output']} ({exact})")
+    width = max(len("base"), *(len(f) for f in frame.feature))
+    print(f"  {'base':<{width}}  {base:+.6f}")
+    for feature, contribution in zip(frame.feature, frame.contribution, strict=True):
+        print(f"  {feature:<{width}}  {contribution:+.6f}")
+    print(f"  {'= output':<{width}}  {output:+.6f}")
+
+
+def _add_explain(commands, listing) -> None:
+    explain = commands.add_parser(
+        "explain", parents=[listing], help="each input's contribution to one row's prediction"
+    )
+    explain.add_argument("model")
+    explain.add_argument("--row", required=True, metavar="JSON", help="e.g. '{\"income\": 52000, ...}'")
+    explain.add_argument("--version", dest="version", default=None, help="number or alias")
+    explain.set_defaults(run=cmd_explain)
+
+
 def build_parser() -> argparse.ArgumentParser:
     db_help = "database URL (default: $INDB_URL, else the DuckDB file ./indb.duckdb)"
     # --db works before or after the command; SUPPRESS keeps a sub-command from resetting it.
@@ -1236,6 +1282,13 @@ def build_parser() -> argparse.ArgumentParser:
         "auto (default): sql when it compiles, verifies and is small, else onnx",
     )
     deploy.add_argument("--dry-run", action="store_true", help="print the SQL, change nothing")
+    deploy.add_argument(
+        "--explain",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write <table>_explanations (each input's contribution) with every prediction; "
+        "--no-explain stops it (default: as the deployment does)",
+    )
     deploy.add_argument(
         "--features-from",
         action="append",
@@ -1443,6 +1496,7 @@ def build_parser() -> argparse.ArgumentParser:
     scheduler.set_defaults(run=cmd_scheduler)
 
     _add_retrain(commands, listing)
+    _add_explain(commands, listing)
     _add_lineage(commands, listing)
     _add_stages(commands, listing, common)
     _add_collaboration(commands, listing, common)

@@ -27,7 +27,6 @@ def sql_dialect(name: str) -> str:
     return wanted
 
 
-
 def _on_backend(function):
     """A ``Database`` method calling ``function(self.backend, ...)``: its name, docstring and
     signature (less the backend) come from the function, so the two never drift apart."""
@@ -44,6 +43,7 @@ def _on_backend(function):
     method.__signature__ = signature.replace(parameters=[itself, *parameters[1:]])
     return method
 
+
 class Database:
     """A connection with indb's catalog: register models, deploy them, run SQL."""
 
@@ -52,6 +52,7 @@ class Database:
         try:
             self.schema_version = catalog.ensure(backend)
             registry.install_all(backend)
+            self._install_explainers()
         except Exception as e:
             backend.close()
             raise backend.translate(e) from None
@@ -266,6 +267,7 @@ class Database:
         mode: str = "bulk",
         dry_run: bool = False,
         features_from: str | list[str] | None = None,
+        explain: bool | None = None,
     ) -> Deployment:
         """Score every insert into ``table`` with a model version.
 
@@ -275,6 +277,8 @@ class Database:
         ``features_from`` (a feature set, ``"set@2"``, or a list): model inputs named like its
         features are looked up in the latest stored values by entity key, so the request table
         holds the keys and the other inputs only; each prediction row records the values used.
+        ``explain=True`` also writes ``<table>_explanations`` (see :meth:`explain`); None keeps
+        what the deployment does.
         """
         return self._call(
             deployments.deploy,
@@ -285,6 +289,7 @@ class Database:
             mode=mode,
             dry_run=dry_run,
             features_from=features_from,
+            explain=explain,
         )
 
     def undeploy(self, table: str, *, drop_tables: bool = False) -> list[str]:
@@ -1087,3 +1092,20 @@ class Database:
     catalog_object = _on_backend(_collaboration.catalog_object)
     search = _on_backend(_collaboration.search)
     del _collaboration
+
+    # -- explanations (issue 15.1, 15.4) ----------------------------------------------------------
+    def _install_explainers(self) -> None:
+        """The in-process explainers of deployments made with explain=True (DuckDB), as
+        registry.install_all does for models."""
+        from indb import explanations
+
+        explanations.install_all(self.backend)
+
+    def explain(self, model: str, rows: Any, version: int | str | None = None) -> pd.DataFrame:
+        """Contributions of each input column to the raw output of ``model`` (a version number,
+        alias, or the default) for ``rows`` (a DataFrame, a dict for one row, or a list of
+        dicts): one row per (row, feature), largest |contribution| first, with ``base`` and
+        ``output`` (base + the row's contributions); ``attrs`` say what the output is."""
+        from indb import explanations
+
+        return self._call(explanations.explain, model, rows, version)

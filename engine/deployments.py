@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from functools import partial
 
-from indb import audit, identifiers, registry
+from indb import audit, explanations, identifiers, registry
 from indb import compiled as compiled_runtime
 from indb.backends.base import Arm, Backend, FeatureJoin, ScoringTarget
 from indb.errors import DeploymentError, NotFoundError
@@ -359,12 +359,14 @@ def deploy(
     challengers: list | None = None,
     reason: str | None = None,
     evidence: str | None = None,
+    explain: bool | None = None,
 ) -> Deployment:
     """Deploy ``model`` to ``table`` or switch it. ``challengers`` (indb.lifecycle.challengers)
     is the deployment's new set of challengers; None keeps the current ones (less any that is
     now the champion, or of another model). A creation or a switch of version or runtime writes
     a row of ``indb.deployment_history`` with ``reason`` (default "deploy") and ``evidence``
-    (JSON text)."""
+    (JSON text). ``explain`` (indb.explanations): True writes ``<table>_explanations`` in the
+    statement that scores each insert, False stops it, None keeps what the deployment does."""
     table = identifiers.table_name(table)
     if runtime not in RUNTIMES:
         raise DeploymentError(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
@@ -390,6 +392,7 @@ def deploy(
     if existing is not None:
         _check_request_table(table, existing, inputs)
     choice = _choose(backend, mv, runtime)
+    explain_plan = _explain_plan(backend, table, mv, mode, current, explain)
     kept, challengers_changed = _challengers(backend, table, mv, current, challengers)
     if kept and features_from is not None:
         raise DeploymentError("challengers score deployments without features_from only so far")
@@ -413,12 +416,16 @@ def deploy(
                         column_type=identifiers.sql_type(feature_info["types"][column]),
                     )
                 )
+    if explain_plan is not None:
+        statements += explanations.table_statements(backend, table)
     request = _request_columns(existing, inputs, mode, probabilities)
     statements += _view_statements(backend, table, mv, mode, request, [*probabilities, *recorded])
     functions = []  # the version's own functions: created before the switch takes its lock
     if choice.compiled is not None:
         is_default = registry.default_version(backend, mv.name) == mv.version
         functions = backend.compiled_model_sql(mv.ref, choice.compiled, default=is_default)
+    if explain_plan is not None:
+        functions += explanations.function_statements(backend, mv, explain_plan)
     arms, chosen = [], []
     for challenger, cmv, cchoice in kept:
         columns = probability_columns(cmv.classes)
@@ -441,6 +448,7 @@ def deploy(
         choice.compiled,
         feature_join,
         challengers=tuple(arms),
+        explain=explain_plan,
     )
     # Rows without a prediction exist only in a table that was not deployed (adopted, or
     # undeployed and deployed again): while deployed, every insert commits with its prediction.
@@ -459,6 +467,8 @@ def deploy(
     with backend.transaction():
         if choice.runtime == "onnx":
             backend.prepare_model(mv.ref)
+        if explain_plan is not None and not explain_plan.in_sql:
+            explanations.prepare(backend, mv)
         for arm in arms:
             if arm.runtime == "onnx":
                 backend.prepare_model(arm.model)
@@ -481,6 +491,12 @@ def deploy(
                 "features": None if feature_info is None else json.dumps(feature_info),
             },
         )
+        backend.execute(
+            statement("explain", "set_explain_method", backend.dialect),
+            {"table_name": table, "method": None if explain_plan is None else explain_plan.method},
+        )
+        if explain_plan is not None:
+            explanations.record_features(backend, table, mv, explain_plan)
         # 11.8: follow the alias it was deployed by (set_alias moves it), else pinned
         registry.record_deployment_alias(
             backend, table, mv.name, mv.version, registry.followed_alias(backend, mv.name, version)
@@ -517,12 +533,28 @@ def deploy(
                 "mode": mode,
                 "previous": None if not current else {"model": current[0][1], "version": current[0][2]},
                 "challengers": [[c.version, c.mode, c.weight, r] for c, r, _ in chosen],
+                "explain": None if explain_plan is None else explain_plan.method,
                 **({"reason": reason} if reason else {}),
             },
         )
     if backfill and backend.separate_backfill:
         backend.backfill(target)
     return result
+
+
+def _explain_plan(backend: Backend, table: str, mv, mode: str, current, explain: bool | None):
+    """How the deployment explains its predictions (None: it does not). ``explain`` None keeps
+    what the deployment did (a switch of version explains the new one)."""
+    if explain is None:
+        if not current:
+            return None
+        rows = backend.rows(statement("explain", "explain_method", backend.dialect), {"table_name": table})
+        explain = bool(rows and rows[0][0])
+    if not explain:
+        return None
+    if mode != "bulk":
+        raise DeploymentError("explain=True writes <table>_explanations in bulk mode only (mode='bulk')")
+    return explanations.plan(backend, mv)
 
 
 def _challengers(backend: Backend, table: str, mv, current, given) -> tuple[list, bool]:
@@ -580,6 +612,7 @@ def undeploy(backend: Backend, table: str, *, drop_tables: bool = False) -> list
         tables = [deployment.table, deployment.ground_truth_table]
         if deployment.mode == "bulk":
             tables.append(deployment.predictions_table)
+            run += explanations.drop_statements(backend, deployment.table)
         else:
             tables.append(shadow_table(deployment.table))
         for name in tables:

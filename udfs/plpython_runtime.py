@@ -357,6 +357,7 @@ class Runtime:
             self.plan(
                 "deployment",
                 "SELECT table_name, schema_name, model, version, runtime, mode, content_hash, "
+                "explain_method, "
                 "probability_columns::text AS columns, features::text AS features, "
                 "(SELECT pg_catalog.json_agg(pg_catalog.json_build_object('model', c.model, "
                 "'version', c.version, 'mode', c.mode, 'runtime', c.runtime, 'content_hash', "
@@ -669,6 +670,107 @@ class Runtime:
                 "stored features are a template, no longer filled in at scoring); deploy it again"
             )
         return features["relation"]
+
+    # -- explanations (indb.explanations) -----------------------------------------------------------
+    def explainer(self, model):
+        """indb.udfs.explain's Explainer of a loaded version: indb's own code from the catalog
+        (indb.load_server_python), the version's row read again with its stored sample and
+        checked against the bytes the session was built from."""
+        key = ("explainer", model.name, model.version, model.sha256)
+        found = self.models.get(key)
+        if found is not None:
+            return found
+        rows = self.plpy.execute(
+            self.plan(
+                "explain_row",
+                "SELECT onnx, sha256, inputs::text AS inputs, outputs::text AS outputs, "
+                "classes::text AS classes, recipe::text AS recipe, sample::text AS sample "
+                "FROM indb.model_versions WHERE model = $1 AND version = $2",
+                ["text", "int4"],
+            ),
+            [model.name, model.version],
+        )
+        row = dict(rows[0])
+        if hashlib.sha256(row["onnx"]).hexdigest() != model.sha256:
+            raise ValueError(
+                f"IntegrityError: model {model.name!r} version {model.version}: its stored bytes changed "
+                "while this statement ran; nothing was written"
+            )
+        self.plpy.execute("SELECT indb.load_server_python()")
+        from indb.udfs.explain import explainer_for
+
+        row.update(model=model.name, version=model.version, onnx=bytes(row["onnx"]))
+        found = self.models[key] = explainer_for(row)
+        return found
+
+    def explain_one(self, name, version, expected, args):
+        """indb.explain_<model>(...) of a version explained in Python: (feature, contribution)
+        rows for one row of inputs."""
+        import pandas as pd
+
+        self.read_limit()
+        model = self.model(name, version, expected)
+        model.check_nulls([1 if v is None else 0 for v in args])
+        model.check_finite([[v] for v in args])
+        frame = pd.DataFrame({spec["name"]: [v] for spec, v in zip(model.inputs, args, strict=True)})
+        found = self.explainer(model).explain(frame)
+        return list(zip(found.features, np.asarray(found.contributions)[0].tolist(), strict=True))
+
+    def explain_statement(self, TD):
+        """The champion's served rows of this statement explained into <table>_explanations."""
+        import pandas as pd
+
+        table = TD["args"][0]
+        deployment = self.deployment(table, (TD["table_schema"], TD["table_name"]))
+        if not deployment.get("explain_method"):
+            return
+        self.read_limit()
+        model = self.model(deployment["model"], deployment["version"], deployment["content_hash"])
+        features = deployment["features"]
+        source = "new_rows" if not features else self._with_features(table, features)
+        rows, ids, columns = self._read_columns(model, source)
+        if not rows:
+            return
+        split = [
+            (c["bucket_low"], c["bucket_high"]) for c in deployment["challengers"] if c["mode"] == "split"
+        ]
+        if split:  # the rows split challengers serve are theirs, not explained
+            mask = ~in_ranges(buckets(ids), split)
+            ids = ids[mask]
+            columns = [
+                [v for v, m in zip(c, mask, strict=True) if m] if isinstance(c, list) else c[mask]
+                for c in columns
+            ]
+            if not len(ids):
+                return
+        frame = pd.DataFrame(
+            {spec["name"]: values for spec, values in zip(model.inputs, columns, strict=True)}
+        )
+        found = self.explainer(model).explain(frame)
+        contributions = np.asarray(found.contributions, dtype=np.float64)
+        k = contributions.shape[1]
+        schema = deployment["schema_name"]
+        # one row per request: its slice of the flattened contributions (ordinality n)
+        plan = self.plan(
+            ("explain_insert", schema, table),
+            f"INSERT INTO {quote_ident(schema)}.{quote_ident(table + '_contributions')} "
+            "(id, model, model_version, contributions, base, error) "
+            "SELECT u.i, $2, $3, $4[(u.n - 1) * $5 + 1 : u.n * $5], u.b, u.e "
+            "FROM unnest($1::int8[], $6::float8[], $7::float8[]) WITH ORDINALITY AS u(i, b, e, n)",
+            ["int8[]", "text", "int4", "float8[]", "int4", "float8[]", "float8[]"],
+        )
+        self.plpy.execute(
+            plan,
+            [
+                ids.astype(np.int64).tolist(),
+                model.name,
+                model.version,
+                contributions.reshape(-1).tolist(),
+                k,
+                np.asarray(found.base, dtype=np.float64).tolist(),
+                None if found.error is None else np.asarray(found.error, dtype=np.float64).tolist(),
+            ],
+        )
 
     def score_statement(self, TD):
         self.score_rows((TD["table_schema"], TD["table_name"]), TD["args"][0])

@@ -109,6 +109,9 @@ class ScoringTarget:
     role: str = "champion"
     served: bool = True
     where: exp.Expression | None = None  # which request rows (by id) this arm scores
+    # indb.explanations.Plan when the deployment writes <table>_explanations (the champion's
+    # served rows only; challengers' arms have none)
+    explain: Any = None
 
     def source(self, dialect: str, rows: str | exp.Expression) -> str:
         """What the scoring statement reads: the request rows, with their stored features."""
@@ -155,6 +158,7 @@ class ScoringTarget:
                     probability_columns=arm.probability_columns,
                     challengers=(),
                     role="challenger",
+                    explain=None,
                     served=arm.buckets is not None,
                     where=None if arm.buckets is None else in_ranges(key, [arm.buckets]),
                 )
@@ -420,6 +424,19 @@ class Backend(ABC):
 
     def compiled_helper_sql(self, compiled: Any, helpers: tuple[str, str] | None) -> list[str]:
         """Statements creating the functions ``helpers`` names (see :meth:`compiled_helpers`)."""
+        return []
+
+    # Explanations that are not SQL run in this process (True: a Python scalar function the
+    # trigger calls, registered by :meth:`prepare_explainer`), else inside the server.
+    explains_in_process = False
+
+    def prepare_explainer(self, ref: ModelRef, build) -> None:
+        """Make one version's explainer (``build()`` makes it) callable by its triggers."""
+        return None
+
+    def explain_function_sql(self, ref: ModelRef, plan: Any, *, default: bool) -> list[str]:
+        """Statements creating ``explain_<model>_v<N>`` (and, if default, ``explain_<model>``):
+        one row's contributions computed in SQL (a plan with terms, indb.explanations)."""
         return []
 
     @abstractmethod

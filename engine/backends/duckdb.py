@@ -21,12 +21,13 @@ from sqlglot import exp
 from indb import errors
 from indb.backends.base import Backend, Check, ModelRef, ScoringTarget
 from indb.identifiers import Quoted, join, literal, quote
-from indb.udfs import onnx_udf
+from indb.udfs import explain_udf, onnx_udf
 
 _UDF_ERROR = re.compile(r"Python exception occurred while executing the UDF: (\w+): (.*)", re.S)
 _SQL_ERROR = re.compile(r"^[\w ]+Error: (ScoringError|IntegrityError): (.*)", re.S)  # from error() in SQL
 _PLAIN_CLIENT = re.compile(
-    r"Scalar Function with name ((?:deployed with runtime onnx|model \w+ version \d+ runs on onnxruntime)"
+    r"Scalar Function with name ((?:deployed with runtime onnx|model \w+ version \d+ runs on onnxruntime"
+    r"|explained by indb in python)"
     r": .*?\)) does not exist"
 )
 _SYSTEM_SUGGESTION = re.compile(r'\nDid you mean "(pg_|duckdb_|sqlite_|pragma_|information_schema)[\w.]*"\?')
@@ -414,6 +415,7 @@ class DuckDBBackend(Backend):
         q = self.quote
         body = self._score_rows(target, Quoted("new_rows"), target.arms())
         trigger = self.trigger_sql(f"{target.table}_score", q(target.table), [body])
+        trigger += self._explain_trigger(target)
         if not backfill:
             return trigger
         unscored = self.render(
@@ -423,6 +425,65 @@ class DuckDBBackend(Backend):
             predictions=q(f"{target.table}_predictions"),
         )
         return [self._score_rows(target, Quoted(unscored)), *trigger]
+
+    def _explain_trigger(self, target: ScoringTarget) -> list[str]:
+        """``<table>_explain``, fired after ``<table>_score``: the champion's served rows'
+        explanations (indb.explanations), or its removal when the deployment has none."""
+        q = self.quote
+        name = f"{target.table}_explain"
+        plan = target.explain
+        if plan is None:
+            return [self.drop_trigger_sql(name, q(target.table))]
+        champion = target.arms()[0]
+        rows = champion.relation(self.dialect, "new_rows")
+        ref = target.model
+        if plan.in_sql:
+            body = plan.insert_sql(target.table, rows, self.dialect, ref)
+        else:
+            function = explain_udf.function_name(ref.model, ref.version, ref.sha256)
+            body = plan.udf_insert_sql(target.table, rows, self.dialect, function, ref)
+        return self.trigger_sql(name, q(target.table), [body])
+
+    explains_in_process = True
+
+    def prepare_explainer(self, ref: ModelRef, build) -> None:
+        name = explain_udf.function_name(ref.model, ref.version, ref.sha256)
+        if self._has_function(name):
+            return
+        self.con.create_function(
+            name,
+            explain_udf.make_explainer_udf(ref.signature, build),
+            [i.argument_type for i in ref.signature.inputs],
+            explain_udf.RESULT_TYPE,
+            type="arrow",
+            side_effects=False,
+        )
+
+    def explain_function_sql(self, ref: ModelRef, plan, *, default: bool) -> list[str]:
+        from indb.udfs.compiler import dialects
+
+        q = self.quote
+        parameters = join(q(c) for c in ref.signature.columns)
+        if plan.in_sql:
+            tree = plan.function_body()
+        else:
+            function = explain_udf.function_name(ref.model, ref.version, ref.sha256)
+            tree = plan.udf_body(function, ref.signature.columns)
+        body = Quoted(dialects.render(tree, self.dialect))
+        result = []
+        for suffix in [f"_v{int(ref.version)}"] + ([""] if default else []):
+            name = q(f"explain_{ref.model}{suffix}")
+            result.append(
+                self.render("explain", "create_explain_macro", name=name, parameters=parameters, body=body)
+            )
+            comment = (
+                f"indb model {ref.model} version {ref.version}: contributions of each input to the raw "
+                f"output ({plan.method}), a list of (feature, contribution)"
+            )
+            result.append(
+                self.render("explain", "comment_explain_macro", name=name, comment=self.literal(comment))
+            )
+        return result
 
     def compiled_model_sql(self, ref: ModelRef, compiled, *, default: bool) -> list[str]:
         q = self.quote
@@ -457,7 +518,10 @@ class DuckDBBackend(Backend):
 
     def unscoring_sql(self, table: str) -> list[str]:
         q = self.quote
-        return [self.drop_trigger_sql(f"{table}_score", q(table))]
+        return [
+            self.drop_trigger_sql(f"{table}_score", q(table)),
+            self.drop_trigger_sql(f"{table}_explain", q(table)),
+        ]
 
     # -- doctor -------------------------------------------------------------------------------
     def health(self) -> list[Check]:

@@ -618,6 +618,7 @@ class PostgresBackend(Backend):
             )
         ]
         python.append(self.render("deploy", "create_warm_up_function"))
+        python.append(self.render("explain", "create_explain_trigger_function"))
         return plain, python
 
     def _fingerprint(self, statements: list[str]) -> str:
@@ -885,6 +886,7 @@ class PostgresBackend(Backend):
                 arguments=[self.literal(target.table)],
             )
         result += self._challenger_triggers(target, previous)
+        result += self._explain_triggers(target, previous)
         if previous != target.runtime or not self._has_lock_trigger(target.table):
             result += self.trigger_sql(
                 f"{target.table}_lock",
@@ -894,6 +896,94 @@ class PostgresBackend(Backend):
                 before=True,
             )
         return self._deployment_record(target) + result
+
+    def _explain_triggers(self, target: ScoringTarget, previous: str | None) -> list[str]:
+        """``<table>_score_explain`` (fired by name after the scoring triggers, before humility):
+        the champion's served rows' explanations (indb.explanations) written by a SECURITY
+        DEFINER function, so the application's role never writes ``<table>_contributions``;
+        dropped when the deployment has none. A switch of version replaces the function only
+        (no DDL on the table) unless the kind of explanation changes."""
+        q = self.quote
+        table = target.table
+        name = f"{table}_score_explain"
+        plan = target.explain
+        current = self._explain_function(table)
+        if previous is not None and previous != target.runtime:
+            current = None  # unscoring_sql dropped every trigger of the table before this
+        if plan is None:
+            return [] if current is None else [self.drop_trigger_sql(name, q(table))]
+        wanted = self._wanted_explain_function(target)
+        if not plan.in_sql:
+            self._require_plpython()
+            if current == wanted:
+                return []
+            return self.trigger_sql(
+                name, q(table), None, function=q("indb", wanted), arguments=[self.literal(table)]
+            )
+        schema = self.current_schema()
+        rows = target.arms()[0].relation(self.dialect, "new_rows")
+        return self.trigger_sql(
+            name,
+            q(table),
+            [plan.insert_sql(table, rows, self.dialect, target.model, schema)],
+            function=q("indb", wanted),
+            definer=True,
+            guard=(schema, table),
+            attach=current != wanted,
+        )
+
+    def _wanted_explain_function(self, target: ScoringTarget) -> str | None:
+        if target.explain is None:
+            return None
+        return f"explain_rows_{target.table}" if target.explain.in_sql else "explain_inserted_rows"
+
+    def _explain_function(self, table: str) -> str | None:
+        """The function ``<table>_score_explain`` calls now, if the trigger is there."""
+        if self.table_columns(table) is None:
+            return None
+        params = {"table": self._qualified(table), "trigger": f"{table}_score_explain"}
+        found = self.rows(statement("explain", "trigger_function", self.dialect), params)
+        return found[0][0] if found else None
+
+    def explain_function_sql(self, ref: ModelRef, plan, *, default: bool) -> list[str]:
+        sig = ref.signature
+        parameters = join(Quoted(f"{self.quote(i.name)} {_PG_TYPES[i.argument_type]}") for i in sig.inputs)
+        argument_types = Quoted(", ".join(_PG_TYPES[i.argument_type] for i in sig.inputs))
+        template = "create_explain_macro"
+        if plan.in_sql:
+            body = self.literal(dialects.render(plan.rows_body(), self.dialect))
+        elif not self.has_plpython:
+            return []
+        else:  # Python source naming the version and its content hash, as predict_* bodies do
+            template = "create_explain_python_function"
+            body = self.literal(
+                'if "indb_runtime" not in GD:\n    plpy.execute("SELECT indb.load_runtime()")\n'
+                f'return GD["indb_runtime"].explain_one({ref.model!r}, {int(ref.version)}, '
+                f"{ref.content_hash!r}, list(args))\n"
+            )
+        result = []
+        for name in [f"explain_{ref.model}_v{int(ref.version)}"] + (
+            [f"explain_{ref.model}"] if default else []
+        ):
+            result += [
+                self.render("scoring", "drop_function", signature=Quoted(f)) for f in self._functions(name)
+            ]
+            qualified = self.quote("indb", name)
+            result.append(self.render("explain", template, name=qualified, parameters=parameters, body=body))
+            comment = (
+                f"indb model {ref.model} version {ref.version}: contributions of each input to the raw "
+                f"output ({plan.method}): SELECT * FROM indb.{name}(...)"
+            )
+            result.append(
+                self.render(
+                    "explain",
+                    "comment_explain_macro",
+                    name=qualified,
+                    argument_types=argument_types,
+                    comment=self.literal(comment),
+                )
+            )
+        return result
 
     def _wanted_triggers(self, target: ScoringTarget) -> dict[str, bool]:
         """Which challenger triggers the table needs: compiled challengers of an onnx champion
@@ -972,6 +1062,8 @@ class PostgresBackend(Backend):
         self.execute(statement("deploy", "lock_deployment", self.dialect), {"table": name})
 
     def scoring_ddl(self, target: ScoringTarget, previous: str | None) -> bool:
+        if self._wanted_explain_function(target) != self._explain_function(target.table):
+            return True
         if previous != target.runtime or not self._has_lock_trigger(target.table):
             return True
         table = target.table
@@ -1224,7 +1316,7 @@ class PostgresBackend(Backend):
 
     def unscoring_sql(self, table: str) -> list[str]:
         q = self.quote
-        names = ("score", "score_arm_sql", "score_arm_onnx", "lock")
+        names = ("score", "score_arm_sql", "score_arm_onnx", "score_explain", "lock")
         return [self.drop_trigger_sql(f"{table}_{name}", q(table)) for name in names]
 
     # -- doctor -------------------------------------------------------------------------------

@@ -181,8 +181,8 @@ $indb$;
 -- name: create_grant_function
 -- Who may call one function of schema indb (run on every function, and by the event trigger
 -- below on each new one): model functions and what their SQL bodies call are for readers and
--- applications; the rest (trigger functions, the runtime loader, backfill) for nobody but the
--- owner. Model functions are SECURITY DEFINER: they read indb.model_versions as the owner.
+-- applications (explain_<model>: a row's contributions, indb.explanations); the rest (trigger
+-- functions, the runtime loader, backfill) for nobody but the owner. Model functions are SECURITY DEFINER: they read indb.model_versions as the owner.
 CREATE OR REPLACE FUNCTION indb.grant_function(f regprocedure) RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp AS $indb$
 DECLARE
@@ -203,7 +203,7 @@ BEGIN
         RETURN;
     END IF;
     IF p.proname LIKE 'predict\_%' OR p.proname LIKE 'compiled\_%' OR p.proname LIKE 'transform\_%'
-       OR p.proname IN ('fail', 'runtime_versions') THEN
+       OR p.proname LIKE 'explain\_%' OR p.proname IN ('fail', 'runtime_versions') THEN
         EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I, %I', f, indb.role_name('reader'), indb.role_name('app'));
     ELSIF p.proname = 'install_model_functions' THEN
         -- developers register models: this creates their predict functions from the catalog row
@@ -293,7 +293,7 @@ BEGIN
         EXECUTE format('GRANT INSERT ON %I.%I TO %I', schema_name, table_name || '_ground_truth', app);
     END IF;
     FOREACH t IN ARRAY ARRAY[table_name, table_name || '_predictions', table_name || '_ground_truth',
-                             table_name || '_scored'] LOOP
+                             table_name || '_scored', table_name || '_explanations'] LOOP
         IF pg_catalog.to_regclass(format('%I.%I', schema_name, t)) IS NOT NULL THEN
             EXECUTE format('GRANT SELECT ON %I.%I TO %I, %I', schema_name, t, reader, app);
         END IF;
