@@ -59,15 +59,18 @@ $indb$;
 
 -- name: create_may_change_owners
 -- Admins; the object's owners (session_user, or a member of an owning role); without owners,
--- its creator.
+-- its creator. PL/pgSQL, not SQL: a SQL body is checked when created, and a managed server's
+-- non-superuser install has no indb.role_name to check it against.
 CREATE OR REPLACE FUNCTION indb.collaboration_may_change_owners(p_kind text, p_name text) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $indb$
-    SELECT pg_catalog.pg_has_role(session_user, indb.role_name('admin'), 'MEMBER')
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $indb$
+BEGIN
+    RETURN pg_catalog.pg_has_role(session_user, indb.role_name('admin'), 'MEMBER')
         OR EXISTS (SELECT 1 FROM indb.owners AS o JOIN pg_catalog.pg_roles AS r ON r.rolname = o.owner
                    WHERE o.object_kind = p_kind AND o.object_name = p_name
                      AND pg_catalog.pg_has_role(session_user, r.oid, 'MEMBER'))
         OR (NOT EXISTS (SELECT 1 FROM indb.owners AS o WHERE o.object_kind = p_kind AND o.object_name = p_name)
-            AND indb.collaboration_creator(p_kind, p_name) = session_user)
+            AND indb.collaboration_creator(p_kind, p_name) = session_user);
+END
 $indb$;
 
 -- name: create_change_owner
