@@ -112,7 +112,7 @@ def test_the_numpy_coupling_is_onnxruntimes():
 
 def test_binary_svc_with_probabilities_deploys_as_sql(db):
     """deploy(runtime="sql") verifies the compiled SQL against onnxruntime; inserted rows are then
-    scored by it as onnxruntime scores them (not as scikit-learn: its libsvm skips the coupling)."""
+    scored by it as onnxruntime scores them."""
     frame = training_frame()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # scikit-learn 1.9 deprecates probability=True
