@@ -250,8 +250,9 @@ def svm_classifier(value: Value, attrs: dict, share=lambda e: e) -> tuple:
         raise _unsupported(
             f"SVMClassifier with probabilities (prob_a/prob_b) over {len(labels)} classes: onnxruntime "
             "couples the pairwise probabilities by an iteration whose number of rounds depends on "
-            "the row (up to 100, each updating every class), which SQL would have to unroll in full; "
-            "only two classes are compiled (their coupling settles within two rounds)"
+            "the row and is bounded only by its cap of 100 (each round updates every class); SQL "
+            "unrolls the rounds, so only two classes are compiled, whose coupling is proven to stop "
+            "within two rounds"
         )
     per_class = [int(v) for v in attrs.get("vectors_per_class", [])]
     if not per_class or sum(per_class) == 0:
