@@ -255,7 +255,7 @@ class MLOperators:
         ]
 
     def visit_SVMClassifier(self, node, values, attrs):
-        label, scores = svm_classifier(values[0], attrs)
+        label, scores = svm_classifier(values[0], attrs, self.share)
         return [Value(np.array(label, dtype=object), True), Value(np.array(scores, dtype=object), True)]
 
     def visit_SVMRegressor(self, node, values, attrs):

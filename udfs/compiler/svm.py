@@ -16,7 +16,8 @@ import math
 import numpy as np
 from sqlglot import exp
 
-from indb.udfs.compiler import sql
+from indb.udfs.compiler import sql, svm_coupling
+from indb.udfs.compiler.dialects import LetRef
 from indb.udfs.compiler.values import Value, materialize
 
 _FLOAT = exp.DataType.build("FLOAT")
@@ -31,6 +32,7 @@ _TINY = 1e-14
 # SVMRegressor sums coefficient x kernel one by one in float32; SQL reproduces that as a
 # nested expression, which engines limit in depth (DuckDB: 1,000 levels).
 MAX_REGRESSOR_VECTORS = 200
+_SATURATED = 1e30  # decision values beyond this give a probability of 1e-7 or 1 - 1e-7
 
 # MLAS's tanh (the same rational approximation as Eigen's), in float32 with FMA steps.
 _TANH_P = (
@@ -138,6 +140,47 @@ def tanh32(x):
     return div32(p, q)
 
 
+class SqlOps:
+    """float32 arithmetic as SQL REAL expressions for :mod:`svm_coupling`; ``keep`` names a
+    value used again (``share``: the compiler's lets)."""
+
+    add, sub, mul, div = staticmethod(add32), staticmethod(sub32), staticmethod(mul32), staticmethod(div32)
+
+    def __init__(self, share):
+        self.share = share
+
+    def keep(self, x):
+        named = self.share(x)
+        # lets travel as DOUBLE: back to REAL (exact) so the next step stays float32
+        return single(named) if isinstance(named, LetRef) else named
+
+    @staticmethod
+    def abs(x):
+        return exp.Abs(this=x)
+
+    @staticmethod
+    def greatest(a, b):
+        return _clamp(a, low=b)
+
+    @staticmethod
+    def clamp(x, low, high):
+        return _clamp(x, real(low), real(high))
+
+    @staticmethod
+    def below(a, b):
+        return sql.compare("<", a, real(b))
+
+    @staticmethod
+    def choose(condition, then, otherwise):
+        return sql.case(condition, real(then), real(otherwise))
+
+    @staticmethod
+    def exp_minus_abs(x):
+        """float32(exp(-|x|)) from the double exp, floored (no float32 underflow)."""
+        power = _clamp(sql.neg(double(exp.Abs(this=x))), low=sql.lit(_EXP_FLOOR))
+        return single(exp.Exp(this=power))
+
+
 class Kernel:
     def __init__(self, attrs: dict):
         self.kind = _text(attrs.get("kernel_type", "LINEAR"))
@@ -197,17 +240,20 @@ def _product(coefficient: float, kernel):
     return double(mul32(coefficient, kernel))
 
 
-def svm_classifier(value: Value, attrs: dict) -> tuple:
-    """(label expression, score expressions) of onnxruntime's SVMClassifier."""
+def svm_classifier(value: Value, attrs: dict, share=lambda e: e) -> tuple:
+    """(label expression, score expressions) of onnxruntime's SVMClassifier; ``share`` names
+    values used more than once (the compiler's lets)."""
     from indb.udfs.compiler.compile import argmax
 
-    if attrs.get("prob_a"):
-        raise _unsupported(
-            "SVMClassifier with probabilities (prob_a/prob_b): onnxruntime couples the pairwise "
-            "probabilities by an iteration that plain SQL cannot repeat without copying the "
-            "decision values hundreds of times"
-        )
     labels = list(attrs.get("classlabels_ints") or [_text(s) for s in attrs.get("classlabels_strings", [])])
+    if attrs.get("prob_a") and len(labels) != 2:
+        raise _unsupported(
+            f"SVMClassifier with probabilities (prob_a/prob_b) over {len(labels)} classes: onnxruntime "
+            "couples the pairwise probabilities by an iteration whose number of rounds depends on "
+            "the row and is bounded only by its cap of 100 (each round updates every class); SQL "
+            "unrolls the rounds, so only two classes are compiled, whose coupling is proven to stop "
+            "within two rounds"
+        )
     per_class = [int(v) for v in attrs.get("vectors_per_class", [])]
     if not per_class or sum(per_class) == 0:
         raise _unsupported("SVMClassifier without support vectors (liblinear mode)")
@@ -232,6 +278,8 @@ def svm_classifier(value: Value, attrs: dict) -> tuple:
             sums.append(total)
             scores.append(double(single(total)))
             pairs.append((i, j))
+    if attrs.get("prob_a"):
+        return _with_probabilities(sums[0], labels, attrs, kind, SqlOps(share))
     if len(labels) == 2:
         if kind == "PROBIT":
             raise _unsupported("SVMClassifier post_transform PROBIT")
@@ -252,6 +300,24 @@ def svm_classifier(value: Value, attrs: dict) -> tuple:
         votes.append(sql.total(wins))
     index = argmax(votes)
     return _label(index, labels), scores
+
+
+def _with_probabilities(total, labels, attrs, kind, ops):
+    """Two classes with prob_a/prob_b: the label by the decision value's sign (onnxruntime
+    labels by the pair's vote, not by the probabilities), the probabilities coupled."""
+    if kind != "NONE":
+        raise _unsupported(f"SVMClassifier with probabilities and post_transform {kind}")
+    total = ops.share(total)
+    a, b = _floats(attrs["prob_a"])[0], _floats(attrs["prob_b"])[0]
+    score = total
+    if 100 + abs(b) <= abs(a) * _SATURATED <= 1e37:
+        # Beyond +-1e30 the decision value saturates the probability (|score * prob_a + prob_b|
+        # > 100): clamped there, PostgreSQL's float4 never overflows where onnxruntime goes on
+        # with infinity, and the answer is the same.
+        score = _clamp(total, sql.lit(-_SATURATED), sql.lit(_SATURATED))
+    first = svm_coupling.platt(single(score), a, b, ops)
+    p0, p1, _ = svm_coupling.couple(first, ops)
+    return sql.case(_positive(total), labels[0], labels[1]), [double(p0), double(p1)]
 
 
 def _positive(total):
