@@ -64,11 +64,15 @@ def sql_size(compiled: CompiledModel, dialect: str) -> int:
     return compiled.size(dialect)
 
 
-def evaluate(backend: Backend, compiled: CompiledModel, rows: pd.DataFrame) -> pd.DataFrame:
+def evaluate(
+    backend: Backend, compiled: CompiledModel, rows: pd.DataFrame, *, functions: bool = True
+) -> pd.DataFrame:
     """The compiled SQL run in the database over ``rows``: columns o0 (the prediction) and
-    o1.. (the probabilities), in the order of ``rows``. Nothing is left behind."""
+    o1.. (the probabilities), in the order of ``rows``. Nothing is left behind. ``functions=False``
+    runs the self-contained expressions (no helper functions) that ``db.compile_sql`` renders
+    for a database of another kind."""
     table = f"indb_verify_{uuid.uuid4().hex[:12]}"
-    helpers = backend.compiled_helpers(None)
+    helpers = backend.compiled_helpers(None) if functions else None
     select = _select(compiled, backend.dialect, helpers, table)
     frame = rows.reset_index(drop=True).reset_index().rename(columns={"index": "indb_row"})
     # No try/finally: after an error PostgreSQL refuses every statement until the transaction
