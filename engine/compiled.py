@@ -64,6 +64,15 @@ def sql_size(compiled: CompiledModel, dialect: str) -> int:
     return compiled.size(dialect)
 
 
+def named(mv: ModelVersion, render, *args):
+    """``render(*args)``, a ModelRefused from it naming the model (rendering's limits on size
+    and time do not know which model they render)."""
+    try:
+        return render(*args)
+    except ModelRefused as e:
+        raise ModelRefused(f"model {mv.name!r} version {mv.version}: {e}") from None
+
+
 def evaluate(
     backend: Backend, compiled: CompiledModel, rows: pd.DataFrame, *, functions: bool = True
 ) -> pd.DataFrame:
@@ -302,7 +311,7 @@ def choose(backend: Backend, mv: ModelVersion, runtime: str) -> RuntimeChoice:
         return RuntimeChoice("onnx", None, message)
     try:
         compiled = compile_version(mv)
-        size = sql_size(compiled, backend.dialect)
+        size = named(mv, sql_size, compiled, backend.dialect)
         if onnx_faster and size > AUTO_MAX_SQL_BYTES:
             return RuntimeChoice(
                 "onnx", None, f"compiled SQL is {size:,} bytes; onnxruntime is faster at this size"

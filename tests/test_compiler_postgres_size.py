@@ -16,6 +16,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from indb.compiled import compile_version, evaluate
+from indb.errors import DeploymentError, ModelError
+from indb.udfs.compiler import shared
 from tests.test_compiler import assert_outputs_match_onnx
 
 
@@ -73,3 +75,14 @@ def test_postgres_sql_matches_onnxruntime_with_and_without_functions(db, name):
         got = evaluate(db.backend, compiled, rows, functions=functions)
         assert_outputs_match_onnx(mv, compiled, got, name, rows)
     assert db.deploy(name, table="requests", runtime="sql").runtime == "sql"  # verified there too
+
+
+@pytest.mark.parametrize("db", ["duckdb"], indirect=True)
+def test_sql_over_the_size_limit_is_refused_naming_the_model(db, monkeypatch):
+    model, x = _mlp()
+    db.register_model("mlp", model, sample=x)
+    monkeypatch.setattr(shared, "MAX_SQL_BYTES", 20_000)
+    with pytest.raises(ModelError, match=r"model 'mlp' version 1: the compiled SQL is over 20,000 bytes"):
+        db.compile_sql("mlp", dialect="postgres")
+    with pytest.raises(DeploymentError, match=r"model 'mlp' version 1: the compiled SQL is over 20,000"):
+        db.deploy("mlp", table="requests", runtime="sql")
