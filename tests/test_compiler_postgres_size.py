@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 from indb.compiled import compile_version, evaluate
 from indb.errors import DeploymentError, ModelError
 from indb.udfs.compiler import shared
-from tests.test_compiler import assert_outputs_match_onnx
+from tests.test_compiler import assert_outputs_match_onnx, register_parity_model, training_frame
 
 
 def _pca_gb():
@@ -42,6 +42,19 @@ def _mlp():
 
 
 PIPELINES = {"pca_gb": _pca_gb, "mlp": _mlp}
+# test_compiler's models whose PostgreSQL text without functions has levels of lets (softmax,
+# tree sums, kernels, hidden units, strings, NULLs), one or two levels deep
+WITH_LEVELS = [
+    "logistic_multiclass",
+    "gaussian_nb",
+    "mlp",
+    "gradient_boosting_multiclass",
+    "adaboost",
+    "svc_rbf_multiclass",
+    "scaler_normalizer_binarizer",
+    "onehot_forest",
+    "imputer_tree",
+]
 
 
 def _text(compiled, dialect: str) -> int:
@@ -86,3 +99,17 @@ def test_sql_over_the_size_limit_is_refused_naming_the_model(db, monkeypatch):
         db.compile_sql("mlp", dialect="postgres")
     with pytest.raises(DeploymentError, match=r"model 'mlp' version 1: the compiled SQL is over 20,000"):
         db.deploy("mlp", table="requests", runtime="sql")
+
+
+@pytest.mark.parametrize("name", WITH_LEVELS)
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_postgres_sql_without_functions_matches_onnxruntime_on_adversarial_rows(db, name):
+    """The LATERAL form over test_compiler's random and adversarial rows (every tree threshold
+    and one float32 ulp either side, large magnitudes, NULLs where the model takes them)."""
+    mv, _, rows = register_parity_model(db, name, training_frame())
+    if name.startswith("imputer"):
+        rows.loc[::3, "tenure"] = float("nan")
+    compiled = compile_version(mv)
+    assert "AS indb_s1" in compiled.probabilities_array_sql("postgres")  # one level or more
+    got = evaluate(db.backend, compiled, rows, functions=False)
+    assert_outputs_match_onnx(mv, compiled, got, name, rows)
