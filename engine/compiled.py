@@ -46,6 +46,12 @@ def compile_version(mv: ModelVersion) -> CompiledModel:
             f"model {mv.name!r} version {mv.version} is {len(mv.onnx):,} bytes of ONNX; the compiler "
             f"takes at most {MAX_ONNX_BYTES:,}"
         )
+    nodes = tree_nodes(mv)  # before compiling: the trees would be built in memory first
+    if nodes > MAX_TREE_NODES:
+        raise ModelRefused(
+            f"model {mv.name!r} version {mv.version} has {nodes:,} tree nodes (times classes), which "
+            f"would compile to tens of MB of SQL; the limit is {MAX_TREE_NODES:,}"
+        )
     return compile_onnx(onnx.load_from_string(mv.onnx), mv.signature)
 
 

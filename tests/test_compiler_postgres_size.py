@@ -15,6 +15,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from indb import compiled
 from indb.compiled import compile_version, evaluate
 from indb.errors import DeploymentError, ModelError
 from indb.udfs.compiler import shared
@@ -99,6 +100,16 @@ def test_sql_over_the_size_limit_is_refused_naming_the_model(db, monkeypatch):
         db.compile_sql("mlp", dialect="postgres")
     with pytest.raises(DeploymentError, match=r"model 'mlp' version 1: the compiled SQL is over 20,000"):
         db.deploy("mlp", table="requests", runtime="sql")
+
+
+@pytest.mark.parametrize("db", ["duckdb"], indirect=True)
+def test_compile_sql_refuses_huge_forests_before_compiling(db, monkeypatch):
+    model, x = _pca_gb()
+    db.register_model("gb", model, sample=x)
+    assert compiled.tree_nodes(db.get_model("gb")) > 100
+    monkeypatch.setattr(compiled, "MAX_TREE_NODES", 100)
+    with pytest.raises(ModelError, match=r"model 'gb' version 1 has [\d,]+ tree nodes .* the limit is 100$"):
+        db.compile_sql("gb", dialect="postgres")
 
 
 @pytest.mark.parametrize("name", WITH_LEVELS)
