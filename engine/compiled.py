@@ -46,6 +46,12 @@ def compile_version(mv: ModelVersion) -> CompiledModel:
             f"model {mv.name!r} version {mv.version} is {len(mv.onnx):,} bytes of ONNX; the compiler "
             f"takes at most {MAX_ONNX_BYTES:,}"
         )
+    nodes = tree_nodes(mv)  # before compiling: the trees would be built in memory first
+    if nodes > MAX_TREE_NODES:
+        raise ModelRefused(
+            f"model {mv.name!r} version {mv.version} has {nodes:,} tree nodes (times classes), which "
+            f"would compile to tens of MB of SQL; the limit is {MAX_TREE_NODES:,}"
+        )
     return compile_onnx(onnx.load_from_string(mv.onnx), mv.signature)
 
 
@@ -64,11 +70,24 @@ def sql_size(compiled: CompiledModel, dialect: str) -> int:
     return compiled.size(dialect)
 
 
-def evaluate(backend: Backend, compiled: CompiledModel, rows: pd.DataFrame) -> pd.DataFrame:
+def named(mv: ModelVersion, render, *args):
+    """``render(*args)``, a ModelRefused from it naming the model (rendering's limits on size
+    and time do not know which model they render)."""
+    try:
+        return render(*args)
+    except ModelRefused as e:
+        raise ModelRefused(f"model {mv.name!r} version {mv.version}: {e}") from None
+
+
+def evaluate(
+    backend: Backend, compiled: CompiledModel, rows: pd.DataFrame, *, functions: bool = True
+) -> pd.DataFrame:
     """The compiled SQL run in the database over ``rows``: columns o0 (the prediction) and
-    o1.. (the probabilities), in the order of ``rows``. Nothing is left behind."""
+    o1.. (the probabilities), in the order of ``rows``. Nothing is left behind. ``functions=False``
+    runs the self-contained expressions (no helper functions) that ``db.compile_sql`` renders
+    for a database of another kind."""
     table = f"indb_verify_{uuid.uuid4().hex[:12]}"
-    helpers = backend.compiled_helpers(None)
+    helpers = backend.compiled_helpers(None) if functions else None
     select = _select(compiled, backend.dialect, helpers, table)
     frame = rows.reset_index(drop=True).reset_index().rename(columns={"index": "indb_row"})
     # No try/finally: after an error PostgreSQL refuses every statement until the transaction
@@ -298,7 +317,7 @@ def choose(backend: Backend, mv: ModelVersion, runtime: str) -> RuntimeChoice:
         return RuntimeChoice("onnx", None, message)
     try:
         compiled = compile_version(mv)
-        size = sql_size(compiled, backend.dialect)
+        size = named(mv, sql_size, compiled, backend.dialect)
         if onnx_faster and size > AUTO_MAX_SQL_BYTES:
             return RuntimeChoice(
                 "onnx", None, f"compiled SQL is {size:,} bytes; onnxruntime is faster at this size"

@@ -200,7 +200,9 @@ class Database:
 
         def build(backend):
             mv = registry.get(backend, name, version)
-            model = compiled.compile_version(mv)
+            return compiled.named(mv, render, backend, mv, compiled.compile_version(mv))
+
+        def render(backend, mv, model):
             target = dialect or backend.dialect
             lines = [f"-- {mv.name} version {mv.version}: {mv.describe()}"]
             helpers = None

@@ -71,8 +71,10 @@ class CompiledModel:
                 returns="prediction" if kind == "p" else "DOUBLE[]",
                 first=guarded,
             )
+        elif dialect == "postgres":
+            tree = guarded(self.levels.subqueries(expression, generator))
         else:
-            tree = guarded(self.levels.inline(expression))
+            raise ValueError(f"unknown SQL dialect {dialect!r}")
         return tree, functions
 
     def _array(self) -> exp.Expression:

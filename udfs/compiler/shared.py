@@ -12,6 +12,9 @@ each one once per row:
   filled in by function ``j - 1``. (PL/pgSQL rather than SQL functions: PostgreSQL 15 plans a
   SQL function that is not inlined again in every query, which costs more than a tree
   ensemble's arithmetic for one row; PL/pgSQL keeps its plans for the session.)
+  Where no functions can be installed (PostgreSQL text shown by a database of another kind,
+  transforms' views), one expression carries them: a scalar subquery with one LATERAL
+  subquery per level (:meth:`Levels.subqueries`).
 
 A let is a numeric value of one row; lets used only once are written back in place.
 """
@@ -154,40 +157,6 @@ class Levels:
                 stack += self.uses[name]
         return [name for name in self.bodies if name in seen]
 
-    def inline(self, expression: exp.Expression) -> exp.Expression:
-        """``expression`` with every let written out in place (no sharing); ModelRefused when
-        that would be larger than MAX_SQL_BYTES (estimated from the lets, not by expanding)."""
-        nodes = self.inline_nodes(expression)
-        if nodes * 8 > MAX_SQL_BYTES:  # a node renders to at least ~8 bytes
-            raise ModelRefused(
-                f"written out without shared sub-expressions the SQL would have about {nodes:,} "
-                f"nodes (limit {MAX_SQL_BYTES // 8:,})"
-            )
-        done: dict[str, exp.Expression] = {}
-
-        def replace(node):
-            if _is_let(node) and node.name in done:
-                return sql.paren(done[node.name].copy())
-            return node
-
-        for name, body in self.bodies.items():
-            done[name] = body.copy().transform(replace, copy=False)
-        return expression.copy().transform(replace, copy=False)
-
-    def inline_nodes(self, expression: exp.Expression) -> int:
-        """Nodes of ``expression`` with every let written out, counted from the lets."""
-        sizes: dict[str, int] = {}
-
-        def count(e):
-            total = 0
-            for node in e.walk():
-                total += sizes[node.name] if _is_let(node) else 1
-            return total
-
-        for name in self.needed(expression):
-            sizes[name] = count(self.bodies[name])
-        return count(expression)
-
     # -- rendering ------------------------------------------------------------------------------
     def _plan(self, expression, generator, limit: int, base: int) -> list[list[str]]:
         """The lets ``expression`` needs: those whose text is at most ``limit`` bytes are
@@ -237,6 +206,33 @@ class Levels:
             items = [LetBody(this=name) for name in levels[j - 1]]
             expression = LetLevel(this=expression, expressions=items, level=j)
         return expression
+
+    def subqueries(self, expression: exp.Expression, generator) -> exp.Expression:
+        """PostgreSQL in one expression (no helper functions): a scalar subquery whose FROM
+        computes one array per level, each level a LATERAL subquery over the levels before it,
+        ``(SELECT <expression> FROM (SELECT ARRAY[..] AS indb_l1 OFFSET 0) AS indb_s1 CROSS JOIN
+        LATERAL (SELECT ARRAY[.. indb_l1[1] ..] AS indb_l2 OFFSET 0) AS indb_s2 ...)``. OFFSET 0
+        keeps the planner from pulling a level up into the references to it, which would write
+        every let out again wherever it is used. Lets under ``INLINE_BYTES_POSTGRES`` are
+        written in place, as in :meth:`chain`."""
+        levels = self._plan(expression, generator, INLINE_BYTES_POSTGRES, 1)
+        if not levels:
+            return expression
+        query = exp.Select(expressions=[expression])
+        for j, names in enumerate(levels, 1):
+            items = exp.Array(expressions=[LetBody(this=n) for n in names])
+            array = exp.Cast(this=items, to=exp.DataType.build("DOUBLE PRECISION[]", dialect="postgres"))
+            level = exp.Select(
+                expressions=[exp.alias_(array, f"indb_l{j}", copy=False)],
+                offset=exp.Offset(expression=exp.Literal.number(0)),
+            )
+            alias = exp.TableAlias(this=exp.to_identifier(f"indb_s{j}"))
+            if j == 1:
+                query.set("from_", exp.From(this=exp.Subquery(this=level, alias=alias)))
+            else:
+                lateral = exp.Lateral(this=exp.Subquery(this=level), alias=alias)
+                query.append("joins", exp.Join(this=lateral, kind="CROSS"))
+        return exp.Subquery(this=query)
 
     def chain(
         self,
