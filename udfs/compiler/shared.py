@@ -157,6 +157,42 @@ class Levels:
                 stack += self.uses[name]
         return [name for name in self.bodies if name in seen]
 
+    def inline(self, expression: exp.Expression) -> exp.Expression:
+        """``expression`` with every let written out in place (no sharing), for SQL embedded
+        in other SQL of either dialect (a linear explainer's contributions: small lets);
+        ModelRefused when that would be larger than MAX_SQL_BYTES (estimated from the lets,
+        not by expanding)."""
+        nodes = self.inline_nodes(expression)
+        if nodes * 8 > MAX_SQL_BYTES:  # a node renders to at least ~8 bytes
+            raise ModelRefused(
+                f"written out without shared sub-expressions the SQL would have about {nodes:,} "
+                f"nodes (limit {MAX_SQL_BYTES // 8:,})"
+            )
+        done: dict[str, exp.Expression] = {}
+
+        def replace(node):
+            if _is_let(node) and node.name in done:
+                return sql.paren(done[node.name].copy())
+            return node
+
+        for name, body in self.bodies.items():
+            done[name] = body.copy().transform(replace, copy=False)
+        return expression.copy().transform(replace, copy=False)
+
+    def inline_nodes(self, expression: exp.Expression) -> int:
+        """Nodes of ``expression`` with every let written out, counted from the lets."""
+        sizes: dict[str, int] = {}
+
+        def count(e):
+            total = 0
+            for node in e.walk():
+                total += sizes[node.name] if _is_let(node) else 1
+            return total
+
+        for name in self.needed(expression):
+            sizes[name] = count(self.bodies[name])
+        return count(expression)
+
     # -- rendering ------------------------------------------------------------------------------
     def _plan(self, expression, generator, limit: int, base: int) -> list[list[str]]:
         """The lets ``expression`` needs: those whose text is at most ``limit`` bytes are
