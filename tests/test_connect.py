@@ -88,3 +88,20 @@ def test_closing_twice_leaves_other_connections_to_the_file_open(tmp_path):
     first.close()
     assert second.sql("SELECT 42 AS answer").answer[0] == 42
     second.close()
+
+
+def test_a_relative_path_closes_after_the_process_changed_directory(tmp_path, monkeypatch):
+    """Closing uses the file resolved at connect: `indb ui` stopped after its folder was
+    removed, or any process that changed directory, still detaches the right file."""
+    (tmp_path / "here").mkdir()
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    db = indb.connect("duckdb://relative.duckdb")
+    db.sql("CREATE TABLE kept AS SELECT 42 AS answer")
+    monkeypatch.chdir(gone)
+    gone.rmdir()  # the working directory no longer exists: abspath() would fail now
+    db.close()
+    monkeypatch.chdir(tmp_path / "here")
+    with indb.connect("duckdb://relative.duckdb") as again:  # the file was detached, not leaked
+        assert again.sql("SELECT answer FROM kept").answer[0] == 42

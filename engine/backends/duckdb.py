@@ -82,11 +82,12 @@ def _connect(path: str) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _disconnect(path: str, con: duckdb.DuckDBPyConnection) -> None:
+def _disconnect(key: str, con: duckdb.DuckDBPyConnection) -> None:
+    """``key``: the absolute path :func:`_connect` resolved, not the path again: the process
+    may have changed directory since (and the one it was in may be gone)."""
     con.close()
-    if path == ":memory:":
+    if key == ":memory:":
         return
-    key = os.path.abspath(path)
     with _open_lock:
         root, alias, users = _instances[key]
         if users > 1:
@@ -262,7 +263,7 @@ class DuckDBBackend(Backend):
                 return
             self._closed = True
             _open.get(self.scope, weakref.WeakSet()).discard(self)
-        _disconnect(self.path, self.con)
+        _disconnect(":memory:" if self.path == ":memory:" else self.scope, self.con)
 
     # -- models -------------------------------------------------------------------------------
     def _load_bytes(self, model: str, version: int) -> bytes:
