@@ -379,8 +379,8 @@ def install_all(backend: Backend) -> None:
     for _table, model, version, _ in backend.rows(
         statement("explain", "explained_deployments", backend.dialect)
     ):
-        try:
-            prepare(backend, registry.get(backend, model, int(version), with_bytes=True))
+        try:  # the bytes come with the catalog row prepare reads (checked on first use)
+            prepare(backend, registry.get(backend, model, int(version), with_bytes=False))
         except Exception:  # noqa: BLE001 (an insert then says the function is missing)
             continue
 
