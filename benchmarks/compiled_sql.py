@@ -79,6 +79,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # tests.pg_server lives in the repo, not in the installed package
     sys.path.insert(0, str(REPO))
 
+from peak_memory import peak_rss_mb  # noqa: E402  (benchmarks/ is on sys.path)
+
 import indb  # noqa: E402
 
 FEATURES = [f"f{i}" for i in range(8)]
@@ -272,16 +274,6 @@ def worker(kind: str, name: str, target: str) -> None:
         }
     Path(target).write_text(text)
     print("RESULT " + json.dumps(result), flush=True)
-
-
-def peak_rss_mb() -> int | None:
-    """This process image's peak RSS (VmHWM). Not getrusage's ru_maxrss: on Linux that keeps the
-    parent's peak across fork + exec, so a worker would report the benchmark's own memory."""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024)
-    return None
 
 
 def run_worker(kind: str, name: str, budget: float, tmp: str) -> dict:

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from peak_memory import peak_rss_mb  # benchmarks/ is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASETS = {
@@ -246,21 +247,9 @@ CASES = {
 }
 
 
-def peak_mb() -> float:
-    """This process's peak resident memory since exec (VmHWM). ru_maxrss is not used: Linux
-    carries the forking parent's peak into a child's ru_maxrss across exec."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def child(args) -> None:
     result = CASES[args.case](args)
-    result["peak_mb"] = peak_mb()
+    result["peak_mb"] = peak_rss_mb()
     frame = result.pop("frame", None)
     if frame is not None and args.output:
         frame.sort_values("row_id").to_parquet(args.output, index=False)
