@@ -22,6 +22,7 @@ from indb.errors import (
     ModelError,
     NotFoundError,
     PermissionDeniedError,
+    QueryError,
     ScoringError,
 )
 from indb.registry import ModelVersion
@@ -38,6 +39,7 @@ __all__ = [
     "DeploymentError",
     "IntegrityError",
     "InvalidNameError",
+    "QueryError",
     "ModelError",
     "NotFoundError",
     "PermissionDeniedError",

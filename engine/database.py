@@ -10,7 +10,7 @@ import pandas as pd
 from indb import catalog, deployments, registry
 from indb.backends.base import Backend
 from indb.deployments import Deployment
-from indb.errors import DatabaseError, InvalidNameError, ModelError
+from indb.errors import DatabaseError, InvalidNameError, ModelError, QueryError
 from indb.registry import ModelVersion
 from indb.sql import statement
 
@@ -83,6 +83,10 @@ class Database:
     # -- SQL ------------------------------------------------------------------------------------
     def sql(self, text: str, params: dict | Sequence | None = None) -> pd.DataFrame | None:
         """Run SQL with bound parameters; rows come back as a DataFrame, else None."""
+        if not isinstance(text, str):
+            raise QueryError(f"SQL text must be a string, not {type(text).__name__}")
+        if not text.strip():
+            raise QueryError("the SQL text is empty: give at least one statement")
         try:
             return self.backend.run_user_sql(text, params)
         except Exception as e:

@@ -165,3 +165,15 @@ def test_metrics_must_be_json(db, logistic, loans):
         db.register_model("m", logistic, sample=loans[NUMERIC], metrics=[0.9])
     mv = db.register_model("m", logistic, sample=loans[NUMERIC], metrics={"auc": np.float64(0.91)})
     assert mv.metrics == {"auc": 0.91}
+
+
+@pytest.mark.parametrize("text", ["", "   \n", None, 5])
+def test_sql_without_a_statement_is_refused_clearly(db, text):
+    with pytest.raises(indb.QueryError, match="SQL text"):
+        db.sql(text)
+
+
+def test_sql_of_only_comments_is_refused_clearly(db):
+    with pytest.raises(indb.QueryError, match="only comments"):
+        db.sql("-- nothing here\n/* nor here */")
+    assert db.sql("SELECT 1 AS one")["one"].tolist() == [1]

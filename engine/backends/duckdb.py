@@ -168,6 +168,8 @@ class DuckDBBackend(Backend):
 
     def run_user_sql(self, sql: str, params: dict | Sequence | None = None) -> pd.DataFrame | None:
         cursor = self.con.execute(sql, params)
+        if cursor is None:  # DuckDB found no statement (the text holds only comments)
+            raise errors.QueryError("the SQL text holds no statement, only comments or blanks")
         if cursor.description is None:
             return None
         statements = duckdb.extract_statements(sql)

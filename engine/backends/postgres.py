@@ -261,6 +261,8 @@ class PostgresBackend(Backend):
 
     def run_user_sql(self, sql: str, params: dict | Sequence | None = None) -> pd.DataFrame | None:
         cursor = self._cursor(sql, params)
+        if cursor.pgresult is not None and cursor.pgresult.status == psycopg.pq.ExecStatus.EMPTY_QUERY:
+            raise errors.QueryError("the SQL text holds no statement, only comments or blanks")
         if cursor.description is None:
             return None
         columns = [d.name for d in cursor.description]
