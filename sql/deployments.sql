@@ -7,10 +7,11 @@ FROM indb.deployments WHERE table_name = $table_name;
 -- name: list_deployments
 -- follows: the alias the deployment follows (set_alias moves it), or 'pinned' to its version;
 -- production_version shows where production points, so a pinned deployment that disagrees shows.
+-- explains: how each prediction is explained ('linear', 'tree'), or 'no'.
 SELECT d.table_name, d.model, d.version, coalesce(d.alias, 'pinned') AS follows,
        (SELECT a.version FROM indb.model_aliases a
          WHERE a.model = d.model AND a.alias = 'production') AS production_version,
-       d.runtime, d.mode, d.created_at, d.updated_at
+       d.runtime, d.mode, coalesce(d.explain_method, 'no') AS explains, d.created_at, d.updated_at
 FROM indb.deployments d ORDER BY d.table_name;
 
 -- name: insert_deployment

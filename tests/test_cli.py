@@ -272,6 +272,7 @@ def test_register_deploy_monitor_transform_undeploy_from_the_cli(url, tmp_path):
         db.sql(f"INSERT INTO loan_requests ({', '.join(NUMERIC)}) SELECT {', '.join(NUMERIC)} FROM batch")
     (deployment,) = json.loads(run("deployments", "--json").stdout)
     assert deployment["table_name"] == "loan_requests" and deployment["version"] == 3
+    assert deployment["runtime"] == "sql" and deployment["explains"] == "no"
     created = run("monitor", "create", "drift", "loan_requests", "--reference-query",
                   "SELECT * FROM loan_requests_scored", "--window", "6 hours",
                   "--thresholds", '{"psi": 0.3}')  # fmt: skip

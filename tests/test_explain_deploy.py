@@ -48,6 +48,7 @@ def test_linear_pipeline_explanations_add_up_to_the_log_odds(db, mixed_pipeline,
     assert top.error.isna().all()  # exact
     ((method,),) = db.sql("SELECT explain_method FROM indb.deployments").itertuples(index=False)
     assert method == "linear"
+    assert db.deployments().set_index("table_name").explains.to_dict() == {"loan_requests": "linear"}
 
 
 def test_contributions_are_the_closed_form_of_a_scaled_logistic_regression(db, logistic, loans, fresh_loans):
