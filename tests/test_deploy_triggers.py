@@ -167,3 +167,15 @@ def test_a_deployment_with_template_features_asks_to_be_deployed_again(store):
     with pytest.raises(indb.IndbError, match="made by an older indb.*deploy it again"):
         store.sql("INSERT INTO risk_requests (customer_id) VALUES (3)")
     assert store.sql("SELECT count(*) AS n FROM risk_requests").n[0] == 0
+
+
+def test_humility_rules_on_looked_up_inputs_are_refused_clearly(store):
+    """A features_from deployment's inputs come from the feature set, not the request table, so a
+    rule on one of them has no column to check: refused by name, nothing stored."""
+    _risk_model(store)
+    store.deploy("risk", table="risk_requests", runtime="sql", features_from="finance")
+    with pytest.raises(indb.DeploymentError, match=r"'income' is not a column of 'risk_requests'"):
+        store.add_humility_rule("risk_requests", "rich", "outside_range", "income")
+    assert store.sql("SELECT count(*) AS n FROM indb.humility_rules").n.tolist() == [0]
+    store.sql("INSERT INTO risk_requests (customer_id) VALUES (3)")
+    assert store.sql("SELECT count(*) AS n FROM risk_requests_predictions").n.tolist() == [1]

@@ -70,6 +70,11 @@ def add_rule(
             raise DeploymentError(f"humility rule {name!r}: 'uncertain' needs low= and high= (the band)")
     elif feature not in inputs:
         raise NotFoundError("model input", feature, list(inputs))
+    elif feature not in (backend.table_columns(target.table) or {}):
+        raise DeploymentError(
+            f"humility rule {name!r}: input {feature!r} is not a column of {target.table!r} (the "
+            "deployment looks it up from a feature set); rules check the request table's own columns"
+        )
     low, high = _bound(name, "low", low), _bound(name, "high", high)
     sample = _sample(backend, mv)
     if kind == "outside_range":
