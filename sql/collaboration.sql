@@ -79,3 +79,11 @@ SELECT * FROM (
 ) AS s
 WHERE in_name OR in_description OR in_tags OR in_owners OR in_comments > 0
 ORDER BY object_kind, object_name;
+
+-- name: forget_owners
+-- A dropped monitor or job takes its owners and comments with it (PostgreSQL: the row trigger
+-- indb.forget_collaboration does this on the server).
+DELETE FROM indb.owners WHERE object_kind = $kind AND object_name = $name;
+
+-- name: forget_comments
+DELETE FROM indb.comments WHERE object_kind = $kind AND object_name = $name;

@@ -109,6 +109,35 @@ def test_every_kind_is_described_tagged_owned_commented_and_found(db, team):
     assert actions.count("describe") == 4 and "update_model" in actions  # models keep their own verb
 
 
+def test_a_dropped_monitor_or_job_takes_its_owners_and_comments_along(db, team):
+    """A new monitor or job of the same name starts with no owners and no comments; the other
+    objects keep theirs. On PostgreSQL the server's row trigger does it, whoever drops."""
+    _every_kind(db)
+    for kind, name in [("monitor", "drift"), ("job", "nightly"), ("model", "m")]:
+        db.add_owner(kind, name, team)
+        db.comment(kind, name, f"about the {kind}")
+    db.drop_monitor("drift")
+    db.unschedule("nightly")
+    left = db.sql("SELECT object_kind, object_name FROM indb.owners UNION ALL "
+                  "SELECT object_kind, object_name FROM indb.comments")  # fmt: skip
+    assert set(map(tuple, left.values.tolist())) == {("model", "m")}
+    db.create_monitor("drift", "requests", reference="SELECT x, y, c, prediction FROM requests_scored")
+    db.schedule("nightly", "0 4 * * *", "sql", statement="SELECT 2")
+    assert db.owners("monitor", "drift").empty and db.comments("job", "nightly").empty
+    assert db.owners("model", "m").owner.tolist() == [team]
+
+
+@pg_only
+def test_postgres_the_forgetting_trigger_function_runs_only_on_indbs_tables(db):
+    db.sql("CREATE TABLE mine (name text)")
+    db.sql("INSERT INTO mine VALUES ('drift')")
+    db.sql("CREATE TRIGGER sneaky AFTER DELETE ON mine FOR EACH ROW "
+           "EXECUTE FUNCTION indb.forget_collaboration()")  # fmt: skip
+    with pytest.raises(PermissionDeniedError, match="runs only as indb.s row trigger"):
+        db.sql("DELETE FROM mine")
+    assert db.sql("SELECT count(*) AS n FROM mine").n.tolist() == [1]
+
+
 def test_search_text_is_a_bound_value_and_every_character_is_plain(db, logistic, loans):
     _model(db, logistic, loans)
     db.comment("model", "loans", "holds 100% of last year's applications")

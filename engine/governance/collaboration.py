@@ -57,6 +57,15 @@ def check_object(backend: Backend, kind: str, name: str) -> str:
     return kind
 
 
+def forget_statements(backend: Backend, kind: str, name: str) -> list[tuple[str, dict]]:
+    """The statements that drop an object's owners and comments with the object (run in the
+    drop's transaction). None where the server's own trigger does it (PostgreSQL)."""
+    if backend.enforces_roles:
+        return []
+    params = {"kind": _kind(kind), "name": name}
+    return [(_sql(backend, "forget_owners"), params), (_sql(backend, "forget_comments"), params)]
+
+
 def _server(backend: Backend, as_user: str | None) -> bool:
     if backend.enforces_roles and as_user is not None:
         raise ValueError(

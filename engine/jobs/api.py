@@ -19,6 +19,7 @@ import pandas as pd
 from indb import audit, identifiers
 from indb.backends.base import Backend
 from indb.errors import JobError, NotFoundError
+from indb.governance import collaboration
 from indb.jobs import actions, schedules
 from indb.jobs.clock import SYSTEM, Clock
 from indb.sql import statement
@@ -249,8 +250,9 @@ def plan_unschedule(backend: Backend, name: str) -> Plan:
         return Plan(((statement("jobs", "server_unschedule", backend.dialect), {"name": name}),))
     job = get(backend, name)
     details = {"schedule": job.schedule, "action": job.action, "arguments": job.arguments}
+    forget = collaboration.forget_statements(backend, "job", name)
     return Plan(
-        ((statement("jobs", "delete_job", backend.dialect), {"name": name}),),
+        ((statement("jobs", "delete_job", backend.dialect), {"name": name}), *forget),
         ("unschedule_job", name, details),
     )
 

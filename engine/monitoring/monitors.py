@@ -22,6 +22,7 @@ from sqlglot import exp
 from indb import audit, deployments, identifiers, registry, userquery
 from indb.backends.base import Backend
 from indb.errors import IndbError, NotFoundError
+from indb.governance import collaboration
 from indb.identifiers import Quoted
 from indb.monitoring import accuracy, drift, fairness, pvalues
 from indb.monitoring import importance as attributions
@@ -620,4 +621,6 @@ def drop(backend: Backend, name: str) -> None:
             )
         backend.execute(statement("monitoring", "delete_sinks", backend.dialect), {"monitor": name})
         backend.execute(statement("monitoring", "delete_monitor", backend.dialect), {"monitor": name})
+        for text, params in collaboration.forget_statements(backend, "monitor", name):
+            backend.execute(text, params)
         audit.record(backend, "drop_monitor", name)

@@ -162,12 +162,41 @@ BEGIN
 END
 $indb$;
 
+-- name: create_forget_collaboration
+-- A dropped monitor or job takes its owners and comments with it, whoever dropped it: a new
+-- object of the same name starts with none. Attached below to indb.monitors and indb.jobs only;
+-- the function checks that itself, since anyone may attach a trigger function to a table they
+-- own, and takes the kind from the table it fires on, never from trigger arguments.
+CREATE OR REPLACE FUNCTION indb.forget_collaboration() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $indb$
+DECLARE
+    kind text := CASE WHEN TG_TABLE_SCHEMA = 'indb' AND TG_OP = 'DELETE' AND TG_LEVEL = 'ROW'
+                      THEN CASE TG_TABLE_NAME WHEN 'monitors' THEN 'monitor' WHEN 'jobs' THEN 'job' END END;
+BEGIN
+    IF kind IS NULL THEN
+        RAISE EXCEPTION 'indb.forget_collaboration runs only as indb''s row trigger on deleting from indb.monitors and indb.jobs'
+            USING ERRCODE = '42501';
+    END IF;
+    DELETE FROM indb.owners AS o WHERE o.object_kind = kind AND o.object_name = OLD.name;
+    DELETE FROM indb.comments AS c WHERE c.object_kind = kind AND c.object_name = OLD.name;
+    RETURN NULL;
+END
+$indb$;
+
+-- name: create_forget_monitor_collaboration
+CREATE OR REPLACE TRIGGER forget_collaboration AFTER DELETE ON indb.monitors
+FOR EACH ROW EXECUTE FUNCTION indb.forget_collaboration();
+
+-- name: create_forget_job_collaboration
+CREATE OR REPLACE TRIGGER forget_collaboration AFTER DELETE ON indb.jobs
+FOR EACH ROW EXECUTE FUNCTION indb.forget_collaboration();
+
 -- name: revoke_collaboration
 -- Nobody calls these by default (PostgreSQL makes functions executable by PUBLIC).
 REVOKE ALL ON FUNCTION indb.collaboration_object(text, text), indb.collaboration_creator(text, text),
     indb.collaboration_may_change_owners(text, text), indb.change_owner(text, text, text, boolean),
     indb.add_owner(text, text, text), indb.remove_owner(text, text, text),
-    indb.add_comment(text, text, text, integer) FROM PUBLIC;
+    indb.add_comment(text, text, text, integer), indb.forget_collaboration() FROM PUBLIC;
 
 -- name: comment_add_owner
 COMMENT ON FUNCTION indb.add_owner(text, text, text) IS 'Adds an owner (an existing role) to a model, feature set, monitor or job, recorded as added by session_user; for admins, the object''s owners and, while it has none, its creator. False when already an owner.';
