@@ -343,6 +343,8 @@ class PostgresBackend(Backend):
         if match:
             return _OUR_ERRORS[match[1]](match[2].strip() + " (statement rolled back)")
         if isinstance(error, psycopg.errors.InsufficientPrivilege):
+            if error.diag.source_function == "exec_stmt_raise":  # indb's own refusal says who may
+                return errors.PermissionDeniedError(f"database user {self.user!r}: {text.splitlines()[0]}")
             return errors.PermissionDeniedError(
                 f"database user {self.user!r}: {text.splitlines()[0]}. A superuser grants one of "
                 f"indb's roles, e.g. GRANT {self._role('reader')} TO {self.quote(self.user).text}; "
