@@ -31,6 +31,7 @@ import platform
 import re
 import statistics
 import time
+import tracemalloc
 
 import duckdb
 import numpy as np
@@ -38,6 +39,7 @@ import onnxruntime as ort
 import pandas as pd
 import pyarrow as pa
 import sklearn
+from peak_memory import peak_rss_mb
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
@@ -72,6 +74,20 @@ def median_seconds(run, reset, runs: int) -> float:
         run()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def _reset_peak() -> float | None:
+    """Reset this process's peak resident memory (Linux: 5 > /proc/self/clear_refs) and return
+    the resident memory now, in MB; None where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        for line in open("/proc/self/status").read().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
 
 
 def fetch(con, sql: str) -> list[tuple]:
@@ -131,11 +147,24 @@ def bench_model(db, name: str, model, x: np.ndarray, runs: int) -> dict:
     # (c) the deployed table: the insert fires the scoring trigger
     deployment = db.deploy(name, table=f"requests_{name}", runtime=RUNTIME["name"])
     requests, predictions = deployment.table, deployment.predictions_table
+    start_mb = _reset_peak()
     deployed = median_seconds(
         lambda: db.sql(insert.format(requests)),
         lambda: (fetch(con, f"TRUNCATE {requests}"), fetch(con, f"TRUNCATE {predictions}")),
         runs,
     )
+    # what the scored inserts added to the process's resident memory (DuckDB's buffers included:
+    # it runs in this process), against one Python copy of the rows
+    deployed_peak = None if start_mb is None else round(peak_rss_mb() - start_mb, 1)
+    # ... and what Python itself held at most during one more (untimed) scored insert: numpy
+    # and Python objects (tracemalloc) plus pyarrow's memory pool
+    fetch(con, f"TRUNCATE {requests}")
+    fetch(con, f"TRUNCATE {predictions}")
+    arrow_before = pa.total_allocated_bytes()
+    tracemalloc.start()
+    db.sql(insert.format(requests))
+    python_peak = tracemalloc.get_traced_memory()[1] + max(0, pa.total_allocated_bytes() - arrow_before)
+    tracemalloc.stop()
     (counts,) = fetch(
         con,
         f"SELECT count(*), count(DISTINCT p.id), count(r.id) "
@@ -184,6 +213,8 @@ def bench_model(db, name: str, model, x: np.ndarray, runs: int) -> dict:
         "function": function,
         "pandas": pandas_s,
         "predictions_one_per_row": one_each,
+        "deployed_peak_above_start_mb": deployed_peak,
+        "deployed_python_peak_mb": round(python_peak / 2**20, 2),
     }
 
 
@@ -209,6 +240,10 @@ def report(name: str, rows: int, t: dict, r: dict, info: float) -> None:
     for key, label in LABELS.items():
         print(f"  {label:<38} {t[key]:8.3f} s  {rows / t[key] / 1e6:7.2f} M rows/s")
     print(f"  predictions table: one row per inserted row: {t['predictions_one_per_row']}")
+    print(
+        f"  (c) added to peak resident memory: {t['deployed_peak_above_start_mb']} MB (DuckDB's included); "
+        f"held by Python at most: {t['deployed_python_peak_mb']} MB"
+    )
     for key, v in r.items():
         print(f"  {key:<8} {v['ratio']:7.2f}  (target {v['target']})  {'PASS' if v['pass'] else 'MISS'}")
     print(f"  (b+e)/c  {info:7.2f}  (no target: store the requests, then score them with pandas)")
@@ -259,9 +294,15 @@ def main() -> None:
         result["models"][name] = {
             "seconds": {k: round(v, 4) for k, v in seconds.items() if k in LABELS},
             "predictions_one_per_row": seconds["predictions_one_per_row"],
+            "deployed_peak_above_start_mb": seconds["deployed_peak_above_start_mb"],
+            "deployed_python_peak_mb": seconds["deployed_python_peak_mb"],
+            "one_python_copy_of_the_rows_mb": round(x.nbytes / 2**20, 1),
             "ratios": found,
             "(b+e)/c": round(store_then_pandas, 3),
         }
+    # One Python copy of the rows (src's frame, dropped once stored) and sklearn's for (e).
+    result["peak_rss_mb"] = peak_rss_mb()
+    print(f"peak memory of this process (VmHWM): {result['peak_rss_mb']} MB")
     print("RESULT " + json.dumps(result))
 
 
