@@ -81,8 +81,15 @@ def _lookup_sql(dialect: str, table: str, columns: tuple[str, ...], keys: tuple[
     return query.sql(dialect)
 
 
+@lru_cache(maxsize=1024)
+def _labels(columns: tuple[str, ...]) -> pd.Index:
+    """Column labels, built once per output shape: a pandas Index of strings costs more than
+    the rest of a one-row frame."""
+    return pd.Index(columns)
+
+
 def _one(backend: Backend, selections, entity: dict) -> pd.DataFrame:
-    row = {k: [v] for k, v in entity.items()}
+    row = dict(entity)
     for selection in selections:
         fs = selection.feature_set
         columns = tuple(c for c, _ in selection.features)
@@ -92,8 +99,9 @@ def _one(backend: Backend, selections, entity: dict) -> pd.DataFrame:
         )
         values = found[0] if found else (None,) * len(selection.features)
         for (_, output), value in zip(selection.features, values, strict=True):
-            row[output] = [value]
-    return pd.DataFrame(row)
+            row[output] = value
+    # one row as a tuple infers each column's dtype as {column: [value]} does (tested)
+    return pd.DataFrame([tuple(row.values())], columns=_labels(tuple(row)).copy())
 
 
 def _python(value: Any) -> Any:
