@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import indb
-from indb.feature_store import sets
+from indb.feature_store import FeatureStoreError, sets
 
 START = datetime(2024, 1, 1)
 
@@ -85,3 +85,16 @@ def test_time_ties_state_sees_rows_added_with_plain_sql(typed):
         "VALUES (1, TIMESTAMP '2030-01-01', 1.0, 1, 'x', true, NULL)"
     )
     assert sets.time_ties_possible(typed.backend, fs) is True  # not checked yet: may tie
+
+
+def test_as_dict_gives_the_frames_values_without_a_frame(typed):
+    features = ["acct:amount", "acct:label", "acct:seen"]
+    one = typed.online_features(features, {"account_id": 1}, as_dict=True)
+    assert one == {"account_id": 1, "amount": 2.5, "label": "b", "seen": START + timedelta(days=1)}
+    missing = typed.online_features(features, {"account_id": 99}, as_dict=True)
+    assert missing == {"account_id": 99, "amount": None, "label": None, "seen": None}
+    many = typed.online_features(features, [{"account_id": 3}, {"account_id": 1}], as_dict=True)
+    assert [m["account_id"] for m in many] == [3, 1] and many[1]["amount"] == 2.5
+    assert many[0]["label"] == "d"
+    with pytest.raises(FeatureStoreError, match="as_dict must be True or False"):
+        typed.online_features(features, {"account_id": 1}, as_dict="yes")
