@@ -20,6 +20,9 @@ registers the spine in its timed part as indb does. indb's feature store is impo
 the timer, as the floor's duckdb is (the import's seconds are reported on their own). Engines
 take turns run by run (duckdb, asof, duckdb, asof, ...), so a change in load hits both.
 
+Engine ``fixed`` times indb's fixed cost alone: a first ``training_set(..., dry_run=True)`` in a
+fresh process (catalog reads, spine registered and described, join built; no join run).
+
 Also: online lookup of one entity in-process on DuckDB (``db.online_features``, p50/p99 over
 2,000 random entities; also with ``as_dict=True``) against its floor, the bare query on the
 view it reads, alternating call by call; and rebuilding the latest-values table of 1M feature rows
@@ -169,6 +172,20 @@ def case_duckdb(args) -> dict:
     }
 
 
+def case_fixed(args) -> dict:
+    """indb's fixed cost alone: a first ``training_set(..., dry_run=True)`` in a fresh process
+    (catalog reads, the spine registered and described, the join built), no join run."""
+    import indb
+
+    spine = pd.read_parquet(args.spine)
+    with indb.connect(f"duckdb://{args.target}") as db:
+        imported = _import_feature_store()
+        started = time.perf_counter()
+        db.training_set(spine, FEATURES, event_time="event_timestamp", dry_run=True)
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "import_seconds": imported, "rows": 0}
+
+
 def case_asof(args) -> dict:
     """The floor: a plain DuckDB ASOF LEFT JOIN on the same tables, without indb (no tie-break
     on ingestion order, no ttl handling), spine order restored the same way; the same output as
@@ -302,6 +319,7 @@ def case_online(args) -> dict:
 CASES = {
     "duckdb": case_duckdb,
     "asof": case_asof,
+    "fixed": case_fixed,
     "postgres": case_postgres,
     "feast": case_feast,
     "online": case_online,
@@ -362,7 +380,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--datasets", default="shallow,deep,big")
-    parser.add_argument("--engines", default="duckdb,asof,postgres,feast")
+    parser.add_argument("--engines", default="duckdb,asof,postgres,feast")  # also: fixed
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--feast-python", default=sys.executable)
     parser.add_argument("--child")
@@ -411,8 +429,8 @@ def main() -> None:
             for engine in engines:
                 if engine == "feast" and not has_feast:
                     results[engine] = {"error": "not installed"}
-                elif engine == "asof":
-                    targets["asof"] = targets["duckdb"]
+                elif engine in ("asof", "fixed"):
+                    targets[engine] = targets["duckdb"]
                 elif engine not in targets and engine != "feast":
                     results[engine] = {"error": "skipped (1M spine rows: PostgreSQL runs 100k)"}
             # engines take turns run by run, so a change in the machine's load hits each alike

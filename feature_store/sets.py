@@ -246,10 +246,10 @@ def _frame_for(backend: Backend, frame, keep: list[str] | None, passed_through: 
     if keep is not None:
         frame = frame[[c for c in frame.columns if c in keep]]
     changed = {}
-    for name in frame.columns:
-        series = frame[name]
-        if series.dtype != object:
+    for name, dtype in frame.dtypes.items():
+        if not pd.api.types.is_object_dtype(dtype):  # typed columns pass as they are
             continue
+        series = frame[name]
         values = series.dropna()
         if len(values) and all(isinstance(v, datetime) for v in values):
             aware = {v.tzinfo is not None for v in values}
