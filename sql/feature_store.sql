@@ -60,10 +60,6 @@ WHERE name = $name AND version = $version;
 UPDATE indb.feature_sets SET ttl_seconds = $ttl_seconds, description = $description
 WHERE name = $name AND version = $version;
 
--- name: get_features
-SELECT name, data_type, description FROM indb.features
-WHERE feature_set = $name AND version = $version ORDER BY position;
-
 -- name: insert_feature
 INSERT INTO indb.features (feature_set, version, name, position, data_type, description)
 VALUES ($feature_set, $version, $name, $position, $data_type, $description);
