@@ -433,12 +433,13 @@ class Database:
 
         return self._call(training.rebuild, name, version, cutoff=cutoff)
 
-    def online_features(self, features: list[str], entities: Any) -> pd.DataFrame:
+    def online_features(self, features: list[str], entities: Any, *, as_dict: bool = False):
         """The latest stored values of ``features`` for ``entities`` (a dict of keys, a list of
-        them or a DataFrame), one row per entity in the order given."""
+        them or a DataFrame), one row per entity in the order given; ``as_dict``: dicts instead
+        of a DataFrame (one dict for one entity given as a dict)."""
         from indb.feature_store import online
 
-        return self._call(online.online_features, features, entities)
+        return self._call(online.online_features, features, entities, as_dict=as_dict)
 
     def materialize_online(self, feature_set: str, version: int | None = None) -> int:
         """Rebuild a feature set's latest-values table from its history."""

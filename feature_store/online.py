@@ -35,11 +35,16 @@ def _entities_frame(entities: Any) -> pd.DataFrame:
     )
 
 
-def online_features(backend: Backend, features: list[str], entities: Any) -> pd.DataFrame:
+def online_features(backend: Backend, features: list[str], entities: Any, *, as_dict: bool = False):
     """One row per entity (in the order given): its keys, then the latest value of each feature
-    (NULL for an entity without rows)."""
+    (NULL for an entity without rows). ``as_dict``: plain dicts instead of a DataFrame (one dict
+    for one entity given as a dict, else a list of them, one per entity), for a service that
+    answers one request at a time: building a one-row DataFrame costs about as much as the
+    point query itself."""
+    if not isinstance(as_dict, bool):
+        raise FeatureStoreError(f"as_dict must be True or False, got {as_dict!r}")
     try:
-        return _lookup(backend, features, entities)
+        return _lookup(backend, features, entities, as_dict)
     except FeatureStoreError:
         raise
     except Exception:
@@ -47,23 +52,28 @@ def online_features(backend: Backend, features: list[str], entities: Any) -> pd.
         for item in features if isinstance(features, list | tuple) else ():
             if isinstance(item, str):
                 sets.forget(backend, item.split(":")[0].split("@")[0].strip())
-        return _lookup(backend, features, entities)
+        return _lookup(backend, features, entities, as_dict)
 
 
-def _lookup(backend: Backend, features: list[str], entities: Any) -> pd.DataFrame:
+def _lookup(backend: Backend, features: list[str], entities: Any, as_dict: bool):
     selections = training.parse_features(backend, features, cached=True)
     if isinstance(entities, dict):
         keys = dict.fromkeys(k for s in selections for k in s.feature_set.keys)
         missing = [k for k in keys if k not in entities]
         if missing:
             raise FeatureStoreError(f"entities need key column(s) {missing}; got {list(entities)}")
-        return _one(backend, selections, entities)
+        row = _one(backend, selections, entities)
+        if as_dict:
+            return row
+        # one row as a tuple infers each column's dtype as {column: [value]} does (tested)
+        return pd.DataFrame([tuple(row.values())], columns=_labels(tuple(row)).copy())
     frame = _entities_frame(entities)
     needed = dict.fromkeys(k for s in selections for k in s.feature_set.keys)
     missing = [k for k in needed if k not in frame.columns]
     if missing:
         raise FeatureStoreError(f"entities need key column(s) {missing}; got {list(frame.columns)}")
-    return _many(backend, selections, frame)
+    found = _many(backend, selections, frame)
+    return found.to_dict("records") if as_dict else found
 
 
 def _table(selection) -> str:
@@ -81,8 +91,16 @@ def _lookup_sql(dialect: str, table: str, columns: tuple[str, ...], keys: tuple[
     return query.sql(dialect)
 
 
-def _one(backend: Backend, selections, entity: dict) -> pd.DataFrame:
-    row = {k: [v] for k, v in entity.items()}
+@lru_cache(maxsize=1024)
+def _labels(columns: tuple[str, ...]) -> pd.Index:
+    """Column labels, built once per output shape: a pandas Index of strings costs more than
+    the rest of a one-row frame."""
+    return pd.Index(columns)
+
+
+def _one(backend: Backend, selections, entity: dict) -> dict:
+    """The entity's keys (as given) and its features' latest values, by output name."""
+    row = dict(entity)
     for selection in selections:
         fs = selection.feature_set
         columns = tuple(c for c, _ in selection.features)
@@ -92,8 +110,8 @@ def _one(backend: Backend, selections, entity: dict) -> pd.DataFrame:
         )
         values = found[0] if found else (None,) * len(selection.features)
         for (_, output), value in zip(selection.features, values, strict=True):
-            row[output] = [value]
-    return pd.DataFrame(row)
+            row[output] = value
+    return row
 
 
 def _python(value: Any) -> Any:

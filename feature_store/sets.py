@@ -14,6 +14,7 @@ import json
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import sqlglot
@@ -24,7 +25,7 @@ from indb.backends.base import Backend
 from indb.errors import IndbError, InvalidNameError, NotFoundError
 from indb.feature_store import times, trees
 from indb.identifiers import Quoted, join
-from indb.sql import statement
+from indb.sql import render, statement
 from indb.sqltypes import NUMERIC_TYPES, base_type
 
 SEQ = trees.SEQ
@@ -171,52 +172,56 @@ def forget(backend: Backend, name: str) -> None:
 
 
 def get(backend: Backend, name: str, version: int | None = None, *, cached: bool = False) -> FeatureSet:
-    """A feature set version (default: the newest); ``cached`` reuses one read before."""
+    """A feature set version (default: the newest); ``cached`` reuses one read before.
+    Two statements: the catalog row with its features, and the stored key and time types."""
     name = identifiers.feature_set_name(name)
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         raise TypeError(f"feature set version must be an int or None, got {type(version).__name__}")
     key = (backend.scope, name, version)
     if cached and key in _shapes:
         return _shapes[key]
-    newest = latest_version(backend, name)
-    if newest is None:
-        raise NotFoundError("feature set", name, feature_set_names(backend))
-    found = backend.query(
-        statement("feature_store", "get_feature_set", backend.dialect),
-        {"name": name, "version": newest if version is None else version},
+    found = backend.rows(
+        statement("feature_store", "find_feature_set", backend.dialect), {"name": name, "version": version}
     )
-    if found.empty:
+    if not found:
+        newest = latest_version(backend, name)
+        if newest is None:
+            raise NotFoundError("feature set", name, feature_set_names(backend))
         raise NotFoundError(
             f"version of feature set {name!r}", version, [str(v) for v in range(1, newest + 1)]
         )
-    version = newest if version is None else version
-    row = found.iloc[0]
-    features = tuple(
-        Feature(n, t, d)
-        for n, t, d in backend.rows(
-            statement("feature_store", "get_features", backend.dialect), {"name": name, "version": version}
-        )
-    )
-    keys = tuple(json.loads(row["keys"]))
-    stored = backend.table_columns(row["table_name"]) or {}
-    ttl = row["ttl_seconds"]
+    (number, entity, keys, event_time, created_time, ttl, table, online_table, description) = found[0][:9]
+    features = tuple(Feature(n, t, d) for n, t, d in (r[9:] for r in found) if n is not None)
+    keys = tuple(json.loads(keys))
+    stored = _stored_types(backend, table)
     fs = FeatureSet(
         name=name,
-        version=int(version),
-        entity=row["entity"],
+        version=int(number),
+        entity=entity,
         keys=keys,
-        event_time=row["event_time"],
-        created_time=None if _missing(row["created_time"]) else row["created_time"],
+        event_time=event_time,
+        created_time=None if _missing(created_time) else created_time,
         ttl_seconds=None if _missing(ttl) else float(ttl),
-        table=row["table_name"],
-        online_table=row["online_table"],
+        table=table,
+        online_table=online_table,
         features=features,
         key_types=tuple(stored.get(k, "VARCHAR") for k in keys),
-        time_type=stored.get(row["event_time"], "TIMESTAMP"),
-        description=None if _missing(row["description"]) else row["description"],
+        time_type=stored.get(event_time, "TIMESTAMP"),
+        description=None if _missing(description) else description,
     )
     _shapes[key] = _shapes[(backend.scope, name, fs.version)] = fs
     return fs
+
+
+def _stored_types(backend: Backend, table: str) -> dict[str, str]:
+    """Column types of a feature set's history table. Where roles are enforced, from
+    information_schema (it needs no privilege on the table: a role that may not read the
+    history still looks features up); elsewhere from the table's own DESCRIBE, the same names
+    at a tenth of the cost of DuckDB's information_schema view (6 ms cold, 1.2 ms warm)."""
+    if backend.enforces_roles:
+        return backend.table_columns(table) or {}
+    every = exp.select(exp.Star()).from_(trees.table_node(table))
+    return backend.query_columns(every.sql(backend.dialect))
 
 
 def _missing(value: Any) -> bool:
@@ -252,10 +257,10 @@ def _frame_for(backend: Backend, frame, keep: list[str] | None, passed_through: 
     if keep is not None:
         frame = frame[[c for c in frame.columns if c in keep]]
     changed = {}
-    for name in frame.columns:
-        series = frame[name]
-        if series.dtype != object:
+    for name, dtype in frame.dtypes.items():
+        if not pd.api.types.is_object_dtype(dtype):  # typed columns pass as they are
             continue
+        series = frame[name]
         values = series.dropna()
         if len(values) and all(isinstance(v, datetime) for v in values):
             aware = {v.tzinfo is not None for v in values}
@@ -760,13 +765,19 @@ def time_ties_possible(backend: Backend, fs: FeatureSet) -> bool:
     """False when no two stored rows can tie on entity and event time: every row was checked
     at ingestion and none tied."""
     ids = {"name": fs.name, "version": fs.version}
-    ((ties, checked),) = backend.rows(statement("feature_store", "get_time_ties", backend.dialect), ids)
+    ((ties, checked, seq),) = backend.rows(_time_ties_state(backend.dialect, fs.table), ids)
     if ties:
         return True
-    ((seq,),) = backend.rows(backend.render("feature_store", "max_sequence", table=backend.quote(fs.table)))
     if seq is None:
         return False
     return checked is None or int(seq) // BATCH > int(checked)
+
+
+@lru_cache(maxsize=256)
+def _time_ties_state(dialect: str, table: str) -> str:
+    """Rendered once per table: transpiling a statement with slots costs a sqlglot parse."""
+    quoted = identifiers.quote(table, dialect=dialect)
+    return render("feature_store", "time_ties_state", dialect, table=quoted)
 
 
 def ingest(

@@ -70,6 +70,7 @@ def parse_features(backend: Backend, features: Any, *, cached: bool = False) -> 
     grouped: dict[tuple[str, int], list[tuple[str, str]]] = {}
     resolved: dict[tuple[str, int], sets.FeatureSet] = {}
     pinned: dict[tuple[str, int], bool] = {}
+    read: dict[tuple[str, str | None], sets.FeatureSet] = {}  # each set read once per call
     for item in features:
         match = _FEATURE.match(item) if isinstance(item, str) else None
         if match is None:
@@ -80,7 +81,10 @@ def parse_features(backend: Backend, features: Any, *, cached: bool = False) -> 
         name, version, feature, alias = match.groups()
         if feature != "*":
             identifiers.column_name(feature)
-        fs = sets.get(backend, name, None if version is None else int(version), cached=cached)
+        if (name, version) not in read:
+            number = None if version is None else int(version)
+            read[name, version] = sets.get(backend, name, number, cached=cached)
+        fs = read[name, version]
         key = (fs.name, fs.version)
         pinned[key] = pinned.get(key, False) or version is not None
         resolved[key] = fs

@@ -18,6 +18,18 @@ SELECT name, version, entity, keys, event_time, created_time, ttl_seconds, table
        online_table, schema_hash, source, description, created_at
 FROM indb.feature_sets WHERE name = $name AND version = $version;
 
+-- name: find_feature_set
+-- One version of a feature set (the newest when $version is NULL) with its features, one row
+-- per feature in order, in one statement: a training set reads this once per feature set.
+SELECT s.version, s.entity, s.keys, s.event_time, s.created_time, s.ttl_seconds, s.table_name,
+       s.online_table, s.description, f.name, f.data_type, f.description
+FROM indb.feature_sets AS s
+LEFT JOIN indb.features AS f ON f.feature_set = s.name AND f.version = s.version
+WHERE s.name = $name
+  AND s.version = coalesce(CAST($version AS BIGINT),
+                           (SELECT max(v.version) FROM indb.feature_sets AS v WHERE v.name = $name))
+ORDER BY f.position;
+
 -- name: latest_feature_set_version
 SELECT max(version) AS version FROM indb.feature_sets WHERE name = $name;
 
@@ -47,10 +59,6 @@ WHERE name = $name AND version = $version;
 -- name: update_feature_set
 UPDATE indb.feature_sets SET ttl_seconds = $ttl_seconds, description = $description
 WHERE name = $name AND version = $version;
-
--- name: get_features
-SELECT name, data_type, description FROM indb.features
-WHERE feature_set = $name AND version = $version ORDER BY position;
 
 -- name: insert_feature
 INSERT INTO indb.features (feature_set, version, name, position, data_type, description)
@@ -143,8 +151,11 @@ SELECT count(DISTINCT n._indb_seq) AS new_rows, count(*) AS matches
 FROM (SELECT * FROM {table} WHERE _indb_seq >= $low) AS n
 JOIN {table} AS h ON {on};
 
--- name: max_sequence
-SELECT max(_indb_seq) AS seq FROM {table};
+-- name: time_ties_state
+-- Whether stored rows tie on entity and time, the last ingest batch checked, and the newest
+-- row's sequence (rows added since the check may tie).
+SELECT s.time_ties, s.ties_checked, (SELECT max(h._indb_seq) FROM {table} AS h) AS seq
+FROM indb.feature_sets AS s WHERE s.name = $name AND s.version = $version;
 
 -- name: delete_all
 DELETE FROM {table};
