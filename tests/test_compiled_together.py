@@ -53,6 +53,8 @@ def test_postgresql_has_no_struct_form(db, frame):
 def test_a_struct_row_with_a_null_input_raises_the_guard(db, frame):
     mv, columns, rows = register_parity_model(db, "gradient_boosting", frame)
     compiled = compile_version(mv)
+    if compiled.outputs_tree(db.backend.dialect) is None:
+        pytest.skip("PostgreSQL verifies through the helper functions: there is no struct form")
     bad = pd.DataFrame([{**rows.iloc[0].to_dict(), columns[0]: None}], columns=columns)
     with pytest.raises(Exception, match="ScoringError"):
         evaluate(db.backend, compiled, bad, together=True)
