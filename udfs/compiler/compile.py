@@ -97,11 +97,11 @@ class CompiledModel:
 
     def outputs_tree(self, dialect: str) -> Planned | None:
         """The prediction and the probability array as one struct ``{'o0': .., 'p': [..]}``
-        whose shared sub-expressions (a tree sum) are bound once for both, or None where
-        lets are not lambdas (PostgreSQL). Verification plans this once instead of each output
-        on its own: DuckDB's planning of a big forest costs more than running it on a few
-        hundred rows."""
-        if dialect not in ("duckdb", "spark"):
+        whose shared sub-expressions (a tree sum) are bound once for both. Verification plans
+        this once instead of each output on its own: DuckDB's planning of a big forest costs
+        more than running it on a few hundred rows. DuckDB only (None elsewhere: PostgreSQL
+        verifies through its helper functions, and nothing verifies Spark SQL)."""
+        if dialect != "duckdb":
             return None
         prediction_type = exp.DataType.build(self.signature.prediction_type, dialect=dialect)
         fields = [exp.PropertyEQ(this=exp.to_identifier("o0"), expression=sql.lit(self.prediction))]
@@ -111,7 +111,7 @@ class CompiledModel:
             array_type = exp.DataType.build("DOUBLE[]", dialect=dialect)
             columns.append(exp.ColumnDef(this=exp.to_identifier("p"), kind=array_type))
         generator = dialects.generator(dialect)
-        tree = self.levels.lambdas(exp.Struct(expressions=fields), generator, dialect == "spark")
+        tree = self.levels.lambdas(exp.Struct(expressions=fields), generator, False)
         if self.guard is not None:
             struct_type = exp.DataType(this=exp.DataType.Type.STRUCT, expressions=columns, nested=True)
             tree = self.guard.wrap(tree, struct_type)
