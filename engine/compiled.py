@@ -80,15 +80,23 @@ def named(mv: ModelVersion, render, *args):
 
 
 def evaluate(
-    backend: Backend, compiled: CompiledModel, rows: pd.DataFrame, *, functions: bool = True
+    backend: Backend,
+    compiled: CompiledModel,
+    rows: pd.DataFrame,
+    *,
+    functions: bool = True,
+    together: bool = False,
 ) -> pd.DataFrame:
     """The compiled SQL run in the database over ``rows``: columns o0 (the prediction) and
     o1.. (the probabilities), in the order of ``rows``. Nothing is left behind. ``functions=False``
     runs the self-contained expressions (no helper functions) that ``db.compile_sql`` renders
-    for a database of another kind."""
+    for a database of another kind. ``together=True``: where the dialect can, one struct
+    computes both outputs (:meth:`CompiledModel.outputs_tree`, what verification runs: one plan
+    of a big forest instead of two); by default each output is selected as deployed."""
     table = f"indb_verify_{uuid.uuid4().hex[:12]}"
     helpers = backend.compiled_helpers(None) if functions else None
-    select = _select(compiled, backend.dialect, helpers, table)
+    combined = compiled.outputs_tree(backend.dialect) if together else None
+    select = _select(compiled, backend.dialect, helpers, table, combined)
     frame = rows.reset_index(drop=True).reset_index().rename(columns={"index": "indb_row"})
     # No try/finally: after an error PostgreSQL refuses every statement until the transaction
     # ends, so a DROP there would hide the real error. The transaction's rollback removes the
@@ -103,7 +111,15 @@ def evaluate(
         if created:
             for helper in compiled.helper_functions(helpers):
                 backend.execute(_drop("FUNCTION", (helpers[0], helper.name), backend.dialect))
-    return result
+    return result if combined is None else _unpack(result["o"], len(compiled.probabilities))
+
+
+def _unpack(structs: pd.Series, probabilities: int) -> pd.DataFrame:
+    """Columns o0, o1.. from the struct column of :meth:`CompiledModel.outputs_tree`."""
+    columns = {"o0": [s["o0"] for s in structs]}
+    for i in range(probabilities):
+        columns[f"o{i + 1}"] = [s["p"][i] for s in structs]
+    return pd.DataFrame(columns)
 
 
 def _drop(kind: str, name: tuple[str, ...], dialect: str) -> str:
@@ -113,14 +129,19 @@ def _drop(kind: str, name: tuple[str, ...], dialect: str) -> str:
     return exp.Drop(tables=[table], kind=kind).sql(dialect=dialect)
 
 
-def _select(compiled: CompiledModel, dialect: str, helpers, table: str) -> str:
-    """SELECT o0 (the prediction), o1.. (the probabilities) FROM table ORDER BY indb_row."""
-    outputs = [
-        compiled.prediction_tree(dialect, helpers),
-        *compiled.probability_picks(dialect, helpers=helpers),
-    ]
+def _select(compiled: CompiledModel, dialect: str, helpers, table: str, combined=None) -> str:
+    """SELECT o0 (the prediction), o1.. (the probabilities) FROM table ORDER BY indb_row; with
+    ``combined`` (:meth:`CompiledModel.outputs_tree`), SELECT it as one struct column o."""
+    if combined is not None:
+        aliased = [exp.alias_(combined, "o")]
+    else:
+        outputs = [
+            compiled.prediction_tree(dialect, helpers),
+            *compiled.probability_picks(dialect, helpers=helpers),
+        ]
+        aliased = [exp.alias_(o, f"o{i}") for i, o in enumerate(outputs)]
     query = (
-        exp.select(*(exp.alias_(o, f"o{i}") for i, o in enumerate(outputs)), copy=False)
+        exp.select(*aliased, copy=False)
         .from_(exp.Table(this=exp.to_identifier(table, quoted=True)), copy=False)
         .order_by(exp.column("indb_row"), copy=False)
     )
@@ -178,7 +199,7 @@ def verify(backend: Backend, mv: ModelVersion, compiled: CompiledModel) -> dict:
     the sample where that is larger (the model's float32 noise, not a compiler error)."""
     rows, estimator = _verification_rows(backend, mv)
     try:
-        got = evaluate(backend, compiled, rows)
+        got = evaluate(backend, compiled, rows, together=True)
     except Exception as e:  # the engine refuses the SQL (e.g. a float overflow PostgreSQL raises)
         error = backend.translate(e)
         if not isinstance(error, DatabaseError):

@@ -33,7 +33,9 @@ class Guard:
     condition: exp.Expression
     message: str
 
-    def wrap(self, expression: exp.Expression, sql_type: str, *, coalesce: bool = False) -> exp.Expression:
+    def wrap(
+        self, expression: exp.Expression, sql_type: str | exp.DataType, *, coalesce: bool = False
+    ) -> exp.Expression:
         """``coalesce``: ``COALESCE(CASE WHEN bad THEN error END, expression)``, for DuckDB,
         whose optimizer computes repeated sub-expressions once, but not inside a CASE: as
         ``CASE .. ELSE expression`` a linear model's dot product ran ~14 times per row."""
@@ -102,6 +104,28 @@ class CompiledModel:
         return Planned(
             this=self._output(self._array(), "DOUBLE[]", dialect, helpers, "q", generator)[0], plan=generator
         )
+
+    def outputs_tree(self, dialect: str) -> Planned | None:
+        """The prediction and the probability array as one struct ``{'o0': .., 'p': [..]}``
+        whose shared sub-expressions (a tree sum) are bound once for both. Verification plans
+        this once instead of each output on its own: DuckDB's planning of a big forest costs
+        more than running it on a few hundred rows. DuckDB only (None elsewhere: PostgreSQL
+        verifies through its helper functions, and nothing verifies Spark SQL)."""
+        if dialect != "duckdb":
+            return None
+        prediction_type = exp.DataType.build(self.signature.prediction_type, dialect=dialect)
+        fields = [exp.PropertyEQ(this=exp.to_identifier("o0"), expression=sql.lit(self.prediction))]
+        columns = [exp.ColumnDef(this=exp.to_identifier("o0"), kind=prediction_type)]
+        if self.probabilities:
+            fields.append(exp.PropertyEQ(this=exp.to_identifier("p"), expression=self._array()))
+            array_type = exp.DataType.build("DOUBLE[]", dialect=dialect)
+            columns.append(exp.ColumnDef(this=exp.to_identifier("p"), kind=array_type))
+        generator = dialects.generator(dialect)
+        tree = self.levels.lambdas(exp.Struct(expressions=fields), generator, False)
+        if self.guard is not None:
+            struct_type = exp.DataType(this=exp.DataType.Type.STRUCT, expressions=columns, nested=True)
+            tree = self.guard.wrap(tree, struct_type, coalesce=True)
+        return Planned(this=tree, plan=generator)
 
     def prediction_sql(self, dialect: str, helpers: tuple[str, str] | None = None) -> str:
         """The prediction. On PostgreSQL, ``helpers=(schema, name)`` computes shared

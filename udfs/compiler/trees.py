@@ -78,7 +78,16 @@ def _list(attrs: dict, name: str, *, short: bool = False):
     return [float(np.float32(v)) for v in attrs.get(name, [])]
 
 
-def _check_trees(nodes: dict) -> None:
+def _roots(nodes: dict) -> dict:
+    """Each tree's root: its smallest node id (one pass; a search per tree was quadratic)."""
+    roots: dict = {}
+    for tree, node in nodes:
+        if tree not in roots or node < roots[tree]:
+            roots[tree] = node
+    return dict(sorted(roots.items()))
+
+
+def _check_trees(nodes: dict, roots: dict) -> None:
     """Refuse what nested CASEs cannot mean: NaN thresholds (every comparison false), trees
     deeper than MAX_TREE_DEPTH, branches to missing nodes or back up the tree."""
     from indb.udfs.compiler.errors import ModelRefused
@@ -86,9 +95,7 @@ def _check_trees(nodes: dict) -> None:
     for (tree, node), (mode, _, threshold, *_) in nodes.items():
         if mode != "LEAF" and np.isnan(threshold):
             raise ModelRefused(f"tree {tree} node {node} has a NaN threshold: no input is ever below it")
-    children = {key: (nodes[key][3], nodes[key][4]) for key in nodes if nodes[key][0] != "LEAF"}
-    for tree in sorted({t for t, _ in nodes}):
-        root = min(n for t, n in nodes if t == tree)
+    for tree, root in roots.items():
         stack, seen = [(root, 1)], set()
         while stack:
             node, depth = stack.pop()
@@ -96,12 +103,14 @@ def _check_trees(nodes: dict) -> None:
                 raise ModelRefused(
                     f"tree {tree} is deeper than the compiler's limit of {MAX_TREE_DEPTH} levels"
                 )
-            if (tree, node) not in nodes:
+            found = nodes.get((tree, node))
+            if found is None:
                 raise ModelRefused(f"tree {tree} branches to node {node}, which it does not have")
-            if (tree, node) in seen:
+            if node in seen:
                 raise ModelRefused(f"tree {tree} reaches node {node} twice (a cycle or a shared node)")
-            seen.add((tree, node))
-            stack += [(child, depth + 1) for child in children.get((tree, node), ())]
+            seen.add(node)
+            if found[0] != "LEAF":
+                stack += [(found[3], depth + 1), (found[4], depth + 1)]
 
 
 def tree_ensemble(value: Value, attrs: dict, *, regressor: bool, classes: int = 0) -> list:
@@ -122,7 +131,8 @@ def tree_ensemble(value: Value, attrs: dict, *, regressor: bool, classes: int = 
             attrs["nodes_falsenodeids"][i],
             tracks[i],
         )
-    _check_trees(nodes)
+    roots = _roots(nodes)
+    _check_trees(nodes, roots)
     prefix = "target" if regressor else "class"
     weights = _list(attrs, f"{prefix}_weights", short=True)
     leaves: dict = defaultdict(lambda: defaultdict(float))
@@ -140,8 +150,6 @@ def tree_ensemble(value: Value, attrs: dict, *, regressor: bool, classes: int = 
         condition = _condition(row[feature], mode, threshold, value.rounded32, bool(missing))
         return sql.case(condition, expression(tree, true_id, target), expression(tree, false_id, target))
 
-    roots = sorted({tree for tree, _ in nodes})
-    root_of = {tree: min(n for t, n in nodes if t == tree) for tree in roots}
     base = list(attrs.get("base_values", [])) or [0.0] * targets
     aggregate = attrs.get("aggregate_function", b"SUM")
     aggregate = aggregate.decode() if isinstance(aggregate, bytes) else aggregate
@@ -149,7 +157,7 @@ def tree_ensemble(value: Value, attrs: dict, *, regressor: bool, classes: int = 
         raise _unsupported(f"tree aggregate_function {aggregate}")
     scores = []
     for target in range(targets):
-        total = sql.total([expression(tree, root_of[tree], target) for tree in roots])
+        total = sql.total([expression(tree, root, target) for tree, root in roots.items()])
         if aggregate == "AVERAGE":
             total = sql.div(total, float(len(roots)))
         scores.append(sql.add(total, float(base[target]) if target < len(base) else 0.0))
