@@ -22,6 +22,7 @@ from indb import errors
 from indb.backends.base import Backend, Check, ModelRef, ScoringTarget
 from indb.identifiers import Quoted, join, literal, quote
 from indb.udfs import explain_udf, onnx_udf
+from indb.udfs.compiler import dialects
 
 _UDF_ERROR = re.compile(r"Python exception occurred while executing the UDF: (\w+): (.*)", re.S)
 _SQL_ERROR = re.compile(r"^[\w ]+Error: (ScoringError|IntegrityError): (.*)", re.S)  # from error() in SQL
@@ -392,13 +393,18 @@ class DuckDBBackend(Backend):
             "served": Quoted("true" if target.served else "false"),
         }
         if target.compiled is not None:
-            width = len(target.probability_columns)
-            values = [", " + p for p in target.compiled.probabilities_sql(self.dialect, width)]
+            # One struct of the prediction and the probabilities: the model's SQL (a forest's
+            # tree sum) appears once in the trigger body instead of once per output column, and
+            # DuckDB plans a trigger body at every insert.
+            outputs = dialects.render(target.compiled.outputs_tree(self.dialect), self.dialect)
+            given = len(target.compiled.probabilities)
+            values = [f"indb_outputs.p[{i + 1}]" for i in range(given)]
+            values += ["NULL"] * (len(target.probability_columns) - given)
             return self.render(
                 "scoring",
                 "arm_rows_compiled",
-                probability_values=Quoted("".join(values)),
-                prediction=Quoted(target.compiled.prediction_sql(self.dialect)),
+                probability_values=join((Quoted(v) for v in values), prefix=", ", separator=""),
+                outputs=Quoted(outputs),
                 **slots,
             )
         values = [Quoted(f"result.probabilities[{i + 1}]") for i in range(len(target.probability_columns))]

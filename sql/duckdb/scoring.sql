@@ -28,5 +28,7 @@ FROM (SELECT id, {function}({arguments}) AS result{recorded} FROM {source});
 CREATE OR REPLACE MACRO {name}({parameters}) AS {body};
 
 -- name: arm_rows_compiled
-SELECT id, {model}, {version}, 'sql', {role}, {served}, {prediction}{probability_values}{recorded}
-FROM {source};
+-- One arm as compiled SQL: {outputs} is one struct {'o0': prediction, 'p': [probabilities]}
+-- computed once per row ({probability_values} picks indb_outputs.p[i], NULL past the model's).
+SELECT id, {model}, {version}, 'sql', {role}, {served}, indb_outputs.o0{probability_values}{recorded}
+FROM (SELECT id{recorded}, {outputs} AS indb_outputs FROM {source});
