@@ -76,6 +76,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # tests.pg_server lives in the repo, not in the installed package
     sys.path.insert(0, str(REPO))
 
+from peak_memory import backend_peak_rss_mb, peak_rss_mb  # noqa: E402
+
 import indb  # noqa: E402
 
 FEATURES = [f"f{i}" for i in range(8)]
@@ -316,7 +318,13 @@ def bench_bulk(db, name: str, x: np.ndarray, runs: int) -> dict:
     one_each = all(c == rows for c in counts)
     if not one_each:
         raise SystemExit(f"{name}: (requests, predictions, distinct ids, joined) = {counts}, not {rows} each")
-    return {**onnx, "plain": plain_s, "deployed": deployed, "predictions_one_per_row": one_each}
+    return {
+        **onnx,
+        "plain": plain_s,
+        "deployed": deployed,
+        "predictions_one_per_row": one_each,
+        "backend_peak_rss_mb": backend_peak_rss_mb(conn),  # the server process that ran (c)
+    }
 
 
 # -- (2) one-row latency --------------------------------------------------------------------------
@@ -378,6 +386,7 @@ def bench_latency(db, dsn: str, name: str, x: np.ndarray, requests: int, runs: i
                     start = time.perf_counter()
                     call(i)
                     timed.append(time.perf_counter() - start)
+        row_backend_mb = backend_peak_rss_mb(client)
     finally:
         web.close()
         service.close()
@@ -399,6 +408,7 @@ def bench_latency(db, dsn: str, name: str, x: np.ndarray, requests: int, runs: i
     result["labels_agree_row_vs_service"] = f"{agree}/{requests}"
     result["row_mode_rows_without_prediction"] = unscored
     result["service_rows_stored"] = stored
+    result["row_backend_peak_rss_mb"] = row_backend_mb
     return result
 
 
@@ -436,6 +446,7 @@ def bench_function(db, dsn: str, name: str, model, wanted: int, budget: float, r
     plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + function_sql(name, rows)).fetchall())
     workers = re.search(r"Workers Planned: (\d+)", plan)
     function = median_seconds(lambda: conn.execute(function_sql(name, rows)), drop, runs)
+    function_backend_mb = backend_peak_rss_mb(conn)
     ((scored,),) = conn.execute(f"SELECT count(p) FROM proba_{name}").fetchall()
     if scored != rows:
         raise SystemExit(f"{name}: {scored} non-NULL probabilities for {rows} rows")
@@ -459,6 +470,7 @@ def bench_function(db, dsn: str, name: str, model, wanted: int, budget: float, r
         "parallel_workers_planned": int(workers[1]) if workers else 0,
         "function": function,
         "pandas": pandas_s,
+        "backend_peak_rss_mb": function_backend_mb,
     }
 
 
@@ -559,6 +571,13 @@ def run(args, dsn: str) -> None:
         result["models"][name] = {
             "bulk_seconds": {k: round(bulk[k], 4) for k in LABELS},
             "predictions_one_per_row": bulk["predictions_one_per_row"],
+            # VmHWM of the server process: the bulk one keeps its peak across the function
+            # runs that follow on the same connection, so the function's figure includes it
+            "peak_rss_mb": {
+                "bulk_backend": bulk["backend_peak_rss_mb"],
+                "row_mode_backend": latency["row_backend_peak_rss_mb"],
+                "function_backend": function["backend_peak_rss_mb"],
+            },
             "latency_ms": {k: {m: round(v, 4) for m, v in latency[k].items()} for k in LATENCY_LABELS},
             "labels_agree_row_vs_service": latency["labels_agree_row_vs_service"],
             "function": {
@@ -572,7 +591,12 @@ def run(args, dsn: str) -> None:
             "ratios": found,
         }
     facts["loadavg_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    result["peak_rss_mb"] = peak_rss_mb()  # this client process (data, sklearn, onnxruntime)
     print(f"\nload average at end: {facts['loadavg_at_end']} (at start: {facts['loadavg_at_start']})")
+    print(
+        f"peak memory: this process {result['peak_rss_mb']} MB; server backends (MB): "
+        + "; ".join(f"{n}: {m['peak_rss_mb']}" for n, m in result["models"].items())
+    )
     db.close()
     print(f"indb runtime of the deployments: {RUNTIME['name']}")
     print("RESULT " + json.dumps(result))
