@@ -581,7 +581,8 @@ class Runtime:
         prediction = SQL_ARGUMENT_TYPES[outputs["prediction_type"]]
         q, literal = self.plpy.quote_ident, self.plpy.quote_literal
         columns = ["key bigint", f"prediction {prediction}"]
-        values = ["u.k", f"u.p::{prediction}"]
+        # the body is parsed with the caller's search_path: types by keyword or with their schema
+        values = ["u.k", "u.p::" + ("pg_catalog.text" if prediction == "text" else prediction)]
         if outputs["task"] == "classification":
             k = len(json.loads(row["classes"]))
             columns.append("probabilities double precision[]")
@@ -592,7 +593,7 @@ class Runtime:
             f"{literal(content)}, relation::pg_catalog.oid, key) AS c, "
             # OFFSET 0: parsed once per chunk, not pulled up into every row's slice
             "LATERAL (SELECT c.probabilities::double precision[] AS p OFFSET 0) AS a, "
-            "ROWS FROM (pg_catalog.unnest(c.keys::bigint[]), pg_catalog.unnest(c.labels::text[])) "
+            "ROWS FROM (pg_catalog.unnest(c.keys::bigint[]), pg_catalog.unnest(c.labels::pg_catalog.text[])) "
             "WITH ORDINALITY AS u(k, p, n)"
         )
         functions = [(pinned, body)]
@@ -604,12 +605,13 @@ class Runtime:
                 f"DROP FUNCTION IF EXISTS indb.{q(function)}(pg_catalog.regclass, pg_catalog.text)"
             )
             # Not SECURITY DEFINER: the relation is read with the caller's rights (its privileges,
-            # row security); the model is loaded by indb.predict_batch_load, which is.
+            # row security); the model is loaded by indb.predict_batch_load, which is. No SET
+            # either, so PostgreSQL inlines it into the caller's query (no second tuplestore of
+            # every row): its body names functions and types with their schema.
             self.plpy.execute(
                 f"CREATE OR REPLACE FUNCTION indb.{q(function)}(relation pg_catalog.regclass, "
                 f"key pg_catalog.text DEFAULT 'id') RETURNS TABLE ({', '.join(columns)}) "
-                "LANGUAGE sql STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp "
-                f"AS {literal(text)}"
+                f"LANGUAGE sql STABLE PARALLEL UNSAFE AS {literal(text)}"
             )
             self.plpy.execute(
                 f"COMMENT ON FUNCTION indb.{q(function)}(pg_catalog.regclass, pg_catalog.text) IS "
