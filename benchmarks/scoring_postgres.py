@@ -33,6 +33,10 @@ prepares a statement after 5 executions):
   and ``predict_proba`` with sklearn (no write back). n is ``--function-rows``, reduced when
   a probe says one run would take longer than ``--function-budget`` seconds (said in the
   output; every figure is for the rows measured). No target: shown for information.
+  (f) ``CREATE TEMP TABLE .. AS SELECT * FROM indb.predict_batch_<model>('src_fn')``: every row
+  of src_fn (``--function-rows``, keyed by ``id``) scored in chunks, one onnxruntime run each,
+  on a connection of its own; checked against sklearn on 10,000 rows joined back by key.
+  target: (e) over the same rows / (f) >= 1.0
 
 Every figure is the median of ``--runs`` runs (each from an empty target: TRUNCATE / DROP
 outside the timing). Prints machine facts, a table per model with PASS/MISS per target, and
@@ -76,6 +80,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # tests.pg_server lives in the repo, not in the installed package
     sys.path.insert(0, str(REPO))
 
+from peak_memory import backend_peak_rss_mb, peak_rss_mb  # noqa: E402
+
 import indb  # noqa: E402
 
 FEATURES = [f"f{i}" for i in range(8)]
@@ -87,6 +93,7 @@ MODELS = {
 }
 BULK_TARGET = 2.0  # c/(a+b) at most this
 LATENCY_TARGET = 3.0  # p50(service)/p50(row) at least this
+BATCH_TARGET = 1.0  # (e)/(f): predict_batch at least as fast as fetch + pandas + sklearn
 WARMUP_REQUESTS = 200
 PROBE_ROWS = 20_000
 NUMPY_DTYPES = {"double": np.float64, "float": np.float32, "int64": np.int64}
@@ -316,7 +323,13 @@ def bench_bulk(db, name: str, x: np.ndarray, runs: int) -> dict:
     one_each = all(c == rows for c in counts)
     if not one_each:
         raise SystemExit(f"{name}: (requests, predictions, distinct ids, joined) = {counts}, not {rows} each")
-    return {**onnx, "plain": plain_s, "deployed": deployed, "predictions_one_per_row": one_each}
+    return {
+        **onnx,
+        "plain": plain_s,
+        "deployed": deployed,
+        "predictions_one_per_row": one_each,
+        "backend_peak_rss_mb": backend_peak_rss_mb(conn),  # the server process that ran (c)
+    }
 
 
 # -- (2) one-row latency --------------------------------------------------------------------------
@@ -378,6 +391,7 @@ def bench_latency(db, dsn: str, name: str, x: np.ndarray, requests: int, runs: i
                     start = time.perf_counter()
                     call(i)
                     timed.append(time.perf_counter() - start)
+        row_backend_mb = backend_peak_rss_mb(client)
     finally:
         web.close()
         service.close()
@@ -399,6 +413,7 @@ def bench_latency(db, dsn: str, name: str, x: np.ndarray, requests: int, runs: i
     result["labels_agree_row_vs_service"] = f"{agree}/{requests}"
     result["row_mode_rows_without_prediction"] = unscored
     result["service_rows_stored"] = stored
+    result["row_backend_peak_rss_mb"] = row_backend_mb
     return result
 
 
@@ -436,6 +451,7 @@ def bench_function(db, dsn: str, name: str, model, wanted: int, budget: float, r
     plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + function_sql(name, rows)).fetchall())
     workers = re.search(r"Workers Planned: (\d+)", plan)
     function = median_seconds(lambda: conn.execute(function_sql(name, rows)), drop, runs)
+    function_backend_mb = backend_peak_rss_mb(conn)
     ((scored,),) = conn.execute(f"SELECT count(p) FROM proba_{name}").fetchall()
     if scored != rows:
         raise SystemExit(f"{name}: {scored} non-NULL probabilities for {rows} rows")
@@ -443,15 +459,20 @@ def bench_function(db, dsn: str, name: str, model, wanted: int, budget: float, r
     fetcher = psycopg.connect(dsn, autocommit=True)
     try:
 
-        def with_pandas():
-            cursor = fetcher.execute(f"SELECT {COLUMNS} FROM src_fn LIMIT {int(rows)}")
+        def with_pandas(limit=rows):
+            cursor = fetcher.execute(f"SELECT {COLUMNS} FROM src_fn LIMIT {int(limit)}")
             frame = pd.DataFrame.from_records(cursor.fetchall(), columns=FEATURES)
             return model.predict_proba(frame)
 
         with_pandas()  # warm-up
         pandas_s = median_seconds(with_pandas, lambda: None, runs)
+        whole = pandas_s
+        if rows != wanted:  # (f) scores the whole table: compared with pandas on the same rows
+            whole = median_seconds(lambda: with_pandas(wanted), lambda: None, runs)
     finally:
         fetcher.close()
+    batch = bench_batch(dsn, name, model, wanted, runs)
+    batch["pandas"] = whole
     return {
         "rows": rows,
         "rows_wanted": wanted,
@@ -459,7 +480,32 @@ def bench_function(db, dsn: str, name: str, model, wanted: int, budget: float, r
         "parallel_workers_planned": int(workers[1]) if workers else 0,
         "function": function,
         "pandas": pandas_s,
+        "backend_peak_rss_mb": function_backend_mb,
+        "batch": batch,
     }
+
+
+def bench_batch(dsn: str, name: str, model, rows: int, runs: int) -> dict:
+    """(f) ``indb.predict_batch_<model>('src_fn')`` over the whole table into a TEMP TABLE, on a
+    connection of its own (so its backend's peak memory is this path's alone), checked against
+    scikit-learn on a sample of rows joined back by key."""
+    batch_sql = f"CREATE TEMP TABLE batch_{name} AS SELECT * FROM indb.predict_batch_{name}('src_fn')"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        drop = lambda: conn.execute(f"DROP TABLE IF EXISTS batch_{name}")  # noqa: E731
+        conn.execute(batch_sql)  # warm-up: runtime and session load
+        ((scored, keys),) = conn.execute(f"SELECT count(*), count(DISTINCT key) FROM batch_{name}").fetchall()
+        if scored != rows or keys != rows:
+            raise SystemExit(f"{name}: predict_batch gave {scored} rows, {keys} keys for {rows} rows")
+        sample = conn.execute(
+            f"SELECT {', '.join('s.' + f for f in FEATURES)}, b.probabilities FROM batch_{name} AS b "
+            "JOIN src_fn AS s ON s.id = b.key ORDER BY b.key LIMIT 10000"
+        ).fetchall()
+        expected = model.predict_proba(pd.DataFrame([r[:-1] for r in sample], columns=FEATURES))
+        worst = float(np.abs(np.array([r[-1] for r in sample]) - expected).max())
+        drop()
+        seconds = median_seconds(lambda: conn.execute(batch_sql), drop, runs)
+        peak = backend_peak_rss_mb(conn)
+    return {"rows": rows, "seconds": seconds, "max_abs_diff_vs_sklearn": worst, "backend_peak_rss_mb": peak}
 
 
 # -- report ---------------------------------------------------------------------------------------
@@ -514,6 +560,16 @@ def report(name: str, rows: int, bulk: dict, latency: dict, function: dict) -> d
     )
     info = function["pandas"] / function["function"]
     print(f"  e/d     {info:7.2f}  (no target)")
+    batch = function["batch"]
+    print(
+        f"  {'(f) predict_batch_' + name + '() -> TEMP TABLE':<40} {batch['seconds']:8.3f} s  "
+        f"{batch['seconds'] / batch['rows'] * 1e6:7.2f} us/row  over {batch['rows']:,} rows; "
+        f"max |p - sklearn| {batch['max_abs_diff_vs_sklearn']:.1e}; "
+        f"backend peak {batch['backend_peak_rss_mb']} MB"
+    )
+    if batch["rows"] != n:
+        print(f"  {'(e) over the same rows':<40} {batch['pandas']:8.3f} s")
+    found["pandas/batch"] = verdict(batch["pandas"] / batch["seconds"], ">=", BATCH_TARGET)
 
     print("-- targets")
     for key, v in found.items():
@@ -531,6 +587,8 @@ def run(args, dsn: str) -> None:
     x, _ = make_data(size)
     db.write_table("src_bulk", pd.DataFrame(x[: args.rows], columns=FEATURES), replace=True)
     db.write_table("src_fn", pd.DataFrame(x[: args.function_rows], columns=FEATURES), replace=True)
+    # src_fn gets a key for predict_batch (the rewrite numbers the rows; untimed)
+    conn.execute("ALTER TABLE src_fn ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
     conn.execute("VACUUM ANALYZE src_bulk")
     conn.execute("VACUUM ANALYZE src_fn")
     print(
@@ -559,6 +617,13 @@ def run(args, dsn: str) -> None:
         result["models"][name] = {
             "bulk_seconds": {k: round(bulk[k], 4) for k in LABELS},
             "predictions_one_per_row": bulk["predictions_one_per_row"],
+            # VmHWM of the server process: the bulk one keeps its peak across the function
+            # runs that follow on the same connection, so the function's figure includes it
+            "peak_rss_mb": {
+                "bulk_backend": bulk["backend_peak_rss_mb"],
+                "row_mode_backend": latency["row_backend_peak_rss_mb"],
+                "function_backend": function["backend_peak_rss_mb"],
+            },
             "latency_ms": {k: {m: round(v, 4) for m, v in latency[k].items()} for k in LATENCY_LABELS},
             "labels_agree_row_vs_service": latency["labels_agree_row_vs_service"],
             "function": {
@@ -568,11 +633,20 @@ def run(args, dsn: str) -> None:
                 "seconds": round(function["function"], 4),
                 "pandas_seconds": round(function["pandas"], 4),
                 "e/d": round(function["pandas"] / function["function"], 3),
+                "batch": {
+                    k: round(v, 4) if isinstance(v, float) and k != "max_abs_diff_vs_sklearn" else v
+                    for k, v in function["batch"].items()
+                },
             },
             "ratios": found,
         }
     facts["loadavg_at_end"] = [round(v, 2) for v in os.getloadavg()]
+    result["peak_rss_mb"] = peak_rss_mb()  # this client process (data, sklearn, onnxruntime)
     print(f"\nload average at end: {facts['loadavg_at_end']} (at start: {facts['loadavg_at_start']})")
+    print(
+        f"peak memory: this process {result['peak_rss_mb']} MB; server backends (MB): "
+        + "; ".join(f"{n}: {m['peak_rss_mb']}" for n, m in result["models"].items())
+    )
     db.close()
     print(f"indb runtime of the deployments: {RUNTIME['name']}")
     print("RESULT " + json.dumps(result))

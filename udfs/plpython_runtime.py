@@ -18,6 +18,7 @@ end (statement_timeout, pg_cancel_backend) or after ``indb.max_inference_ms``.
 
 import hashlib
 import json
+import math
 import threading
 import time
 
@@ -33,6 +34,12 @@ SQL_ARGUMENT_TYPES = {
 NUMPY_TYPES = {"float": np.float32, "double": np.float64, "int64": np.int64, "string": object}
 PG_TYPES = {"DOUBLE": "float8", "BIGINT": "int8", "VARCHAR": "text", "BOOLEAN": "bool"}
 MAX_MODELS = 32
+# indb.predict_batch_<model>: pages per chunk of a table (8 MB at 8 kB pages), column types taken
+BATCH_BLOCKS = 1024
+MAX_BLOCK = 4294967295  # past the last page a relation can have: the open end of the last range
+BATCH_KEY_TYPES = ("smallint", "integer", "bigint")
+BATCH_NUMBER_TYPES = BATCH_KEY_TYPES + ("real", "double precision", "numeric")
+BATCH_TEXT_TYPES = ("text", "character varying", "character")
 MAX_VERSIONS = 4  # sessions of one model kept at once (a champion and its challengers)
 # indb.lifecycle.challengers.bucket: which arm serves a request id (the same in SQL and here)
 BUCKET_PRIME = 2147483647
@@ -53,6 +60,18 @@ def in_ranges(values, ranges):
     for low, high in ranges:
         chosen |= (values >= low) & (values < high)
     return chosen
+
+
+def array_text(values):
+    """A list as one SQL array literal, for a cast to an array type in SQL. PL/Python turns a
+    list into an array element by element, each through its own text copy, and a set-returning
+    function keeps those copies until it ends (about 130 MB for 1M rows of three values); one
+    string per chunk is freed with the chunk. Floats are written by repr, which round-trips."""
+    if values and isinstance(values[0], str):
+        return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+    if values and isinstance(values[0], bool):
+        return "{" + ",".join("true" if v else "false" for v in values) + "}"
+    return "{" + ",".join(map(repr, values)) + "}"
 
 
 def quote_ident(name):
@@ -249,7 +268,9 @@ class Model:
             if isinstance(values, np.ndarray):
                 bad = int(np.count_nonzero(~np.isfinite(values))) - (nulls[i] if nulls else 0)
             else:
-                bad = sum(1 for v in values if v is not None and not np.isfinite(float(v)))
+                # math.isfinite: numpy's on a Python float costs ~2 us a value, most of a
+                # one-row insert's checks
+                bad = sum(1 for v in values if v is not None and not math.isfinite(v))
             if bad:
                 raise ValueError(
                     f"ScoringError: model {self.name!r} version {self.version}: input column "
@@ -264,6 +285,7 @@ class Runtime:
         self.models = {}
         self.plans = {}
         self.parsed = {}
+        self.deployments = {}  # table -> (row version "xmin ctid", deployment row)
         self.watchdog = Watchdog()
         self.limit_ms = None  # indb.max_inference_ms, read once per statement or call
 
@@ -352,11 +374,40 @@ class Runtime:
         """The deployment row. The insert took the deployment's advisory lock before (trigger
         <table>_lock, sql/postgres/deploy.sql), so it reads the version deployed when it commits.
         ``fired``: (schema, table) of the table whose trigger called, which must be the
-        deployed table itself: anyone who owns a table can attach a trigger function."""
+        deployed table itself: anyone who owns a table can attach a trigger function.
+
+        Kept per table with the row version it was read from, (xmin, ctid): a deploy, a switch
+        and a change of challengers update the row (indb.deployments.deploy), which gives it a
+        new (xmin, ctid), so a read of those two columns after the lock says whether the kept
+        row is still the one deployed (one index look-up instead of the full read with
+        its challengers, 19-20 us per row-mode insert in issue 3's profile)."""
+        found = self.plpy.execute(
+            self.plan(
+                "deployment_version",
+                "SELECT xmin::text || ' ' || ctid::text AS v FROM indb.deployments WHERE table_name = $1",
+                ["text"],
+            ),
+            [table],
+        )
+        kept = self.deployments.get(table)
+        if found and kept is not None and kept[0] == found[0]["v"]:
+            row = kept[1]
+        else:
+            row = self._read_deployment(table)
+            self.deployments[table] = (row.pop("row_version"), row)
+        if fired is not None and (row["schema_name"], row["table_name"]) != tuple(fired):
+            raise ValueError(
+                f"IntegrityError: indb's scoring trigger fired on {fired[0]}.{fired[1]}, which is not "
+                f"the deployed table {row['schema_name']}.{row['table_name']}; nothing was written"
+            )
+        return row
+
+    def _read_deployment(self, table):
         rows = self.plpy.execute(
             self.plan(
                 "deployment",
-                "SELECT table_name, schema_name, model, version, runtime, mode, content_hash, "
+                "SELECT xmin::text || ' ' || ctid::text AS row_version, "
+                "table_name, schema_name, model, version, runtime, mode, content_hash, "
                 "explain_method, "
                 "probability_columns::text AS columns, features::text AS features, "
                 "(SELECT pg_catalog.json_agg(pg_catalog.json_build_object('model', c.model, "
@@ -376,11 +427,6 @@ class Runtime:
             raise ValueError(
                 f"IntegrityError: the deployment on table {table!r} records no schema (it was made "
                 "before indb checked which table fires its triggers); deploy it again"
-            )
-        if fired is not None and (row["schema_name"], row["table_name"]) != tuple(fired):
-            raise ValueError(
-                f"IntegrityError: indb's scoring trigger fired on {fired[0]}.{fired[1]}, which is not "
-                f"the deployed table {row['schema_name']}.{row['table_name']}; nothing was written"
             )
         text = row.pop("columns") or "[]"
         if text not in self.parsed:
@@ -502,6 +548,238 @@ class Runtime:
                     f"COMMENT ON FUNCTION indb.{self.plpy.quote_ident(function)}({', '.join(types)}) IS "
                     + self.plpy.quote_literal(f"indb model {name} version {int(version)}")
                 )
+        self.install_batch_functions(name, version, default == version)
+
+    # -- batch scoring from SQL (indb.predict_batch_<model>) ----------------------------------------
+    def install_batch_functions(self, name, version, is_default):
+        """indb.predict_batch_<model>_v<N>(relation regclass, key text DEFAULT 'id') and, for the
+        default version, indb.predict_batch_<model>(...): SQL functions over
+        indb.predict_batch_chunks, built from the catalog row alone (the name must be a model
+        name; the content hash embedded is the row's as it is now; the type and class count
+        come from its signature)."""
+        import re
+
+        if not isinstance(name, str) or not re.fullmatch(MODEL_NAME, name) or version is None:
+            raise ValueError(f"NotFound: {name!r} is not a model name")
+        rows = self.plpy.execute(
+            self.plan(
+                "install",
+                "SELECT onnx, sha256, inputs::text AS inputs, outputs::text AS outputs, "
+                "classes::text AS classes, recipe::text AS recipe FROM indb.model_versions "
+                "WHERE model = $1 AND version = $2",
+                ["text", "int4"],
+            ),
+            [name, version],
+        )
+        if not rows:
+            raise ValueError(f"NotFound: model {name!r} has no version {version}")
+        row = rows[0]
+        actual = hashlib.sha256(row["onnx"]).hexdigest()
+        if actual != row["sha256"]:
+            raise ValueError(
+                f"IntegrityError: model {name!r} version {version}: ONNX bytes do not match sha256"
+            )
+        content = content_hash(actual, row["inputs"], row["outputs"], row["classes"], row["recipe"])
+        outputs = json.loads(row["outputs"])
+        prediction = SQL_ARGUMENT_TYPES[outputs["prediction_type"]]
+        q, literal = self.plpy.quote_ident, self.plpy.quote_literal
+        columns = ["key bigint", f"prediction {prediction}"]
+        # the body is parsed with the caller's search_path: types by keyword or with their schema
+        values = ["u.k", "u.p::" + ("pg_catalog.text" if prediction == "text" else prediction)]
+        if outputs["task"] == "classification":
+            k = len(json.loads(row["classes"]))
+            columns.append("probabilities double precision[]")
+            values.append(f"a.p[(u.n - 1) * {k} + 1 : u.n * {k}]")
+        pinned = f"predict_batch_{name}_v{int(version)}"
+        body = (
+            f"SELECT {', '.join(values)} FROM indb.predict_batch_chunks({literal(name)}, {int(version)}, "
+            f"{literal(content)}, relation::pg_catalog.oid, key) AS c, "
+            # OFFSET 0: parsed once per chunk, not pulled up into every row's slice
+            "LATERAL (SELECT c.probabilities::double precision[] AS p OFFSET 0) AS a, "
+            "ROWS FROM (pg_catalog.unnest(c.keys::bigint[]), pg_catalog.unnest(c.labels::pg_catalog.text[])) "
+            "WITH ORDINALITY AS u(k, p, n)"
+        )
+        functions = [(pinned, body)]
+        if is_default:
+            functions.append((f"predict_batch_{name}", f"SELECT * FROM indb.{q(pinned)}(relation, key)"))
+        for function, text in functions:
+            # another version's default may have another prediction type: replaced, not altered
+            self.plpy.execute(
+                f"DROP FUNCTION IF EXISTS indb.{q(function)}(pg_catalog.regclass, pg_catalog.text)"
+            )
+            # Not SECURITY DEFINER: the relation is read with the caller's rights (its privileges,
+            # row security); the model is loaded by indb.predict_batch_load, which is. No SET
+            # either, so PostgreSQL inlines it into the caller's query (no second tuplestore of
+            # every row): its body names functions and types with their schema.
+            self.plpy.execute(
+                f"CREATE OR REPLACE FUNCTION indb.{q(function)}(relation pg_catalog.regclass, "
+                f"key pg_catalog.text DEFAULT 'id') RETURNS TABLE ({', '.join(columns)}) "
+                f"LANGUAGE sql STABLE PARALLEL UNSAFE AS {literal(text)}"
+            )
+            self.plpy.execute(
+                f"COMMENT ON FUNCTION indb.{q(function)}(pg_catalog.regclass, pg_catalog.text) IS "
+                + literal(
+                    f"indb model {name} version {int(version)}: scores every row of a table or view "
+                    "the caller may read, by chunks of rows in one onnxruntime run each; the key "
+                    "column (an integer) identifies each row"
+                )
+            )
+
+    def has_model(self, name, version, expected):
+        return (name, version, expected) in self.models
+
+    def load_for_batch(self, name, version, expected):
+        """indb.predict_batch_load (SECURITY DEFINER): the session of a version, loaded into this
+        backend with the checks of ``model`` (sha256, content hash); nothing is returned."""
+        import re
+
+        if not isinstance(name, str) or not re.fullmatch(MODEL_NAME, name) or version is None:
+            raise ValueError(f"NotFound: {name!r} is not a model name")
+        self.model(name, version, expected)
+
+    def _relation(self, relation, key, model):
+        """(qualified name, relkind, SQL for each input and the key) of a relation given by oid:
+        every column the model needs must be there with a type it can take."""
+        rows = self.plpy.execute(
+            self.plan(
+                "batch_relation",
+                "SELECT n.nspname::text AS s, c.relname::text AS r, c.relkind::text AS kind "
+                "FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace "
+                "WHERE c.oid = $1",
+                ["oid"],
+            ),
+            [relation],
+        )
+        if relation is None or not rows:
+            raise ValueError(f"NotFound: no relation with oid {relation}")
+        q = self.plpy.quote_ident
+        schema, table, kind = rows[0]["s"], rows[0]["r"], rows[0]["kind"]
+        if kind not in ("r", "m", "v", "p", "f"):
+            raise ValueError(f"ScoringError: {schema}.{table} is not a table or view")
+        found = {
+            r["a"]: r["t"]
+            for r in self.plpy.execute(
+                self.plan(
+                    "batch_columns",
+                    "SELECT attname::text AS a, pg_catalog.format_type(atttypid, NULL) AS t "
+                    "FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped",
+                    ["oid"],
+                ),
+                [relation],
+            )
+        }
+        where = f"{schema}.{table}"
+
+        def column(name, accepted, wanted):
+            if name not in found:
+                near = [c for c in found if c.lower() == str(name).lower()]
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                raise ValueError(
+                    f"ScoringError: {where} has no column {name!r} (model {model.name!r} version "
+                    f"{model.version} needs {name!r} {wanted}){hint}"
+                )
+            if found[name] not in accepted:
+                raise ValueError(
+                    f"ScoringError: column {name!r} of {where} is {found[name]}; model {model.name!r} "
+                    f"version {model.version} needs {wanted}"
+                )
+            return q(name)
+
+        if not isinstance(key, str):
+            raise ValueError("ScoringError: key must name an integer column of the relation")
+        key_sql = column(key, BATCH_KEY_TYPES, "an integer key (smallint, integer or bigint)")
+        inputs = []
+        for spec in model.inputs:
+            kind_of = spec["onnx_type"]
+            if kind_of == "string":
+                accepted, wanted = BATCH_TEXT_TYPES, "text"
+            elif spec["sql_type"] == "BOOLEAN":
+                accepted, wanted = ("boolean",), "boolean"
+            elif kind_of == "int64":
+                accepted, wanted = BATCH_KEY_TYPES, "an integer"
+            else:
+                accepted, wanted = BATCH_NUMBER_TYPES, "a number"
+            inputs.append(column(spec["name"], accepted, wanted))
+        return f"{q(schema)}.{q(table)}", kind, inputs, key_sql
+
+    def _batch_query(self, model, relation, inputs, key_sql, ranged):
+        """One row per chunk: count, then per input its packed float8/int8 bytes (NULL as NaN or
+        0, counted) or an array, and the keys packed, all from one scan in one order."""
+        parts = ["count(*) AS n", f"count({key_sql}) AS ck"]
+        for i, (spec, column) in enumerate(zip(model.inputs, inputs, strict=True)):
+            parts.append(f"count({column}) AS c{i}")
+            if spec["onnx_type"] == "string":
+                parts.append(f"array_agg({column}::text) AS v{i}")
+            elif spec["onnx_type"] == "int64" or spec["sql_type"] == "BOOLEAN":
+                parts.append(f"string_agg(int8send(coalesce({column}::int8, 0)), ''::bytea) AS v{i}")
+            else:
+                parts.append(f"string_agg(float8send(coalesce({column}::float8, 'NaN')), ''::bytea) AS v{i}")
+        parts.append(f"string_agg(int8send({key_sql}::int8), ''::bytea) AS ids")
+        query = "SELECT " + ", ".join(parts) + " FROM " + relation
+        if ranged:
+            return query + " WHERE ctid >= $1 AND ctid < $2", ["tid", "tid"]
+        return query, []
+
+    def predict_batch(self, name, version, expected, relation, key):
+        """indb.predict_batch_chunks: rows of (keys, labels as text, probabilities flattened row by
+        row) per chunk of the relation, read with the caller's rights. Tables and materialized
+        views are read by ranges of BATCH_BLOCKS pages (a TID range scan each, all in the
+        statement's snapshot), so one chunk at a time is in Python; other relations (views,
+        partitioned and foreign tables) in one read."""
+        model = self.models.get((name, version, expected))
+        if model is None:
+            raise ValueError(f"NotFound: model {name!r} version {version} is not loaded")
+        qualified, kind, inputs, key_sql = self._relation(relation, key, model)
+        ranged = kind in ("r", "m")
+        text, types = self._batch_query(model, qualified, inputs, key_sql, ranged)
+        plan = self.plan(("batch", text), text, types)
+        if ranged:
+            ((pages,),) = [
+                (r["p"],)
+                for r in self.plpy.execute(
+                    self.plan(
+                        "batch_pages",
+                        "SELECT (pg_catalog.pg_relation_size($1) / "
+                        "pg_catalog.current_setting('block_size')::int8)::int8 AS p",
+                        ["oid"],
+                    ),
+                    [relation],
+                )
+            ]
+            # the last range is open: the relation only grows while this statement runs
+            bounds = list(range(0, max(int(pages), 1), BATCH_BLOCKS)) + [MAX_BLOCK]
+            ranges = [(f"({lo},0)", f"({hi},0)") for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+        else:
+            ranges = [None]
+        self.read_limit()
+        for bounds in ranges:
+            row = self.plpy.execute(plan, list(bounds) if bounds else [])[0]
+            rows = row["n"]
+            if rows == 0:
+                continue
+            if row["ck"] != rows:
+                raise ValueError(
+                    f"ScoringError: key column {key!r} is NULL in {rows - row['ck']} row(s); every "
+                    "row needs a key"
+                )
+            nulls = [rows - row[f"c{i}"] for i in range(len(model.inputs))]
+            model.check_nulls(nulls)
+            columns = []
+            for i, spec in enumerate(model.inputs):
+                value = row[f"v{i}"]
+                if spec["onnx_type"] == "string":
+                    columns.append(value)
+                elif spec["onnx_type"] == "int64" or spec["sql_type"] == "BOOLEAN":
+                    columns.append(np.frombuffer(value, dtype=">i8"))
+                else:
+                    columns.append(np.frombuffer(value, dtype=">f8"))
+            model.check_finite(columns, nulls)
+            labels, probabilities = model.run(columns, rows)
+            yield (
+                array_text(np.frombuffer(row["ids"], dtype=">i8").tolist()),
+                array_text(labels.tolist()),
+                None if probabilities is None else array_text(probabilities.reshape(-1).tolist()),
+            )
 
     # -- triggers --------------------------------------------------------------------------------
     def _columns_query(self, model, source):
@@ -799,12 +1077,15 @@ class Runtime:
                     serving = c
                 elif c["mode"] == "shadow" and c["runtime"] == "onnx":
                     shadows.append(c)
+        # Only the columns set here go back: PL/Python converts every value of TD["new"] into
+        # the new row (floats and timestamps through text), so the request's own columns stay.
+        changes = {}
         if serving is None and champion:
             model = self.model(deployment["model"], deployment["version"], deployment["content_hash"])
-            self._score_into(model, new, probability_columns, "champion")
+            self._score_into(model, new, changes, probability_columns, "champion")
         elif serving is not None and serving["runtime"] == "onnx":
             model = self.model(serving["model"], serving["version"], serving["content_hash"])
-            self._score_into(model, new, probability_columns, "challenger")
+            self._score_into(model, new, changes, probability_columns, "challenger")
         for c in shadows:
             model = self.model(c["model"], c["version"], c["content_hash"])
             labels, probabilities = self._run_one(model, new)
@@ -821,6 +1102,7 @@ class Runtime:
                 home="shadow_predictions",
             )
             self.plpy.execute(plan, args)
+        TD["new"] = changes
         return "MODIFY"
 
     def _run_one(self, model, new):
@@ -829,13 +1111,13 @@ class Runtime:
         model.check_finite([[v] for v in values])
         return model.run_feeds(model.feed_one(values), 1)
 
-    def _score_into(self, model, new, probability_columns, role):
+    def _score_into(self, model, new, changes, probability_columns, role):
         labels, probabilities = self._run_one(model, new)
         label = labels[0]
-        new["prediction"] = label.item() if hasattr(label, "item") else label
-        new["model"], new["model_version"], new["runtime"] = model.name, model.version, "onnx"
+        changes["prediction"] = label.item() if hasattr(label, "item") else label
+        changes["model"], changes["model_version"], changes["runtime"] = model.name, model.version, "onnx"
         if "role" in new:  # a row-mode table deployed before challengers has no role column
-            new["role"] = role
+            changes["role"] = role
         if probabilities is not None:
             for column, value in zip(probability_columns, probabilities[0].tolist(), strict=True):
-                new[column] = value
+                changes[column] = value

@@ -619,6 +619,9 @@ class PostgresBackend(Backend):
                 "create_backfill_function",
                 "create_install_function",
                 "create_versions_function",
+                "create_batch_load_function",
+                "create_batch_chunks_function",
+                "create_batch_install_function",
             )
         ]
         python.append(self.render("deploy", "create_warm_up_function"))
@@ -857,6 +860,16 @@ class PostgresBackend(Backend):
                 result += self._function_sql(
                     ref, f"{kind}_{ref.model}", "create_default_function", returns[kind], wrapper, ""
                 )
+        # predict_batch_<model>: built in the server from the catalog row (udfs/plpython_runtime.py)
+        result.append(
+            self.render(
+                "scoring",
+                "install_batch_functions",
+                model=self.literal(ref.model),
+                version=Quoted(str(int(ref.version))),
+                is_default=Quoted("true" if default else "false"),
+            )
+        )
         return result
 
     # -- scoring on insert --------------------------------------------------------------------

@@ -135,3 +135,46 @@ LANGUAGE plpython3u IMMUTABLE STRICT PARALLEL SAFE AS {body};
 -- name: create_null_scalar
 CREATE OR REPLACE FUNCTION {name}({parameters}) RETURNS {return_type}
 LANGUAGE sql IMMUTABLE AS {body};
+
+-- Batch scoring from SQL: indb.predict_batch_<model>(relation regclass, key text DEFAULT 'id')
+-- returns (key, prediction, probabilities) for every row of a table or view, scoring chunks of
+-- rows in one onnxruntime run each. The per-model functions are SQL over predict_batch_chunks,
+-- which reads the relation with the CALLER's rights (not SECURITY DEFINER: a role scores only
+-- rows it may read); the model session comes from predict_batch_load, which is SECURITY DEFINER
+-- (it reads indb.model_versions as the owner and checks the content hash it is given).
+
+-- name: create_batch_chunks_function
+CREATE OR REPLACE FUNCTION indb.predict_batch_chunks(model_name text, model_version integer,
+    content_hash text, relation oid, key_column text)
+RETURNS TABLE (keys text, labels text, probabilities text)
+LANGUAGE plpython3u STABLE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $indb$
+runtime = GD.get("indb_runtime")
+if runtime is None or not runtime.has_model(model_name, model_version, content_hash):
+    plan = plpy.prepare("SELECT indb.predict_batch_load($1, $2, $3)", ["text", "int4", "text"])
+    plpy.execute(plan, [model_name, model_version, content_hash])
+return GD["indb_runtime"].predict_batch(model_name, model_version, content_hash, relation, key_column)
+$indb$;
+
+-- name: create_batch_load_function
+CREATE OR REPLACE FUNCTION indb.predict_batch_load(model_name text, model_version integer, content_hash text)
+RETURNS void LANGUAGE plpython3u
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $indb$
+if "indb_runtime" not in GD:
+    plpy.execute("SELECT indb.load_runtime()")
+GD["indb_runtime"].load_for_batch(model_name, model_version, content_hash)
+$indb$;
+
+-- name: create_batch_install_function
+-- Creates predict_batch_<model>_v<N> (and predict_batch_<model> for the default version) from
+-- the catalog row alone; the owner's (a superuser's connect, or install_model_functions).
+CREATE OR REPLACE FUNCTION indb.install_batch_functions(model_name text, model_version integer, is_default boolean)
+RETURNS void LANGUAGE plpython3u
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS $indb$
+if "indb_runtime" not in GD:
+    plpy.execute("SELECT indb.load_runtime()")
+GD["indb_runtime"].install_batch_functions(model_name, model_version, is_default)
+$indb$;
+
+-- name: install_batch_functions
+SELECT indb.install_batch_functions({model}, {version}, {is_default});
