@@ -216,11 +216,14 @@ def main() -> None:
         scores = {c: float(v) for c, v in found["scores"].items()}
         print(json.dumps({"seconds": found["seconds"], "decisions": decisions, "scores": scores}))
         return
+    from peak_memory import peak_rss_mb
+
     import indb
 
     report = {"benchmark": "drift", "indb": indb.__version__, "wide": wide(args.rows, args.evidently_python)}
     if args.big_rows:
         report["tall"] = tall(args.big_rows)
+    report["peak_rss_mb"] = peak_rss_mb()  # this process: DuckDB runs in it (Evidently's child not counted)
     print(json.dumps(report, default=str))
 
 

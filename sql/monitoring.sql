@@ -56,6 +56,9 @@ DELETE FROM indb.monitor_bins WHERE monitor = $monitor;
 -- name: delete_monitor_reference_values
 DELETE FROM indb.monitor_reference_values WHERE monitor = $monitor;
 
+-- name: delete_monitor_reference_cells
+DELETE FROM indb.monitor_reference_cells WHERE monitor = $monitor;
+
 -- name: delete_monitor_thresholds
 DELETE FROM indb.monitor_thresholds WHERE monitor = $monitor;
 
@@ -104,6 +107,24 @@ SELECT quantile_cont(CAST({column} AS DOUBLE), $probabilities) FROM {source} WHE
 INSERT INTO indb.monitor_reference_values (monitor, feature, value, n)
 SELECT $monitor, $feature, v, count(*) FROM (SELECT CAST({column} AS DOUBLE) AS v FROM {source}) AS s
 WHERE v IS NOT NULL GROUP BY v ORDER BY v;
+
+-- name: reference_fine_cells
+-- Exact mode's reference side, once: per fine cell (as numeric_exact_columns assigns them) the
+-- rows, the sum of (value - cell start), the largest value, and the distinct values with counts.
+INSERT INTO indb.monitor_reference_cells (monitor, feature, cell, n, s, top, vals, counts)
+WITH f AS (
+    SELECT min_value AS lo, max_value AS hi, CAST({fine_cells} AS BIGINT) AS kf,
+           (max_value - min_value) / {fine_cells} AS width
+    FROM indb.monitor_features WHERE monitor = $monitor AND feature = $feature
+)
+SELECT $monitor, $feature, x.fine, sum(x.n), sum(x.dv * x.n), max(x.v), list(x.v ORDER BY x.v), list(x.n ORDER BY x.v)
+FROM (
+    SELECT y.v, y.n, y.fine, y.v - (f.lo + y.fine * f.width) AS dv
+    FROM (SELECT {fine_expression} AS fine, s.v, s.n
+          FROM (SELECT value AS v, n FROM indb.monitor_reference_values
+                WHERE monitor = $monitor AND feature = $feature) AS s, f) AS y, f
+) AS x
+GROUP BY x.fine;
 
 -- name: reference_psi_counts
 -- The count of each quantile bin: bin b holds edge_b <= v < edge_(b+1).
@@ -158,6 +179,8 @@ FROM {ground_truth} WHERE id IN (SELECT id FROM {window}) GROUP BY id
 -- No sort of both samples: counts, sums and maxima per fine equal-width cell give the ECDFs at
 -- every cell's last value; only the values of the few cells where the gap could change sign or
 -- exceed the largest gap at those points are sorted (the argument: engine/monitoring/drift.py).
+-- The reference side (its cell sums and each cell's values) is read from
+-- indb.monitor_reference_cells, stored once at create (reference_fine_cells).
 INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, feature, metric, category,
                                   value, threshold, drifted, n_reference, n_current)
 WITH f AS (
@@ -171,15 +194,10 @@ cur AS NOT MATERIALIZED (
     FROM (SELECT {fine_expression} AS fine, s.v
           FROM (SELECT CAST({column} AS DOUBLE) AS v FROM {window} WHERE {column} IS NOT NULL) AS s, f) AS x, f
 ),
-ref AS NOT MATERIALIZED (
-    SELECT x.v, x.n, x.fine, x.v - (f.lo + x.fine * f.width) AS dv
-    FROM (SELECT {fine_expression} AS fine, s.v, s.n
-          FROM (SELECT value AS v, n FROM indb.monitor_reference_values
-                WHERE monitor = $1 AND feature = {name}) AS s, f) AS x, f
-),
--- Per cell: rows, sum of (value - cell start) and largest value, of each sample.
+-- Per cell: rows, sum of (value - cell start) and largest value, of each sample (the
+-- reference's stored at create, in indb.monitor_reference_cells).
 cc AS (SELECT fine, count(*) AS n, sum(dv) AS s, max(v) AS top FROM cur GROUP BY fine),
-rc AS (SELECT fine, sum(n) AS n, sum(dv * n) AS s, max(v) AS top FROM ref GROUP BY fine),
+rc AS (SELECT cell AS fine, n, s, top FROM indb.monitor_reference_cells WHERE monitor = $1 AND feature = {name}),
 totals AS MATERIALIZED (
     SELECT f.nr, CAST(coalesce((SELECT sum(n) FROM cc), 0) AS DOUBLE) AS nc, f.scale, f.lo, f.width FROM f
 ),
@@ -217,7 +235,8 @@ flagged AS MATERIALIZED (
 ),
 points AS (
     SELECT fine, v, sum(nr) AS nr, sum(nc) AS nc FROM (
-        SELECT fine, v, n AS nr, 0 AS nc FROM ref WHERE fine IN (SELECT fine FROM flagged)
+        SELECT cell AS fine, unnest(vals) AS v, unnest(counts) AS nr, 0 AS nc FROM indb.monitor_reference_cells
+        WHERE monitor = $1 AND feature = {name} AND cell IN (SELECT fine FROM flagged)
         UNION ALL
         SELECT fine, v, 0 AS nr, 1 AS nc FROM cur WHERE fine IN (SELECT fine FROM flagged)
     ) AS u GROUP BY fine, v

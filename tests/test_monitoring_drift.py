@@ -200,6 +200,37 @@ def test_reference_is_stored_once(db):
     close(got[("x", "ks_d")], stats.ks_2samp(ref.x, cur.x).statistic, "ks_d")
 
 
+def test_reference_cells_hold_the_reference_sample(db):
+    """Exact mode by cells (DuckDB) stores the reference side once per fine cell: its rows,
+    largest value and ascending distinct values are the stored reference sample's, cell by
+    cell; drop_monitor removes them. PostgreSQL's exact path sorts the stored values instead."""
+    deployed(db)
+    ref, _ = samples(300, 300, seed=2, ties=True)
+    load(db, ref, DAY1)
+    db.create_monitor("cells", "requests", reference=(DAY1, DAY2), features=["x", "y"])
+    values = db.sql(
+        "SELECT feature, value, n FROM indb.monitor_reference_values WHERE monitor = 'cells' "
+        "ORDER BY feature, value"
+    )
+    cells = db.sql(
+        "SELECT feature, cell, n, top, vals, counts FROM indb.monitor_reference_cells "
+        "WHERE monitor = 'cells' ORDER BY feature, cell"
+    )
+    if db.backend.dialect == "postgres":
+        assert cells.empty
+    else:
+        assert set(cells.feature) == {"x", "y"}
+        for feature, group in cells.groupby("feature"):
+            expected = values[values.feature == feature]
+            assert [v for vals in group.vals for v in vals] == list(expected.value)
+            assert [c for counts in group.counts for c in counts] == list(expected.n)
+            assert list(group.n) == [sum(c) for c in group.counts]
+            assert list(group.top) == [max(v) for v in group.vals]
+            assert group.cell.is_unique
+    db.drop_monitor("cells")
+    assert db.sql("SELECT count(*) AS n FROM indb.monitor_reference_cells").n[0] == 0
+
+
 def test_pvalues_match_scipy_across_regimes():
     rng = np.random.default_rng(3)
     for n1, n2, shift in [

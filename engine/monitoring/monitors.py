@@ -301,6 +301,8 @@ def _store_reference(backend: Backend, name: str, temp: Quoted, features: dict[s
         )
         if mode == "exact":
             backend.execute(backend.render("monitoring", "reference_values", **slots), params)
+        for text in drift.reference_statements(backend, mode):
+            backend.execute(text, params)
 
 
 _PREDICTION_COLUMNS = ("id", "model", "model_version", "runtime", "prediction", "scored_at")
@@ -611,6 +613,7 @@ def drop(backend: Backend, name: str) -> None:
             "features",
             "bins",
             "reference_values",
+            "reference_cells",
             "thresholds",
             "statements",
             "results",

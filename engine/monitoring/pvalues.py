@@ -135,7 +135,7 @@ def smirnov_sf(n: int, x: float) -> float:
 def _log_factorials(n: int) -> np.ndarray:
     """log(k!) for k = 0..n (math.lgamma), kept: every numeric column of a window has the same
     sample sizes, so a run builds the table once (n lgamma calls, ~0.3 s at n = 500,000)."""
-    table = np.array([math.lgamma(k + 1) for k in range(n + 1)])
+    table = np.fromiter(map(math.lgamma, range(1, n + 2)), dtype=np.float64, count=n + 1)
     table.flags.writeable = False
     return table
 
