@@ -456,12 +456,9 @@ class Runtime:
         return label.item() if hasattr(label, "item") else label
 
     # -- model functions for roles that may not create PL/Python functions ------------------------
-    def install_model_functions(self, name, version):
-        """indb.install_model_functions(model, version), for the developer role (indb.roles): the
-        same predict_<model>_v<N> (and, for the default version, predict_<model>) functions the
-        Python client creates for a superuser (PostgresBackend.model_sql), built only from the
-        catalog row: the name must be a model name, every type one of four, argument names
-        quoted, and the content hash embedded is the one of the row as it is now."""
+    def _catalog_version(self, name, version):
+        """The catalog row of a model version, checked (a model name, its bytes matching their
+        sha256), and the content hash the functions built from it embed."""
         import re
 
         if not isinstance(name, str) or not re.fullmatch(MODEL_NAME, name) or version is None:
@@ -484,7 +481,15 @@ class Runtime:
             raise ValueError(
                 f"IntegrityError: model {name!r} version {version}: ONNX bytes do not match sha256"
             )
-        content = content_hash(actual, row["inputs"], row["outputs"], row["classes"], row["recipe"])
+        return row, content_hash(actual, row["inputs"], row["outputs"], row["classes"], row["recipe"])
+
+    def install_model_functions(self, name, version):
+        """indb.install_model_functions(model, version), for the developer role (indb.roles): the
+        same predict_<model>_v<N> (and, for the default version, predict_<model>) functions the
+        Python client creates for a superuser (PostgresBackend.model_sql), built only from the
+        catalog row: the name must be a model name, every type one of four, argument names
+        quoted, and the content hash embedded is the one of the row as it is now."""
+        row, content = self._catalog_version(name, version)
         inputs, outputs = json.loads(row["inputs"]), json.loads(row["outputs"])
         parameters, types = [], []
         for spec in inputs:
@@ -557,29 +562,7 @@ class Runtime:
         indb.predict_batch_chunks, built from the catalog row alone (the name must be a model
         name; the content hash embedded is the row's as it is now; the type and class count
         come from its signature)."""
-        import re
-
-        if not isinstance(name, str) or not re.fullmatch(MODEL_NAME, name) or version is None:
-            raise ValueError(f"NotFound: {name!r} is not a model name")
-        rows = self.plpy.execute(
-            self.plan(
-                "install",
-                "SELECT onnx, sha256, inputs::text AS inputs, outputs::text AS outputs, "
-                "classes::text AS classes, recipe::text AS recipe FROM indb.model_versions "
-                "WHERE model = $1 AND version = $2",
-                ["text", "int4"],
-            ),
-            [name, version],
-        )
-        if not rows:
-            raise ValueError(f"NotFound: model {name!r} has no version {version}")
-        row = rows[0]
-        actual = hashlib.sha256(row["onnx"]).hexdigest()
-        if actual != row["sha256"]:
-            raise ValueError(
-                f"IntegrityError: model {name!r} version {version}: ONNX bytes do not match sha256"
-            )
-        content = content_hash(actual, row["inputs"], row["outputs"], row["classes"], row["recipe"])
+        row, content = self._catalog_version(name, version)
         outputs = json.loads(row["outputs"])
         prediction = SQL_ARGUMENT_TYPES[outputs["prediction_type"]]
         q, literal = self.plpy.quote_ident, self.plpy.quote_literal
