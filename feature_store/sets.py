@@ -455,6 +455,11 @@ def _ddl(backend: Backend, fs: FeatureSet, types: dict[str, str], source: str | 
     statements += online_trigger_sql(backend, fs)
     shown = join(q(c) for c in fs.columns)
     for view, table in ((f"fs_{fs.name}", fs.table), (f"fs_{fs.name}_latest", fs.online_table)):
+        existing = list(backend.table_columns(view) or {})
+        if existing != list(fs.columns)[: len(existing)]:
+            # A new version without some of the old columns (or in another order): PostgreSQL's
+            # CREATE OR REPLACE VIEW only adds columns at the end ("cannot drop columns from view").
+            statements.append(backend.render("feature_store", "drop_view", view=q(view)))
         statements.append(
             backend.render("feature_store", "create_view", view=q(view), table=q(table), columns=shown)
         )

@@ -132,6 +132,9 @@ CREATE TABLE {table} (
 -- name: create_view
 CREATE OR REPLACE VIEW {view} AS SELECT {columns} FROM {table};
 
+-- name: drop_view
+DROP VIEW IF EXISTS {view};
+
 -- name: upsert_latest
 -- The latest row per entity of {source} into the online table, unless it holds a later one.
 INSERT INTO {online} ({columns}, _indb_seq)

@@ -98,3 +98,12 @@ def test_as_dict_gives_the_frames_values_without_a_frame(typed):
     assert many[0]["label"] == "d"
     with pytest.raises(FeatureStoreError, match="as_dict must be True or False"):
         typed.online_features(features, {"account_id": 1}, as_dict="yes")
+
+
+def test_a_version_with_fewer_columns_replaces_the_views(typed):
+    """PostgreSQL cannot drop a column from a view it replaces: the views are made again."""
+    fewer = typed.sql("SELECT account_id, ts, amount FROM fs_acct_v1")
+    typed.create_feature_set("acct", "account", source=fewer, event_time="ts", statistics=False)
+    assert list(typed.sql("SELECT * FROM fs_acct").columns) == ["account_id", "ts", "amount"]
+    assert list(typed.sql("SELECT * FROM fs_acct_latest").columns)[:3] == ["account_id", "ts", "amount"]
+    assert typed.online_features(["acct:amount"], {"account_id": 1}).amount.tolist() == [2.5]
