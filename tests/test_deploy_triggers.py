@@ -66,10 +66,16 @@ def test_stored_features_are_rendered_sql_without_placeholders(store, runtime):
 
 
 def test_the_runtime_does_no_text_substitution_on_sql():
-    """No .replace/.format on SQL text; quote_ident (doubling '"' inside a name) is quoting."""
+    """No .replace/.format on SQL text; quote_ident (doubling '"' inside a name) and
+    quote_array_element (escaping a string inside an array literal, a value) are quoting."""
     tree = ast.parse(RUNTIME_SOURCE.read_text())
-    (quoter,) = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "quote_ident"]
-    quoting = set(ast.walk(quoter))
+    quoters = [
+        f
+        for f in ast.walk(tree)
+        if isinstance(f, ast.FunctionDef) and f.name in ("quote_ident", "quote_array_element")
+    ]
+    assert len(quoters) == 2
+    quoting = {node for quoter in quoters for node in ast.walk(quoter)}
     calls = [
         node.lineno
         for node in ast.walk(tree)

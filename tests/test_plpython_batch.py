@@ -137,3 +137,19 @@ def test_batch_reads_only_what_the_caller_may_read(db, logistic, loans):
     with login_role(db) as (_, url), psycopg.connect(url, autocommit=True) as nobody:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             nobody.execute("SELECT * FROM indb.predict_batch_m('shared')")
+
+
+def test_batch_string_class_labels_come_back_as_they_are(db, loans):
+    """Labels travel inside one array literal per chunk: quotes, backslashes, commas, braces and
+    the word NULL must come back unchanged."""
+    from sklearn.linear_model import LogisticRegression
+
+    names = np.array(['say "no"', "back\\slash", "a,b {c}", "NULL"])
+    labels = names[(loans.age.to_numpy() // 10).astype(int) % 4]
+    model = LogisticRegression(max_iter=3000).fit(loans[NUMERIC], labels)
+    db.register_model("odd", model, sample=loans[NUMERIC])
+    frame = loans[[*NUMERIC, "purpose"]].head(200)
+    _table(db, "applicants", frame)
+    rows = _scored(db, "SELECT key, prediction FROM indb.predict_batch_odd('applicants') ORDER BY key")
+    assert [r[1] for r in rows] == list(model.predict(frame[NUMERIC]))
+    assert set(r[1] for r in rows) <= set(names) and len(set(r[1] for r in rows)) > 1

@@ -68,7 +68,7 @@ def array_text(values):
     function keeps those copies until it ends (about 130 MB for 1M rows of three values); one
     string per chunk is freed with the chunk. Floats are written by repr, which round-trips."""
     if values and isinstance(values[0], str):
-        return "{" + ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values) + "}"
+        return "{" + ",".join(map(quote_array_element, values)) + "}"
     if values and isinstance(values[0], bool):
         return "{" + ",".join("true" if v else "false" for v in values) + "}"
     return "{" + ",".join(map(repr, values)) + "}"
@@ -76,6 +76,11 @@ def array_text(values):
 
 def quote_ident(name):
     return '"' + name.replace('"', '""') + '"'
+
+
+def quote_array_element(value):
+    """A string as one element of an array literal (a value cast in SQL, never SQL text)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def content_hash(sha256, inputs, outputs, classes, recipe):
