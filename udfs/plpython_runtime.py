@@ -578,6 +578,7 @@ class Runtime:
             k = len(json.loads(row["classes"]))
             columns.append("probabilities double precision[]")
             values.append(f"a.p[(u.n - 1) * {k} + 1 : u.n * {k}]")
+        reads = ", ".join(f"{spec['name']} {spec['sql_type']}" for spec in json.loads(row["inputs"]))
         pinned = f"predict_batch_{name}_v{int(version)}"
         body = (
             f"SELECT {', '.join(values)} FROM indb.predict_batch_chunks({literal(name)}, {int(version)}, "
@@ -609,7 +610,7 @@ class Runtime:
                 + literal(
                     f"indb model {name} version {int(version)}: scores every row of a table or view "
                     "the caller may read, by chunks of rows in one onnxruntime run each; the key "
-                    "column (an integer) identifies each row"
+                    f"column (an integer) identifies each row. Reads the columns {reads}"
                 )
             )
 
