@@ -6,6 +6,7 @@ caller's rights)."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import psycopg
 import pytest
 
@@ -153,3 +154,21 @@ def test_batch_string_class_labels_come_back_as_they_are(db, loans):
     rows = _scored(db, "SELECT key, prediction FROM indb.predict_batch_odd('applicants') ORDER BY key")
     assert [r[1] for r in rows] == list(model.predict(frame[NUMERIC]))
     assert set(r[1] for r in rows) <= set(names) and len(set(r[1] for r in rows)) > 1
+
+
+def test_boolean_inputs_are_read_by_the_bulk_trigger_and_the_batch_alike(db):
+    """Both readers pack a boolean input as int8 through int4, PostgreSQL's only cast of a
+    boolean: the bulk trigger cast it to float8 and the batch to int8, and both failed."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=300), "b": rng.integers(0, 2, 300).astype(bool)})
+    model = LogisticRegression().fit(frame, (frame.x + frame.b > 0.5).astype(int))
+    db.register_model("flags", model, sample=frame)
+    db.deploy("flags", table="flag_requests", runtime="onnx")
+    db.write_table("flag_rows", frame)
+    db.sql("INSERT INTO flag_requests (x, b) SELECT x, b FROM flag_rows")
+    stored = db.sql("SELECT prediction, probability_1 FROM flag_requests_predictions ORDER BY id")
+    assert_matches_sklearn(model, frame, list(stored.prediction), [[1 - p, p] for p in stored.probability_1])
+    batch = _scored(db, "SELECT key, prediction FROM indb.predict_batch_flags('flag_requests') ORDER BY key")
+    assert [p for _, p in batch] == list(stored.prediction)

@@ -83,6 +83,44 @@ def quote_array_element(value):
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _packs_as_int8(spec):
+    """Integers, and booleans (PostgreSQL casts a boolean to int4 only, never to float8)."""
+    return spec["onnx_type"] == "int64" or spec["sql_type"] == "BOOLEAN"
+
+
+def packed_inputs(specs, columns):
+    """Select-list items reading every model input in one aggregate pass: per input i its
+    non-NULL count c<i> and v<i>, the values packed as big-endian float8/int8 bytes (NULL as
+    NaN or 0, told apart by the count) or, for strings, an array."""
+    parts = []
+    for i, (spec, column) in enumerate(zip(specs, columns, strict=True)):
+        parts.append(f"count({column}) AS c{i}")
+        if spec["onnx_type"] == "string":
+            parts.append(f"array_agg({column}::text) AS v{i}")
+        elif _packs_as_int8(spec):
+            number = f"{column}::int4" if spec["sql_type"] == "BOOLEAN" else column  # no bool -> int8 cast
+            parts.append(f"string_agg(int8send(coalesce({number}::int8, 0)), ''::bytea) AS v{i}")
+        else:
+            parts.append(f"string_agg(float8send(coalesce({column}::float8, 'NaN')), ''::bytea) AS v{i}")
+    return parts
+
+
+def unpacked_inputs(model, row, rows):
+    """The model's input columns from a row read with :func:`packed_inputs`, NULLs and
+    non-finite values refused as the model says."""
+    nulls = [rows - row[f"c{i}"] for i in range(len(model.inputs))]
+    model.check_nulls(nulls)
+    columns = []
+    for i, spec in enumerate(model.inputs):
+        value = row[f"v{i}"]
+        if spec["onnx_type"] == "string":
+            columns.append(value)
+        else:
+            columns.append(np.frombuffer(value, dtype=">i8" if _packs_as_int8(spec) else ">f8"))
+    model.check_finite(columns, nulls)
+    return columns
+
+
 def content_hash(sha256, inputs, outputs, classes, recipe):
     """One hash over what decides a version's predictions: the ONNX bytes (by their sha256),
     the signature (inputs, outputs), the classes and the recipe, as stored. The registry
@@ -694,15 +732,7 @@ class Runtime:
     def _batch_query(self, model, relation, inputs, key_sql, ranged):
         """One row per chunk: count, then per input its packed float8/int8 bytes (NULL as NaN or
         0, counted) or an array, and the keys packed, all from one scan in one order."""
-        parts = ["count(*) AS n", f"count({key_sql}) AS ck"]
-        for i, (spec, column) in enumerate(zip(model.inputs, inputs, strict=True)):
-            parts.append(f"count({column}) AS c{i}")
-            if spec["onnx_type"] == "string":
-                parts.append(f"array_agg({column}::text) AS v{i}")
-            elif spec["onnx_type"] == "int64" or spec["sql_type"] == "BOOLEAN":
-                parts.append(f"string_agg(int8send(coalesce({column}::int8, 0)), ''::bytea) AS v{i}")
-            else:
-                parts.append(f"string_agg(float8send(coalesce({column}::float8, 'NaN')), ''::bytea) AS v{i}")
+        parts = ["count(*) AS n", f"count({key_sql}) AS ck", *packed_inputs(model.inputs, inputs)]
         parts.append(f"string_agg(int8send({key_sql}::int8), ''::bytea) AS ids")
         query = "SELECT " + ", ".join(parts) + " FROM " + relation
         if ranged:
@@ -751,18 +781,7 @@ class Runtime:
                     f"ScoringError: key column {key!r} is NULL in {rows - row['ck']} row(s); every "
                     "row needs a key"
                 )
-            nulls = [rows - row[f"c{i}"] for i in range(len(model.inputs))]
-            model.check_nulls(nulls)
-            columns = []
-            for i, spec in enumerate(model.inputs):
-                value = row[f"v{i}"]
-                if spec["onnx_type"] == "string":
-                    columns.append(value)
-                elif spec["onnx_type"] == "int64" or spec["sql_type"] == "BOOLEAN":
-                    columns.append(np.frombuffer(value, dtype=">i8"))
-                else:
-                    columns.append(np.frombuffer(value, dtype=">f8"))
-            model.check_finite(columns, nulls)
+            columns = unpacked_inputs(model, row, rows)
             labels, probabilities = model.run(columns, rows)
             yield (
                 array_text(np.frombuffer(row["ids"], dtype=">i8").tolist()),
@@ -773,16 +792,8 @@ class Runtime:
     # -- triggers --------------------------------------------------------------------------------
     def _columns_query(self, model, source):
         """One row: count, then per input either packed float8/int8 bytes or an array."""
-        parts = ["count(*) AS n"]
-        for i, spec in enumerate(model.inputs):
-            column = quote_ident(spec["name"])
-            parts.append(f"count({column}) AS c{i}")
-            if spec["onnx_type"] == "string":
-                parts.append(f"array_agg({column}::text) AS v{i}")
-            elif spec["onnx_type"] == "int64":
-                parts.append(f"string_agg(int8send(coalesce({column}::int8, 0)), ''::bytea) AS v{i}")
-            else:
-                parts.append(f"string_agg(float8send(coalesce({column}::float8, 'NaN')), ''::bytea) AS v{i}")
+        columns = [quote_ident(spec["name"]) for spec in model.inputs]
+        parts = ["count(*) AS n", *packed_inputs(model.inputs, columns)]
         parts.append("string_agg(int8send(id), ''::bytea) AS ids")
         return "SELECT " + ", ".join(parts) + " FROM " + source
 
@@ -791,19 +802,7 @@ class Runtime:
         rows = row["n"]
         if rows == 0:
             return 0, None, None
-        nulls = [rows - row[f"c{i}"] for i in range(len(model.inputs))]
-        model.check_nulls(nulls)
-        columns = []
-        for i, spec in enumerate(model.inputs):
-            value = row[f"v{i}"]
-            if spec["onnx_type"] == "string":
-                columns.append(value)
-            elif spec["onnx_type"] == "int64":
-                columns.append(np.frombuffer(value, dtype=">i8"))
-            else:
-                columns.append(np.frombuffer(value, dtype=">f8"))
-        model.check_finite(columns, nulls)
-        return rows, np.frombuffer(row["ids"], dtype=">i8"), columns
+        return rows, np.frombuffer(row["ids"], dtype=">i8"), unpacked_inputs(model, row, rows)
 
     def _insert_plan(
         self,
