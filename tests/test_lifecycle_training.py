@@ -283,6 +283,44 @@ def test_same_training_set_recipe_and_seed_give_the_same_onnx(loop):
     assert one["recipe"]["estimator"]["params"]["random_state"] == 11
 
 
+def test_training_order_does_not_depend_on_the_order_rows_arrive_in():
+    """Rows tied on event time are ordered by their values, so a refit of an order-sensitive
+    recipe gives the same model whatever order the database returned the training set in."""
+    from decimal import Decimal
+
+    from sklearn.linear_model import SGDClassifier
+
+    from indb.lifecycle import training
+
+    rng = np.random.default_rng(3)
+    n = 400
+    frame = pd.DataFrame(
+        {
+            "event_time": [START + timedelta(days=int(d)) for d in rng.integers(0, 4, n)],
+            "income": rng.normal(50, 10, n).round(1),
+            "segment": rng.choice(["a", "b", None], n),
+            "score": [Decimal(int(v)) for v in rng.integers(0, 30, n)],
+            "label": rng.integers(0, 2, n).astype(float),
+        }
+    )
+    frame.loc[::7, "label"] = np.nan  # unlabeled rows are dropped, wherever they come
+    first = training.ordered(frame, "event_time", "label")
+    assert first.event_time.is_monotonic_increasing and first.label.notna().all()
+    assert len(first) == frame.label.notna().sum()
+    coefs = set()
+    for seed in range(4):
+        shuffled = frame.sample(frac=1, random_state=seed)
+        again = training.ordered(shuffled, "event_time", "label")
+        pd.testing.assert_frame_equal(again, first)
+        sgd = SGDClassifier(random_state=0, shuffle=False, max_iter=5, tol=None)
+        coefs.add(tuple(sgd.fit(again[["income"]], again.label).coef_.ravel()))
+    assert len(coefs) == 1
+    # the same fit on the rows as they arrived is order-sensitive: the test would catch a regression
+    sgd = SGDClassifier(random_state=0, shuffle=False, max_iter=5, tol=None)
+    labeled = frame[frame.label.notna()].sample(frac=1, random_state=9)
+    assert tuple(sgd.fit(labeled[["income"]], labeled.label).coef_.ravel()) not in coefs
+
+
 def test_promote_approval_and_auto(loop):
     db = loop
     db.create_retraining("risk", training_set="risk_train", metric="auc", promote="approval")

@@ -80,9 +80,24 @@ class Holdout:
 
 
 def ordered(frame: pd.DataFrame, event_time: str, label: str) -> pd.DataFrame:
-    """Labeled rows in event-time order (ties keep the training set's row order)."""
+    """Labeled rows in event-time order, ties broken by the rows' values.
+
+    A training set's row order is not fixed (DuckDB reads in parallel), so rows tied on event
+    time are ordered by every other column too: a refit sees the rows in the order the first
+    fit saw them, whatever order the database returned them in. Rows equal in every column are
+    interchangeable, so the order is total where it matters.
+    """
     frame = frame[frame[label].notna()]
-    return frame.sort_values(event_time, kind="stable").reset_index(drop=True)
+    ties = [c for c in frame.columns if c != event_time]
+
+    def sortable(column: pd.Series) -> pd.Series:
+        # a tie column of mixed or unorderable values (lists, dicts, Decimals and None) sorts
+        # by type and text: any fixed order will do for ties, event time keeps its own order
+        if column.name == event_time or column.dtype != object:
+            return column
+        return column.map(lambda v: None if v is None else (type(v).__name__, str(v)))
+
+    return frame.sort_values([event_time, *ties], kind="stable", key=sortable).reset_index(drop=True)
 
 
 def seeded(estimator: Any, seed: int | None) -> Any:
