@@ -1103,10 +1103,11 @@ class Runtime:
         elif labels.dtype.kind in "iu":
             fields.append(("prediction", ("bigint",), ">i8", labels))
         elif labels.dtype.kind in "OU" and all(
-            isinstance(c, str) and c.isascii() for c in model.classes or [None]
+            isinstance(c, str) and c.isascii() and "\x00" not in c for c in model.classes or [None]
         ):
             # COPY decodes text from the session's client_encoding: ASCII reads the same in all
-            # of them (other labels go by the unnest insert, which PL/Python encodes itself)
+            # of them (other labels go by the unnest insert, which PL/Python encodes itself);
+            # NUL, which text cannot hold, would be cut by numpy's padding instead of refused
             fields.append(("prediction", text, "S", np.char.encode(labels.astype(str), "ascii")))
         else:
             return None
