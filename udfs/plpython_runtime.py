@@ -256,7 +256,6 @@ class Model:
     """One model version: its signature and onnxruntime session."""
 
     def __init__(self, name, version, expected, row, runtime):
-
         data = row["onnx"]
         inputs, outputs, classes = row["inputs"], row["outputs"], row["classes"]
         actual = hashlib.sha256(data).hexdigest()
@@ -309,10 +308,11 @@ class Model:
 
     def session_for(self, rows):
         """The session for a run of ``rows`` rows. One row runs on a session of one intra-op
-        thread, built at the first one-row run from the bytes checked for the first: a tree
-        ensemble splits its trees over the pool's threads even for one row, and waking a
-        sleeping thread costs more than the work (GB-100 in a server: 23 us a row on one thread,
-        38-49 us on two in a loop, ~100 us inside row-mode inserts on a busy machine)."""
+        thread, built at the first one-row run (or by indb.warm_up) from the bytes the first
+        session was built from, already checked: a tree ensemble splits its trees over the
+        pool's threads even for one row, and waking a sleeping thread costs more than the work
+        (GB-100, one row, in the server: 38-49 us on two threads against 23 us on one in a
+        loop; 53 against 33 us a run inside row-mode inserts)."""
         if rows != 1:
             return self.session
         if self.single is None:
@@ -1019,8 +1019,8 @@ class Runtime:
 
         Returns False (the caller then inserts as before) for fewer than COPY_MIN_ROWS rows, a
         role that may not read server files (``pg_read_server_files``; the trigger functions'
-        owner, a superuser, may), a table with rules (COPY does not apply them), or a column
-        whose type is not the one the packing writes."""
+        owner, a superuser, may), a table with rules (COPY does not apply them), labels that
+        are not ASCII text or numbers, or a column whose type is not the one the packing writes."""
         rows = len(ids)
         if rows < COPY_MIN_ROWS or not os.path.isfile("PG_VERSION"):
             return False  # PG_VERSION: the backend's working directory is the data directory
