@@ -109,7 +109,8 @@ runtime = GD["indb_runtime"]
 loaded = 0
 for row in plpy.execute("SELECT table_name FROM indb.deployments WHERE runtime = 'onnx' ORDER BY table_name"):
     deployment = runtime.deployment(row["table_name"])
-    runtime.model(deployment["model"], deployment["version"], deployment["content_hash"])
+    model = runtime.model(deployment["model"], deployment["version"], deployment["content_hash"])
+    model.session_for(1)  # and its session for one-row statements
     loaded += 1
 return loaded
 $indb$;
