@@ -21,6 +21,7 @@ from sqlglot import exp
 from indb import errors
 from indb.backends.base import Backend, Check, ModelRef, ScoringTarget
 from indb.identifiers import Quoted, join, literal, quote
+from indb.sql import statement
 from indb.udfs import explain_udf, onnx_udf
 from indb.udfs.compiler import dialects
 
@@ -151,6 +152,7 @@ class DuckDBBackend(Backend):
         except duckdb.Error as e:
             raise errors.DatabaseError(f"cannot open DuckDB database {path!r}: {e}") from None
         self._depth = 0
+        self._reset_after_rollback = False  # see _fire_triggers
         ((self.catalog,),) = self.rows("SELECT current_database()")
         # Scope of cached sessions and of the open-connection registry.
         self.scope = os.path.abspath(path) if path != ":memory:" else f":memory:{id(self)}"
@@ -198,6 +200,9 @@ class DuckDBBackend(Backend):
         except BaseException:
             self._depth = 0
             self.con.rollback()
+            if self._reset_after_rollback:
+                self._reset_after_rollback = False
+                self._fire_triggers()
             raise
         self._depth = 0
         self.con.commit()
@@ -422,8 +427,8 @@ class DuckDBBackend(Backend):
         # The version is part of the trigger body, so every deploy replaces the trigger; its
         # one INSERT scores every arm (champion, then each challenger).
         q = self.quote
-        body = self._score_rows(target, Quoted("new_rows"), target.arms())
-        trigger = self.trigger_sql(f"{target.table}_score", q(target.table), [body])
+        body = self._score_rows(target, self.inserted_rows, target.arms())
+        trigger = self.trigger_sql(f"{target.table}_score", q(target.table), [body], skippable=True)
         trigger += self._explain_trigger(target)
         if not backfill:
             return trigger
@@ -435,6 +440,76 @@ class DuckDBBackend(Backend):
         )
         return [self._score_rows(target, Quoted(unscored)), *trigger]
 
+    @property
+    def inserted_rows(self) -> Quoted:
+        return Quoted(self.render("scoring", "skippable_rows"))
+
+    def trigger_sql(
+        self, trigger: str, table: Quoted, body, *, skippable: bool = False, **options
+    ) -> list[str]:
+        """The triggers (see :meth:`Backend.trigger_sql`), each followed by the catalog row of
+        its statement for :meth:`insert_rows` (``skippable``), or the removal of a stale one."""
+        made = super().trigger_sql(trigger, table, body, **options)
+        names = [trigger, *(f"{trigger}_{n}" for n in range(2, len(body) + 1))]
+        owner = self.literal(exp.to_table(table.text, dialect=self.dialect).name)
+        result = []
+        for text, name, body_text in zip(made, names, body, strict=True):
+            result.append(text)
+            slots = {"table": owner, "trigger": self.literal(name)}
+            if skippable:
+                result.append(
+                    self.render(
+                        "scoring", "record_trigger_statement", statement=self.literal(body_text), **slots
+                    )
+                )
+            else:
+                result.append(self.render("scoring", "forget_trigger_statement", **slots))
+        return result
+
+    def insert_rows(self, table: str, insert: str) -> int:
+        """``insert`` with the table's triggers skipped, then each trigger's own statement over
+        the rows it inserted, in the caller's transaction: the table's insert and each
+        statement run in parallel, where a trigger makes DuckDB run the insert on one thread
+        (as INSERT ... RETURNING). Only when every trigger of the table can be skipped so and
+        its ids come from its sequence alone (else the insert fires the triggers)."""
+        plan = self.rows(statement("scoring", "insert_plan", self.dialect), {"table": table})
+        sequence = f"{table}_id_seq"
+        if not plan or any(text is None for _, text in plan) or not self._server_ids(table, sequence):
+            return super().insert_rows(table, insert)
+        ((after,),) = self.rows(statement("scoring", "next_id", self.dialect), {"sequence": sequence})
+        try:
+            self.execute(statement("scoring", "skip_triggers", self.dialect))
+            ((count,),) = self.rows(insert)
+            self.execute(statement("scoring", "fire_triggers", self.dialect))
+            rows = self.quote(self.current_schema(), table)
+            self.execute(
+                self.render("scoring", "create_inserted_rows", table=rows, after=Quoted(str(int(after))))
+            )
+            for _, text in plan:
+                self.execute(text)
+            self.execute(statement("scoring", "drop_inserted_rows", self.dialect))
+        finally:
+            self._fire_triggers()
+        return int(count)
+
+    def _server_ids(self, table: str, sequence: str) -> bool:
+        check = f"(id <= currval({self.literal(sequence).text}))"
+        ((found,),) = self.rows(
+            statement("scoring", "server_ids", self.dialect), {"table": table, "check": check}
+        )
+        return bool(found)
+
+    def _fire_triggers(self) -> None:
+        """Triggers fire again on this connection, and new_rows is no longer its rows: after
+        a failure too (variables and temporary views outlive a rolled-back transaction, and
+        an aborted one refuses statements until its rollback, which :meth:`transaction` makes
+        once the error reaches it)."""
+        for name in ("fire_triggers", "drop_inserted_rows"):
+            try:
+                self.execute(statement("scoring", name, self.dialect))
+            except duckdb.TransactionException:
+                self._reset_after_rollback = True
+
     def _explain_trigger(self, target: ScoringTarget) -> list[str]:
         """``<table>_explain``, fired after ``<table>_score``: the champion's served rows'
         explanations (indb.explanations), or its removal when the deployment has none."""
@@ -444,14 +519,14 @@ class DuckDBBackend(Backend):
         if plan is None:
             return [self.drop_trigger_sql(name, q(target.table))]
         champion = target.arms()[0]
-        rows = champion.relation(self.dialect, "new_rows")
+        rows = champion.relation(self.dialect, self.inserted_rows.text)
         ref = target.model
         if plan.in_sql:
             body = plan.insert_sql(target.table, rows, self.dialect, ref)
         else:
             function = explain_udf.function_name(ref.model, ref.version, ref.sha256)
             body = plan.udf_insert_sql(target.table, rows, self.dialect, function, ref)
-        return self.trigger_sql(name, q(target.table), [body])
+        return self.trigger_sql(name, q(target.table), [body], skippable=True)
 
     explains_in_process = True
 
@@ -530,6 +605,7 @@ class DuckDBBackend(Backend):
         return [
             self.drop_trigger_sql(f"{table}_score", q(table)),
             self.drop_trigger_sql(f"{table}_explain", q(table)),
+            self.render("scoring", "forget_table_statements", table=self.literal(table)),
         ]
 
     # -- doctor -------------------------------------------------------------------------------
