@@ -335,3 +335,29 @@ def test_a_switch_during_inserts_scores_each_insert_with_one_version(db, url):
     assert switched
     print(f"{len(switched)} switches")
     _check_concurrent(db, results, failures, {1: first, 2: second})
+
+
+def test_a_split_challenger_serves_its_share(db):
+    first, second = MODELS["lr"](), MODELS["gb"]()
+    db.register_model("m", first, sample=FIT)
+    db.register_model("m", second, sample=FIT)
+    db.deploy("m", table="fast", version=1, runtime="sql")
+    db.add_challenger("fast", 2, mode="split", weight=0.3, runtime="onnx")
+    rows = frame(2000, seed=5)
+    db.insert("fast", rows)
+    assert first_id(db, "fast") == 2
+    assert one_served_each(db, "fast") == len(rows)
+    got = scored(db, "fast")
+    assert set(got.model_version) == {1, 2}
+    for version, model in ((1, first), (2, second)):
+        mine = got[got.model_version == version]
+        np.testing.assert_allclose(mine.probability_1, model.predict_proba(mine[FEATURES])[:, 1], atol=1e-6)
+    # the same rows through the trigger get the same split (it is a hash of id)
+    db.deploy("m", table="fired", version=1, runtime="sql")
+    db.add_challenger("fired", 2, mode="split", weight=0.3, runtime="onnx")
+    db.sql("INSERT INTO fired (a, b, c) SELECT 0, 0, 0")  # ids from 2, as db.insert's were
+    db.write_table("src", rows)
+    db.sql("INSERT INTO fired (a, b, c) SELECT a, b, c FROM src")
+    fired = scored(db, "fired").iloc[1:].reset_index(drop=True)
+    columns = ["id", "prediction", "probability_1", "model_version"]
+    pd.testing.assert_frame_equal(got[columns], fired[columns])
