@@ -54,7 +54,12 @@ def insert(backend: Backend, table: str, data: Any) -> int:
         )
         text = exp.insert(rows, target).sql(dialect=backend.dialect)
         with backend.transaction():
-            return backend.insert_rows(table, text)
+            return backend.insert_rows(table, text, rows=_length(source.data))
+
+
+def _length(data: Any) -> int | None:
+    """The number of rows of a DataFrame or Arrow table (None for a query or table name)."""
+    return None if isinstance(data, str) else len(data)
 
 
 def _frame_of(rows: list, table: str):

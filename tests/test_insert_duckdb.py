@@ -5,7 +5,10 @@ cases.
 
 The skipped-trigger path takes one value of the table's id sequence before inserting (the
 bound of "the rows it inserted"), so a fresh table's first db.insert gives ids from 2: the
-tests use that to tell the path that skips the triggers from the one that fires them.
+tests use that to tell the path that skips the triggers from the one that fires them. A
+DataFrame of fewer rows than ``skip_triggers_from`` goes through the triggers (it would run on
+one thread anyway), a query always skips them: the tests stage small frames as tables and
+insert from a query to reach the skipping path.
 """
 
 from __future__ import annotations
@@ -84,17 +87,21 @@ def first_id(db, table: str) -> int:
 def test_insert_scores_as_the_trigger_does_and_as_sklearn(db, kind, runtime):
     model = MODELS[kind]()
     db.register_model("m", model, sample=FIT)
-    db.deploy("m", table="fast", runtime=runtime)
-    db.deploy("m", table="fired", runtime=runtime)
+    for table in ("fast", "fired", "small"):
+        db.deploy("m", table=table, runtime=runtime)
     rows = frame(3000, seed=2)
-    assert db.insert("fast", rows) == len(rows)
-    assert first_id(db, "fast") == 2  # the triggers were skipped: the path took id 1 as its bound
     db.write_table("src", rows)
+    assert db.insert("fast", "SELECT a, b, c FROM src") == len(rows)
+    assert first_id(db, "fast") == 2  # the triggers were skipped: the path took id 1 as its bound
     db.sql("INSERT INTO fired (a, b, c) SELECT a, b, c FROM src")
-    fast, fired = scored(db, "fast"), scored(db, "fired")
-    assert one_served_each(db, "fast") == one_served_each(db, "fired") == len(rows)
+    assert db.insert("small", rows) == len(rows)
+    assert first_id(db, "small") == 1  # a small frame: through the triggers
+    fast, fired, small = scored(db, "fast"), scored(db, "fired"), scored(db, "small")
+    for table in ("fast", "fired", "small"):
+        assert one_served_each(db, table) == len(rows)
     columns = ["a", "b", "c", "prediction", "probability_0", "probability_1", "model_version"]
     pd.testing.assert_frame_equal(fast[columns], fired[columns])  # the very same values
+    pd.testing.assert_frame_equal(small[columns], fired[columns])
     expected = model.predict_proba(rows)
     tolerance = 1e-9 if kind == "lr" else 1e-6  # onnxruntime's trees sum in float32
     np.testing.assert_allclose(fast[["probability_0", "probability_1"]].to_numpy(), expected, atol=tolerance)
@@ -122,6 +129,17 @@ def test_every_kind_of_rows(db):
     assert one_served_each(db, "fast") == 60
 
 
+def test_a_big_frame_skips_the_triggers(db):
+    model = MODELS["lr"]()
+    db.register_model("m", model, sample=FIT)
+    db.deploy("m", table="fast", runtime="sql")
+    rows = frame(db.backend.skip_triggers_from, seed=4)
+    assert db.insert("fast", rows) == len(rows)
+    assert first_id(db, "fast") == 2
+    assert one_served_each(db, "fast") == len(rows)
+    np.testing.assert_allclose(scored(db, "fast").probability_1, model.predict_proba(rows)[:, 1], atol=1e-9)
+
+
 def test_challengers_humility_and_explanations_are_written_as_by_the_triggers(db):
     first, second = MODELS["lr"](), MODELS["gb"]()
     db.register_model("m", first, sample=FIT)
@@ -136,7 +154,7 @@ def test_challengers_humility_and_explanations_are_written_as_by_the_triggers(db
         db.add_humility_rule(
             table, "far_b", "outside_range", "b", low=-2, high=2, action="override", override=1
         )
-    db.insert("fast", rows)
+    db.insert("fast", "SELECT a, b, c FROM src")
     assert first_id(db, "fast") == 2
     db.sql("INSERT INTO fired (a, b, c) SELECT a, b, c FROM src")
 
@@ -173,16 +191,16 @@ def test_a_failure_rolls_back_both_tables_and_the_next_insert_is_scored(db):
     db.register_model("m", MODELS["lr"](), sample=FIT)
     db.deploy("m", table="fast", runtime="sql")
     db.add_humility_rule("fast", "no_huge_a", "outside_range", "a", low=-50, high=50, action="reject")
-    db.insert("fast", frame(20))
+    db.write_table("src", frame(20))
+    db.insert("fast", "SELECT a, b, c FROM src")
+    assert first_id(db, "fast") == 2
     before = one_served_each(db, "fast")
     # 1. refused by the statements run after the insert (the reject rule raises mid-way)
     with pytest.raises(ScoringError, match="no_huge_a"):
-        db.insert("fast", frame(20, offset=100.0))
+        db.insert("fast", "SELECT a + 100 AS a, b, c FROM src")
     # 2. refused by the insert itself, while the triggers are skipped (NOT NULL)
-    with_null = frame(20)
-    with_null.loc[3, "b"] = None
     with pytest.raises(indb.errors.IndbError, match="NOT NULL"):
-        db.insert("fast", with_null)
+        db.insert("fast", "SELECT a, CASE WHEN a > 0 THEN b END AS b, c FROM src")
     assert one_served_each(db, "fast") == before
     events = db.humility_events("fast")
     assert events.empty
@@ -194,8 +212,8 @@ def test_a_failure_rolls_back_both_tables_and_the_next_insert_is_scored(db):
     ((skipped,),) = db.backend.rows("SELECT getvariable('indb_skip_triggers')")
     assert skipped is None
     assert db.backend.rows("SELECT * FROM duckdb_views() WHERE view_name = 'new_rows'") == []
-    db.insert("fast", frame(5, seed=9))
-    assert one_served_each(db, "fast") == before + 6
+    db.insert("fast", "SELECT a, b, c FROM src")
+    assert one_served_each(db, "fast") == before + 21
 
 
 def test_bad_input_is_refused_and_nothing_changes(db):
@@ -247,7 +265,8 @@ def test_triggers_from_before_db_insert_fire_as_any_insert(db):
         "predict_proba_m(a, b, c)[1], predict_proba_m(a, b, c)[2] FROM new_rows"
     )
     rows = frame(300)
-    db.insert("old", rows)
+    db.write_table("src", rows)
+    db.insert("old", "SELECT a, b, c FROM src")
     assert first_id(db, "old") == 1  # no bound taken: the insert fired the trigger
     assert one_served_each(db, "old") == 300
     np.testing.assert_allclose(scored(db, "old").probability_1, model.predict_proba(rows)[:, 1], atol=1e-9)
@@ -257,7 +276,8 @@ def test_triggers_from_before_db_insert_fire_as_any_insert(db):
         "CREATE TRIGGER mine_seen AFTER INSERT ON mine REFERENCING NEW TABLE AS new_rows "
         "FOR EACH STATEMENT INSERT INTO seen SELECT id FROM new_rows"
     )
-    db.insert("mine", rows)
+    db.insert("mine", "src")
+    assert first_id(db, "mine") == 1
     assert one_served_each(db, "mine") == 300
     assert db.sql("SELECT count(*) AS n FROM seen").n[0] == 300
 
@@ -269,11 +289,13 @@ def _writer(url, number, batches, plain_every, results, failures):
             tag = number * 1000 + k  # every row of one insert has a = tag
             rows = frame(40, seed=tag).assign(a=float(tag))
             try:
+                db.write_table(f"src_{number}", rows, replace=True)
                 if k % plain_every == 0:
-                    db.write_table(f"src_{number}", rows, replace=True)
                     db.sql(f"INSERT INTO t (a, b, c) SELECT a, b, c FROM src_{number}")
+                elif k % plain_every == 1:
+                    db.insert("t", rows)  # a small frame: through the triggers
                 else:
-                    db.insert("t", rows)
+                    db.insert("t", f"SELECT a, b, c FROM src_{number}")
                 results.append((tag, len(rows)))
             except indb.errors.IndbError as e:
                 failures.append((tag, str(e)))
@@ -344,7 +366,8 @@ def test_a_split_challenger_serves_its_share(db):
     db.deploy("m", table="fast", version=1, runtime="sql")
     db.add_challenger("fast", 2, mode="split", weight=0.3, runtime="onnx")
     rows = frame(2000, seed=5)
-    db.insert("fast", rows)
+    db.write_table("src", rows)
+    db.insert("fast", "src")
     assert first_id(db, "fast") == 2
     assert one_served_each(db, "fast") == len(rows)
     got = scored(db, "fast")
@@ -356,7 +379,6 @@ def test_a_split_challenger_serves_its_share(db):
     db.deploy("m", table="fired", version=1, runtime="sql")
     db.add_challenger("fired", 2, mode="split", weight=0.3, runtime="onnx")
     db.sql("INSERT INTO fired (a, b, c) SELECT 0, 0, 0")  # ids from 2, as db.insert's were
-    db.write_table("src", rows)
     db.sql("INSERT INTO fired (a, b, c) SELECT a, b, c FROM src")
     fired = scored(db, "fired").iloc[1:].reset_index(drop=True)
     columns = ["id", "prediction", "probability_1", "model_version"]

@@ -402,10 +402,10 @@ class Backend(ABC):
         """The relation a ``skippable`` trigger statement reads the inserted rows by."""
         return Quoted("new_rows")
 
-    def insert_rows(self, table: str, insert: str) -> int:
-        """Run ``insert`` (one INSERT ... SELECT into ``table``, inside a transaction) so that
-        its rows are scored as any insert's; the rows inserted. Here: as it is, the triggers
-        fire."""
+    def insert_rows(self, table: str, insert: str, *, rows: int | None = None) -> int:
+        """Run ``insert`` (one INSERT ... SELECT into ``table``, inside a transaction, of
+        ``rows`` rows when known) so that its rows are scored as any insert's; the rows
+        inserted. Here: as it is, the triggers fire."""
         ((count,),) = self.rows(insert)
         return int(count)
 

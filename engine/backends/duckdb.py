@@ -466,45 +466,55 @@ class DuckDBBackend(Backend):
                 result.append(self.render("scoring", "forget_trigger_statement", **slots))
         return result
 
-    def insert_rows(self, table: str, insert: str) -> int:
+    # Fewer rows than this are inserted through the triggers: DuckDB splits an insert into
+    # tasks by row group (122,880 rows), so a smaller one runs on one thread either way, and
+    # skipping the triggers would only add statements (measured in benchmarks/RESULTS.md).
+    skip_triggers_from = 2 * 122_880
+
+    def insert_rows(self, table: str, insert: str, *, rows: int | None = None) -> int:
         """``insert`` with the table's triggers skipped, then each trigger's own statement over
         the rows it inserted, in the caller's transaction: the table's insert and each
         statement run in parallel, where a trigger makes DuckDB run the insert on one thread
         (as INSERT ... RETURNING). Only when every trigger of the table can be skipped so and
-        its ids come from its sequence alone (else the insert fires the triggers)."""
-        plan = self.rows(statement("scoring", "insert_plan", self.dialect), {"table": table})
+        its ids come from its sequence alone, and ``rows`` (when known) is not below
+        :attr:`skip_triggers_from`; else the insert fires the triggers."""
         sequence = f"{table}_id_seq"
-        if not plan or any(text is None for _, text in plan) or not self._server_ids(table, sequence):
-            return super().insert_rows(table, insert)
+        check = f"(id <= currval({self.literal(sequence).text}))"  # create_request_table's CHECK
+        plan = self.rows(statement("scoring", "insert_plan", self.dialect), {"table": table, "check": check})
+        if (
+            (rows is not None and rows < self.skip_triggers_from)
+            or not plan
+            or any(text is None or not server_ids for _, text, _, server_ids in plan)
+        ):
+            return super().insert_rows(table, insert, rows=rows)
         ((after,),) = self.rows(statement("scoring", "next_id", self.dialect), {"sequence": sequence})
+        skipping = viewing = False
         try:
             self.execute(statement("scoring", "skip_triggers", self.dialect))
+            skipping = True
             ((count,),) = self.rows(insert)
             self.execute(statement("scoring", "fire_triggers", self.dialect))
-            rows = self.quote(self.current_schema(), table)
+            skipping = False
+            inserted = self.quote(plan[0][2], table)
+            viewing = True
             self.execute(
-                self.render("scoring", "create_inserted_rows", table=rows, after=Quoted(str(int(after))))
+                self.render("scoring", "create_inserted_rows", table=inserted, after=Quoted(str(int(after))))
             )
-            for _, text in plan:
+            for _, text, _, _ in plan:
                 self.execute(text)
-            self.execute(statement("scoring", "drop_inserted_rows", self.dialect))
         finally:
-            self._fire_triggers()
+            self._fire_triggers(skipping, viewing)
         return int(count)
 
-    def _server_ids(self, table: str, sequence: str) -> bool:
-        check = f"(id <= currval({self.literal(sequence).text}))"
-        ((found,),) = self.rows(
-            statement("scoring", "server_ids", self.dialect), {"table": table, "check": check}
-        )
-        return bool(found)
-
-    def _fire_triggers(self) -> None:
-        """Triggers fire again on this connection, and new_rows is no longer its rows: after
-        a failure too (variables and temporary views outlive a rolled-back transaction, and
-        an aborted one refuses statements until its rollback, which :meth:`transaction` makes
-        once the error reaches it)."""
-        for name in ("fire_triggers", "drop_inserted_rows"):
+    def _fire_triggers(self, skipping: bool = True, viewing: bool = True) -> None:
+        """Triggers fire again on this connection (``skipping``: they may not), and new_rows is
+        no longer its rows (``viewing``): after a failure too (variables and temporary views
+        outlive a rolled-back transaction, and an aborted one refuses statements until its
+        rollback, which :meth:`transaction` makes once the error reaches it)."""
+        wanted = [
+            name for name, needed in (("fire_triggers", skipping), ("drop_inserted_rows", viewing)) if needed
+        ]
+        for name in wanted:
             try:
                 self.execute(statement("scoring", name, self.dialect))
             except duckdb.TransactionException:

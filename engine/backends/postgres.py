@@ -299,7 +299,7 @@ class PostgresBackend(Backend):
                 for row in frame.itertuples(index=False, name=None):
                     copy.write_row([None if pd.isna(v) else v for v in row])
 
-    def insert_rows(self, table: str, insert: str) -> int:
+    def insert_rows(self, table: str, insert: str, *, rows: int | None = None) -> int:
         # the statement trigger scores the rows in the insert's own statement
         return self._cursor(insert, None).rowcount
 

@@ -53,19 +53,18 @@ DELETE FROM indb.insert_statements WHERE table_name = {table} AND trigger_name =
 DELETE FROM indb.insert_statements WHERE table_name = {table};
 
 -- name: insert_plan
--- Every trigger of the table, in the order they fire, with its statement when it can be skipped.
-SELECT t.trigger_name, s.statement
+-- Every trigger of the table, in the order they fire, with its statement when it can be skipped,
+-- the table's schema, and whether its ids come from its sequence alone ($check: the CHECK of
+-- create_request_table): then the rows of a transaction with an id above a value it took from
+-- the sequence are its own.
+SELECT t.trigger_name, s.statement, t.schema_name,
+       (SELECT count(*) > 0 FROM duckdb_constraints() AS c
+        WHERE c.database_name = t.database_name AND c.schema_name = t.schema_name
+          AND c.table_name = t.table_name AND c.constraint_type = 'CHECK' AND c.expression = $check)
 FROM duckdb_triggers() AS t
 LEFT JOIN indb.insert_statements AS s ON s.table_name = t.table_name AND s.trigger_name = t.trigger_name
 WHERE t.database_name = current_database() AND t.schema_name = current_schema() AND t.table_name = $table
 ORDER BY t.trigger_oid;
-
--- name: server_ids
--- Whether the table's ids come from its sequence alone (create_request_table's CHECK): then the
--- rows of a transaction with id above a value it took from the sequence are its own.
-SELECT count(*) FROM duckdb_constraints()
-WHERE database_name = current_database() AND schema_name = current_schema() AND table_name = $table
-  AND constraint_type = 'CHECK' AND expression = $check;
 
 -- name: next_id
 SELECT nextval($sequence);
