@@ -57,11 +57,14 @@ DELETE FROM indb.insert_statements WHERE table_name = {table};
 -- the table's schema, and whether its ids come from its sequence alone ($check: the CHECK of
 -- create_request_table): then the rows of a transaction with an id above a value it took from
 -- the sequence are its own.
-SELECT t.trigger_name, s.statement, t.schema_name,
-       (SELECT count(*) > 0 FROM duckdb_constraints() AS c
-        WHERE c.database_name = t.database_name AND c.schema_name = t.schema_name
-          AND c.table_name = t.table_name AND c.constraint_type = 'CHECK' AND c.expression = $check)
+WITH checked AS (
+    SELECT count(*) > 0 AS server_ids FROM duckdb_constraints()
+    WHERE database_name = current_database() AND schema_name = current_schema() AND table_name = $table
+      AND constraint_type = 'CHECK' AND expression = $check
+)
+SELECT t.trigger_name, s.statement, t.schema_name, checked.server_ids
 FROM duckdb_triggers() AS t
+CROSS JOIN checked
 LEFT JOIN indb.insert_statements AS s ON s.table_name = t.table_name AND s.trigger_name = t.trigger_name
 WHERE t.database_name = current_database() AND t.schema_name = current_schema() AND t.table_name = $table
 ORDER BY t.trigger_oid;
