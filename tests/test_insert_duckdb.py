@@ -255,8 +255,8 @@ def test_triggers_from_before_db_insert_fire_as_any_insert(db):
     db.register_model("m", model, sample=FIT)
     db.deploy("m", table="old", runtime="sql")
     db.deploy("m", table="mine", runtime="sql")
-    db.sql("DELETE FROM indb.insert_statements WHERE table_name = 'old'")
-    # the trigger as indb wrote it before: its statement reads new_rows as it is
+    # the trigger as indb wrote it before: its statement reads new_rows as it is (the row of
+    # indb.insert_statements left in place, as when an older indb replaced the trigger)
     db.sql(
         "CREATE OR REPLACE TRIGGER old_score AFTER INSERT ON old REFERENCING NEW TABLE AS new_rows "
         "FOR EACH STATEMENT INSERT INTO old_predictions "

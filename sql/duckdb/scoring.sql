@@ -53,7 +53,9 @@ DELETE FROM indb.insert_statements WHERE table_name = {table} AND trigger_name =
 DELETE FROM indb.insert_statements WHERE table_name = {table};
 
 -- name: insert_plan
--- Every trigger of the table, in the order they fire, with its statement when it can be skipped,
+-- Every trigger of the table, in the order they fire, with its statement when it can be skipped
+-- (a statement kept for it, and the trigger as installed reads the variable: an older indb may
+-- have replaced it since),
 -- the table's schema, and whether its ids come from its sequence alone ($check: the CHECK of
 -- create_request_table): then the rows of a transaction with an id above a value it took from
 -- the sequence are its own.
@@ -62,7 +64,8 @@ WITH checked AS (
     WHERE database_name = current_database() AND schema_name = current_schema() AND table_name = $table
       AND constraint_type = 'CHECK' AND expression = $check
 )
-SELECT t.trigger_name, s.statement, t.schema_name, checked.server_ids
+SELECT t.trigger_name, CASE WHEN contains(t.sql, 'indb_skip_triggers') THEN s.statement END,
+       t.schema_name, checked.server_ids
 FROM duckdb_triggers() AS t
 CROSS JOIN checked
 LEFT JOIN indb.insert_statements AS s ON s.table_name = t.table_name AND s.trigger_name = t.trigger_name
