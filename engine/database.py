@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from indb import catalog, deployments, registry
+from indb import catalog, deployments, inserts, registry
 from indb.backends.base import Backend
 from indb.deployments import Deployment
 from indb.errors import DatabaseError, InvalidNameError, ModelError, QueryError
@@ -319,6 +319,8 @@ class Database:
 
     def deployment(self, table: str) -> Deployment:
         return self._call(deployments.get, table)
+
+    insert = _on_backend(inserts.insert)
 
     # -- feature store --------------------------------------------------------------------------
     def create_entity(self, name: str, keys: list[str], *, description: str | None = None) -> dict:

@@ -1,7 +1,8 @@
 -- Humility rules: checks at scoring time on a bulk deployment. The log trigger (after the
 -- scoring trigger) records every row a rule catches in indb.humility_events and raises for
 -- reject rules; the override trigger then replaces the prediction of rows an override rule
--- caught. {checks} is one SELECT per rule, over new_rows; {slots} are quoted identifiers.
+-- caught. {checks} is one SELECT per rule, over the inserted rows {rows} (the backend's
+-- inserted_rows); {slots} are quoted identifiers.
 
 -- name: insert_rule
 INSERT INTO indb.humility_rules (deployment, name, kind, feature, low, high, action, override)
@@ -26,12 +27,12 @@ WHERE deployment = $deployment ORDER BY id;
 
 -- name: check_outside_range
 SELECT r.name AS rule, n.id AS row_id, r.feature, CAST(n.{column} AS VARCHAR) AS value, r.action
-FROM new_rows AS n JOIN indb.humility_rules AS r ON r.deployment = {deployment} AND r.name = {rule}
+FROM {rows} AS n JOIN indb.humility_rules AS r ON r.deployment = {deployment} AND r.name = {rule}
 WHERE n.{column} < r.low OR n.{column} > r.high
 
 -- name: check_unseen_category
 SELECT r.name AS rule, n.id AS row_id, r.feature, CAST(n.{column} AS VARCHAR) AS value, r.action
-FROM new_rows AS n JOIN indb.humility_rules AS r ON r.deployment = {deployment} AND r.name = {rule}
+FROM {rows} AS n JOIN indb.humility_rules AS r ON r.deployment = {deployment} AND r.name = {rule}
 WHERE n.{column} IS NOT NULL AND NOT EXISTS (
     SELECT 1 FROM indb.humility_categories AS c
     WHERE c.deployment = r.deployment AND c.rule = r.name AND c.category = CAST(n.{column} AS VARCHAR)
@@ -39,7 +40,7 @@ WHERE n.{column} IS NOT NULL AND NOT EXISTS (
 
 -- name: check_uncertain
 SELECT r.name AS rule, n.id AS row_id, r.feature, CAST(p.{column} AS VARCHAR) AS value, r.action
-FROM new_rows AS n JOIN {predictions} AS p ON p.id = n.id{served}
+FROM {rows} AS n JOIN {predictions} AS p ON p.id = n.id{served}
 JOIN indb.humility_rules AS r ON r.deployment = {deployment} AND r.name = {rule}
 WHERE p.{column} >= r.low AND p.{column} <= r.high
 
@@ -58,7 +59,7 @@ FROM (
     SELECT e.row_id, min(CAST(r.override AS {prediction_type})) AS value
     FROM indb.humility_events AS e
     JOIN indb.humility_rules AS r ON r.deployment = e.deployment AND r.name = e.rule
-    WHERE e.deployment = {deployment} AND e.action = 'override' AND e.row_id IN (SELECT id FROM new_rows)
+    WHERE e.deployment = {deployment} AND e.action = 'override' AND e.row_id IN (SELECT id FROM {rows})
     GROUP BY e.row_id
 ) AS o
 WHERE {predictions}.id = o.row_id{served_here}

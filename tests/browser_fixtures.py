@@ -75,9 +75,9 @@ def page(browser) -> Iterator[object]:
     problems: list[str] = []
     tab.on(
         "console",
-        lambda message: problems.append(f"console {message.type}: {message.text}")
-        if message.type == "error"
-        else None,
+        lambda message: (
+            problems.append(f"console {message.type}: {message.text}") if message.type == "error" else None
+        ),
     )
     tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     tab.on(
@@ -86,9 +86,9 @@ def page(browser) -> Iterator[object]:
     )
     tab.on(
         "response",
-        lambda response: problems.append(f"HTTP {response.status}: {response.url}")
-        if response.status >= 400
-        else None,
+        lambda response: (
+            problems.append(f"HTTP {response.status}: {response.url}") if response.status >= 400 else None
+        ),
     )
     tab.problems = problems
     try:

@@ -362,6 +362,7 @@ class Backend(ABC):
         arguments: Sequence[Quoted] = (),
         before: bool = False,
         attach: bool = True,
+        skippable: bool = False,
     ) -> list[str]:
         """Statements that make every INSERT into ``table`` run ``body`` (statements rendered
         for this dialect) in the insert's transaction: deployments, feature sets and humility
@@ -374,7 +375,9 @@ class Backend(ABC):
         passing ``arguments``, is made; ``definer`` makes it SECURITY DEFINER with a pinned
         search_path (every object in ``body`` schema-qualified); ``guard`` = (schema, table)
         makes it refuse to run for any other table and raise errors from itself; ``attach``
-        False replaces the function only (its trigger is there already).
+        False replaces the function only (its trigger is there already). ``skippable``: each
+        statement of ``body`` reads the inserted rows as :attr:`inserted_rows` only, so
+        :meth:`insert_rows` may skip the trigger and run the statement itself.
 
         Here the trigger holds its statement, so each statement of ``body`` gets its own
         trigger ``trigger``, ``trigger_2``, ... in order, made on every call."""
@@ -393,6 +396,18 @@ class Backend(ABC):
             )
             for name, text in zip(names, body, strict=True)
         ]
+
+    @property
+    def inserted_rows(self) -> Quoted:
+        """The relation a ``skippable`` trigger statement reads the inserted rows by."""
+        return Quoted("new_rows")
+
+    def insert_rows(self, table: str, insert: str, *, rows: int | None = None) -> int:
+        """Run ``insert`` (one INSERT ... SELECT into ``table``, inside a transaction, of
+        ``rows`` rows when known) so that its rows are scored as any insert's; the rows
+        inserted. Here: as it is, the triggers fire."""
+        ((count,),) = self.rows(insert)
+        return int(count)
 
     def drop_trigger_sql(self, trigger: str, table: Quoted) -> str:
         return self.render("triggers", "drop_trigger", trigger=self.quote(trigger), table=table)

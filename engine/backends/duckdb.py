@@ -21,6 +21,7 @@ from sqlglot import exp
 from indb import errors
 from indb.backends.base import Backend, Check, ModelRef, ScoringTarget
 from indb.identifiers import Quoted, join, literal, quote
+from indb.sql import statement
 from indb.udfs import explain_udf, onnx_udf
 from indb.udfs.compiler import dialects
 
@@ -151,6 +152,7 @@ class DuckDBBackend(Backend):
         except duckdb.Error as e:
             raise errors.DatabaseError(f"cannot open DuckDB database {path!r}: {e}") from None
         self._depth = 0
+        self._reset_after_rollback = False  # see _fire_triggers
         ((self.catalog,),) = self.rows("SELECT current_database()")
         # Scope of cached sessions and of the open-connection registry.
         self.scope = os.path.abspath(path) if path != ":memory:" else f":memory:{id(self)}"
@@ -198,6 +200,9 @@ class DuckDBBackend(Backend):
         except BaseException:
             self._depth = 0
             self.con.rollback()
+            if self._reset_after_rollback:
+                self._reset_after_rollback = False
+                self._fire_triggers()
             raise
         self._depth = 0
         self.con.commit()
@@ -422,8 +427,8 @@ class DuckDBBackend(Backend):
         # The version is part of the trigger body, so every deploy replaces the trigger; its
         # one INSERT scores every arm (champion, then each challenger).
         q = self.quote
-        body = self._score_rows(target, Quoted("new_rows"), target.arms())
-        trigger = self.trigger_sql(f"{target.table}_score", q(target.table), [body])
+        body = self._score_rows(target, self.inserted_rows, target.arms())
+        trigger = self.trigger_sql(f"{target.table}_score", q(target.table), [body], skippable=True)
         trigger += self._explain_trigger(target)
         if not backfill:
             return trigger
@@ -435,6 +440,86 @@ class DuckDBBackend(Backend):
         )
         return [self._score_rows(target, Quoted(unscored)), *trigger]
 
+    @property
+    def inserted_rows(self) -> Quoted:
+        return Quoted(self.render("scoring", "skippable_rows"))
+
+    def trigger_sql(
+        self, trigger: str, table: Quoted, body, *, skippable: bool = False, **options
+    ) -> list[str]:
+        """The triggers (see :meth:`Backend.trigger_sql`), each followed by the catalog row of
+        its statement for :meth:`insert_rows` (``skippable``), or the removal of a stale one."""
+        made = super().trigger_sql(trigger, table, body, **options)
+        names = [trigger, *(f"{trigger}_{n}" for n in range(2, len(body) + 1))]
+        owner = self.literal(exp.to_table(table.text, dialect=self.dialect).name)
+        result = []
+        for text, name, body_text in zip(made, names, body, strict=True):
+            result.append(text)
+            slots = {"table": owner, "trigger": self.literal(name)}
+            if skippable:
+                result.append(
+                    self.render(
+                        "scoring", "record_trigger_statement", statement=self.literal(body_text), **slots
+                    )
+                )
+            else:
+                result.append(self.render("scoring", "forget_trigger_statement", **slots))
+        return result
+
+    # Fewer rows than this are inserted through the triggers: DuckDB splits an insert into
+    # tasks by row group (122,880 rows), so a smaller one runs on one thread either way, and
+    # skipping the triggers would only add statements (measured in benchmarks/RESULTS.md).
+    skip_triggers_from = 2 * 122_880
+
+    def insert_rows(self, table: str, insert: str, *, rows: int | None = None) -> int:
+        """``insert`` with the table's triggers skipped, then each trigger's own statement over
+        the rows it inserted, in the caller's transaction: the table's insert and each
+        statement run in parallel, where a trigger makes DuckDB run the insert on one thread
+        (as INSERT ... RETURNING). Only when every trigger of the table can be skipped so and
+        its ids come from its sequence alone, and ``rows`` (when known) is not below
+        :attr:`skip_triggers_from`; else the insert fires the triggers."""
+        sequence = f"{table}_id_seq"
+        check = f"(id <= currval({self.literal(sequence).text}))"  # create_request_table's CHECK
+        plan = self.rows(statement("scoring", "insert_plan", self.dialect), {"table": table, "check": check})
+        if (
+            (rows is not None and rows < self.skip_triggers_from)
+            or not plan
+            or any(text is None or not server_ids for _, text, _, server_ids in plan)
+        ):
+            return super().insert_rows(table, insert, rows=rows)
+        ((after,),) = self.rows(statement("scoring", "next_id", self.dialect), {"sequence": sequence})
+        skipping = viewing = False
+        try:
+            self.execute(statement("scoring", "skip_triggers", self.dialect))
+            skipping = True
+            ((count,),) = self.rows(insert)
+            self.execute(statement("scoring", "fire_triggers", self.dialect))
+            skipping = False
+            inserted = self.quote(plan[0][2], table)
+            viewing = True
+            self.execute(
+                self.render("scoring", "create_inserted_rows", table=inserted, after=Quoted(str(int(after))))
+            )
+            for _, text, _, _ in plan:
+                self.execute(text)
+        finally:
+            self._fire_triggers(skipping, viewing)
+        return int(count)
+
+    def _fire_triggers(self, skipping: bool = True, viewing: bool = True) -> None:
+        """Triggers fire again on this connection (``skipping``: they may not), and new_rows is
+        no longer its rows (``viewing``): after a failure too (variables and temporary views
+        outlive a rolled-back transaction, and an aborted one refuses statements until its
+        rollback, which :meth:`transaction` makes once the error reaches it)."""
+        wanted = [
+            name for name, needed in (("fire_triggers", skipping), ("drop_inserted_rows", viewing)) if needed
+        ]
+        for name in wanted:
+            try:
+                self.execute(statement("scoring", name, self.dialect))
+            except duckdb.TransactionException:
+                self._reset_after_rollback = True
+
     def _explain_trigger(self, target: ScoringTarget) -> list[str]:
         """``<table>_explain``, fired after ``<table>_score``: the champion's served rows'
         explanations (indb.explanations), or its removal when the deployment has none."""
@@ -444,14 +529,14 @@ class DuckDBBackend(Backend):
         if plan is None:
             return [self.drop_trigger_sql(name, q(target.table))]
         champion = target.arms()[0]
-        rows = champion.relation(self.dialect, "new_rows")
+        rows = champion.relation(self.dialect, self.inserted_rows.text)
         ref = target.model
         if plan.in_sql:
             body = plan.insert_sql(target.table, rows, self.dialect, ref)
         else:
             function = explain_udf.function_name(ref.model, ref.version, ref.sha256)
             body = plan.udf_insert_sql(target.table, rows, self.dialect, function, ref)
-        return self.trigger_sql(name, q(target.table), [body])
+        return self.trigger_sql(name, q(target.table), [body], skippable=True)
 
     explains_in_process = True
 
@@ -530,6 +615,7 @@ class DuckDBBackend(Backend):
         return [
             self.drop_trigger_sql(f"{table}_score", q(table)),
             self.drop_trigger_sql(f"{table}_explain", q(table)),
+            self.render("scoring", "forget_table_statements", table=self.literal(table)),
         ]
 
     # -- doctor -------------------------------------------------------------------------------

@@ -299,6 +299,10 @@ class PostgresBackend(Backend):
                 for row in frame.itertuples(index=False, name=None):
                     copy.write_row([None if pd.isna(v) else v for v in row])
 
+    def insert_rows(self, table: str, insert: str, *, rows: int | None = None) -> int:
+        # the statement trigger scores the rows in the insert's own statement
+        return self._cursor(insert, None).rowcount
+
     def query_columns(self, sql: str) -> dict[str, str]:
         cursor = self.conn.execute(f"SELECT * FROM ({sql}) AS indb_columns LIMIT 0")
         result = {}
@@ -684,6 +688,7 @@ class PostgresBackend(Backend):
         arguments: Sequence[Quoted] = (),
         before: bool = False,
         attach: bool = True,
+        skippable: bool = False,  # every insert fires the trigger here: nothing to skip
     ) -> list[str]:
         """One PL/pgSQL function ``function`` runs every statement of ``body``; the trigger
         calls it (see :meth:`Backend.trigger_sql`)."""

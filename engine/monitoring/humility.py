@@ -170,6 +170,7 @@ def install(backend: Backend, table: str) -> None:
             rule=backend.literal(rule),
             predictions=predictions,
             served=deployments.served_filter(backend, table, Quoted("p")),
+            rows=backend.inserted_rows,
         )
         for rule, kind, feature, *_ in found
     ]
@@ -186,6 +187,7 @@ def install(backend: Backend, table: str) -> None:
         "apply_overrides",
         prediction_type=Quoted(mv.signature.prediction_type),
         served_here=deployments.served_filter(backend, table),
+        rows=backend.inserted_rows,
         **slots,
     )
     for text in backend.trigger_sql(
@@ -195,5 +197,6 @@ def install(backend: Backend, table: str) -> None:
         function=q("indb", f"humility_{table}"),
         definer=True,
         guard=(schema, table),  # a definer function: it runs only for the table it was made for
+        skippable=True,  # both statements read the inserted rows as backend.inserted_rows
     ):
         backend.execute(text)

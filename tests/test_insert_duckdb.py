@@ -1,0 +1,385 @@
+"""db.insert on DuckDB (issue 17): the insert skips the table's triggers and runs their own
+statements over the rows it inserted, in one transaction. Real DuckDB files, real
+scikit-learn models, real onnxruntime; several connections to one file for the concurrent
+cases.
+
+The skipped-trigger path takes one value of the table's id sequence before inserting (the
+bound of "the rows it inserted"), so a fresh table's first db.insert gives ids from 2: the
+tests use that to tell the path that skips the triggers from the one that fires them. A
+DataFrame of fewer rows than ``skip_triggers_from`` goes through the triggers (it would run on
+one thread anyway), a query always skips them: the tests stage small frames as tables and
+insert from a query to reach the skipping path.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+
+import indb
+from indb.errors import InvalidNameError, NotFoundError, QueryError, ScoringError
+
+FEATURES = ["a", "b", "c"]
+
+
+def frame(rows: int, seed: int = 0, offset: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = pd.DataFrame(rng.standard_normal((rows, len(FEATURES))), columns=FEATURES)
+    x["a"] += offset
+    return x
+
+
+def labels(x: pd.DataFrame) -> np.ndarray:
+    return (x.a + 0.5 * x.b - 0.25 * x.c > 0).astype(np.int64).to_numpy()
+
+
+FIT = frame(400, seed=1)
+MODELS = {
+    "lr": lambda: LogisticRegression().fit(FIT, labels(FIT)),
+    "gb": lambda: GradientBoostingClassifier(n_estimators=10, max_depth=2, random_state=0).fit(
+        FIT, labels(FIT)
+    ),
+}
+
+
+@pytest.fixture
+def url(tmp_path) -> str:
+    return f"duckdb://{tmp_path}/insert.duckdb"
+
+
+@pytest.fixture
+def db(url):
+    database = indb.connect(url)
+    yield database
+    database.close()
+
+
+def scored(db, table: str) -> pd.DataFrame:
+    """The request rows with their served prediction, in id order."""
+    return db.sql(
+        f"SELECT r.id, r.a, r.b, r.c, p.prediction, p.probability_0, p.probability_1, p.model_version "
+        f"FROM {table} AS r JOIN {table}_predictions AS p ON p.id = r.id AND p.served ORDER BY r.id"
+    )
+
+
+def one_served_each(db, table: str) -> int:
+    ((requests, served, ids, orphans),) = db.sql(
+        f"SELECT (SELECT count(*) FROM {table}), count(*), count(DISTINCT id), "
+        f"count(*) FILTER (WHERE id NOT IN (SELECT id FROM {table})) "
+        f"FROM {table}_predictions WHERE served"
+    ).itertuples(index=False)
+    assert served == requests == ids and orphans == 0, (requests, served, ids, orphans)
+    return int(requests)
+
+
+def first_id(db, table: str) -> int:
+    return int(db.sql(f"SELECT min(id) AS m FROM {table}").m[0])
+
+
+@pytest.mark.parametrize("kind", ["lr", "gb"])
+@pytest.mark.parametrize("runtime", ["onnx", "sql"])
+def test_insert_scores_as_the_trigger_does_and_as_sklearn(db, kind, runtime):
+    model = MODELS[kind]()
+    db.register_model("m", model, sample=FIT)
+    for table in ("fast", "fired", "small"):
+        db.deploy("m", table=table, runtime=runtime)
+    rows = frame(3000, seed=2)
+    db.write_table("src", rows)
+    assert db.insert("fast", "SELECT a, b, c FROM src") == len(rows)
+    assert first_id(db, "fast") == 2  # the triggers were skipped: the path took id 1 as its bound
+    db.sql("INSERT INTO fired (a, b, c) SELECT a, b, c FROM src")
+    assert db.insert("small", rows) == len(rows)
+    assert first_id(db, "small") == 1  # a small frame: through the triggers
+    fast, fired, small = scored(db, "fast"), scored(db, "fired"), scored(db, "small")
+    for table in ("fast", "fired", "small"):
+        assert one_served_each(db, table) == len(rows)
+    columns = ["a", "b", "c", "prediction", "probability_0", "probability_1", "model_version"]
+    pd.testing.assert_frame_equal(fast[columns], fired[columns])  # the very same values
+    pd.testing.assert_frame_equal(small[columns], fired[columns])
+    expected = model.predict_proba(rows)
+    tolerance = 1e-9 if kind == "lr" else 1e-6  # onnxruntime's trees sum in float32
+    np.testing.assert_allclose(fast[["probability_0", "probability_1"]].to_numpy(), expected, atol=tolerance)
+    assert (fast.prediction.to_numpy() == model.predict(rows)).all()
+
+
+def test_every_kind_of_rows(db):
+    model = MODELS["lr"]()
+    db.register_model("m", model, sample=FIT)
+    db.deploy("m", table="fast")
+    parts = [frame(10, seed=s) for s in range(5)]
+    assert db.insert("fast", parts[0]) == 10
+    assert db.insert("fast", pa.Table.from_pandas(parts[1])) == 10
+    assert db.insert("fast", parts[2].to_dict("records")) == 10
+    db.write_table("src", parts[3])
+    assert db.insert("fast", "SELECT a, b, c FROM src") == 10
+    assert db.insert("fast", "src") == 10
+    # columns in another order and case, a query with an expression
+    assert db.insert("fast", parts[4][["c", "a", "b"]].rename(columns={"a": "A"})) == 10
+    assert db.insert("fast", "SELECT a * 1.0 AS a, b, c FROM src WHERE a > 100") == 0
+    got = scored(db, "fast")
+    sent = pd.concat([parts[0], parts[1], parts[2], parts[3], parts[3], parts[4]], ignore_index=True)
+    np.testing.assert_array_equal(got[FEATURES].to_numpy(), sent[FEATURES].to_numpy())
+    np.testing.assert_allclose(got.probability_1, model.predict_proba(sent)[:, 1], atol=1e-9)
+    assert one_served_each(db, "fast") == 60
+
+
+def test_a_big_frame_skips_the_triggers(db):
+    model = MODELS["lr"]()
+    db.register_model("m", model, sample=FIT)
+    db.deploy("m", table="fast", runtime="sql")
+    rows = frame(db.backend.skip_triggers_from, seed=4)
+    assert db.insert("fast", rows) == len(rows)
+    assert first_id(db, "fast") == 2
+    assert one_served_each(db, "fast") == len(rows)
+    np.testing.assert_allclose(scored(db, "fast").probability_1, model.predict_proba(rows)[:, 1], atol=1e-9)
+
+
+def test_challengers_humility_and_explanations_are_written_as_by_the_triggers(db):
+    first, second = MODELS["lr"](), MODELS["gb"]()
+    db.register_model("m", first, sample=FIT)
+    db.register_model("m", second, sample=FIT)  # version 2
+    rows = frame(500, seed=3)
+    db.write_table("src", rows)
+    for table in ("fast", "fired"):
+        db.deploy("m", table=table, version=1, runtime="sql", explain=True)
+        db.add_challenger(table, 2, mode="shadow")
+        db.add_humility_rule(table, "wide_a", "outside_range", "a", low=-1.5, high=1.5)
+        db.add_humility_rule(table, "unsure", "uncertain", "probability_1", low=0.45, high=0.55)
+        db.add_humility_rule(
+            table, "far_b", "outside_range", "b", low=-2, high=2, action="override", override=1
+        )
+    db.insert("fast", "SELECT a, b, c FROM src")
+    assert first_id(db, "fast") == 2
+    db.sql("INSERT INTO fired (a, b, c) SELECT a, b, c FROM src")
+
+    def by_row(sql: str, table: str) -> pd.DataFrame:
+        # request ids differ between the tables (db.insert took one as its bound): compare by row
+        found = db.sql(sql.format(t=table))
+        return found.assign(row=found.id - first_id(db, table)).drop(columns="id").reset_index(drop=True)
+
+    predictions = (
+        "SELECT id, model_version, role, served, prediction, probability_0, probability_1 "
+        "FROM {t}_predictions ORDER BY id, role"
+    )
+    pd.testing.assert_frame_equal(by_row(predictions, "fast"), by_row(predictions, "fired"))
+    events = (
+        "SELECT row_id AS id, rule, feature, value, action FROM indb.humility_events "
+        "WHERE deployment = '{t}' ORDER BY row_id, rule"
+    )
+    fast_events = by_row(events, "fast")
+    assert set(fast_events.rule) == {"wide_a", "unsure", "far_b"}
+    pd.testing.assert_frame_equal(fast_events, by_row(events, "fired"))
+    explanations = "SELECT id, feature, contribution, base FROM {t}_explanations ORDER BY id, feature"
+    fast_explained = by_row(explanations, "fast")
+    assert len(fast_explained) == len(rows) * len(FEATURES)
+    pd.testing.assert_frame_equal(fast_explained, by_row(explanations, "fired"))
+    # the override rule replaced the served prediction of the rows it caught
+    overridden = db.sql(
+        "SELECT p.prediction FROM fast AS r JOIN fast_predictions AS p USING (id) "
+        "WHERE p.served AND abs(r.b) > 2"
+    )
+    assert len(overridden) and (overridden.prediction == 1).all()
+
+
+def test_a_failure_rolls_back_both_tables_and_the_next_insert_is_scored(db):
+    db.register_model("m", MODELS["lr"](), sample=FIT)
+    db.deploy("m", table="fast", runtime="sql")
+    db.add_humility_rule("fast", "no_huge_a", "outside_range", "a", low=-50, high=50, action="reject")
+    db.write_table("src", frame(20))
+    db.insert("fast", "SELECT a, b, c FROM src")
+    assert first_id(db, "fast") == 2
+    before = one_served_each(db, "fast")
+    # 1. refused by the statements run after the insert (the reject rule raises mid-way)
+    with pytest.raises(ScoringError, match="no_huge_a"):
+        db.insert("fast", "SELECT a + 100 AS a, b, c FROM src")
+    # 2. refused by the insert itself, while the triggers are skipped (NOT NULL)
+    with pytest.raises(indb.errors.IndbError, match="NOT NULL"):
+        db.insert("fast", "SELECT a, CASE WHEN a > 0 THEN b END AS b, c FROM src")
+    assert one_served_each(db, "fast") == before
+    events = db.humility_events("fast")
+    assert events.empty
+    # this connection's triggers fire again: a plain INSERT is scored, a reject still rejects
+    db.sql("INSERT INTO fast (a, b, c) VALUES (0.5, 0.5, 0.5)")
+    assert one_served_each(db, "fast") == before + 1
+    with pytest.raises(ScoringError, match="no_huge_a"):
+        db.sql("INSERT INTO fast (a, b, c) VALUES (500, 0.5, 0.5)")
+    ((skipped,),) = db.backend.rows("SELECT getvariable('indb_skip_triggers')")
+    assert skipped is None
+    assert db.backend.rows("SELECT * FROM duckdb_views() WHERE view_name = 'new_rows'") == []
+    db.insert("fast", "SELECT a, b, c FROM src")
+    assert one_served_each(db, "fast") == before + 21
+
+
+def test_bad_input_is_refused_and_nothing_changes(db):
+    db.register_model("m", MODELS["lr"](), sample=FIT)
+    db.deploy("m", table="fast")
+    db.insert("fast", frame(5))
+    with pytest.raises(NotFoundError, match="'fats'.*did you mean 'fast'"):
+        db.insert("fats", frame(5))
+    with pytest.raises(InvalidNameError):
+        db.insert('fast"; DROP TABLE fast; --', frame(5))
+    with pytest.raises(ScoringError, match=r"no column 'bb'; did you mean 'b'"):
+        db.insert("fast", frame(5).rename(columns={"b": "bb"}))
+    with pytest.raises(ScoringError, match="no column"):
+        db.insert("fast", frame(5).rename(columns={"c": 'c"); DROP TABLE fast; --'}))
+    with pytest.raises(ScoringError, match="fast.id is set by the database"):
+        db.insert("fast", frame(5).assign(id=range(100, 105)))
+    with pytest.raises(ScoringError, match="fast.a is DOUBLE; the rows give 'a' as VARCHAR"):
+        db.insert("fast", frame(5).assign(a="1.5"))
+    with pytest.raises(QueryError):
+        db.insert("fast", "DELETE FROM fast")
+    with pytest.raises(QueryError):
+        db.insert("fast", "SELECT a, b, c FROM fast; DROP TABLE fast")
+    with pytest.raises(ScoringError, match="one dict per row"):
+        db.insert("fast", [])
+    assert one_served_each(db, "fast") == 5
+
+
+def test_a_table_that_is_not_deployed_takes_a_plain_insert(db):
+    db.sql("CREATE TABLE plain (a DOUBLE, b DOUBLE, n BIGINT)")
+    assert db.insert("plain", [{"a": 1.0, "b": 2.0, "n": 3}, {"a": 4.0, "n": 5}]) == 2
+    got = db.sql("SELECT a, b IS NULL AS missing, n FROM plain ORDER BY n")
+    assert got.values.tolist() == [[1.0, False, 3], [4.0, True, 5]]  # a key left out is NULL
+
+
+def test_triggers_from_before_db_insert_fire_as_any_insert(db):
+    """A deployment made before db.insert has triggers whose statements do not read the
+    skip variable and no catalog row: db.insert then inserts through them."""
+    model = MODELS["lr"]()
+    db.register_model("m", model, sample=FIT)
+    db.deploy("m", table="old", runtime="sql")
+    db.deploy("m", table="mine", runtime="sql")
+    # the trigger as indb wrote it before: its statement reads new_rows as it is (the row of
+    # indb.insert_statements left in place, as when an older indb replaced the trigger)
+    db.sql(
+        "CREATE OR REPLACE TRIGGER old_score AFTER INSERT ON old REFERENCING NEW TABLE AS new_rows "
+        "FOR EACH STATEMENT INSERT INTO old_predictions "
+        "(id, model, model_version, runtime, role, served, prediction, probability_0, probability_1) "
+        "SELECT id, 'm', 1, 'sql', 'champion', true, predict_m(a, b, c), "
+        "predict_proba_m(a, b, c)[1], predict_proba_m(a, b, c)[2] FROM new_rows"
+    )
+    rows = frame(300)
+    db.write_table("src", rows)
+    db.insert("old", "SELECT a, b, c FROM src")
+    assert first_id(db, "old") == 1  # no bound taken: the insert fired the trigger
+    assert one_served_each(db, "old") == 300
+    np.testing.assert_allclose(scored(db, "old").probability_1, model.predict_proba(rows)[:, 1], atol=1e-9)
+    # another trigger of the user's on a deployed table: it fires, so does indb's
+    db.sql("CREATE TABLE seen (id BIGINT)")
+    db.sql(
+        "CREATE TRIGGER mine_seen AFTER INSERT ON mine REFERENCING NEW TABLE AS new_rows "
+        "FOR EACH STATEMENT INSERT INTO seen SELECT id FROM new_rows"
+    )
+    db.insert("mine", "src")
+    assert first_id(db, "mine") == 1
+    assert one_served_each(db, "mine") == 300
+    assert db.sql("SELECT count(*) AS n FROM seen").n[0] == 300
+
+
+def _writer(url, number, batches, plain_every, results, failures):
+    db = indb.connect(url)
+    try:
+        for k in range(batches):
+            tag = number * 1000 + k  # every row of one insert has a = tag
+            rows = frame(40, seed=tag).assign(a=float(tag))
+            try:
+                db.write_table(f"src_{number}", rows, replace=True)
+                if k % plain_every == 0:
+                    db.sql(f"INSERT INTO t (a, b, c) SELECT a, b, c FROM src_{number}")
+                elif k % plain_every == 1:
+                    db.insert("t", rows)  # a small frame: through the triggers
+                else:
+                    db.insert("t", f"SELECT a, b, c FROM src_{number}")
+                results.append((tag, len(rows)))
+            except indb.errors.IndbError as e:
+                failures.append((tag, str(e)))
+    finally:
+        db.close()
+
+
+def _check_concurrent(db, results, failures, versions):
+    print(f"{len(results)} inserts committed, {len(failures)} refused by a conflict")
+    assert results, failures
+    # a failed insert (a DuckDB conflict) left nothing: the table holds the committed ones
+    for _, message in failures:
+        assert "onflict" in message, message
+    committed = dict(results)
+    got = db.sql("SELECT a, count(*) AS n, count(DISTINCT model_version) AS v FROM t_scored GROUP BY a")
+    assert dict(zip(got.a.astype(int), got.n, strict=True)) == committed
+    assert (got.v == 1).all()  # one version per insert
+    one_served_each(db, "t")
+    # each row's prediction is its own (ids not mixed up between writers)
+    rows = scored(db, "t")
+    for version, model in versions.items():
+        mine = rows[rows.model_version == version]
+        np.testing.assert_allclose(mine.probability_1, model.predict_proba(mine[FEATURES])[:, 1], atol=1e-6)
+
+
+def test_concurrent_writers_each_row_scored_once(db, url):
+    model = MODELS["lr"]()
+    db.register_model("m", model, sample=FIT)
+    db.deploy("m", table="t", runtime="sql")
+    results, failures = [], []
+    threads = [threading.Thread(target=_writer, args=(url, n, 12, 3, results, failures)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    _check_concurrent(db, results, failures, {1: model})
+    assert len(results) == 48, failures
+
+
+def test_a_switch_during_inserts_scores_each_insert_with_one_version(db, url):
+    first, second = MODELS["lr"](), MODELS["gb"]()
+    db.register_model("m", first, sample=FIT)
+    db.register_model("m", second, sample=FIT)
+    db.deploy("m", table="t", version=1, runtime="sql")
+    results, failures = [], []
+    threads = [threading.Thread(target=_writer, args=(url, n, 15, 4, results, failures)) for n in range(3)]
+    for t in threads:
+        t.start()
+    switched = []
+    while any(t.is_alive() for t in threads):
+        version = 2 if len(switched) % 2 == 0 else 1
+        try:
+            db.deploy("m", table="t", version=version, runtime="onnx" if version == 2 else "sql")
+            switched.append(version)
+        except indb.errors.IndbError as e:
+            assert "onflict" in str(e), e
+    for t in threads:
+        t.join()
+    assert switched
+    print(f"{len(switched)} switches")
+    _check_concurrent(db, results, failures, {1: first, 2: second})
+
+
+def test_a_split_challenger_serves_its_share(db):
+    first, second = MODELS["lr"](), MODELS["gb"]()
+    db.register_model("m", first, sample=FIT)
+    db.register_model("m", second, sample=FIT)
+    db.deploy("m", table="fast", version=1, runtime="sql")
+    db.add_challenger("fast", 2, mode="split", weight=0.3, runtime="onnx")
+    rows = frame(2000, seed=5)
+    db.write_table("src", rows)
+    db.insert("fast", "src")
+    assert first_id(db, "fast") == 2
+    assert one_served_each(db, "fast") == len(rows)
+    got = scored(db, "fast")
+    assert set(got.model_version) == {1, 2}
+    for version, model in ((1, first), (2, second)):
+        mine = got[got.model_version == version]
+        np.testing.assert_allclose(mine.probability_1, model.predict_proba(mine[FEATURES])[:, 1], atol=1e-6)
+    # the same rows through the trigger get the same split (it is a hash of id)
+    db.deploy("m", table="fired", version=1, runtime="sql")
+    db.add_challenger("fired", 2, mode="split", weight=0.3, runtime="onnx")
+    db.sql("INSERT INTO fired (a, b, c) SELECT 0, 0, 0")  # ids from 2, as db.insert's were
+    db.sql("INSERT INTO fired (a, b, c) SELECT a, b, c FROM src")
+    fired = scored(db, "fired").iloc[1:].reset_index(drop=True)
+    columns = ["id", "prediction", "probability_1", "model_version"]
+    pd.testing.assert_frame_equal(got[columns], fired[columns])
