@@ -127,6 +127,33 @@ class CompiledModel:
             tree = self.guard.wrap(tree, struct_type, coalesce=True)
         return Planned(this=tree, plan=generator)
 
+    def outputs_columns(
+        self, dialect: str, relation: exp.Expression
+    ) -> tuple[exp.Expression, Planned, Planned]:
+        """PostgreSQL, for one statement over ``relation`` (a trigger's rows, verification's
+        table): (``relation`` with the shared sub-expressions as columns, the prediction, the
+        probability array reading them). A forest's sum is computed once per row for both
+        outputs, where the helper functions of :meth:`prediction_tree` and
+        :meth:`probabilities_tree` compute it once for each (:meth:`shared.Levels.columns`).
+        The input guard goes on the first level, else on each output."""
+        if dialect != "postgres":
+            raise ValueError(f"outputs as columns are PostgreSQL's form, not {dialect!r}'s")
+        generator = dialects.generator(dialect)
+        prediction, array = self.prediction, self._array()
+        relation, levelled = self.levels.columns(
+            [prediction, array], generator, relation, self._guarded("DOUBLE[]")
+        )
+        if not levelled:
+            prediction = self._guarded(self.signature.prediction_type)(prediction)
+            array = self._guarded("DOUBLE[]")(array)
+        return relation, Planned(this=prediction, plan=generator), Planned(this=array, plan=generator)
+
+    def _guarded(self, sql_type: str):
+        """``tree`` -> ``tree`` behind the input guard (PostgreSQL's CASE form), if any."""
+        if self.guard is None:
+            return lambda tree: tree
+        return lambda tree: self.guard.wrap(tree, sql_type)
+
     def prediction_sql(self, dialect: str, helpers: tuple[str, str] | None = None) -> str:
         """The prediction. On PostgreSQL, ``helpers=(schema, name)`` computes shared
         sub-expressions once through the functions :meth:`helper_functions` returns; without
