@@ -94,12 +94,13 @@ def evaluate(
     for a database of another kind. ``together=True``: both outputs share one computation of
     the model's shared values, as a deployment's trigger computes them (what verification runs:
     one plan of a big forest instead of two): one struct where the dialect has them
-    (:meth:`CompiledModel.outputs_tree`), else, where helper functions would share them,
+    (:meth:`CompiledModel.outputs_tree`, opaque to the optimizer, whose planning of a big
+    forest costs more than running it on a few hundred rows), else, where helper functions would share them,
     columns of the rows (:meth:`CompiledModel.outputs_columns`, no functions); by default each
     output is selected as the ``predict_*`` functions compute it."""
     table = f"indb_verify_{uuid.uuid4().hex[:12]}"
     helpers = backend.compiled_helpers(None) if functions else None
-    combined = compiled.outputs_tree(backend.dialect) if together else None
+    combined = compiled.outputs_tree(backend.dialect, opaque=True) if together else None
     if together and combined is None and helpers is not None:
         select, helpers = _select_columns(compiled, backend.dialect, table), None
     else:
