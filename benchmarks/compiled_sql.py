@@ -80,7 +80,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # tests.pg_server lives in the repo, not in the installed package
     sys.path.insert(0, str(REPO))
 
-from peak_memory import peak_rss_mb  # noqa: E402  (benchmarks/ is on sys.path)
+from peak_memory import backend_peak_rss_mb, peak_rss_mb  # noqa: E402  (benchmarks/ is on sys.path)
 
 import indb  # noqa: E402
 
@@ -509,6 +509,7 @@ def bench_postgres(db, dsn: str, name: str, model, x: np.ndarray, args) -> dict:
             out["error_bulk"] = f"bulk insert raised {first_line(e)}"
             deployed.pop("bulk")
         conn.execute(f"TRUNCATE {bulk}, {bulk}_predictions")
+    out["server_backend_peak_rss_mb"] = backend_peak_rss_mb(conn)  # the backend that ran the triggers
     conn.execute(f"TRUNCATE {plain}")
 
     # one-row INSERT latency
@@ -816,6 +817,7 @@ def main() -> None:
         "machine": facts,
         "models": results,
         "targets": found,
+        "peak_rss_mb": peak_rss_mb(),  # this process (DuckDB runs in it); compile workers: per model
     }
     save(args.save, result)
     print("RESULT " + json.dumps(result, default=float))

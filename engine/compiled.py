@@ -23,6 +23,7 @@ from indb.registry import EXPECTED, PARITY_TOLERANCE, ModelVersion
 from indb.sql import statement
 from indb.udfs import convert, sessions
 from indb.udfs.compiler import CompiledModel, ModelRefused, UnsupportedOperator, compile_onnx, dialects
+from indb.udfs.compiler.dialects import Pick
 
 __all__ = ["UnsupportedOperator", "choose", "compile_version", "verify"]
 
@@ -90,13 +91,20 @@ def evaluate(
     """The compiled SQL run in the database over ``rows``: columns o0 (the prediction) and
     o1.. (the probabilities), in the order of ``rows``. Nothing is left behind. ``functions=False``
     runs the self-contained expressions (no helper functions) that ``db.compile_sql`` renders
-    for a database of another kind. ``together=True``: where the dialect can, one struct
-    computes both outputs (:meth:`CompiledModel.outputs_tree`, what verification runs: one plan
-    of a big forest instead of two); by default each output is selected as deployed."""
+    for a database of another kind. ``together=True``: both outputs share one computation of
+    the model's shared values, as a deployment's trigger computes them (what verification runs:
+    one plan of a big forest instead of two): one struct where the dialect has them
+    (:meth:`CompiledModel.outputs_tree`, opaque to the optimizer, whose planning of a big
+    forest costs more than running it on a few hundred rows), else, where helper functions would share them,
+    columns of the rows (:meth:`CompiledModel.outputs_columns`, no functions); by default each
+    output is selected as the ``predict_*`` functions compute it."""
     table = f"indb_verify_{uuid.uuid4().hex[:12]}"
     helpers = backend.compiled_helpers(None) if functions else None
-    combined = compiled.outputs_tree(backend.dialect) if together else None
-    select = _select(compiled, backend.dialect, helpers, table, combined)
+    combined = compiled.outputs_tree(backend.dialect, opaque=True) if together else None
+    if together and combined is None and helpers is not None:
+        select, helpers = _select_columns(compiled, backend.dialect, table), None
+    else:
+        select = _select(compiled, backend.dialect, helpers, table, combined)
     frame = rows.reset_index(drop=True).reset_index().rename(columns={"index": "indb_row"})
     # No try/finally: after an error PostgreSQL refuses every statement until the transaction
     # ends, so a DROP there would hide the real error. The transaction's rollback removes the
@@ -143,6 +151,20 @@ def _select(compiled: CompiledModel, dialect: str, helpers, table: str, combined
     query = (
         exp.select(*aliased, copy=False)
         .from_(exp.Table(this=exp.to_identifier(table, quoted=True)), copy=False)
+        .order_by(exp.column("indb_row"), copy=False)
+    )
+    return dialects.render(query, dialect)
+
+
+def _select_columns(compiled: CompiledModel, dialect: str, table: str) -> str:
+    """SELECT o0, o1.. FROM table ORDER BY indb_row, the outputs reading the shared values as
+    columns of the rows (:meth:`CompiledModel.outputs_columns`: a trigger's form)."""
+    source = exp.Table(this=exp.to_identifier(table, quoted=True))
+    rows, prediction, array = compiled.outputs_columns(dialect, source)
+    outputs = [prediction] + [Pick(this=array, index=i + 1) for i in range(len(compiled.probabilities))]
+    query = (
+        exp.select(*(exp.alias_(o, f"o{i}") for i, o in enumerate(outputs)), copy=False)
+        .from_(rows, copy=False)
         .order_by(exp.column("indb_row"), copy=False)
     )
     return dialects.render(query, dialect)

@@ -1196,14 +1196,18 @@ class PostgresBackend(Backend):
     def _compiled_outputs(self, target: ScoringTarget, source: str | exp.Expression) -> exp.Select:
         """SELECT of id, prediction, p0.. and the recorded features over ``source`` (with its
         stored features joined), the probabilities computed once per row (OFFSET 0 keeps the
-        planner from copying the array into every column)."""
+        planner from copying the array into every column). The model's shared values (a
+        forest's sum) are columns of the rows, computed once for both outputs
+        (:meth:`CompiledModel.outputs_columns`), not through the helper functions, which
+        compute them once per output."""
         compiled = target.compiled
-        helpers = self.compiled_helpers(target.model)
         width = len(target.probability_columns)
-        values = [exp.alias_(compiled.prediction_tree(self.dialect, helpers), "indb_prediction")]
+        relation = target.relation(self.dialect, source)
+        rows, prediction, array = compiled.outputs_columns(self.dialect, relation)
+        values = [exp.alias_(prediction, "indb_prediction")]
         if compiled.probabilities:
-            values.append(exp.alias_(compiled.probabilities_tree(self.dialect, helpers), "indb_p"))
-        inner = exp.select(exp.Star(), *values).from_(target.relation(self.dialect, source)).offset(0)
+            values.append(exp.alias_(array, "indb_p"))
+        inner = exp.select(exp.Star(), *values).from_(rows).offset(0)
         picks: list[exp.Expression] = [
             Pick(this=exp.column("indb_p"), index=i + 1) for i in range(len(compiled.probabilities))
         ]

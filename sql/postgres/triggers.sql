@@ -9,8 +9,13 @@ CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS {bod
 
 -- name: create_definer_function
 -- The settings its statements are parsed and run with are pinned too, whatever the client set.
+-- jit = off: PL/pgSQL plans a statement once per session and keeps the plan, JIT decision
+-- included, made from the row count of the first transition table; a compiled forest's
+-- statement past jit_optimize_above_cost then spends seconds in LLVM on every later insert,
+-- one-row inserts too (benchmarks/RESULTS.md, issue 17 second pass: trees).
 CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on AS {body};
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET standard_conforming_strings = on
+SET jit = off AS {body};
 
 -- name: body
 BEGIN {statements}; RETURN {result}; END

@@ -13,7 +13,7 @@ from sqlglot import exp
 
 from indb.errors import ModelError
 from indb.udfs.compiler import dialects, sql
-from indb.udfs.compiler.dialects import Fail, Pick, Planned, Trunc
+from indb.udfs.compiler.dialects import Fail, LetLevel, Pick, Planned, Trunc
 from indb.udfs.compiler.errors import ModelRefused, UnsupportedOperator
 from indb.udfs.compiler.ml import MLOperators
 from indb.udfs.compiler.shared import Lets, Levels
@@ -105,12 +105,18 @@ class CompiledModel:
             this=self._output(self._array(), "DOUBLE[]", dialect, helpers, "q", generator)[0], plan=generator
         )
 
-    def outputs_tree(self, dialect: str) -> Planned | None:
+    def outputs_tree(self, dialect: str, *, opaque: bool = False) -> Planned | None:
         """The prediction and the probability array as one struct ``{'o0': .., 'p': [..]}``
         whose shared sub-expressions (a tree sum) are bound once for both. Verification plans
         this once instead of each output on its own: DuckDB's planning of a big forest costs
         more than running it on a few hundred rows. DuckDB only (None elsewhere: PostgreSQL
-        verifies through its helper functions, and nothing verifies Spark SQL)."""
+        verifies through its helper functions, and nothing verifies Spark SQL).
+
+        ``opaque``: the struct is the body of a lambda over a one-element list, where DuckDB's
+        optimizer does not look (its common-subexpression pass took 8.4 of 11.6 s planning
+        gb300d5's struct over 502 rows; in a lambda: 0.8-1.8 s). The same expression gives the
+        same answers; it runs ~3x slower per row, which only a few hundred rows can afford
+        (verification's)."""
         if dialect != "duckdb":
             return None
         prediction_type = exp.DataType.build(self.signature.prediction_type, dialect=dialect)
@@ -125,7 +131,36 @@ class CompiledModel:
         if self.guard is not None:
             struct_type = exp.DataType(this=exp.DataType.Type.STRUCT, expressions=columns, nested=True)
             tree = self.guard.wrap(tree, struct_type, coalesce=True)
+        if opaque:
+            tree = LetLevel(this=tree, expressions=[exp.Literal.number(0)], level=0)
         return Planned(this=tree, plan=generator)
+
+    def outputs_columns(
+        self, dialect: str, relation: exp.Expression
+    ) -> tuple[exp.Expression, Planned, Planned]:
+        """PostgreSQL, for one statement over ``relation`` (a trigger's rows, verification's
+        table): (``relation`` with the shared sub-expressions as columns, the prediction, the
+        probability array reading them). A forest's sum is computed once per row for both
+        outputs, where the helper functions of :meth:`prediction_tree` and
+        :meth:`probabilities_tree` compute it once for each (:meth:`shared.Levels.columns`).
+        The input guard goes on the first level, else on each output."""
+        if dialect != "postgres":
+            raise ValueError(f"outputs as columns are PostgreSQL's form, not {dialect!r}'s")
+        generator = dialects.generator(dialect)
+        prediction, array = self.prediction, self._array()
+        relation, levelled = self.levels.columns(
+            [prediction, array], generator, relation, self._guarded("DOUBLE[]")
+        )
+        if not levelled:
+            prediction = self._guarded(self.signature.prediction_type)(prediction)
+            array = self._guarded("DOUBLE[]")(array)
+        return relation, Planned(this=prediction, plan=generator), Planned(this=array, plan=generator)
+
+    def _guarded(self, sql_type: str):
+        """``tree`` -> ``tree`` behind the input guard (PostgreSQL's CASE form), if any."""
+        if self.guard is None:
+            return lambda tree: tree
+        return lambda tree: self.guard.wrap(tree, sql_type)
 
     def prediction_sql(self, dialect: str, helpers: tuple[str, str] | None = None) -> str:
         """The prediction. On PostgreSQL, ``helpers=(schema, name)`` computes shared

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from indb.udfs.compiler import sql
-from indb.udfs.compiler.dialects import HelperCall, LetBody, LetLevel, LetRef, LevelRef
+from indb.udfs.compiler.dialects import HelperCall, LetBody, LetLevel, LetRef, LevelRef, Planned
 from indb.udfs.compiler.errors import ModelRefused
 
 LET = "indb_let_"  # names of lets while compiling (LetRef nodes, never columns)
@@ -146,10 +146,10 @@ class Levels:
         # (let, dialect, how its references are rendered) -> its text: tree ensembles take seconds
         self._rendered: dict[tuple, str] = {}
 
-    def needed(self, expression: exp.Expression) -> list[str]:
-        """The lets ``expression`` depends on, in binding order."""
+    def needed(self, *expressions: exp.Expression) -> list[str]:
+        """The lets ``expressions`` depend on, in binding order."""
         seen: set[str] = set()
-        stack = _references(expression)
+        stack = [name for e in expressions for name in _references(e)]
         while stack:
             name = stack.pop()
             if name not in seen:
@@ -194,11 +194,12 @@ class Levels:
         return count(expression)
 
     # -- rendering ------------------------------------------------------------------------------
-    def _plan(self, expression, generator, limit: int, base: int) -> list[list[str]]:
-        """The lets ``expression`` needs: those whose text is at most ``limit`` bytes are
-        written in place; the rest go into levels. Sets the plan on ``generator`` (whose
-        LetRef nodes then render as their slot, ``indb_l<level>[<base + position>]``, or in
-        place) and returns the names of the lets of each level."""
+    def _plan(self, expression, generator, limit: int, base: int, *others) -> list[list[str]]:
+        """The lets ``expression`` (and ``others``, planned together) needs: those whose text is
+        at most ``limit`` bytes are written in place; the rest go into levels. Sets the plan on
+        ``generator`` (whose LetRef nodes then render as their slot,
+        ``indb_l<level>[<base + position>]``, or in place) and returns the names of the lets of
+        each level."""
         slots: dict[str, exp.Expression | None] = {}
         texts: dict[str, str] = {}
         generator.indb_slots, generator.indb_bodies = slots, texts
@@ -206,7 +207,7 @@ class Levels:
         levels: list[list[str]] = []
         dialect = type(generator).__qualname__
         total, deadline = 0, time.monotonic() + RENDER_SECONDS
-        for name in self.needed(expression):
+        for name in self.needed(expression, *others):
             if time.monotonic() > deadline:
                 raise ModelRefused(f"rendering the compiled SQL took longer than {RENDER_SECONDS:.0f} s")
             refs = sorted(self.uses[name])
@@ -269,6 +270,31 @@ class Levels:
                 lateral = exp.Lateral(this=exp.Subquery(this=level), alias=alias)
                 query.append("joins", exp.Join(this=lateral, kind="CROSS"))
         return exp.Subquery(this=query)
+
+    def columns(
+        self, expressions: list[exp.Expression], generator, relation: exp.Expression, first
+    ) -> tuple[exp.Expression, bool]:
+        """PostgreSQL in one statement over ``relation`` (no helper functions): the rows of
+        ``relation`` with one more column per level, ``indb_l<j>``, the array of that level's
+        lets, computed once per row by a subquery per level,
+        ``(SELECT *, ARRAY[.. indb_l1[1] ..] AS indb_l2 FROM (SELECT *, ARRAY[..] AS indb_l1
+        FROM relation OFFSET 0) AS indb_s1 OFFSET 0) AS indb_s2``; ``expressions`` (planned
+        together, rendered by ``generator``) then read the levels from that relation. OFFSET 0
+        keeps the planner from pulling a level up into its references. ``first`` wraps the
+        first level's array (the input guard: no let is computed for a row it refuses).
+        Returns that relation and whether it has levels (without, ``first`` was not applied:
+        the caller guards the expressions). Unlike :meth:`chain`, every output shares one
+        computation of the levels (a forest's sum), and the executor reads the inputs as
+        columns of the scan instead of PL/pgSQL parameters (benchmarks/RESULTS.md, issue 17
+        second pass: trees)."""
+        levels = self._plan(expressions[0], generator, INLINE_BYTES_POSTGRES, 1, *expressions[1:])
+        array_type = exp.DataType.build("DOUBLE PRECISION[]", dialect="postgres")
+        for j, names in enumerate(levels, 1):
+            array = exp.Cast(this=exp.Array(expressions=[LetBody(this=n) for n in names]), to=array_type)
+            planned = Planned(this=first(array) if j == 1 else array, plan=generator)
+            level = exp.select(exp.Star(), exp.alias_(planned, f"indb_l{j}"))
+            relation = level.from_(relation, copy=False).offset(0, copy=False).subquery(f"indb_s{j}")
+        return relation, bool(levels)
 
     def chain(
         self,
