@@ -180,7 +180,9 @@ FROM {ground_truth} WHERE id IN (SELECT id FROM {window}) GROUP BY id
 -- every cell's last value; only the values of the few cells where the gap could change sign or
 -- exceed the largest gap at those points are sorted (the argument: engine/monitoring/drift.py).
 -- The reference side (its cell sums and each cell's values) is read from
--- indb.monitor_reference_cells, stored once at create (reference_fine_cells).
+-- indb.monitor_reference_cells, stored once at create (reference_fine_cells). The window's PSI
+-- bin counts come from its cells too: a cell with no PSI edge in it lies inside one bin, and
+-- the cells holding an edge are resolved value by value with the others (flagged).
 INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, feature, metric, category,
                                   value, threshold, drifted, n_reference, n_current)
 WITH f AS (
@@ -188,6 +190,9 @@ WITH f AS (
            CAST({fine_cells} AS BIGINT) AS kf, (max_value - min_value) / {fine_cells} AS width
     FROM indb.monitor_features WHERE monitor = $1 AND feature = {name}
 ),
+e AS (SELECT {edge_pivot} FROM indb.monitor_bins WHERE monitor = $1 AND feature = {name} AND grid = 'psi'),
+-- The fine cell of each PSI edge (c1 .. c9).
+ef AS MATERIALIZED (SELECT {edge_cells} FROM e, f),
 -- Read twice (cell sums, then the values of the chosen cells): recomputed, not stored.
 cur AS NOT MATERIALIZED (
     SELECT x.v, x.fine, x.v - (f.lo + x.fine * f.width) AS dv
@@ -225,15 +230,16 @@ gaps AS MATERIALIZED (
     ) AS g
 ),
 edge AS MATERIALIZED (SELECT max(abs(b)) AS d FROM gaps),
--- Cells to resolve value by value: the gap may change sign inside, or exceed edge.d.
+-- Cells to resolve value by value: the gap may change sign inside, or exceed edge.d, or a PSI
+-- edge lies inside (any cell may be resolved: it is exact either way).
 flagged AS MATERIALIZED (
     SELECT g.fine, g.a, g.prev_top, g.before_r, g.before_c,
            coalesce(sum(g.nr) OVER (ORDER BY g.fine ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS skip_r,
            coalesce(sum(g.nc) OVER (ORDER BY g.fine ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS skip_c
-    FROM gaps AS g, edge AS e
-    WHERE (g.low < 0 AND g.high > 0) OR greatest(abs(g.low), abs(g.high)) > e.d
+    FROM gaps AS g, edge AS x, ef
+    WHERE (g.low < 0 AND g.high > 0) OR greatest(abs(g.low), abs(g.high)) > x.d OR {edge_cell_match}
 ),
-points AS (
+points AS MATERIALIZED (
     SELECT fine, v, sum(nr) AS nr, sum(nc) AS nc FROM (
         SELECT cell AS fine, unnest(vals) AS v, unnest(counts) AS nr, 0 AS nc FROM indb.monitor_reference_cells
         WHERE monitor = $1 AND feature = {name} AND cell IN (SELECT fine FROM flagged)
@@ -260,56 +266,12 @@ inside AS (
 -- Elsewhere the gap keeps its sign through the cell: its integral from the previous cell's last
 -- value to this one's is a (top - prev_top) + sum over rows of share (top - value), per sample.
 distance AS MATERIALIZED (
-    SELECT greatest(e.d, coalesce((SELECT max(abs(gap)) FROM inside), 0)) AS d,
+    SELECT greatest(x.d, coalesce((SELECT max(abs(gap)) FROM inside), 0)) AS d,
            (coalesce((SELECT sum(abs(gap) * width + lead_in) FROM inside), 0)
             + coalesce((SELECT sum(abs(g.a * coalesce(g.top - g.prev_top, 0)
                                        + g.pr * g.top_offset - g.mr - (g.pc * g.top_offset - g.mc)))
                         FROM gaps AS g WHERE g.fine NOT IN (SELECT fine FROM flagged)), 0)) / t.scale AS w1
-    FROM edge AS e, totals AS t WHERE t.nc > 0
-),
-{psi_ctes}
-metrics AS (
-    SELECT 'ks_d' AS metric, d AS value FROM distance
-    UNION ALL SELECT 'ks_pvalue', {ks_pvalue}(d, CAST(t.nr AS BIGINT), CAST(t.nc AS BIGINT)) FROM distance, totals AS t
-    UNION ALL SELECT 'wasserstein', w1 FROM distance
-    UNION ALL SELECT 'psi', psi FROM divergence
-    UNION ALL SELECT 'js', js FROM divergence
-)
-{insert_tail};
-
--- name: numeric_exact_sorted
--- Exact mode by one sort of both samples: used on PostgreSQL, where it measured faster than
--- numeric_exact's cell sums (see engine/monitoring/drift.py).
--- KS D and its p-value, Wasserstein-1 over the reference population std, PSI and
--- Jensen-Shannon on the reference quantile bins, all against the exact reference ECDF.
-INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, feature, metric, category,
-                                  value, threshold, drifted, n_reference, n_current)
-WITH cur AS MATERIALIZED (
-    SELECT CAST({column} AS DOUBLE) AS v FROM {window} WHERE {column} IS NOT NULL
-),
-f AS (
-    SELECT CAST(n AS DOUBLE) AS nr, greatest(std, 0.001) AS scale FROM indb.monitor_features
-    WHERE monitor = $1 AND feature = {name}
-),
--- One sort of both samples, no grouping: RANGE frames give tied rows (peers) the ECDFs at
--- their value, and lead() is 0 between peers, so only the last of them spans to the next value.
-counts AS (
-    SELECT value AS v, n AS nr, 0 AS nc FROM indb.monitor_reference_values
-    WHERE monitor = $1 AND feature = {name}
-    UNION ALL
-    SELECT v, 0 AS nr, 1 AS nc FROM cur
-),
-ecdf AS (
-    SELECT CAST(sum(nr) OVER (ORDER BY v RANGE UNBOUNDED PRECEDING) AS DOUBLE) AS cr,
-           CAST(sum(nc) OVER (ORDER BY v RANGE UNBOUNDED PRECEDING) AS DOUBLE) AS cc,
-           lead(v) OVER (ORDER BY v) - v AS dv
-    FROM counts
-),
-totals AS MATERIALIZED (SELECT f.nr, CAST((SELECT count(*) FROM cur) AS DOUBLE) AS nc, f.scale FROM f),
-distance AS MATERIALIZED (
-    SELECT max(abs(e.cr / t.nr - e.cc / t.nc)) AS d,
-           sum(abs(e.cr / t.nr - e.cc / t.nc) * e.dv) / t.scale AS w1
-    FROM ecdf AS e, totals AS t WHERE t.nc > 0 GROUP BY t.nr, t.nc, t.scale
+    FROM edge AS x, totals AS t WHERE t.nc > 0
 ),
 {psi_ctes}
 metrics AS (

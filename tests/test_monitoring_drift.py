@@ -161,6 +161,33 @@ def test_exact_mode_with_crowded_cells_equals_scipy(db, shift):
         close(got[(column, "wasserstein")], w, f"{column} wasserstein")
 
 
+def test_exact_mode_psi_from_cells_equals_numpy(db):
+    """Exact mode counts the window's PSI bins from its fine cells, resolving the cells that hold
+    an edge value by value: crowded cells (outliers stretch the range), values equal to the
+    edges, and edges merged by a reference that is 60% one value."""
+    deployed(db)
+    rng = np.random.default_rng(21)
+    ref, cur = samples(20_000, 16_000, seed=21, ties=False)
+    ref["x"] = np.where(rng.random(len(ref)) < 0.6, 0.0, rng.normal(0, 1, len(ref)).round(2))
+    cur["x"] = np.where(rng.random(len(cur)) < 0.4, 0.0, rng.normal(0.2, 1, len(cur)).round(2))
+    ref.loc[0, "y"], ref.loc[1, "y"] = -3_000.0, 5_000.0  # cells 0.06 wide: hundreds of values each
+    edges = np.quantile(ref.y, np.arange(1, PSI_BINS) / PSI_BINS)
+    cur.loc[: len(edges) - 1, "y"] = edges  # values exactly on the edges
+    load(db, ref, DAY1)
+    load(db, cur, DAY2)
+    db.create_monitor("edges", "requests", reference=(DAY1, DAY2), features=["x", "y"])
+    db.run_monitor("edges")
+    got = results(db, "edges")
+    for column in ("x", "y"):
+        a, b = ref[column].to_numpy(), cur[column].to_numpy()
+        psi, js = numpy_psi_js(a, b)
+        close(got[(column, "psi")], psi, f"{column} psi")
+        close(got[(column, "js")], js, f"{column} js")
+        close(got[(column, "ks_d")], stats.ks_2samp(a, b).statistic, f"{column} ks_d")
+        w = stats.wasserstein_distance(a, b) / max(np.std(a), 0.001)
+        close(got[(column, "wasserstein")], w, f"{column} wasserstein")
+
+
 def test_binned_mode_is_within_its_bounds(db):
     deployed(db)
     ref, cur = samples(3000, 2500, seed=5, ties=False)
@@ -201,9 +228,9 @@ def test_reference_is_stored_once(db):
 
 
 def test_reference_cells_hold_the_reference_sample(db):
-    """Exact mode by cells (DuckDB) stores the reference side once per fine cell: its rows,
-    largest value and ascending distinct values are the stored reference sample's, cell by
-    cell; drop_monitor removes them. PostgreSQL's exact path sorts the stored values instead."""
+    """Exact mode stores the reference side once per fine cell: its rows, largest value and
+    ascending distinct values are the stored reference sample's, cell by cell; drop_monitor
+    removes them."""
     deployed(db)
     ref, _ = samples(300, 300, seed=2, ties=True)
     load(db, ref, DAY1)
@@ -216,17 +243,14 @@ def test_reference_cells_hold_the_reference_sample(db):
         "SELECT feature, cell, n, top, vals, counts FROM indb.monitor_reference_cells "
         "WHERE monitor = 'cells' ORDER BY feature, cell"
     )
-    if db.backend.dialect == "postgres":
-        assert cells.empty
-    else:
-        assert set(cells.feature) == {"x", "y"}
-        for feature, group in cells.groupby("feature"):
-            expected = values[values.feature == feature]
-            assert [v for vals in group.vals for v in vals] == list(expected.value)
-            assert [c for counts in group.counts for c in counts] == list(expected.n)
-            assert list(group.n) == [sum(c) for c in group.counts]
-            assert list(group.top) == [max(v) for v in group.vals]
-            assert group.cell.is_unique
+    assert set(cells.feature) == {"x", "y"}
+    for feature, group in cells.groupby("feature"):
+        expected = values[values.feature == feature]
+        assert [v for vals in group.vals for v in vals] == list(expected.value)
+        assert [c for counts in group.counts for c in counts] == list(expected.n)
+        assert list(group.n) == [sum(c) for c in group.counts]
+        assert list(group.top) == [max(v) for v in group.vals]
+        assert group.cell.is_unique
     db.drop_monitor("cells")
     assert db.sql("SELECT count(*) AS n FROM indb.monitor_reference_cells").n[0] == 0
 

@@ -43,9 +43,12 @@ In the 1M vs 1M benchmark that was tens to ~1,500 cells holding 0.5-11% of the r
 with 65,536 cells; more cells, fewer rows). Results equal the full sort
 up to summation order (1e-13 relative in the benchmark; the tests hold them to scipy at 1e-9).
 
-On PostgreSQL exact mode keeps one sort of both samples (``numeric_exact_sorted``): measured
-there (300k vs 300k rows, 3 columns), the cell statement ran 7.8-19.7 s against the sort's
-3.0-3.3 s, presumably its hash aggregates over ``FINE_CELLS`` groups outgrowing work_mem.
+The window's PSI bin counts come from the same cells: a cell is monotone in the value, so a cell
+holding no quantile edge lies inside one bin (how many edge cells precede it); the cells that
+hold an edge are resolved value by value with the flagged ones, which is exact for any cell.
+So a run reads the window's column twice (cell sums, then the flagged cells' values), on
+DuckDB and on PostgreSQL alike (issue 17: PostgreSQL sorted both samples per column before,
+~7-9 s a column at 1M vs 1M; the stored reference cells made this path cheaper there too).
 
 Binned mode reads the window once: each row is counted in one of ``CELLS`` equal-width
 cells over the reference range [lo, hi] and in its PSI bin; rows outside the range are
@@ -109,24 +112,26 @@ def edge_pivot() -> Quoted:
     )
 
 
-def _cells(count: str, cast: str, table: str = "f") -> Quoted:
-    """The cell of ``v`` among ``f.<count>`` equal-width cells over [f.lo, f.hi]: -1 below,
-    f.<count> above. Monotone in ``v`` (every step of it is), so each cell holds a run of values."""
-    v, lo, hi, k = exp.column("v"), exp.column("lo", table), exp.column("hi", table), exp.column(count, table)
+def _cell(count: str, cast: str, table: str = "f", value: exp.Expression | None = None) -> exp.Expression:
+    """The cell of ``v`` (or ``value``) among ``f.<count>`` equal-width cells over [f.lo, f.hi]:
+    -1 below, f.<count> above. Monotone in the value (every step of it is), so each cell holds a
+    run of values."""
+    v = value if value is not None else exp.column("v")
+    lo, hi, k = exp.column("lo", table), exp.column("hi", table), exp.column(count, table)
     inside = exp.cast(
         exp.Floor(
             this=exp.Div(
-                this=exp.Mul(this=exp.Paren(this=exp.Sub(this=v, expression=lo)), expression=k),
-                expression=exp.Paren(this=exp.Sub(this=hi, expression=lo)),
+                this=exp.Mul(this=exp.Paren(this=exp.Sub(this=v.copy(), expression=lo)), expression=k),
+                expression=exp.Paren(this=exp.Sub(this=hi.copy(), expression=lo.copy())),
             )
         ),
         cast,
     )
-    return _render(
+    return (
         exp.case()
-        .when(v < lo, exp.Literal.number(-1))
-        .when(v > hi, k.copy())
-        .when(hi.eq(lo), exp.Literal.number(0))
+        .when(v.copy() < lo.copy(), exp.Literal.number(-1))
+        .when(v.copy() > hi.copy(), k.copy())
+        .when(hi.copy().eq(lo.copy()), exp.Literal.number(0))
         .else_(
             exp.Anonymous(
                 this="least", expressions=[exp.Sub(this=k.copy(), expression=exp.Literal.number(1)), inside]
@@ -137,27 +142,62 @@ def _cells(count: str, cast: str, table: str = "f") -> Quoted:
 
 def fine_expression(table: str = "f") -> Quoted:
     """Exact mode's cell of ``v``: ``FINE_CELLS`` cells (f.kf) over the reference range."""
-    return _cells("kf", "BIGINT", table)
+    return _render(_cell("kf", "BIGINT", table))
 
 
-def bin_expression(table: str = "e") -> Quoted:
-    """The PSI bin of ``v``: how many edges are <= v (numpy's searchsorted, side right)."""
-    terms = [
-        exp.case()
-        .when(exp.column("v") >= exp.column(f"e{b}", table=table), exp.Literal.number(1))
-        .else_(exp.Literal.number(0))
-        for b in range(1, PSI_BINS)
-    ]
+def _edges_below(value: exp.Expression, table: str, prefix: str, strict: bool) -> exp.Expression:
+    """How many of <table>.<prefix>1 .. <prefix>9 are <= value (< value when ``strict``); a
+    missing (merged) edge is NULL and counts 0."""
+    terms = []
+    for b in range(1, PSI_BINS):
+        edge = exp.column(f"{prefix}{b}", table=table)
+        test = (
+            exp.GT(this=value.copy(), expression=edge)
+            if strict
+            else exp.GTE(this=value.copy(), expression=edge)
+        )
+        terms.append(exp.case().when(test, exp.Literal.number(1)).else_(exp.Literal.number(0)))
     total = terms[0]
     for term in terms[1:]:
         total = exp.Add(this=total, expression=term)
-    return _render(exp.Paren(this=total))
+    return exp.Paren(this=total)
+
+
+def bin_expression(table: str = "e", value_table: str | None = None) -> Quoted:
+    """The PSI bin of ``v`` (or <value_table>.v): how many edges are <= v (numpy's
+    searchsorted, side right)."""
+    return _render(_edges_below(exp.column("v", value_table), table, "e", strict=False))
+
+
+def edge_cells() -> Quoted:
+    """The fine cell of each PSI edge, c1 .. c9 (from ``e``'s e1 .. e9 over ``f``; NULL for a
+    merged edge)."""
+
+    def cell(edge: exp.Column) -> exp.Expression:  # least() skips NULLs: keep a missing edge NULL
+        return exp.case().when(edge.is_(exp.null()), exp.null()).else_(_cell("kf", "BIGINT", "f", edge))
+
+    return _render(*(exp.alias_(cell(exp.column(f"e{b}", "e")), f"c{b}") for b in range(1, PSI_BINS)))
+
+
+def cell_bin(table: str = "g") -> Quoted:
+    """The PSI bin of every value of fine cell <table>.fine when no edge lies in that cell: how
+    many edge cells (ef.c1 .. c9) are below it. The cell is monotone in the value, so a value
+    in a later cell than an edge's is above that edge, and one in an earlier cell below it."""
+    return _render(_edges_below(exp.column("fine", table), "ef", "c", strict=True))
+
+
+def edge_cell_match(table: str = "g") -> Quoted:
+    """``<table>.fine`` is the cell of some PSI edge (TRUE or FALSE, never NULL)."""
+    cells = [exp.column(f"c{b}", "ef") for b in range(1, PSI_BINS)]
+    return _render(
+        exp.func("coalesce", exp.In(this=exp.column("fine", table), expressions=cells), exp.false())
+    )
 
 
 def cell_expression() -> Quoted:
     """Binned mode's cell of ``v``: ``CELLS`` cells (f.k) over [f.lo, f.hi]. The same
     expression counts the reference, so both samples fall into identical cells."""
-    return _cells("k", "INTEGER")
+    return _render(_cell("k", "INTEGER"))
 
 
 _DIVERGENCE = """
@@ -176,9 +216,16 @@ shares AS (
     WHERE r.monitor = $1 AND r.feature = {name} AND r.grid = 'psi' AND t.nc > 0
 ),"""
 
-_EXACT_BINS = """
-e AS (SELECT {edge_pivot} FROM indb.monitor_bins WHERE monitor = $1 AND feature = {name} AND grid = 'psi'),
-cur_bins AS (SELECT {bin_expression} AS bin, count(*) AS n FROM cur, e GROUP BY 1),"""
+# The window's PSI bin counts from its cells (numeric_exact): a cell holding no edge lies in one
+# bin; the values of the cells holding one were resolved with the flagged cells (points).
+_CELL_BINS = """
+cur_bins AS (
+    SELECT bin, sum(n) AS n FROM (
+        SELECT {cell_bin} AS bin, g.nc AS n FROM gaps AS g, ef WHERE g.nc > 0 AND NOT {edge_cell_match}
+        UNION ALL
+        SELECT {point_bin} AS bin, g.nc AS n FROM points AS g, e, ef WHERE g.nc > 0 AND {edge_cell_match}
+    ) AS u GROUP BY bin
+),"""
 
 _BINNED_BINS = """
 cur_bins AS (SELECT bin, sum(n) AS n FROM pass GROUP BY bin),"""
@@ -205,21 +252,18 @@ def _fragment(text: str, name: Quoted) -> Quoted:
             name=name,
             edge_pivot=edge_pivot(),
             bin_expression=bin_expression(),
+            cell_bin=cell_bin(),
+            point_bin=bin_expression(value_table="g"),
+            edge_cell_match=edge_cell_match(),
             epsilon=Quoted(repr(EPSILON)),
         )
     )
 
 
-def _exact_cells(backend: Backend, mode: str) -> bool:
-    """Exact mode by cells (numeric_exact, over reference cells stored at create); PostgreSQL
-    keeps one sort per column (numeric_exact_sorted, see the module's docstring)."""
-    return mode == "exact" and backend.dialect != "postgres"
-
-
 def reference_statements(backend: Backend, mode: str) -> list[str]:
     """Run per numeric column at create, after its reference values are stored ($monitor,
-    $feature): the reference side of the statement :func:`statements` runs."""
-    if not _exact_cells(backend, mode):
+    $feature): the reference side of the statement :func:`column_statements` runs."""
+    if mode != "exact":
         return []
     return [
         backend.render(
@@ -262,16 +306,15 @@ def column_statements(
             binned_psi_ctes=_fragment(_BINNED_BINS + divergence, name),
             **slots,
         )
-    elif not _exact_cells(backend, mode):
-        statement = backend.render(
-            "monitoring", "numeric_exact_sorted", psi_ctes=_fragment(_EXACT_BINS + divergence, name), **slots
-        )
     else:
         statement = backend.render(
             "monitoring",
             "numeric_exact",
-            psi_ctes=_fragment(_EXACT_BINS + divergence, name),
+            psi_ctes=_fragment(_CELL_BINS + divergence, name),
             fine_expression=fine_expression(),
+            edge_pivot=edge_pivot(),
+            edge_cells=edge_cells(),
+            edge_cell_match=edge_cell_match(),
             fine_cells=Quoted(str(FINE_CELLS)),
             **slots,
         )
