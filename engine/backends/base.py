@@ -385,7 +385,6 @@ class Backend(ABC):
             raise NotImplementedError(
                 f"{self.name} triggers hold their statements, fired after each statement"
             )
-        names = [trigger, *(f"{trigger}_{n}" for n in range(2, len(body) + 1))]
         return [
             self.render(
                 "triggers",
@@ -394,7 +393,7 @@ class Backend(ABC):
                 table=table,
                 body=Quoted(text),
             )
-            for name, text in zip(names, body, strict=True)
+            for name, text in zip(statement_trigger_names(trigger, body), body, strict=True)
         ]
 
     @property
@@ -457,3 +456,9 @@ class Backend(ABC):
     @abstractmethod
     def unscoring_sql(self, table: str) -> list[str]:
         """Statements that stop scoring inserts into ``table``."""
+
+
+def statement_trigger_names(trigger: str, body: Sequence[str]) -> list[str]:
+    """The triggers holding ``body``'s statements, one each in order: ``trigger``,
+    ``trigger_2``, ... (backends whose triggers hold their statement)."""
+    return [trigger, *(f"{trigger}_{n}" for n in range(2, len(body) + 1))]

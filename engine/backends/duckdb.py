@@ -19,7 +19,7 @@ import pandas as pd
 from sqlglot import exp
 
 from indb import errors
-from indb.backends.base import Backend, Check, ModelRef, ScoringTarget
+from indb.backends.base import Backend, Check, ModelRef, ScoringTarget, statement_trigger_names
 from indb.identifiers import Quoted, join, literal, quote
 from indb.sql import statement
 from indb.udfs import explain_udf, onnx_udf
@@ -450,7 +450,7 @@ class DuckDBBackend(Backend):
         """The triggers (see :meth:`Backend.trigger_sql`), each followed by the catalog row of
         its statement for :meth:`insert_rows` (``skippable``), or the removal of a stale one."""
         made = super().trigger_sql(trigger, table, body, **options)
-        names = [trigger, *(f"{trigger}_{n}" for n in range(2, len(body) + 1))]
+        names = statement_trigger_names(trigger, body)
         owner = self.literal(exp.to_table(table.text, dialect=self.dialect).name)
         result = []
         for text, name, body_text in zip(made, names, body, strict=True):
