@@ -589,12 +589,16 @@ def served_filter(backend: Backend, table: str, alias: Quoted | None = None) -> 
     return Quoted(f" AND {owner.text}.served")
 
 
+def deployed_tables(backend: Backend) -> list[str]:
+    """The tables with a deployment (what a "did you mean" offers for an unknown one)."""
+    return [r[0] for r in backend.rows(statement("deployments", "list_deployments", backend.dialect))]
+
+
 def get(backend: Backend, table: str) -> Deployment:
     table = identifiers.table_name(table)
     found = backend.rows(statement("deployments", "get_deployment", backend.dialect), {"table_name": table})
     if not found:
-        known = [r[0] for r in backend.rows(statement("deployments", "list_deployments", backend.dialect))]
-        raise NotFoundError("deployment on table", table, known)
+        raise NotFoundError("deployment on table", table, deployed_tables(backend))
     _, model, version, runtime, mode, *_ = found[0]
     return Deployment(table, model, int(version), runtime, mode)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from indb import identifiers
+from indb import deployments, identifiers
 from indb.backends.base import Backend
 from indb.errors import NotFoundError, ScoringError
 from indb.sqltypes import COMPATIBLE, base_type
@@ -40,7 +40,7 @@ def insert(backend: Backend, table: str, data: Any) -> int:
     table = identifiers.table_name(table)
     columns = backend.table_columns(table)
     if columns is None:
-        raise NotFoundError("table", table, _known_tables(backend))
+        raise NotFoundError("table", table, deployments.deployed_tables(backend))
     if isinstance(data, list):
         data = _frame_of(data, table)
     with Source(backend, data, f"rows for table {table!r}") as source:
@@ -49,9 +49,8 @@ def insert(backend: Backend, table: str, data: Any) -> int:
             this=exp.Table(this=exp.to_identifier(table, quoted=True)),
             expressions=[exp.to_identifier(ours, quoted=True) for ours, _ in pairs],
         )
-        rows = exp.select(*(exp.column(theirs, "indb_rows", quoted=True) for _, theirs in pairs)).from_(
-            _aliased(source.tree.copy())
-        )
+        # the source is the only relation read: its columns need no qualifier
+        rows = exp.select(*(exp.column(theirs, quoted=True) for _, theirs in pairs)).from_(source.tree.copy())
         text = exp.insert(rows, target).sql(dialect=backend.dialect)
         with backend.transaction():
             return backend.insert_rows(table, text, rows=_length(source.data))
@@ -68,14 +67,6 @@ def _frame_of(rows: list, table: str):
     if not rows or not all(isinstance(r, dict) for r in rows):
         raise ScoringError(f"rows for table {table!r}: a list must hold one dict per row (and at least one)")
     return pd.DataFrame.from_records(rows)
-
-
-def _aliased(tree: exp.Expression) -> exp.Expression:
-    """The source as ``indb_rows`` (a staged frame is a table, a query a subquery)."""
-    if isinstance(tree, exp.Subquery):
-        tree.set("alias", exp.TableAlias(this=exp.to_identifier("indb_rows")))
-        return tree
-    return tree.as_("indb_rows")
 
 
 def _matched(table: str, columns: dict[str, str], given: dict[str, str]) -> list[tuple[str, str]]:
@@ -113,9 +104,3 @@ def _fits(given: str, wanted: str) -> bool:
     if want in COMPATIBLE:
         return got in COMPATIBLE[want]
     return True
-
-
-def _known_tables(backend: Backend) -> list[str]:
-    from indb.sql import statement
-
-    return [r[0] for r in backend.rows(statement("deployments", "list_deployments", backend.dialect))]

@@ -32,7 +32,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from indb import identifiers, registry
+from indb import deployments, identifiers, registry
 from indb.backends.base import Backend
 from indb.errors import IndbError, NotFoundError
 from indb.identifiers import Quoted
@@ -94,8 +94,7 @@ def deployment_info(backend: Backend, table: str) -> DeploymentInfo:
     table = identifiers.table_name(table)
     found = backend.rows(statement("comparison", "deployment_row", backend.dialect), {"table_name": table})
     if not found:
-        known = [r[0] for r in backend.rows(statement("deployments", "list_deployments", backend.dialect))]
-        raise NotFoundError("deployment on table", table, known)
+        raise NotFoundError("deployment on table", table, deployments.deployed_tables(backend))
     model, version, runtime, mode, features = found[0]
     return DeploymentInfo(table, model, int(version), runtime, mode, features)
 
@@ -128,8 +127,6 @@ def labeled_rows(backend: Backend, dep: DeploymentInfo) -> pd.DataFrame:
 def arm_rows(frame: pd.DataFrame, classes: tuple | None) -> Rows:
     """Arrays for the metrics: a classifier's correctness, per-row log loss and binary AUC
     score (from its ``probability_<class>`` columns, when all are filled), a regressor's error."""
-    from indb.deployments import probability_columns
-
     if classes is None:
         label = pd.to_numeric(frame.label).to_numpy(float)
         return Rows(error=pd.to_numeric(frame.prediction).to_numpy(float) - label, label=label)
@@ -139,7 +136,7 @@ def arm_rows(frame: pd.DataFrame, classes: tuple | None) -> Rows:
     binary = {}
     if len(classes) == 2:  # the second class is the positive one, as in scikit-learn
         binary = {"positive": labels == str(classes[1]), "predicted": predictions == str(classes[1])}
-    columns = list(probability_columns(classes))
+    columns = list(deployments.probability_columns(classes))
     if not set(columns) <= set(frame.columns) or frame[columns].isna().to_numpy().any():
         return Rows(correct=correct, **binary)
     probabilities = frame[columns].to_numpy(float)
