@@ -151,6 +151,11 @@ def test_the_token_is_enforced(page, tmp_path, site):
     with serving(f"duckdb://{copy}", token="browser-token") as (base, token_app):
         response = page.goto(base + "/")
         assert response.status == 401 and "needs its token" in page.content()
+        # the browser reports the refused page on its console after goto returns, sometimes
+        # after the next page has started loading: let that report arrive before clearing
+        waited = time.monotonic() + 2
+        while not any(p.startswith("console") for p in page.problems) and time.monotonic() < waited:
+            page.wait_for_timeout(20)
         page.problems.clear()
         page.goto(base + "/monitors/loans_drift?token=browser-token")
         assert page.url == base + "/monitors/loans_drift"  # the token left the address bar
