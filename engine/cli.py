@@ -315,11 +315,12 @@ def cmd_audit_verify(args) -> int:
 
 
 def cmd_doctor(args) -> int:
+    from indb import catalog
     from indb.backends import open_backend
 
     backend = open_backend(args.db)
     try:
-        checks = backend.health()
+        checks = backend.health() + catalog.health(backend)
     finally:
         backend.close()
     missing = [c.name for c in checks if not c.ok]

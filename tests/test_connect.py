@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import duckdb
 import pytest
 
@@ -55,6 +58,36 @@ def test_catalog_is_created_once_and_upgraded_idempotently(tmp_path):
         .table_name
     )
     assert {"models", "model_versions", "model_aliases", "deployments", "audit_log"} <= tables
+
+
+def test_a_catalog_upgraded_by_a_newer_indb_is_refused_and_left_as_it_was(tmp_path, logistic, loans):
+    """An older indb must not re-create triggers a newer one changed: it refuses to connect."""
+    url = f"duckdb://{tmp_path}/newer.duckdb"
+    with indb.connect(url) as db:
+        db.register_model("lr", logistic, sample=loans[["income", "debt", "age", "tenure"]])
+        db.deploy("lr", table="requests")
+        db.sql("INSERT INTO indb.schema_migrations (version, name) VALUES (9999, 'from_the_future')")
+        before = db.sql("SELECT trigger_name, sql FROM duckdb_triggers() ORDER BY 1")
+    with pytest.raises(indb.DatabaseError, match=r"upgraded by a newer indb.*\[9999\].*Nothing was changed"):
+        indb.connect(url)
+    doctor = subprocess.run(
+        [sys.executable, "-m", "indb.cli", "doctor", "--db", url], capture_output=True, text=True, timeout=120
+    )
+    assert doctor.returncode == 1 and "Traceback" not in doctor.stderr
+    assert (
+        "FIX  catalog" in doctor.stdout
+        and "[9999]" in doctor.stdout
+        and "pip install --upgrade indb" in doctor.stdout
+    )
+    con = duckdb.connect(str(tmp_path / "newer.duckdb"))
+    try:
+        after = con.execute("SELECT trigger_name, sql FROM duckdb_triggers() ORDER BY 1").df()
+        assert after.equals(before)
+        con.execute("DELETE FROM indb.schema_migrations WHERE version = 9999")
+    finally:
+        con.close()
+    with indb.connect(url) as db:  # the same indb as the catalog's: accepted again
+        assert db.schema_version == CATALOG_VERSION
 
 
 def test_sql_binds_parameters_and_returns_frames(db):

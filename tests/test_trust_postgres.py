@@ -266,6 +266,19 @@ def test_a_reader_is_told_when_the_catalog_needs_an_upgrade(db):
             indb.connect(url)
 
 
+def test_a_catalog_upgraded_by_a_newer_indb_is_refused_for_every_role(db):
+    db.sql("INSERT INTO indb.schema_migrations (version, name) VALUES (9999, 'from_the_future')")
+    try:
+        with pytest.raises(indb.DatabaseError, match=r"upgraded by a newer indb.*\[9999\]"):
+            indb.connect(db.url)
+        with login_role(db, "indb_developer") as (_, url):
+            with pytest.raises(indb.DatabaseError, match=r"upgraded by a newer indb.*\[9999\]"):
+                indb.connect(url)
+    finally:
+        db.sql("DELETE FROM indb.schema_migrations WHERE version = 9999")
+    indb.connect(db.url).close()
+
+
 def test_connect_with_a_classifier_and_a_regressor_in_the_catalog(db, logistic, boosted_regressor, loans):
     """10.8: pandas 3 gives a regressor's NULL classes as NaN once a classifier sits beside it."""
     db.register_model("m", logistic, sample=loans[NUMERIC])
