@@ -25,9 +25,6 @@ A protected attribute is a request column (a model input or not), a feature reco
 ``<table>_predictions`` at scoring, or a feature of a set a ``features_from`` deployment scores
 from: then each row's group is its entity's latest value with event time at or before the
 row's ``scored_at`` (the feature set's created time and TTL are not applied).
-
-MonitorError and the threshold check live in monitors, which imports this module: they are
-imported where used.
 """
 
 from __future__ import annotations
@@ -40,6 +37,7 @@ from indb import identifiers
 from indb.backends.base import Backend
 from indb.errors import NotFoundError
 from indb.identifiers import Quoted
+from indb.monitoring.thresholds import MonitorError, number
 from indb.sql import statement
 
 # Summary metrics and the direction that alerts: the four-fifths rule by default.
@@ -58,12 +56,6 @@ GROUP_METRICS = (
     "group_false_positive_rate",
     "group_precision",
 )
-
-
-def _error(message: str):
-    from indb.monitoring.monitors import MonitorError
-
-    return MonitorError(message)
 
 
 def stored_features(backend: Backend, table: str, request: dict) -> dict:
@@ -90,18 +82,18 @@ def check(protected, favorable, task: str, classes, available: dict) -> tuple[li
     if protected is None and favorable is None:
         return [], None
     if protected is None or favorable is None:
-        raise _error("fairness needs both protected=[columns] and favorable=<class>; got only one")
+        raise MonitorError("fairness needs both protected=[columns] and favorable=<class>; got only one")
     names = [protected] if isinstance(protected, str) else list(protected)
     if not names:
-        raise _error("protected= names no column")
+        raise MonitorError("protected= names no column")
     for name in names:
         identifiers.column_name(name)
         if name not in available:
             raise NotFoundError("protected column", name, sorted(available))
     if len(set(names)) != len(names):
-        raise _error(f"protected= names a column twice: {names}")
+        raise MonitorError(f"protected= names a column twice: {names}")
     if task != "classification":
-        raise _error(
+        raise MonitorError(
             "fairness metrics need a classifier's predicted class; this model is a regressor "
             "(compare groups with features=[...] drift or accuracy per window instead)"
         )
@@ -109,7 +101,7 @@ def check(protected, favorable, task: str, classes, available: dict) -> tuple[li
 
     known = [_text(c) for c in classes or []]
     if _text(favorable) not in known:
-        raise _error(f"favorable={favorable!r} is not a class of the model; its classes are {known}")
+        raise MonitorError(f"favorable={favorable!r} is not a class of the model; its classes are {known}")
     return names, _text(favorable)
 
 
@@ -117,21 +109,19 @@ def split_thresholds(thresholds: dict | None, protected: list[str]) -> tuple[dic
     """(the thresholds the drift/accuracy code reads, fairness rows (feature, metric, value,
     direction)): ``{"demographic_parity_ratio": 0.8}`` for every attribute, ``{"sex":
     {"equalized_odds_difference": 0.1}}`` for one; None removes a default."""
-    from indb.monitoring.monitors import _number
-
     rows: dict[tuple[str, str], float | None] = {
         (name, metric): value for name in protected for metric, value in DEFAULT_THRESHOLDS.items()
     }
     rest = {}
     for key, value in (thresholds or {}).items():
         if key in SUMMARY:
-            rows |= {(name, key): _number(value, key) for name in protected}
+            rows |= {(name, key): number(value, key) for name in protected}
             if not protected:
-                raise _error(f"threshold {key!r} is a fairness metric: add protected= and favorable=")
+                raise MonitorError(f"threshold {key!r} is a fairness metric: add protected= and favorable=")
         elif isinstance(value, dict) and key in protected:
             mine = {m: v for m, v in value.items() if m in SUMMARY}
             for metric, limit in mine.items():
-                rows[(key, metric)] = _number(limit, f"{key}.{metric}")
+                rows[(key, metric)] = number(limit, f"{key}.{metric}")
             if len(mine) < len(value):
                 rest[key] = {m: v for m, v in value.items() if m not in SUMMARY}
         else:

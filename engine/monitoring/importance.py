@@ -24,6 +24,7 @@ from __future__ import annotations
 from indb import identifiers
 from indb.backends.base import Backend
 from indb.identifiers import Quoted
+from indb.monitoring.thresholds import MonitorError, number
 from indb.sql import statement
 
 SUMMARY = {"attribution_ndcg": "below", "attribution_shift": "above"}
@@ -32,45 +33,37 @@ FEATURE_METRICS = ("importance", "importance_share", "importance_rank", "importa
 COLUMNS = ("id", "feature", "contribution")
 
 
-def _error(message: str):
-    from indb.monitoring.monitors import MonitorError
-
-    return MonitorError(message)
-
-
 def explanations_table(backend: Backend, table: str) -> str:
     """``<table>_explanations``, checked to exist with the columns the statements read."""
     name = f"{identifiers.table_name(table)}_explanations"
     columns = backend.table_columns(name)
     if columns is None:
-        raise _error(
+        raise MonitorError(
             f"importance=True reads {name}, which does not exist: deploy the model with explain=True"
         )
     missing = [c for c in COLUMNS if c not in columns]
     if missing:
-        raise _error(f"{name} has no column(s) {missing}; it has {sorted(columns)}")
+        raise MonitorError(f"{name} has no column(s) {missing}; it has {sorted(columns)}")
     return name
 
 
 def split_thresholds(thresholds: dict | None, enabled: bool) -> tuple[dict, list]:
     """(the rest, rows (feature '*', metric, value, direction)); None removes a default."""
-    from indb.monitoring.monitors import _number
-
     rows = dict(DEFAULT_THRESHOLDS) if enabled else {}
     rest = {}
     for key, value in (thresholds or {}).items():
         if key in SUMMARY:
-            rows[key] = _number(value, key)
+            rows[key] = number(value, key)
         else:
             rest[key] = value
     if not enabled and rows:
-        raise _error(f"thresholds {sorted(rows)} are attribution drift metrics: add importance=True")
+        raise MonitorError(f"thresholds {sorted(rows)} are attribution drift metrics: add importance=True")
     return rest, [("*", m, v, SUMMARY[m]) for m, v in rows.items() if v is not None]
 
 
 def store_reference(backend: Backend, monitor: str, explanations: Quoted, temp: Quoted, present: set) -> None:
     if "id" not in present:
-        raise _error(
+        raise MonitorError(
             "importance=True needs a reference of the deployment's own rows (a time window, or a "
             "query returning their id): attribution drift compares against their explanations"
         )
@@ -82,7 +75,7 @@ def store_reference(backend: Backend, monitor: str, explanations: Quoted, temp: 
         statement("fairness", "reference_importance_rows", backend.dialect), {"monitor": monitor}
     )
     if not found:
-        raise _error("the reference rows have no explanations: were they scored with explain=True?")
+        raise MonitorError("the reference rows have no explanations: were they scored with explain=True?")
 
 
 def statements(backend: Backend, window: Quoted, explanations: Quoted) -> list[tuple[str, str]]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-import numbers
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -21,11 +19,12 @@ from sqlglot import exp
 
 from indb import audit, deployments, identifiers, registry, userquery
 from indb.backends.base import Backend
-from indb.errors import IndbError, NotFoundError
+from indb.errors import NotFoundError
 from indb.governance import collaboration
 from indb.identifiers import Quoted
 from indb.monitoring import accuracy, drift, fairness, pvalues
 from indb.monitoring import importance as attributions
+from indb.monitoring.thresholds import MonitorError, number
 from indb.sql import statement
 
 MODES = ("exact", "binned")
@@ -34,10 +33,6 @@ _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
 _WINDOW = re.compile(r"^\s*(\d+)?\s*([a-z]+?)s?\s*$")
 # Quality metrics where lower is worse: they alert when they fall below their threshold.
 HIGHER_IS_BETTER = {"accuracy", "precision", "recall", "f1", "roc_auc", "r2", "labeled_share"}
-
-
-class MonitorError(IndbError, ValueError):
-    """A monitor that cannot be created as asked (bad reference, window, feature, threshold)."""
 
 
 @dataclass(frozen=True)
@@ -162,14 +157,14 @@ def _thresholds(features: dict[str, str], thresholds: dict | None) -> list[tuple
             if key not in features:
                 raise NotFoundError("monitored column", key, list(features))
             for metric, limit in value.items():
-                rows[(key, _metric(metric))] = _number(limit, f"{key}.{metric}")
+                rows[(key, _metric(metric))] = number(limit, f"{key}.{metric}")
         else:
             metric = _metric(key)
             if metric in accuracy.METRICS:
-                rows[("*", metric)] = _number(value, key)
+                rows[("*", metric)] = number(value, key)
             else:
                 for feature in features:
-                    rows[(feature, metric)] = _number(value, key)
+                    rows[(feature, metric)] = number(value, key)
     return [
         (feature, metric, value, "below" if metric in HIGHER_IS_BETTER else "above")
         for (feature, metric), value in rows.items()
@@ -182,16 +177,6 @@ def _metric(name: str) -> str:
     if name not in every:
         raise NotFoundError("metric", name, sorted(every))
     return name
-
-
-def _number(value, what: str) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise MonitorError(f"threshold {what} must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise MonitorError(f"threshold {what} must be a finite number, got {value!r} (it would never fire)")
-    return float(value)
 
 
 # -- the reference ------------------------------------------------------------------------------
