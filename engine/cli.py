@@ -221,6 +221,19 @@ def cmd_deploy(args) -> None:
         )
 
 
+FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+
+
+def cmd_insert(args) -> None:
+    """db.insert from the shell: a CSV or Parquet file, a table or view, or a SELECT query."""
+    source = args.source
+    if source.lower().endswith(FILE_SUFFIXES):
+        source = _read_frame(source)
+    with indb.connect(args.db) as db, _working(f"inserting into {args.table}", "inserting and scoring rows"):
+        rows = db.insert(args.table, source)
+    print(f"{rows:,} rows inserted into {args.table}")
+
+
 def cmd_undeploy(args) -> None:
     with indb.connect(args.db) as db:
         statements = db.undeploy(args.table, drop_tables=args.drop_tables)
@@ -1297,6 +1310,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="look up the model inputs named like this feature set's features by entity key",
     )
     deploy.set_defaults(run=cmd_deploy)
+
+    insert = commands.add_parser(
+        "insert", parents=[common], help="insert rows into a table (a deployed one scores them)"
+    )
+    insert.add_argument("table")
+    insert.add_argument(
+        "source",
+        help="a .csv or .parquet file, a table or view name, or a SELECT query; columns matched by name",
+    )
+    insert.set_defaults(run=cmd_insert)
 
     undeploy = commands.add_parser("undeploy", parents=[common], help="stop scoring inserts into a table")
     undeploy.add_argument("table")

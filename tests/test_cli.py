@@ -284,6 +284,18 @@ def test_register_deploy_monitor_transform_undeploy_from_the_cli(url, tmp_path):
     assert {"name", "ok", "detail", "fix"} == set(checks[0]) and checks[0]["ok"] is True
     answer = json.loads(run("sql", "SELECT count(*) AS n FROM loan_requests_predictions", "--json").stdout)
     assert answer == [{"n": 400}]
+    inserted = run("insert", "loan_requests", "sample.csv")
+    assert inserted.returncode == 0 and "400 rows inserted into loan_requests" in inserted.stdout, (
+        inserted.stderr
+    )
+    assert run("insert", "loan_requests", "sample.parquet").returncode == 0
+    assert run("insert", "loan_requests", f"SELECT {', '.join(NUMERIC)} FROM batch LIMIT 10").returncode == 0
+    rows.assign(extra=1)[[*NUMERIC, "extra"]].to_csv(tmp_path / "extra.csv", index=False)
+    refused = run("insert", "loan_requests", "extra.csv")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "has no column 'extra'" in refused.stderr and "nothing was inserted" in refused.stderr
+    counted = "SELECT (SELECT count(*) FROM loan_requests) AS n, count(*) AS p FROM loan_requests_predictions"
+    assert json.loads(run("sql", counted, "--json").stdout) == [{"n": 1210, "p": 1210}]
 
     scaler = make_pipeline(SimpleImputer(), StandardScaler()).fit(rows[NUMERIC])
     (tmp_path / "scale.onnx").write_bytes(convert.from_sklearn(scaler, rows[NUMERIC]).SerializeToString())
