@@ -16,7 +16,7 @@ from indb.udfs.compiler import dialects, sql
 from indb.udfs.compiler.dialects import Fail, LetLevel, Pick, Planned, Trunc
 from indb.udfs.compiler.errors import ModelRefused, UnsupportedOperator
 from indb.udfs.compiler.ml import MLOperators
-from indb.udfs.compiler.shared import Lets, Levels
+from indb.udfs.compiler.shared import Lets, Levels, paused_gc
 from indb.udfs.compiler.values import Value, apply, elementwise, materialize
 from indb.udfs.signature import Signature
 
@@ -676,4 +676,5 @@ def argmax(v):
 
 def compile_onnx(model: onnx.ModelProto, signature: Signature) -> CompiledModel:
     """SQL expressions for the model's prediction and probabilities, or UnsupportedOperator."""
-    return Compiler(model, signature).run()
+    with paused_gc():
+        return Compiler(model, signature).run()

@@ -157,7 +157,7 @@ def tree_ensemble(value: Value, attrs: dict, *, regressor: bool, classes: int = 
         raise _unsupported(f"tree aggregate_function {aggregate}")
     scores = []
     for target in range(targets):
-        total = sql.total([expression(tree, root, target) for tree, root in roots.items()])
+        total = sql.total([expression(tree, root, target) for tree, root in roots.items()], grouped=True)
         if aggregate == "AVERAGE":
             total = sql.div(total, float(len(roots)))
         scores.append(sql.add(total, float(base[target]) if target < len(base) else 0.0))
