@@ -560,19 +560,24 @@ DELETE FROM indb.monitors WHERE name = $monitor;
 -- recall and F1 (the positive class, the last in class order, for two classes; macro
 -- averages over the classes seen otherwise), ROC AUC (two classes; ties count half), log
 -- loss (probabilities clipped to [eps, 1 - eps]), confusion counts, label delay and share.
+-- Only labeled rows go through the join with the labels; the window's rows per version are one
+-- count (as accuracy_regression).
 INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, model_version, feature, metric,
                                   category, value, threshold, drifted, n_reference, n_current)
 WITH cls AS (
     SELECT {class_pivot} FROM indb.monitor_bins WHERE monitor = $1 AND feature = 'prediction' AND grid = 'class'
 ),
-all_rows AS MATERIALIZED (
+counts AS (
+    SELECT model_version, CAST(count(*) AS DOUBLE) AS n_rows FROM {window}
+    WHERE model_version IS NOT NULL GROUP BY model_version
+),
+labeled AS MATERIALIZED (
     SELECT v.model_version, CAST(v.prediction AS VARCHAR) AS predicted, CAST(g.label AS VARCHAR) AS actual,
            {label_probability} AS p_label, {score} AS score, cls.positive,
            epoch(g.observed_at) - epoch(v.scored_at) AS delay
-    FROM {window} AS v CROSS JOIN cls LEFT JOIN ({labels}) AS g ON g.id = v.id
-    WHERE v.model_version IS NOT NULL
+    FROM {window} AS v CROSS JOIN cls JOIN ({labels}) AS g ON g.id = v.id
+    WHERE v.model_version IS NOT NULL AND g.label IS NOT NULL
 ),
-labeled AS (SELECT * FROM all_rows WHERE actual IS NOT NULL),
 classes AS (SELECT category FROM indb.monitor_bins WHERE monitor = $1 AND feature = 'prediction' AND grid = 'class'),
 per_class AS MATERIALIZED (
     SELECT l.model_version, c.category,
@@ -603,11 +608,14 @@ auc AS MATERIALIZED (
     ) AS a GROUP BY model_version
 ),
 summary AS MATERIALIZED (
-    SELECT model_version, CAST(count(*) AS DOUBLE) AS n_rows, CAST(count(actual) AS DOUBLE) AS n,
-           avg(CASE WHEN actual IS NULL THEN NULL WHEN predicted = actual THEN 1.0 ELSE 0.0 END) AS accuracy,
-           -avg(CASE WHEN actual IS NOT NULL THEN ln(greatest(least(p_label, 1 - 2.220446049250313e-16), 2.220446049250313e-16)) END) AS log_loss,
-           avg(CASE WHEN actual IS NOT NULL THEN delay END) AS delay
-    FROM all_rows GROUP BY model_version
+    SELECT c.model_version, c.n_rows, coalesce(l.n, 0) AS n, l.accuracy, l.log_loss, l.delay
+    FROM counts AS c LEFT JOIN (
+        SELECT model_version, CAST(count(*) AS DOUBLE) AS n,
+               avg(CASE WHEN predicted = actual THEN 1.0 ELSE 0.0 END) AS accuracy,
+               -avg(ln(greatest(least(p_label, 1 - 2.220446049250313e-16), 2.220446049250313e-16))) AS log_loss,
+               avg(delay) AS delay
+        FROM labeled GROUP BY model_version
+    ) AS l ON l.model_version = c.model_version
 ),
 metrics AS (
     SELECT model_version, 'accuracy' AS metric, CAST(NULL AS VARCHAR) AS category, accuracy AS value FROM summary WHERE n > 0
