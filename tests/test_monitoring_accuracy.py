@@ -225,9 +225,7 @@ def test_windows_and_versions_without_labels_still_count_their_rows(db, loans):
     db.create_monitor("err", "losses", reference=(DAY1, DAY2), features=["income"])
     db.run_monitor("err")
     results = db.monitor_results("err").query("feature == 'prediction'")
-    value = {
-        (r.window_start, int(r.model_version), r.metric): r.value for r in results.itertuples()
-    }
+    value = {(r.window_start, int(r.model_version), r.metric): r.value for r in results.itertuples()}
     day1, day2 = pd.Timestamp(DAY1), pd.Timestamp(DAY2)
     assert value[(day1, 1, "rows")] == 400 and value[(day1, 1, "labeled_rows")] == 0
     assert value[(day1, 1, "labeled_share")] == 0
