@@ -391,16 +391,13 @@ metrics AS (
     UNION ALL SELECT 'new_categories', CAST(count(*) AS DOUBLE) FROM shares WHERE rn = 0
     UNION ALL SELECT 'new_category_share', coalesce(sum(q), 0) FROM shares WHERE rn = 0
 )
-{insert_tail};
-
--- name: new_categories
-INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, feature, metric, category,
-                                  value, threshold, drifted, n_reference, n_current)
+{insert_tail}
+-- One row per category the reference lacks, from the same grouping of the window (issue 17: a
+-- second statement grouped the window's column again; monitors created before keep it among
+-- their stored statements).
+UNION ALL
 SELECT $2, $1, $3, $4, {name}, 'new_category', c.category, CAST(c.n AS DOUBLE), NULL, NULL, NULL, NULL
-FROM (
-    SELECT CAST({column} AS VARCHAR) AS category, count(*) AS n FROM {window}
-    WHERE {column} IS NOT NULL GROUP BY 1
-) AS c
+FROM cc AS c
 WHERE NOT EXISTS (
     SELECT 1 FROM indb.monitor_bins AS b
     WHERE b.monitor = $1 AND b.feature = {name} AND b.grid = 'category' AND b.category = c.category
