@@ -391,16 +391,13 @@ metrics AS (
     UNION ALL SELECT 'new_categories', CAST(count(*) AS DOUBLE) FROM shares WHERE rn = 0
     UNION ALL SELECT 'new_category_share', coalesce(sum(q), 0) FROM shares WHERE rn = 0
 )
-{insert_tail};
-
--- name: new_categories
-INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, feature, metric, category,
-                                  value, threshold, drifted, n_reference, n_current)
+{insert_tail}
+-- One row per category the reference lacks, from the same grouping of the window (issue 17: a
+-- second statement grouped the window's column again; monitors created before keep it among
+-- their stored statements).
+UNION ALL
 SELECT $2, $1, $3, $4, {name}, 'new_category', c.category, CAST(c.n AS DOUBLE), NULL, NULL, NULL, NULL
-FROM (
-    SELECT CAST({column} AS VARCHAR) AS category, count(*) AS n FROM {window}
-    WHERE {column} IS NOT NULL GROUP BY 1
-) AS c
+FROM cc AS c
 WHERE NOT EXISTS (
     SELECT 1 FROM indb.monitor_bins AS b
     WHERE b.monitor = $1 AND b.feature = {name} AND b.grid = 'category' AND b.category = c.category
@@ -560,19 +557,24 @@ DELETE FROM indb.monitors WHERE name = $monitor;
 -- recall and F1 (the positive class, the last in class order, for two classes; macro
 -- averages over the classes seen otherwise), ROC AUC (two classes; ties count half), log
 -- loss (probabilities clipped to [eps, 1 - eps]), confusion counts, label delay and share.
+-- Only labeled rows go through the join with the labels; the window's rows per version are one
+-- count (as accuracy_regression).
 INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, model_version, feature, metric,
                                   category, value, threshold, drifted, n_reference, n_current)
 WITH cls AS (
     SELECT {class_pivot} FROM indb.monitor_bins WHERE monitor = $1 AND feature = 'prediction' AND grid = 'class'
 ),
-all_rows AS MATERIALIZED (
+counts AS (
+    SELECT model_version, CAST(count(*) AS DOUBLE) AS n_rows FROM {window}
+    WHERE model_version IS NOT NULL GROUP BY model_version
+),
+labeled AS MATERIALIZED (
     SELECT v.model_version, CAST(v.prediction AS VARCHAR) AS predicted, CAST(g.label AS VARCHAR) AS actual,
            {label_probability} AS p_label, {score} AS score, cls.positive,
            epoch(g.observed_at) - epoch(v.scored_at) AS delay
-    FROM {window} AS v CROSS JOIN cls LEFT JOIN ({labels}) AS g ON g.id = v.id
-    WHERE v.model_version IS NOT NULL
+    FROM {window} AS v CROSS JOIN cls JOIN ({labels}) AS g ON g.id = v.id
+    WHERE v.model_version IS NOT NULL AND g.label IS NOT NULL
 ),
-labeled AS (SELECT * FROM all_rows WHERE actual IS NOT NULL),
 classes AS (SELECT category FROM indb.monitor_bins WHERE monitor = $1 AND feature = 'prediction' AND grid = 'class'),
 per_class AS MATERIALIZED (
     SELECT l.model_version, c.category,
@@ -603,11 +605,14 @@ auc AS MATERIALIZED (
     ) AS a GROUP BY model_version
 ),
 summary AS MATERIALIZED (
-    SELECT model_version, CAST(count(*) AS DOUBLE) AS n_rows, CAST(count(actual) AS DOUBLE) AS n,
-           avg(CASE WHEN actual IS NULL THEN NULL WHEN predicted = actual THEN 1.0 ELSE 0.0 END) AS accuracy,
-           -avg(CASE WHEN actual IS NOT NULL THEN ln(greatest(least(p_label, 1 - 2.220446049250313e-16), 2.220446049250313e-16)) END) AS log_loss,
-           avg(CASE WHEN actual IS NOT NULL THEN delay END) AS delay
-    FROM all_rows GROUP BY model_version
+    SELECT c.model_version, c.n_rows, coalesce(l.n, 0) AS n, l.accuracy, l.log_loss, l.delay
+    FROM counts AS c LEFT JOIN (
+        SELECT model_version, CAST(count(*) AS DOUBLE) AS n,
+               avg(CASE WHEN predicted = actual THEN 1.0 ELSE 0.0 END) AS accuracy,
+               -avg(ln(greatest(least(p_label, 1 - 2.220446049250313e-16), 2.220446049250313e-16))) AS log_loss,
+               avg(delay) AS delay
+        FROM labeled GROUP BY model_version
+    ) AS l ON l.model_version = c.model_version
 ),
 metrics AS (
     SELECT model_version, 'accuracy' AS metric, CAST(NULL AS VARCHAR) AS category, accuracy AS value FROM summary WHERE n > 0
@@ -627,25 +632,35 @@ metrics AS (
 
 -- name: accuracy_regression
 -- Per model version, over rows whose label has arrived: MAE, RMSE, R2 and MAPE (|error| over
--- max(|label|, eps), as scikit-learn), label delay and share.
+-- max(|label|, eps), as scikit-learn), label delay and share. Only labeled rows go through the
+-- join with the labels (issue 17: all rows were joined, kept and read three times, 1.5 s of a
+-- PostgreSQL run at 1M rows with no labels); the window's rows per version are one count.
 INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, model_version, feature, metric,
                                   category, value, threshold, drifted, n_reference, n_current)
-WITH all_rows AS MATERIALIZED (
+WITH counts AS (
+    SELECT model_version, CAST(count(*) AS DOUBLE) AS n_rows FROM {window}
+    WHERE model_version IS NOT NULL GROUP BY model_version
+),
+labeled AS MATERIALIZED (
     SELECT v.model_version, CAST(v.prediction AS DOUBLE) AS predicted, CAST(g.label AS DOUBLE) AS actual,
            epoch(g.observed_at) - epoch(v.scored_at) AS delay
-    FROM {window} AS v LEFT JOIN ({labels}) AS g ON g.id = v.id
-    WHERE v.model_version IS NOT NULL
+    FROM {window} AS v JOIN ({labels}) AS g ON g.id = v.id
+    WHERE v.model_version IS NOT NULL AND g.label IS NOT NULL
 ),
-means AS (SELECT model_version, avg(actual) AS mean_label FROM all_rows GROUP BY model_version),
-summary AS MATERIALIZED (
-    SELECT a.model_version, CAST(count(*) AS DOUBLE) AS n_rows, CAST(count(a.actual) AS DOUBLE) AS n,
+means AS (SELECT model_version, avg(actual) AS mean_label FROM labeled GROUP BY model_version),
+errors AS (
+    SELECT a.model_version, CAST(count(*) AS DOUBLE) AS n,
            avg(abs(a.actual - a.predicted)) AS mae,
            sqrt(avg((a.actual - a.predicted) * (a.actual - a.predicted))) AS rmse,
            1 - sum((a.actual - a.predicted) * (a.actual - a.predicted))
                / nullif(sum((a.actual - m.mean_label) * (a.actual - m.mean_label)), 0) AS r2,
            avg(abs(a.actual - a.predicted) / greatest(abs(a.actual), 2.220446049250313e-16)) AS mape,
-           avg(CASE WHEN a.actual IS NOT NULL THEN a.delay END) AS delay
-    FROM all_rows AS a JOIN means AS m ON m.model_version = a.model_version GROUP BY a.model_version
+           avg(a.delay) AS delay
+    FROM labeled AS a JOIN means AS m ON m.model_version = a.model_version GROUP BY a.model_version
+),
+summary AS MATERIALIZED (
+    SELECT c.model_version, c.n_rows, coalesce(e.n, 0) AS n, e.mae, e.rmse, e.r2, e.mape, e.delay
+    FROM counts AS c LEFT JOIN errors AS e ON e.model_version = c.model_version
 ),
 metrics AS (
     SELECT model_version, 'mae' AS metric, CAST(NULL AS VARCHAR) AS category, mae AS value FROM summary WHERE n > 0

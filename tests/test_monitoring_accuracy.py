@@ -205,3 +205,39 @@ def test_psql_runs_the_monitor_with_no_python_client(db, mixed_pipeline, loans):
         "AND window_start = TIMESTAMP '2024-01-02'"
     )
     assert ks.value.iloc[0] < 1e-10  # p-values computed inside the server
+
+
+def test_windows_and_versions_without_labels_still_count_their_rows(db, loans):
+    """Only labeled rows are joined with the labels (issue 17): a window with no label, and a
+    version with none in a labeled window, still report rows, labeled_rows 0 and
+    labeled_share 0, and no error metric; the labeled version's metrics equal scikit-learn's."""
+    from sklearn.linear_model import LinearRegression
+
+    model = LinearRegression().fit(loans[NUMERIC], loans.loss)
+    db.register_model("r", model, sample=loans[NUMERIC])
+    db.register_model("r", LinearRegression().fit(loans[NUMERIC], loans.loss * 2), sample=loans[NUMERIC])
+    db.deploy("r", table="losses", version=1)
+    load(db, loans[NUMERIC].iloc[:400], DAY1, table="losses")
+    load(db, loans[NUMERIC].iloc[400:700], DAY2, table="losses")
+    db.deploy("r", table="losses", version=2)
+    load(db, loans[NUMERIC].iloc[700:900], DAY2, table="losses")
+    _label(db, "losses", np.arange(401, 601), loans.loss.to_numpy()[400:600], "2024-01-03")
+    db.create_monitor("err", "losses", reference=(DAY1, DAY2), features=["income"])
+    db.run_monitor("err")
+    results = db.monitor_results("err").query("feature == 'prediction'")
+    value = {(r.window_start, int(r.model_version), r.metric): r.value for r in results.itertuples()}
+    day1, day2 = pd.Timestamp(DAY1), pd.Timestamp(DAY2)
+    assert value[(day1, 1, "rows")] == 400 and value[(day1, 1, "labeled_rows")] == 0
+    assert value[(day1, 1, "labeled_share")] == 0
+    assert (day1, 1, "mae") not in value and (day1, 1, "label_delay_seconds") not in value
+    assert value[(day2, 2, "rows")] == 200 and value[(day2, 2, "labeled_rows")] == 0
+    assert (day2, 2, "rmse") not in value
+    assert value[(day2, 1, "rows")] == 300 and value[(day2, 1, "labeled_rows")] == 200
+    assert value[(day2, 1, "labeled_share")] == pytest.approx(200 / 300)
+    rows = db.sql(
+        "SELECT label, prediction FROM losses_scored "
+        "WHERE label IS NOT NULL AND model_version = 1 ORDER BY id"
+    )
+    y, pred = rows.label.to_numpy(), rows.prediction.to_numpy()
+    assert value[(day2, 1, "mae")] == pytest.approx(metrics.mean_absolute_error(y, pred), rel=RTOL)
+    assert value[(day2, 1, "r2")] == pytest.approx(metrics.r2_score(y, pred), rel=RTOL)

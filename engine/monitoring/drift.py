@@ -291,10 +291,8 @@ def column_statements(
         "chi2_pvalue": backend.scalar_function("indb_chi2_pvalue"),
     }
     if kind == "categorical":
-        return [
-            (f"drift {feature}", backend.render("monitoring", "categorical", **slots)),
-            (f"new categories {feature}", backend.render("monitoring", "new_categories", **slots)),
-        ]
+        # One statement, one grouping of the window's column: the metrics and the new categories.
+        return [(f"drift {feature}", backend.render("monitoring", "categorical", **slots))]
     divergence = _SHARES + _DIVERGENCE
     if mode == "binned":
         statement = backend.render(
