@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 import duckdb
 import pandas as pd
@@ -54,6 +56,43 @@ _RETURNS_ROWS = {
 }
 _CHANGES_ROWS = {duckdb.StatementType.INSERT, duckdb.StatementType.UPDATE, duckdb.StatementType.DELETE}
 _RESERVED_CATALOGS = ("indb", "memory", "system", "temp", "main")
+
+# (scope, table) -> deploys waiting for db.insert to give the table's triggers back
+# (DuckDBBackend.retrying): meanwhile db.insert skips them instead of dropping them.
+_waiting: dict[tuple[str, str], int] = {}
+# Triggers (scope, table, name, sql, comment) found different once made again from their kept
+# statement: db.insert skips those instead of dropping them.
+_remade_differ: set[tuple] = set()
+
+
+class _Trigger(NamedTuple):
+    """One row of scoring.sql's insert_plan."""
+
+    name: str
+    statement: str | None
+    schema: str
+    server_ids: bool
+    sql: str
+    comment: str | None
+    tags: Any
+
+    @property
+    def installed(self) -> tuple:
+        return self.name, self.sql, self.comment, self.tags
+
+
+class _NotDropped(Exception):
+    """db.insert could not drop the triggers (another transaction changes them) or found them
+    different once made again: its transaction is rolled back and it skips them instead."""
+
+
+def _installed_key(scope: str, table: str, plan: list[_Trigger]) -> tuple:
+    return scope, table, tuple((t.name, t.sql, t.comment) for t in plan)
+
+
+def _catalog_conflict(error: Exception) -> bool:
+    """DuckDB's refusal to change a catalog entry another open transaction has changed."""
+    return "write-write conflict" in str(error)
 
 
 def _catalog_alias(path: str) -> str:
@@ -153,6 +192,7 @@ class DuckDBBackend(Backend):
             raise errors.DatabaseError(f"cannot open DuckDB database {path!r}: {e}") from None
         self._depth = 0
         self._reset_after_rollback = False  # see _fire_triggers
+        self.catalog_waits = 0  # conflicts :meth:`retrying` waited out on this connection
         ((self.catalog,),) = self.rows("SELECT current_database()")
         # Scope of cached sessions and of the open-connection registry.
         self.scope = os.path.abspath(path) if path != ":memory:" else f":memory:{id(self)}"
@@ -470,24 +510,101 @@ class DuckDBBackend(Backend):
     # tasks by row group (122,880 rows), so a smaller one runs on one thread either way, and
     # skipping the triggers would only add statements (measured in benchmarks/RESULTS.md).
     skip_triggers_from = 2 * 122_880
+    # Triggers whose statements are longer than this (characters, all of the table's together)
+    # are skipped, not dropped: making a trigger again parses its statement, which for a big
+    # compiled forest costs more than the parallel insert saves (benchmarks/RESULTS.md).
+    drop_triggers_up_to = 200_000
+    # How long a deploy, switch or undeploy waits for a db.insert that holds the table's
+    # triggers dropped (seconds), trying again with a growing pause (at most retry_pause_max).
+    catalog_wait = 30.0
+    retry_pause_max = 0.5
 
     def insert_rows(self, table: str, insert: str, *, rows: int | None = None) -> int:
-        """``insert`` with the table's triggers skipped, then each trigger's own statement over
-        the rows it inserted, in the caller's transaction: the table's insert and each
-        statement run in parallel, where a trigger makes DuckDB run the insert on one thread
-        (as INSERT ... RETURNING). Only when every trigger of the table can be skipped so and
-        its ids come from its sequence alone, and ``rows`` (when known) is not below
-        :attr:`skip_triggers_from`; else the insert fires the triggers."""
-        sequence = f"{table}_id_seq"
-        check = f"(id <= currval({self.literal(sequence).text}))"  # create_request_table's CHECK
-        plan = self.rows(statement("scoring", "insert_plan", self.dialect), {"table": table, "check": check})
-        if (
-            (rows is not None and rows < self.skip_triggers_from)
-            or not plan
-            or any(text is None or not server_ids for _, text, _, server_ids in plan)
-        ):
+        """``insert`` with the table's triggers out of the way, then each trigger's own
+        statement over the rows it inserted, in the caller's transaction: the table's insert
+        and each statement run in parallel, where a trigger makes DuckDB run the insert on one
+        thread (as INSERT ... RETURNING), even one whose statement selects no rows.
+
+        Out of the way means dropped and made again before the commit when the transaction is
+        db.insert's own (DDL is transactional in DuckDB: other connections see the triggers
+        throughout, a crash leaves them in place), else skipped through the connection's
+        variable, which still costs the single-threaded insert. Dropped only when each trigger
+        reads the same after it is made again from indb's kept statement (else this insert
+        and later ones skip them) and when no deploy waits for the table; another db.insert
+        holding them dropped makes this one skip them, in a new transaction.
+
+        Only when every trigger of the table can be skipped so and its ids come from its
+        sequence alone, and ``rows`` (when known) is not below :attr:`skip_triggers_from`;
+        else the insert fires the triggers."""
+        plan = self._insert_plan(table)
+        if (rows is not None and rows < self.skip_triggers_from) or not self._skippable(plan):
             return super().insert_rows(table, insert, rows=rows)
-        ((after,),) = self.rows(statement("scoring", "next_id", self.dialect), {"sequence": sequence})
+        if self._may_drop(table, plan):
+            try:
+                return self._insert_dropping(table, insert, plan)
+            except _NotDropped:
+                self.con.rollback()  # nothing of this transaction was done yet but the drop
+                self.con.begin()
+                plan = self._insert_plan(table)
+                if not self._skippable(plan):
+                    return super().insert_rows(table, insert, rows=rows)
+        return self._insert_skipping(table, insert, plan)
+
+    def _insert_plan(self, table: str) -> list[_Trigger]:
+        check = f"(id <= currval({self.literal(f'{table}_id_seq').text}))"  # create_request_table's CHECK
+        found = self.rows(statement("scoring", "insert_plan", self.dialect), {"table": table, "check": check})
+        return [_Trigger(*row) for row in found]
+
+    @staticmethod
+    def _skippable(plan: list[_Trigger]) -> bool:
+        return bool(plan) and all(t.statement is not None and t.server_ids for t in plan)
+
+    def _may_drop(self, table: str, plan: list[_Trigger]) -> bool:
+        """Whether db.insert may drop the triggers: its own transaction (the caller's may
+        hold more), statements small enough to make again cheaply, no deploy waiting for the
+        table, and the triggers not found different once made again before."""
+        if self._depth != 1 or sum(len(t.statement) for t in plan) > self.drop_triggers_up_to:
+            return False
+        with _open_lock:
+            waited = (self.scope, table) in _waiting
+            return not waited and _installed_key(self.scope, table, plan) not in _remade_differ
+
+    def _insert_dropping(self, table: str, insert: str, plan: list[_Trigger]) -> int:
+        q = self.quote
+        owner = q(plan[0].schema, table)
+        try:
+            for trigger in plan:
+                self.execute(self.drop_trigger_sql(trigger.name, owner))
+        except duckdb.TransactionException as e:
+            if not _catalog_conflict(e):
+                raise
+            raise _NotDropped from None  # another transaction changes them: see _insert_skipping
+        after = self._next_id(table)
+        viewing = False
+        try:
+            ((count,),) = self.rows(insert)
+            viewing = True
+            self._run_statements(table, after, plan)
+        finally:
+            self._fire_triggers(skipping=False, viewing=viewing)
+        for trigger in plan:  # made again as trigger_sql made them, in the order they fire
+            self.execute(
+                self.render(
+                    "triggers",
+                    "create_statement_trigger",
+                    trigger=q(trigger.name),
+                    table=owner,
+                    body=Quoted(trigger.statement),
+                )
+            )
+        if [t.installed for t in self._insert_plan(table)] != [t.installed for t in plan]:
+            with _open_lock:
+                _remade_differ.add(_installed_key(self.scope, table, plan))
+            raise _NotDropped  # rolled back: the triggers as they were; skipped instead
+        return int(count)
+
+    def _insert_skipping(self, table: str, insert: str, plan: list[_Trigger]) -> int:
+        after = self._next_id(table)
         skipping = viewing = False
         try:
             self.execute(statement("scoring", "skip_triggers", self.dialect))
@@ -495,16 +612,65 @@ class DuckDBBackend(Backend):
             ((count,),) = self.rows(insert)
             self.execute(statement("scoring", "fire_triggers", self.dialect))
             skipping = False
-            inserted = self.quote(plan[0][2], table)
             viewing = True
-            self.execute(
-                self.render("scoring", "create_inserted_rows", table=inserted, after=Quoted(str(int(after))))
-            )
-            for _, text, _, _ in plan:
-                self.execute(text)
+            self._run_statements(table, after, plan)
         finally:
             self._fire_triggers(skipping, viewing)
         return int(count)
+
+    def _next_id(self, table: str) -> int:
+        """A value of the table's sequence: every id this transaction inserts next is above it."""
+        ((after,),) = self.rows(
+            statement("scoring", "next_id", self.dialect), {"sequence": f"{table}_id_seq"}
+        )
+        return int(after)
+
+    def _run_statements(self, table: str, after: int, plan: list[_Trigger]) -> None:
+        """Each trigger's statement, in trigger order, over new_rows: the rows with an id
+        above ``after`` (under DuckDB's snapshot, this transaction's own)."""
+        inserted = self.quote(plan[0].schema, table)
+        after_id = Quoted(str(int(after)))
+        self.execute(self.render("scoring", "create_inserted_rows", table=inserted, after=after_id))
+        for trigger in plan:
+            self.execute(trigger.statement)
+
+    def retrying(self, table: str, run):
+        """``run()`` again, after a growing pause, while it fails on a catalog write-write
+        conflict (a db.insert holds the table's triggers dropped: DuckDB fails such a change at
+        once rather than wait), for at most :attr:`catalog_wait` seconds; meanwhile new
+        db.inserts into the table skip its triggers instead of dropping them, so a stream
+        of them cannot hold the deploy off. Inside a caller's transaction: once (only the
+        whole transaction can run again)."""
+        if self._depth:
+            return run()
+        deadline = time.monotonic() + self.catalog_wait
+        pause, waiting = 0.005, False
+        try:
+            while True:
+                try:
+                    return run()
+                except (duckdb.TransactionException, errors.DatabaseError) as e:
+                    if not _catalog_conflict(e):
+                        raise
+                    if time.monotonic() + pause > deadline:
+                        raise errors.DeploymentError(
+                            f"table {table!r}: its triggers are being changed by another transaction "
+                            f"(a db.insert under way, or another deploy) for more than "
+                            f"{self.catalog_wait:g} s; nothing was changed, try again"
+                        ) from None
+                    if not waiting:
+                        waiting = True
+                        with _open_lock:
+                            _waiting[(self.scope, table)] = _waiting.get((self.scope, table), 0) + 1
+                    self.catalog_waits += 1
+                    time.sleep(pause)
+                    pause = min(2 * pause, self.retry_pause_max)
+        finally:
+            if waiting:
+                with _open_lock:
+                    _waiting[(self.scope, table)] -= 1
+                    if not _waiting[(self.scope, table)]:
+                        del _waiting[(self.scope, table)]
 
     def _fire_triggers(self, skipping: bool = True, viewing: bool = True) -> None:
         """Triggers fire again on this connection (``skipping``: they may not), and new_rows is
