@@ -48,6 +48,10 @@ _open: dict[str, weakref.WeakSet] = {}
 _open_lock = threading.Lock()
 # One in-process DuckDB instance per file, shared by every indb connection to it.
 _instances: dict[str, tuple[duckdb.DuckDBPyConnection, str, int]] = {}
+# Per file, the closed connections that made Python functions: DuckDB's client frees a
+# function with the connection that made it, while the instance's catalog (and so every other
+# connection's triggers) still calls it; they are closed with the instance.
+_makers: dict[str, list[duckdb.DuckDBPyConnection]] = {}
 _RETURNS_ROWS = {
     duckdb.StatementType.SELECT,
     duckdb.StatementType.EXPLAIN,
@@ -123,18 +127,25 @@ def _connect(path: str) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _disconnect(key: str, con: duckdb.DuckDBPyConnection) -> None:
+def _disconnect(key: str, con: duckdb.DuckDBPyConnection, *, made_functions: bool = False) -> None:
     """``key``: the absolute path :func:`_connect` resolved, not the path again: the process
-    may have changed directory since (and the one it was in may be gone)."""
-    con.close()
+    may have changed directory since (and the one it was in may be gone). ``made_functions``:
+    the connection made Python functions, which live as long as it does (see _makers)."""
+    if key == ":memory:" or not made_functions:
+        con.close()
     if key == ":memory:":
         return
     with _open_lock:
         root, alias, users = _instances[key]
+        if made_functions:
+            _makers.setdefault(key, []).append(con)
         if users > 1:
             _instances[key] = (root, alias, users - 1)
             return
         del _instances[key]
+        makers = _makers.pop(key, [])
+    for maker in makers:
+        maker.close()
     root.execute(f"DETACH {quote(alias, dialect='duckdb')}")
     root.close()
 
@@ -193,6 +204,7 @@ class DuckDBBackend(Backend):
         self._depth = 0
         self._reset_after_rollback = False  # see _fire_triggers
         self.catalog_waits = 0  # conflicts :meth:`retrying` waited out on this connection
+        self._made_functions = False  # see _makers
         ((self.catalog,),) = self.rows("SELECT current_database()")
         # Scope of cached sessions and of the open-connection registry.
         self.scope = os.path.abspath(path) if path != ":memory:" else f":memory:{id(self)}"
@@ -311,7 +323,8 @@ class DuckDBBackend(Backend):
                 return
             self._closed = True
             _open.get(self.scope, weakref.WeakSet()).discard(self)
-        _disconnect(":memory:" if self.path == ":memory:" else self.scope, self.con)
+        key = ":memory:" if self.path == ":memory:" else self.scope
+        _disconnect(key, self.con, made_functions=self._made_functions)
 
     # -- models -------------------------------------------------------------------------------
     def _load_bytes(self, model: str, version: int) -> bytes:
@@ -338,6 +351,10 @@ class DuckDBBackend(Backend):
     def _has_function(self, name: str) -> bool:
         return bool(self.rows("SELECT 1 FROM duckdb_functions() WHERE function_name = $n", {"n": name}))
 
+    def _create_function(self, name: str, function, *args, **kwargs) -> None:
+        self._made_functions = True
+        self.con.create_function(name, function, *args, **kwargs)
+
     def register_udf(self, ref: ModelRef) -> None:
         """Register the Arrow scoring UDFs of one version unless this instance has them."""
         sig = ref.signature
@@ -359,7 +376,7 @@ class DuckDBBackend(Backend):
                 self.scope,
                 threads,
             )
-            self.con.create_function(
+            self._create_function(
                 name,
                 scorer,
                 [i.argument_type for i in sig.inputs],
@@ -376,7 +393,7 @@ class DuckDBBackend(Backend):
         if not self._has_function(name):
             # "special": the function sees NULLs and may return NULL (a p-value with no
             # degrees of freedom), which DuckDB's default handling refuses.
-            self.con.create_function(
+            self._create_function(
                 name, function, arguments, returns, null_handling="special", side_effects=False
             )
 
@@ -710,7 +727,7 @@ class DuckDBBackend(Backend):
         name = explain_udf.function_name(ref.model, ref.version, ref.sha256)
         if self._has_function(name):
             return
-        self.con.create_function(
+        self._create_function(
             name,
             explain_udf.make_explainer_udf(ref.signature, build),
             [i.argument_type for i in ref.signature.inputs],
