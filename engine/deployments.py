@@ -477,17 +477,14 @@ def deploy(
     if dry_run:
         return result
     which = "update_deployment" if current else "insert_deployment"
-    # The versions' Python functions before the transaction: DuckDB's client keeps a function's
-    # name after a rollback removed it, and refuses to make it again (a deploy run again by
-    # Backend.retrying would fail); made for nothing if the deploy fails, they change no data.
-    if choice.runtime == "onnx":
-        backend.prepare_model(mv.ref)
-    if explain_plan is not None and not explain_plan.in_sql:
-        explanations.prepare(backend, mv)
-    for arm in arms:
-        if arm.runtime == "onnx":
-            backend.prepare_model(arm.model)
     with backend.transaction():
+        if choice.runtime == "onnx":
+            backend.prepare_model(mv.ref)
+        if explain_plan is not None and not explain_plan.in_sql:
+            explanations.prepare(backend, mv)
+        for arm in arms:
+            if arm.runtime == "onnx":
+                backend.prepare_model(arm.model)
         for text in functions:
             backend.execute(text)
         # One lock order for every deploy: the request table (only when its definition or

@@ -581,7 +581,8 @@ def test_two_db_inserts_at_once_both_commit(db, url):
     assert explained == 6000
 
 
-def test_a_switch_waits_for_a_db_insert_that_holds_the_triggers_dropped(db, url):
+@pytest.mark.parametrize("verb", ["deploy", "promote"])
+def test_a_switch_waits_for_a_db_insert_that_holds_the_triggers_dropped(db, url, verb):
     first, second = MODELS["lr"](), MODELS["gb"]()
     db.register_model("m", first, sample=FIT)
     db.register_model("m", second, sample=FIT)
@@ -594,7 +595,10 @@ def test_a_switch_waits_for_a_db_insert_that_holds_the_triggers_dropped(db, url)
 
     def switch():
         try:
-            switched.append(switcher.deploy("m", table="t", version=2, runtime="onnx"))
+            if verb == "deploy":
+                switched.append(switcher.deploy("m", table="t", version=2, runtime="onnx"))
+            else:
+                switched.append(switcher.promote("t", 2, reason="while a db.insert runs"))
         except Exception as e:
             switched.append(e)
 

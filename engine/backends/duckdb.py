@@ -48,9 +48,9 @@ _open: dict[str, weakref.WeakSet] = {}
 _open_lock = threading.Lock()
 # One in-process DuckDB instance per file, shared by every indb connection to it.
 _instances: dict[str, tuple[duckdb.DuckDBPyConnection, str, int]] = {}
-# Per file, the closed connections that made Python functions: DuckDB's client frees a
-# function with the connection that made it, while the instance's catalog (and so every other
-# connection's triggers) still calls it; they are closed with the instance.
+# Per file, connections indb no longer uses that made Python functions (scorers, explainers):
+# DuckDB's client frees a function with the connection that made it, while every connection's
+# triggers still call it, so they are closed with the file's last connection.
 _makers: dict[str, list[duckdb.DuckDBPyConnection]] = {}
 _RETURNS_ROWS = {
     duckdb.StatementType.SELECT,
@@ -108,6 +108,16 @@ def _catalog_alias(path: str) -> str:
     return stem
 
 
+def _retire(key: str, con: duckdb.DuckDBPyConnection, made_functions: bool) -> None:
+    """A connection indb no longer uses: closed, or kept until the file's last connection closes
+    if it made Python functions (see _makers)."""
+    if made_functions and key != ":memory:":
+        with _open_lock:
+            _makers.setdefault(key, []).append(con)
+    else:
+        con.close()
+
+
 def _connect(path: str) -> duckdb.DuckDBPyConnection:
     if path == ":memory:":
         return duckdb.connect(":memory:")
@@ -127,18 +137,14 @@ def _connect(path: str) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _disconnect(key: str, con: duckdb.DuckDBPyConnection, *, made_functions: bool = False) -> None:
+def _disconnect(key: str, con: duckdb.DuckDBPyConnection, made_functions: bool) -> None:
     """``key``: the absolute path :func:`_connect` resolved, not the path again: the process
-    may have changed directory since (and the one it was in may be gone). ``made_functions``:
-    the connection made Python functions, which live as long as it does (see _makers)."""
-    if key == ":memory:" or not made_functions:
-        con.close()
+    may have changed directory since (and the one it was in may be gone)."""
+    _retire(key, con, made_functions)
     if key == ":memory:":
         return
     with _open_lock:
         root, alias, users = _instances[key]
-        if made_functions:
-            _makers.setdefault(key, []).append(con)
         if users > 1:
             _instances[key] = (root, alias, users - 1)
             return
@@ -323,8 +329,7 @@ class DuckDBBackend(Backend):
                 return
             self._closed = True
             _open.get(self.scope, weakref.WeakSet()).discard(self)
-        key = ":memory:" if self.path == ":memory:" else self.scope
-        _disconnect(key, self.con, made_functions=self._made_functions)
+        _disconnect(":memory:" if self.path == ":memory:" else self.scope, self.con, self._made_functions)
 
     # -- models -------------------------------------------------------------------------------
     def _load_bytes(self, model: str, version: int) -> bytes:
@@ -354,6 +359,19 @@ class DuckDBBackend(Backend):
     def _create_function(self, name: str, function, *args, **kwargs) -> None:
         self._made_functions = True
         self.con.create_function(name, function, *args, **kwargs)
+
+    def _renew_connection(self) -> None:
+        """A new connection to the file in place of this one (outside any transaction): DuckDB's
+        client refuses the name of a function its connection made in a transaction that was
+        rolled back, so a verb run again by :meth:`retrying` could not make it again."""
+        if self.path == ":memory:" or not self._made_functions:
+            return
+        old, self.con = self.con, _connect(self.scope)  # the absolute path
+        with _open_lock:  # _connect counted one more user of the file
+            root, alias, users = _instances[self.scope]
+            _instances[self.scope] = (root, alias, users - 1)
+        _retire(self.scope, old, made_functions=True)
+        self._made_functions = False
 
     def register_udf(self, ref: ModelRef) -> None:
         """Register the Arrow scoring UDFs of one version unless this instance has them."""
@@ -680,6 +698,7 @@ class DuckDBBackend(Backend):
                         with _open_lock:
                             _waiting[(self.scope, table)] = _waiting.get((self.scope, table), 0) + 1
                     self.catalog_waits += 1
+                    self._renew_connection()
                     time.sleep(pause)
                     pause = min(2 * pause, self.retry_pause_max)
         finally:
