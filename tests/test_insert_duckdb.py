@@ -389,13 +389,14 @@ def test_a_split_challenger_serves_its_share(db):
 # -- the triggers dropped for the insert, in db.insert's own transaction -------------------------
 
 
-def triggers(db, table: str) -> list[tuple]:
-    """(name, oid, sql) of the table's triggers in the order they fire."""
+def triggers(db, table: str, by: str = "trigger_name") -> list[tuple]:
+    """(name, oid, sql) of the table's triggers in the order they fire (by name in DuckDB 2.0),
+    or ``by`` another column (trigger_oid: the order they were made in)."""
     return [
         tuple(r)
         for r in db.backend.rows(
             "SELECT trigger_name, trigger_oid, sql FROM duckdb_triggers() WHERE table_name = $t "
-            "ORDER BY trigger_oid",
+            f"ORDER BY {by}",
             {"t": table},
         )
     ]
@@ -452,7 +453,7 @@ def test_db_insert_drops_the_triggers_and_makes_them_again_as_they_were(db):
     rows = frame(3000, seed=7)
     db.write_table("src", rows)
     before = triggers(db, "t")
-    assert [n for n, _, _ in before] == ["t_score", "t_explain", "t_score_humility", "t_score_humility_2"]
+    assert [n for n, _, _ in before] == ["t_explain", "t_score", "t_score_humility", "t_score_humility_2"]
     db.insert("t", "SELECT a, b, c FROM src")
     after = triggers(db, "t")
     assert same_triggers(before, after)
@@ -632,13 +633,14 @@ def test_a_switch_waits_for_a_db_insert_that_holds_the_triggers_dropped(db, url,
     assert one_served_each(db, "t") == 6000
     assert set(got.model_version) == {1, 2}
     names = [n for n, _, _ in triggers(db, "t")]
-    assert names == ["t_score", "t_explain", "t_score_humility", "t_score_humility_2"]
+    assert names == ["t_explain", "t_score", "t_score_humility", "t_score_humility_2"]
 
 
 def test_a_switch_that_waits_too_long_names_the_table_and_changes_nothing(db, url):
     db.register_model("m", MODELS["lr"](), sample=FIT)
     db.register_model("m", MODELS["gb"](), sample=FIT)
     db.deploy("m", table="t", version=1, runtime="sql")
+    db.add_humility_rule("t", "wide_a", "outside_range", "a", low=-1.5, high=1.5)
     db.write_table("src", frame(3000, seed=11))
     before = triggers(db, "t")
     hold, results, failures = Hold(), [], []
@@ -649,6 +651,9 @@ def test_a_switch_that_waits_too_long_names_the_table_and_changes_nothing(db, ur
             db.deploy("m", table="t", version=2, runtime="onnx")
         with pytest.raises(indb.errors.DeploymentError, match="table 't'"):
             db.undeploy("t")
+        # other changes of the table's triggers are not run again: refused at once, saying why
+        with pytest.raises(indb.errors.DatabaseError, match="db.insert that holds the table's triggers"):
+            db.remove_humility_rule("t", "wide_a")
     finally:
         hold.release.set()
         thread.join()
@@ -734,3 +739,33 @@ def test_functions_made_by_a_closed_connection_still_score(db, url):
     db.sql("INSERT INTO t (a, b, c) VALUES (0.5, 0.5, 0.5)")
     ((explained,),) = db.backend.rows("SELECT count(*) FROM t_explanations")
     assert one_served_each(db, "t") == 1 and explained == len(FEATURES)
+
+
+def test_the_statements_run_in_the_order_duckdb_fires_the_triggers(db):
+    """DuckDB 2.0 fires a table's triggers in the order of their names, not in the order they
+    were made: with the scoring trigger made again after the humility triggers, an override
+    rule still applies to the served predictions, through the triggers and through db.insert."""
+    db.register_model("m", MODELS["lr"](), sample=FIT)
+    rows = frame(500, seed=13)
+    db.write_table("src", rows)
+    for table in ("fast", "fired"):
+        db.deploy("m", table=table, runtime="sql")
+        db.add_humility_rule(
+            table, "far_b", "outside_range", "b", low=-1, high=1, action="override", override=1
+        )
+        ((kept,),) = db.backend.rows(
+            "SELECT statement FROM indb.insert_statements WHERE trigger_name = $t", {"t": f"{table}_score"}
+        )
+        db.sql(
+            f"CREATE OR REPLACE TRIGGER {table}_score AFTER INSERT ON {table} "
+            f"REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT {kept}"
+        )
+        made = [n for n, _, _ in triggers(db, table, by="trigger_oid")]
+        assert made == [f"{table}_score_humility", f"{table}_score_humility_2", f"{table}_score"]
+    db.insert("fast", "src")
+    db.sql("INSERT INTO fired (a, b, c) SELECT a, b, c FROM src")
+    fast, fired = scored(db, "fast"), scored(db, "fired")
+    far = (rows.b.abs() > 1).to_numpy()
+    assert far.any() and (fired.prediction[far] == 1).all()
+    columns = ["a", "b", "c", "prediction", "probability_1"]
+    pd.testing.assert_frame_equal(fast[columns], fired[columns])

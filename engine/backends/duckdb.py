@@ -314,6 +314,12 @@ class DuckDBBackend(Backend):
                 f"{stamped[1]}.{column} is set by the server: leave it out of the INSERT (keep "
                 "an id or time of your own in a column of its own) (statement rolled back)"
             )
+        if _catalog_conflict(error):
+            return errors.DatabaseError(
+                f"{text} (another transaction is changing the same objects, such as a db.insert "
+                "that holds the table's triggers dropped until it commits, or a deploy: "
+                "the statement was rolled back; run it again)"
+            )
         missing = _PLAIN_CLIENT.search(text)
         if missing:
             return errors.ScoringError(f"{missing[1]} (statement rolled back)")

@@ -54,7 +54,8 @@ DELETE FROM indb.insert_statements WHERE table_name = {table} AND trigger_name =
 DELETE FROM indb.insert_statements WHERE table_name = {table};
 
 -- name: insert_plan
--- Every trigger of the table, in the order they fire, with its statement when it can be skipped
+-- Every trigger of the table, in the order they fire (DuckDB 2.0 fires a table's triggers in
+-- the order of their names, whatever order they were made in), with its statement when it can be skipped
 -- (a statement kept for it, and the trigger as installed reads the variable: an older indb may
 -- have replaced it since),
 -- the table's schema, and whether its ids come from its sequence alone ($check: the CHECK of
@@ -72,7 +73,7 @@ FROM duckdb_triggers() AS t
 CROSS JOIN checked
 LEFT JOIN indb.insert_statements AS s ON s.table_name = t.table_name AND s.trigger_name = t.trigger_name
 WHERE t.database_name = current_database() AND t.schema_name = current_schema() AND t.table_name = $table
-ORDER BY t.trigger_oid;
+ORDER BY t.trigger_name;
 
 -- name: next_id
 SELECT nextval($sequence);
