@@ -552,9 +552,10 @@ class DuckDBBackend(Backend):
     # skipping the triggers would only add statements (measured in benchmarks/RESULTS.md).
     skip_triggers_from = 2 * 122_880
     # Triggers whose statements are longer than this (characters, all of the table's together)
-    # are skipped, not dropped: making a trigger again parses its statement, which for a big
-    # compiled forest costs more than the parallel insert saves (benchmarks/RESULTS.md).
-    drop_triggers_up_to = 200_000
+    # are skipped, not dropped: making a trigger again costs ~0.8 us per character (LR 4 KB:
+    # 9 ms; GB-100 47 KB: 31 ms; GB 300 x depth 5 490 KB: 0.41 s), more than the parallel
+    # insert saves (up to ~50 ms per 1M rows on 2 cores) past about this (benchmarks/RESULTS.md).
+    drop_triggers_up_to = 64_000
     # How long a deploy, switch or undeploy waits for a db.insert that holds the table's
     # triggers dropped (seconds), trying again with a growing pause (at most retry_pause_max).
     catalog_wait = 30.0
