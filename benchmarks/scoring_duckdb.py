@@ -11,9 +11,10 @@ depth), fitted on 20k rows and registered with indb, over a source table ``src``
   (c) deployed  the same insert into a deployed table: its trigger scores every row into
                 ``<table>_predictions`` (checked afterwards: exactly one prediction per row)
   (f) db.insert ``db.insert(<table>, "SELECT f0..f7 FROM src")`` into the deployed table: the
-                rows inserted with the triggers skipped, then the trigger's own statement over
-                them (checked: exactly one prediction per row); (g) the same from a DataFrame
-                of src held in Python (made untimed)
+                rows inserted with the triggers dropped in db.insert's transaction (made again
+                before it commits), then the trigger's own statement over them (checked:
+                exactly one prediction per row); (g) the same from a DataFrame of src held in
+                Python (made untimed)
   (d) function  ``CREATE TEMP TABLE .. AS SELECT predict_proba_<model>(f0..f7) FROM src``
   (e) pandas    without indb: ``.df()`` of src, sklearn ``predict_proba``, register the
                 result and ``INSERT INTO .. SELECT`` it into a DuckDB table

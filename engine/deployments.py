@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from functools import partial
+from functools import partial, wraps
 
 from indb import audit, explanations, identifiers, registry
 from indb import compiled as compiled_runtime
@@ -346,6 +346,19 @@ def _choose(backend: Backend, mv, runtime: str):
     return found
 
 
+def _retried(verb):
+    """``verb`` (its whole transaction) run through :meth:`Backend.retrying` for its table: on
+    DuckDB a db.insert may hold the table's triggers dropped until it commits."""
+
+    @wraps(verb)
+    def run(backend: Backend, *args, **kwargs):
+        table = kwargs["table"] if "table" in kwargs else args[0]
+        return backend.retrying(identifiers.table_name(table), partial(verb, backend, *args, **kwargs))
+
+    return run
+
+
+@_retried
 def deploy(
     backend: Backend,
     model: str,
@@ -603,6 +616,7 @@ def get(backend: Backend, table: str) -> Deployment:
     return Deployment(table, model, int(version), runtime, mode)
 
 
+@_retried
 def undeploy(backend: Backend, table: str, *, drop_tables: bool = False) -> list[str]:
     """Stop scoring inserts into ``table``; with ``drop_tables`` also drop its indb tables."""
     deployment = get(backend, table)

@@ -2,11 +2,15 @@
 backend has.
 
 A deployed table scores every INSERT through its trigger. On DuckDB (2.0) an INSERT into a
-table with a statement trigger runs as INSERT ... RETURNING, on one thread; the backend's
-:meth:`~indb.backends.base.Backend.insert_rows` may instead insert with the triggers skipped
-and run the triggers' own statements over the inserted rows, in the same transaction
-(``DuckDBBackend.insert_rows``). Either way the rows and their predictions commit together
-or not at all, scored by the version deployed when the insert ran.
+table with a statement trigger runs as INSERT ... RETURNING, on one thread, even when the
+trigger is skipped; the backend's :meth:`~indb.backends.base.Backend.insert_rows` may instead
+drop the table's triggers in db.insert's own transaction, insert in parallel, run the
+triggers' own statements over the inserted rows and make the triggers again before the commit
+(other connections see them throughout; inside a caller's transaction, or while another
+db.insert or a deploy holds them, they are skipped instead: ``DuckDBBackend.insert_rows``).
+Either way the rows and their predictions commit together or not at all, scored by the
+version deployed when the insert ran. A deploy, switch or undeploy that meets the dropped
+triggers waits for the insert to commit (``DuckDBBackend.retrying``).
 """
 
 from __future__ import annotations

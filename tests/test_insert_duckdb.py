@@ -14,6 +14,7 @@ insert from a query to reach the skipping path.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -383,3 +384,388 @@ def test_a_split_challenger_serves_its_share(db):
     fired = scored(db, "fired").iloc[1:].reset_index(drop=True)
     columns = ["id", "prediction", "probability_1", "model_version"]
     pd.testing.assert_frame_equal(got[columns], fired[columns])
+
+
+# -- the triggers dropped for the insert, in db.insert's own transaction -------------------------
+
+
+def triggers(db, table: str, by: str = "trigger_name") -> list[tuple]:
+    """(name, oid, sql) of the table's triggers in the order they fire (by name in DuckDB 2.0),
+    or ``by`` another column (trigger_oid: the order they were made in)."""
+    return [
+        tuple(r)
+        for r in db.backend.rows(
+            "SELECT trigger_name, trigger_oid, sql FROM duckdb_triggers() WHERE table_name = $t "
+            f"ORDER BY {by}",
+            {"t": table},
+        )
+    ]
+
+
+def same_triggers(before: list[tuple], after: list[tuple]) -> bool:
+    """The same triggers (names, order, SQL as DuckDB prints it), whatever their oids."""
+    return [(n, s) for n, _, s in before] == [(n, s) for n, _, s in after]
+
+
+class Hold:
+    """A scalar function for a db.insert's source query whose first call waits until released:
+    meanwhile that db.insert is under way (its triggers dropped, uncommitted)."""
+
+    def __init__(self):
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, value: float) -> float:
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(120), "never released"
+        return value
+
+    def insert(self, url: str, table: str, results: list, failures: list) -> threading.Thread:
+        """db.insert of src through this function, on a connection and thread of its own."""
+
+        def run():
+            db = indb.connect(url)
+            try:
+                db.backend.con.create_function("hold", self, ["DOUBLE"], "DOUBLE", side_effects=True)
+                results.append(db.insert(table, "SELECT hold(a) AS a, b, c FROM src"))
+            except Exception as e:  # reported by the test
+                failures.append(e)
+                self.entered.set()
+            finally:
+                db.close()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        assert self.entered.wait(60)
+        return thread
+
+
+def deployed_with_rules(db, table: str = "t", version: int = 1):
+    db.deploy("m", table=table, version=version, runtime="sql", explain=True)
+    db.add_humility_rule(table, "wide_a", "outside_range", "a", low=-1.5, high=1.5)
+    db.add_humility_rule(table, "far_b", "outside_range", "b", low=-2, high=2, action="override", override=1)
+
+
+def test_db_insert_drops_the_triggers_and_makes_them_again_as_they_were(db):
+    model = MODELS["lr"]()
+    db.register_model("m", model, sample=FIT)
+    deployed_with_rules(db)
+    rows = frame(3000, seed=7)
+    db.write_table("src", rows)
+    before = triggers(db, "t")
+    assert [n for n, _, _ in before] == ["t_explain", "t_score", "t_score_humility", "t_score_humility_2"]
+    db.insert("t", "SELECT a, b, c FROM src")
+    after = triggers(db, "t")
+    assert same_triggers(before, after)
+    assert all(new > old for (_, old, _), (_, new, _) in zip(before, after, strict=True))  # made again
+    assert one_served_each(db, "t") == len(rows)
+    np.testing.assert_allclose(
+        scored(db, "t").probability_1[rows.b.abs().to_numpy() <= 2],
+        model.predict_proba(rows[rows.b.abs() <= 2])[:, 1],
+        atol=1e-9,
+    )
+    # the triggers made again fire as before: a plain INSERT is scored, explained, logged
+    db.sql("INSERT INTO t (a, b, c) VALUES (3.0, 0.5, 0.5)")
+    assert one_served_each(db, "t") == len(rows) + 1
+    ((explained,),) = db.backend.rows("SELECT count(DISTINCT id) FROM t_explanations")
+    assert explained == len(rows) + 1
+    assert "wide_a" in set(db.humility_events("t").rule)
+
+
+def test_inside_a_callers_transaction_db_insert_skips_the_triggers(db):
+    db.register_model("m", MODELS["lr"](), sample=FIT)
+    db.deploy("m", table="t", runtime="sql")
+    db.write_table("src", frame(500))
+    before = triggers(db, "t")
+    with db.backend.transaction():
+        db.insert("t", "src")
+    assert triggers(db, "t") == before  # not dropped: the transaction was not db.insert's
+    assert first_id(db, "t") == 2
+    assert one_served_each(db, "t") == 500
+
+
+def test_big_trigger_statements_are_skipped_not_dropped(db):
+    db.register_model("m", MODELS["lr"](), sample=FIT)
+    db.deploy("m", table="t", runtime="sql")
+    db.write_table("src", frame(500))
+    before = triggers(db, "t")
+    db.backend.drop_triggers_up_to = 10  # characters: every statement is bigger
+    db.insert("t", "src")
+    assert triggers(db, "t") == before
+    assert first_id(db, "t") == 2
+    assert one_served_each(db, "t") == 500
+
+
+def test_a_trigger_that_reads_otherwise_once_made_again_is_skipped(db):
+    """A trigger whose SQL is not what indb's kept statement makes (here changed by hand, still
+    reading the skip variable): db.insert finds the difference after making it again, rolls
+    back and skips it instead (the trigger stays as it was), and skips it from then on."""
+    db.register_model("m", MODELS["lr"](), sample=FIT)
+    db.deploy("m", table="t", runtime="sql")
+    db.write_table("src", frame(500))
+    ((kept,),) = db.backend.rows(
+        "SELECT statement FROM indb.insert_statements WHERE trigger_name = 't_score'"
+    )
+    marker = "IS NOT TRUE)"
+    assert kept.count(marker) == 1
+    changed = kept.replace(marker, "IS NOT TRUE AND a IS NOT NULL)")
+    db.sql(
+        "CREATE OR REPLACE TRIGGER t_score AFTER INSERT ON t REFERENCING NEW TABLE AS new_rows "
+        f"FOR EACH STATEMENT {changed}"
+    )
+    before = triggers(db, "t")
+    db.insert("t", "src")
+    assert triggers(db, "t") == before
+    db.insert("t", "src")
+    assert triggers(db, "t") == before
+    assert one_served_each(db, "t") == 1000
+
+
+def test_a_failure_while_the_triggers_are_dropped_leaves_them_in_place(db):
+    db.register_model("m", MODELS["lr"](), sample=FIT)
+    deployed_with_rules(db)
+    db.add_humility_rule("t", "no_huge_c", "outside_range", "c", low=-50, high=50, action="reject")
+    db.write_table("src", frame(300))
+    db.insert("t", "src")
+    before = triggers(db, "t")
+    with pytest.raises(ScoringError, match="no_huge_c"):
+        db.insert("t", "SELECT a, b, c + 100 AS c FROM src")
+    with pytest.raises(indb.errors.IndbError, match="NOT NULL"):
+        db.insert("t", "SELECT a, CASE WHEN a > 0 THEN b END AS b, c FROM src")
+    assert triggers(db, "t") == before  # rolled back with the rows: the very same triggers
+    db.sql("INSERT INTO t (a, b, c) VALUES (0.5, 0.5, 0.5)")
+    assert one_served_each(db, "t") == 301
+
+
+def test_a_plain_insert_while_a_db_insert_holds_the_triggers_dropped_is_scored(db, url):
+    model = MODELS["lr"]()
+    db.register_model("m", model, sample=FIT)
+    db.deploy("m", table="t", runtime="sql")
+    db.write_table("src", frame(3000, seed=8))
+    before = triggers(db, "t")
+    hold, results, failures = Hold(), [], []
+    thread = hold.insert(url, "t", results, failures)
+    try:
+        db.sql("INSERT INTO t (a, b, c) VALUES (0.25, 0.5, 0.75)")  # this connection sees them
+        assert one_served_each(db, "t") == 1
+    finally:
+        hold.release.set()
+        thread.join()
+    assert not failures, failures
+    assert results == [3000]
+    assert same_triggers(before, triggers(db, "t"))
+    assert one_served_each(db, "t") == 3001
+    got = scored(db, "t")
+    np.testing.assert_allclose(got.probability_1, model.predict_proba(got[FEATURES])[:, 1], atol=1e-9)
+
+
+def test_two_db_inserts_at_once_both_commit(db, url):
+    """The second meets the first's dropped triggers (DuckDB refuses its DROP at once): it rolls
+    back and inserts with the triggers skipped, in a new transaction, without waiting."""
+    db.register_model("m", MODELS["lr"](), sample=FIT)
+    deployed_with_rules(db)
+    db.write_table("src", frame(3000, seed=9))
+    before = triggers(db, "t")
+    hold, results, failures = Hold(), [], []
+    thread = hold.insert(url, "t", results, failures)
+    try:
+        assert db.insert("t", "src") == 3000  # while the other holds the triggers dropped
+        assert triggers(db, "t") == before  # skipped, not dropped
+    finally:
+        hold.release.set()
+        thread.join()
+    assert not failures, failures
+    assert results == [3000]
+    assert same_triggers(before, triggers(db, "t"))
+    assert one_served_each(db, "t") == 6000
+    ((explained,),) = db.backend.rows("SELECT count(DISTINCT id) FROM t_explanations")
+    assert explained == 6000
+
+
+@pytest.mark.parametrize("verb", ["deploy", "promote"])
+def test_a_switch_waits_for_a_db_insert_that_holds_the_triggers_dropped(db, url, verb):
+    first, second = MODELS["lr"](), MODELS["gb"]()
+    db.register_model("m", first, sample=FIT)
+    db.register_model("m", second, sample=FIT)
+    deployed_with_rules(db)
+    db.write_table("src", frame(3000, seed=10))
+    hold, results, failures = Hold(), [], []
+    thread = hold.insert(url, "t", results, failures)
+    switcher = indb.connect(url)
+    switched = []
+
+    def switch():
+        try:
+            if verb == "deploy":
+                switched.append(switcher.deploy("m", table="t", version=2, runtime="onnx"))
+            else:
+                switched.append(switcher.promote("t", 2, reason="while a db.insert runs"))
+        except Exception as e:
+            switched.append(e)
+
+    deploying = threading.Thread(target=switch)
+    try:
+        deploying.start()
+        for _ in range(6000):  # until the switch has met the dropped triggers
+            if switcher.backend.catalog_waits or switched:
+                break
+            time.sleep(0.01)
+        assert switcher.backend.catalog_waits > 0 and not switched, switched
+    finally:
+        hold.release.set()
+        thread.join()
+        deploying.join()
+        switcher.close()
+    assert not failures, failures
+    assert results == [3000]
+    assert len(switched) == 1 and not isinstance(switched[0], Exception), switched
+    assert db.deployment("t").version == 2
+    # the held insert was scored by version 1 (deployed when it ran), each row once
+    got = scored(db, "t")
+    assert set(got.model_version) == {1}
+    np.testing.assert_allclose(
+        got.probability_1[got.b.abs() <= 2],
+        first.predict_proba(got[got.b.abs() <= 2][FEATURES])[:, 1],
+        atol=1e-9,
+    )
+    db.insert("t", "src")  # dropped again, now under version 2's triggers
+    got = scored(db, "t")
+    assert one_served_each(db, "t") == 6000
+    assert set(got.model_version) == {1, 2}
+    names = [n for n, _, _ in triggers(db, "t")]
+    assert names == ["t_explain", "t_score", "t_score_humility", "t_score_humility_2"]
+
+
+def test_a_switch_that_waits_too_long_names_the_table_and_changes_nothing(db, url):
+    db.register_model("m", MODELS["lr"](), sample=FIT)
+    db.register_model("m", MODELS["gb"](), sample=FIT)
+    db.deploy("m", table="t", version=1, runtime="sql")
+    db.add_humility_rule("t", "wide_a", "outside_range", "a", low=-1.5, high=1.5)
+    db.write_table("src", frame(3000, seed=11))
+    before = triggers(db, "t")
+    hold, results, failures = Hold(), [], []
+    thread = hold.insert(url, "t", results, failures)
+    try:
+        db.backend.catalog_wait = 0.3
+        with pytest.raises(indb.errors.DeploymentError, match="table 't'.*db.insert under way"):
+            db.deploy("m", table="t", version=2, runtime="onnx")
+        with pytest.raises(indb.errors.DeploymentError, match="table 't'"):
+            db.undeploy("t")
+        # other changes of the table's triggers are not run again: refused at once, saying why
+        with pytest.raises(indb.errors.DatabaseError, match="db.insert that holds the table's triggers"):
+            db.remove_humility_rule("t", "wide_a")
+    finally:
+        hold.release.set()
+        thread.join()
+    assert not failures, failures
+    assert db.deployment("t").version == 1
+    assert same_triggers(before, triggers(db, "t"))
+    assert one_served_each(db, "t") == 3000
+
+
+_KILLED_CHILD = """
+import pathlib, sys, time
+import indb
+
+url, marker = sys.argv[1], pathlib.Path(sys.argv[2])
+
+
+def hold(value):
+    if not marker.exists():
+        marker.write_text("dropped")
+        time.sleep(300)
+    return value
+
+
+db = indb.connect(url)
+db.backend.con.create_function("hold", hold, ["DOUBLE"], "DOUBLE", side_effects=True)
+db.insert("t", "SELECT hold(a) AS a, b, c FROM src")
+"""
+
+
+def test_kill_9_during_db_insert_leaves_the_triggers_and_the_committed_rows(tmp_path, url):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    db = indb.connect(url)
+    try:
+        db.register_model("m", MODELS["lr"](), sample=FIT)
+        deployed_with_rules(db)
+        db.write_table("src", frame(3000, seed=12))
+        db.insert("t", "src")
+        before = triggers(db, "t")
+    finally:
+        db.close()
+    marker = tmp_path / "dropped"
+    child = subprocess.Popen([sys.executable, "-c", _KILLED_CHILD, url, str(marker)])
+    try:
+        for _ in range(1200):
+            if marker.exists() or child.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert marker.exists(), child.poll()
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    db = indb.connect(url)
+    try:
+        # the drop was never committed (DuckDB numbers the triggers anew when it opens a file)
+        assert sorted((n, s) for n, _, s in triggers(db, "t")) == sorted((n, s) for n, _, s in before)
+        before = triggers(db, "t")
+        assert one_served_each(db, "t") == 3000
+        db.sql("INSERT INTO t (a, b, c) VALUES (0.5, 0.5, 0.5)")
+        assert one_served_each(db, "t") == 3001
+        db.insert("t", "src")
+        assert one_served_each(db, "t") == 6001
+        assert same_triggers(before, triggers(db, "t"))
+    finally:
+        db.close()
+
+
+def test_functions_made_by_a_closed_connection_still_score(db, url):
+    """A deploy from another connection makes the version's Python functions (onnx scorer,
+    explainer) there; DuckDB's client frees them with that connection while this one's triggers
+    still call them (a segmentation fault before): they are kept until the file is closed."""
+    db.register_model("m", MODELS["lr"](), sample=FIT)
+    db.register_model("m", MODELS["gb"](), sample=FIT)
+    db.deploy("m", table="t", version=1, runtime="sql", explain=True)
+    other = indb.connect(url)
+    other.deploy("m", table="t", version=2, runtime="onnx")
+    other.close()
+    db.sql("INSERT INTO t (a, b, c) VALUES (0.5, 0.5, 0.5)")
+    ((explained,),) = db.backend.rows("SELECT count(*) FROM t_explanations")
+    assert one_served_each(db, "t") == 1 and explained == len(FEATURES)
+
+
+def test_the_statements_run_in_the_order_duckdb_fires_the_triggers(db):
+    """DuckDB 2.0 fires a table's triggers in the order of their names, not in the order they
+    were made: with the scoring trigger made again after the humility triggers, an override
+    rule still applies to the served predictions, through the triggers and through db.insert."""
+    db.register_model("m", MODELS["lr"](), sample=FIT)
+    rows = frame(500, seed=13)
+    db.write_table("src", rows)
+    for table in ("fast", "fired"):
+        db.deploy("m", table=table, runtime="sql")
+        db.add_humility_rule(
+            table, "far_b", "outside_range", "b", low=-1, high=1, action="override", override=1
+        )
+        ((kept,),) = db.backend.rows(
+            "SELECT statement FROM indb.insert_statements WHERE trigger_name = $t", {"t": f"{table}_score"}
+        )
+        db.sql(
+            f"CREATE OR REPLACE TRIGGER {table}_score AFTER INSERT ON {table} "
+            f"REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT {kept}"
+        )
+        made = [n for n, _, _ in triggers(db, table, by="trigger_oid")]
+        assert made == [f"{table}_score_humility", f"{table}_score_humility_2", f"{table}_score"]
+    db.insert("fast", "src")
+    db.sql("INSERT INTO fired (a, b, c) SELECT a, b, c FROM src")
+    fast, fired = scored(db, "fast"), scored(db, "fired")
+    far = (rows.b.abs() > 1).to_numpy()
+    assert far.any() and (fired.prediction[far] == 1).all()
+    columns = ["a", "b", "c", "prediction", "probability_1"]
+    pd.testing.assert_frame_equal(fast[columns], fired[columns])

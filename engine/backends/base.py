@@ -9,7 +9,7 @@ flags say what a backend can do; nothing above asks which backend it is.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -282,6 +282,13 @@ class Backend(ABC):
         later ones wait for the switch. ``ddl``: the deploy also changes the request table.
         Nothing by default (one writing process)."""
         return None
+
+    def retrying(self, table: str, run: Callable[[], Any]) -> Any:
+        """``run()``: a verb that changes ``table``'s triggers in a transaction of its own
+        (deploy, switch, undeploy). Where another transaction's uncommitted change of those
+        triggers makes such a change fail at once instead of waiting for a lock, the backend
+        runs it again for a while. Here: once (locks wait)."""
+        return run()
 
     def scoring_ddl(self, target: ScoringTarget, previous: str | None) -> bool:
         """Whether :meth:`scoring_sql` changes triggers on the request table."""

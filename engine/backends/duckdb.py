@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 import duckdb
 import pandas as pd
@@ -46,6 +48,10 @@ _open: dict[str, weakref.WeakSet] = {}
 _open_lock = threading.Lock()
 # One in-process DuckDB instance per file, shared by every indb connection to it.
 _instances: dict[str, tuple[duckdb.DuckDBPyConnection, str, int]] = {}
+# Per file, connections indb no longer uses that made Python functions (scorers, explainers):
+# DuckDB's client frees a function with the connection that made it, while every connection's
+# triggers still call it, so they are closed with the file's last connection.
+_makers: dict[str, list[duckdb.DuckDBPyConnection]] = {}
 _RETURNS_ROWS = {
     duckdb.StatementType.SELECT,
     duckdb.StatementType.EXPLAIN,
@@ -55,6 +61,43 @@ _RETURNS_ROWS = {
 _CHANGES_ROWS = {duckdb.StatementType.INSERT, duckdb.StatementType.UPDATE, duckdb.StatementType.DELETE}
 _RESERVED_CATALOGS = ("indb", "memory", "system", "temp", "main")
 
+# (scope, table) -> deploys waiting for db.insert to give the table's triggers back
+# (DuckDBBackend.retrying): meanwhile db.insert skips them instead of dropping them.
+_waiting: dict[tuple[str, str], int] = {}
+# Triggers (scope, table, name, sql, comment) found different once made again from their kept
+# statement: db.insert skips those instead of dropping them.
+_remade_differ: set[tuple] = set()
+
+
+class _Trigger(NamedTuple):
+    """One row of scoring.sql's insert_plan."""
+
+    name: str
+    statement: str | None
+    schema: str
+    server_ids: bool
+    sql: str
+    comment: str | None
+    tags: Any
+
+    @property
+    def installed(self) -> tuple:
+        return self.name, self.sql, self.comment, self.tags
+
+
+class _NotDropped(Exception):
+    """db.insert could not drop the triggers (another transaction changes them) or found them
+    different once made again: its transaction is rolled back and it skips them instead."""
+
+
+def _installed_key(scope: str, table: str, plan: list[_Trigger]) -> tuple:
+    return scope, table, tuple((t.name, t.sql, t.comment) for t in plan)
+
+
+def _catalog_conflict(error: Exception) -> bool:
+    """DuckDB's refusal to change a catalog entry another open transaction has changed."""
+    return "write-write conflict" in str(error)
+
 
 def _catalog_alias(path: str) -> str:
     """DuckDB names a file's catalog after its stem; for indb.duckdb that would collide with the
@@ -63,6 +106,16 @@ def _catalog_alias(path: str) -> str:
     if stem[0].isdigit() or stem.lower() in _RESERVED_CATALOGS:
         stem = f"{stem}_db"
     return stem
+
+
+def _retire(key: str, con: duckdb.DuckDBPyConnection, made_functions: bool) -> None:
+    """A connection indb no longer uses: closed, or kept until the file's last connection closes
+    if it made Python functions (see _makers)."""
+    if made_functions and key != ":memory:":
+        with _open_lock:
+            _makers.setdefault(key, []).append(con)
+    else:
+        con.close()
 
 
 def _connect(path: str) -> duckdb.DuckDBPyConnection:
@@ -84,10 +137,10 @@ def _connect(path: str) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _disconnect(key: str, con: duckdb.DuckDBPyConnection) -> None:
+def _disconnect(key: str, con: duckdb.DuckDBPyConnection, made_functions: bool) -> None:
     """``key``: the absolute path :func:`_connect` resolved, not the path again: the process
     may have changed directory since (and the one it was in may be gone)."""
-    con.close()
+    _retire(key, con, made_functions)
     if key == ":memory:":
         return
     with _open_lock:
@@ -96,6 +149,9 @@ def _disconnect(key: str, con: duckdb.DuckDBPyConnection) -> None:
             _instances[key] = (root, alias, users - 1)
             return
         del _instances[key]
+        makers = _makers.pop(key, [])
+    for maker in makers:
+        maker.close()
     root.execute(f"DETACH {quote(alias, dialect='duckdb')}")
     root.close()
 
@@ -153,6 +209,8 @@ class DuckDBBackend(Backend):
             raise errors.DatabaseError(f"cannot open DuckDB database {path!r}: {e}") from None
         self._depth = 0
         self._reset_after_rollback = False  # see _fire_triggers
+        self.catalog_waits = 0  # conflicts :meth:`retrying` waited out on this connection
+        self._made_functions = False  # see _makers
         ((self.catalog,),) = self.rows("SELECT current_database()")
         # Scope of cached sessions and of the open-connection registry.
         self.scope = os.path.abspath(path) if path != ":memory:" else f":memory:{id(self)}"
@@ -256,6 +314,12 @@ class DuckDBBackend(Backend):
                 f"{stamped[1]}.{column} is set by the server: leave it out of the INSERT (keep "
                 "an id or time of your own in a column of its own) (statement rolled back)"
             )
+        if _catalog_conflict(error):
+            return errors.DatabaseError(
+                f"{text} (another transaction is changing the same objects, such as a db.insert "
+                "that holds the table's triggers dropped until it commits, or a deploy: "
+                "the statement was rolled back; run it again)"
+            )
         missing = _PLAIN_CLIENT.search(text)
         if missing:
             return errors.ScoringError(f"{missing[1]} (statement rolled back)")
@@ -271,7 +335,7 @@ class DuckDBBackend(Backend):
                 return
             self._closed = True
             _open.get(self.scope, weakref.WeakSet()).discard(self)
-        _disconnect(":memory:" if self.path == ":memory:" else self.scope, self.con)
+        _disconnect(":memory:" if self.path == ":memory:" else self.scope, self.con, self._made_functions)
 
     # -- models -------------------------------------------------------------------------------
     def _load_bytes(self, model: str, version: int) -> bytes:
@@ -298,6 +362,23 @@ class DuckDBBackend(Backend):
     def _has_function(self, name: str) -> bool:
         return bool(self.rows("SELECT 1 FROM duckdb_functions() WHERE function_name = $n", {"n": name}))
 
+    def _create_function(self, name: str, function, *args, **kwargs) -> None:
+        self._made_functions = True
+        self.con.create_function(name, function, *args, **kwargs)
+
+    def _renew_connection(self) -> None:
+        """A new connection to the file in place of this one (outside any transaction): DuckDB's
+        client refuses the name of a function its connection made in a transaction that was
+        rolled back, so a verb run again by :meth:`retrying` could not make it again."""
+        if self.path == ":memory:" or not self._made_functions:
+            return
+        old, self.con = self.con, _connect(self.scope)  # the absolute path
+        with _open_lock:  # _connect counted one more user of the file
+            root, alias, users = _instances[self.scope]
+            _instances[self.scope] = (root, alias, users - 1)
+        _retire(self.scope, old, made_functions=True)
+        self._made_functions = False
+
     def register_udf(self, ref: ModelRef) -> None:
         """Register the Arrow scoring UDFs of one version unless this instance has them."""
         sig = ref.signature
@@ -319,7 +400,7 @@ class DuckDBBackend(Backend):
                 self.scope,
                 threads,
             )
-            self.con.create_function(
+            self._create_function(
                 name,
                 scorer,
                 [i.argument_type for i in sig.inputs],
@@ -336,7 +417,7 @@ class DuckDBBackend(Backend):
         if not self._has_function(name):
             # "special": the function sees NULLs and may return NULL (a p-value with no
             # degrees of freedom), which DuckDB's default handling refuses.
-            self.con.create_function(
+            self._create_function(
                 name, function, arguments, returns, null_handling="special", side_effects=False
             )
 
@@ -470,24 +551,102 @@ class DuckDBBackend(Backend):
     # tasks by row group (122,880 rows), so a smaller one runs on one thread either way, and
     # skipping the triggers would only add statements (measured in benchmarks/RESULTS.md).
     skip_triggers_from = 2 * 122_880
+    # Triggers whose statements are longer than this (characters, all of the table's together)
+    # are skipped, not dropped: making a trigger again costs ~0.8 us per character (LR 4 KB:
+    # 9 ms; GB-100 47 KB: 31 ms; GB 300 x depth 5 490 KB: 0.41 s), more than the parallel
+    # insert saves (up to ~50 ms per 1M rows on 2 cores) past about this (benchmarks/RESULTS.md).
+    drop_triggers_up_to = 64_000
+    # How long a deploy, switch or undeploy waits for a db.insert that holds the table's
+    # triggers dropped (seconds), trying again with a growing pause (at most retry_pause_max).
+    catalog_wait = 30.0
+    retry_pause_max = 0.5
 
     def insert_rows(self, table: str, insert: str, *, rows: int | None = None) -> int:
-        """``insert`` with the table's triggers skipped, then each trigger's own statement over
-        the rows it inserted, in the caller's transaction: the table's insert and each
-        statement run in parallel, where a trigger makes DuckDB run the insert on one thread
-        (as INSERT ... RETURNING). Only when every trigger of the table can be skipped so and
-        its ids come from its sequence alone, and ``rows`` (when known) is not below
-        :attr:`skip_triggers_from`; else the insert fires the triggers."""
-        sequence = f"{table}_id_seq"
-        check = f"(id <= currval({self.literal(sequence).text}))"  # create_request_table's CHECK
-        plan = self.rows(statement("scoring", "insert_plan", self.dialect), {"table": table, "check": check})
-        if (
-            (rows is not None and rows < self.skip_triggers_from)
-            or not plan
-            or any(text is None or not server_ids for _, text, _, server_ids in plan)
-        ):
+        """``insert`` with the table's triggers out of the way, then each trigger's own
+        statement over the rows it inserted, in the caller's transaction: the table's insert
+        and each statement run in parallel, where a trigger makes DuckDB run the insert on one
+        thread (as INSERT ... RETURNING), even one whose statement selects no rows.
+
+        Out of the way means dropped and made again before the commit when the transaction is
+        db.insert's own (DDL is transactional in DuckDB: other connections see the triggers
+        throughout, a crash leaves them in place), else skipped through the connection's
+        variable, which still costs the single-threaded insert. Dropped only when each trigger
+        reads the same after it is made again from indb's kept statement (else this insert
+        and later ones skip them) and when no deploy waits for the table; another db.insert
+        holding them dropped makes this one skip them, in a new transaction.
+
+        Only when every trigger of the table can be skipped so and its ids come from its
+        sequence alone, and ``rows`` (when known) is not below :attr:`skip_triggers_from`;
+        else the insert fires the triggers."""
+        plan = self._insert_plan(table)
+        if (rows is not None and rows < self.skip_triggers_from) or not self._skippable(plan):
             return super().insert_rows(table, insert, rows=rows)
-        ((after,),) = self.rows(statement("scoring", "next_id", self.dialect), {"sequence": sequence})
+        if self._may_drop(table, plan):
+            try:
+                return self._insert_dropping(table, insert, plan)
+            except _NotDropped:
+                self.con.rollback()  # nothing of this transaction was done yet but the drop
+                self.con.begin()
+                plan = self._insert_plan(table)
+                if not self._skippable(plan):
+                    return super().insert_rows(table, insert, rows=rows)
+        return self._insert_skipping(table, insert, plan)
+
+    def _insert_plan(self, table: str) -> list[_Trigger]:
+        check = f"(id <= currval({self.literal(f'{table}_id_seq').text}))"  # create_request_table's CHECK
+        found = self.rows(statement("scoring", "insert_plan", self.dialect), {"table": table, "check": check})
+        return [_Trigger(*row) for row in found]
+
+    @staticmethod
+    def _skippable(plan: list[_Trigger]) -> bool:
+        return bool(plan) and all(t.statement is not None and t.server_ids for t in plan)
+
+    def _may_drop(self, table: str, plan: list[_Trigger]) -> bool:
+        """Whether db.insert may drop the triggers: its own transaction (the caller's may
+        hold more), statements small enough to make again cheaply, no deploy waiting for the
+        table, and the triggers not found different once made again before."""
+        if self._depth != 1 or sum(len(t.statement) for t in plan) > self.drop_triggers_up_to:
+            return False
+        with _open_lock:
+            waited = (self.scope, table) in _waiting
+            return not waited and _installed_key(self.scope, table, plan) not in _remade_differ
+
+    def _insert_dropping(self, table: str, insert: str, plan: list[_Trigger]) -> int:
+        q = self.quote
+        owner = q(plan[0].schema, table)
+        try:
+            for trigger in plan:
+                self.execute(self.drop_trigger_sql(trigger.name, owner))
+        except duckdb.TransactionException as e:
+            if not _catalog_conflict(e):
+                raise
+            raise _NotDropped from None  # another transaction changes them: see _insert_skipping
+        after = self._next_id(table)
+        viewing = False
+        try:
+            ((count,),) = self.rows(insert)
+            viewing = True
+            self._run_statements(table, after, plan)
+        finally:
+            self._fire_triggers(skipping=False, viewing=viewing)
+        for trigger in plan:  # made again as trigger_sql made them, in the order they fire
+            self.execute(
+                self.render(
+                    "triggers",
+                    "create_statement_trigger",
+                    trigger=q(trigger.name),
+                    table=owner,
+                    body=Quoted(trigger.statement),
+                )
+            )
+        if [t.installed for t in self._insert_plan(table)] != [t.installed for t in plan]:
+            with _open_lock:
+                _remade_differ.add(_installed_key(self.scope, table, plan))
+            raise _NotDropped  # rolled back: the triggers as they were; skipped instead
+        return int(count)
+
+    def _insert_skipping(self, table: str, insert: str, plan: list[_Trigger]) -> int:
+        after = self._next_id(table)
         skipping = viewing = False
         try:
             self.execute(statement("scoring", "skip_triggers", self.dialect))
@@ -495,16 +654,66 @@ class DuckDBBackend(Backend):
             ((count,),) = self.rows(insert)
             self.execute(statement("scoring", "fire_triggers", self.dialect))
             skipping = False
-            inserted = self.quote(plan[0][2], table)
             viewing = True
-            self.execute(
-                self.render("scoring", "create_inserted_rows", table=inserted, after=Quoted(str(int(after))))
-            )
-            for _, text, _, _ in plan:
-                self.execute(text)
+            self._run_statements(table, after, plan)
         finally:
             self._fire_triggers(skipping, viewing)
         return int(count)
+
+    def _next_id(self, table: str) -> int:
+        """A value of the table's sequence: every id this transaction inserts next is above it."""
+        ((after,),) = self.rows(
+            statement("scoring", "next_id", self.dialect), {"sequence": f"{table}_id_seq"}
+        )
+        return int(after)
+
+    def _run_statements(self, table: str, after: int, plan: list[_Trigger]) -> None:
+        """Each trigger's statement, in trigger order, over new_rows: the rows with an id
+        above ``after`` (under DuckDB's snapshot, this transaction's own)."""
+        inserted = self.quote(plan[0].schema, table)
+        after_id = Quoted(str(int(after)))
+        self.execute(self.render("scoring", "create_inserted_rows", table=inserted, after=after_id))
+        for trigger in plan:
+            self.execute(trigger.statement)
+
+    def retrying(self, table: str, run):
+        """``run()`` again, after a growing pause, while it fails on a catalog write-write
+        conflict (a db.insert holds the table's triggers dropped: DuckDB fails such a change at
+        once rather than wait), for at most :attr:`catalog_wait` seconds; meanwhile new
+        db.inserts into the table skip its triggers instead of dropping them, so a stream
+        of them cannot hold the deploy off. Inside a caller's transaction: once (only the
+        whole transaction can run again)."""
+        if self._depth:
+            return run()
+        deadline = time.monotonic() + self.catalog_wait
+        pause, waiting = 0.005, False
+        try:
+            while True:
+                try:
+                    return run()
+                except (duckdb.TransactionException, errors.DatabaseError) as e:
+                    if not _catalog_conflict(e):
+                        raise
+                    if time.monotonic() + pause > deadline:
+                        raise errors.DeploymentError(
+                            f"table {table!r}: its triggers are being changed by another transaction "
+                            f"(a db.insert under way, or another deploy) for more than "
+                            f"{self.catalog_wait:g} s; nothing was changed, try again"
+                        ) from None
+                    if not waiting:
+                        waiting = True
+                        with _open_lock:
+                            _waiting[(self.scope, table)] = _waiting.get((self.scope, table), 0) + 1
+                    self.catalog_waits += 1
+                    self._renew_connection()
+                    time.sleep(pause)
+                    pause = min(2 * pause, self.retry_pause_max)
+        finally:
+            if waiting:
+                with _open_lock:
+                    _waiting[(self.scope, table)] -= 1
+                    if not _waiting[(self.scope, table)]:
+                        del _waiting[(self.scope, table)]
 
     def _fire_triggers(self, skipping: bool = True, viewing: bool = True) -> None:
         """Triggers fire again on this connection (``skipping``: they may not), and new_rows is
@@ -544,7 +753,7 @@ class DuckDBBackend(Backend):
         name = explain_udf.function_name(ref.model, ref.version, ref.sha256)
         if self._has_function(name):
             return
-        self.con.create_function(
+        self._create_function(
             name,
             explain_udf.make_explainer_udf(ref.signature, build),
             [i.argument_type for i in ref.signature.inputs],

@@ -172,30 +172,34 @@ def _switch(
         ]
         return result
     why = f"{action}: {reason}"
-    with backend.transaction():
-        _record_current(backend, dep)
-        # deploy writes the history row (reason, evidence) and drops the new champion from
-        # the challengers, in this transaction
-        deployed = deployments.deploy(backend, dep.model, **run, reason=why, evidence=_json(evidence))
-        backend.execute(
-            statement("promotion", "complete_requests", backend.dialect),
-            {"deployment": dep.table, "version": version, "decided_by": backend.user},
-        )
-        stages.complete_requests(backend, dep.table)
-        audit.record(
-            backend,
-            action,
-            dep.table,
-            {
-                "model": dep.model,
-                "from_version": dep.version,
-                "to_version": version,
-                "runtime": deployed.runtime,
-                "reason": reason,
-                "evidence": evidence,
-            },
-        )
-    result.statements = deployed.statements
+
+    def switch():  # run again by Backend.retrying if DuckDB refuses it while a db.insert is under way
+        with backend.transaction():
+            _record_current(backend, dep)
+            # deploy writes the history row (reason, evidence) and drops the new champion from
+            # the challengers, in this transaction
+            deployed = deployments.deploy(backend, dep.model, **run, reason=why, evidence=_json(evidence))
+            backend.execute(
+                statement("promotion", "complete_requests", backend.dialect),
+                {"deployment": dep.table, "version": version, "decided_by": backend.user},
+            )
+            stages.complete_requests(backend, dep.table)
+            audit.record(
+                backend,
+                action,
+                dep.table,
+                {
+                    "model": dep.model,
+                    "from_version": dep.version,
+                    "to_version": version,
+                    "runtime": deployed.runtime,
+                    "reason": reason,
+                    "evidence": evidence,
+                },
+            )
+        return deployed
+
+    result.statements = backend.retrying(dep.table, switch).statements
     return result
 
 

@@ -33,10 +33,11 @@ CREATE OR REPLACE MACRO {name}({parameters}) AS {body};
 SELECT id, {model}, {version}, 'sql', {role}, {served}, indb_outputs.o0{probability_values}{recorded}
 FROM (SELECT id{recorded}, {outputs} AS indb_outputs FROM {source});
 
--- db.insert (indb.inserts): an insert whose triggers are skipped, then their statements run
--- over the rows it inserted, in the same transaction. A trigger's statement reads the inserted
--- rows through skippable_rows: none while this connection's indb_skip_triggers is true (DuckDB
--- keeps variables per connection: other connections' inserts fire the triggers as ever).
+-- db.insert (indb.inserts): an insert whose triggers are dropped (in a transaction of its own,
+-- made again before it commits) or skipped, then their statements run over the rows it
+-- inserted, in the same transaction. A trigger's statement reads the inserted rows through
+-- skippable_rows: none while this connection's indb_skip_triggers is true (DuckDB keeps
+-- variables per connection: other connections' inserts fire the triggers as ever).
 
 -- name: skippable_rows
 (SELECT * FROM new_rows WHERE getvariable('indb_skip_triggers') IS NOT TRUE)
@@ -53,24 +54,26 @@ DELETE FROM indb.insert_statements WHERE table_name = {table} AND trigger_name =
 DELETE FROM indb.insert_statements WHERE table_name = {table};
 
 -- name: insert_plan
--- Every trigger of the table, in the order they fire, with its statement when it can be skipped
+-- Every trigger of the table, in the order they fire (DuckDB 2.0 fires a table's triggers in
+-- the order of their names, whatever order they were made in), with its statement when it can be skipped
 -- (a statement kept for it, and the trigger as installed reads the variable: an older indb may
 -- have replaced it since),
 -- the table's schema, and whether its ids come from its sequence alone ($check: the CHECK of
 -- create_request_table): then the rows of a transaction with an id above a value it took from
--- the sequence are its own.
+-- the sequence are its own. Then the trigger as DuckDB keeps it (its SQL as DuckDB prints it,
+-- comment, tags): a trigger db.insert drops and makes again must read the same afterwards.
 WITH checked AS (
     SELECT count(*) > 0 AS server_ids FROM duckdb_constraints()
     WHERE database_name = current_database() AND schema_name = current_schema() AND table_name = $table
       AND constraint_type = 'CHECK' AND expression = $check
 )
 SELECT t.trigger_name, CASE WHEN contains(t.sql, 'indb_skip_triggers') THEN s.statement END,
-       t.schema_name, checked.server_ids
+       t.schema_name, checked.server_ids, t.sql, t.comment, t.tags
 FROM duckdb_triggers() AS t
 CROSS JOIN checked
 LEFT JOIN indb.insert_statements AS s ON s.table_name = t.table_name AND s.trigger_name = t.trigger_name
 WHERE t.database_name = current_database() AND t.schema_name = current_schema() AND t.table_name = $table
-ORDER BY t.trigger_oid;
+ORDER BY t.trigger_name;
 
 -- name: next_id
 SELECT nextval($sequence);
