@@ -528,9 +528,10 @@ def deploy(
         for text in scoring:
             backend.execute(text)
         if current and trigger_ddl and not backend.trigger_functions:
-            # Triggers that fire in creation order (DuckDB): the humility triggers go back
-            # after the replaced scoring trigger. PostgreSQL fires them by name, so a switch
-            # leaves humility triggers (and their rules) alone.
+            # DuckDB: the humility triggers are made again after the replaced scoring trigger
+            # (written when DuckDB was thought to fire triggers in creation order; 2.0.1 fires
+            # them by name, as PostgreSQL does, and indb's names sort the humility triggers
+            # after <table>_score). On PostgreSQL a switch leaves them (and their rules) alone.
             from indb.monitoring import humility
 
             humility.install(backend, table)
