@@ -22,13 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
-import time
 
 import numpy as np
 import pandas as pd
 from peak_memory import peak_rss_mb
+from scoring_duckdb import median_seconds
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
@@ -40,16 +39,6 @@ MODELS = {
     "gb100d3": lambda: GradientBoostingClassifier(n_estimators=100, random_state=0),
     "gb300d5": lambda: GradientBoostingClassifier(n_estimators=300, max_depth=5, random_state=0),
 }
-
-
-def median(run, reset, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        reset()
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return round(statistics.median(times), 4)
 
 
 def remake(db, table: str) -> None:
@@ -99,7 +88,9 @@ def main() -> None:
                 "SELECT sum(length(statement)) FROM indb.insert_statements WHERE table_name = $t", {"t": name}
             )
             figures = {"statement_chars": int(characters)}
-            figures["remake_s"] = median(lambda n=name: remake(db, n), lambda: None, max(args.runs, 5))
+            figures["remake_s"] = round(
+                median_seconds(lambda n=name: remake(db, n), lambda: None, max(args.runs, 5)), 4
+            )
 
             def truncate(n=name):
                 db.sql(f"DELETE FROM {n}_predictions")
@@ -109,7 +100,9 @@ def main() -> None:
                 query = f"SELECT {', '.join(COLUMNS)} FROM src LIMIT {rows}"
                 for path, limit in (("drop", 10**12), ("skip", 0)):
                     db.backend.drop_triggers_up_to = limit
-                    seconds = median(lambda n=name, q=query: db.insert(n, q), truncate, args.runs)
+                    seconds = round(
+                        median_seconds(lambda n=name, q=query: db.insert(n, q), truncate, args.runs), 4
+                    )
                     ((count, served),) = db.backend.rows(
                         f"SELECT (SELECT count(*) FROM {name}), count(DISTINCT id) FROM {name}_predictions"
                     )
