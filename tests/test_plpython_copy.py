@@ -145,7 +145,14 @@ def test_an_insert_only_role_rolls_back_and_fails_cleanly(db, loans):
 
 def test_switches_under_writers_of_copied_statements(db):
     report = switch_stress.run(
-        db.url, mode="bulk", runtime="onnx", writers=2, batch=1200, seconds=4, switch_every=0.5
+        db.url,
+        mode="bulk",
+        runtime="onnx",
+        writers=2,
+        batch=1200,
+        seconds=4,
+        switch_every=0.5,
+        min_switches=4,
     )
     print(report.summary())
     assert report.failures == []

@@ -39,6 +39,7 @@ def test_switches_complete_quickly_and_every_row_is_scored_by_the_version_deploy
         batch=batch,
         seconds=4,
         switch_every=0.5,
+        min_switches=4,
     )
     print(report.summary())
     assert report.failures == []
