@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -439,6 +440,17 @@ class Hold:
         assert self.entered.wait(60)
         return thread
 
+    @contextmanager
+    def inserting(self, url: str, table: str):
+        """(results, failures) of :meth:`insert`, held for the block, released and joined after."""
+        results, failures = [], []
+        thread = self.insert(url, table, results, failures)
+        try:
+            yield results, failures
+        finally:
+            self.release.set()
+            thread.join()
+
 
 def deployed_with_rules(db, table: str = "t", version: int = 1):
     db.deploy("m", table=table, version=version, runtime="sql", explain=True)
@@ -543,14 +555,9 @@ def test_a_plain_insert_while_a_db_insert_holds_the_triggers_dropped_is_scored(d
     db.deploy("m", table="t", runtime="sql")
     db.write_table("src", frame(3000, seed=8))
     before = triggers(db, "t")
-    hold, results, failures = Hold(), [], []
-    thread = hold.insert(url, "t", results, failures)
-    try:
+    with Hold().inserting(url, "t") as (results, failures):
         db.sql("INSERT INTO t (a, b, c) VALUES (0.25, 0.5, 0.75)")  # this connection sees them
         assert one_served_each(db, "t") == 1
-    finally:
-        hold.release.set()
-        thread.join()
     assert not failures, failures
     assert results == [3000]
     assert same_triggers(before, triggers(db, "t"))
@@ -566,14 +573,9 @@ def test_two_db_inserts_at_once_both_commit(db, url):
     deployed_with_rules(db)
     db.write_table("src", frame(3000, seed=9))
     before = triggers(db, "t")
-    hold, results, failures = Hold(), [], []
-    thread = hold.insert(url, "t", results, failures)
-    try:
+    with Hold().inserting(url, "t") as (results, failures):
         assert db.insert("t", "src") == 3000  # while the other holds the triggers dropped
         assert triggers(db, "t") == before  # skipped, not dropped
-    finally:
-        hold.release.set()
-        thread.join()
     assert not failures, failures
     assert results == [3000]
     assert same_triggers(before, triggers(db, "t"))
@@ -643,9 +645,7 @@ def test_a_switch_that_waits_too_long_names_the_table_and_changes_nothing(db, ur
     db.add_humility_rule("t", "wide_a", "outside_range", "a", low=-1.5, high=1.5)
     db.write_table("src", frame(3000, seed=11))
     before = triggers(db, "t")
-    hold, results, failures = Hold(), [], []
-    thread = hold.insert(url, "t", results, failures)
-    try:
+    with Hold().inserting(url, "t") as (results, failures):
         db.backend.catalog_wait = 0.3
         with pytest.raises(indb.errors.DeploymentError, match="table 't'.*db.insert under way"):
             db.deploy("m", table="t", version=2, runtime="onnx")
@@ -654,9 +654,6 @@ def test_a_switch_that_waits_too_long_names_the_table_and_changes_nothing(db, ur
         # other changes of the table's triggers are not run again: refused at once, saying why
         with pytest.raises(indb.errors.DatabaseError, match="db.insert that holds the table's triggers"):
             db.remove_humility_rule("t", "wide_a")
-    finally:
-        hold.release.set()
-        thread.join()
     assert not failures, failures
     assert db.deployment("t").version == 1
     assert same_triggers(before, triggers(db, "t"))
