@@ -45,9 +45,14 @@ def _version(text: str | None) -> int | str | None:
     return int(text) if text.isdigit() else text
 
 
+FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
+
+
 def _read_frame(path: str) -> pd.DataFrame:
     """A sample or data file: CSV or Parquet, by extension."""
     lower = path.lower()
+    if lower.endswith(FILE_SUFFIXES) and not os.path.isfile(path):
+        raise IndbError(f"cannot read {path!r}: no such file")
     try:
         if lower.endswith((".csv", ".csv.gz")):
             return pd.read_csv(path)
@@ -219,9 +224,6 @@ def cmd_deploy(args) -> None:
             f"{deployment.table} -> {deployment.predictions_table}; ground truth goes to "
             f"{deployment.ground_truth_table}; view {deployment.view}"
         )
-
-
-FILE_SUFFIXES = (".csv", ".csv.gz", ".parquet", ".pq")
 
 
 def cmd_insert(args) -> None:

@@ -294,6 +294,8 @@ def test_register_deploy_monitor_transform_undeploy_from_the_cli(url, tmp_path):
     refused = run("insert", "loan_requests", "extra.csv")
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert "has no column 'extra'" in refused.stderr and "nothing was inserted" in refused.stderr
+    missing = run("insert", "loan_requests", "gone.parquet")
+    assert missing.returncode == 1 and "cannot read 'gone.parquet': no such file" in missing.stderr
     counted = "SELECT (SELECT count(*) FROM loan_requests) AS n, count(*) AS p FROM loan_requests_predictions"
     assert json.loads(run("sql", counted, "--json").stdout) == [{"n": 1210, "p": 1210}]
 
