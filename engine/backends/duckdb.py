@@ -312,10 +312,13 @@ class DuckDBBackend(Backend):
             self.con.unregister(view)
 
     def table_columns(self, table: str) -> dict[str, str] | None:
+        # duckdb_columns() is what information_schema.columns selects from, at a fifth of the
+        # time (0.5 against 1.7 ms on a quiet machine, 2 against 11 ms at load 5): db.insert
+        # reads the columns at every call
         found = self.rows(
-            "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = current_schema() AND table_name = $table "
-            "ORDER BY ordinal_position",
+            "SELECT column_name, data_type FROM duckdb_columns() "
+            "WHERE schema_name = current_schema() AND table_name = $table "
+            "ORDER BY column_index",
             {"table": table},
         )
         return {name: data_type for name, data_type in found} or None
@@ -678,7 +681,8 @@ class DuckDBBackend(Backend):
                     body=Quoted(trigger.statement),
                 )
             )
-        if [t.installed for t in self._insert_plan(table)] != [t.installed for t in plan]:
+        installed = self.rows(statement("scoring", "installed_triggers", self.dialect), {"table": table})
+        if [tuple(row) for row in installed] != [t.installed for t in plan]:
             with _open_lock:
                 _remade_differ.add(_installed_key(self.scope, table, plan))
             raise _NotDropped  # rolled back: the triggers as they were; skipped instead
