@@ -25,7 +25,7 @@ from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
 import indb
-from indb.errors import InvalidNameError, NotFoundError, QueryError, ScoringError
+from indb.errors import DatabaseError, InvalidNameError, NotFoundError, QueryError, ScoringError
 
 FEATURES = ["a", "b", "c"]
 
@@ -766,3 +766,78 @@ def test_the_statements_run_in_the_order_duckdb_fires_the_triggers(db):
     assert far.any() and (fired.prediction[far] == 1).all()
     columns = ["a", "b", "c", "prediction", "probability_1"]
     pd.testing.assert_frame_equal(fast[columns], fired[columns])
+
+
+# -- DataFrames staged as Arrow ---------------------------------------------------------------
+def every_number_kind(rows: int = 6) -> pd.DataFrame:
+    """A column of every numpy kind staged as Arrow, with NaN (as DuckDB reads it: NULL),
+    infinities and -0.0 in the float columns."""
+    x = pd.DataFrame({f"i{n}": np.arange(rows, dtype=f"int{n}") - 3 for n in (8, 16, 32, 64)})
+    for n in (8, 16, 32, 64):
+        x[f"u{n}"] = np.arange(rows, dtype=f"uint{n}")
+    x["yes"] = np.arange(rows) % 2 == 0
+    specials = [np.nan, np.inf, -np.inf, -0.0, 1.5, np.nan]
+    x["f32"] = np.array((specials * rows)[:rows], dtype=np.float32)
+    x["f64"] = (specials * rows)[:rows]
+    x["whole"] = np.linspace(0, 1, rows)  # a float column without NaN: no validity bitmap
+    x["both_infinities"] = ([np.inf, -np.inf] * rows)[:rows]  # sums to NaN, holds none
+    return x
+
+
+def test_a_frame_of_numbers_is_staged_as_arrow_over_its_own_memory():
+    from indb.backends.duckdb import _arrow_of
+
+    x = every_number_kind()
+    staged = _arrow_of(x)
+    assert isinstance(staged, pa.Table) and staged.column_names == list(x.columns)
+    for name in x.columns:
+        if x[name].dtype != bool:  # Arrow packs booleans into bits
+            values = staged.column(name).chunk(0).buffers()[1]
+            assert values.address == x[name].to_numpy().__array_interface__["data"][0], name
+    assert staged.column("f64").null_count == 2 and staged.column("whole").null_count == 0
+    assert staged.column("both_infinities").null_count == 0
+    others = [
+        x.assign(text=["a"] * len(x)),  # strings
+        x.assign(when=pd.Timestamp("2026-01-01")),
+        x.assign(count=pd.array([1, None, 2, 3, 4, 5], dtype="Int64")),  # pandas' nullable integers
+        x.assign(kind=pd.Categorical(["a"] * len(x))),
+        x.assign(half=np.ones(len(x), dtype=np.float16)),
+        x.rename(columns={"i8": 0}),
+        x.rename(columns={"i16": "i8"}),  # a name twice
+        pd.DataFrame(index=range(3)),
+    ]
+    for other in others:
+        assert _arrow_of(other) is other  # staged as pandas, as before
+
+
+@pytest.mark.parametrize("make", [every_number_kind, lambda: every_number_kind().assign(text="t")])
+def test_a_staged_frame_reads_as_the_frame_itself(db, make):
+    """Arrow or pandas, DuckDB reads the same types and values (NaN as NULL)."""
+    x = make()
+    backend = db.backend
+    backend.con.register("as_pandas", x)
+    try:
+        with backend.staged(x) as staged:
+            for query in ("DESCRIBE SELECT * FROM {}", "SELECT * FROM {}"):
+                assert backend.rows(query.format(staged.text)) == backend.rows(query.format("as_pandas"))
+            ((nulls,),) = backend.rows(f"SELECT count(*) FILTER (WHERE f64 IS NULL) FROM {staged.text}")
+            assert nulls == 2
+    finally:
+        backend.con.unregister("as_pandas")
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "sql"])
+def test_a_nan_in_a_big_frame_is_refused_and_nothing_changes(db, runtime):
+    db.register_model("m", MODELS["lr"](), sample=FIT)
+    db.deploy("m", table="fast", runtime=runtime)
+    rows = frame(db.backend.skip_triggers_from, seed=14)  # skips the triggers
+    rows.loc[1234, "b"] = np.nan  # NULL to DuckDB, as from pandas: the request table refuses it
+    with pytest.raises(DatabaseError, match="NOT NULL constraint failed: fast.b"):
+        db.insert("fast", rows)
+    ((requests, predictions),) = db.backend.rows(
+        "SELECT (SELECT count(*) FROM fast), count(*) FROM fast_predictions"
+    )
+    assert requests == predictions == 0
+    rows.loc[1234, "b"] = 0.5
+    assert db.insert("fast", rows) == len(rows)
+    assert one_served_each(db, "fast") == len(rows)

@@ -75,6 +75,16 @@ LEFT JOIN indb.insert_statements AS s ON s.table_name = t.table_name AND s.trigg
 WHERE t.database_name = current_database() AND t.schema_name = current_schema() AND t.table_name = $table
 ORDER BY t.trigger_name;
 
+-- name: installed_triggers
+-- The table's triggers as DuckDB keeps them, the last four columns of insert_plan: what
+-- db.insert compares after making them again (their statements and the table's CHECK are
+-- unchanged in its transaction; the full plan costs 3-4x as much to read, mostly
+-- duckdb_constraints()).
+SELECT trigger_name, sql, comment, tags
+FROM duckdb_triggers()
+WHERE database_name = current_database() AND schema_name = current_schema() AND table_name = $table
+ORDER BY trigger_name;
+
 -- name: next_id
 SELECT nextval($sequence);
 
