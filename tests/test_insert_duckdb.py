@@ -131,6 +131,23 @@ def test_every_kind_of_rows(db):
     assert one_served_each(db, "fast") == 60
 
 
+def test_a_table_of_the_same_name_in_an_attached_database_is_not_mixed_in(db):
+    """The table's columns are read in the current database only: another database's table of
+    the same name (other columns) changes neither the checks nor the insert."""
+    model = MODELS["lr"]()
+    db.register_model("m", model, sample=FIT)
+    db.deploy("m", table="fast")
+    db.sql("ATTACH ':memory:' AS other")
+    db.sql("CREATE TABLE other.fast (z VARCHAR, a VARCHAR)")
+    assert db.backend.table_columns("fast") == {
+        "id": "BIGINT", "a": "DOUBLE", "b": "DOUBLE", "c": "DOUBLE", "created_at": "TIMESTAMP"
+    }  # fmt: skip
+    assert db.insert("fast", frame(10)) == 10
+    with pytest.raises(ScoringError, match="no column .z."):
+        db.insert("fast", [{"a": 1.0, "b": 2.0, "c": 3.0, "z": "x"}])
+    assert one_served_each(db, "fast") == 10
+
+
 def test_a_big_frame_skips_the_triggers(db):
     model = MODELS["lr"]()
     db.register_model("m", model, sample=FIT)

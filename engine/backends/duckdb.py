@@ -317,7 +317,8 @@ class DuckDBBackend(Backend):
         # reads the columns at every call
         found = self.rows(
             "SELECT column_name, data_type FROM duckdb_columns() "
-            "WHERE schema_name = current_schema() AND table_name = $table "
+            "WHERE database_name = current_database() AND schema_name = current_schema() "
+            "AND table_name = $table "
             "ORDER BY column_index",
             {"table": table},
         )
