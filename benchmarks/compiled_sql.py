@@ -36,6 +36,12 @@ dry-run deploy); and one-row ``INSERT .. VALUES`` latency (psycopg, autocommit, 
 over ``--requests`` inserts per path after 200 warm-up, interleaved in ``--runs`` rounds:
 plain table, the bulk-mode deployed table, and a row-mode deployed table (a BEFORE INSERT row
 trigger fills the prediction columns). "added ms" = p50(trigger) - p50(plain).
+``--pg-jit`` (a profile, off by default): the bulk trigger's function is given each JIT
+configuration in turn (``ALTER FUNCTION .. SET jit = on, jit_above_cost = 0`` and inlining /
+optimization thresholds 0 or -1; deploy pins ``jit = off``), then, in a fresh session, the same
+bulk insert (median of ``--runs``) and ``--jit-requests`` one-row inserts with the plan that
+bulk insert cached: a one-row insert runs in ~1 ms, so its time under JIT is what LLVM spends
+compiling the statement, paid by every insert. The function's settings are restored after.
 
 Targets (PASS/MISS): indb SQL of gb300d5 < 300 KB; deploy(runtime="sql") of gb300d5 and
 rf20d10 <= 3 s; every model compiles in < 5 s; DuckDB scoring of gb300d5 <= sklearn; rf20d10
@@ -107,6 +113,23 @@ DEPLOY_TARGET_S = {"gb300d5": 3.0, "rf20d10": 3.0}  # deploy(runtime="sql") on D
 PG_MODEL = "gb100d3"
 PG_ADDED_MS_TARGET = 0.2
 PG_BULK_TARGET = 3.0
+
+
+def _jit(inline: str, optimize: str) -> dict:
+    return {
+        "jit": "on",
+        "jit_above_cost": "0",
+        "jit_inline_above_cost": inline,
+        "jit_optimize_above_cost": optimize,
+    }
+
+
+JIT_CONFIGS = {  # name -> the bulk trigger function's settings (--pg-jit); deploy pins jit = off
+    "off (deployed)": {},
+    "expressions": _jit("-1", "-1"),
+    "+ inlining": _jit("0", "-1"),
+    "+ optimization": _jit("-1", "0"),
+}
 
 DUCKDB_LABELS = {
     "sql": "indb compiled SQL macro",
@@ -562,7 +585,75 @@ def bench_postgres(db, dsn: str, name: str, model, x: np.ndarray, args) -> dict:
     if "row" in deployed:
         ((unscored,),) = conn.execute(f"SELECT count(*) FROM {row} WHERE prediction IS NULL").fetchall()
         out["row_mode_rows_without_prediction"] = unscored
+    if args.pg_jit and "bulk" in deployed:
+        try:
+            out["jit"] = jit_profile(conn, dsn, bulk, insert.format(bulk), inputs[0], args)
+        except psycopg.Error as e:
+            out["error_jit"] = first_line(e)
     return out
+
+
+def jit_profile(conn, dsn: str, table: str, insert: str, one_row: list, args) -> dict:
+    """--pg-jit: the bulk insert and one-row inserts through ``table``'s statement trigger with
+    its function set to each of JIT_CONFIGS, a fresh session each (PL/pgSQL keeps a statement's
+    plan, JIT decision included, for the session)."""
+    import psycopg
+    from psycopg import sql
+
+    ((oid,),) = conn.execute(
+        "SELECT tgfoid FROM pg_trigger WHERE tgrelid = %s::regclass AND tgnewtable IS NOT NULL",
+        [table],
+    ).fetchall()
+    ((schema, name),) = conn.execute(
+        "SELECT n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE p.oid = %s",
+        [oid],
+    ).fetchall()
+    function = sql.Identifier(schema, name)
+    names = sorted({k for c in JIT_CONFIGS.values() for k in c})
+    row_insert = insert.split(" SELECT ")[0] + " VALUES (" + ", ".join(["%s"] * len(FEATURES)) + ")"
+    truncate = f"TRUNCATE {table}, {table}_predictions"
+    found: dict = {}
+    try:
+        for label, settings in JIT_CONFIGS.items():
+            for key in names:
+                value = settings.get(key, "off" if key == "jit" else None)
+                if value is None:
+                    conn.execute(
+                        sql.SQL("ALTER FUNCTION {}() RESET {}").format(function, sql.Identifier(key))
+                    )
+                else:
+                    conn.execute(
+                        sql.SQL("ALTER FUNCTION {}() SET {} = {}").format(
+                            function, sql.Identifier(key), sql.Literal(value)
+                        )
+                    )
+            with psycopg.connect(dsn, autocommit=True) as session:
+                session.execute(truncate)
+                session.execute(insert)  # plans (and caches) the trigger's statement
+                times = []
+                for _ in range(args.runs):
+                    session.execute(truncate)
+                    start = time.perf_counter()
+                    session.execute(insert)
+                    times.append(time.perf_counter() - start)
+                rows = []
+                for _ in range(args.jit_requests):
+                    start = time.perf_counter()
+                    session.execute(row_insert, one_row)
+                    rows.append(time.perf_counter() - start)
+            found[label] = {
+                "bulk_s": statistics.median(times),
+                "all_s": [round(t, 4) for t in times],
+                "one_row_ms": statistics.median(rows) * 1e3,
+            }
+    finally:
+        for key in names:
+            if key != "jit":
+                conn.execute(sql.SQL("ALTER FUNCTION {}() RESET {}").format(function, sql.Identifier(key)))
+        conn.execute(sql.SQL("ALTER FUNCTION {}() SET jit = off").format(function))
+        conn.execute(truncate)
+    return found
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -726,6 +817,10 @@ def main() -> None:
         "--latency-budget", type=float, default=120.0, help="seconds of one-row inserts per path"
     )
     parser.add_argument("--query-budget", type=float, default=300.0, help="seconds for one DuckDB run")
+    parser.add_argument(
+        "--pg-jit", action="store_true", help="profile the bulk trigger under PostgreSQL JIT settings"
+    )
+    parser.add_argument("--jit-requests", type=int, default=5, help="one-row inserts per JIT setting")
     parser.add_argument("--save", help="also write the results as JSON to this file after each model")
     parser.add_argument("--dsn", default=os.environ.get(DSN_ENV), help=f"a server to use (env {DSN_ENV})")
     parser.add_argument("--worker", choices=("indb", "orbital"), help=argparse.SUPPRESS)
@@ -920,6 +1015,16 @@ def report_model_pg(pg: dict) -> None:
                 print(f"  {label:<32} {t['p50']:7.3f} {t['p99']:7.3f} {t['mean']:7.3f} {added}")
         if "row_mode_rows_without_prediction" in pg:
             print(f"  row-mode rows without a prediction: {pg['row_mode_rows_without_prediction']}")
+    if "error_jit" in pg:
+        print(f"  error_jit: {pg['error_jit']}")
+    if pg.get("jit"):
+        plain = pg.get("bulk_plain", {}).get("s")
+        print(
+            f"  JIT of the bulk trigger's function (--pg-jit)  {'bulk s':>8} {'/ plain':>8} {'1-row ms':>9}"
+        )
+        for label, t in pg["jit"].items():
+            ratio = f"{t['bulk_s'] / plain:8.2f}" if plain else f"{'-':>8}"
+            print(f"  {label:<45} {t['bulk_s']:8.3f} {ratio} {t['one_row_ms']:9.2f}")
 
 
 if __name__ == "__main__":
