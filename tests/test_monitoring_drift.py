@@ -271,3 +271,29 @@ def test_pvalues_match_scipy_across_regimes():
         close(pvalues.ks_pvalue(ks.statistic, n1, n2), ks.pvalue, f"ks {n1} x {n2}")
     for x, dof in [(0.5, 1), (3.2, 2), (40.0, 7), (300.0, 12), (1e-4, 3)]:
         close(pvalues.chi2_pvalue(x, dof), stats.chi2.sf(x, dof), f"chi2 {x} {dof}")
+
+
+def test_duckdb_function_check_sees_this_transaction_and_aborts_nothing(tmp_path):
+    """The check run_monitor makes for its p-value functions (DuckDB): a committed function is
+    found, a missing name is not, a function made in the connection's open transaction is found
+    until that transaction rolls back, and a miss inside the user's transaction leaves it usable."""
+    import indb
+
+    db = indb.connect(f"duckdb://{tmp_path}/functions.duckdb")
+    backend = db.backend
+    missing = "indb test function that does not exist"
+    try:
+        backend.register_scalar("indb_probe_a", lambda x: x, ["DOUBLE"], "DOUBLE", "")
+        assert backend._has_function("indb_probe_a")
+        assert not backend._has_function(missing)
+        db.sql("BEGIN")  # the user's own transaction
+        db.sql("CREATE TABLE kept (a INTEGER)")
+        backend.register_scalar("indb_probe_b", lambda x, y: x + y, ["DOUBLE", "BIGINT"], "DOUBLE", "")
+        assert backend._has_function("indb_probe_b")  # only this connection sees it yet
+        assert not backend._has_function(missing)
+        assert db.sql("SELECT indb_probe_b(2.0, 3) AS v, (SELECT count(*) FROM kept) AS n").v[0] == 5.0
+        db.sql("ROLLBACK")
+        assert not backend._has_function("indb_probe_b")
+        assert backend._has_function("indb_probe_a")
+    finally:
+        db.close()
