@@ -213,6 +213,29 @@ def test_binned_mode_is_within_its_bounds(db):
         close(got[(column, "ks_pvalue")], pvalues.ks_pvalue(got[(column, "ks_d")], len(a), len(b)), "p")
 
 
+def test_binned_mode_psi_with_merged_edges_equals_numpy(db):
+    """Binned mode counts every window value into its PSI bin by a binary search over the
+    reference edges: values exactly on the edges, and a reference 60% one value, whose merged
+    edges leave the last ones missing."""
+    deployed(db)
+    rng = np.random.default_rng(31)
+    ref, cur = samples(4000, 3000, seed=31, ties=False)
+    ref["x"] = np.where(rng.random(len(ref)) < 0.6, 0.0, rng.normal(0, 1, len(ref)).round(2))
+    cur["x"] = np.where(rng.random(len(cur)) < 0.4, 0.0, rng.normal(0.2, 1, len(cur)).round(2))
+    edges = np.quantile(ref.y, np.arange(1, PSI_BINS) / PSI_BINS)
+    cur.loc[: len(edges) - 1, "y"] = edges  # values exactly on the edges
+    assert len(np.unique(np.quantile(ref.x, np.arange(1, PSI_BINS) / PSI_BINS))) < PSI_BINS - 1
+    load(db, ref, DAY1)
+    load(db, cur, DAY2)
+    db.create_monitor("binned_edges", "requests", reference=(DAY1, DAY2), features=["x", "y"], mode="binned")
+    db.run_monitor("binned_edges")
+    got = results(db, "binned_edges")
+    for column in ("x", "y"):
+        psi, js = numpy_psi_js(ref[column].to_numpy(), cur[column].to_numpy())
+        close(got[(column, "psi")], psi, f"{column} psi")
+        close(got[(column, "js")], js, f"{column} js")
+
+
 def test_reference_is_stored_once(db):
     deployed(db)
     ref, cur = samples(300, 300, seed=1, ties=False)
