@@ -213,6 +213,29 @@ def test_binned_mode_is_within_its_bounds(db):
         close(got[(column, "ks_pvalue")], pvalues.ks_pvalue(got[(column, "ks_d")], len(a), len(b)), "p")
 
 
+def test_binned_mode_psi_with_merged_edges_equals_numpy(db):
+    """Binned mode counts every window value into its PSI bin by a binary search over the
+    reference edges: values exactly on the edges, and a reference 60% one value, whose merged
+    edges leave the last ones missing."""
+    deployed(db)
+    rng = np.random.default_rng(31)
+    ref, cur = samples(4000, 3000, seed=31, ties=False)
+    ref["x"] = np.where(rng.random(len(ref)) < 0.6, 0.0, rng.normal(0, 1, len(ref)).round(2))
+    cur["x"] = np.where(rng.random(len(cur)) < 0.4, 0.0, rng.normal(0.2, 1, len(cur)).round(2))
+    edges = np.quantile(ref.y, np.arange(1, PSI_BINS) / PSI_BINS)
+    cur.loc[: len(edges) - 1, "y"] = edges  # values exactly on the edges
+    assert len(np.unique(np.quantile(ref.x, np.arange(1, PSI_BINS) / PSI_BINS))) < PSI_BINS - 1
+    load(db, ref, DAY1)
+    load(db, cur, DAY2)
+    db.create_monitor("binned_edges", "requests", reference=(DAY1, DAY2), features=["x", "y"], mode="binned")
+    db.run_monitor("binned_edges")
+    got = results(db, "binned_edges")
+    for column in ("x", "y"):
+        psi, js = numpy_psi_js(ref[column].to_numpy(), cur[column].to_numpy())
+        close(got[(column, "psi")], psi, f"{column} psi")
+        close(got[(column, "js")], js, f"{column} js")
+
+
 def test_reference_is_stored_once(db):
     deployed(db)
     ref, cur = samples(300, 300, seed=1, ties=False)
@@ -271,3 +294,29 @@ def test_pvalues_match_scipy_across_regimes():
         close(pvalues.ks_pvalue(ks.statistic, n1, n2), ks.pvalue, f"ks {n1} x {n2}")
     for x, dof in [(0.5, 1), (3.2, 2), (40.0, 7), (300.0, 12), (1e-4, 3)]:
         close(pvalues.chi2_pvalue(x, dof), stats.chi2.sf(x, dof), f"chi2 {x} {dof}")
+
+
+def test_duckdb_function_check_sees_this_transaction_and_aborts_nothing(tmp_path):
+    """The check run_monitor makes for its p-value functions (DuckDB): a committed function is
+    found, a missing name is not, a function made in the connection's open transaction is found
+    until that transaction rolls back, and a miss inside the user's transaction leaves it usable."""
+    import indb
+
+    db = indb.connect(f"duckdb://{tmp_path}/functions.duckdb")
+    backend = db.backend
+    missing = "indb test function that does not exist"
+    try:
+        backend.register_scalar("indb_probe_a", lambda x: x, ["DOUBLE"], "DOUBLE", "")
+        assert backend._has_function("indb_probe_a")
+        assert not backend._has_function(missing)
+        db.sql("BEGIN")  # the user's own transaction
+        db.sql("CREATE TABLE kept (a INTEGER)")
+        backend.register_scalar("indb_probe_b", lambda x, y: x + y, ["DOUBLE", "BIGINT"], "DOUBLE", "")
+        assert backend._has_function("indb_probe_b")  # only this connection sees it yet
+        assert not backend._has_function(missing)
+        assert db.sql("SELECT indb_probe_b(2.0, 3) AS v, (SELECT count(*) FROM kept) AS n").v[0] == 5.0
+        db.sql("ROLLBACK")
+        assert not backend._has_function("indb_probe_b")
+        assert backend._has_function("indb_probe_a")
+    finally:
+        db.close()
