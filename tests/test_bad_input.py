@@ -177,3 +177,30 @@ def test_sql_of_only_comments_is_refused_clearly(db):
     with pytest.raises(indb.QueryError, match="only comments"):
         db.sql("-- nothing here\n/* nor here */")
     assert db.sql("SELECT 1 AS one")["one"].tolist() == [1]
+
+
+@pytest.mark.parametrize("rows", [60, 3000])  # PL/Python inserts under 1,000 rows, COPYs more
+@pytest.mark.parametrize("runtime", ["onnx", "sql"])
+def test_a_null_id_in_an_adopted_table_is_refused_whole(db, logistic, loans, runtime, rows):
+    """An adopted table's own id column may allow NULL: such a row cannot be keyed to its
+    prediction, so the insert is refused whole, with an error naming the NULL id (the bulk
+    read skipped it, and the ids after it no longer lined up with the rows)."""
+    import pandas as pd
+
+    db.register_model("loans", logistic, sample=loans[NUMERIC])
+    db.sql(
+        "CREATE TABLE requests (id BIGINT, income DOUBLE PRECISION, debt DOUBLE PRECISION, "
+        "age BIGINT, tenure FLOAT)"
+    )
+    db.deploy("loans", table="requests", runtime=runtime)
+    values = [f"({i}, {i}, 2, 3, 4)" for i in range(1, rows)] + ["(NULL, 9, 9, 9, 9)", "(100000, 1, 2, 3, 4)"]
+    null_id = r"NULL id|null value in column .id.|NOT NULL constraint failed: requests_predictions.id"
+    if runtime == "onnx" and db.backend.name == "postgresql":
+        null_id = r"^1 row\(s\) have a NULL id"  # PL/Python reads the rows in bulk
+    with pytest.raises((indb.ScoringError, indb.DatabaseError), match=null_id):
+        db.sql(f"INSERT INTO requests (id, {COLUMNS}) VALUES {', '.join(values)}")
+    assert _row_counts(db) == (0, 0)
+    db.sql(f"INSERT INTO requests (id, {COLUMNS}) VALUES (7, 1, 2, 3, 4), (8, 5, 6, 7, 8)")
+    scored = db.sql("SELECT id, prediction FROM requests_predictions ORDER BY id")
+    expected = logistic.predict(pd.DataFrame([[1, 2, 3, 4], [5, 6, 7, 8]], columns=NUMERIC))
+    assert scored.id.tolist() == [7, 8] and scored.prediction.tolist() == expected.tolist()

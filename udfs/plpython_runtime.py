@@ -896,6 +896,7 @@ class Runtime:
         columns = [quote_ident(spec["name"]) for spec in model.inputs]
         parts = ["count(*) AS n", *packed_inputs(model.inputs, columns)]
         parts.append("string_agg(int8send(id), ''::bytea) AS ids")
+        parts.append("count(id) AS ids_known")
         return "SELECT " + ", ".join(parts) + " FROM " + source
 
     def _read_columns(self, model, source):
@@ -903,6 +904,12 @@ class Runtime:
         rows = row["n"]
         if rows == 0:
             return 0, None, None
+        if row["ids_known"] != rows:
+            # string_agg skips a NULL: the ids would no longer line up with the rows' inputs
+            raise ValueError(
+                f"ScoringError: {rows - row['ids_known']} row(s) have a NULL id; each request row "
+                "needs an id to key its prediction (the table's own id column allows NULL)"
+            )
         return rows, np.frombuffer(row["ids"], dtype=">i8"), unpacked_inputs(model, row, rows)
 
     def _insert_plan(
