@@ -100,8 +100,15 @@ INSERT INTO indb.monitor_features (monitor, feature, kind, n, missing, mean, std
 SELECT $monitor, $feature, 'categorical', count({column}), count(*) - count({column}), NULL, NULL, NULL, NULL, NULL
 FROM {source};
 
--- name: reference_quantiles
-SELECT quantile_cont(CAST({column} AS DOUBLE), $probabilities) FROM {source} WHERE {column} IS NOT NULL;
+-- name: reference_count
+SELECT count({column}) FROM {source};
+
+-- name: reference_order_statistics
+-- The reference's values at the given 1-based positions in ascending order: the PSI edges are
+-- interpolated between them in Python exactly as numpy's quantile does (quantile_cont rounds
+-- differently, 1 ulp off at some edges).
+SELECT list_select(list_sort(list(CAST({column} AS DOUBLE))), $positions)
+FROM {source} WHERE {column} IS NOT NULL;
 
 -- name: reference_values
 INSERT INTO indb.monitor_reference_values (monitor, feature, value, n)

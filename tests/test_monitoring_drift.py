@@ -320,3 +320,30 @@ def test_duckdb_function_check_sees_this_transaction_and_aborts_nothing(tmp_path
         assert backend._has_function("indb_probe_a")
     finally:
         db.close()
+
+
+@pytest.mark.parametrize("mode", ["exact", "binned"])
+def test_psi_edges_are_numpys_quantiles_to_the_last_bit(db, mode):
+    """The PSI edges are np.quantile's (its linear interpolation, rounded as numpy rounds it):
+    DuckDB's quantile_cont was 1 ulp off at some edges, so a window value on such an edge fell
+    in the other bin than numpy puts it."""
+    deployed(db)
+    ref, cur = samples(2997, 2000, seed=3, ties=False)  # quantile_cont was off at 1 + 3 of these edges
+    probabilities = np.arange(1, PSI_BINS) / PSI_BINS
+    edges = {c: np.unique(np.quantile(ref[c].to_numpy(), probabilities)) for c in ("x", "y")}
+    cur.loc[: PSI_BINS - 2, "x"] = edges["x"]  # window values exactly on the edges
+    load(db, ref, DAY1)
+    load(db, cur, DAY2)
+    db.create_monitor("edges", "requests", reference=(DAY1, DAY2), features=["x", "y"], mode=mode)
+    for column in ("x", "y"):
+        stored = db.sql(
+            "SELECT lower FROM indb.monitor_bins WHERE monitor = 'edges' AND feature = $f AND grid = 'psi' "
+            "AND bin > 0 ORDER BY bin",
+            {"f": column},
+        ).lower.to_numpy()
+        assert stored.tolist() == edges[column].tolist()  # equal floats, not close ones
+    db.run_monitor("edges")
+    got = results(db, "edges")
+    psi, js = numpy_psi_js(ref.x.to_numpy(), cur.x.to_numpy())
+    close(got[("x", "psi")], psi, "x psi")
+    close(got[("x", "js")], js, "x js")

@@ -73,6 +73,7 @@ chisquare``), ``psi`` and ``js`` over all categories, ``new_categories`` (how ma
 
 from __future__ import annotations
 
+import numpy as np
 from sqlglot import exp
 
 from indb.backends.base import Backend
@@ -96,6 +97,26 @@ CATEGORICAL_METRICS = ("chi2", "chi2_pvalue", "psi", "js", "new_categories", "ne
 # Fragments are sqlglot trees rendered once in the dialect the sql/monitoring.sql statements
 # are written in (DuckDB's; the backend transpiles the whole statement).
 _TEMPLATE_DIALECT = "duckdb"
+
+
+def quantile_neighbours(n: int, probabilities: list[float]) -> tuple[list[int], np.ndarray]:
+    """numpy's default ("linear") quantiles of ``n`` sorted values, by position: the 1-based
+    positions of the values each quantile lies between (lower ones, then upper ones) and the
+    weight of the upper one, computed with numpy's own operations."""
+    index = (n - 1) * np.asarray(probabilities, dtype=np.float64)
+    lower = np.floor(index)
+    gamma = index - lower
+    lower = np.minimum(lower.astype(np.int64), n - 1)  # numpy takes the last value at the top
+    upper = np.minimum(lower + 1, n - 1)
+    return [int(p) + 1 for p in (*lower, *upper)], gamma
+
+
+def interpolate(lower: np.ndarray, upper: np.ndarray, gamma: np.ndarray) -> np.ndarray:
+    """numpy's linear interpolation between neighbours (np.quantile's _lerp): from the lower
+    value below a weight of 1/2, from the upper one from there, so the result is numpy's bit for
+    bit (SQL engines' quantile_cont and percentile_cont round differently)."""
+    difference = upper - lower
+    return np.where(gamma >= 0.5, upper - difference * (1 - gamma), lower + difference * gamma)
 
 
 def _render(*nodes: exp.Expression, separator: str = ", ") -> Quoted:

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import numpy as np
 from sqlglot import exp
 
 from indb import audit, deployments, identifiers, registry, userquery
@@ -260,11 +261,8 @@ def _store_reference(backend: Backend, name: str, temp: Quoted, features: dict[s
             backend.render("monitoring", "reference_numeric_summary", **slots),
             {**params, "cells": drift.CELLS},
         )
-        probabilities = [b / drift.PSI_BINS for b in range(1, drift.PSI_BINS)]
-        ((edges,),) = backend.rows(
-            backend.render("monitoring", "reference_quantiles", **slots), {"probabilities": probabilities}
-        )
-        unique = sorted(set(float(e) for e in edges or []))
+        ((count,),) = backend.rows(backend.render("monitoring", "reference_count", **slots))
+        unique = sorted(set(float(e) for e in _reference_edges(backend, slots, count)))
         for position, lower in enumerate([float("-inf"), *unique]):
             backend.execute(
                 statement("monitoring", "insert_edge", backend.dialect),
@@ -612,3 +610,18 @@ def drop(backend: Backend, name: str) -> None:
         for text, params in collaboration.forget_statements(backend, "monitor", name):
             backend.execute(text, params)
         audit.record(backend, "drop_monitor", name)
+
+
+def _reference_edges(backend, slots: dict, count: int) -> list[float]:
+    """The PSI bin edges: the reference's deciles as numpy computes them (drift.interpolate
+    between the values the database picks out), none for a column without values."""
+    if not count:
+        return []
+    probabilities = [b / drift.PSI_BINS for b in range(1, drift.PSI_BINS)]
+    positions, gamma = drift.quantile_neighbours(count, probabilities)
+    ((values,),) = backend.rows(
+        backend.render("monitoring", "reference_order_statistics", **slots), {"positions": positions}
+    )
+    values = np.asarray(values, dtype=np.float64)
+    half = len(probabilities)
+    return drift.interpolate(values[:half], values[half:], gamma).tolist()

@@ -1,9 +1,10 @@
 -- PostgreSQL versions of monitoring statements, and the procedure pg_cron can schedule.
 
--- name: reference_quantiles
-SELECT percentile_cont(CAST($probabilities AS double precision[]))
-       WITHIN GROUP (ORDER BY CAST({column} AS double precision))
-FROM {source} WHERE {column} IS NOT NULL;
+-- name: reference_order_statistics
+-- The reference's values at the given 1-based positions in ascending order (see sql/monitoring.sql).
+SELECT ARRAY(SELECT s.a[p] FROM unnest(CAST($positions AS integer[])) WITH ORDINALITY AS t (p, k) ORDER BY t.k)
+FROM (SELECT array_agg(CAST({column} AS double precision) ORDER BY CAST({column} AS double precision)) AS a
+      FROM {source} WHERE {column} IS NOT NULL) AS s;
 
 -- name: windows
 SELECT DISTINCT date_bin(make_interval(secs => $1), {time}, TIMESTAMP '1970-01-01') AS w
