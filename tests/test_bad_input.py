@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import indb
@@ -185,8 +186,6 @@ def test_a_null_id_in_an_adopted_table_is_refused_whole(db, logistic, loans, run
     """An adopted table's own id column may allow NULL: such a row cannot be keyed to its
     prediction, so the insert is refused whole, with an error naming the NULL id (the bulk
     read skipped it, and the ids after it no longer lined up with the rows)."""
-    import pandas as pd
-
     db.register_model("loans", logistic, sample=loans[NUMERIC])
     db.sql(
         "CREATE TABLE requests (id BIGINT, income DOUBLE PRECISION, debt DOUBLE PRECISION, "
