@@ -109,12 +109,12 @@ def test_postgres_deployment_triggers_keep_their_names_functions_and_checks(db, 
     if mode == "bulk":
         db.add_humility_rule("requests", "income_range", "outside_range", "income", low=0, high=1e9)
     first = _triggers(db, "requests")
-    names = [name for name, _, _ in first]  # fired in name order: lock, score, humility
-    expected = ["requests_lock", "requests_score"] + (["requests_score_humility"] if mode == "bulk" else [])
+    names = [name for name, _, _ in first]  # fired in name order: score, humility
+    # no lock trigger: a switch takes the table's lock, which every insert waits for (test_switch_locks)
+    expected = ["requests_score"] + (["requests_score_humility"] if mode == "bulk" else [])
     assert names == expected
-    assert first[0][1] == "lock_deployment" and "BEFORE INSERT" in first[0][2] and "STATEMENT" in first[0][2]
-    assert first[1][1] == "score_requests"
-    assert ("FOR EACH ROW" if mode == "row" else "REFERENCING NEW TABLE AS new_rows") in first[1][2]
+    assert first[0][1] == "score_requests"
+    assert ("FOR EACH ROW" if mode == "row" else "REFERENCING NEW TABLE AS new_rows") in first[0][2]
     ((definer, config, source),) = db.backend.rows(
         f"SELECT prosecdef, proconfig, prosrc FROM pg_proc WHERE oid = {FUNCTION!r}::regprocedure"
     )
@@ -134,8 +134,7 @@ def test_postgres_deployment_triggers_keep_their_names_functions_and_checks(db, 
     # onnx: the shared PL/Python trigger function, given the table's name
     if db.backend.runs_onnx:
         db.deploy("loans", table="requests", version=2, runtime="onnx", mode=mode)
-        lock, score = _triggers(db, "requests")[:2]
-        assert lock[0] == "requests_lock" and lock[1] == "lock_deployment"
+        score = _triggers(db, "requests")[0]
         expected = "score_inserted_row" if mode == "row" else "score_inserted_rows"
         assert score[0] == "requests_score" and score[1] == expected and "('requests')" in score[2]
         _insert_and_check(db, logistic, loans, 2)

@@ -192,3 +192,193 @@ def test_the_guarantee_under_repeatable_read_is_the_snapshot_version_or_a_retry(
         app.execute(insert)
         app.commit()
     assert db.sql("SELECT model_version FROM requests_predictions").model_version.tolist() == [1]
+
+
+# -- the switch's lock is the request table's (issue 17, fifth pass) --------------------------------
+LEGACY_LOCK_FUNCTION = """
+CREATE OR REPLACE FUNCTION indb.lock_deployment() RETURNS trigger LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $indb$
+BEGIN
+    PERFORM pg_catalog.pg_advisory_xact_lock_shared(1768842338::bigint * 4294967296 + TG_RELID::bigint);
+    PERFORM 1 FROM indb.deployments WHERE table_name = TG_TABLE_NAME;
+    RETURN NULL;
+END
+$indb$"""  # what indb installed before (sql/postgres/deploy.sql at 75293e5)
+LEGACY_LOCK_TRIGGER = (
+    "CREATE TRIGGER {table}_lock BEFORE INSERT ON {table} FOR EACH STATEMENT "
+    "EXECUTE FUNCTION indb.lock_deployment()"
+)
+
+
+def _waiting(conn, table: str, mode: str, count: int = 1, timeout: float = 30.0) -> None:
+    """Until ``count`` sessions wait (not granted) for ``mode`` on ``table``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ((waiting,),) = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'relation' AND relation = to_regclass(%s) "
+            "AND mode = %s AND NOT granted",
+            [table, mode],
+        ).fetchall()
+        if waiting >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no session waited for {mode} on {table} within {timeout} s")
+
+
+def _in_thread(run) -> tuple[threading.Thread, list]:
+    outcome: list = []
+
+    def target() -> None:
+        try:
+            outcome.append(run())
+        except Exception as e:  # asserted by the caller
+            outcome.append(e)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, outcome
+
+
+def _lock_triggers(db) -> list[tuple]:
+    return db.backend.rows(
+        "SELECT tgrelid::regclass::text, tgname FROM pg_trigger "
+        "WHERE NOT tgisinternal AND tgname LIKE '%%\\_lock' ORDER BY 1"
+    )
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "sql"])
+def test_a_switch_waits_for_the_writing_transaction_and_later_inserts_wait_for_the_switch(db, loans, runtime):
+    """Inserts take no lock of their own: their ROW EXCLUSIVE table lock is what a switch's SHARE
+    ROW EXCLUSIVE waits for. A switch waits for a transaction that inserted and has not committed
+    (not for one that only reads the table), an insert that arrives meanwhile queues behind the
+    switch (FIFO: no starvation) and is scored by the new version; the first by the old one."""
+    for model in models(loans).values():
+        db.register_model("m", model, sample=loans[NUMERIC])
+    db.deploy("m", table="requests", version=1, runtime=runtime)
+    assert _lock_triggers(db) == []
+    assert db.backend.rows("SELECT to_regprocedure('indb.lock_deployment()')") == [(None,)]
+    with (
+        psycopg.connect(db.url) as reader,
+        psycopg.connect(db.url) as writer,
+        psycopg.connect(db.url, autocommit=True) as watcher,
+    ):
+        reader.execute("SELECT count(*) FROM requests_scored").fetchall()  # held open throughout
+        _insert(writer, 5, seed=1)  # in flight: its transaction holds the table until it commits
+
+        def switch():
+            with indb.connect(db.url) as admin:
+                admin.deploy("m", table="requests", version=2, runtime=runtime)
+
+        switching, switched = _in_thread(switch)
+        _waiting(watcher, "requests", "ShareRowExclusiveLock")
+
+        def later():
+            with psycopg.connect(db.url, autocommit=True) as app:
+                _insert(app, 7, seed=2)
+
+        inserting, inserted = _in_thread(later)
+        _waiting(watcher, "requests", "RowExclusiveLock")  # queued behind the switch
+        assert switching.is_alive() and inserting.is_alive()
+        writer.commit()
+        switching.join(60)
+        inserting.join(60)
+        assert switched == [None] and inserted == [None]
+        reader.rollback()
+    versions = db.sql("SELECT model_version, count(*) AS n FROM requests_scored GROUP BY 1 ORDER BY 1")
+    assert versions.values.tolist() == [[1, 5], [2, 7]]
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "sql"])
+@pytest.mark.parametrize("mode", ["bulk", "row"])
+def test_a_switch_is_seen_by_the_next_insert_of_a_transaction_that_read_before_it(db, loans, runtime, mode):
+    """The catalog invalidations a switch commits (a compiled trigger function replaced) are
+    processed when an insert takes the request table's lock, also in a transaction that read the
+    table, the deployment and another deployed table before the switch, and by a statement
+    prepared (extended protocol) before it: its rows are scored by the new version."""
+    for model in models(loans).values():
+        db.register_model("m", model, sample=loans[NUMERIC])
+    db.deploy("m", table="requests", version=1, runtime=runtime, mode=mode)
+    db.deploy("m", table="others", version=1, runtime=runtime, mode=mode)
+    insert = f"INSERT INTO requests ({COLUMNS}) VALUES (%s, %s, %s, %s) RETURNING id"
+    values = loan_frame(3, seed=5)[NUMERIC].astype(object).values.tolist()
+    with psycopg.connect(db.url) as app:
+        for _ in range(6):  # psycopg prepares it from the fifth execution on
+            app.execute(insert, values[0], prepare=True).fetchall()
+        app.commit()
+        app.execute("SELECT count(*) FROM requests").fetchall()
+        app.execute("SELECT version FROM indb.deployments WHERE table_name = 'requests'").fetchall()
+        _insert(app, 2, seed=6, table="others")
+        db.deploy("m", table="requests", version=2, runtime=runtime, mode=mode)  # not held up by app
+        app.execute(insert, values[1], prepare=True).fetchall()
+        app.execute(insert.replace("RETURNING id", ""), values[2])  # simple protocol
+        app.commit()
+    versions = db.sql("SELECT model_version, count(*) AS n FROM requests_scored GROUP BY 1 ORDER BY 1")
+    assert versions.values.tolist() == [[1, 6], [2, 2]]
+
+
+def test_a_switch_does_not_queue_behind_maintenance_of_the_table(db, loans):
+    """A switch queued behind an ANALYZE or VACUUM of the request table (SHARE UPDATE EXCLUSIVE,
+    which its lock conflicts with) would make every later insert queue behind it: it waits
+    without queueing, inserts go on meanwhile, and past ``maintenance_wait`` it says so and
+    changes nothing."""
+    for model in models(loans).values():
+        db.register_model("m", model, sample=loans[NUMERIC])
+    db.deploy("m", table="requests", version=1, runtime="onnx")
+    with psycopg.connect(db.url) as maintenance, psycopg.connect(db.url, autocommit=True) as app:
+        maintenance.execute("ANALYZE requests")  # holds SHARE UPDATE EXCLUSIVE until it commits
+        ((pid,),) = maintenance.execute("SELECT pg_backend_pid()").fetchall()
+        with indb.connect(db.url) as admin:
+            admin.sql("SET lock_timeout = '20s'")  # queued behind the ANALYZE, it would fail
+            admin.backend.maintenance_wait = 0.3
+            with pytest.raises(indb.IndbError, match=rf"SHARE UPDATE EXCLUSIVE .* by pid {pid} .*retry"):
+                admin.deploy("m", table="requests", version=2, runtime="onnx")
+            assert admin.deployment("requests").version == 1
+
+            def switch():
+                admin.backend.maintenance_wait = 60.0
+                admin.deploy("m", table="requests", version=2, runtime="onnx")
+
+            switching, switched = _in_thread(switch)
+            time.sleep(0.3)
+            app.execute("SET lock_timeout = '10s'")  # queued behind the switch, it would fail
+            _insert(app, 4, seed=1)  # not queued behind the waiting switch
+            assert switching.is_alive()
+            maintenance.commit()
+            switching.join(60)
+        assert switched == [None]
+        _insert(app, 3, seed=2)
+    versions = db.sql("SELECT model_version, count(*) AS n FROM requests_scored GROUP BY 1 ORDER BY 1")
+    assert versions.values.tolist() == [[1, 4], [2, 3]]
+
+
+def test_an_install_with_lock_triggers_is_upgraded(db, loans):
+    """Tables deployed before carry a BEFORE STATEMENT trigger <table>_lock calling
+    indb.lock_deployment(): the runtime's upgrade at connect drops them and the function, and a
+    deploy drops one it still finds (as a change of the table); inserts and switches work after."""
+    for model in models(loans).values():
+        db.register_model("m", model, sample=loans[NUMERIC])
+    db.deploy("m", table="requests", version=1, runtime="onnx")
+    db.deploy("m", table="compiled", version=1, runtime="sql", mode="row")
+    db.backend.execute(LEGACY_LOCK_FUNCTION)
+    for table in ("requests", "compiled"):
+        db.backend.execute(LEGACY_LOCK_TRIGGER.format(table=table))
+    assert _lock_triggers(db) == [("compiled", "compiled_lock"), ("requests", "requests_lock")]
+    # a deploy that finds one drops it
+    db.deploy("m", table="requests", version=2, runtime="onnx")
+    assert _lock_triggers(db) == [("compiled", "compiled_lock")]
+    # the runtime of an older indb (another fingerprint) is upgraded at connect
+    db.backend.execute("COMMENT ON FUNCTION indb.fail(text) IS 'indb runtime 0000000000000000'")
+    with indb.connect(db.url) as again:
+        assert _lock_triggers(again) == []
+        assert again.backend.rows("SELECT to_regprocedure('indb.lock_deployment()')") == [(None,)]
+        with psycopg.connect(db.url, autocommit=True) as app:
+            _insert(app, 3, seed=1)
+            _insert(app, 2, seed=2, table="compiled")
+        again.deploy("m", table="compiled", version=2, runtime="sql", mode="row")
+        with psycopg.connect(db.url, autocommit=True) as app:
+            _insert(app, 4, seed=3, table="compiled")
+    scored = db.sql(
+        "SELECT 'requests' AS t, model_version, count(*) AS n FROM requests_scored GROUP BY 1, 2 UNION ALL "
+        "SELECT 'compiled', model_version, count(*) FROM compiled_scored GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    assert scored.values.tolist() == [["compiled", 1, 2], ["compiled", 2, 4], ["requests", 2, 3]]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -610,7 +611,7 @@ class PostgresBackend(Backend):
         """(statements every database gets, those that need PL/Python)."""
         plain = [
             self.render("scoring", "create_fail_function"),
-            self.render("deploy", "create_lock_function"),
+            self.render("deploy", "drop_lock_triggers"),
         ]
         python = [self.render("scoring", "create_runtime_loader", body=self.literal(_runtime_source()))]
         python += [
@@ -638,7 +639,7 @@ class PostgresBackend(Backend):
     def _runtime_current(self) -> bool:
         plain, python = self._runtime_statements()
         ((lock, loader),) = self.rows(
-            "SELECT obj_description(to_regprocedure('indb.lock_deployment()'), 'pg_proc'), "
+            "SELECT obj_description(to_regprocedure('indb.fail(text)'), 'pg_proc'), "
             "obj_description(to_regprocedure('indb.load_runtime()'), 'pg_proc')"
         )
         if lock is None or self._fingerprint(plain) not in lock:
@@ -649,13 +650,13 @@ class PostgresBackend(Backend):
         plain, python = self._runtime_statements()
         for text in plain:
             self.execute(text)
-        comment = "Takes a deployment's lock for an insert (sql/postgres/deploy.sql); "
+        comment = "Raises an error from inside an SQL expression (sql/postgres/scoring.sql); "
         self.execute(
             self.render(
                 "scoring",
                 "comment_function",
-                name=self.quote("indb", "lock_deployment"),
-                argument_types=Quoted(""),
+                name=self.quote("indb", "fail"),
+                argument_types=Quoted("text"),
                 comment=self.literal(comment + self._fingerprint(plain)),
             )
         )
@@ -909,14 +910,10 @@ class PostgresBackend(Backend):
             )
         result += self._challenger_triggers(target, previous)
         result += self._explain_triggers(target, previous)
-        if previous != target.runtime or not self._has_lock_trigger(target.table):
-            result += self.trigger_sql(
-                f"{target.table}_lock",
-                q(target.table),
-                None,
-                function=q("indb", "lock_deployment"),
-                before=True,
-            )
+        if previous == target.runtime and self._has_lock_trigger(target.table):
+            # deployed before switches took the table's lock: its per-statement lock trigger goes
+            # (unscoring_sql dropped it already when the runtime changes)
+            result.append(self.drop_trigger_sql(f"{target.table}_lock", q(target.table)))
         return self._deployment_record(target) + result
 
     def _explain_triggers(self, target: ScoringTarget, previous: str | None) -> list[str]:
@@ -1077,16 +1074,48 @@ class PostgresBackend(Backend):
     def lock_catalog(self) -> None:
         self.execute(statement("deploy", "lock_catalog", self.dialect))
 
+    # A switch waits this long (polling, not queued) for a VACUUM, ANALYZE or index build of the
+    # request table to end before it takes its lock, then says so.
+    maintenance_wait = 30.0
+
     def lock_deployment(self, table: str, *, ddl: bool) -> None:
+        """The request table's lock (sql/postgres/deploy.sql): SHARE ROW EXCLUSIVE, which every
+        insert's ROW EXCLUSIVE waits for, or ACCESS EXCLUSIVE when the deploy changes the table.
+        A table the deploy creates needs none (no one sees it before the deploy commits)."""
+        if self.table_columns(table) is None:
+            return
         name = self._qualified(table)
-        if ddl and self.table_columns(table) is not None:
-            self.execute(self.render("deploy", "lock_request_table", table=Quoted(name)))
-        self.execute(statement("deploy", "lock_deployment", self.dialect), {"table": name})
+        self._wait_for_maintenance(table, name)
+        which = "lock_request_table" if ddl else "lock_deployment"
+        self.execute(self.render("deploy", which, table=Quoted(name)))
+
+    def _wait_for_maintenance(self, table: str, name: str) -> None:
+        """Queued behind a VACUUM (an anti-wraparound autovacuum is never cancelled), an ANALYZE
+        or an index build, a switch's lock request would hold every later insert behind it for
+        as long as that runs; this waits for it without queueing. (One starting between this
+        check and the lock is the one case left, as is an ordinary autovacuum, which PostgreSQL
+        cancels after deadlock_timeout when it blocks a lock request.)"""
+        deadline = time.monotonic() + self.maintenance_wait
+        while True:
+            holders = self.rows(statement("deploy", "lock_holders", self.dialect), {"table": name})
+            if not holders:
+                return
+            if time.monotonic() >= deadline:
+                held = ", ".join(
+                    f"pid {pid} ({kind or 'a session'}: {query!r})" for pid, kind, query in holders
+                )
+                raise errors.DatabaseError(
+                    f"{table!r} is held in SHARE UPDATE EXCLUSIVE mode (a VACUUM, ANALYZE or index "
+                    f"build) by {held} for over {self.maintenance_wait:.0f} s: a switch queued behind "
+                    "it would stop every insert into the table until it ends; nothing was changed, "
+                    "retry when it has finished"
+                )
+            time.sleep(0.05)
 
     def scoring_ddl(self, target: ScoringTarget, previous: str | None) -> bool:
         if self._wanted_explain_function(target) != self._explain_function(target.table):
             return True
-        if previous != target.runtime or not self._has_lock_trigger(target.table):
+        if previous != target.runtime or self._has_lock_trigger(target.table):
             return True
         table = target.table
         return any(
@@ -1125,7 +1154,7 @@ class PostgresBackend(Backend):
             )
             unscored = relation(batch, self.dialect).as_("unscored")
             with self.transaction():
-                self.execute(statement("deploy", "lock_deployment_shared", self.dialect), {"table": name})
+                self.execute(self.render("deploy", "lock_deployment_shared", table=Quoted(name)))
                 if target.compiled is not None:
                     deployed = self.rows(
                         statement("deploy", "deployed_version", self.dialect), {"table_name": target.table}

@@ -30,36 +30,68 @@ ALTER TABLE {table}
     ADD COLUMN IF NOT EXISTS scored_at TIMESTAMP DEFAULT current_timestamp,
     ADD COLUMN IF NOT EXISTS role TEXT;
 
--- Switching versions under concurrent inserts (one lock order, no starvation, no deadlock).
--- Every insert into a deployed table first takes a per-deployment advisory lock in SHARED
--- mode (the BEFORE STATEMENT trigger below) and holds it to the end of its transaction; a
--- switch takes it EXCLUSIVE before it updates indb.deployments. PostgreSQL's lock manager
--- queues requests in order, so a switch waits only for the inserts already under way and
--- the inserts that arrive after it wait for it (FOR SHARE row locks let new readers jump
--- ahead and starved the switch). Inserts take the request table's lock before the advisory
--- lock; a switch that must change the table (DDL) takes the table lock first as well. The
--- key is 'indb' (0x696E6462) in the high 32 bits and the request table's oid in the low.
-
--- name: create_lock_function
--- Reading indb.deployments after the lock makes the backend see the catalog as the switch
--- left it (a compiled trigger function replaced by the switch is the new one).
-CREATE OR REPLACE FUNCTION indb.lock_deployment() RETURNS trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $indb$
-BEGIN
-    PERFORM pg_catalog.pg_advisory_xact_lock_shared(1768842338::bigint * 4294967296 + TG_RELID::bigint);
-    PERFORM 1 FROM indb.deployments WHERE table_name = TG_TABLE_NAME;
-    RETURN NULL;
-END
-$indb$;
+-- Switching versions under concurrent inserts (one lock, FIFO: no starvation, no deadlock).
+-- Every INSERT or COPY into a table holds its ROW EXCLUSIVE lock from the start of the
+-- statement (parse analysis, or the plan's revalidation for a prepared statement) to the end
+-- of its transaction. A switch takes the request table in SHARE ROW EXCLUSIVE mode before it
+-- updates indb.deployments: that mode conflicts with ROW EXCLUSIVE and with itself (two
+-- switches of one table take turns) but not with readers (ACCESS SHARE), so readers of the
+-- table and its views never hold a switch up. PostgreSQL's lock manager queues requests in
+-- order, so a switch waits only for the transactions already writing the table and the
+-- inserts that arrive after it wait for it (FOR SHARE row locks let new readers jump ahead and
+-- starved the switch). An insert therefore reads, after its table lock, the deployment as the
+-- last switch committed it; and taking a table lock the transaction did not hold yet makes
+-- the backend process the catalog invalidations committed before it (AcceptInvalidationMessages
+-- in LockRelationOid), so a compiled trigger function the switch replaced is the new one. A
+-- switch that must change the table (DDL) takes ACCESS EXCLUSIVE instead. Before taking its
+-- lock a switch waits, without queueing, while a VACUUM, ANALYZE or index build holds the table
+-- (lock_holders below), so inserts do not queue behind maintenance through it. Writes other
+-- than inserts (UPDATE, DELETE: retention's batches) hold a switch up as inserts do. No insert
+-- takes a lock of its own: tables deployed before this
+-- had a BEFORE STATEMENT trigger <table>_lock taking an advisory lock, dropped on upgrade
+-- (drop_lock_triggers).
 
 -- name: lock_request_table
 LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;
 
 -- name: lock_deployment
-SELECT pg_catalog.pg_advisory_xact_lock(1768842338::bigint * 4294967296 + pg_catalog.to_regclass($table)::oid::bigint);
+LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE;
 
 -- name: lock_deployment_shared
-SELECT pg_catalog.pg_advisory_xact_lock_shared(1768842338::bigint * 4294967296 + pg_catalog.to_regclass($table)::oid::bigint);
+-- A backfill batch (the deployer's): conflicts with a switch as an insert does, not with inserts.
+LOCK TABLE {table} IN ROW EXCLUSIVE MODE;
+
+-- name: lock_holders
+-- Other sessions holding the request table in SHARE UPDATE EXCLUSIVE mode, which conflicts with
+-- a switch's lock and not with inserts: VACUUM, ANALYZE, CREATE INDEX CONCURRENTLY and the like.
+-- A switch queued behind one would make every later insert queue behind it. An ordinary
+-- autovacuum is left out: PostgreSQL cancels it after deadlock_timeout when it blocks a lock
+-- request (never one that prevents wraparound, or a VACUUM someone ran).
+SELECT l.pid, a.backend_type, a.query FROM pg_catalog.pg_locks AS l
+LEFT JOIN pg_catalog.pg_stat_activity AS a ON a.pid = l.pid
+WHERE l.locktype = 'relation' AND l.relation = pg_catalog.to_regclass($table)
+  AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+  AND l.granted AND l.mode = 'ShareUpdateExclusiveLock' AND l.pid <> pg_catalog.pg_backend_pid()
+  AND NOT (a.backend_type IS NOT DISTINCT FROM 'autovacuum worker' AND a.query LIKE 'autovacuum:%'
+           AND a.query NOT LIKE '%to prevent wraparound%')
+ORDER BY l.pid;
+
+-- name: drop_lock_triggers
+-- Upgrade: the per-statement lock triggers of tables deployed before, and their function.
+DO $indb$
+DECLARE
+    t record;
+BEGIN
+    IF pg_catalog.to_regprocedure('indb.lock_deployment()') IS NULL THEN
+        RETURN;
+    END IF;
+    FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS rel FROM pg_catalog.pg_trigger AS tg
+             WHERE tg.tgfoid = 'indb.lock_deployment()'::regprocedure ORDER BY tg.tgrelid LOOP
+        EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
+    END LOOP;
+    DROP FUNCTION indb.lock_deployment();
+END
+$indb$;
 
 -- name: lock_catalog
 -- Installing or upgrading the catalog and runtime: one connection at a time ('indb' twice).

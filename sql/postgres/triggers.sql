@@ -2,7 +2,8 @@
 -- fire AFTER INSERT with the inserted rows as the transition table new_rows; row triggers
 -- fire BEFORE INSERT with the row as NEW. SECURITY DEFINER functions pin search_path, so
 -- their statements name every object with its schema. Triggers of one table fire in name
--- order: <table>_lock before <table>_score before <table>_score_humility.
+-- order: <table>_score before <table>_score_arm_* before <table>_score_explain before
+-- <table>_score_humility.
 
 -- name: create_function
 CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS {body};
