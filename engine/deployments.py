@@ -487,8 +487,8 @@ def deploy(
                 backend.prepare_model(arm.model)
         for text in functions:
             backend.execute(text)
-        # One lock order for every deploy: the request table (only when its definition or
-        # triggers change), then the deployment's lock, which inserts take after the table's.
+        # The deployment's lock (the request table's on PostgreSQL, which every insert holds
+        # while it writes: exclusive when the deploy changes the table's definition or triggers).
         backend.lock_deployment(table, ddl=table_ddl or (existing is not None and trigger_ddl))
         for text in statements:
             backend.execute(text)

@@ -1125,11 +1125,11 @@ class PostgresBackend(Backend):
 
     def backfill(self, target: ScoringTarget) -> int:
         """Rows without a prediction, in batches of ids (by the request table's key and the
-        predictions' key), each batch in its own short transaction under the deployment's
-        shared lock, scored by the version deployed then. A compiled batch is this version's
-        SQL: when another deploy switched the table meanwhile, the batch stops (that deploy
-        found the table deployed and left rows it had not scored: none, since every insert
-        is scored by its own trigger)."""
+        predictions' key), each batch in its own short transaction holding the request table as
+        an insert does (a switch waits for it), scored by the version deployed then. A compiled
+        batch is this version's SQL: when another deploy switched the table meanwhile, the batch
+        stops (that deploy found the table deployed and left rows it had not scored: none, since
+        every insert is scored by its own trigger)."""
         q = self.quote
         name = self._qualified(target.table)
         for table in (target.table, f"{target.table}_predictions"):  # adopted tables: an index on id
@@ -1279,8 +1279,8 @@ class PostgresBackend(Backend):
 
     def _compiled_check(self, target: ScoringTarget) -> str:
         """PL/pgSQL refusing to score with a version that is no longer deployed. Inserts take
-        the deployment's lock before this function is looked up, so the function is the one
-        the last switch left; this is the guard that it stays so."""
+        the request table's lock, which a switch's conflicts with, before this function is looked
+        up, so the function is the one the last switch left; this is the guard that it stays so."""
         message = (
             f"IntegrityError: table {target.table} was switched to another version while this "
             "transaction was inserting into it; retry the transaction"
