@@ -638,11 +638,11 @@ class PostgresBackend(Backend):
 
     def _runtime_current(self) -> bool:
         plain, python = self._runtime_statements()
-        ((lock, loader),) = self.rows(
+        ((fail, loader),) = self.rows(
             "SELECT obj_description(to_regprocedure('indb.fail(text)'), 'pg_proc'), "
             "obj_description(to_regprocedure('indb.load_runtime()'), 'pg_proc')"
         )
-        if lock is None or self._fingerprint(plain) not in lock:
+        if fail is None or self._fingerprint(plain) not in fail:
             return False
         return not self.has_plpython or (loader is not None and self._fingerprint(python) in loader)
 
