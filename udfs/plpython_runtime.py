@@ -5,8 +5,9 @@ indb. Its source becomes the body of ``indb.load_runtime()``, which leaves one
 ``Runtime`` in PL/Python's per-session dictionary ``GD``; model functions and
 triggers call it. Sessions are cached per (model, version, content hash) for the life
 of the backend process; a statement trigger looks up its deployment once per
-statement, after the insert took the deployment's lock (trigger ``<table>_lock``), so
-every insert is scored by the version deployed when it commits.
+statement, after the insert took the request table's lock (a switch waits for it and
+later inserts for the switch: sql/postgres/deploy.sql), so every insert is scored by the
+version deployed when it commits.
 
 Trust: the trigger functions run as indb's owner, so they check that the table that
 fired them is the deployed one (schema and name as recorded in ``indb.deployments``)
@@ -520,8 +521,9 @@ class Runtime:
         return model
 
     def deployment(self, table, fired=None):
-        """The deployment row. The insert took the deployment's advisory lock before (trigger
-        <table>_lock, sql/postgres/deploy.sql), so it reads the version deployed when it commits.
+        """The deployment row. The insert holds the request table's lock, which a switch's
+        lock conflicts with (sql/postgres/deploy.sql), so it reads the version deployed when it
+        commits.
         ``fired``: (schema, table) of the table whose trigger called, which must be the
         deployed table itself: anyone who owns a table can attach a trigger function.
 
