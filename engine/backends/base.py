@@ -321,6 +321,23 @@ class Backend(ABC):
     def transaction(self) -> Iterator[None]:
         """All or nothing; nested calls join the outer transaction."""
 
+    def statement_workers(self, requested: int | None = None) -> int:
+        """How many statements :meth:`workers` may run at once for this connection's current
+        transaction (``requested``, else the backend's default); 1 (always, here) means one
+        after another on this connection."""
+        return 1
+
+    @contextmanager
+    def workers(self, count: int, shared: str, params: Sequence) -> Iterator[Any]:
+        """Connections of their own that run independent statements at once: the block gets
+        an object whose ``run(statement, params, collect, collect_params)`` runs ``statement``
+        in a transaction of its own, returns what ``collect`` selects then (an Arrow table:
+        the rows it wrote) and rolls the transaction back, so nothing stays written;
+        ``interrupt()`` stops the statements running. ``shared`` is a ``CREATE TEMPORARY TABLE
+        name AS SELECT ...`` (with ``params``) that every statement reads as ``name``."""
+        raise NotImplementedError(f"{type(self).__name__} runs statements one after another")
+        yield
+
     @abstractmethod
     def write_table(self, table: str, frame: pd.DataFrame, *, replace: bool) -> None:
         """Create a table from a DataFrame (or append to it unless ``replace``)."""

@@ -8,9 +8,11 @@ indb opens registers the scoring function of every model version; the public
 from __future__ import annotations
 
 import os
+import queue
 import re
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +21,7 @@ from typing import Any, NamedTuple
 import duckdb
 import numpy as np
 import pandas as pd
+import sqlglot
 from sqlglot import exp
 
 from indb import errors
@@ -223,6 +226,33 @@ def _arrow_of(frame: pd.DataFrame):
     return pa.Table.from_arrays(arrays, names=names)
 
 
+class _Workers:
+    """Cursors running one statement each at a time, in transactions rolled back after their
+    rows are collected (see Backend.workers). DuckDB releases the GIL while it executes."""
+
+    def __init__(self, cursors: list[duckdb.DuckDBPyConnection]):
+        self._cursors = cursors
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        for cursor in cursors:
+            self._free.put(cursor)
+
+    def run(self, statement: str, params, collect: str, collect_params) -> pd.DataFrame:
+        cursor = self._free.get()
+        try:
+            cursor.begin()
+            try:
+                cursor.execute(statement, params)
+                return cursor.execute(collect, collect_params).df()
+            finally:
+                cursor.rollback()
+        finally:
+            self._free.put(cursor)
+
+    def interrupt(self) -> None:
+        for cursor in self._cursors:
+            cursor.interrupt()
+
+
 class DuckDBBackend(Backend):
     name = "duckdb"
     dialect = "duckdb"
@@ -340,6 +370,61 @@ class DuckDBBackend(Backend):
             yield self.quote(name)
         finally:
             self.con.unregister(name)
+
+    def statement_workers(self, requested: int | None = None) -> int:
+        """By default one per DuckDB thread (the ``threads`` setting: the cores unless set
+        lower). Every statement runs on the instance's one pool of threads; callers added
+        beside it keep the cores busy through the parts DuckDB runs on one thread (ordered
+        windows, planning, a Python UDF). Always 1 inside a transaction the caller opened:
+        another cursor would not see its uncommitted rows."""
+        if self._depth > 1:
+            return 1
+        if requested is None:
+            ((requested,),) = self.rows("SELECT current_setting('threads')")
+        return max(1, int(requested))
+
+    @contextmanager
+    def workers(self, count: int, shared: str, params: Sequence) -> Iterator[_Workers]:
+        """Cursors of this instance (see Backend.workers). ``shared`` runs once into an
+        in-memory database attached for the block (committed there, so every cursor sees it;
+        the file is not written), and each cursor reads it through a temporary view of the
+        table's name: a temporary table is seen only by the connection that made it."""
+        create = sqlglot.parse_one(shared, read=self.dialect)
+        if not (
+            isinstance(create, exp.Create)
+            and create.find(exp.TemporaryProperty)
+            and isinstance(create.expression, exp.Query)
+        ):
+            raise errors.DatabaseError("shared statement is not CREATE TEMPORARY TABLE ... AS SELECT")
+        scratch = f"indb_run_{uuid.uuid4().hex[:12]}"
+        name = exp.to_identifier(create.this.name, quoted=True)
+        table = exp.Table(this=name, db=exp.to_identifier("main"), catalog=exp.to_identifier(scratch))
+        copy = exp.Create(this=table, kind="TABLE", expression=create.expression)
+        view = exp.Create(
+            this=exp.Table(this=name),
+            kind="VIEW",
+            expression=exp.select("*").from_(table.copy()),
+            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+        )
+        helper, cursors = self._cursor(), []
+        helper.execute(f"ATTACH ':memory:' AS {quote(scratch, dialect=self.dialect)}")
+        try:
+            helper.execute(copy.sql(dialect=self.dialect), params)
+            for _ in range(count):
+                cursors.append(self._cursor())
+                cursors[-1].execute(view.sql(dialect=self.dialect))
+            yield _Workers(cursors)
+        finally:
+            for cursor in cursors:
+                cursor.close()
+            helper.execute(f"DETACH {quote(scratch, dialect=self.dialect)}")
+            helper.close()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to this instance, on this backend's database."""
+        cursor = self.con.cursor()
+        cursor.execute(f"USE {quote(self.catalog, dialect=self.dialect)}")
+        return cursor
 
     def translate(self, error: Exception) -> Exception:
         if isinstance(error, errors.IndbError):
