@@ -131,3 +131,24 @@ def test_postgresql_runs_statements_in_its_procedure(db):
     _monitored(db)
     runner.run(db.backend, "drift", workers=4)
     assert len(_rows(db)) > 20
+
+
+def test_a_jobs_timeout_interrupts_the_statements_running_at_once(duck):
+    """A job's timeout interrupts the backend's connection; the run's statements run on cursors
+    of their own, which the interrupt reaches too: the run stops, and writes nothing."""
+    _monitored(duck)
+    duck.sql(
+        "UPDATE indb.monitor_statements SET statement = "
+        "'INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, feature, metric) "
+        "SELECT $2, $1, $3, $4, ''y'', CAST(n AS VARCHAR) FROM "
+        "(SELECT count(*) AS n FROM range(100000000000) t(i) WHERE i % 7 = 3)' "
+        "WHERE monitor = 'drift' AND purpose = 'drift y'"
+    )
+    duck.schedule("watch", "@daily", "run_monitor", monitor="drift", timeout=0.5)
+    run = duck.run_job("watch")
+    assert run.status == "timed_out" and "timed out after 0.5 s" in run.error and "drift y" in run.error
+    assert len(duck.monitor_results("drift")) == 0
+    assert duck.backend.rows(
+        "SELECT count(*) FROM duckdb_databases() WHERE database_name LIKE 'indb_run_%'"
+    ) == [(0,)]
+    assert duck.sql("SELECT 42 AS x").x.iloc[0] == 42  # the connection still works

@@ -327,6 +327,11 @@ class Backend(ABC):
         after another on this connection."""
         return 1
 
+    def interrupt(self) -> None:
+        """Stop the statements running on this connection and on its :meth:`workers` (a job's
+        timeout); the server's statement_timeout does it where there is one."""
+        return None
+
     @contextmanager
     def workers(self, count: int, shared: str, params: Sequence) -> Iterator[Any]:
         """Connections of their own that run independent statements at once: the block gets

@@ -275,6 +275,7 @@ class DuckDBBackend(Backend):
         self._reset_after_rollback = False  # see _fire_triggers
         self.catalog_waits = 0  # conflicts :meth:`retrying` waited out on this connection
         self._made_functions = False  # see _makers
+        self._cursors: set[duckdb.DuckDBPyConnection] = set()  # workers' (see interrupt)
         ((self.catalog,),) = self.rows("SELECT current_database()")
         # Scope of cached sessions and of the open-connection registry.
         self.scope = os.path.abspath(path) if path != ":memory:" else f":memory:{id(self)}"
@@ -416,15 +417,23 @@ class DuckDBBackend(Backend):
             yield _Workers(cursors)
         finally:
             for cursor in cursors:
+                self._cursors.discard(cursor)
                 cursor.close()
             helper.execute(f"DETACH {quote(scratch, dialect=self.dialect)}")
+            self._cursors.discard(helper)
             helper.close()
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """A connection of its own to this instance, on this backend's database."""
         cursor = self.con.cursor()
+        self._cursors.add(cursor)
         cursor.execute(f"USE {quote(self.catalog, dialect=self.dialect)}")
         return cursor
+
+    def interrupt(self) -> None:
+        self.con.interrupt()
+        for cursor in list(self._cursors):
+            cursor.interrupt()
 
     def translate(self, error: Exception) -> Exception:
         if isinstance(error, errors.IndbError):
