@@ -19,7 +19,9 @@ COLUMNS = ["run_id", "window_start", "model_version", "feature", "metric", "cate
 
 
 @pytest.fixture
-def duck(tmp_path):
+def duck(tmp_path, monkeypatch):
+    """DuckDB, with windows of any size run at once (the tests' windows are small)."""
+    monkeypatch.setattr(runner, "CONCURRENT_ROWS", 0)
     database = indb.connect(f"duckdb://{tmp_path}/concurrent.duckdb")
     yield database
     database.close()
@@ -53,8 +55,11 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
                 assert (pd.isna(x) and pd.isna(y)) or x == y, (column, x, y)
 
 
+@pytest.mark.parametrize("small", [False, True], ids=["at-once", "small-window"])
 @pytest.mark.parametrize("mode", ["exact", "binned"])
-def test_concurrent_run_equals_serial_run(duck, mode):
+def test_concurrent_run_equals_serial_run(duck, mode, small, monkeypatch):
+    if small:  # windows under CONCURRENT_ROWS: on the run's connection, through the shared copy
+        monkeypatch.setattr(runner, "CONCURRENT_ROWS", 10**9)
     _monitored(duck, mode)
     runner.run(duck.backend, "drift", workers=1)
     serial = _rows(duck)

@@ -334,12 +334,14 @@ class Backend(ABC):
 
     @contextmanager
     def workers(self, count: int, shared: str, params: Sequence) -> Iterator[Any]:
-        """Connections of their own that run independent statements at once: the block gets
-        an object whose ``run(statement, params, collect, collect_params)`` runs ``statement``
-        in a transaction of its own, returns what ``collect`` selects then (an Arrow table:
-        the rows it wrote) and rolls the transaction back, so nothing stays written;
-        ``interrupt()`` stops the statements running. ``shared`` is a ``CREATE TEMPORARY TABLE
-        name AS SELECT ...`` (with ``params``) that every statement reads as ``name``."""
+        """This connection and ``count - 1`` of their own, to run independent statements at
+        once: the block gets an object whose ``run(statement, params, collect,
+        collect_params)`` runs ``statement`` on a free one: on this connection (in its
+        transaction; returns None), or in a transaction of its own, returning what ``collect``
+        selects then (an Arrow table: the rows it wrote) and rolling back, so nothing stays
+        written there; ``rows`` is the shared table's row count, ``interrupt()`` stops the
+        statements running. ``shared`` is a ``CREATE TEMPORARY TABLE name AS SELECT ...``
+        (with ``params``) that every statement, this connection's too, reads as ``name``."""
         raise NotImplementedError(f"{type(self).__name__} runs statements one after another")
         yield
 

@@ -227,29 +227,35 @@ def _arrow_of(frame: pd.DataFrame):
 
 
 class _Workers:
-    """Cursors running one statement each at a time, in transactions rolled back after their
+    """The backend's connection and cursors beside it, each running one statement at a time:
+    on the connection in its own transaction, on a cursor in a transaction rolled back once its
     rows are collected (see Backend.workers). DuckDB releases the GIL while it executes."""
 
-    def __init__(self, cursors: list[duckdb.DuckDBPyConnection]):
-        self._cursors = cursors
+    def __init__(self, con: duckdb.DuckDBPyConnection, cursors: list, rows: int):
+        self.rows = rows  # in the shared table
+        self._con, self._cursors = con, cursors
         self._free: queue.SimpleQueue = queue.SimpleQueue()
-        for cursor in cursors:
+        for cursor in [con, *cursors]:
             self._free.put(cursor)
 
-    def run(self, statement: str, params, collect: str, collect_params) -> pd.DataFrame:
+    def run(self, statement: str, params, collect: str, collect_params) -> Any:
+        """None when the statement ran on the connection itself (its rows are written there)."""
         cursor = self._free.get()
         try:
+            if cursor is self._con:
+                cursor.execute(statement, params)
+                return None
             cursor.begin()
             try:
                 cursor.execute(statement, params)
-                return cursor.execute(collect, collect_params).df()
+                return cursor.sql(collect, params=collect_params).to_arrow_table()
             finally:
                 cursor.rollback()
         finally:
             self._free.put(cursor)
 
     def interrupt(self) -> None:
-        for cursor in self._cursors:
+        for cursor in [self._con, *self._cursors]:
             cursor.interrupt()
 
 
@@ -386,10 +392,12 @@ class DuckDBBackend(Backend):
 
     @contextmanager
     def workers(self, count: int, shared: str, params: Sequence) -> Iterator[_Workers]:
-        """Cursors of this instance (see Backend.workers). ``shared`` runs once into an
-        in-memory database attached for the block (committed there, so every cursor sees it;
-        the file is not written), and each cursor reads it through a temporary view of the
-        table's name: a temporary table is seen only by the connection that made it."""
+        """This connection and ``count - 1`` cursors of this instance (see Backend.workers).
+        ``shared`` runs once into an in-memory database attached for the block (committed
+        there, so every cursor sees it; the file is not written), and each connection reads it
+        through a temporary view of the table's name: a temporary table is seen only by the
+        connection that made it. This connection's view is made in its transaction and
+        dropped at the end of the block (by the rollback when the block fails)."""
         create = sqlglot.parse_one(shared, read=self.dialect)
         if not (
             isinstance(create, exp.Create)
@@ -406,15 +414,20 @@ class DuckDBBackend(Backend):
             kind="VIEW",
             expression=exp.select("*").from_(table.copy()),
             properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
-        )
+        ).sql(dialect=self.dialect)
         helper, cursors = self._cursor(), []
         helper.execute(f"ATTACH ':memory:' AS {quote(scratch, dialect=self.dialect)}")
         try:
             helper.execute(copy.sql(dialect=self.dialect), params)
-            for _ in range(count):
+            count_rows = exp.select(exp.Count(this=exp.Star())).from_(table.copy())
+            ((rows,),) = helper.execute(count_rows.sql(dialect=self.dialect)).fetchall()
+            self.con.execute(view)
+            for _ in range(count - 1):
                 cursors.append(self._cursor())
-                cursors[-1].execute(view.sql(dialect=self.dialect))
-            yield _Workers(cursors)
+                cursors[-1].execute(view)
+            yield _Workers(self.con, cursors, int(rows))
+            drop = exp.Drop(tables=[exp.Table(this=name.copy())], kind="VIEW")
+            self.con.execute(drop.sql(dialect=self.dialect))
         finally:
             for cursor in cursors:
                 self._cursors.discard(cursor)
