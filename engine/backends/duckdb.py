@@ -444,9 +444,13 @@ class DuckDBBackend(Backend):
         return cursor
 
     def interrupt(self) -> None:
+        """From another thread (a job's timer): a worker's cursor may close meanwhile."""
         self.con.interrupt()
         for cursor in list(self._cursors):
-            cursor.interrupt()
+            try:
+                cursor.interrupt()
+            except duckdb.Error:
+                pass
 
     def translate(self, error: Exception) -> Exception:
         if isinstance(error, errors.IndbError):
