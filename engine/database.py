@@ -508,12 +508,13 @@ class Database:
             importance=importance,
         )
 
-    def run_monitor(self, name: str, *, since=None):
+    def run_monitor(self, name: str, *, since=None, workers: int | None = None):
         """Compute the windows since the last run; append results, open alerts. On PostgreSQL
-        this is ``CALL indb.run_monitor(name)``, which pg_cron can schedule."""
+        this is ``CALL indb.run_monitor(name)``, which pg_cron can schedule. ``workers``: how
+        many statements run at once on DuckDB (default: its ``threads`` setting; 1: serial)."""
         from indb.monitoring import runner
 
-        summary = self._call(runner.run, name, since=since)
+        summary = self._call(runner.run, name, since=since, workers=workers)
         self._wake_scheduler()  # jobs waiting for its alerts (on_alert) run now
         return summary
 

@@ -90,6 +90,21 @@ VALUES ($monitor, $feature, 'psi', $bin, $lower, NULL, 0);
 -- name: statements
 SELECT step, purpose, statement FROM indb.monitor_statements WHERE monitor = $monitor ORDER BY step;
 
+-- name: statement_results
+-- The rows one statement of a run wrote, read back in its own transaction by a connection
+-- that ran it beside others (runner._run_concurrently; that transaction is rolled back).
+SELECT run_id, monitor, window_start, window_end, model_version, feature, metric, category, value,
+       threshold, drifted, n_reference, n_current
+FROM indb.monitor_results WHERE run_id = $run_id;
+
+-- name: insert_collected_results
+-- The rows of statements run beside each other, written by the run's own transaction.
+INSERT INTO indb.monitor_results (run_id, monitor, window_start, window_end, model_version, feature,
+                                  metric, category, value, threshold, drifted, n_reference, n_current)
+SELECT run_id, monitor, window_start, window_end, model_version, feature, metric, category, value,
+       threshold, drifted, n_reference, n_current
+FROM {rows};
+
 -- name: reference_numeric_summary
 INSERT INTO indb.monitor_features (monitor, feature, kind, n, missing, mean, std, min_value, max_value, cells)
 SELECT $monitor, $feature, 'numeric', count(v), count(*) - count(v), avg(v), stddev_pop(v), min(v), max(v), $cells

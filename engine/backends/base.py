@@ -321,6 +321,30 @@ class Backend(ABC):
     def transaction(self) -> Iterator[None]:
         """All or nothing; nested calls join the outer transaction."""
 
+    def statement_workers(self, requested: int | None = None) -> int:
+        """How many statements :meth:`workers` may run at once for this connection's current
+        transaction (``requested``, else the backend's default); 1 (always, here) means one
+        after another on this connection."""
+        return 1
+
+    def interrupt(self) -> None:
+        """Stop the statements running on this connection and on its :meth:`workers` (a job's
+        timeout); the server's statement_timeout does it where there is one."""
+        return None
+
+    @contextmanager
+    def workers(self, count: int, shared: str, params: Sequence) -> Iterator[Any]:
+        """This connection and ``count - 1`` of their own, to run independent statements at
+        once: the block gets an object whose ``run(statement, params, collect,
+        collect_params)`` runs ``statement`` on a free one: on this connection (in its
+        transaction; returns None), or in a transaction of its own, returning what ``collect``
+        selects then (an Arrow table: the rows it wrote) and rolling back, so nothing stays
+        written there; ``rows`` is the shared table's row count, ``interrupt()`` stops the
+        statements running. ``shared`` is a ``CREATE TEMPORARY TABLE name AS SELECT ...``
+        (with ``params``) that every statement, this connection's too, reads as ``name``."""
+        raise NotImplementedError(f"{type(self).__name__} runs statements one after another")
+        yield
+
     @abstractmethod
     def write_table(self, table: str, frame: pd.DataFrame, *, replace: bool) -> None:
         """Create a table from a DataFrame (or append to it unless ``replace``)."""

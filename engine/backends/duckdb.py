@@ -8,9 +8,11 @@ indb opens registers the scoring function of every model version; the public
 from __future__ import annotations
 
 import os
+import queue
 import re
 import threading
 import time
+import uuid
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +21,7 @@ from typing import Any, NamedTuple
 import duckdb
 import numpy as np
 import pandas as pd
+import sqlglot
 from sqlglot import exp
 
 from indb import errors
@@ -223,6 +226,39 @@ def _arrow_of(frame: pd.DataFrame):
     return pa.Table.from_arrays(arrays, names=names)
 
 
+class _Workers:
+    """The backend's connection and cursors beside it, each running one statement at a time:
+    on the connection in its own transaction, on a cursor in a transaction rolled back once its
+    rows are collected (see Backend.workers). DuckDB releases the GIL while it executes."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, cursors: list, rows: int):
+        self.rows = rows  # in the shared table
+        self._con, self._cursors = con, cursors
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        for cursor in [con, *cursors]:
+            self._free.put(cursor)
+
+    def run(self, statement: str, params, collect: str, collect_params) -> Any:
+        """None when the statement ran on the connection itself (its rows are written there)."""
+        cursor = self._free.get()
+        try:
+            if cursor is self._con:
+                cursor.execute(statement, params)
+                return None
+            cursor.begin()
+            try:
+                cursor.execute(statement, params)
+                return cursor.sql(collect, params=collect_params).to_arrow_table()
+            finally:
+                cursor.rollback()
+        finally:
+            self._free.put(cursor)
+
+    def interrupt(self) -> None:
+        for cursor in [self._con, *self._cursors]:
+            cursor.interrupt()
+
+
 class DuckDBBackend(Backend):
     name = "duckdb"
     dialect = "duckdb"
@@ -245,6 +281,7 @@ class DuckDBBackend(Backend):
         self._reset_after_rollback = False  # see _fire_triggers
         self.catalog_waits = 0  # conflicts :meth:`retrying` waited out on this connection
         self._made_functions = False  # see _makers
+        self._cursors: set[duckdb.DuckDBPyConnection] = set()  # workers' (see interrupt)
         ((self.catalog,),) = self.rows("SELECT current_database()")
         # Scope of cached sessions and of the open-connection registry.
         self.scope = os.path.abspath(path) if path != ":memory:" else f":memory:{id(self)}"
@@ -340,6 +377,80 @@ class DuckDBBackend(Backend):
             yield self.quote(name)
         finally:
             self.con.unregister(name)
+
+    def statement_workers(self, requested: int | None = None) -> int:
+        """By default one per DuckDB thread (the ``threads`` setting: the cores unless set
+        lower). Every statement runs on the instance's one pool of threads; callers added
+        beside it keep the cores busy through the parts DuckDB runs on one thread (ordered
+        windows, planning, a Python UDF). Always 1 inside a transaction the caller opened:
+        another cursor would not see its uncommitted rows."""
+        if self._depth > 1:
+            return 1
+        if requested is None:
+            ((requested,),) = self.rows("SELECT current_setting('threads')")
+        return max(1, int(requested))
+
+    @contextmanager
+    def workers(self, count: int, shared: str, params: Sequence) -> Iterator[_Workers]:
+        """This connection and ``count - 1`` cursors of this instance (see Backend.workers).
+        ``shared`` runs once into an in-memory database attached for the block (committed
+        there, so every cursor sees it; the file is not written), and each connection reads it
+        through a temporary view of the table's name: a temporary table is seen only by the
+        connection that made it. This connection's view is made in its transaction and
+        dropped at the end of the block (by the rollback when the block fails)."""
+        create = sqlglot.parse_one(shared, read=self.dialect)
+        if not (
+            isinstance(create, exp.Create)
+            and create.find(exp.TemporaryProperty)
+            and isinstance(create.expression, exp.Query)
+        ):
+            raise errors.DatabaseError("shared statement is not CREATE TEMPORARY TABLE ... AS SELECT")
+        scratch = f"indb_run_{uuid.uuid4().hex[:12]}"
+        name = exp.to_identifier(create.this.name, quoted=True)
+        table = exp.Table(this=name, db=exp.to_identifier("main"), catalog=exp.to_identifier(scratch))
+        copy = exp.Create(this=table, kind="TABLE", expression=create.expression)
+        view = exp.Create(
+            this=exp.Table(this=name),
+            kind="VIEW",
+            expression=exp.select("*").from_(table.copy()),
+            properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+        ).sql(dialect=self.dialect)
+        helper, cursors = self._cursor(), []
+        helper.execute(f"ATTACH ':memory:' AS {quote(scratch, dialect=self.dialect)}")
+        try:
+            helper.execute(copy.sql(dialect=self.dialect), params)
+            count_rows = exp.select(exp.Count(this=exp.Star())).from_(table.copy())
+            ((rows,),) = helper.execute(count_rows.sql(dialect=self.dialect)).fetchall()
+            self.con.execute(view)
+            for _ in range(count - 1):
+                cursors.append(self._cursor())
+                cursors[-1].execute(view)
+            yield _Workers(self.con, cursors, int(rows))
+            drop = exp.Drop(tables=[exp.Table(this=name.copy())], kind="VIEW")
+            self.con.execute(drop.sql(dialect=self.dialect))
+        finally:
+            for cursor in cursors:
+                self._cursors.discard(cursor)
+                cursor.close()
+            helper.execute(f"DETACH {quote(scratch, dialect=self.dialect)}")
+            self._cursors.discard(helper)
+            helper.close()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own to this instance, on this backend's database."""
+        cursor = self.con.cursor()
+        self._cursors.add(cursor)
+        cursor.execute(f"USE {quote(self.catalog, dialect=self.dialect)}")
+        return cursor
+
+    def interrupt(self) -> None:
+        """From another thread (a job's timer): a worker's cursor may close meanwhile."""
+        self.con.interrupt()
+        for cursor in list(self._cursors):
+            try:
+                cursor.interrupt()
+            except duckdb.Error:
+                pass
 
     def translate(self, error: Exception) -> Exception:
         if isinstance(error, errors.IndbError):

@@ -63,10 +63,9 @@ def _scope(backend: Backend) -> str:
 
 
 def _interrupt(backend: Backend) -> None:
-    """Stop the statement running on this connection (DuckDB: ``connection.interrupt()``)."""
-    connection = getattr(backend, "con", None)
-    if connection is not None and hasattr(connection, "interrupt"):
-        connection.interrupt()
+    """Stop the statements running on this connection and its workers (DuckDB:
+    ``connection.interrupt()`` on each; a monitor run's statements run on cursors of their own)."""
+    backend.interrupt()
 
 
 class _Watch:
