@@ -406,6 +406,7 @@ class DuckDBBackend(Backend):
         ):
             raise errors.DatabaseError("shared statement is not CREATE TEMPORARY TABLE ... AS SELECT")
         scratch = f"indb_run_{uuid.uuid4().hex[:12]}"
+        scratch_name = quote(scratch, dialect=self.dialect)
         name = exp.to_identifier(create.this.name, quoted=True)
         table = exp.Table(this=name, db=exp.to_identifier("main"), catalog=exp.to_identifier(scratch))
         copy = exp.Create(this=table, kind="TABLE", expression=create.expression)
@@ -416,7 +417,7 @@ class DuckDBBackend(Backend):
             properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
         ).sql(dialect=self.dialect)
         helper, cursors = self._cursor(), []
-        helper.execute(f"ATTACH ':memory:' AS {quote(scratch, dialect=self.dialect)}")
+        helper.execute(self.render("workers", "attach_scratch", scratch=scratch_name))
         try:
             helper.execute(copy.sql(dialect=self.dialect), params)
             count_rows = exp.select(exp.Count(this=exp.Star())).from_(table.copy())
@@ -432,7 +433,7 @@ class DuckDBBackend(Backend):
             for cursor in cursors:
                 self._cursors.discard(cursor)
                 cursor.close()
-            helper.execute(f"DETACH {quote(scratch, dialect=self.dialect)}")
+            helper.execute(self.render("workers", "detach_scratch", scratch=scratch_name))
             self._cursors.discard(helper)
             helper.close()
 
@@ -440,7 +441,8 @@ class DuckDBBackend(Backend):
         """A connection of its own to this instance, on this backend's database."""
         cursor = self.con.cursor()
         self._cursors.add(cursor)
-        cursor.execute(f"USE {quote(self.catalog, dialect=self.dialect)}")
+        catalog = quote(self.catalog, dialect=self.dialect)
+        cursor.execute(self.render("workers", "use_catalog", catalog=catalog))
         return cursor
 
     def interrupt(self) -> None:
