@@ -92,6 +92,15 @@ def results(db, name: str) -> dict:
     }
 
 
+def monitored(db, name: str, ref, cur, features: list[str], **options) -> dict:
+    """``ref`` loaded on DAY1 as the reference, ``cur`` on DAY2; one run; DAY2's results."""
+    load(db, ref, DAY1)
+    load(db, cur, DAY2)
+    db.create_monitor(name, "requests", reference=(DAY1, DAY2), features=features, **options)
+    db.run_monitor(name)
+    return results(db, name)
+
+
 def close(got, expected, what):
     assert got == pytest.approx(expected, rel=RTOL, abs=1e-300), f"{what}: {got!r} != {expected!r}"
 
@@ -104,11 +113,7 @@ def close(got, expected, what):
 def test_exact_mode_equals_scipy(db, n_ref, n_cur, ties):
     deployed(db)
     ref, cur = samples(n_ref, n_cur, seed=n_ref, ties=ties)
-    load(db, ref, DAY1)
-    load(db, cur, DAY2)
-    db.create_monitor("drift", "requests", reference=(DAY1, DAY2), features=["x", "y", "c"])
-    db.run_monitor("drift")
-    got = results(db, "drift")
+    got = monitored(db, "drift", ref, cur, ["x", "y", "c"])
     for column in ("x", "y"):
         a, b = ref[column].to_numpy(), cur[column].to_numpy()
         ks = stats.ks_2samp(a, b)
@@ -149,11 +154,7 @@ def test_exact_mode_with_crowded_cells_equals_scipy(db, shift):
     ref.loc[0, "y"] = 4_000.0
     cur.loc[:5, "y"] = 1e6  # beyond the reference range
     cur.loc[6:9, "x"] = -2_500.0
-    load(db, ref, DAY1)
-    load(db, cur, DAY2)
-    db.create_monitor("crowded", "requests", reference=(DAY1, DAY2), features=["x", "y"])
-    db.run_monitor("crowded")
-    got = results(db, "crowded")
+    got = monitored(db, "crowded", ref, cur, ["x", "y"])
     for column in ("x", "y"):
         a, b = ref[column].to_numpy(), cur[column].to_numpy()
         close(got[(column, "ks_d")], stats.ks_2samp(a, b).statistic, f"{column} ks_d")
@@ -173,11 +174,7 @@ def test_exact_mode_psi_from_cells_equals_numpy(db):
     ref.loc[0, "y"], ref.loc[1, "y"] = -3_000.0, 5_000.0  # cells 0.06 wide: hundreds of values each
     edges = np.quantile(ref.y, np.arange(1, PSI_BINS) / PSI_BINS)
     cur.loc[: len(edges) - 1, "y"] = edges  # values exactly on the edges
-    load(db, ref, DAY1)
-    load(db, cur, DAY2)
-    db.create_monitor("edges", "requests", reference=(DAY1, DAY2), features=["x", "y"])
-    db.run_monitor("edges")
-    got = results(db, "edges")
+    got = monitored(db, "edges", ref, cur, ["x", "y"])
     for column in ("x", "y"):
         a, b = ref[column].to_numpy(), cur[column].to_numpy()
         psi, js = numpy_psi_js(a, b)
@@ -193,11 +190,7 @@ def test_binned_mode_is_within_its_bounds(db):
     ref, cur = samples(3000, 2500, seed=5, ties=False)
     cur.loc[:40, "x"] = 7.5  # beyond the reference range: counted exactly
     cur.loc[41:60, "y"] = -1.0
-    load(db, ref, DAY1)
-    load(db, cur, DAY2)
-    db.create_monitor("binned", "requests", reference=(DAY1, DAY2), features=["x", "y"], mode="binned")
-    db.run_monitor("binned")
-    got = results(db, "binned")
+    got = monitored(db, "binned", ref, cur, ["x", "y"], mode="binned")
     for column in ("x", "y"):
         a, b = ref[column].to_numpy(), cur[column].to_numpy()
         d = stats.ks_2samp(a, b).statistic
@@ -225,11 +218,7 @@ def test_binned_mode_psi_with_merged_edges_equals_numpy(db):
     edges = np.quantile(ref.y, np.arange(1, PSI_BINS) / PSI_BINS)
     cur.loc[: len(edges) - 1, "y"] = edges  # values exactly on the edges
     assert len(np.unique(np.quantile(ref.x, np.arange(1, PSI_BINS) / PSI_BINS))) < PSI_BINS - 1
-    load(db, ref, DAY1)
-    load(db, cur, DAY2)
-    db.create_monitor("binned_edges", "requests", reference=(DAY1, DAY2), features=["x", "y"], mode="binned")
-    db.run_monitor("binned_edges")
-    got = results(db, "binned_edges")
+    got = monitored(db, "binned_edges", ref, cur, ["x", "y"], mode="binned")
     for column in ("x", "y"):
         psi, js = numpy_psi_js(ref[column].to_numpy(), cur[column].to_numpy())
         close(got[(column, "psi")], psi, f"{column} psi")
