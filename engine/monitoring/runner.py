@@ -104,12 +104,8 @@ def _run_here(backend: Backend, monitor: dict, since: datetime | None, workers: 
         values = [name, run_id, window, window + width]
         if count > 1:
             _run_concurrently(backend, steps, values, count)
-            continue
-        for _, purpose, text in steps:
-            try:
-                backend.execute(text, values if _PARAMETER.search(text) else None)
-            except Exception as e:
-                raise _failed(backend, purpose, values, e) from e
+        else:
+            _run_in_turn(backend, [(purpose, text) for _, purpose, text in steps], values)
     backend.execute(statement("monitoring", "update_alerts", backend.dialect), {"run_id": run_id})
     backend.execute(statement("monitoring", "open_alerts", backend.dialect), {"run_id": run_id})
     backend.execute(statement("monitoring", "finish_run", backend.dialect), {"monitor": name})
@@ -123,17 +119,22 @@ def _independent(steps: list[tuple]) -> bool:
     return len(purposes) > 4 and purposes[:2] == window and purposes[-1] == "drop window"
 
 
+def _run_in_turn(backend: Backend, tasks: list[tuple], values: list) -> None:
+    """``(purpose, statement)`` pairs one after another on the run's connection."""
+    for purpose, text in tasks:
+        try:
+            backend.execute(text, values if _PARAMETER.search(text) else None)
+        except Exception as e:
+            raise _failed(backend, purpose, values, e) from e
+
+
 def _run_concurrently(backend: Backend, steps: list[tuple], values: list, count: int) -> None:
     """One window's statements on ``count`` workers (see the module's docstring)."""
     collect = statement("monitoring", "statement_results", backend.dialect)
     tasks = [(purpose, text) for _, purpose, text in steps[2:-1]]
     with backend.workers(count, steps[1][2], values) as pool:
         if pool.rows < CONCURRENT_ROWS:
-            for purpose, text in tasks:
-                try:
-                    backend.execute(text, values if _PARAMETER.search(text) else None)
-                except Exception as e:
-                    raise _failed(backend, purpose, values, e) from e
+            _run_in_turn(backend, tasks, values)
             return
         tables = _gather(backend, pool, tasks, values, collect, count)
     rows = pa.concat_tables([t for t in tables if t is not None])
