@@ -18,11 +18,12 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-__all__ = ["browser", "page", "save_screenshot"]
+__all__ = ["browser", "page", "recorded_page", "save_screenshot"]
 
 REQUIRED_ENV = "INDB_TEST_BROWSER_REQUIRED"
 
@@ -68,8 +69,11 @@ def browser() -> Iterator[object]:
             chromium.close()
 
 
-@pytest.fixture
-def page(browser) -> Iterator[object]:
+@contextmanager
+def recorded_page(browser) -> Iterator[object]:
+    """A fresh page at 1280x800 in a context of its own, recording its problems (see above).
+    A page of its own keeps what the browser reports late about one page (a refused request's
+    console line can arrive after the next navigation started) out of another page's list."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     tab = context.new_page()
     problems: list[str] = []
@@ -95,6 +99,12 @@ def page(browser) -> Iterator[object]:
         yield tab
     finally:
         context.close()
+
+
+@pytest.fixture
+def page(browser) -> Iterator[object]:
+    with recorded_page(browser) as tab:
+        yield tab
 
 
 def save_screenshot(tab, name: str) -> Path:

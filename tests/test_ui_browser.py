@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import pytest
 
 import indb
-from tests.browser_fixtures import save_screenshot
+from tests.browser_fixtures import recorded_page, save_screenshot
 from tests.test_ui import build_catalog
 
 PAGES = {
@@ -149,14 +149,12 @@ def test_the_token_is_enforced(page, tmp_path, site):
     app.state.ui.db.sql("CHECKPOINT")
     shutil.copy(app.state.ui.db.url.removeprefix("duckdb://"), copy)
     with serving(f"duckdb://{copy}", token="browser-token") as (base, token_app):
-        response = page.goto(base + "/")
-        assert response.status == 401 and "needs its token" in page.content()
-        # the browser reports the refused page on its console after goto returns, sometimes
-        # after the next page has started loading: let that report arrive before clearing
-        waited = time.monotonic() + 2
-        while not any(p.startswith("console") for p in page.problems) and time.monotonic() < waited:
-            page.wait_for_timeout(20)
-        page.problems.clear()
+        # the refused request gets a page of its own: the browser reports it on the console
+        # after goto returns, at times after the next page has started loading
+        with recorded_page(page.context.browser) as refused:
+            response = refused.goto(base + "/")
+            assert response.status == 401 and "needs its token" in refused.content()
+            assert f"HTTP 401: {base}/" in refused.problems
         page.goto(base + "/monitors/loans_drift?token=browser-token")
         assert page.url == base + "/monitors/loans_drift"  # the token left the address bar
         assert page.locator("figure.chart svg").count() >= 4
