@@ -381,6 +381,8 @@ def deploy(
     (JSON text). ``explain`` (indb.explanations): True writes ``<table>_explanations`` in the
     statement that scores each insert, False stops it, None keeps what the deployment does."""
     table = identifiers.table_name(table)
+    if not dry_run:
+        backend.require_deployer(f"deploy to {table!r}")
     if runtime not in RUNTIMES:
         raise DeploymentError(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
     if mode not in backend.scoring_modes:
@@ -621,6 +623,7 @@ def get(backend: Backend, table: str) -> Deployment:
 def undeploy(backend: Backend, table: str, *, drop_tables: bool = False) -> list[str]:
     """Stop scoring inserts into ``table``; with ``drop_tables`` also drop its indb tables."""
     deployment = get(backend, table)
+    backend.require_deployer(f"undeploy {deployment.table!r}")
     q = backend.quote
     run = backend.unscoring_sql(deployment.table)
     if drop_tables:

@@ -277,6 +277,12 @@ class Backend(ABC):
         return None
 
     # -- switching versions under concurrent inserts --------------------------------------------
+    def require_deployer(self, action: str) -> None:
+        """Refuse ``action`` (deploying, undeploying, a humility rule: each creates triggers or
+        functions that run as indb's owner) before it starts, for a connection that could not
+        finish it. Anyone who opens the database may, by default."""
+        return None
+
     def lock_deployment(self, table: str, *, ddl: bool) -> None:
         """Taken first by a deploy's transaction (held to its end): inserts under way finish,
         later ones wait for the switch. ``ddl``: the deploy also changes the request table.

@@ -354,7 +354,7 @@ class PostgresBackend(Backend):
                 f"database user {self.user!r}: {text.splitlines()[0]}. A superuser grants one of "
                 f"indb's roles, e.g. GRANT {self._role('reader')} TO {self.quote(self.user).text}; "
                 f"(read), {self._role('app')} (insert into request tables), "
-                f"{self._role('developer')} (register), {self._role('admin')} (deploy); "
+                f"{self._role('developer')} (register), {self._role('admin')} (monitors, jobs, policies); "
                 "see the README's Security section"
             )
         if isinstance(error, psycopg.errors.UndefinedFunction):
@@ -1073,6 +1073,19 @@ class PostgresBackend(Backend):
 
     def lock_catalog(self) -> None:
         self.execute(statement("deploy", "lock_catalog", self.dialect))
+
+    def require_deployer(self, action: str) -> None:
+        """Only indb's owner creates trigger functions that run as it (README, Security): any
+        other role would be refused halfway, by PostgreSQL, in words that do not say who may."""
+        if self.superuser:
+            return
+        ((owns, owner),) = self.rows(statement("deploy", "owns_indb", self.dialect))
+        if not owns:
+            raise errors.PermissionDeniedError(
+                f"database user {self.user!r}: permission denied to {action}: it changes triggers "
+                f"and functions that run as indb's owner ({owner}), so only a superuser or that "
+                "owner may (README, Security); nothing was changed"
+            )
 
     # A switch waits this long (polling, not queued) for a VACUUM, ANALYZE or index build of the
     # request table to end before it takes its lock, then says so.

@@ -99,6 +99,7 @@ def add_rule(
     existing = backend.rows(statement("humility", "rules", backend.dialect), {"deployment": target.table})
     if name in [r[0] for r in existing]:
         raise DeploymentError(f"deployment {target.table!r} already has a humility rule {name!r}")
+    backend.require_deployer(f"add a humility rule to {target.table!r}")
     with backend.transaction():
         backend.execute(statement("humility", "insert_rule", backend.dialect), row)
         for category in categories or []:
@@ -123,6 +124,7 @@ def _bound(rule: str, which: str, value) -> float | None:
 
 def remove_rule(backend: Backend, deployment: str, name: str) -> None:
     target = deployments.get(backend, deployment)
+    backend.require_deployer(f"remove a humility rule of {target.table!r}")
     with backend.transaction():
         params = {"deployment": target.table, "name": name}
         backend.execute(statement("humility", "delete_rule", backend.dialect), params)

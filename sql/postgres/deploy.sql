@@ -97,6 +97,13 @@ $indb$;
 -- Installing or upgrading the catalog and runtime: one connection at a time ('indb' twice).
 SELECT pg_catalog.pg_advisory_xact_lock(1768842338::bigint * 4294967296 + 1768842338);
 
+-- name: owns_indb
+-- Whether this role may create what a deploy creates (trigger functions that run as indb's
+-- owner, SECURITY DEFINER): a superuser, or the owner of schema indb (a managed server's
+-- non-superuser owner) or a member of it. The owner's name, for the error otherwise.
+SELECT pg_catalog.pg_has_role(n.nspowner, 'USAGE'), pg_catalog.pg_get_userbyid(n.nspowner)
+FROM pg_catalog.pg_namespace AS n WHERE n.nspname = 'indb';
+
 -- name: has_trigger
 SELECT count(*) FROM pg_catalog.pg_trigger
 WHERE tgrelid = pg_catalog.to_regclass($table) AND tgname = $trigger AND NOT tgisinternal;
