@@ -5,6 +5,7 @@ that say who may; a managed server's non-superuser owner installs indb and deplo
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import psycopg
@@ -64,6 +65,24 @@ def test_the_admin_role_is_refused_deploying_with_who_may(db, loans):
                 admin.remove_humility_rule("theirs", "r")
     db.sql(f"INSERT INTO theirs ({COLUMNS}) VALUES {ROW}")  # still deployed, by version 1
     assert db.sql("SELECT model_version FROM theirs_scored").model_version.tolist() == [1]
+
+
+def test_a_developer_without_create_on_the_schema_is_told_the_grant(db):
+    """Feature sets are a developer's: their tables go into the first schema of search_path,
+    which PostgreSQL 15 no longer lets everyone create in. The error gives the GRANT."""
+    from tests.test_deploy_triggers import customer_rows
+
+    db.create_entity("customer", keys=["customer_id"])
+    with login_role(db, "indb_developer") as (name, url), indb.connect(url) as developer:
+        grant = f'GRANT USAGE, CREATE ON SCHEMA "public" TO "{name}"'
+        with pytest.raises(
+            indb.PermissionDeniedError, match=rf"schema public\. .* {re.escape(grant)}; or set search_path"
+        ):
+            developer.create_feature_set("finance", "customer", source=customer_rows(), event_time="ts")
+        assert db.sql("SELECT count(*) AS n FROM indb.feature_sets").n[0] == 0
+        db.sql(grant)
+        developer.create_feature_set("finance", "customer", source=customer_rows(), event_time="ts")
+    assert db.sql("SELECT count(*) AS n FROM indb.feature_sets").n[0] == 1
 
 
 def test_a_non_superuser_owner_installs_deploys_and_switches(db, pg_dsn, loans):

@@ -78,6 +78,7 @@ _TOKENS = re.compile(
     r"|\$(?P<name>[A-Za-z_]\w*|\d+)|(?P<qmark>\?)|(?P<ready>%\(\w+\)s|%s)",
     re.S,
 )
+_SCHEMA_DENIED = re.compile(r"permission denied for schema (.+)")
 _UDF_ERROR = re.compile(r"(ScoringError|IntegrityError|NotFound|JobError): (.*?)(?:\nCONTEXT:|$)", re.S)
 _OUR_ERRORS = {
     "ScoringError": errors.ScoringError,
@@ -350,6 +351,15 @@ class PostgresBackend(Backend):
         if isinstance(error, psycopg.errors.InsufficientPrivilege):
             if error.diag.source_function == "exec_stmt_raise":  # indb's own refusal says who may
                 return errors.PermissionDeniedError(f"database user {self.user!r}: {text.splitlines()[0]}")
+            schema = _SCHEMA_DENIED.fullmatch(error.diag.message_primary or "")
+            if schema and schema[1] != "indb":  # where the tables indb makes for you would go
+                return errors.PermissionDeniedError(
+                    f"database user {self.user!r}: {text.splitlines()[0]}. indb makes and reads "
+                    "its tables (feature sets, training sets, request tables) in the first schema "
+                    "of search_path: its owner grants them, GRANT USAGE, CREATE ON SCHEMA "
+                    f"{self.quote(schema[1]).text} TO {self.quote(self.user).text}; or set "
+                    "search_path to a schema of yours"
+                )
             return errors.PermissionDeniedError(
                 f"database user {self.user!r}: {text.splitlines()[0]}. A superuser grants one of "
                 f"indb's roles, e.g. GRANT {self._role('reader')} TO {self.quote(self.user).text}; "
