@@ -230,6 +230,15 @@ def _view_statements(backend: Backend, table: str, mv, mode: str, request: list[
         and (mode != "row" or list(predictions) == ["id", *outputs, "role", "served"])
     ):
         return result
+    # CREATE OR REPLACE VIEW may only add columns at the end (PostgreSQL): after a column was
+    # added to the request table, or a probability column, the views are made anew (the
+    # scored view first: in row mode it reads the predictions view).
+    views = [(f"{table}_scored", scored, [*request, *outputs, "label", "observed_at"])]
+    if mode == "row":
+        views.append((f"{table}_predictions", predictions, ["id", *outputs, "role", "served"]))
+    for view, present, wanted in views:
+        if present is not None and list(present) != wanted[: len(present)]:
+            result.append(backend.render("deploy", "drop_view", view=q(view)))
     if mode == "row":
         result.append(
             backend.render(

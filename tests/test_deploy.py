@@ -162,3 +162,22 @@ def test_row_mode_is_refused_on_duckdb(tmp_path, logistic, loans):
         duck.register_model("m", logistic, sample=loans[NUMERIC])
         with pytest.raises(indb.DeploymentError, match="mode 'row' is not available on duckdb"):
             duck.deploy("m", table="requests", mode="row")
+
+
+@pytest.mark.parametrize("mode", ["bulk", "row"])
+def test_a_column_added_to_a_deployed_table_shows_in_the_view_after_a_deploy(db, logistic, loans, mode):
+    """PostgreSQL's CREATE OR REPLACE VIEW adds columns only at the end: the scored view (and
+    in row mode the predictions view) is made anew when the table's columns changed."""
+    if mode not in db.backend.scoring_modes:
+        pytest.skip(f"{db.backend.name} scores in {db.backend.scoring_modes} only")
+    db.register_model("m", logistic, sample=loans[NUMERIC])
+    db.register_model("m", logistic, sample=loans[NUMERIC])
+    db.deploy("m", table="requests", version=1, mode=mode)
+    _insert_from(db, loans.head(3))
+    db.sql("ALTER TABLE requests ADD COLUMN channel VARCHAR")
+    db.deploy("m", table="requests", version=2, mode=mode)
+    db.sql(f"INSERT INTO requests ({COLUMNS}, channel) VALUES (50000, 1000, 40, 3, 'web')")
+    scored = db.sql("SELECT * FROM requests_scored ORDER BY id")
+    assert list(scored.columns[: len(NUMERIC) + 3]) == ["id", *NUMERIC, "created_at", "channel"]
+    assert scored.channel.tolist()[-1] == "web" and scored.model_version.tolist() == [1, 1, 1, 2]
+    assert db.sql("SELECT count(*) AS n FROM requests_predictions").n[0] == 4
