@@ -147,6 +147,9 @@ def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple
         )
         if backend.keyed_ids:
             result.append(_served_index(backend, home))
+    if backend.time_indexes and (present is None if mode == "bulk" else backend.table_columns(table) is None):
+        # with the table only: on a table that has rows the build would hold up its inserts
+        result.append(time_index(backend, table, mode, "p_time"))
     if mode == "bulk" and present is not None and "served" not in present:
         for name in ("add_arm_columns", "add_served_column"):
             result.append(backend.render("deploy", name, predictions=q(home)))
@@ -171,6 +174,36 @@ def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple
     if mode == "row":
         result += _shadow_statements(backend, table, prediction_type, every)
     return result, every
+
+
+# The indexes on a deployment's times where a backend wants them (Backend.time_indexes), by the
+# suffix of their names: <table>_p_time on the predictions' scored_at (the request table's in
+# row mode), <table>_gt_id and <table>_gt_time on the ground truth's id and observed_at.
+_TIME_INDEXES = {
+    "p_time": "add_scored_at_index",
+    "gt_id": "add_label_id_index",
+    "gt_time": "add_label_time_index",
+}
+
+
+def time_index(
+    backend: Backend, table: str, mode: str, suffix: str, *, schema: str | None = None, concurrently=False
+) -> str:
+    """One index on a deployment's times (sql/postgres/deploy.sql); ``concurrently`` for a
+    table that has rows (``indb doctor``'s fix for tables deployed before)."""
+    q = backend.quote
+
+    def name(relation: str) -> Quoted:
+        return q(schema, relation) if schema else q(relation)
+
+    return backend.render(
+        "deploy",
+        _TIME_INDEXES[suffix],
+        index=q(f"{table}_{suffix}"),
+        home=name(table if mode == "row" else f"{table}_predictions"),
+        ground_truth=name(f"{table}_ground_truth"),
+        concurrently=Quoted("CONCURRENTLY" if concurrently else ""),
+    )
 
 
 def shadow_table(table: str) -> str:
@@ -219,6 +252,8 @@ def _view_statements(backend: Backend, table: str, mv, mode: str, request: list[
                 prediction_type=Quoted(mv.signature.prediction_type),
             )
         )
+        if backend.time_indexes:
+            result += [time_index(backend, table, mode, suffix) for suffix in ("gt_id", "gt_time")]
     outputs = ["model", "model_version", "runtime", "prediction", *probabilities, "scored_at"]
     predictions = backend.table_columns(f"{table}_predictions")
     scored = backend.table_columns(f"{table}_scored")

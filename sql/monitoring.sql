@@ -43,6 +43,10 @@ SELECT count(*) FROM {temp};
 -- name: drop_reference
 DROP TABLE IF EXISTS {temp};
 
+-- name: stored_window_queries
+SELECT name, deployment, schema_name, time_column, windows_sql, relabeled_sql
+FROM indb.monitors ORDER BY name;
+
 -- name: set_window_queries
 UPDATE indb.monitors SET time_column = $time_column, windows_sql = $windows_sql, relabeled_sql = $relabeled_sql
 WHERE name = $name;

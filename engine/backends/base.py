@@ -303,6 +303,9 @@ class Backend(ABC):
     # New request tables get PRIMARY KEY (id) (sql/<dialect>/deploy.sql add_key), prediction
     # tables a unique index on id over their served rows (add_served_index).
     keyed_ids = False
+    # Deployment tables get indexes on their times (scored_at, observed_at) so that a monitor
+    # run reads its windows, not the whole history (DuckDB's zone maps do this unasked).
+    time_indexes = False
 
     # True: rows already in a table are scored by :meth:`backfill` after the deploy commits
     # (in batches, outside the switch's lock); False: by ``scoring_sql(..., backfill=True)``.

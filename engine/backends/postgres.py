@@ -436,6 +436,9 @@ class PostgresBackend(Backend):
         self.install_collaboration()
         self.install_model_card()
         server_python.install(self)  # job actions in Python, inside the server
+        from indb.monitoring import monitors
+
+        monitors.install_procedures(self)  # before pg_cron's next run, with monitors' queries
 
     def install_privileges(self) -> None:
         """sql/postgres/audit.sql and privileges.sql, run again when either file, the set of
@@ -1066,6 +1069,7 @@ class PostgresBackend(Backend):
     # -- switching versions (the lock order is explained in sql/postgres/deploy.sql) ----------
     separate_backfill = True
     keyed_ids = True
+    time_indexes = True
     backfill_batch = 20_000
 
     def _qualified(self, table: str) -> str:
@@ -1487,6 +1491,7 @@ class PostgresBackend(Backend):
         else:
             checks += self._jobs_without_cron(cron_fix)
         checks.append(self._roles_check())
+        checks += self._time_index_checks()
         names = list(self.role_names.values())
         access = self.query(statement("doctor", "catalog_access", d), {"roles": names})
         if access.empty:
@@ -1516,6 +1521,28 @@ class PostgresBackend(Backend):
                 )
             )
         return checks
+
+    def _time_index_checks(self) -> list[Check]:
+        """Tables deployed before indb indexed their times: monitor runs read their history."""
+        from indb import deployments
+
+        try:
+            with self.transaction():
+                missing = self.rows(statement("doctor", "missing_time_indexes", self.dialect))
+        except psycopg.Error:  # no catalog yet, or not readable: other checks say so
+            return []
+        if not missing:
+            return [Check("time indexes", True, "every deployment's tables are indexed by time")]
+        tables = sorted({table for table, *_ in missing})
+        fix = "; ".join(
+            deployments.time_index(self, table, mode, suffix, schema=schema, concurrently=True)
+            for table, schema, mode, suffix in missing
+        )
+        detail = (
+            f"deployment(s) {', '.join(tables)} have no index on scored_at / observed_at: every "
+            "monitor run reads their whole history"
+        )
+        return [Check("time indexes", False, detail, fix + ";")]
 
     def _jobs_without_cron(self, cron_fix: str) -> list[Check]:
         """Scheduled jobs in a database without pg_cron run only when called."""

@@ -26,7 +26,7 @@ from indb.identifiers import Quoted
 from indb.monitoring import accuracy, drift, fairness, pvalues
 from indb.monitoring import importance as attributions
 from indb.monitoring.thresholds import MonitorError, number
-from indb.sql import statement
+from indb.sql import statement, statements
 
 MODES = ("exact", "binned")
 WINDOW_TABLE = "indb_monitor_window"  # temporary: the current window's rows, during a run
@@ -81,7 +81,7 @@ def install(backend: Backend) -> None:
     )
     backend.register_scalar("indb_chi2_pvalue", pvalues.chi2_pvalue, ["DOUBLE", "BIGINT"], "DOUBLE", source)
     if backend.supports_procedures:
-        _install_procedures(backend)
+        install_procedures(backend)
 
 
 _PROCEDURES = (
@@ -98,19 +98,28 @@ _RUN_COMMENT = (
 )
 
 
-def _install_procedures(backend: Backend) -> None:
-    """indb.run_monitor and the alert functions, only when missing or changed: replacing them
-    on every run would fail for roles that do not own them and collide between concurrent
-    runs ("tuple concurrently updated")."""
+def install_procedures(backend: Backend) -> None:
+    """indb.run_monitor and the alert functions, only when missing or changed (at the
+    installer's connect, and before a run or a create): replacing them on every run would fail
+    for roles that do not own them and collide between concurrent runs ("tuple concurrently
+    updated"). A change also stores this indb's window queries in every monitor."""
     texts = [backend.render("monitoring", name) for name in _PROCEDURES]
-    fingerprint = hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16]
+    templates = [statements("monitoring", backend.dialect)[name][0] for name in _WINDOW_QUERIES]
+    fingerprint = hashlib.sha256("\n".join(texts + templates).encode()).hexdigest()[:16]
     comment = _RUN_COMMENT.format(fingerprint)
-    ((installed,),) = backend.rows(statement("monitoring", "installed_procedure", backend.dialect))
-    if installed == comment:
+    installed = statement("monitoring", "installed_procedure", backend.dialect)
+    if backend.rows(installed)[0][0] == comment:
         return
-    for text in texts:
-        backend.execute(text)
-    backend.execute(backend.render("monitoring", "comment_run_procedure", comment=backend.literal(comment)))
+    with backend.transaction():  # one connection at a time: the first run after an upgrade
+        backend.lock_catalog()
+        if backend.rows(installed)[0][0] == comment:
+            return
+        for text in texts:
+            backend.execute(text)
+        refresh_window_queries(backend)
+        backend.execute(
+            backend.render("monitoring", "comment_run_procedure", comment=backend.literal(comment))
+        )
 
 
 def _source() -> str:
@@ -371,6 +380,52 @@ def window_statements(
     ]
 
 
+_WINDOW_QUERIES = ("windows", "first_relabeled_window")
+
+
+def _window_queries(backend: Backend, schema: str, target, time_column: str | None) -> dict[str, str]:
+    """A run's two queries over the deployment's history, stored with the monitor: the windows
+    with rows since a moment, and the first window with a row scored or labelled since the
+    last run."""
+    q = backend.quote
+    time_type = None
+    if time_column:
+        time_type = str((backend.table_columns(target.table) or {}).get(time_column, "")).upper()
+    time = _window_time(backend, "s", time_column, time_type)
+    source = q(schema, target.table if time_column else target.predictions_table)
+    view, labels = q(schema, target.view), q(schema, target.ground_truth_table)
+    return {
+        "windows_sql": _positional(backend.render("monitoring", "windows", source=source, time=time)),
+        "relabeled_sql": _positional(
+            backend.render("monitoring", "first_relabeled_window", view=view, ground_truth=labels, time=time)
+        ),
+    }
+
+
+def refresh_window_queries(backend: Backend) -> list[str]:
+    """Monitors keep the window queries stored when they were created; an indb whose queries
+    changed (the relabel query on PostgreSQL read the whole history before) stores its own in each, so
+    that runs from pg_cron use them too. The monitors changed."""
+    changed = []
+    for name, deployment, schema, time_column, *stored in backend.rows(
+        statement("monitoring", "stored_window_queries", backend.dialect)
+    ):
+        if stored[0] is None:  # older still: its run says to create it again
+            continue
+        try:
+            target = deployments.get(backend, deployment)
+        except NotFoundError:  # undeployed: its runs fail and say so
+            continue
+        queries = _window_queries(backend, schema, target, time_column)
+        if queries["relabeled_sql"] != stored[1] or queries["windows_sql"] != stored[0]:
+            backend.execute(
+                statement("monitoring", "set_window_queries", backend.dialect),
+                {"name": name, "time_column": time_column, **queries},
+            )
+            changed.append(name)
+    return changed
+
+
 def _positional(text: str) -> str:
     """Stored statements keep $1..$4 in every dialect (PL/pgSQL's EXECUTE ... USING)."""
     return re.sub(r"%\((\d+)\)s", r"$\1", text)
@@ -533,24 +588,10 @@ def create(
                 statement("monitoring", "insert_statement", backend.dialect),
                 {"monitor": name, "step": step, "purpose": purpose, "statement": _positional(text)},
             )
-        source = tables[0] if time_column else tables[1]
-        windows_sql = backend.render(
-            "monitoring", "windows", source=source, time=_window_time(backend, "s", time_column, time_type)
-        )
-        relabeled_sql = backend.render(
-            "monitoring",
-            "first_relabeled_window",
-            view=q(schema, target.view),
-            time=_window_time(backend, "s", time_column, time_type),
-        )
+        queries = _window_queries(backend, schema, target, time_column)
         backend.execute(
             statement("monitoring", "set_window_queries", backend.dialect),
-            {
-                "name": name,
-                "time_column": time_column,
-                "windows_sql": _positional(windows_sql),
-                "relabeled_sql": _positional(relabeled_sql),
-            },
+            {"name": name, "time_column": time_column, **queries},
         )
         audit.record(
             backend,

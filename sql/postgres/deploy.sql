@@ -170,6 +170,25 @@ ALTER TABLE {predictions} DROP CONSTRAINT IF EXISTS {key};
 -- a shadow challenger costs one more row per request, not one more index entry.
 CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {predictions} (id) WHERE served;
 
+-- name: add_scored_at_index
+-- Monitors read a window of predictions by scored_at, and a scheduled run looks for rows
+-- scored since the last one: without an index each run scans every prediction ever made
+-- (benchmarks/monitor_history_postgres.py). Rows arrive in scored_at order, so a BRIN index
+-- (a few pages per million rows, next to nothing per insert) finds a window's pages;
+-- autosummarize asks autovacuum to summarize each page range once it is full. A deploy makes
+-- these with the tables; {concurrently} is CONCURRENTLY in the statements `indb doctor` gives
+-- for tables deployed before (building one on a table with rows must not hold up inserts).
+CREATE INDEX {concurrently} IF NOT EXISTS {index} ON {home} USING brin (scored_at) WITH (autosummarize = on);
+
+-- name: add_label_id_index
+-- A window's latest labels, and the scored view's label of a request, are looked up by id.
+CREATE INDEX {concurrently} IF NOT EXISTS {index} ON {ground_truth} (id, observed_at);
+
+-- name: add_label_time_index
+-- A scheduled monitor run looks for labels recorded since the last one (which arrive roughly
+-- in time order: BRIN, as for scored_at).
+CREATE INDEX {concurrently} IF NOT EXISTS {index} ON {ground_truth} USING brin (observed_at) WITH (autosummarize = on);
+
 -- name: has_id_index
 SELECT count(*) FROM pg_catalog.pg_index AS i
 JOIN pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]

@@ -41,3 +41,13 @@ SELECT EXISTS (SELECT 1 FROM indb.jobs WHERE on_alert IS NOT NULL OR timeout_sec
 
 -- name: scheduled_jobs
 SELECT count(*) FROM indb.jobs WHERE schedule IS NOT NULL;
+
+-- name: missing_time_indexes
+-- Deployments whose tables lack an index on their times (tables deployed before indb made
+-- them, sql/postgres/deploy.sql add_scored_at_index): each monitor run reads their whole
+-- history. One row per index missing, by its name's suffix.
+SELECT d.table_name, d.schema_name, d.mode, i.suffix
+FROM indb.deployments AS d
+CROSS JOIN (VALUES ('p_time'), ('gt_id'), ('gt_time')) AS i (suffix)
+WHERE pg_catalog.to_regclass(pg_catalog.format('%I.%I', d.schema_name, d.table_name || '_' || i.suffix)) IS NULL
+ORDER BY d.table_name, i.suffix;

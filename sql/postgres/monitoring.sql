@@ -15,8 +15,18 @@ SELECT DISTINCT ON (id) id, label, observed_at
 FROM {ground_truth} WHERE id IN (SELECT id FROM {window}) ORDER BY id, observed_at DESC
 
 -- name: first_relabeled_window
-SELECT min(date_bin(make_interval(secs => $1), {time}, TIMESTAMP '1970-01-01'))
-FROM {view} AS s WHERE s.observed_at > $2 OR s.scored_at > $2;
+-- As sql/monitoring.sql's, in two parts that the deployment's indexes answer without reading
+-- the whole history (sql/postgres/deploy.sql: add_scored_at_index, add_label_time_index): rows
+-- scored after $2, and rows with a label recorded after $2 (the latest label of a row is
+-- later than $2 exactly when one of its labels is). The view's label join is not read by
+-- either part, so PostgreSQL leaves it out.
+SELECT min(w) FROM (
+    SELECT min(date_bin(make_interval(secs => $1), {time}, TIMESTAMP '1970-01-01')) AS w
+    FROM {view} AS s WHERE s.scored_at > $2
+    UNION ALL
+    SELECT min(date_bin(make_interval(secs => $1), {time}, TIMESTAMP '1970-01-01'))
+    FROM {view} AS s WHERE s.id IN (SELECT g.id FROM {ground_truth} AS g WHERE g.observed_at > $2)
+) AS relabeled;
 
 -- name: create_run_procedure
 -- Runs a monitor with no client: the windows since its last run (that window again, as it
