@@ -655,6 +655,48 @@ def test_a_switch_waits_for_a_db_insert_that_holds_the_triggers_dropped(db, url,
     assert names == ["t_explain", "t_score", "t_score_humility", "t_score_humility_2"]
 
 
+@pytest.mark.parametrize("verb", ["add", "remove"])
+def test_a_humility_rule_waits_for_a_db_insert_that_holds_the_triggers_dropped(db, url, verb):
+    db.register_model("m", MODELS["lr"](), sample=FIT)
+    deployed_with_rules(db)
+    db.write_table("src", frame(3000, seed=12))
+    before = triggers(db, "t")
+    hold, results, failures = Hold(), [], []
+    thread = hold.insert(url, "t", results, failures)
+    other, done = indb.connect(url), []
+
+    def change():
+        try:
+            if verb == "add":
+                other.add_humility_rule("t", "wide_c", "outside_range", "c", low=-1.5, high=1.5)
+            else:
+                other.remove_humility_rule("t", "wide_a")
+            done.append(verb)
+        except Exception as e:
+            done.append(e)
+
+    changing = threading.Thread(target=change)
+    try:
+        changing.start()
+        for _ in range(6000):  # until the change has met the dropped triggers
+            if other.backend.catalog_waits or done:
+                break
+            time.sleep(0.01)
+        assert other.backend.catalog_waits > 0 and not done, done
+    finally:
+        hold.release.set()
+        thread.join()
+        changing.join()
+        other.close()
+    assert not failures, failures
+    assert results == [3000] and done == [verb]
+    rules = sorted(db.sql("SELECT name FROM indb.humility_rules WHERE deployment = 't'").name)
+    assert rules == (["far_b", "wide_a", "wide_c"] if verb == "add" else ["far_b"])
+    assert [n for n, _, _ in triggers(db, "t")] == [n for n, _, _ in before]
+    db.insert("t", "src")  # the rules in force now check it
+    assert one_served_each(db, "t") == 6000
+
+
 def test_a_switch_that_waits_too_long_names_the_table_and_changes_nothing(db, url):
     db.register_model("m", MODELS["lr"](), sample=FIT)
     db.register_model("m", MODELS["gb"](), sample=FIT)
@@ -668,9 +710,8 @@ def test_a_switch_that_waits_too_long_names_the_table_and_changes_nothing(db, ur
             db.deploy("m", table="t", version=2, runtime="onnx")
         with pytest.raises(indb.errors.DeploymentError, match="table 't'"):
             db.undeploy("t")
-        # other changes of the table's triggers are not run again: refused at once, saying why
-        with pytest.raises(indb.errors.DatabaseError, match="db.insert that holds the table's triggers"):
-            db.remove_humility_rule("t", "wide_a")
+        with pytest.raises(indb.errors.DeploymentError, match="table 't'"):
+            db.remove_humility_rule("t", "wide_a")  # a humility rule changes the triggers too
     assert not failures, failures
     assert db.deployment("t").version == 1
     assert same_triggers(before, triggers(db, "t"))

@@ -100,15 +100,19 @@ def add_rule(
     if name in [r[0] for r in existing]:
         raise DeploymentError(f"deployment {target.table!r} already has a humility rule {name!r}")
     backend.require_deployer(f"add a humility rule to {target.table!r}")
-    with backend.transaction():
-        backend.execute(statement("humility", "insert_rule", backend.dialect), row)
-        for category in categories or []:
-            backend.execute(
-                statement("humility", "insert_category", backend.dialect),
-                {"deployment": target.table, "rule": name, "category": category},
-            )
-        install(backend, target.table)
-        audit.record(backend, "add_humility_rule", target.table, {**row, "categories": categories})
+
+    def write() -> None:
+        with backend.transaction():
+            backend.execute(statement("humility", "insert_rule", backend.dialect), row)
+            for category in categories or []:
+                backend.execute(
+                    statement("humility", "insert_category", backend.dialect),
+                    {"deployment": target.table, "rule": name, "category": category},
+                )
+            install(backend, target.table)
+            audit.record(backend, "add_humility_rule", target.table, {**row, "categories": categories})
+
+    backend.retrying(target.table, write)  # it changes the table's triggers, as a deploy does
     return row
 
 
@@ -125,12 +129,16 @@ def _bound(rule: str, which: str, value) -> float | None:
 def remove_rule(backend: Backend, deployment: str, name: str) -> None:
     target = deployments.get(backend, deployment)
     backend.require_deployer(f"remove a humility rule of {target.table!r}")
-    with backend.transaction():
-        params = {"deployment": target.table, "name": name}
-        backend.execute(statement("humility", "delete_rule", backend.dialect), params)
-        backend.execute(statement("humility", "delete_categories", backend.dialect), params)
-        install(backend, target.table)
-        audit.record(backend, "remove_humility_rule", target.table, {"name": name})
+
+    def write() -> None:
+        with backend.transaction():
+            params = {"deployment": target.table, "name": name}
+            backend.execute(statement("humility", "delete_rule", backend.dialect), params)
+            backend.execute(statement("humility", "delete_categories", backend.dialect), params)
+            install(backend, target.table)
+            audit.record(backend, "remove_humility_rule", target.table, {"name": name})
+
+    backend.retrying(target.table, write)
 
 
 def rules(backend: Backend, deployment: str) -> pd.DataFrame:
