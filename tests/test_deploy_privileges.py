@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -85,9 +88,10 @@ def test_a_developer_without_create_on_the_schema_is_told_the_grant(db):
     assert db.sql("SELECT count(*) AS n FROM indb.feature_sets").n[0] == 1
 
 
-def test_a_non_superuser_owner_installs_deploys_and_switches(db, pg_dsn, loans):
-    """A managed server: no superuser, the database's owner installs indb (no roles, no
-    PL/Python: the compiled runtime) and deploys; another role with CREATE is refused."""
+@contextmanager
+def managed_database(pg_dsn: str) -> Iterator[tuple[str, str, str]]:
+    """A database owned by a non-superuser role (a managed server's), with a schema app it
+    and a second role create in: (url as the owner, the owner, url as the other role)."""
     name, owner, other = (f"{p}_{uuid.uuid4().hex[:8]}" for p in ("managed", "owner", "other"))
     with psycopg.connect(pg_dsn, autocommit=True) as su:
         su.execute(f'CREATE ROLE "{owner}" LOGIN')
@@ -98,7 +102,19 @@ def test_a_non_superuser_owner_installs_deploys_and_switches(db, pg_dsn, loans):
         with psycopg.connect(_as_user(url, owner), autocommit=True) as conn:
             conn.execute("CREATE SCHEMA app")
             conn.execute(f'GRANT USAGE, CREATE ON SCHEMA app TO "{other}"')
-        with indb.connect(_as_user(url, owner)) as mine:
+        yield _as_user(url, owner), owner, _as_user(url, other)
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as su:
+            su.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            su.execute(f'DROP ROLE "{owner}"')
+            su.execute(f'DROP ROLE "{other}"')
+
+
+def test_a_non_superuser_owner_installs_deploys_and_switches(db, pg_dsn, loans):
+    """A managed server: no superuser, the database's owner installs indb (no roles, no
+    PL/Python: the compiled runtime) and deploys; another role with CREATE is refused."""
+    with managed_database(pg_dsn) as (url, owner, other_url):
+        with indb.connect(url) as mine:
             assert not mine.backend.superuser
             for model in models(loans).values():
                 mine.register_model("m", model, sample=loans[NUMERIC])
@@ -109,16 +125,11 @@ def test_a_non_superuser_owner_installs_deploys_and_switches(db, pg_dsn, loans):
             mine.sql(f"INSERT INTO requests ({COLUMNS}) VALUES {ROW}")
             scored = mine.sql("SELECT model_version FROM requests_scored ORDER BY id")
             assert scored.model_version.tolist() == [1, 2]
-        with psycopg.connect(_as_user(url, owner), autocommit=True) as conn:
-            conn.execute(f'GRANT USAGE ON SCHEMA indb TO "{other}"')
-            conn.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA indb TO "{other}"')
-        with indb.connect(_as_user(url, other)) as theirs:
+            other = urlsplit(other_url).username
+            mine.sql(f'GRANT USAGE ON SCHEMA indb TO "{other}"')
+            mine.sql(f'GRANT SELECT ON ALL TABLES IN SCHEMA indb TO "{other}"')
+        with indb.connect(other_url) as theirs:
             theirs.sql("SET search_path = app")
             theirs.sql("CREATE TABLE own (income float8, debt float8, age bigint, tenure float8)")
             with pytest.raises(indb.PermissionDeniedError, match=REFUSED.format("deploy to 'own'", owner)):
                 theirs.deploy("m", table="own", version=1, runtime="sql")
-    finally:
-        with psycopg.connect(pg_dsn, autocommit=True) as su:
-            su.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            su.execute(f'DROP ROLE "{owner}"')
-            su.execute(f'DROP ROLE "{other}"')

@@ -5,6 +5,9 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -349,6 +352,63 @@ def test_a_switch_does_not_queue_behind_maintenance_of_the_table(db, loans):
         _insert(app, 3, seed=2)
     versions = db.sql("SELECT model_version, count(*) AS n FROM requests_scored GROUP BY 1 ORDER BY 1")
     assert versions.values.tolist() == [[1, 4], [2, 3]]
+
+
+@contextmanager
+def _autovacuum_every_second(pg_dsn: str) -> Iterator[None]:
+    with psycopg.connect(pg_dsn, autocommit=True) as su:
+        su.execute("ALTER SYSTEM SET autovacuum_naptime = 1")
+        su.execute("SELECT pg_reload_conf()")
+        try:
+            yield
+        finally:
+            su.execute("ALTER SYSTEM RESET autovacuum_naptime")
+            su.execute("SELECT pg_reload_conf()")
+
+
+def test_a_non_superuser_owner_switches_through_an_autovacuum_and_waits_for_a_vacuum(db, pg_dsn, loans):
+    """A managed server's owner sees neither the type nor the query of sessions that are not
+    its own (no pg_read_all_stats): an autovacuum of the request table (which PostgreSQL
+    cancels for the switch's lock) was taken for maintenance, so the switch waited
+    maintenance_wait and failed. It goes through now; a superuser's ANALYZE is still waited
+    for, and named by its pid."""
+    from tests.test_deploy_privileges import managed_database
+
+    with managed_database(pg_dsn) as (url, _, _), indb.connect(url) as owner:
+        for model in models(loans).values():
+            owner.register_model("m", model, sample=loans[NUMERIC])
+        owner.sql("SET search_path = app")
+        owner.deploy("m", table="requests", version=1, runtime="sql")
+        owner.sql(  # a slow autovacuum of the table: it sleeps 100 ms after each page
+            "ALTER TABLE requests SET (autovacuum_vacuum_insert_threshold = 1, "
+            "autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_cost_delay = 100, "
+            "autovacuum_vacuum_cost_limit = 1, autovacuum_analyze_threshold = 1000000000)"
+        )
+        owner.sql(
+            f"INSERT INTO requests ({COLUMNS}) SELECT g, g % 100, 20 + g % 50, g % 7 "
+            "FROM generate_series(1, 30000) AS g"
+        )
+        vacuuming = (
+            "SELECT a.pid FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid "
+            "WHERE l.relation = 'app.requests'::regclass AND l.granted "
+            "AND a.backend_type = 'autovacuum worker'"
+        )
+        superuser_url = pg_database(pg_dsn, urlsplit(url).path.lstrip("/"))
+        with _autovacuum_every_second(pg_dsn), psycopg.connect(superuser_url, autocommit=True) as su:
+            deadline = time.monotonic() + 60
+            while not su.execute(vacuuming).fetchall():
+                assert time.monotonic() < deadline, "no autovacuum of the table started"
+                time.sleep(0.1)
+            owner.backend.maintenance_wait = 20.0
+            owner.deploy("m", table="requests", version=2, runtime="sql")  # the autovacuum yields
+        assert owner.deployment("requests").version == 2
+        with psycopg.connect(superuser_url) as maintenance:
+            maintenance.execute("ANALYZE app.requests")  # held until it commits
+            ((pid,),) = maintenance.execute("SELECT pg_backend_pid()").fetchall()
+            owner.backend.maintenance_wait = 0.3
+            with pytest.raises(indb.IndbError, match=rf"by pid {pid} \(another role's session\)"):
+                owner.deploy("m", table="requests", version=1, runtime="sql")
+        assert owner.deployment("requests").version == 2
 
 
 def test_an_install_with_lock_triggers_is_upgraded(db, loans):

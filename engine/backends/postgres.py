@@ -1129,7 +1129,8 @@ class PostgresBackend(Backend):
                 return
             if time.monotonic() >= deadline:
                 held = ", ".join(
-                    f"pid {pid} ({kind or 'a session'}: {query!r})" for pid, kind, query in holders
+                    f"pid {pid} ({kind}: {query!r})" if kind else f"pid {pid} (another role's session)"
+                    for pid, kind, query in holders
                 )
                 raise errors.DatabaseError(
                     f"{table!r} is held in SHARE UPDATE EXCLUSIVE mode (a VACUUM, ANALYZE or index "

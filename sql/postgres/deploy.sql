@@ -66,7 +66,10 @@ LOCK TABLE {table} IN ROW EXCLUSIVE MODE;
 -- a switch's lock and not with inserts: VACUUM, ANALYZE, CREATE INDEX CONCURRENTLY and the like.
 -- A switch queued behind one would make every later insert queue behind it. An ordinary
 -- autovacuum is left out: PostgreSQL cancels it after deadlock_timeout when it blocks a lock
--- request (never one that prevents wraparound, or a VACUUM someone ran).
+-- request (never one that prevents wraparound, or a VACUUM someone ran). A role without
+-- pg_read_all_stats (a managed server's non-superuser owner) sees neither the backend type
+-- nor the query of another role's session; a holder with no user at all is an autovacuum
+-- worker (the only process without one that takes this lock), taken as an ordinary one.
 SELECT l.pid, a.backend_type, a.query FROM pg_catalog.pg_locks AS l
 LEFT JOIN pg_catalog.pg_stat_activity AS a ON a.pid = l.pid
 WHERE l.locktype = 'relation' AND l.relation = pg_catalog.to_regclass($table)
@@ -74,6 +77,7 @@ WHERE l.locktype = 'relation' AND l.relation = pg_catalog.to_regclass($table)
   AND l.granted AND l.mode = 'ShareUpdateExclusiveLock' AND l.pid <> pg_catalog.pg_backend_pid()
   AND NOT (a.backend_type IS NOT DISTINCT FROM 'autovacuum worker' AND a.query LIKE 'autovacuum:%'
            AND a.query NOT LIKE '%to prevent wraparound%')
+  AND NOT (a.backend_type IS NULL AND a.usesysid IS NULL)
 ORDER BY l.pid;
 
 -- name: drop_lock_triggers
