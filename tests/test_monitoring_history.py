@@ -2,7 +2,7 @@
 deployment's tables get indexes on their times, and the query for windows to compute again
 (rows scored, or labelled, since the last run) is written so that they answer it. Monitors
 created before get the new query on the first run after the upgrade. The speed is measured by
-benchmarks/monitor_history_postgres.py (RESULTS.md)."""
+benchmarks/monitor_history.py (RESULTS.md)."""
 
 from __future__ import annotations
 

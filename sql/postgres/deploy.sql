@@ -177,7 +177,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS {index} ON {predictions} (id) WHERE served;
 -- name: add_scored_at_index
 -- Monitors read a window of predictions by scored_at, and a scheduled run looks for rows
 -- scored since the last one: without an index each run scans every prediction ever made
--- (benchmarks/monitor_history_postgres.py). Rows arrive in scored_at order, so a BRIN index
+-- (benchmarks/monitor_history.py). Rows arrive in scored_at order, so a BRIN index
 -- (a few pages per million rows, next to nothing per insert) finds a window's pages;
 -- autosummarize asks autovacuum to summarize each page range once it is full. A deploy makes
 -- these with the tables; {concurrently} is CONCURRENTLY in the statements `indb doctor` gives
