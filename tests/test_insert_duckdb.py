@@ -601,6 +601,36 @@ def test_two_db_inserts_at_once_both_commit(db, url):
     assert explained == 6000
 
 
+def _while_a_db_insert_holds_the_triggers(url: str, change) -> tuple[list, list, list]:
+    """``change(db)`` on a connection of its own while a db.insert of src into t holds t's
+    triggers dropped: it must wait for them (a catalog wait) until the insert is released.
+    (The insert's results, its failures, what the change returned or raised.)"""
+    hold, results, failures = Hold(), [], []
+    thread = hold.insert(url, "t", results, failures)
+    other, outcome = indb.connect(url), []
+
+    def run():
+        try:
+            outcome.append(change(other))
+        except Exception as e:
+            outcome.append(e)
+
+    changing = threading.Thread(target=run)
+    try:
+        changing.start()
+        for _ in range(6000):  # until the change has met the dropped triggers
+            if other.backend.catalog_waits or outcome:
+                break
+            time.sleep(0.01)
+        assert other.backend.catalog_waits > 0 and not outcome, outcome
+    finally:
+        hold.release.set()
+        thread.join()
+        changing.join()
+        other.close()
+    return results, failures, outcome
+
+
 @pytest.mark.parametrize("verb", ["deploy", "promote"])
 def test_a_switch_waits_for_a_db_insert_that_holds_the_triggers_dropped(db, url, verb):
     first, second = MODELS["lr"](), MODELS["gb"]()
@@ -608,33 +638,11 @@ def test_a_switch_waits_for_a_db_insert_that_holds_the_triggers_dropped(db, url,
     db.register_model("m", second, sample=FIT)
     deployed_with_rules(db)
     db.write_table("src", frame(3000, seed=10))
-    hold, results, failures = Hold(), [], []
-    thread = hold.insert(url, "t", results, failures)
-    switcher = indb.connect(url)
-    switched = []
-
-    def switch():
-        try:
-            if verb == "deploy":
-                switched.append(switcher.deploy("m", table="t", version=2, runtime="onnx"))
-            else:
-                switched.append(switcher.promote("t", 2, reason="while a db.insert runs"))
-        except Exception as e:
-            switched.append(e)
-
-    deploying = threading.Thread(target=switch)
-    try:
-        deploying.start()
-        for _ in range(6000):  # until the switch has met the dropped triggers
-            if switcher.backend.catalog_waits or switched:
-                break
-            time.sleep(0.01)
-        assert switcher.backend.catalog_waits > 0 and not switched, switched
-    finally:
-        hold.release.set()
-        thread.join()
-        deploying.join()
-        switcher.close()
+    verbs = {
+        "deploy": lambda switcher: switcher.deploy("m", table="t", version=2, runtime="onnx"),
+        "promote": lambda switcher: switcher.promote("t", 2, reason="while a db.insert runs"),
+    }
+    results, failures, switched = _while_a_db_insert_holds_the_triggers(url, verbs[verb])
     assert not failures, failures
     assert results == [3000]
     assert len(switched) == 1 and not isinstance(switched[0], Exception), switched
@@ -661,35 +669,14 @@ def test_a_humility_rule_waits_for_a_db_insert_that_holds_the_triggers_dropped(d
     deployed_with_rules(db)
     db.write_table("src", frame(3000, seed=12))
     before = triggers(db, "t")
-    hold, results, failures = Hold(), [], []
-    thread = hold.insert(url, "t", results, failures)
-    other, done = indb.connect(url), []
-
-    def change():
-        try:
-            if verb == "add":
-                other.add_humility_rule("t", "wide_c", "outside_range", "c", low=-1.5, high=1.5)
-            else:
-                other.remove_humility_rule("t", "wide_a")
-            done.append(verb)
-        except Exception as e:
-            done.append(e)
-
-    changing = threading.Thread(target=change)
-    try:
-        changing.start()
-        for _ in range(6000):  # until the change has met the dropped triggers
-            if other.backend.catalog_waits or done:
-                break
-            time.sleep(0.01)
-        assert other.backend.catalog_waits > 0 and not done, done
-    finally:
-        hold.release.set()
-        thread.join()
-        changing.join()
-        other.close()
+    verbs = {
+        "add": lambda other: other.add_humility_rule("t", "wide_c", "outside_range", "c", low=-1.5, high=1.5),
+        "remove": lambda other: other.remove_humility_rule("t", "wide_a"),
+    }
+    results, failures, done = _while_a_db_insert_holds_the_triggers(url, verbs[verb])
     assert not failures, failures
-    assert results == [3000] and done == [verb]
+    assert results == [3000]
+    assert len(done) == 1 and not isinstance(done[0], Exception), done
     rules = sorted(db.sql("SELECT name FROM indb.humility_rules WHERE deployment = 't'").name)
     assert rules == (["far_b", "wide_a", "wide_c"] if verb == "add" else ["far_b"])
     assert [n for n, _, _ in triggers(db, "t")] == [n for n, _, _ in before]
