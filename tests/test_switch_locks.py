@@ -411,6 +411,42 @@ def test_a_non_superuser_owner_switches_through_an_autovacuum_and_waits_for_a_va
         assert owner.deployment("requests").version == 2
 
 
+def test_the_upgrade_that_drops_lock_triggers_is_run_again_after_a_deadlock(db, loans):
+    """The upgrade locks the tables one after another; a writer that inserted into the second
+    and then inserts into the first closes a cycle. PostgreSQL cancels the side whose deadlock
+    check runs first, the upgrade, which has waited longest: the connect runs the upgrade again
+    once the writer is done, instead of failing."""
+    for model in models(loans).values():
+        db.register_model("m", model, sample=loans[NUMERIC])
+    db.deploy("m", table="requests", version=1, runtime="sql")
+    db.deploy("m", table="compiled", version=1, runtime="sql")
+    db.backend.execute(LEGACY_LOCK_FUNCTION)
+    for table in ("requests", "compiled"):
+        db.backend.execute(LEGACY_LOCK_TRIGGER.format(table=table))
+    order = db.backend.rows(  # as the upgrade (sql/postgres/deploy.sql drop_lock_triggers) goes
+        "SELECT tgrelid::regclass::text AS name FROM pg_trigger "
+        "WHERE tgfoid = 'indb.lock_deployment()'::regprocedure ORDER BY tgrelid"
+    )
+    first, second = [name for (name,) in order]
+    db.backend.execute("COMMENT ON FUNCTION indb.fail(text) IS 'indb runtime 0000000000000000'")
+    with psycopg.connect(db.url) as writer, psycopg.connect(db.url, autocommit=True) as watch:
+        _insert(writer, 2, seed=1, table=second)  # holds second until it commits
+        connecting, connected = _in_thread(lambda: indb.connect(db.url).close())
+        _waiting(watch, second, "AccessExclusiveLock")  # the upgrade holds first, waits for second
+        try:
+            _insert(writer, 2, seed=2, table=first)  # waits for the upgrade: a cycle, the upgrade yields
+            writer.commit()
+            written = [[2, 2]]
+        except psycopg.errors.DeadlockDetected:  # only if this insert came over 1 s late (a loaded
+            writer.rollback()  # machine): the cycle was found from this side
+            written = [[0, 0]]
+        connecting.join(60)
+    assert connected == [None]
+    assert _lock_triggers(db) == []
+    counts = db.sql("SELECT (SELECT count(*) FROM requests) AS r, (SELECT count(*) FROM compiled) AS c")
+    assert counts.values.tolist() == written
+
+
 def test_an_install_with_lock_triggers_is_upgraded(db, loans):
     """Tables deployed before carry a BEFORE STATEMENT trigger <table>_lock calling
     indb.lock_deployment(): the runtime's upgrade at connect drops them and the function, and a

@@ -611,14 +611,29 @@ class PostgresBackend(Backend):
                 self.execute(text)
             self.execute(self.render(file, marker, comment=self.literal(comment)))
 
+    # An upgrade that drops the lock triggers of older deployments takes each table's lock in
+    # turn; a writer holding one and waiting for another is a deadlock PostgreSQL breaks by
+    # cancelling one side. The upgrade is then run again (it changed nothing), this many times.
+    upgrade_attempts = 3
+
     def _ensure_runtime(self) -> None:
         self.has_plpython = bool(self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'"))
-        if not self._runtime_current():
-            with self.transaction():
-                self.execute(statement("deploy", "lock_catalog", self.dialect))
-                self.has_plpython = bool(self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'"))
-                if not self._runtime_current():
-                    self._install_runtime()
+        for attempt in range(1, self.upgrade_attempts + 1):
+            if self._runtime_current():
+                return
+            try:
+                with self.transaction():
+                    self.execute(statement("deploy", "lock_catalog", self.dialect))
+                    self.has_plpython = bool(
+                        self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'")
+                    )
+                    if not self._runtime_current():
+                        self._install_runtime()
+                return
+            except psycopg.errors.DeadlockDetected:
+                if attempt == self.upgrade_attempts:
+                    raise
+                time.sleep(0.1 * attempt)
 
     def _runtime_statements(self) -> tuple[list[str], list[str]]:
         """(statements every database gets, those that need PL/Python)."""
