@@ -421,7 +421,7 @@ class PostgresBackend(Backend):
                 f"(latest {latest}). The superuser who installed indb upgrades it by connecting "
                 f"once (user {self.user!r} may not)"
             )
-        self.has_plpython = bool(self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'"))
+        self.has_plpython = self._plpython_installed()
         return max(applied, default=0)
 
     def install_runtime(self) -> None:
@@ -616,17 +616,18 @@ class PostgresBackend(Backend):
     # cancelling one side. The upgrade is then run again (it changed nothing), this many times.
     upgrade_attempts = 3
 
+    def _plpython_installed(self) -> bool:
+        return bool(self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'"))
+
     def _ensure_runtime(self) -> None:
-        self.has_plpython = bool(self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'"))
+        self.has_plpython = self._plpython_installed()
         for attempt in range(1, self.upgrade_attempts + 1):
             if self._runtime_current():
                 return
             try:
                 with self.transaction():
                     self.execute(statement("deploy", "lock_catalog", self.dialect))
-                    self.has_plpython = bool(
-                        self.rows("SELECT 1 FROM pg_extension WHERE extname = 'plpython3u'")
-                    )
+                    self.has_plpython = self._plpython_installed()
                     if not self._runtime_current():
                         self._install_runtime()
                 return
