@@ -126,7 +126,8 @@ def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple
     q = backend.quote
     sig = mv.signature
     home = table if mode == "row" else f"{table}_predictions"
-    present = backend.table_columns(home) if mode == "bulk" else (backend.table_columns(table) or {})
+    request = backend.table_columns(table) if mode == "row" else None
+    present = backend.table_columns(home) if mode == "bulk" else (request or {})
     result = []
     prediction_type = Quoted(sig.prediction_type)
     if mode == "row" and not set(PREDICTION_COLUMNS) <= set(present or {}):
@@ -147,7 +148,7 @@ def _prediction_statements(backend: Backend, table: str, mv, mode: str) -> tuple
         )
         if backend.keyed_ids:
             result.append(_served_index(backend, home))
-    if backend.time_indexes and (present is None if mode == "bulk" else backend.table_columns(table) is None):
+    if backend.time_indexes and (present is None if mode == "bulk" else request is None):
         # with the table only: on a table that has rows the build would hold up its inserts
         result.append(time_index(backend, table, mode, "p_time"))
     if mode == "bulk" and present is not None and "served" not in present:
