@@ -383,14 +383,13 @@ def window_statements(
 _WINDOW_QUERIES = ("windows", "first_relabeled_window")
 
 
-def _window_queries(backend: Backend, schema: str, target, time_column: str | None) -> dict[str, str]:
+def _window_queries(
+    backend: Backend, schema: str, target, time_column: str | None, time_type: str | None
+) -> dict[str, str]:
     """A run's two queries over the deployment's history, stored with the monitor: the windows
     with rows since a moment, and the first window with a row scored or labelled since the
     last run."""
     q = backend.quote
-    time_type = None
-    if time_column:
-        time_type = str((backend.table_columns(target.table) or {}).get(time_column, "")).upper()
     time = _window_time(backend, "s", time_column, time_type)
     source = q(schema, target.table if time_column else target.predictions_table)
     view, labels = q(schema, target.view), q(schema, target.ground_truth_table)
@@ -414,10 +413,11 @@ def refresh_window_queries(backend: Backend) -> list[str]:
             continue
         try:
             target = deployments.get(backend, deployment)
-        except NotFoundError:  # undeployed: its runs fail and say so
+            time_type = _time_column(time_column, backend.table_columns(target.table) or {})[1]
+        except (NotFoundError, MonitorError):  # undeployed, or its column gone: its runs say so
             continue
-        queries = _window_queries(backend, schema, target, time_column)
-        if queries["relabeled_sql"] != stored[1] or queries["windows_sql"] != stored[0]:
+        queries = _window_queries(backend, schema, target, time_column, time_type)
+        if [queries["windows_sql"], queries["relabeled_sql"]] != stored:
             backend.execute(
                 statement("monitoring", "set_window_queries", backend.dialect),
                 {"name": name, "time_column": time_column, **queries},
@@ -588,7 +588,7 @@ def create(
                 statement("monitoring", "insert_statement", backend.dialect),
                 {"monitor": name, "step": step, "purpose": purpose, "statement": _positional(text)},
             )
-        queries = _window_queries(backend, schema, target, time_column)
+        queries = _window_queries(backend, schema, target, time_column, time_type)
         backend.execute(
             statement("monitoring", "set_window_queries", backend.dialect),
             {"name": name, "time_column": time_column, **queries},
